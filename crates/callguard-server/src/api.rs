@@ -1,0 +1,504 @@
+//! The JSON API: wire types and thin handlers (extract, call the identity service, map). The
+//! route table at the bottom is the single list from which the router, the access checks and
+//! the OpenAPI document are all built.
+
+use crate::access::{Access, ApiJson};
+use crate::error::ApiError;
+use crate::identity::{Principal, RequestContext, SecondFactor};
+use crate::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put, MethodRouter};
+use axum::Json;
+use callguard_core::identity::{Session, User, UserStatus};
+use callguard_core::{rfc3339, Permission, Role, Secret};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+// ---- wire types -------------------------------------------------------------------------
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetupRequest {
+    /// The one-time setup token from `callguard user add` or `POST /api/v1/users`.
+    pub token: Secret<String>,
+    /// The new password: at least 12 characters, not a common password.
+    pub password: Secret<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct SetupResponse {
+    /// Answer this challenge with a code from the authenticator at `/api/v1/auth/setup/confirm`.
+    pub challenge: String,
+    /// The TOTP secret in base32, for typing into an authenticator app.
+    pub totp_secret: String,
+    /// The same secret as an `otpauth://` URI, for a QR code.
+    pub otpauth_uri: String,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetupConfirmRequest {
+    pub challenge: Secret<String>,
+    /// A current six-digit code from the authenticator.
+    pub code: Secret<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct SetupConfirmResponse {
+    /// A session token: send it as `Authorization: Bearer TOKEN`.
+    pub token: String,
+    pub expires_at: String,
+    /// Ten single-use recovery codes; shown once, keep them safe.
+    pub recovery_codes: Vec<String>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: Secret<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct LoginResponse {
+    /// Answer this challenge with a second factor at `/api/v1/auth/mfa`.
+    pub challenge: String,
+    /// The second factors this account can use: `totp`, `recovery`, `webauthn`.
+    pub methods: Vec<String>,
+    /// WebAuthn request options (for `navigator.credentials.get`) when `webauthn` is offered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webauthn: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize, JsonSchema, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MfaMethod {
+    Totp,
+    Recovery,
+    Webauthn,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MfaRequest {
+    pub challenge: Secret<String>,
+    pub method: MfaMethod,
+    /// The TOTP code, the recovery code, or the WebAuthn assertion as a JSON string.
+    pub code: Secret<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct SessionResponse {
+    pub token: String,
+    pub expires_at: String,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReauthRequest {
+    pub password: Secret<String>,
+    pub method: MfaMethod,
+    pub code: Secret<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct MeResponse {
+    pub id: String,
+    pub username: String,
+    pub role: Role,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct SessionView {
+    pub id: String,
+    pub current: bool,
+    pub created_at: String,
+    pub last_seen_at: String,
+    pub expires_at: String,
+    pub source: String,
+    pub user_agent: String,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct SessionList {
+    pub sessions: Vec<SessionView>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct RecoveryCodes {
+    pub recovery_codes: Vec<String>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserRequest {
+    pub username: String,
+    pub role: Role,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct CreateUserResponse {
+    pub id: String,
+    /// One-time setup token for the new person, valid 72 hours. Hand it over out of band.
+    pub setup_token: String,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct UserView {
+    pub id: String,
+    pub username: String,
+    pub role: Role,
+    pub status: UserStatus,
+    pub locked: bool,
+    pub failed_sign_ins: i64,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_sign_in_at: Option<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct UserList {
+    pub users: Vec<UserView>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetRoleRequest {
+    pub role: Role,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct SetupTokenResponse {
+    pub setup_token: String,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct PasskeyRegistrationStart {
+    /// Send back with the credential to `POST /api/v1/me/passkeys`.
+    pub challenge: String,
+    /// Options for `navigator.credentials.create` (base64url-encoded binary fields).
+    pub options: serde_json::Value,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasskeyRegistrationFinish {
+    pub challenge: Secret<String>,
+    /// A name to tell passkeys apart, e.g. "laptop".
+    pub name: String,
+    /// The `PublicKeyCredential` from `navigator.credentials.create`, binary fields base64url.
+    pub credential: serde_json::Value,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct PasskeyView {
+    pub id: String,
+    pub name: String,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct PasskeyList {
+    pub passkeys: Vec<PasskeyView>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct Health {
+    pub status: String,
+}
+
+pub fn user_view(u: &User) -> UserView {
+    UserView {
+        id: u.id.clone(),
+        username: u.username.clone(),
+        role: u.role,
+        status: u.status,
+        locked: u.is_locked(callguard_core::now()),
+        failed_sign_ins: u.failed_sign_ins,
+        created_at: rfc3339(u.created_at),
+        last_sign_in_at: u.last_sign_in_at.map(rfc3339),
+    }
+}
+
+pub fn session_view(s: &Session, current_id: &str) -> SessionView {
+    SessionView {
+        id: s.id.clone(),
+        current: s.id == current_id,
+        created_at: rfc3339(s.created_at),
+        last_seen_at: rfc3339(s.last_seen_at),
+        expires_at: rfc3339(s.expires_at()),
+        source: s.source.clone(),
+        user_agent: s.user_agent.clone(),
+    }
+}
+
+fn factor(method: MfaMethod, code: Secret<String>) -> SecondFactor {
+    match method {
+        MfaMethod::Totp => SecondFactor::Totp(code),
+        MfaMethod::Recovery => SecondFactor::Recovery(code),
+        MfaMethod::Webauthn => SecondFactor::WebAuthn(code),
+    }
+}
+
+fn reveal(codes: &[Secret<String>]) -> Vec<String> {
+    codes.iter().map(|c| c.expose().clone()).collect()
+}
+
+// ---- handlers ---------------------------------------------------------------------------
+
+async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok".into() })
+}
+
+async fn readyz(State(s): State<AppState>) -> Response {
+    match s.identity.store().ping().await {
+        Ok(()) => Json(Health { status: "ready".into() }).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: "database unavailable".into() })).into_response()
+        }
+    }
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn openapi_json() -> Response {
+    Json(crate::openapi::document()).into_response()
+}
+
+async fn setup(State(s): State<AppState>, ctx: RequestContext, ApiJson(r): ApiJson<SetupRequest>) -> Result<Json<SetupResponse>, ApiError> {
+    let started = s.identity.begin_setup(&r.token, r.password, &ctx).await?;
+    Ok(Json(SetupResponse {
+        challenge: started.challenge.expose().clone(),
+        totp_secret: started.totp_secret.expose().clone(),
+        otpauth_uri: started.otpauth_uri.expose().clone(),
+    }))
+}
+
+async fn setup_confirm(
+    State(s): State<AppState>,
+    ctx: RequestContext,
+    ApiJson(r): ApiJson<SetupConfirmRequest>,
+) -> Result<Json<SetupConfirmResponse>, ApiError> {
+    let signed = s.identity.confirm_setup(&r.challenge, &r.code, &ctx).await?;
+    Ok(Json(SetupConfirmResponse {
+        token: signed.token.expose().clone(),
+        expires_at: rfc3339(signed.expires_at),
+        recovery_codes: reveal(&signed.recovery_codes),
+    }))
+}
+
+async fn login(State(s): State<AppState>, ctx: RequestContext, ApiJson(r): ApiJson<LoginRequest>) -> Result<Json<LoginResponse>, ApiError> {
+    let started = s.identity.begin_sign_in(&r.username, r.password, &ctx).await?;
+    Ok(Json(LoginResponse {
+        challenge: started.challenge.expose().clone(),
+        methods: started.methods.iter().map(|m| (*m).to_owned()).collect(),
+        webauthn: started.webauthn_options,
+    }))
+}
+
+async fn mfa(State(s): State<AppState>, ctx: RequestContext, ApiJson(r): ApiJson<MfaRequest>) -> Result<Json<SessionResponse>, ApiError> {
+    let signed = s.identity.finish_sign_in(&r.challenge, factor(r.method, r.code), &ctx).await?;
+    Ok(Json(SessionResponse { token: signed.token.expose().clone(), expires_at: rfc3339(signed.expires_at) }))
+}
+
+async fn logout(State(s): State<AppState>, p: Principal) -> Result<StatusCode, ApiError> {
+    s.identity.sign_out(&p).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn reauth(State(s): State<AppState>, p: Principal, ctx: RequestContext, ApiJson(r): ApiJson<ReauthRequest>) -> Result<StatusCode, ApiError> {
+    s.identity.reauthenticate(&p, r.password, factor(r.method, r.code), &ctx).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn me(p: Principal) -> Json<MeResponse> {
+    Json(MeResponse { id: p.user.id, username: p.user.username, role: p.user.role })
+}
+
+async fn my_sessions(State(s): State<AppState>, p: Principal) -> Result<Json<SessionList>, ApiError> {
+    let sessions = s.identity.sessions(&p).await?;
+    Ok(Json(SessionList { sessions: sessions.iter().map(|x| session_view(x, &p.session.id)).collect() }))
+}
+
+async fn revoke_session(State(s): State<AppState>, p: Principal, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    s.identity.revoke_session(&p, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn regenerate_codes(State(s): State<AppState>, p: Principal) -> Result<Json<RecoveryCodes>, ApiError> {
+    let codes = s.identity.regenerate_recovery_codes(&p).await?;
+    Ok(Json(RecoveryCodes { recovery_codes: reveal(&codes) }))
+}
+
+async fn list_passkeys(State(s): State<AppState>, p: Principal) -> Result<Json<PasskeyList>, ApiError> {
+    let list = s.identity.passkey_list(&p).await?;
+    Ok(Json(PasskeyList {
+        passkeys: list
+            .iter()
+            .map(|k| PasskeyView {
+                id: k.id.clone(),
+                name: k.name.clone(),
+                created_at: rfc3339(k.created_at),
+                last_used_at: k.last_used_at.map(rfc3339),
+            })
+            .collect(),
+    }))
+}
+
+async fn start_passkey(State(s): State<AppState>, p: Principal) -> Result<Json<PasskeyRegistrationStart>, ApiError> {
+    let (challenge, options) = s.identity.begin_passkey_registration(&p).await?;
+    Ok(Json(PasskeyRegistrationStart { challenge: challenge.expose().clone(), options }))
+}
+
+async fn finish_passkey(
+    State(s): State<AppState>,
+    p: Principal,
+    ApiJson(r): ApiJson<PasskeyRegistrationFinish>,
+) -> Result<(StatusCode, Json<PasskeyView>), ApiError> {
+    let k = s.identity.finish_passkey_registration(&p, &r.challenge, &r.name, &r.credential).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(PasskeyView { id: k.id, name: k.name, created_at: rfc3339(k.created_at), last_used_at: None }),
+    ))
+}
+
+async fn delete_passkey(State(s): State<AppState>, p: Principal, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    s.identity.delete_passkey(&p, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_users(State(s): State<AppState>) -> Result<Json<UserList>, ApiError> {
+    let users = s.identity.list_users().await?;
+    Ok(Json(UserList { users: users.iter().map(user_view).collect() }))
+}
+
+async fn create_user(
+    State(s): State<AppState>,
+    p: Principal,
+    ApiJson(r): ApiJson<CreateUserRequest>,
+) -> Result<(StatusCode, Json<CreateUserResponse>), ApiError> {
+    let (user, token) = s.identity.admin_create_user(&p, &r.username, r.role).await?;
+    Ok((StatusCode::CREATED, Json(CreateUserResponse { id: user.id, setup_token: token.expose().clone() })))
+}
+
+async fn unlock_user(State(s): State<AppState>, p: Principal, Path(id): Path<String>) -> Result<Json<UserView>, ApiError> {
+    Ok(Json(user_view(&s.identity.admin_unlock(&p, &id).await?)))
+}
+
+async fn set_role(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    ApiJson(r): ApiJson<SetRoleRequest>,
+) -> Result<Json<UserView>, ApiError> {
+    Ok(Json(user_view(&s.identity.admin_set_role(&p, &id, r.role).await?)))
+}
+
+async fn enable_user(State(s): State<AppState>, p: Principal, Path(id): Path<String>) -> Result<Json<UserView>, ApiError> {
+    Ok(Json(user_view(&s.identity.admin_set_enabled(&p, &id, true).await?)))
+}
+
+async fn disable_user(State(s): State<AppState>, p: Principal, Path(id): Path<String>) -> Result<Json<UserView>, ApiError> {
+    Ok(Json(user_view(&s.identity.admin_set_enabled(&p, &id, false).await?)))
+}
+
+async fn reset_user(State(s): State<AppState>, p: Principal, Path(id): Path<String>) -> Result<Json<SetupTokenResponse>, ApiError> {
+    let token = s.identity.admin_reset_setup(&p, &id).await?;
+    Ok(Json(SetupTokenResponse { setup_token: token.expose().clone() }))
+}
+
+// ---- the route table ----------------------------------------------------------------------
+
+/// Produces a JSON Schema for a wire type, for the OpenAPI document.
+pub type SchemaFn = fn(&mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema;
+
+fn schema<T: JsonSchema>(g: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
+    g.subschema_for::<T>()
+}
+
+/// One API route: everything the router, the access check and the OpenAPI document need.
+pub struct ApiRoute {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub access: Access,
+    pub summary: &'static str,
+    pub request: Option<SchemaFn>,
+    pub response: Option<(u16, SchemaFn)>,
+    pub handler: MethodRouter<AppState>,
+}
+
+fn route(
+    method: &'static str,
+    path: &'static str,
+    access: Access,
+    summary: &'static str,
+    handler: MethodRouter<AppState>,
+) -> ApiRoute {
+    ApiRoute { method, path, access, summary, request: None, response: None, handler }
+}
+
+impl ApiRoute {
+    fn takes<T: JsonSchema>(mut self) -> Self {
+        self.request = Some(schema::<T>);
+        self
+    }
+    fn gives<T: JsonSchema>(mut self, status: u16) -> Self {
+        self.response = Some((status, schema::<T>));
+        self
+    }
+}
+
+/// Every API route. The router registers exactly these, each behind its access check.
+pub fn routes() -> Vec<ApiRoute> {
+    use Access::{Public, Signed};
+    use Permission::*;
+    vec![
+        route("GET", "/healthz", Public, "Liveness: the process answers.", get(healthz)).gives::<Health>(200),
+        route("GET", "/readyz", Public, "Readiness: the database answers.", get(readyz)).gives::<Health>(200),
+        route("GET", "/metrics", Public, "Prometheus metrics (text exposition format).", get(metrics)),
+        route("GET", "/api/v1/openapi.json", Public, "This document.", get(openapi_json)),
+        route("POST", "/api/v1/auth/setup", Public, "First-time setup, step 1: setup token and new password; returns the TOTP secret to enrol.", post(setup))
+            .takes::<SetupRequest>().gives::<SetupResponse>(200),
+        route("POST", "/api/v1/auth/setup/confirm", Public, "First-time setup, step 2: a code from the new authenticator; returns a session and ten recovery codes.", post(setup_confirm))
+            .takes::<SetupConfirmRequest>().gives::<SetupConfirmResponse>(200),
+        route("POST", "/api/v1/auth/login", Public, "Sign-in, step 1: username and password; returns a challenge for the second factor (never a session).", post(login))
+            .takes::<LoginRequest>().gives::<LoginResponse>(200),
+        route("POST", "/api/v1/auth/mfa", Public, "Sign-in, step 2: TOTP code, recovery code or WebAuthn assertion; returns a session token.", post(mfa))
+            .takes::<MfaRequest>().gives::<SessionResponse>(200),
+        route("POST", "/api/v1/auth/logout", Signed(OwnAccount), "Ends the current session.", post(logout)),
+        route("POST", "/api/v1/auth/reauth", Signed(OwnAccount), "Confirms password and second factor again; sensitive actions need this within 5 minutes.", post(reauth))
+            .takes::<ReauthRequest>(),
+        route("GET", "/api/v1/me", Signed(OwnAccount), "Who is signed in.", get(me)).gives::<MeResponse>(200),
+        route("GET", "/api/v1/me/sessions", Signed(OwnAccount), "My live sessions.", get(my_sessions)).gives::<SessionList>(200),
+        route("DELETE", "/api/v1/me/sessions/{id}", Signed(OwnAccount), "Ends one of my sessions.", delete(revoke_session)),
+        route("POST", "/api/v1/me/recovery-codes", Signed(OwnAccount), "Replaces my recovery codes (needs re-authentication).", post(regenerate_codes))
+            .gives::<RecoveryCodes>(200),
+        route("GET", "/api/v1/me/passkeys", Signed(OwnAccount), "My passkeys.", get(list_passkeys)).gives::<PasskeyList>(200),
+        route("POST", "/api/v1/me/passkeys/registration", Signed(OwnAccount), "Passkey registration, step 1: options for navigator.credentials.create.", post(start_passkey))
+            .gives::<PasskeyRegistrationStart>(200),
+        route("POST", "/api/v1/me/passkeys", Signed(OwnAccount), "Passkey registration, step 2: the browser's credential.", post(finish_passkey))
+            .takes::<PasskeyRegistrationFinish>().gives::<PasskeyView>(201),
+        route("DELETE", "/api/v1/me/passkeys/{id}", Signed(OwnAccount), "Removes one of my passkeys.", delete(delete_passkey)),
+        route("GET", "/api/v1/users", Signed(UsersRead), "All staff accounts.", get(list_users)).gives::<UserList>(200),
+        route("POST", "/api/v1/users", Signed(UsersManage), "Creates a staff account and returns its one-time setup token (creating an admin needs re-authentication).", post(create_user))
+            .takes::<CreateUserRequest>().gives::<CreateUserResponse>(201),
+        route("POST", "/api/v1/users/{id}/unlock", Signed(UsersManage), "Lifts a lockout (needs re-authentication).", post(unlock_user)).gives::<UserView>(200),
+        route("PUT", "/api/v1/users/{id}/role", Signed(UsersManage), "Changes a role and ends that person's sessions (needs re-authentication).", put(set_role))
+            .takes::<SetRoleRequest>().gives::<UserView>(200),
+        route("POST", "/api/v1/users/{id}/enable", Signed(UsersManage), "Enables a disabled account (needs re-authentication).", post(enable_user)).gives::<UserView>(200),
+        route("POST", "/api/v1/users/{id}/disable", Signed(UsersManage), "Disables an account and ends its sessions (needs re-authentication).", post(disable_user)).gives::<UserView>(200),
+        route("POST", "/api/v1/users/{id}/reset", Signed(UsersManage), "Wipes an account's credentials and issues a new setup token (needs re-authentication).", post(reset_user))
+            .gives::<SetupTokenResponse>(200),
+    ]
+}

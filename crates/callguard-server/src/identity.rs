@@ -1,0 +1,781 @@
+//! Staff sign-in as a service (SPEC C1): first-time setup, password then second factor,
+//! sessions, re-authentication, account administration. HTTP handlers and web pages both call
+//! this; neither makes a security decision of its own.
+
+use crate::error::ApiError;
+use crate::hasher::Hasher;
+use crate::metrics::Metrics;
+use callguard_core::identity::{self as policy, Session, User, UserStatus};
+use callguard_core::kek::KeyEncryptionKey;
+use callguard_core::throttle::AddressThrottle;
+use callguard_core::token::{self, TokenKind};
+use callguard_core::totp::{self, TotpSecret};
+use callguard_core::{now, password, Role, Secret, UnixTime};
+use callguard_store::{Challenge, CompletedSetup, NewActiveUser, NewPendingUser, PasskeyRecord, Store, StoreError};
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+use std::sync::Arc;
+use webauthn_rs::prelude::{
+    Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
+    Webauthn,
+};
+
+/// Name shown in authenticator apps next to the account.
+pub const ISSUER: &str = "Callguard";
+const SETUP_CHALLENGE_SECONDS: i64 = 15 * 60;
+
+/// Where a request came from, for throttling and the session list.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub source: IpAddr,
+    pub user_agent: String,
+}
+
+/// A signed-in person and the session they are using.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user: User,
+    pub session: Session,
+}
+
+/// The answer to the first setup step.
+pub struct SetupStarted {
+    pub challenge: Secret<String>,
+    pub totp_secret: Secret<String>,
+    pub otpauth_uri: Secret<String>,
+    pub username: String,
+}
+
+/// A new session, with recovery codes when it ends first-time setup.
+pub struct SignedIn {
+    pub token: Secret<String>,
+    pub expires_at: UnixTime,
+    pub recovery_codes: Vec<Secret<String>>,
+}
+
+/// The answer to a correct password: what second factors may follow.
+pub struct SignInStarted {
+    pub challenge: Secret<String>,
+    pub methods: Vec<&'static str>,
+    /// WebAuthn request options when the account has passkeys.
+    pub webauthn_options: Option<serde_json::Value>,
+}
+
+/// The second factor offered in step two.
+#[derive(Debug)]
+pub enum SecondFactor {
+    Totp(Secret<String>),
+    Recovery(Secret<String>),
+    /// A WebAuthn assertion (`PublicKeyCredential` JSON) from the browser.
+    WebAuthn(Secret<String>),
+}
+
+#[derive(Serialize, Deserialize)]
+struct SetupPayload {
+    setup_token_hash: String,
+    password_hash: String,
+    totp_sealed: String,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct SignInPayload {
+    webauthn: Option<PasskeyAuthentication>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct PasskeyRegistrationPayload {
+    state: PasskeyRegistration,
+}
+
+fn totp_aad(user_id: &str) -> String {
+    format!("callguard:totp:{user_id}")
+}
+
+fn internal(what: &str) -> ApiError {
+    tracing::error!(what, "identity service failure");
+    ApiError::Internal
+}
+
+/// The staff identity service.
+pub struct Identity {
+    store: Arc<dyn Store>,
+    kek: Arc<KeyEncryptionKey>,
+    hasher: Hasher,
+    throttle: AddressThrottle,
+    metrics: Arc<Metrics>,
+    webauthn: Option<Arc<Webauthn>>,
+}
+
+impl Identity {
+    pub fn new(
+        store: Arc<dyn Store>,
+        kek: Arc<KeyEncryptionKey>,
+        hasher: Hasher,
+        metrics: Arc<Metrics>,
+        webauthn: Option<Arc<Webauthn>>,
+    ) -> Self {
+        Self { store, kek, hasher, throttle: AddressThrottle::new(), metrics, webauthn }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Creates a pending account and returns its one-time setup token (valid 72 hours).
+    pub async fn create_user(&self, username: &str, role: Role) -> Result<(User, Secret<String>), ApiError> {
+        policy::check_username(username).map_err(|e| ApiError::Validation(e.to_string()))?;
+        let setup = token::generate(TokenKind::Setup);
+        let now = now();
+        let user = self
+            .store
+            .create_pending_user(NewPendingUser {
+                id: uuid::Uuid::new_v4().to_string(),
+                username: username.to_owned(),
+                role,
+                setup_token_hash: token::hash(setup.expose()),
+                setup_expires_at: now + policy::SETUP_TOKEN_SECONDS,
+                created_at: now,
+            })
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict => ApiError::UsernameTaken,
+                other => other.into(),
+            })?;
+        tracing::info!(user_id = %user.id, role = %role, "account created, waiting for setup");
+        Ok((user, setup))
+    }
+
+    /// Creates an account that is ready to sign in, with a known TOTP secret: for the demo and
+    /// for benchmarks, never reachable over HTTP. Returns the recovery codes.
+    pub async fn create_ready_user(
+        &self,
+        username: &str,
+        role: Role,
+        password: Secret<String>,
+        totp: &TotpSecret,
+    ) -> Result<(User, Vec<Secret<String>>), ApiError> {
+        policy::check_username(username).map_err(|e| ApiError::Validation(e.to_string()))?;
+        password::check_new_password(&password, username)?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let password_hash = self.hasher.hash(password).await?;
+        let codes: Vec<Secret<String>> = (0..token::RECOVERY_CODES).map(|_| token::recovery_code()).collect();
+        let user = self
+            .store
+            .create_active_user(NewActiveUser {
+                id: id.clone(),
+                username: username.to_owned(),
+                role,
+                password_hash,
+                totp_sealed: self.kek.seal(totp.bytes(), &totp_aad(&id)),
+                recovery_code_hashes: codes.iter().map(|c| token::hash_recovery_code(c.expose())).collect(),
+                created_at: now(),
+            })
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict => ApiError::UsernameTaken,
+                other => other.into(),
+            })?;
+        Ok((user, codes))
+    }
+
+    fn check_throttle(&self, ctx: &RequestContext) -> Result<(), ApiError> {
+        self.throttle.check(ctx.source, now()).map_err(|wait| {
+            self.metrics.sign_in("throttled");
+            ApiError::Throttled(wait)
+        })
+    }
+
+    /// Setup step one: the setup token and a new password; answers with the TOTP secret to enrol.
+    pub async fn begin_setup(
+        &self,
+        setup_token: &Secret<String>,
+        password: Secret<String>,
+        ctx: &RequestContext,
+    ) -> Result<SetupStarted, ApiError> {
+        self.check_throttle(ctx)?;
+        let now = now();
+        let token_hash = token::hash(setup_token.expose());
+        let Some(user) = self.store.user_by_setup_token(&token_hash, now).await? else {
+            self.throttle.record_failure(ctx.source, now);
+            return Err(ApiError::SetupTokenInvalid);
+        };
+        password::check_new_password(&password, &user.username)?;
+        let password_hash = self.hasher.hash(password).await?;
+        let totp = TotpSecret::generate();
+        let payload = SetupPayload {
+            setup_token_hash: token_hash,
+            password_hash,
+            totp_sealed: data_encoding::BASE64.encode(&self.kek.seal(totp.bytes(), &totp_aad(&user.id))),
+        };
+        let challenge = token::generate(TokenKind::Challenge);
+        self.store
+            .create_challenge(&Challenge {
+                token_hash: token::hash(challenge.expose()),
+                kind: "setup".into(),
+                user_id: user.id.clone(),
+                payload: serde_json::to_string(&payload).map_err(|_| internal("setup payload"))?,
+                attempts: 0,
+                expires_at: now + SETUP_CHALLENGE_SECONDS,
+            })
+            .await?;
+        Ok(SetupStarted {
+            challenge,
+            totp_secret: totp.to_base32(),
+            otpauth_uri: totp.otpauth_uri(ISSUER, &user.username),
+            username: user.username,
+        })
+    }
+
+    /// Setup step two: a code from the newly enrolled authenticator. Activates the account and
+    /// answers with a session and ten recovery codes.
+    pub async fn confirm_setup(
+        &self,
+        challenge: &Secret<String>,
+        code: &Secret<String>,
+        ctx: &RequestContext,
+    ) -> Result<SignedIn, ApiError> {
+        self.check_throttle(ctx)?;
+        let now = now();
+        let ch_hash = token::hash(challenge.expose());
+        let Some(ch) = self.store.challenge(&ch_hash, "setup", now).await? else {
+            self.throttle.record_failure(ctx.source, now);
+            return Err(ApiError::ChallengeInvalid);
+        };
+        let payload: SetupPayload = serde_json::from_str(&ch.payload).map_err(|_| internal("setup payload"))?;
+        let sealed = data_encoding::BASE64
+            .decode(payload.totp_sealed.as_bytes())
+            .map_err(|_| internal("setup totp"))?;
+        let secret = self.kek.open(&sealed, &totp_aad(&ch.user_id)).map_err(|_| internal("setup totp"))?;
+        let totp = TotpSecret::from_bytes(secret.expose().clone());
+        let Some(step) = totp.verify(code.expose(), now, None) else {
+            self.fail_challenge(&ch_hash).await?;
+            self.throttle.record_failure(ctx.source, now);
+            return Err(ApiError::SecondFactorRejected);
+        };
+        if !self.store.delete_challenge(&ch_hash).await? {
+            return Err(ApiError::ChallengeInvalid);
+        }
+        let codes: Vec<Secret<String>> = (0..token::RECOVERY_CODES).map(|_| token::recovery_code()).collect();
+        let done = self
+            .store
+            .complete_setup(CompletedSetup {
+                user_id: ch.user_id.clone(),
+                setup_token_hash: payload.setup_token_hash,
+                password_hash: payload.password_hash,
+                totp_sealed: sealed,
+                totp_step: step,
+                recovery_code_hashes: codes.iter().map(|c| token::hash_recovery_code(c.expose())).collect(),
+                now,
+            })
+            .await?;
+        if !done {
+            return Err(ApiError::SetupTokenInvalid);
+        }
+        tracing::info!(user_id = %ch.user_id, "account set up with TOTP");
+        let (token, session) = self.open_session(&ch.user_id, ctx).await?;
+        self.metrics.sign_in("success");
+        Ok(SignedIn { token, expires_at: session.expires_at(), recovery_codes: codes })
+    }
+
+    async fn fail_challenge(&self, ch_hash: &str) -> Result<(), ApiError> {
+        if self.store.count_challenge_failure(ch_hash).await? >= policy::CHALLENGE_ATTEMPTS {
+            self.store.delete_challenge(ch_hash).await?;
+        }
+        Ok(())
+    }
+
+    /// Counts a failed sign-in on an account; answers with the error to show (locked or not).
+    async fn fail_account(&self, user: &User, otherwise: ApiError) -> Result<ApiError, ApiError> {
+        let now = now();
+        let after = self
+            .store
+            .record_failed_sign_in(&user.id, now, policy::MAX_FAILED_SIGN_INS, now + policy::LOCKOUT_SECONDS)
+            .await?;
+        if after.is_some_and(|u| u.is_locked(now)) {
+            self.metrics.lockout();
+            tracing::warn!(user_id = %user.id, "account locked after too many failed sign-ins");
+            return Ok(ApiError::AccountLocked);
+        }
+        Ok(otherwise)
+    }
+
+    /// Sign-in step one: username and password. A correct password never yields a session by
+    /// itself, only a challenge for the second factor.
+    pub async fn begin_sign_in(
+        &self,
+        username: &str,
+        password: Secret<String>,
+        ctx: &RequestContext,
+    ) -> Result<SignInStarted, ApiError> {
+        self.check_throttle(ctx)?;
+        let now = now();
+        let user = self.store.user_by_username(username).await?;
+        if let Some(u) = &user {
+            if u.is_locked(now) {
+                self.metrics.sign_in("locked");
+                self.throttle.record_failure(ctx.source, now);
+                return Err(ApiError::AccountLocked);
+            }
+        }
+        let stored_hash = match &user {
+            Some(u) if u.status != UserStatus::Pending => {
+                self.store.credentials(&u.id).await?.and_then(|c| c.password_hash)
+            }
+            _ => None,
+        };
+        let ok = self.hasher.verify(password, stored_hash).await?;
+        let Some(user) = user.filter(|_| ok) else {
+            self.throttle.record_failure(ctx.source, now);
+            self.metrics.sign_in("invalid_credentials");
+            if let Some(u) = self.store.user_by_username(username).await? {
+                if u.status == UserStatus::Active {
+                    return Err(self.fail_account(&u, ApiError::InvalidCredentials).await?);
+                }
+            }
+            return Err(ApiError::InvalidCredentials);
+        };
+        if user.is_dormant(now) {
+            self.store.set_status(&user.id, UserStatus::Disabled, now).await?;
+            tracing::warn!(user_id = %user.id, "account disabled after 90 days without use");
+        }
+        if user.status == UserStatus::Disabled || user.is_dormant(now) {
+            self.metrics.sign_in("disabled");
+            return Err(ApiError::AccountDisabled);
+        }
+        let mut methods = vec!["totp"];
+        if self.store.unused_recovery_codes(&user.id).await? > 0 {
+            methods.push("recovery");
+        }
+        let mut payload = SignInPayload::default();
+        let mut webauthn_options = None;
+        if let Some(wa) = &self.webauthn {
+            let passkeys = self.passkeys(&user.id).await?;
+            if !passkeys.is_empty() {
+                let (options, state) = wa
+                    .start_passkey_authentication(&passkeys)
+                    .map_err(|_| internal("webauthn start"))?;
+                payload.webauthn = Some(state);
+                webauthn_options = serde_json::to_value(options).ok();
+                methods.push("webauthn");
+            }
+        }
+        let challenge = token::generate(TokenKind::Challenge);
+        self.store
+            .create_challenge(&Challenge {
+                token_hash: token::hash(challenge.expose()),
+                kind: "sign-in".into(),
+                user_id: user.id.clone(),
+                payload: serde_json::to_string(&payload).map_err(|_| internal("sign-in payload"))?,
+                attempts: 0,
+                expires_at: now + policy::CHALLENGE_SECONDS,
+            })
+            .await?;
+        Ok(SignInStarted { challenge, methods, webauthn_options })
+    }
+
+    async fn passkeys(&self, user_id: &str) -> Result<Vec<Passkey>, ApiError> {
+        Ok(self
+            .store
+            .passkeys_of(user_id)
+            .await?
+            .iter()
+            .filter_map(|p| serde_json::from_str(&p.passkey).ok())
+            .collect())
+    }
+
+    /// Checks a second factor for `user`; `webauthn_state` is the state of step one.
+    async fn check_second_factor(
+        &self,
+        user: &User,
+        factor: &SecondFactor,
+        webauthn_state: Option<&PasskeyAuthentication>,
+    ) -> Result<bool, ApiError> {
+        let now = now();
+        match factor {
+            SecondFactor::Totp(code) => {
+                let creds = self.store.credentials(&user.id).await?.ok_or(ApiError::InvalidCredentials)?;
+                let step = totp::step_of(now);
+                if creds.totp_fail_step == Some(step) && creds.totp_fail_count >= totp::MAX_FAILURES_PER_STEP {
+                    return Err(ApiError::TotpLocked(totp::end_of_step(now) - now));
+                }
+                let sealed = creds.totp_sealed.ok_or_else(|| internal("no totp"))?;
+                let secret = self.kek.open(&sealed, &totp_aad(&user.id)).map_err(|_| internal("totp open"))?;
+                let secret = TotpSecret::from_bytes(secret.expose().clone());
+                let accepted = match secret.verify(code.expose(), now, creds.totp_last_step) {
+                    Some(matched) => self.store.accept_totp_step(&user.id, matched).await?,
+                    None => false,
+                };
+                if !accepted {
+                    self.store.record_totp_failure(&user.id, step).await?;
+                }
+                Ok(accepted)
+            }
+            SecondFactor::Recovery(code) => Ok(self
+                .store
+                .use_recovery_code(&user.id, &token::hash_recovery_code(code.expose()), now)
+                .await?),
+            SecondFactor::WebAuthn(assertion) => {
+                let (Some(wa), Some(state)) = (&self.webauthn, webauthn_state) else {
+                    return Ok(false);
+                };
+                let Ok(credential) = serde_json::from_str::<PublicKeyCredential>(assertion.expose()) else {
+                    return Ok(false);
+                };
+                let Ok(result) = wa.finish_passkey_authentication(&credential, state) else {
+                    return Ok(false);
+                };
+                // Keep the signature counter and backup state current.
+                for mut pk in self.passkeys(&user.id).await? {
+                    if pk.update_credential(&result).is_some() {
+                        let cred_id = data_encoding::BASE64URL_NOPAD.encode(pk.cred_id().as_ref());
+                        let text = serde_json::to_string(&pk).map_err(|_| internal("passkey"))?;
+                        self.store.update_passkey(&user.id, &cred_id, &text, now).await?;
+                    }
+                }
+                Ok(true)
+            }
+        }
+    }
+
+    /// Sign-in step two: the challenge from step one and a second factor. Answers with a session.
+    pub async fn finish_sign_in(
+        &self,
+        challenge: &Secret<String>,
+        factor: SecondFactor,
+        ctx: &RequestContext,
+    ) -> Result<SignedIn, ApiError> {
+        self.check_throttle(ctx)?;
+        let now = now();
+        let ch_hash = token::hash(challenge.expose());
+        let Some(ch) = self.store.challenge(&ch_hash, "sign-in", now).await? else {
+            self.throttle.record_failure(ctx.source, now);
+            return Err(ApiError::ChallengeInvalid);
+        };
+        let user = self.store.user_by_id(&ch.user_id).await?.ok_or(ApiError::ChallengeInvalid)?;
+        if user.is_locked(now) {
+            self.store.delete_challenge(&ch_hash).await?;
+            return Err(ApiError::AccountLocked);
+        }
+        if user.status != UserStatus::Active {
+            return Err(ApiError::AccountDisabled);
+        }
+        let payload: SignInPayload = serde_json::from_str(&ch.payload).unwrap_or_default();
+        let accepted = match self.check_second_factor(&user, &factor, payload.webauthn.as_ref()).await {
+            Ok(a) => a,
+            Err(e @ ApiError::TotpLocked(_)) => {
+                self.metrics.sign_in("second_factor_rejected");
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
+        if !accepted {
+            self.metrics.sign_in("second_factor_rejected");
+            self.throttle.record_failure(ctx.source, now);
+            self.fail_challenge(&ch_hash).await?;
+            return Err(self.fail_account(&user, ApiError::SecondFactorRejected).await?);
+        }
+        if !self.store.delete_challenge(&ch_hash).await? {
+            return Err(ApiError::ChallengeInvalid);
+        }
+        self.store.record_successful_sign_in(&user.id, now).await?;
+        let (token, session) = self.open_session(&user.id, ctx).await?;
+        self.metrics.sign_in("success");
+        tracing::info!(user_id = %user.id, method = factor_name(&factor), "signed in");
+        Ok(SignedIn { token, expires_at: session.expires_at(), recovery_codes: Vec::new() })
+    }
+
+    async fn open_session(&self, user_id: &str, ctx: &RequestContext) -> Result<(Secret<String>, Session), ApiError> {
+        let now = now();
+        let token = token::generate(TokenKind::Session);
+        let session = Session {
+            id: uuid::Uuid::new_v4().to_string(),
+            user_id: user_id.to_owned(),
+            created_at: now,
+            last_seen_at: now,
+            reauth_at: now,
+            source: ctx.source.to_string(),
+            user_agent: ctx.user_agent.chars().take(200).collect(),
+        };
+        self.store.create_session(&session, &token::hash(token.expose())).await?;
+        Ok((token, session))
+    }
+
+    /// The person behind a session token, or `Unauthenticated`. Ends sessions that are idle,
+    /// too old, or whose account is no longer active.
+    pub async fn authenticate(&self, session_token: &str) -> Result<Principal, ApiError> {
+        let now = now();
+        let session = self
+            .store
+            .session_by_token(&token::hash(session_token))
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
+        if !session.is_live(now) {
+            self.store.delete_session(&session.id).await?;
+            return Err(ApiError::Unauthenticated);
+        }
+        let user = match self.store.user_by_id(&session.user_id).await? {
+            Some(u) if u.status == UserStatus::Active => u,
+            _ => {
+                self.store.delete_session(&session.id).await?;
+                return Err(ApiError::Unauthenticated);
+            }
+        };
+        // Writing on every request would serialise reads behind the writer; ten seconds of
+        // slack on a fifteen-minute idle limit is harmless.
+        if now - session.last_seen_at >= 10 {
+            self.store.touch_session(&session.id, now).await?;
+        }
+        Ok(Principal { user, session })
+    }
+
+    pub async fn sign_out(&self, principal: &Principal) -> Result<(), ApiError> {
+        self.store.delete_session(&principal.session.id).await?;
+        tracing::info!(user_id = %principal.user.id, "signed out");
+        Ok(())
+    }
+
+    /// Confirms password and second factor again for sensitive actions.
+    pub async fn reauthenticate(
+        &self,
+        principal: &Principal,
+        password: Secret<String>,
+        factor: SecondFactor,
+        ctx: &RequestContext,
+    ) -> Result<(), ApiError> {
+        self.check_throttle(ctx)?;
+        let now = now();
+        let hash = self.store.credentials(&principal.user.id).await?.and_then(|c| c.password_hash);
+        let password_ok = self.hasher.verify(password, hash).await?;
+        let factor_ok = password_ok && self.check_second_factor(&principal.user, &factor, None).await?;
+        if !factor_ok {
+            self.throttle.record_failure(ctx.source, now);
+            let err = if password_ok { ApiError::SecondFactorRejected } else { ApiError::InvalidCredentials };
+            return Err(self.fail_account(&principal.user, err).await?);
+        }
+        self.store.mark_reauthenticated(&principal.session.id, now).await?;
+        Ok(())
+    }
+
+    /// Refuses unless the principal confirmed their credentials within the last five minutes.
+    pub fn require_recent_authentication(&self, principal: &Principal) -> Result<(), ApiError> {
+        if principal.session.recently_authenticated(now()) {
+            Ok(())
+        } else {
+            Err(ApiError::ReauthenticationRequired)
+        }
+    }
+
+    /// An admin creates an account; creating another admin needs a recent re-authentication.
+    pub async fn admin_create_user(
+        &self,
+        admin: &Principal,
+        username: &str,
+        role: Role,
+    ) -> Result<(User, Secret<String>), ApiError> {
+        if role == Role::Admin {
+            self.require_recent_authentication(admin)?;
+        }
+        self.create_user(username, role).await
+    }
+
+    async fn target(&self, id: &str) -> Result<User, ApiError> {
+        self.store.user_by_id(id).await?.ok_or(ApiError::NotFound)
+    }
+
+    pub async fn admin_unlock(&self, admin: &Principal, user_id: &str) -> Result<User, ApiError> {
+        self.require_recent_authentication(admin)?;
+        self.target(user_id).await?;
+        self.store.unlock(user_id).await?;
+        tracing::info!(user_id, by = %admin.user.id, "account unlocked");
+        self.target(user_id).await
+    }
+
+    pub async fn admin_set_role(&self, admin: &Principal, user_id: &str, role: Role) -> Result<User, ApiError> {
+        self.require_recent_authentication(admin)?;
+        if admin.user.id == user_id {
+            return Err(ApiError::Validation("an admin cannot change their own role".into()));
+        }
+        self.target(user_id).await?;
+        self.store.set_role(user_id, role).await?;
+        // A role change ends the person's sessions so the new rights apply at once.
+        self.store.delete_sessions_of(user_id).await?;
+        tracing::info!(user_id, role = %role, by = %admin.user.id, "role changed");
+        self.target(user_id).await
+    }
+
+    pub async fn admin_set_enabled(&self, admin: &Principal, user_id: &str, enabled: bool) -> Result<User, ApiError> {
+        self.require_recent_authentication(admin)?;
+        if admin.user.id == user_id {
+            return Err(ApiError::Validation("an admin cannot disable or enable their own account".into()));
+        }
+        let user = self.target(user_id).await?;
+        if user.status == UserStatus::Pending {
+            return Err(ApiError::Validation("the account has not been set up yet".into()));
+        }
+        let status = if enabled { UserStatus::Active } else { UserStatus::Disabled };
+        self.store.set_status(user_id, status, now()).await?;
+        if !enabled {
+            self.store.delete_sessions_of(user_id).await?;
+        }
+        self.target(user_id).await
+    }
+
+    /// Issues a fresh setup token, wiping the account's credentials (lost authenticator).
+    pub async fn admin_reset_setup(&self, admin: &Principal, user_id: &str) -> Result<Secret<String>, ApiError> {
+        self.require_recent_authentication(admin)?;
+        if admin.user.id == user_id {
+            return Err(ApiError::Validation("an admin cannot reset their own account".into()));
+        }
+        self.target(user_id).await?;
+        let setup = token::generate(TokenKind::Setup);
+        self.store
+            .reset_setup(user_id, &token::hash(setup.expose()), now() + policy::SETUP_TOKEN_SECONDS)
+            .await?;
+        Ok(setup)
+    }
+
+    pub async fn list_users(&self) -> Result<Vec<User>, ApiError> {
+        Ok(self.store.list_users().await?)
+    }
+
+    pub async fn sessions(&self, principal: &Principal) -> Result<Vec<Session>, ApiError> {
+        let now = now();
+        Ok(self
+            .store
+            .sessions_of(&principal.user.id)
+            .await?
+            .into_iter()
+            .filter(|s| s.is_live(now))
+            .collect())
+    }
+
+    /// Ends one of the principal's own sessions.
+    pub async fn revoke_session(&self, principal: &Principal, session_id: &str) -> Result<(), ApiError> {
+        let own = self.store.sessions_of(&principal.user.id).await?;
+        if !own.iter().any(|s| s.id == session_id) {
+            return Err(ApiError::NotFound);
+        }
+        self.store.delete_session(session_id).await?;
+        Ok(())
+    }
+
+    /// Replaces the principal's recovery codes; needs a recent re-authentication.
+    pub async fn regenerate_recovery_codes(&self, principal: &Principal) -> Result<Vec<Secret<String>>, ApiError> {
+        self.require_recent_authentication(principal)?;
+        let codes: Vec<Secret<String>> = (0..token::RECOVERY_CODES).map(|_| token::recovery_code()).collect();
+        let hashes: Vec<String> = codes.iter().map(|c| token::hash_recovery_code(c.expose())).collect();
+        self.store.replace_recovery_codes(&principal.user.id, &hashes).await?;
+        Ok(codes)
+    }
+
+    pub async fn unused_recovery_codes(&self, principal: &Principal) -> Result<i64, ApiError> {
+        Ok(self.store.unused_recovery_codes(&principal.user.id).await?)
+    }
+
+    fn webauthn(&self) -> Result<&Webauthn, ApiError> {
+        self.webauthn.as_deref().ok_or(ApiError::NotConfigured("passkeys need a valid public_url"))
+    }
+
+    /// Passkey registration step one: options for `navigator.credentials.create`.
+    pub async fn begin_passkey_registration(&self, principal: &Principal) -> Result<(Secret<String>, serde_json::Value), ApiError> {
+        let wa = self.webauthn()?;
+        let user_uuid = uuid::Uuid::parse_str(&principal.user.id).map_err(|_| internal("user id"))?;
+        let existing: Vec<_> = self.passkeys(&principal.user.id).await?.iter().map(|p| p.cred_id().clone()).collect();
+        let (options, state) = wa
+            .start_passkey_registration(user_uuid, &principal.user.username, &principal.user.username, Some(existing))
+            .map_err(|_| internal("webauthn registration start"))?;
+        let challenge = token::generate(TokenKind::Challenge);
+        self.store
+            .create_challenge(&Challenge {
+                token_hash: token::hash(challenge.expose()),
+                kind: "passkey-registration".into(),
+                user_id: principal.user.id.clone(),
+                payload: serde_json::to_string(&PasskeyRegistrationPayload { state })
+                    .map_err(|_| internal("passkey payload"))?,
+                attempts: 0,
+                expires_at: now() + policy::CHALLENGE_SECONDS,
+            })
+            .await?;
+        let options = serde_json::to_value(options).map_err(|_| internal("passkey options"))?;
+        Ok((challenge, options))
+    }
+
+    /// Passkey registration step two: the browser's attestation.
+    pub async fn finish_passkey_registration(
+        &self,
+        principal: &Principal,
+        challenge: &Secret<String>,
+        name: &str,
+        credential: &serde_json::Value,
+    ) -> Result<PasskeyRecord, ApiError> {
+        let wa = self.webauthn()?;
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 64 {
+            return Err(ApiError::Validation("a passkey name has 1 to 64 characters".into()));
+        }
+        let ch_hash = token::hash(challenge.expose());
+        let ch = self
+            .store
+            .challenge(&ch_hash, "passkey-registration", now())
+            .await?
+            .filter(|c| c.user_id == principal.user.id)
+            .ok_or(ApiError::ChallengeInvalid)?;
+        if !self.store.delete_challenge(&ch_hash).await? {
+            return Err(ApiError::ChallengeInvalid);
+        }
+        let payload: PasskeyRegistrationPayload =
+            serde_json::from_str(&ch.payload).map_err(|_| internal("passkey payload"))?;
+        let credential: RegisterPublicKeyCredential = serde_json::from_value(credential.clone())
+            .map_err(|_| ApiError::BadRequest("`credential` is not a WebAuthn registration response".into()))?;
+        let passkey = wa
+            .finish_passkey_registration(&credential, &payload.state)
+            .map_err(|_| ApiError::SecondFactorRejected)?;
+        let record = PasskeyRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            user_id: principal.user.id.clone(),
+            credential_id: data_encoding::BASE64URL_NOPAD.encode(passkey.cred_id().as_ref()),
+            name: name.to_owned(),
+            passkey: serde_json::to_string(&passkey).map_err(|_| internal("passkey"))?,
+            created_at: now(),
+            last_used_at: None,
+        };
+        self.store.add_passkey(&record).await.map_err(|e| match e {
+            StoreError::Conflict => ApiError::Validation("this passkey is already registered".into()),
+            other => other.into(),
+        })?;
+        Ok(record)
+    }
+
+    pub async fn passkey_list(&self, principal: &Principal) -> Result<Vec<PasskeyRecord>, ApiError> {
+        Ok(self.store.passkeys_of(&principal.user.id).await?)
+    }
+
+    pub async fn delete_passkey(&self, principal: &Principal, id: &str) -> Result<(), ApiError> {
+        if self.store.delete_passkey(&principal.user.id, id).await? {
+            Ok(())
+        } else {
+            Err(ApiError::NotFound)
+        }
+    }
+
+    /// Housekeeping: drop expired sessions and challenges, disable dormant accounts.
+    pub async fn sweep(&self) -> Result<(), ApiError> {
+        let now = now();
+        self.store
+            .delete_expired_sessions(now - policy::SESSION_IDLE_SECONDS, now - policy::SESSION_ABSOLUTE_SECONDS)
+            .await?;
+        self.store.delete_expired_challenges(now).await?;
+        for id in self.store.disable_dormant(now - policy::DORMANT_SECONDS).await? {
+            tracing::warn!(user_id = %id, "account disabled after 90 days without use");
+        }
+        Ok(())
+    }
+}
+
+fn factor_name(f: &SecondFactor) -> &'static str {
+    match f {
+        SecondFactor::Totp(_) => "totp",
+        SecondFactor::Recovery(_) => "recovery",
+        SecondFactor::WebAuthn(_) => "webauthn",
+    }
+}

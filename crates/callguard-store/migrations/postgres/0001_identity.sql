@@ -1,0 +1,58 @@
+-- Staff identity: accounts, second factors, recovery codes, sessions, sign-in challenges.
+CREATE TABLE users (
+    id TEXT PRIMARY KEY,
+    username TEXT NOT NULL UNIQUE,
+    role TEXT NOT NULL,
+    status TEXT NOT NULL,
+    password_hash TEXT,
+    totp_sealed BYTEA,
+    totp_last_step BIGINT,
+    totp_fail_step BIGINT,
+    totp_fail_count BIGINT NOT NULL DEFAULT 0,
+    failed_sign_ins BIGINT NOT NULL DEFAULT 0,
+    locked_until BIGINT,
+    setup_token_hash TEXT UNIQUE,
+    setup_expires_at BIGINT,
+    created_at BIGINT NOT NULL,
+    activated_at BIGINT,
+    last_sign_in_at BIGINT
+);
+
+CREATE TABLE recovery_codes (
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    code_hash TEXT NOT NULL,
+    used_at BIGINT,
+    PRIMARY KEY (user_id, code_hash)
+);
+
+CREATE TABLE sessions (
+    id TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    created_at BIGINT NOT NULL,
+    last_seen_at BIGINT NOT NULL,
+    reauth_at BIGINT NOT NULL,
+    source TEXT NOT NULL,
+    user_agent TEXT NOT NULL
+);
+CREATE INDEX sessions_user ON sessions(user_id);
+
+CREATE TABLE challenges (
+    token_hash TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    attempts BIGINT NOT NULL DEFAULT 0,
+    expires_at BIGINT NOT NULL
+);
+
+CREATE TABLE passkeys (
+    id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    credential_id TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    passkey TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    last_used_at BIGINT
+);
+CREATE INDEX passkeys_user ON passkeys(user_id);

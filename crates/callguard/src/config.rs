@@ -1,0 +1,316 @@
+//! Configuration: built-in defaults, then a TOML file, then `CALLGUARD_*` environment
+//! variables; secrets may also come from files (`*_file` keys, `CALLGUARD_*_FILE` variables).
+//! Every problem stops start-up with a message that names the key, never a secret's value.
+
+use callguard_core::Secret;
+use callguard_server::{KekSource, Settings};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// One configuration key: its TOML name, whether it is secret, and what it means.
+pub struct Key {
+    pub name: &'static str,
+    pub secret: bool,
+    pub about: &'static str,
+}
+
+/// Every key Callguard reads. The environment variable is `CALLGUARD_` + the name in upper case
+/// with dots as underscores; secret keys can also be read from a file named by `NAME_file`
+/// (`CALLGUARD_NAME_FILE`).
+pub const KEYS: &[Key] = &[
+    Key { name: "listen", secret: false, about: "address and port for HTTPS (default 127.0.0.1:8443; port 0 picks a free one)" },
+    Key { name: "data_dir", secret: false, about: "directory for the SQLite database, keys, certificate (default ./callguard-data)" },
+    Key { name: "database_url", secret: true, about: "postgres://user@host:port/db for PostgreSQL; empty for SQLite in data_dir" },
+    Key { name: "public_url", secret: false, about: "the https:// address people use; passkeys bind to its host (default https://localhost:PORT)" },
+    Key { name: "tls.cert_file", secret: false, about: "PEM certificate chain; with tls.key_file, replaces the self-signed certificate" },
+    Key { name: "tls.key_file", secret: false, about: "PEM private key for tls.cert_file" },
+    Key { name: "kek_file", secret: false, about: "file holding the key-encryption key; created on first start (default DATA_DIR/keys/kek)" },
+    Key { name: "kek", secret: true, about: "the key-encryption key itself (base64 of 32 bytes), instead of kek_file" },
+    Key { name: "log.level", secret: false, about: "error, warn, info, debug or trace (default info)" },
+    Key { name: "log.format", secret: false, about: "text or json (default text)" },
+];
+
+/// A configuration problem; the message names the key and where it came from.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(pub String);
+
+/// Where a value came from, for messages.
+#[derive(Debug, Clone)]
+enum Origin {
+    File(PathBuf),
+    Env(String),
+    SecretFile(PathBuf),
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::File(p) => write!(f, "in {}", p.display()),
+            Origin::Env(v) => write!(f, "from {v}"),
+            Origin::SecretFile(p) => write!(f, "read from {}", p.display()),
+        }
+    }
+}
+
+#[must_use]
+pub fn env_name(key: &str) -> String {
+    format!("CALLGUARD_{}", key.replace('.', "_").to_ascii_uppercase())
+}
+
+/// Raw values by key, with their origin.
+#[derive(Default)]
+pub struct Raw {
+    values: BTreeMap<&'static str, (String, Origin)>,
+}
+
+impl Raw {
+    /// Reads the TOML file (if any) and the environment.
+    pub fn load(config_file: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut raw = Raw::default();
+        if let Some(path) = config_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ConfigError(format!("cannot read the configuration file {}: {e}", path.display())))?;
+            let table: toml::Table = text
+                .parse()
+                .map_err(|e: toml::de::Error| ConfigError(format!("{} is not valid TOML: {}", path.display(), e.message())))?;
+            let mut flat = Vec::new();
+            flatten("", &table, &mut flat);
+            for (name, value) in flat {
+                let (key_name, from_file) = match name.strip_suffix("_file") {
+                    Some(base) if KEYS.iter().any(|k| k.name == base && k.secret) => (base.to_owned(), true),
+                    _ => (name.clone(), false),
+                };
+                let Some(key) = KEYS.iter().find(|k| k.name == key_name) else {
+                    return Err(ConfigError(format!(
+                        "unknown key `{name}` in {}; known keys: {}",
+                        path.display(),
+                        KEYS.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
+                    )));
+                };
+                let origin = Origin::File(path.to_path_buf());
+                let text = match value {
+                    toml::Value::String(s) => s,
+                    toml::Value::Integer(i) => i.to_string(),
+                    toml::Value::Boolean(b) => b.to_string(),
+                    _ => return Err(ConfigError(format!("key `{name}` {origin} must be a string"))),
+                };
+                let entry = if from_file { read_secret_file(&name, &text)? } else { (text, origin) };
+                raw.values.insert(key.name, entry);
+            }
+        }
+        for key in KEYS {
+            let var = env_name(key.name);
+            if key.secret {
+                if let Some(file) = env(&format!("{var}_FILE")) {
+                    raw.values.insert(key.name, read_secret_file(&format!("{var}_FILE"), &file)?);
+                }
+            }
+            if let Some(v) = env(&var) {
+                raw.values.insert(key.name, (v, Origin::Env(var)));
+            }
+        }
+        Ok(raw)
+    }
+
+    fn get(&self, key: &str) -> Option<&(String, Origin)> {
+        self.values.get(key).filter(|(v, _)| !v.trim().is_empty())
+    }
+
+    fn describe(&self, key: &str) -> String {
+        match self.values.get(key) {
+            Some((_, origin)) => format!("`{key}` ({origin})"),
+            None => format!("`{key}`"),
+        }
+    }
+
+    /// Turns raw values into validated settings.
+    pub fn settings(&self) -> Result<Settings, ConfigError> {
+        let listen: SocketAddr = match self.get("listen") {
+            Some((v, _)) => v.trim().parse().map_err(|_| {
+                ConfigError(format!("{} is not an address and port like 127.0.0.1:8443 (got {v:?})", self.describe("listen")))
+            })?,
+            None => SocketAddr::from(([127, 0, 0, 1], 8443)),
+        };
+        let data_dir = self.get("data_dir").map_or_else(|| PathBuf::from("./callguard-data"), |(v, _)| PathBuf::from(v.trim()));
+        let database_url = match self.get("database_url") {
+            Some((v, _)) => {
+                let v = v.trim();
+                if !(v.starts_with("postgres://") || v.starts_with("postgresql://")) {
+                    return Err(ConfigError(format!(
+                        "{} must start with postgres:// (or be empty for SQLite)",
+                        self.describe("database_url")
+                    )));
+                }
+                if v.parse::<tokio_postgres_config::Config>().is_err() {
+                    return Err(ConfigError(format!("{} is not a valid PostgreSQL URL", self.describe("database_url"))));
+                }
+                Some(Secret::new(v.to_owned()))
+            }
+            None => None,
+        };
+        let public_url = match self.get("public_url") {
+            Some((v, _)) => {
+                let u = url::Url::parse(v.trim()).map_err(|_| {
+                    ConfigError(format!("{} is not a URL like https://callguard.example.com", self.describe("public_url")))
+                })?;
+                if u.scheme() != "https" || u.host_str().is_none() {
+                    return Err(ConfigError(format!("{} must be an https:// URL with a host", self.describe("public_url"))));
+                }
+                Some(u)
+            }
+            None => None,
+        };
+        let cert = self.get("tls.cert_file").map(|(v, _)| PathBuf::from(v.trim()));
+        let key = self.get("tls.key_file").map(|(v, _)| PathBuf::from(v.trim()));
+        match (&cert, &key) {
+            (Some(_), None) => return Err(ConfigError(format!("{} is set but `tls.key_file` is not", self.describe("tls.cert_file")))),
+            (None, Some(_)) => return Err(ConfigError(format!("{} is set but `tls.cert_file` is not", self.describe("tls.key_file")))),
+            _ => {}
+        }
+        for (name, p) in [("tls.cert_file", &cert), ("tls.key_file", &key)] {
+            if let Some(p) = p {
+                if !p.is_file() {
+                    return Err(ConfigError(format!("{}: no file at {}", self.describe(name), p.display())));
+                }
+            }
+        }
+        let kek = match (self.get("kek"), self.get("kek_file")) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError("set either `kek` or `kek_file`, not both".into()));
+            }
+            (Some((v, _)), None) => {
+                if callguard_core::kek::KeyEncryptionKey::from_text(v).is_none() {
+                    return Err(ConfigError(format!("{} must be base64 of exactly 32 bytes", self.describe("kek"))));
+                }
+                KekSource::Inline(Secret::new(v.clone()))
+            }
+            (None, Some((v, _))) => KekSource::File(PathBuf::from(v.trim())),
+            (None, None) => KekSource::File(data_dir.join("keys").join("kek")),
+        };
+        Ok(Settings { listen, data_dir, database_url, public_url, tls_cert_file: cert, tls_key_file: key, kek })
+    }
+
+    /// Log level and format.
+    pub fn logging(&self) -> Result<(String, bool), ConfigError> {
+        let level = self.get("log.level").map_or("info".to_owned(), |(v, _)| v.trim().to_ascii_lowercase());
+        if !["error", "warn", "info", "debug", "trace"].contains(&level.as_str()) {
+            return Err(ConfigError(format!("{} must be one of error, warn, info, debug, trace", self.describe("log.level"))));
+        }
+        let json = match self.get("log.format").map(|(v, _)| v.trim().to_ascii_lowercase()) {
+            None => false,
+            Some(f) if f == "text" => false,
+            Some(f) if f == "json" => true,
+            Some(_) => return Err(ConfigError(format!("{} must be text or json", self.describe("log.format")))),
+        };
+        Ok((level, json))
+    }
+
+    /// The effective configuration for `callguard config check`, secrets hidden.
+    #[must_use]
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for key in KEYS {
+            let shown = match self.values.get(key.name) {
+                Some(_) if key.secret => "<set, hidden>".to_owned(),
+                Some((v, origin)) => format!("{v:?} ({origin})"),
+                None => "(default)".to_owned(),
+            };
+            out.push_str(&format!("{:<14} {:<28} {shown}\n", key.name, env_name(key.name)));
+        }
+        out
+    }
+}
+
+/// Minimal PostgreSQL URL check without pulling the driver into the CLI crate.
+mod tokio_postgres_config {
+    pub struct Config;
+    impl std::str::FromStr for Config {
+        type Err = ();
+        fn from_str(s: &str) -> Result<Self, ()> {
+            let u = url::Url::parse(s).map_err(|_| ())?;
+            if u.host_str().is_some() {
+                Ok(Config)
+            } else {
+                Err(())
+            }
+        }
+    }
+}
+
+fn read_secret_file(key: &str, path: &str) -> Result<(String, Origin), ConfigError> {
+    let p = PathBuf::from(path.trim());
+    let text = std::fs::read_to_string(&p)
+        .map_err(|e| ConfigError(format!("`{key}`: cannot read the secret file {}: {e}", p.display())))?;
+    Ok((text.trim().to_owned(), Origin::SecretFile(p)))
+}
+
+fn flatten(prefix: &str, table: &toml::Table, out: &mut Vec<(String, toml::Value)>) {
+    for (k, v) in table {
+        let name = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        match v {
+            toml::Value::Table(t) => flatten(&name, t, out),
+            other => out.push((name, other.clone())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned())
+    }
+
+    #[test]
+    fn defaults_apply_without_file_or_environment() {
+        let s = Raw::load(None, &env_of(&[])).unwrap().settings().unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8443");
+        assert_eq!(s.data_dir, PathBuf::from("./callguard-data"));
+        assert!(s.database_url.is_none());
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_errors_name_the_key() {
+        let dir = std::env::temp_dir().join(format!("cg-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\n[log]\nlevel = \"debug\"\n").unwrap();
+        let raw = Raw::load(Some(&file), &env_of(&[("CALLGUARD_LISTEN", "127.0.0.1:9100")])).unwrap();
+        assert_eq!(raw.settings().unwrap().listen.port(), 9100);
+        assert_eq!(raw.logging().unwrap().0, "debug");
+
+        let bad = Raw::load(None, &env_of(&[("CALLGUARD_LISTEN", "not-an-address")])).unwrap();
+        let msg = bad.settings().unwrap_err().to_string();
+        assert!(msg.contains("`listen`") && msg.contains("CALLGUARD_LISTEN"), "{msg}");
+
+        std::fs::write(&file, "lisen = \"x\"\n").unwrap();
+        let msg = Raw::load(Some(&file), &env_of(&[])).err().unwrap().to_string();
+        assert!(msg.contains("unknown key `lisen`"), "{msg}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn secrets_come_from_files_and_are_never_echoed() {
+        let dir = std::env::temp_dir().join(format!("cg-cfg-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("db");
+        std::fs::write(&f, "mysql://root:hunter2@db/x\n").unwrap();
+        let path: &'static str = Box::leak(f.display().to_string().into_boxed_str());
+        let leaked: &'static [(&'static str, &'static str)] = Box::leak(Box::new([("CALLGUARD_DATABASE_URL_FILE", path)]));
+        let raw = Raw::load(None, &env_of(leaked)).unwrap();
+        let msg = raw.settings().unwrap_err().to_string();
+        assert!(msg.contains("database_url") && !msg.contains("hunter2"), "{msg}");
+        assert!(!raw.render().contains("hunter2"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn bad_log_level_and_half_tls_settings_are_refused() {
+        assert!(Raw::load(None, &env_of(&[("CALLGUARD_LOG_LEVEL", "loud")])).unwrap().logging().is_err());
+        let raw = Raw::load(None, &env_of(&[("CALLGUARD_TLS_CERT_FILE", "/etc/hostname")])).unwrap();
+        assert!(raw.settings().unwrap_err().to_string().contains("tls.key_file"));
+    }
+}

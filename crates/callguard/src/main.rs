@@ -1,0 +1,214 @@
+//! `callguard`: the one binary. Serves the platform, runs the demo, and carries the operator
+//! commands (accounts, configuration checks).
+#![forbid(unsafe_code)]
+
+mod config;
+mod demo;
+
+use callguard_core::Role;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Callguard: a contact-center platform whose first job is to keep callers' data and money safe.
+///
+/// Configuration comes from a TOML file (--config), overridden by CALLGUARD_* environment
+/// variables (CALLGUARD_LISTEN, CALLGUARD_DATA_DIR, CALLGUARD_DATABASE_URL, …); run
+/// `callguard config keys` for the full list.
+#[derive(Parser)]
+#[command(name = "callguard", version, about, long_about)]
+struct Cli {
+    /// TOML configuration file (also CALLGUARD_CONFIG).
+    #[arg(long, global = true, env = "CALLGUARD_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API and web pages over HTTPS until SIGTERM or Ctrl-C.
+    Serve,
+    /// Serve a throw-away instance with demo staff of every role and print how to sign in.
+    Demo {
+        /// Where to keep the demo's data (default: a new directory under the system's temp dir).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Manage staff accounts directly in the database (for the first admin, and recovery).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Inspect configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an account; prints its one-time setup token (valid 72 hours) and nothing else.
+    Add {
+        /// Lower-case letters, digits, '.', '_' or '-', starting with a letter.
+        username: String,
+        /// agent, supervisor, compliance or admin.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+    },
+    /// List accounts with their role and state.
+    List,
+    /// Lift a lockout after too many failed sign-ins.
+    Unlock { username: String },
+    /// Wipe an account's credentials and print a new setup token (lost authenticator).
+    Reset { username: String },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate the configuration and print the effective values (secrets hidden).
+    Check,
+    /// List every configuration key with its environment variable.
+    Keys,
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    s.parse().map_err(|e: callguard_core::role::UnknownRole| e.to_string())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let env = |k: &str| std::env::var(k).ok();
+    let raw = match config::Raw::load(cli.config.as_deref(), &env) {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    if let Command::Config { command: ConfigCommand::Keys } = &cli.command {
+        for k in config::KEYS {
+            println!("{:<14} {:<28} {}", k.name, config::env_name(k.name), k.about);
+        }
+        return ExitCode::SUCCESS;
+    }
+    let (level, json) = match raw.logging() {
+        Ok(l) => l,
+        Err(e) => return fail(&e),
+    };
+    init_logging(&level, json);
+    let mut settings = match raw.settings() {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve => {
+                let rt = callguard_server::Runtime::open(&settings).await?;
+                callguard_server::serve(settings, rt, shutdown_signal()).await?;
+                Ok(())
+            }
+            Command::Demo { data_dir } => {
+                settings.data_dir = data_dir.unwrap_or_else(|| {
+                    std::env::temp_dir().join(format!("callguard-demo-{}", callguard_core::now()))
+                });
+                settings.kek = callguard_server::KekSource::File(settings.data_dir.join("keys").join("kek"));
+                demo::run(settings, shutdown_signal()).await
+            }
+            Command::User { command } => user_command(&settings, command).await,
+            Command::Config { command: ConfigCommand::Check } => {
+                print!("{}", raw.render());
+                println!("configuration is valid");
+                Ok(())
+            }
+            Command::Config { command: ConfigCommand::Keys } => Ok(()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&*e),
+    }
+}
+
+type AnyError = Box<dyn std::error::Error + Send + Sync>;
+
+async fn user_command(settings: &callguard_server::Settings, command: UserCommand) -> Result<(), AnyError> {
+    let rt = callguard_server::Runtime::open(settings).await?;
+    let identity = rt.identity(Default::default(), None);
+    match command {
+        UserCommand::Add { username, role } => {
+            let (_, token) = identity.create_user(&username, role).await.map_err(api)?;
+            println!("{}", token.expose());
+        }
+        UserCommand::List => {
+            for u in identity.list_users().await.map_err(api)? {
+                let locked = if u.is_locked(callguard_core::now()) { " locked" } else { "" };
+                println!("{:<24} {:<11} {}{locked}", u.username, u.role, u.status.as_str());
+            }
+        }
+        UserCommand::Unlock { username } => {
+            let u = find(&rt, &username).await?;
+            rt.store.unlock(&u.id).await?;
+            eprintln!("{username} is unlocked");
+        }
+        UserCommand::Reset { username } => {
+            let u = find(&rt, &username).await?;
+            let token = callguard_core::token::generate(callguard_core::token::TokenKind::Setup);
+            let expires = callguard_core::now() + callguard_core::identity::SETUP_TOKEN_SECONDS;
+            rt.store.reset_setup(&u.id, &callguard_core::token::hash(token.expose()), expires).await?;
+            println!("{}", token.expose());
+        }
+    }
+    Ok(())
+}
+
+async fn find(rt: &callguard_server::Runtime, username: &str) -> Result<callguard_core::identity::User, AnyError> {
+    rt.store
+        .user_by_username(username)
+        .await?
+        .ok_or_else(|| format!("no account named {username:?}; `callguard user list` shows them").into())
+}
+
+fn api(e: callguard_server::error::ApiError) -> AnyError {
+    e.to_string().into()
+}
+
+fn fail(e: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("callguard: {e}");
+    ExitCode::FAILURE
+}
+
+fn init_logging(level: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},hyper=warn,rustls=warn,tokio_postgres=warn")));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("stop requested");
+}
