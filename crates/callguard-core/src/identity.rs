@@ -81,7 +81,10 @@ impl User {
     /// Whether the account has gone unused past the dormancy limit at `now`.
     #[must_use]
     pub fn is_dormant(&self, now: UnixTime) -> bool {
-        let last = self.last_sign_in_at.or(self.activated_at).unwrap_or(self.created_at);
+        let last = self
+            .last_sign_in_at
+            .or(self.activated_at)
+            .unwrap_or(self.created_at);
         self.status == UserStatus::Active && now - last > DORMANT_SECONDS
     }
 }

@@ -68,7 +68,10 @@ impl KeyEncryptionKey {
         };
         let Ok(ct) = cipher.encrypt(
             XNonce::from_slice(&nonce),
-            Payload { msg: plaintext, aad: aad.as_bytes() },
+            Payload {
+                msg: plaintext,
+                aad: aad.as_bytes(),
+            },
         ) else {
             return Vec::new();
         };
@@ -88,7 +91,10 @@ impl KeyEncryptionKey {
         cipher
             .decrypt(
                 XNonce::from_slice(&sealed[1..25]),
-                Payload { msg: &sealed[25..], aad: aad.as_bytes() },
+                Payload {
+                    msg: &sealed[25..],
+                    aad: aad.as_bytes(),
+                },
             )
             .map(Secret::new)
             .map_err(|_| OpenError)
@@ -103,9 +109,15 @@ mod tests {
     fn sealed_values_open_only_with_the_same_owner_and_key() {
         let kek = KeyEncryptionKey::generate();
         let sealed = kek.seal(b"totp secret bytes", "totp:user-1");
-        assert_eq!(kek.open(&sealed, "totp:user-1").unwrap().expose(), b"totp secret bytes");
+        assert_eq!(
+            kek.open(&sealed, "totp:user-1").unwrap().expose(),
+            b"totp secret bytes"
+        );
         assert_eq!(kek.open(&sealed, "totp:user-2"), Err(OpenError));
-        assert_eq!(KeyEncryptionKey::generate().open(&sealed, "totp:user-1"), Err(OpenError));
+        assert_eq!(
+            KeyEncryptionKey::generate().open(&sealed, "totp:user-1"),
+            Err(OpenError)
+        );
         let mut damaged = sealed.clone();
         let last = damaged.len() - 1;
         damaged[last] ^= 1;

@@ -46,7 +46,10 @@ pub enum PasswordRejected {
 }
 
 /// Checks a new password against the policy. `username` is refused as a part of the password.
-pub fn check_new_password(password: &Secret<String>, username: &str) -> Result<(), PasswordRejected> {
+pub fn check_new_password(
+    password: &Secret<String>,
+    username: &str,
+) -> Result<(), PasswordRejected> {
     let pw = password.expose();
     let chars = pw.chars().count();
     if chars < MIN_CHARS {
@@ -107,8 +110,10 @@ pub fn verify(password: &Secret<String>, phc: &str) -> bool {
 /// A fixed hash to verify against when the user does not exist, so that an unknown username
 /// costs the same time as a wrong password.
 pub static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
-    hash(&Secret::new(String::from("callguard-timing-equaliser-not-a-password")))
-        .unwrap_or_default()
+    hash(&Secret::new(String::from(
+        "callguard-timing-equaliser-not-a-password",
+    )))
+    .unwrap_or_default()
 });
 
 #[cfg(test)]
@@ -121,7 +126,10 @@ mod tests {
 
     #[test]
     fn short_passwords_are_refused() {
-        assert_eq!(check_new_password(&s("eleven char"), "bob"), Err(PasswordRejected::TooShort));
+        assert_eq!(
+            check_new_password(&s("eleven char"), "bob"),
+            Err(PasswordRejected::TooShort)
+        );
     }
 
     #[test]
@@ -133,8 +141,14 @@ mod tests {
 
     #[test]
     fn common_passwords_are_refused_whatever_the_case() {
-        assert_eq!(check_new_password(&s("QWERTY123456"), "bob"), Err(PasswordRejected::Common));
-        assert_eq!(check_new_password(&s("1qaz2wsx3edc"), "bob"), Err(PasswordRejected::Common));
+        assert_eq!(
+            check_new_password(&s("QWERTY123456"), "bob"),
+            Err(PasswordRejected::Common)
+        );
+        assert_eq!(
+            check_new_password(&s("1qaz2wsx3edc"), "bob"),
+            Err(PasswordRejected::Common)
+        );
     }
 
     #[test]
@@ -147,12 +161,18 @@ mod tests {
 
     #[test]
     fn no_composition_rules_apply() {
-        assert_eq!(check_new_password(&s("all lower case words here"), "bob"), Ok(()));
+        assert_eq!(
+            check_new_password(&s("all lower case words here"), "bob"),
+            Ok(())
+        );
     }
 
     #[test]
     fn repeated_characters_are_refused() {
-        assert_eq!(check_new_password(&s("zzzzzzzzzzzzzz"), "bob"), Err(PasswordRejected::Repetitive));
+        assert_eq!(
+            check_new_password(&s("zzzzzzzzzzzzzz"), "bob"),
+            Err(PasswordRejected::Repetitive)
+        );
     }
 
     #[test]

@@ -101,7 +101,10 @@ mod tests {
 
     #[test]
     fn delays_grow_after_three_failures_and_are_capped() {
-        assert_eq!([0, 1, 2, 3, 4, 5, 6].map(delay_after), [0, 0, 0, 1, 2, 4, 8]);
+        assert_eq!(
+            [0, 1, 2, 3, 4, 5, 6].map(delay_after),
+            [0, 0, 0, 1, 2, 4, 8]
+        );
         assert_eq!(delay_after(40), MAX_DELAY_SECONDS);
     }
 

@@ -84,8 +84,14 @@ mod tests {
         let code = recovery_code();
         assert_eq!(code.expose().len(), 19);
         let typed = code.expose().to_lowercase().replace('-', " ");
-        assert_eq!(hash_recovery_code(code.expose()), hash_recovery_code(&typed));
-        assert_ne!(hash_recovery_code(code.expose()), hash_recovery_code(recovery_code().expose()));
+        assert_eq!(
+            hash_recovery_code(code.expose()),
+            hash_recovery_code(&typed)
+        );
+        assert_ne!(
+            hash_recovery_code(code.expose()),
+            hash_recovery_code(recovery_code().expose())
+        );
     }
 
     #[test]

@@ -134,7 +134,11 @@ fn hotp(key: &[u8], counter: u64) -> String {
         | (u32::from(digest[offset + 1]) << 16)
         | (u32::from(digest[offset + 2]) << 8)
         | u32::from(digest[offset + 3]);
-    format!("{:0width$}", binary % 10u32.pow(DIGITS), width = DIGITS as usize)
+    format!(
+        "{:0width$}",
+        binary % 10u32.pow(DIGITS),
+        width = DIGITS as usize
+    )
 }
 
 fn pct(s: &str) -> String {
@@ -205,7 +209,9 @@ mod tests {
         let back = TotpSecret::from_base32(&b32.expose().to_lowercase()).unwrap();
         assert_eq!(back.bytes(), s.bytes());
         let uri = s.otpauth_uri("Callguard", "alice");
-        assert!(uri.expose().starts_with("otpauth://totp/Callguard:alice?secret="));
+        assert!(uri
+            .expose()
+            .starts_with("otpauth://totp/Callguard:alice?secret="));
         assert!(!format!("{s:?}").contains(b32.expose().as_str()));
     }
 

@@ -84,7 +84,8 @@ pub async fn authorize(
     };
     // A cookie is sent by the browser on its own, so a state-changing API call made with it
     // must also prove it came from our page (double-submit token in a header).
-    if by_cookie && surface == Surface::Api && !matches!(*req.method(), Method::GET | Method::HEAD) {
+    if by_cookie && surface == Surface::Api && !matches!(*req.method(), Method::GET | Method::HEAD)
+    {
         let sent = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok());
         let expected = cookie(req.headers(), CSRF_COOKIE);
         if !crate::csrf::tokens_match(sent, expected) {
@@ -106,7 +107,11 @@ pub async fn authorize(
 impl<S: Send + Sync> FromRequestParts<S> for Principal {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Principal>().cloned().ok_or(ApiError::Unauthenticated)
+        parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .ok_or(ApiError::Unauthenticated)
     }
 }
 
@@ -139,12 +144,18 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(ApiJson(v)),
             Err(rejection) => Err(match rejection {
-                r if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
-                JsonRejection::MissingJsonContentType(_) => {
-                    ApiError::BadRequest("send the body as JSON with `Content-Type: application/json`".into())
+                r if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                    ApiError::PayloadTooLarge
                 }
-                JsonRejection::JsonSyntaxError(_) => ApiError::BadRequest("the body is not valid JSON".into()),
-                JsonRejection::JsonDataError(e) => ApiError::BadRequest(describe_data_error(&e.body_text())),
+                JsonRejection::MissingJsonContentType(_) => ApiError::BadRequest(
+                    "send the body as JSON with `Content-Type: application/json`".into(),
+                ),
+                JsonRejection::JsonSyntaxError(_) => {
+                    ApiError::BadRequest("the body is not valid JSON".into())
+                }
+                JsonRejection::JsonDataError(e) => {
+                    ApiError::BadRequest(describe_data_error(&e.body_text()))
+                }
                 _ => ApiError::BadRequest("the body could not be read".into()),
             }),
         }
@@ -154,7 +165,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 /// Names the offending field for unknown or missing fields; otherwise a generic message, because
 /// serde's own messages may quote the value that was sent (a password, a code).
 fn describe_data_error(text: &str) -> String {
-    for (marker, what) in [("unknown field `", "unknown field"), ("missing field `", "missing field")] {
+    for (marker, what) in [
+        ("unknown field `", "unknown field"),
+        ("missing field `", "missing field"),
+    ] {
         if let Some(rest) = text.split(marker).nth(1) {
             if let Some(name) = rest.split('`').next() {
                 if name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
@@ -172,8 +186,14 @@ mod tests {
 
     #[test]
     fn data_errors_name_fields_but_never_values() {
-        assert_eq!(describe_data_error("Failed: unknown field `admin`, expected one of `a`"), "unknown field `admin`");
-        assert_eq!(describe_data_error("missing field `password` at line 1"), "missing field `password`");
+        assert_eq!(
+            describe_data_error("Failed: unknown field `admin`, expected one of `a`"),
+            "unknown field `admin`"
+        );
+        assert_eq!(
+            describe_data_error("missing field `password` at line 1"),
+            "missing field `password`"
+        );
         let msg = describe_data_error("invalid type: string \"hunter2-secret\", expected u32");
         assert!(!msg.contains("hunter2"));
     }
@@ -181,7 +201,10 @@ mod tests {
     #[test]
     fn cookies_are_found_among_several() {
         let mut h = axum::http::HeaderMap::new();
-        h.insert(header::COOKIE, "a=1; __Host-callguard_session=cgs_x; b=2".parse().unwrap());
+        h.insert(
+            header::COOKIE,
+            "a=1; __Host-callguard_session=cgs_x; b=2".parse().unwrap(),
+        );
         assert_eq!(cookie(&h, SESSION_COOKIE), Some("cgs_x"));
         assert_eq!(cookie(&h, CSRF_COOKIE), None);
     }

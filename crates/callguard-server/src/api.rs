@@ -251,22 +251,36 @@ fn reveal(codes: &[Secret<String>]) -> Vec<String> {
 // ---- handlers ---------------------------------------------------------------------------
 
 async fn healthz() -> Json<Health> {
-    Json(Health { status: "ok".into() })
+    Json(Health {
+        status: "ok".into(),
+    })
 }
 
 async fn readyz(State(s): State<AppState>) -> Response {
     match s.identity.store().ping().await {
-        Ok(()) => Json(Health { status: "ready".into() }).into_response(),
+        Ok(()) => Json(Health {
+            status: "ready".into(),
+        })
+        .into_response(),
         Err(e) => {
             tracing::error!(error = %e, "readiness check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: "database unavailable".into() })).into_response()
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(Health {
+                    status: "database unavailable".into(),
+                }),
+            )
+                .into_response()
         }
     }
 }
 
 async fn metrics(State(s): State<AppState>) -> Response {
     (
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
         s.metrics.render(),
     )
         .into_response()
@@ -276,7 +290,11 @@ async fn openapi_json() -> Response {
     Json(crate::openapi::document()).into_response()
 }
 
-async fn setup(State(s): State<AppState>, ctx: RequestContext, ApiJson(r): ApiJson<SetupRequest>) -> Result<Json<SetupResponse>, ApiError> {
+async fn setup(
+    State(s): State<AppState>,
+    ctx: RequestContext,
+    ApiJson(r): ApiJson<SetupRequest>,
+) -> Result<Json<SetupResponse>, ApiError> {
     let started = s.identity.begin_setup(&r.token, r.password, &ctx).await?;
     Ok(Json(SetupResponse {
         challenge: started.challenge.expose().clone(),
@@ -290,7 +308,10 @@ async fn setup_confirm(
     ctx: RequestContext,
     ApiJson(r): ApiJson<SetupConfirmRequest>,
 ) -> Result<Json<SetupConfirmResponse>, ApiError> {
-    let signed = s.identity.confirm_setup(&r.challenge, &r.code, &ctx).await?;
+    let signed = s
+        .identity
+        .confirm_setup(&r.challenge, &r.code, &ctx)
+        .await?;
     Ok(Json(SetupConfirmResponse {
         token: signed.token.expose().clone(),
         expires_at: rfc3339(signed.expires_at),
@@ -298,8 +319,15 @@ async fn setup_confirm(
     }))
 }
 
-async fn login(State(s): State<AppState>, ctx: RequestContext, ApiJson(r): ApiJson<LoginRequest>) -> Result<Json<LoginResponse>, ApiError> {
-    let started = s.identity.begin_sign_in(&r.username, r.password, &ctx).await?;
+async fn login(
+    State(s): State<AppState>,
+    ctx: RequestContext,
+    ApiJson(r): ApiJson<LoginRequest>,
+) -> Result<Json<LoginResponse>, ApiError> {
+    let started = s
+        .identity
+        .begin_sign_in(&r.username, r.password, &ctx)
+        .await?;
     Ok(Json(LoginResponse {
         challenge: started.challenge.expose().clone(),
         methods: started.methods.iter().map(|m| (*m).to_owned()).collect(),
@@ -307,9 +335,19 @@ async fn login(State(s): State<AppState>, ctx: RequestContext, ApiJson(r): ApiJs
     }))
 }
 
-async fn mfa(State(s): State<AppState>, ctx: RequestContext, ApiJson(r): ApiJson<MfaRequest>) -> Result<Json<SessionResponse>, ApiError> {
-    let signed = s.identity.finish_sign_in(&r.challenge, factor(r.method, r.code), &ctx).await?;
-    Ok(Json(SessionResponse { token: signed.token.expose().clone(), expires_at: rfc3339(signed.expires_at) }))
+async fn mfa(
+    State(s): State<AppState>,
+    ctx: RequestContext,
+    ApiJson(r): ApiJson<MfaRequest>,
+) -> Result<Json<SessionResponse>, ApiError> {
+    let signed = s
+        .identity
+        .finish_sign_in(&r.challenge, factor(r.method, r.code), &ctx)
+        .await?;
+    Ok(Json(SessionResponse {
+        token: signed.token.expose().clone(),
+        expires_at: rfc3339(signed.expires_at),
+    }))
 }
 
 async fn logout(State(s): State<AppState>, p: Principal) -> Result<StatusCode, ApiError> {
@@ -317,31 +355,62 @@ async fn logout(State(s): State<AppState>, p: Principal) -> Result<StatusCode, A
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn reauth(State(s): State<AppState>, p: Principal, ctx: RequestContext, ApiJson(r): ApiJson<ReauthRequest>) -> Result<StatusCode, ApiError> {
-    s.identity.reauthenticate(&p, r.password, factor(r.method, r.code), &ctx).await?;
+async fn reauth(
+    State(s): State<AppState>,
+    mut p: Principal,
+    ctx: RequestContext,
+    ApiJson(r): ApiJson<ReauthRequest>,
+) -> Result<StatusCode, ApiError> {
+    s.identity
+        .reauthenticate(&mut p, r.password, factor(r.method, r.code), &ctx)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn me(p: Principal) -> Json<MeResponse> {
-    Json(MeResponse { id: p.user.id, username: p.user.username, role: p.user.role })
+    Json(MeResponse {
+        id: p.user.id,
+        username: p.user.username,
+        role: p.user.role,
+    })
 }
 
-async fn my_sessions(State(s): State<AppState>, p: Principal) -> Result<Json<SessionList>, ApiError> {
+async fn my_sessions(
+    State(s): State<AppState>,
+    p: Principal,
+) -> Result<Json<SessionList>, ApiError> {
     let sessions = s.identity.sessions(&p).await?;
-    Ok(Json(SessionList { sessions: sessions.iter().map(|x| session_view(x, &p.session.id)).collect() }))
+    Ok(Json(SessionList {
+        sessions: sessions
+            .iter()
+            .map(|x| session_view(x, &p.session.id))
+            .collect(),
+    }))
 }
 
-async fn revoke_session(State(s): State<AppState>, p: Principal, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+async fn revoke_session(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     s.identity.revoke_session(&p, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn regenerate_codes(State(s): State<AppState>, p: Principal) -> Result<Json<RecoveryCodes>, ApiError> {
+async fn regenerate_codes(
+    State(s): State<AppState>,
+    p: Principal,
+) -> Result<Json<RecoveryCodes>, ApiError> {
     let codes = s.identity.regenerate_recovery_codes(&p).await?;
-    Ok(Json(RecoveryCodes { recovery_codes: reveal(&codes) }))
+    Ok(Json(RecoveryCodes {
+        recovery_codes: reveal(&codes),
+    }))
 }
 
-async fn list_passkeys(State(s): State<AppState>, p: Principal) -> Result<Json<PasskeyList>, ApiError> {
+async fn list_passkeys(
+    State(s): State<AppState>,
+    p: Principal,
+) -> Result<Json<PasskeyList>, ApiError> {
     let list = s.identity.passkey_list(&p).await?;
     Ok(Json(PasskeyList {
         passkeys: list
@@ -356,9 +425,15 @@ async fn list_passkeys(State(s): State<AppState>, p: Principal) -> Result<Json<P
     }))
 }
 
-async fn start_passkey(State(s): State<AppState>, p: Principal) -> Result<Json<PasskeyRegistrationStart>, ApiError> {
+async fn start_passkey(
+    State(s): State<AppState>,
+    p: Principal,
+) -> Result<Json<PasskeyRegistrationStart>, ApiError> {
     let (challenge, options) = s.identity.begin_passkey_registration(&p).await?;
-    Ok(Json(PasskeyRegistrationStart { challenge: challenge.expose().clone(), options }))
+    Ok(Json(PasskeyRegistrationStart {
+        challenge: challenge.expose().clone(),
+        options,
+    }))
 }
 
 async fn finish_passkey(
@@ -366,21 +441,35 @@ async fn finish_passkey(
     p: Principal,
     ApiJson(r): ApiJson<PasskeyRegistrationFinish>,
 ) -> Result<(StatusCode, Json<PasskeyView>), ApiError> {
-    let k = s.identity.finish_passkey_registration(&p, &r.challenge, &r.name, &r.credential).await?;
+    let k = s
+        .identity
+        .finish_passkey_registration(&p, &r.challenge, &r.name, &r.credential)
+        .await?;
     Ok((
         StatusCode::CREATED,
-        Json(PasskeyView { id: k.id, name: k.name, created_at: rfc3339(k.created_at), last_used_at: None }),
+        Json(PasskeyView {
+            id: k.id,
+            name: k.name,
+            created_at: rfc3339(k.created_at),
+            last_used_at: None,
+        }),
     ))
 }
 
-async fn delete_passkey(State(s): State<AppState>, p: Principal, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+async fn delete_passkey(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     s.identity.delete_passkey(&p, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn list_users(State(s): State<AppState>) -> Result<Json<UserList>, ApiError> {
     let users = s.identity.list_users().await?;
-    Ok(Json(UserList { users: users.iter().map(user_view).collect() }))
+    Ok(Json(UserList {
+        users: users.iter().map(user_view).collect(),
+    }))
 }
 
 async fn create_user(
@@ -388,11 +477,24 @@ async fn create_user(
     p: Principal,
     ApiJson(r): ApiJson<CreateUserRequest>,
 ) -> Result<(StatusCode, Json<CreateUserResponse>), ApiError> {
-    let (user, token) = s.identity.admin_create_user(&p, &r.username, r.role).await?;
-    Ok((StatusCode::CREATED, Json(CreateUserResponse { id: user.id, setup_token: token.expose().clone() })))
+    let (user, token) = s
+        .identity
+        .admin_create_user(&p, &r.username, r.role)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreateUserResponse {
+            id: user.id,
+            setup_token: token.expose().clone(),
+        }),
+    ))
 }
 
-async fn unlock_user(State(s): State<AppState>, p: Principal, Path(id): Path<String>) -> Result<Json<UserView>, ApiError> {
+async fn unlock_user(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<UserView>, ApiError> {
     Ok(Json(user_view(&s.identity.admin_unlock(&p, &id).await?)))
 }
 
@@ -402,20 +504,40 @@ async fn set_role(
     Path(id): Path<String>,
     ApiJson(r): ApiJson<SetRoleRequest>,
 ) -> Result<Json<UserView>, ApiError> {
-    Ok(Json(user_view(&s.identity.admin_set_role(&p, &id, r.role).await?)))
+    Ok(Json(user_view(
+        &s.identity.admin_set_role(&p, &id, r.role).await?,
+    )))
 }
 
-async fn enable_user(State(s): State<AppState>, p: Principal, Path(id): Path<String>) -> Result<Json<UserView>, ApiError> {
-    Ok(Json(user_view(&s.identity.admin_set_enabled(&p, &id, true).await?)))
+async fn enable_user(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<UserView>, ApiError> {
+    Ok(Json(user_view(
+        &s.identity.admin_set_enabled(&p, &id, true).await?,
+    )))
 }
 
-async fn disable_user(State(s): State<AppState>, p: Principal, Path(id): Path<String>) -> Result<Json<UserView>, ApiError> {
-    Ok(Json(user_view(&s.identity.admin_set_enabled(&p, &id, false).await?)))
+async fn disable_user(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<UserView>, ApiError> {
+    Ok(Json(user_view(
+        &s.identity.admin_set_enabled(&p, &id, false).await?,
+    )))
 }
 
-async fn reset_user(State(s): State<AppState>, p: Principal, Path(id): Path<String>) -> Result<Json<SetupTokenResponse>, ApiError> {
+async fn reset_user(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<SetupTokenResponse>, ApiError> {
     let token = s.identity.admin_reset_setup(&p, &id).await?;
-    Ok(Json(SetupTokenResponse { setup_token: token.expose().clone() }))
+    Ok(Json(SetupTokenResponse {
+        setup_token: token.expose().clone(),
+    }))
 }
 
 // ---- the route table ----------------------------------------------------------------------
@@ -445,7 +567,15 @@ fn route(
     summary: &'static str,
     handler: MethodRouter<AppState>,
 ) -> ApiRoute {
-    ApiRoute { method, path, access, summary, request: None, response: None, handler }
+    ApiRoute {
+        method,
+        path,
+        access,
+        summary,
+        request: None,
+        response: None,
+        handler,
+    }
 }
 
 impl ApiRoute {

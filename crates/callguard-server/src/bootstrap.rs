@@ -44,7 +44,8 @@ pub enum KekError {
 pub fn load_or_create_kek(path: &Path) -> Result<KeyEncryptionKey, KekError> {
     let shown = path.display().to_string();
     if path.exists() {
-        let text = std::fs::read_to_string(path).map_err(|e| KekError::Read(shown.clone(), e.to_string()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| KekError::Read(shown.clone(), e.to_string()))?;
         return KeyEncryptionKey::from_text(&text).ok_or(KekError::Invalid(shown));
     }
     if let Some(parent) = path.parent() {
@@ -77,8 +78,18 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-            assert_eq!(std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+            assert_eq!(
+                std::fs::metadata(path.parent().unwrap())
+                    .unwrap()
+                    .permissions()
+                    .mode()
+                    & 0o777,
+                0o700
+            );
         }
         std::fs::remove_dir_all(dir).unwrap();
     }

@@ -99,7 +99,9 @@ impl ApiError {
             | ApiError::AccountDisabled
             | ApiError::Csrf => StatusCode::FORBIDDEN,
             ApiError::Throttled(_) | ApiError::TotpLocked(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::PasswordRejected(_) | ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::PasswordRejected(_) | ApiError::Validation(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::UsernameTaken => StatusCode::CONFLICT,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
@@ -164,15 +166,20 @@ pub const PROBLEM_TYPES: &[(&str, &str, &str)] = &[
 ];
 
 fn title_of(slug: &str) -> &'static str {
-    PROBLEM_TYPES.iter().find(|(s, _, _)| *s == slug).map_or("Error", |(_, t, _)| t)
+    PROBLEM_TYPES
+        .iter()
+        .find(|(s, _, _)| *s == slug)
+        .map_or("Error", |(_, t, _)| t)
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
         let mut resp = (self.status(), body).into_response();
-        resp.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         if let Some(secs) = self.retry_after() {
             if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
                 resp.headers_mut().insert(header::RETRY_AFTER, v);
@@ -185,7 +192,9 @@ impl IntoResponse for ApiError {
 impl From<callguard_store::StoreError> for ApiError {
     fn from(e: callguard_store::StoreError) -> Self {
         match e {
-            callguard_store::StoreError::Conflict => ApiError::Validation("the value is already in use".into()),
+            callguard_store::StoreError::Conflict => {
+                ApiError::Validation("the value is already in use".into())
+            }
             callguard_store::StoreError::Backend(msg) => {
                 tracing::error!(error = %msg, "store error");
                 ApiError::Internal
@@ -236,13 +245,18 @@ mod tests {
             ApiError::Internal,
         ];
         for e in all {
-            assert!(PROBLEM_TYPES.iter().any(|(s, _, _)| *s == e.slug()), "{}", e.slug());
+            assert!(
+                PROBLEM_TYPES.iter().any(|(s, _, _)| *s == e.slug()),
+                "{}",
+                e.slug()
+            );
         }
     }
 
     #[test]
     fn store_errors_never_reach_the_client() {
-        let e: ApiError = callguard_store::StoreError::Backend("relation users at 10.0.0.3".into()).into();
+        let e: ApiError =
+            callguard_store::StoreError::Backend("relation users at 10.0.0.3".into()).into();
         assert!(!e.problem().detail.contains("10.0.0.3"));
         assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }

@@ -44,7 +44,10 @@ impl Hasher {
         Self::new(cores, cores * 64)
     }
 
-    async fn run<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> Result<R, HashingError> {
+    async fn run<R: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> R + Send + 'static,
+    ) -> Result<R, HashingError> {
         if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
             return Err(HashingError::Busy);
@@ -64,12 +67,18 @@ impl Hasher {
 
     /// Hashes a new password.
     pub async fn hash(&self, password: Secret<String>) -> Result<String, HashingError> {
-        self.run(move || password::hash(&password)).await?.map_err(|_| HashingError::Failed)
+        self.run(move || password::hash(&password))
+            .await?
+            .map_err(|_| HashingError::Failed)
     }
 
     /// Verifies a password; with `None` it verifies against a dummy hash so that unknown users
     /// cost the same time, and answers false.
-    pub async fn verify(&self, password: Secret<String>, phc: Option<String>) -> Result<bool, HashingError> {
+    pub async fn verify(
+        &self,
+        password: Secret<String>,
+        phc: Option<String>,
+    ) -> Result<bool, HashingError> {
         self.run(move || match phc {
             Some(h) => password::verify(&password, &h),
             None => {
@@ -88,14 +97,26 @@ mod tests {
     #[tokio::test]
     async fn hashes_verify_and_unknown_users_never_match() {
         let h = Hasher::new(1, 4);
-        let phc = h.hash(Secret::from("a sufficiently long phrase")).await.unwrap();
-        assert!(h.verify(Secret::from("a sufficiently long phrase"), Some(phc)).await.unwrap());
-        assert!(!h.verify(Secret::from("a sufficiently long phrase"), None).await.unwrap());
+        let phc = h
+            .hash(Secret::from("a sufficiently long phrase"))
+            .await
+            .unwrap();
+        assert!(h
+            .verify(Secret::from("a sufficiently long phrase"), Some(phc))
+            .await
+            .unwrap());
+        assert!(!h
+            .verify(Secret::from("a sufficiently long phrase"), None)
+            .await
+            .unwrap());
     }
 
     #[tokio::test]
     async fn a_full_queue_refuses_at_once_instead_of_growing() {
         let h = Hasher::new(1, 0);
-        assert!(matches!(h.hash(Secret::from("whatever long enough")).await, Err(HashingError::Busy)));
+        assert!(matches!(
+            h.hash(Secret::from("whatever long enough")).await,
+            Err(HashingError::Busy)
+        ));
     }
 }

@@ -11,13 +11,15 @@ use callguard_core::throttle::AddressThrottle;
 use callguard_core::token::{self, TokenKind};
 use callguard_core::totp::{self, TotpSecret};
 use callguard_core::{now, password, Role, Secret, UnixTime};
-use callguard_store::{Challenge, CompletedSetup, NewActiveUser, NewPendingUser, PasskeyRecord, Store, StoreError};
+use callguard_store::{
+    Challenge, CompletedSetup, NewActiveUser, NewPendingUser, PasskeyRecord, Store, StoreError,
+};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use std::sync::Arc;
 use webauthn_rs::prelude::{
-    Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
-    Webauthn,
+    Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential,
+    RegisterPublicKeyCredential, Webauthn,
 };
 
 /// Name shown in authenticator apps next to the account.
@@ -114,7 +116,14 @@ impl Identity {
         metrics: Arc<Metrics>,
         webauthn: Option<Arc<Webauthn>>,
     ) -> Self {
-        Self { store, kek, hasher, throttle: AddressThrottle::new(), metrics, webauthn }
+        Self {
+            store,
+            kek,
+            hasher,
+            throttle: AddressThrottle::new(),
+            metrics,
+            webauthn,
+        }
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -122,7 +131,11 @@ impl Identity {
     }
 
     /// Creates a pending account and returns its one-time setup token (valid 72 hours).
-    pub async fn create_user(&self, username: &str, role: Role) -> Result<(User, Secret<String>), ApiError> {
+    pub async fn create_user(
+        &self,
+        username: &str,
+        role: Role,
+    ) -> Result<(User, Secret<String>), ApiError> {
         policy::check_username(username).map_err(|e| ApiError::Validation(e.to_string()))?;
         let setup = token::generate(TokenKind::Setup);
         let now = now();
@@ -158,7 +171,9 @@ impl Identity {
         password::check_new_password(&password, username)?;
         let id = uuid::Uuid::new_v4().to_string();
         let password_hash = self.hasher.hash(password).await?;
-        let codes: Vec<Secret<String>> = (0..token::RECOVERY_CODES).map(|_| token::recovery_code()).collect();
+        let codes: Vec<Secret<String>> = (0..token::RECOVERY_CODES)
+            .map(|_| token::recovery_code())
+            .collect();
         let user = self
             .store
             .create_active_user(NewActiveUser {
@@ -167,7 +182,10 @@ impl Identity {
                 role,
                 password_hash,
                 totp_sealed: self.kek.seal(totp.bytes(), &totp_aad(&id)),
-                recovery_code_hashes: codes.iter().map(|c| token::hash_recovery_code(c.expose())).collect(),
+                recovery_code_hashes: codes
+                    .iter()
+                    .map(|c| token::hash_recovery_code(c.expose()))
+                    .collect(),
                 created_at: now(),
             })
             .await
@@ -205,7 +223,8 @@ impl Identity {
         let payload = SetupPayload {
             setup_token_hash: token_hash,
             password_hash,
-            totp_sealed: data_encoding::BASE64.encode(&self.kek.seal(totp.bytes(), &totp_aad(&user.id))),
+            totp_sealed: data_encoding::BASE64
+                .encode(&self.kek.seal(totp.bytes(), &totp_aad(&user.id))),
         };
         let challenge = token::generate(TokenKind::Challenge);
         self.store
@@ -241,11 +260,15 @@ impl Identity {
             self.throttle.record_failure(ctx.source, now);
             return Err(ApiError::ChallengeInvalid);
         };
-        let payload: SetupPayload = serde_json::from_str(&ch.payload).map_err(|_| internal("setup payload"))?;
+        let payload: SetupPayload =
+            serde_json::from_str(&ch.payload).map_err(|_| internal("setup payload"))?;
         let sealed = data_encoding::BASE64
             .decode(payload.totp_sealed.as_bytes())
             .map_err(|_| internal("setup totp"))?;
-        let secret = self.kek.open(&sealed, &totp_aad(&ch.user_id)).map_err(|_| internal("setup totp"))?;
+        let secret = self
+            .kek
+            .open(&sealed, &totp_aad(&ch.user_id))
+            .map_err(|_| internal("setup totp"))?;
         let totp = TotpSecret::from_bytes(secret.expose().clone());
         let Some(step) = totp.verify(code.expose(), now, None) else {
             self.fail_challenge(&ch_hash).await?;
@@ -255,7 +278,9 @@ impl Identity {
         if !self.store.delete_challenge(&ch_hash).await? {
             return Err(ApiError::ChallengeInvalid);
         }
-        let codes: Vec<Secret<String>> = (0..token::RECOVERY_CODES).map(|_| token::recovery_code()).collect();
+        let codes: Vec<Secret<String>> = (0..token::RECOVERY_CODES)
+            .map(|_| token::recovery_code())
+            .collect();
         let done = self
             .store
             .complete_setup(CompletedSetup {
@@ -264,7 +289,10 @@ impl Identity {
                 password_hash: payload.password_hash,
                 totp_sealed: sealed,
                 totp_step: step,
-                recovery_code_hashes: codes.iter().map(|c| token::hash_recovery_code(c.expose())).collect(),
+                recovery_code_hashes: codes
+                    .iter()
+                    .map(|c| token::hash_recovery_code(c.expose()))
+                    .collect(),
                 now,
             })
             .await?;
@@ -274,7 +302,11 @@ impl Identity {
         tracing::info!(user_id = %ch.user_id, "account set up with TOTP");
         let (token, session) = self.open_session(&ch.user_id, ctx).await?;
         self.metrics.sign_in("success");
-        Ok(SignedIn { token, expires_at: session.expires_at(), recovery_codes: codes })
+        Ok(SignedIn {
+            token,
+            expires_at: session.expires_at(),
+            recovery_codes: codes,
+        })
     }
 
     async fn fail_challenge(&self, ch_hash: &str) -> Result<(), ApiError> {
@@ -289,7 +321,12 @@ impl Identity {
         let now = now();
         let after = self
             .store
-            .record_failed_sign_in(&user.id, now, policy::MAX_FAILED_SIGN_INS, now + policy::LOCKOUT_SECONDS)
+            .record_failed_sign_in(
+                &user.id,
+                now,
+                policy::MAX_FAILED_SIGN_INS,
+                now + policy::LOCKOUT_SECONDS,
+            )
             .await?;
         if after.is_some_and(|u| u.is_locked(now)) {
             self.metrics.lockout();
@@ -318,9 +355,11 @@ impl Identity {
             }
         }
         let stored_hash = match &user {
-            Some(u) if u.status != UserStatus::Pending => {
-                self.store.credentials(&u.id).await?.and_then(|c| c.password_hash)
-            }
+            Some(u) if u.status != UserStatus::Pending => self
+                .store
+                .credentials(&u.id)
+                .await?
+                .and_then(|c| c.password_hash),
             _ => None,
         };
         let ok = self.hasher.verify(password, stored_hash).await?;
@@ -335,7 +374,9 @@ impl Identity {
             return Err(ApiError::InvalidCredentials);
         };
         if user.is_dormant(now) {
-            self.store.set_status(&user.id, UserStatus::Disabled, now).await?;
+            self.store
+                .set_status(&user.id, UserStatus::Disabled, now)
+                .await?;
             tracing::warn!(user_id = %user.id, "account disabled after 90 days without use");
         }
         if user.status == UserStatus::Disabled || user.is_dormant(now) {
@@ -365,12 +406,17 @@ impl Identity {
                 token_hash: token::hash(challenge.expose()),
                 kind: "sign-in".into(),
                 user_id: user.id.clone(),
-                payload: serde_json::to_string(&payload).map_err(|_| internal("sign-in payload"))?,
+                payload: serde_json::to_string(&payload)
+                    .map_err(|_| internal("sign-in payload"))?,
                 attempts: 0,
                 expires_at: now + policy::CHALLENGE_SECONDS,
             })
             .await?;
-        Ok(SignInStarted { challenge, methods, webauthn_options })
+        Ok(SignInStarted {
+            challenge,
+            methods,
+            webauthn_options,
+        })
     }
 
     async fn passkeys(&self, user_id: &str) -> Result<Vec<Passkey>, ApiError> {
@@ -393,13 +439,22 @@ impl Identity {
         let now = now();
         match factor {
             SecondFactor::Totp(code) => {
-                let creds = self.store.credentials(&user.id).await?.ok_or(ApiError::InvalidCredentials)?;
+                let creds = self
+                    .store
+                    .credentials(&user.id)
+                    .await?
+                    .ok_or(ApiError::InvalidCredentials)?;
                 let step = totp::step_of(now);
-                if creds.totp_fail_step == Some(step) && creds.totp_fail_count >= totp::MAX_FAILURES_PER_STEP {
+                if creds.totp_fail_step == Some(step)
+                    && creds.totp_fail_count >= totp::MAX_FAILURES_PER_STEP
+                {
                     return Err(ApiError::TotpLocked(totp::end_of_step(now) - now));
                 }
                 let sealed = creds.totp_sealed.ok_or_else(|| internal("no totp"))?;
-                let secret = self.kek.open(&sealed, &totp_aad(&user.id)).map_err(|_| internal("totp open"))?;
+                let secret = self
+                    .kek
+                    .open(&sealed, &totp_aad(&user.id))
+                    .map_err(|_| internal("totp open"))?;
                 let secret = TotpSecret::from_bytes(secret.expose().clone());
                 let accepted = match secret.verify(code.expose(), now, creds.totp_last_step) {
                     Some(matched) => self.store.accept_totp_step(&user.id, matched).await?,
@@ -418,7 +473,9 @@ impl Identity {
                 let (Some(wa), Some(state)) = (&self.webauthn, webauthn_state) else {
                     return Ok(false);
                 };
-                let Ok(credential) = serde_json::from_str::<PublicKeyCredential>(assertion.expose()) else {
+                let Ok(credential) =
+                    serde_json::from_str::<PublicKeyCredential>(assertion.expose())
+                else {
                     return Ok(false);
                 };
                 let Ok(result) = wa.finish_passkey_authentication(&credential, state) else {
@@ -429,7 +486,9 @@ impl Identity {
                     if pk.update_credential(&result).is_some() {
                         let cred_id = data_encoding::BASE64URL_NOPAD.encode(pk.cred_id().as_ref());
                         let text = serde_json::to_string(&pk).map_err(|_| internal("passkey"))?;
-                        self.store.update_passkey(&user.id, &cred_id, &text, now).await?;
+                        self.store
+                            .update_passkey(&user.id, &cred_id, &text, now)
+                            .await?;
                     }
                 }
                 Ok(true)
@@ -451,7 +510,11 @@ impl Identity {
             self.throttle.record_failure(ctx.source, now);
             return Err(ApiError::ChallengeInvalid);
         };
-        let user = self.store.user_by_id(&ch.user_id).await?.ok_or(ApiError::ChallengeInvalid)?;
+        let user = self
+            .store
+            .user_by_id(&ch.user_id)
+            .await?
+            .ok_or(ApiError::ChallengeInvalid)?;
         if user.is_locked(now) {
             self.store.delete_challenge(&ch_hash).await?;
             return Err(ApiError::AccountLocked);
@@ -460,7 +523,10 @@ impl Identity {
             return Err(ApiError::AccountDisabled);
         }
         let payload: SignInPayload = serde_json::from_str(&ch.payload).unwrap_or_default();
-        let accepted = match self.check_second_factor(&user, &factor, payload.webauthn.as_ref()).await {
+        let accepted = match self
+            .check_second_factor(&user, &factor, payload.webauthn.as_ref())
+            .await
+        {
             Ok(a) => a,
             Err(e @ ApiError::TotpLocked(_)) => {
                 self.metrics.sign_in("second_factor_rejected");
@@ -472,7 +538,9 @@ impl Identity {
             self.metrics.sign_in("second_factor_rejected");
             self.throttle.record_failure(ctx.source, now);
             self.fail_challenge(&ch_hash).await?;
-            return Err(self.fail_account(&user, ApiError::SecondFactorRejected).await?);
+            return Err(self
+                .fail_account(&user, ApiError::SecondFactorRejected)
+                .await?);
         }
         if !self.store.delete_challenge(&ch_hash).await? {
             return Err(ApiError::ChallengeInvalid);
@@ -481,10 +549,18 @@ impl Identity {
         let (token, session) = self.open_session(&user.id, ctx).await?;
         self.metrics.sign_in("success");
         tracing::info!(user_id = %user.id, method = factor_name(&factor), "signed in");
-        Ok(SignedIn { token, expires_at: session.expires_at(), recovery_codes: Vec::new() })
+        Ok(SignedIn {
+            token,
+            expires_at: session.expires_at(),
+            recovery_codes: Vec::new(),
+        })
     }
 
-    async fn open_session(&self, user_id: &str, ctx: &RequestContext) -> Result<(Secret<String>, Session), ApiError> {
+    async fn open_session(
+        &self,
+        user_id: &str,
+        ctx: &RequestContext,
+    ) -> Result<(Secret<String>, Session), ApiError> {
         let now = now();
         let token = token::generate(TokenKind::Session);
         let session = Session {
@@ -496,7 +572,9 @@ impl Identity {
             source: ctx.source.to_string(),
             user_agent: ctx.user_agent.chars().take(200).collect(),
         };
-        self.store.create_session(&session, &token::hash(token.expose())).await?;
+        self.store
+            .create_session(&session, &token::hash(token.expose()))
+            .await?;
         Ok((token, session))
     }
 
@@ -537,22 +615,36 @@ impl Identity {
     /// Confirms password and second factor again for sensitive actions.
     pub async fn reauthenticate(
         &self,
-        principal: &Principal,
+        principal: &mut Principal,
         password: Secret<String>,
         factor: SecondFactor,
         ctx: &RequestContext,
     ) -> Result<(), ApiError> {
         self.check_throttle(ctx)?;
         let now = now();
-        let hash = self.store.credentials(&principal.user.id).await?.and_then(|c| c.password_hash);
+        let hash = self
+            .store
+            .credentials(&principal.user.id)
+            .await?
+            .and_then(|c| c.password_hash);
         let password_ok = self.hasher.verify(password, hash).await?;
-        let factor_ok = password_ok && self.check_second_factor(&principal.user, &factor, None).await?;
+        let factor_ok = password_ok
+            && self
+                .check_second_factor(&principal.user, &factor, None)
+                .await?;
         if !factor_ok {
             self.throttle.record_failure(ctx.source, now);
-            let err = if password_ok { ApiError::SecondFactorRejected } else { ApiError::InvalidCredentials };
+            let err = if password_ok {
+                ApiError::SecondFactorRejected
+            } else {
+                ApiError::InvalidCredentials
+            };
             return Err(self.fail_account(&principal.user, err).await?);
         }
-        self.store.mark_reauthenticated(&principal.session.id, now).await?;
+        self.store
+            .mark_reauthenticated(&principal.session.id, now)
+            .await?;
+        principal.session.reauth_at = now;
         Ok(())
     }
 
@@ -590,10 +682,17 @@ impl Identity {
         self.target(user_id).await
     }
 
-    pub async fn admin_set_role(&self, admin: &Principal, user_id: &str, role: Role) -> Result<User, ApiError> {
+    pub async fn admin_set_role(
+        &self,
+        admin: &Principal,
+        user_id: &str,
+        role: Role,
+    ) -> Result<User, ApiError> {
         self.require_recent_authentication(admin)?;
         if admin.user.id == user_id {
-            return Err(ApiError::Validation("an admin cannot change their own role".into()));
+            return Err(ApiError::Validation(
+                "an admin cannot change their own role".into(),
+            ));
         }
         self.target(user_id).await?;
         self.store.set_role(user_id, role).await?;
@@ -603,16 +702,29 @@ impl Identity {
         self.target(user_id).await
     }
 
-    pub async fn admin_set_enabled(&self, admin: &Principal, user_id: &str, enabled: bool) -> Result<User, ApiError> {
+    pub async fn admin_set_enabled(
+        &self,
+        admin: &Principal,
+        user_id: &str,
+        enabled: bool,
+    ) -> Result<User, ApiError> {
         self.require_recent_authentication(admin)?;
         if admin.user.id == user_id {
-            return Err(ApiError::Validation("an admin cannot disable or enable their own account".into()));
+            return Err(ApiError::Validation(
+                "an admin cannot disable or enable their own account".into(),
+            ));
         }
         let user = self.target(user_id).await?;
         if user.status == UserStatus::Pending {
-            return Err(ApiError::Validation("the account has not been set up yet".into()));
+            return Err(ApiError::Validation(
+                "the account has not been set up yet".into(),
+            ));
         }
-        let status = if enabled { UserStatus::Active } else { UserStatus::Disabled };
+        let status = if enabled {
+            UserStatus::Active
+        } else {
+            UserStatus::Disabled
+        };
         self.store.set_status(user_id, status, now()).await?;
         if !enabled {
             self.store.delete_sessions_of(user_id).await?;
@@ -621,15 +733,25 @@ impl Identity {
     }
 
     /// Issues a fresh setup token, wiping the account's credentials (lost authenticator).
-    pub async fn admin_reset_setup(&self, admin: &Principal, user_id: &str) -> Result<Secret<String>, ApiError> {
+    pub async fn admin_reset_setup(
+        &self,
+        admin: &Principal,
+        user_id: &str,
+    ) -> Result<Secret<String>, ApiError> {
         self.require_recent_authentication(admin)?;
         if admin.user.id == user_id {
-            return Err(ApiError::Validation("an admin cannot reset their own account".into()));
+            return Err(ApiError::Validation(
+                "an admin cannot reset their own account".into(),
+            ));
         }
         self.target(user_id).await?;
         let setup = token::generate(TokenKind::Setup);
         self.store
-            .reset_setup(user_id, &token::hash(setup.expose()), now() + policy::SETUP_TOKEN_SECONDS)
+            .reset_setup(
+                user_id,
+                &token::hash(setup.expose()),
+                now() + policy::SETUP_TOKEN_SECONDS,
+            )
             .await?;
         Ok(setup)
     }
@@ -650,7 +772,11 @@ impl Identity {
     }
 
     /// Ends one of the principal's own sessions.
-    pub async fn revoke_session(&self, principal: &Principal, session_id: &str) -> Result<(), ApiError> {
+    pub async fn revoke_session(
+        &self,
+        principal: &Principal,
+        session_id: &str,
+    ) -> Result<(), ApiError> {
         let own = self.store.sessions_of(&principal.user.id).await?;
         if !own.iter().any(|s| s.id == session_id) {
             return Err(ApiError::NotFound);
@@ -660,11 +786,21 @@ impl Identity {
     }
 
     /// Replaces the principal's recovery codes; needs a recent re-authentication.
-    pub async fn regenerate_recovery_codes(&self, principal: &Principal) -> Result<Vec<Secret<String>>, ApiError> {
+    pub async fn regenerate_recovery_codes(
+        &self,
+        principal: &Principal,
+    ) -> Result<Vec<Secret<String>>, ApiError> {
         self.require_recent_authentication(principal)?;
-        let codes: Vec<Secret<String>> = (0..token::RECOVERY_CODES).map(|_| token::recovery_code()).collect();
-        let hashes: Vec<String> = codes.iter().map(|c| token::hash_recovery_code(c.expose())).collect();
-        self.store.replace_recovery_codes(&principal.user.id, &hashes).await?;
+        let codes: Vec<Secret<String>> = (0..token::RECOVERY_CODES)
+            .map(|_| token::recovery_code())
+            .collect();
+        let hashes: Vec<String> = codes
+            .iter()
+            .map(|c| token::hash_recovery_code(c.expose()))
+            .collect();
+        self.store
+            .replace_recovery_codes(&principal.user.id, &hashes)
+            .await?;
         Ok(codes)
     }
 
@@ -673,16 +809,32 @@ impl Identity {
     }
 
     fn webauthn(&self) -> Result<&Webauthn, ApiError> {
-        self.webauthn.as_deref().ok_or(ApiError::NotConfigured("passkeys need a valid public_url"))
+        self.webauthn
+            .as_deref()
+            .ok_or(ApiError::NotConfigured("passkeys need a valid public_url"))
     }
 
     /// Passkey registration step one: options for `navigator.credentials.create`.
-    pub async fn begin_passkey_registration(&self, principal: &Principal) -> Result<(Secret<String>, serde_json::Value), ApiError> {
+    pub async fn begin_passkey_registration(
+        &self,
+        principal: &Principal,
+    ) -> Result<(Secret<String>, serde_json::Value), ApiError> {
         let wa = self.webauthn()?;
-        let user_uuid = uuid::Uuid::parse_str(&principal.user.id).map_err(|_| internal("user id"))?;
-        let existing: Vec<_> = self.passkeys(&principal.user.id).await?.iter().map(|p| p.cred_id().clone()).collect();
+        let user_uuid =
+            uuid::Uuid::parse_str(&principal.user.id).map_err(|_| internal("user id"))?;
+        let existing: Vec<_> = self
+            .passkeys(&principal.user.id)
+            .await?
+            .iter()
+            .map(|p| p.cred_id().clone())
+            .collect();
         let (options, state) = wa
-            .start_passkey_registration(user_uuid, &principal.user.username, &principal.user.username, Some(existing))
+            .start_passkey_registration(
+                user_uuid,
+                &principal.user.username,
+                &principal.user.username,
+                Some(existing),
+            )
             .map_err(|_| internal("webauthn registration start"))?;
         let challenge = token::generate(TokenKind::Challenge);
         self.store
@@ -711,7 +863,9 @@ impl Identity {
         let wa = self.webauthn()?;
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 64 {
-            return Err(ApiError::Validation("a passkey name has 1 to 64 characters".into()));
+            return Err(ApiError::Validation(
+                "a passkey name has 1 to 64 characters".into(),
+            ));
         }
         let ch_hash = token::hash(challenge.expose());
         let ch = self
@@ -726,7 +880,9 @@ impl Identity {
         let payload: PasskeyRegistrationPayload =
             serde_json::from_str(&ch.payload).map_err(|_| internal("passkey payload"))?;
         let credential: RegisterPublicKeyCredential = serde_json::from_value(credential.clone())
-            .map_err(|_| ApiError::BadRequest("`credential` is not a WebAuthn registration response".into()))?;
+            .map_err(|_| {
+                ApiError::BadRequest("`credential` is not a WebAuthn registration response".into())
+            })?;
         let passkey = wa
             .finish_passkey_registration(&credential, &payload.state)
             .map_err(|_| ApiError::SecondFactorRejected)?;
@@ -740,13 +896,18 @@ impl Identity {
             last_used_at: None,
         };
         self.store.add_passkey(&record).await.map_err(|e| match e {
-            StoreError::Conflict => ApiError::Validation("this passkey is already registered".into()),
+            StoreError::Conflict => {
+                ApiError::Validation("this passkey is already registered".into())
+            }
             other => other.into(),
         })?;
         Ok(record)
     }
 
-    pub async fn passkey_list(&self, principal: &Principal) -> Result<Vec<PasskeyRecord>, ApiError> {
+    pub async fn passkey_list(
+        &self,
+        principal: &Principal,
+    ) -> Result<Vec<PasskeyRecord>, ApiError> {
         Ok(self.store.passkeys_of(&principal.user.id).await?)
     }
 
@@ -762,10 +923,17 @@ impl Identity {
     pub async fn sweep(&self) -> Result<(), ApiError> {
         let now = now();
         self.store
-            .delete_expired_sessions(now - policy::SESSION_IDLE_SECONDS, now - policy::SESSION_ABSOLUTE_SECONDS)
+            .delete_expired_sessions(
+                now - policy::SESSION_IDLE_SECONDS,
+                now - policy::SESSION_ABSOLUTE_SECONDS,
+            )
             .await?;
         self.store.delete_expired_challenges(now).await?;
-        for id in self.store.disable_dormant(now - policy::DORMANT_SECONDS).await? {
+        for id in self
+            .store
+            .disable_dormant(now - policy::DORMANT_SECONDS)
+            .await?
+        {
             tracing::warn!(user_id = %id, "account disabled after 90 days without use");
         }
         Ok(())

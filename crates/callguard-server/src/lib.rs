@@ -77,20 +77,38 @@ pub struct Runtime {
 impl Runtime {
     /// Prepares the data directory (0700), the key-encryption key and the database.
     pub async fn open(settings: &Settings) -> Result<Self, StartError> {
-        bootstrap::create_private_dir(&settings.data_dir)
-            .map_err(|e| StartError::DataDir(settings.data_dir.display().to_string(), e.to_string()))?;
+        bootstrap::create_private_dir(&settings.data_dir).map_err(|e| {
+            StartError::DataDir(settings.data_dir.display().to_string(), e.to_string())
+        })?;
         let kek = match &settings.kek {
             KekSource::File(p) => bootstrap::load_or_create_kek(p)?,
             KekSource::Inline(text) => bootstrap::kek_from_text(text.expose(), "CALLGUARD_KEK")?,
         };
         let sqlite_path = settings.data_dir.join("callguard.db");
-        let store = callguard_store::open(settings.database_url.as_ref().map(|s| s.expose().as_str()), &sqlite_path).await?;
-        Ok(Self { store, kek: Arc::new(kek) })
+        let store = callguard_store::open(
+            settings.database_url.as_ref().map(|s| s.expose().as_str()),
+            &sqlite_path,
+        )
+        .await?;
+        Ok(Self {
+            store,
+            kek: Arc::new(kek),
+        })
     }
 
     /// The identity service over this runtime.
-    pub fn identity(&self, metrics: Arc<metrics::Metrics>, webauthn: Option<Arc<webauthn_rs::Webauthn>>) -> identity::Identity {
-        identity::Identity::new(self.store.clone(), self.kek.clone(), hasher::Hasher::for_this_machine(), metrics, webauthn)
+    pub fn identity(
+        &self,
+        metrics: Arc<metrics::Metrics>,
+        webauthn: Option<Arc<webauthn_rs::Webauthn>>,
+    ) -> identity::Identity {
+        identity::Identity::new(
+            self.store.clone(),
+            self.kek.clone(),
+            hasher::Hasher::for_this_machine(),
+            metrics,
+            webauthn,
+        )
     }
 }
 
@@ -106,10 +124,16 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let mut app = Router::new();
     for r in api::routes() {
-        app = app.route(r.path, with_access(r.handler, state.clone(), r.access, Surface::Api));
+        app = app.route(
+            r.path,
+            with_access(r.handler, state.clone(), r.access, Surface::Api),
+        );
     }
     for (path, access, handler) in pages::routes() {
-        app = app.route(path, with_access(handler, state.clone(), access, Surface::Page));
+        app = app.route(
+            path,
+            with_access(handler, state.clone(), access, Surface::Page),
+        );
     }
     app.fallback(|| async { error::ApiError::NotFound })
         .layer(middleware::from_fn_with_state(state.clone(), observe))
@@ -124,16 +148,25 @@ fn with_access(
     access: Access,
     surface: Surface,
 ) -> axum::routing::MethodRouter<AppState> {
-    handler.route_layer(middleware::from_fn_with_state(state, move |s, req, next| {
-        access::authorize(s, access, surface, req, next)
-    }))
+    handler.route_layer(middleware::from_fn_with_state(
+        state,
+        move |s, req, next| access::authorize(s, access, surface, req, next),
+    ))
 }
 
-async fn observe(axum::extract::State(state): axum::extract::State<AppState>, req: Request, next: Next) -> Response {
+async fn observe(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let method = req.method().as_str().to_owned();
     // The route template, never the raw path or query: those may carry identifiers.
-    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |m| m.as_str()).to_owned();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |m| m.as_str())
+        .to_owned();
     let resp = next.run(req).await;
     let secs = started.elapsed().as_secs_f64();
     let status = resp.status().as_u16();
@@ -153,12 +186,24 @@ async fn security_headers(req: Request, next: Next) -> Response {
         h.insert(name, HeaderValue::from_static(value));
     };
     set(h, header::CONTENT_SECURITY_POLICY, CSP);
-    set(h, header::STRICT_TRANSPORT_SECURITY, "max-age=63072000; includeSubDomains");
+    set(
+        h,
+        header::STRICT_TRANSPORT_SECURITY,
+        "max-age=63072000; includeSubDomains",
+    );
     set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(h, header::X_FRAME_OPTIONS, "DENY");
     set(h, header::REFERRER_POLICY, "no-referrer");
-    set(h, HeaderName::from_static("cross-origin-opener-policy"), "same-origin");
-    set(h, HeaderName::from_static("permissions-policy"), "camera=(), microphone=(), geolocation=()");
+    set(
+        h,
+        HeaderName::from_static("cross-origin-opener-policy"),
+        "same-origin",
+    );
+    set(
+        h,
+        HeaderName::from_static("permissions-policy"),
+        "camera=(), microphone=(), geolocation=()",
+    );
     if is_static {
         set(h, header::CACHE_CONTROL, "public, max-age=3600");
     } else {
@@ -169,7 +214,9 @@ async fn security_headers(req: Request, next: Next) -> Response {
 
 /// Builds the passkey relying party for `public_url`.
 pub fn webauthn_for(public_url: &url::Url) -> Result<webauthn_rs::Webauthn, StartError> {
-    let host = public_url.host_str().ok_or_else(|| StartError::PublicUrl("it has no host".into()))?;
+    let host = public_url
+        .host_str()
+        .ok_or_else(|| StartError::PublicUrl("it has no host".into()))?;
     webauthn_rs::WebauthnBuilder::new(host, public_url)
         .and_then(|b| b.rp_name("Callguard").build())
         .map_err(|e| StartError::PublicUrl(format!("not usable for passkeys: {e}")))
@@ -182,9 +229,16 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), StartError> {
     let cert_paths = match (&settings.tls_cert_file, &settings.tls_key_file) {
-        (Some(cert), Some(key)) => tls::CertificatePaths { cert: cert.clone(), key: key.clone() },
+        (Some(cert), Some(key)) => tls::CertificatePaths {
+            cert: cert.clone(),
+            key: key.clone(),
+        },
         _ => {
-            let names: Vec<String> = settings.public_url.iter().filter_map(|u| u.host_str().map(str::to_owned)).collect();
+            let names: Vec<String> = settings
+                .public_url
+                .iter()
+                .filter_map(|u| u.host_str().map(str::to_owned))
+                .collect();
             tls::ensure_self_signed(&settings.data_dir, &names)?
         }
     };
@@ -192,7 +246,9 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .map_err(|e| StartError::Listen(settings.listen, e.to_string()))?;
-    let bound = listener.local_addr().map_err(|e| StartError::Listen(settings.listen, e.to_string()))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| StartError::Listen(settings.listen, e.to_string()))?;
     let public_url = match settings.public_url.clone() {
         Some(u) => u,
         None => url::Url::parse(&format!("https://localhost:{}", bound.port()))
@@ -207,7 +263,10 @@ pub async fn serve(
     };
     let metrics = Arc::new(metrics::Metrics::default());
     let identity = Arc::new(runtime.identity(metrics.clone(), webauthn));
-    let state = AppState { identity: identity.clone(), metrics };
+    let state = AppState {
+        identity: identity.clone(),
+        metrics,
+    };
     let app = router(state);
 
     // Housekeeping: expired sessions and challenges, dormant accounts.

@@ -6,7 +6,9 @@ use std::fmt::Write;
 use std::sync::Mutex;
 
 /// Upper bounds of the latency histogram, in seconds.
-const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
 
 #[derive(Default)]
 struct Histogram {
@@ -28,7 +30,8 @@ impl Metrics {
     /// Counts one answered request of `route` (the route template, never the raw path).
     pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
         if let Ok(mut m) = self.requests.lock() {
-            *m.entry((method.to_owned(), route.to_owned(), status)).or_default() += 1;
+            *m.entry((method.to_owned(), route.to_owned(), status))
+                .or_default() += 1;
         }
         if let Ok(mut m) = self.latency.lock() {
             let h = m.entry(route.to_owned()).or_default();
@@ -71,8 +74,14 @@ impl Metrics {
                 );
             }
         }
-        let _ = writeln!(out, "# HELP callguard_http_request_duration_seconds Time to answer, by route.");
-        let _ = writeln!(out, "# TYPE callguard_http_request_duration_seconds histogram");
+        let _ = writeln!(
+            out,
+            "# HELP callguard_http_request_duration_seconds Time to answer, by route."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE callguard_http_request_duration_seconds histogram"
+        );
         if let Ok(m) = self.latency.lock() {
             for (route, h) in m.iter() {
                 let r = escape(route);
@@ -84,20 +93,38 @@ impl Metrics {
                     );
                 }
                 let _ = writeln!(out, "callguard_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"+Inf\"}} {}", h.count);
-                let _ = writeln!(out, "callguard_http_request_duration_seconds_sum{{route=\"{r}\"}} {}", h.sum);
-                let _ = writeln!(out, "callguard_http_request_duration_seconds_count{{route=\"{r}\"}} {}", h.count);
+                let _ = writeln!(
+                    out,
+                    "callguard_http_request_duration_seconds_sum{{route=\"{r}\"}} {}",
+                    h.sum
+                );
+                let _ = writeln!(
+                    out,
+                    "callguard_http_request_duration_seconds_count{{route=\"{r}\"}} {}",
+                    h.count
+                );
             }
         }
-        let _ = writeln!(out, "# HELP callguard_sign_ins_total Sign-in attempts by outcome.");
+        let _ = writeln!(
+            out,
+            "# HELP callguard_sign_ins_total Sign-in attempts by outcome."
+        );
         let _ = writeln!(out, "# TYPE callguard_sign_ins_total counter");
         if let Ok(m) = self.sign_ins.lock() {
             for (outcome, n) in m.iter() {
                 let _ = writeln!(out, "callguard_sign_ins_total{{outcome=\"{outcome}\"}} {n}");
             }
         }
-        let _ = writeln!(out, "# HELP callguard_account_lockouts_total Accounts locked after too many failures.");
+        let _ = writeln!(
+            out,
+            "# HELP callguard_account_lockouts_total Accounts locked after too many failures."
+        );
         let _ = writeln!(out, "# TYPE callguard_account_lockouts_total counter");
-        let _ = writeln!(out, "callguard_account_lockouts_total {}", self.lockouts.lock().map(|n| *n).unwrap_or(0));
+        let _ = writeln!(
+            out,
+            "callguard_account_lockouts_total {}",
+            self.lockouts.lock().map(|n| *n).unwrap_or(0)
+        );
         out
     }
 }
@@ -117,9 +144,15 @@ mod tests {
         m.sign_in("success");
         m.lockout();
         let text = m.render();
-        assert!(text.contains("callguard_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 1"));
-        assert!(text.contains("callguard_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"0.0025\"} 1"));
-        assert!(text.contains("callguard_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"0.001\"} 0"));
+        assert!(text.contains(
+            "callguard_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 1"
+        ));
+        assert!(text.contains(
+            "callguard_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"0.0025\"} 1"
+        ));
+        assert!(text.contains(
+            "callguard_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"0.001\"} 0"
+        ));
         assert!(text.contains("callguard_sign_ins_total{outcome=\"success\"} 1"));
         assert!(text.contains("callguard_account_lockouts_total 1"));
     }

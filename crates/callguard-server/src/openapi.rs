@@ -45,7 +45,10 @@ pub fn document() -> Value {
         op.insert("summary".into(), json!(r.summary));
         op.insert("operationId".into(), json!(operation_id(r.method, r.path)));
         if r.request.is_some() {
-            responses.insert("400".into(), problem_response("Malformed body, wrong types or unknown fields"));
+            responses.insert(
+                "400".into(),
+                problem_response("Malformed body, wrong types or unknown fields"),
+            );
             responses.insert("413".into(), problem_response("Body too large"));
         }
         if let Some(f) = r.request {
@@ -57,18 +60,35 @@ pub fn document() -> Value {
         }
         match r.access {
             Access::Signed(permission) => {
-                op.insert("security".into(), json!([{"bearer": []}, {"session_cookie": []}]));
-                op.insert("x-callguard-permission".into(), json!(format!("{permission:?}")));
+                op.insert(
+                    "security".into(),
+                    json!([{"bearer": []}, {"session_cookie": []}]),
+                );
+                op.insert(
+                    "x-callguard-permission".into(),
+                    json!(format!("{permission:?}")),
+                );
                 responses.insert("401".into(), problem_response("No valid session"));
-                responses.insert("403".into(), problem_response("The role lacks the permission, or re-authentication is needed"));
+                responses.insert(
+                    "403".into(),
+                    problem_response(
+                        "The role lacks the permission, or re-authentication is needed",
+                    ),
+                );
             }
             Access::Public => {
                 op.insert("security".into(), json!([]));
             }
         }
         if r.path.starts_with("/api/v1/auth/") && r.access == Access::Public {
-            responses.insert("401".into(), problem_response("Credentials, challenge or code not accepted"));
-            responses.insert("429".into(), problem_response("Too many failures; see Retry-After"));
+            responses.insert(
+                "401".into(),
+                problem_response("Credentials, challenge or code not accepted"),
+            );
+            responses.insert(
+                "429".into(),
+                problem_response("Too many failures; see Retry-After"),
+            );
         }
         let params: Vec<Value> = r
             .path
@@ -80,7 +100,9 @@ pub fn document() -> Value {
             op.insert("parameters".into(), Value::Array(params));
         }
         op.insert("responses".into(), Value::Object(responses));
-        let entry = paths.entry(r.path.to_owned()).or_insert_with(|| Value::Object(Map::new()));
+        let entry = paths
+            .entry(r.path.to_owned())
+            .or_insert_with(|| Value::Object(Map::new()));
         if let Value::Object(m) = entry {
             m.insert(method, Value::Object(op));
         }
@@ -107,7 +129,10 @@ pub fn document() -> Value {
 
 fn operation_id(method: &str, path: &str) -> String {
     let mut id = method.to_ascii_lowercase();
-    for seg in path.split('/').filter(|s| !s.is_empty() && *s != "api" && *s != "v1") {
+    for seg in path
+        .split('/')
+        .filter(|s| !s.is_empty() && *s != "api" && *s != "v1")
+    {
         id.push('_');
         id.push_str(&seg.replace(['{', '}'], "").replace(['-', '.'], "_"));
     }
@@ -133,13 +158,19 @@ mod tests {
         let text = doc.to_string();
         for piece in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
             let name = piece.split('"').next().unwrap();
-            assert!(doc["components"]["schemas"][name].is_object(), "dangling $ref {name}");
+            assert!(
+                doc["components"]["schemas"][name].is_object(),
+                "dangling $ref {name}"
+            );
         }
     }
 
     #[test]
     fn operation_ids_are_unique() {
-        let mut ids: Vec<String> = routes().iter().map(|r| operation_id(r.method, r.path)).collect();
+        let mut ids: Vec<String> = routes()
+            .iter()
+            .map(|r| operation_id(r.method, r.path))
+            .collect();
         let n = ids.len();
         ids.sort();
         ids.dedup();

@@ -1,8 +1,979 @@
-//! Server-rendered web pages.
-use crate::access::Access;
-use crate::AppState;
-use axum::routing::MethodRouter;
+//! Server-rendered pages (the start of SPEC C10): sign-in, second factor, first-time setup with
+//! a QR code, recovery codes, my account (sessions, passkeys, recovery codes) and staff
+//! administration. Every form carries an anti-forgery token; every page is covered by the same
+//! access table and security headers as the API; the only script is our own `webauthn.js`.
 
+use crate::access::{cookie, Access, CSRF_COOKIE, SESSION_COOKIE};
+use crate::api::{session_view, user_view, SessionView};
+use crate::error::{ApiError, PROBLEM_TYPES};
+use crate::identity::{Principal, RequestContext, SecondFactor};
+use crate::{csrf, AppState};
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post, MethodRouter};
+use axum::Form;
+use callguard_core::{rfc3339, Permission, Role, Secret};
+use serde::Deserialize;
+
+/// Every page route with its access rule.
 pub fn routes() -> Vec<(&'static str, Access, MethodRouter<AppState>)> {
-    Vec::new()
+    use Access::{Public, Signed};
+    use Permission::*;
+    vec![
+        ("/", Public, get(root)),
+        ("/login", Public, get(login_page).post(login_submit)),
+        ("/login/mfa", Public, post(mfa_submit)),
+        ("/setup", Public, get(setup_page).post(setup_submit)),
+        ("/setup/confirm", Public, post(setup_confirm)),
+        ("/logout", Signed(OwnAccount), post(logout)),
+        ("/reauth", Signed(OwnAccount), post(reauth)),
+        ("/app", Signed(OwnAccount), get(home)),
+        ("/account", Signed(OwnAccount), get(account)),
+        (
+            "/account/sessions/{id}/revoke",
+            Signed(OwnAccount),
+            post(revoke_session),
+        ),
+        (
+            "/account/recovery-codes",
+            Signed(OwnAccount),
+            post(regenerate_codes),
+        ),
+        (
+            "/account/passkeys/{id}/delete",
+            Signed(OwnAccount),
+            post(delete_passkey),
+        ),
+        (
+            "/admin/users",
+            Signed(UsersRead),
+            get(users_page).post(create_user),
+        ),
+        (
+            "/admin/users/{id}/unlock",
+            Signed(UsersManage),
+            post(unlock_user),
+        ),
+        ("/problems/{slug}", Public, get(problem_page)),
+        ("/static/{file}", Public, get(static_file)),
+    ]
+}
+
+// ---- shared pieces ----------------------------------------------------------------------
+
+/// The signed-in person as the layout shows them.
+pub struct Who {
+    pub username: String,
+    pub role: String,
+    pub is_admin: bool,
+}
+
+fn who(p: &Principal) -> Option<Who> {
+    Some(Who {
+        username: p.user.username.clone(),
+        role: p.user.role.to_string(),
+        is_admin: p.user.role == Role::Admin,
+    })
+}
+
+const COOKIE_ATTRS: &str = "Path=/; Secure; HttpOnly; SameSite=Strict";
+
+/// The anti-forgery token for this browser, and the cookie to set when it is new.
+struct Csrf {
+    token: String,
+    new_cookie: Option<String>,
+}
+
+fn csrf_of(headers: &HeaderMap) -> Csrf {
+    match cookie(headers, CSRF_COOKIE) {
+        Some(t) if t.len() >= 32 => Csrf {
+            token: t.to_owned(),
+            new_cookie: None,
+        },
+        _ => {
+            let token = csrf::new_token();
+            Csrf {
+                new_cookie: Some(format!("{CSRF_COOKIE}={token}; {COOKIE_ATTRS}")),
+                token,
+            }
+        }
+    }
+}
+
+fn check_csrf(headers: &HeaderMap, sent: &str) -> Result<(), ApiError> {
+    if csrf::tokens_match(Some(sent), cookie(headers, CSRF_COOKIE)) {
+        Ok(())
+    } else {
+        Err(ApiError::Csrf)
+    }
+}
+
+fn render(status: StatusCode, page: impl Template, cookies: &[String]) -> Response {
+    let body = match page.render() {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(error = %e, "template failed");
+            return ApiError::Internal.into_response();
+        }
+    };
+    let mut resp = (status, Html(body)).into_response();
+    for c in cookies {
+        if let Ok(v) = HeaderValue::from_str(c) {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    resp
+}
+
+fn with_cookies(mut resp: Response, cookies: &[String]) -> Response {
+    for c in cookies {
+        if let Ok(v) = HeaderValue::from_str(c) {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    resp
+}
+
+fn session_cookie(token: &Secret<String>) -> String {
+    format!("{SESSION_COOKIE}={}; {COOKIE_ATTRS}", token.expose())
+}
+
+fn cleared_session_cookie() -> String {
+    format!("{SESSION_COOKIE}=; {COOKIE_ATTRS}; Max-Age=0")
+}
+
+fn error_page(headers: &HeaderMap, e: &ApiError, who: Option<Who>) -> Response {
+    let c = csrf_of(headers);
+    let p = e.problem();
+    let about = PROBLEM_TYPES
+        .iter()
+        .find(|(s, _, _)| *s == e.slug())
+        .map_or("", |(_, _, a)| a);
+    render(
+        e.status(),
+        ProblemPage {
+            csrf: c.token,
+            who,
+            error: p.detail,
+            notice: String::new(),
+            title: p.title,
+            slug: e.slug().into(),
+            about: about.into(),
+        },
+        &c.new_cookie.into_iter().collect::<Vec<_>>(),
+    )
+}
+
+fn second_factor(code: String) -> SecondFactor {
+    let code = Secret::new(code);
+    if code.expose().trim().len() == callguard_core::totp::DIGITS as usize {
+        SecondFactor::Totp(code)
+    } else {
+        SecondFactor::Recovery(code)
+    }
+}
+
+// ---- templates ----------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    csrf: String,
+    who: Option<Who>,
+    error: String,
+    notice: String,
+    username: String,
+}
+
+#[derive(Template)]
+#[template(path = "mfa.html")]
+struct MfaPage {
+    csrf: String,
+    who: Option<Who>,
+    error: String,
+    notice: String,
+    challenge: String,
+    has_webauthn: bool,
+    has_recovery: bool,
+    webauthn_json: String,
+}
+
+#[derive(Template)]
+#[template(path = "setup.html")]
+struct SetupPage {
+    csrf: String,
+    who: Option<Who>,
+    error: String,
+    notice: String,
+}
+
+#[derive(Template)]
+#[template(path = "enrol.html")]
+struct EnrolPage {
+    csrf: String,
+    who: Option<Who>,
+    error: String,
+    notice: String,
+    challenge: String,
+    totp_secret: String,
+    qr_svg_base64: String,
+}
+
+#[derive(Template)]
+#[template(path = "recovery.html")]
+struct RecoveryPage {
+    csrf: String,
+    who: Option<Who>,
+    error: String,
+    notice: String,
+    codes: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage {
+    csrf: String,
+    who: Option<Who>,
+    error: String,
+    notice: String,
+    username: String,
+    role: String,
+    is_admin: bool,
+}
+
+struct PasskeyRow {
+    id: String,
+    name: String,
+    created_at: String,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage {
+    csrf: String,
+    who: Option<Who>,
+    error: String,
+    notice: String,
+    sessions: Vec<SessionView>,
+    passkeys: Vec<PasskeyRow>,
+    recovery_left: i64,
+}
+
+struct UserRow {
+    id: String,
+    username: String,
+    role: String,
+    status: String,
+    locked: bool,
+    failed_sign_ins: i64,
+    last_sign_in: String,
+}
+
+#[derive(Template)]
+#[template(path = "users.html")]
+struct UsersPage {
+    csrf: String,
+    who: Option<Who>,
+    error: String,
+    notice: String,
+    users: Vec<UserRow>,
+    setup_token: String,
+    created_username: String,
+}
+
+#[derive(Template)]
+#[template(path = "problem.html")]
+struct ProblemPage {
+    csrf: String,
+    who: Option<Who>,
+    error: String,
+    notice: String,
+    title: String,
+    slug: String,
+    about: String,
+}
+
+// ---- sign-in ------------------------------------------------------------------------------
+
+async fn root(State(s): State<AppState>, headers: HeaderMap) -> Redirect {
+    match cookie(&headers, SESSION_COOKIE) {
+        Some(t) if s.identity.authenticate(t).await.is_ok() => Redirect::to("/app"),
+        _ => Redirect::to("/login"),
+    }
+}
+
+async fn login_page(headers: HeaderMap) -> Response {
+    let c = csrf_of(&headers);
+    render(
+        StatusCode::OK,
+        LoginPage {
+            csrf: c.token,
+            who: None,
+            error: String::new(),
+            notice: String::new(),
+            username: String::new(),
+        },
+        &c.new_cookie.into_iter().collect::<Vec<_>>(),
+    )
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: Secret<String>,
+}
+
+async fn login_submit(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    ctx: RequestContext,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    if let Err(e) = check_csrf(&headers, &f.csrf) {
+        return error_page(&headers, &e, None);
+    }
+    let c = csrf_of(&headers);
+    match s
+        .identity
+        .begin_sign_in(f.username.trim(), f.password, &ctx)
+        .await
+    {
+        Ok(started) => {
+            let json = started
+                .webauthn_options
+                .as_ref()
+                .map(|v| v.to_string().replace('<', "\\u003c"))
+                .unwrap_or_default();
+            render(
+                StatusCode::OK,
+                MfaPage {
+                    csrf: c.token,
+                    who: None,
+                    error: String::new(),
+                    notice: String::new(),
+                    challenge: started.challenge.expose().clone(),
+                    has_webauthn: started.methods.contains(&"webauthn"),
+                    has_recovery: started.methods.contains(&"recovery"),
+                    webauthn_json: json,
+                },
+                &[],
+            )
+        }
+        Err(e) => render(
+            e.status(),
+            LoginPage {
+                csrf: c.token,
+                who: None,
+                error: e.to_string(),
+                notice: String::new(),
+                username: f.username,
+            },
+            &[],
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+struct MfaForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    challenge: Secret<String>,
+    #[serde(default)]
+    method: String,
+    #[serde(default)]
+    code: String,
+}
+
+async fn mfa_submit(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    ctx: RequestContext,
+    Form(f): Form<MfaForm>,
+) -> Response {
+    if let Err(e) = check_csrf(&headers, &f.csrf) {
+        return error_page(&headers, &e, None);
+    }
+    let factor = match f.method.as_str() {
+        "totp" => SecondFactor::Totp(Secret::new(f.code)),
+        "recovery" => SecondFactor::Recovery(Secret::new(f.code)),
+        "webauthn" => SecondFactor::WebAuthn(Secret::new(f.code)),
+        _ => {
+            return error_page(
+                &headers,
+                &ApiError::BadRequest("unknown second-factor method".into()),
+                None,
+            )
+        }
+    };
+    let c = csrf_of(&headers);
+    match s.identity.finish_sign_in(&f.challenge, factor, &ctx).await {
+        Ok(signed) => with_cookies(
+            Redirect::to("/app").into_response(),
+            &[session_cookie(&signed.token)],
+        ),
+        Err(e @ (ApiError::SecondFactorRejected | ApiError::TotpLocked(_))) => render(
+            e.status(),
+            MfaPage {
+                csrf: c.token,
+                who: None,
+                error: e.to_string(),
+                notice: String::new(),
+                challenge: f.challenge.expose().clone(),
+                has_webauthn: false,
+                has_recovery: true,
+                webauthn_json: String::new(),
+            },
+            &[],
+        ),
+        Err(e) => render(
+            e.status(),
+            LoginPage {
+                csrf: c.token,
+                who: None,
+                error: e.to_string(),
+                notice: String::new(),
+                username: String::new(),
+            },
+            &[],
+        ),
+    }
+}
+
+async fn logout(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    p: Principal,
+    Form(f): Form<CsrfOnly>,
+) -> Response {
+    if let Err(e) = check_csrf(&headers, &f.csrf) {
+        return error_page(&headers, &e, who(&p));
+    }
+    if let Err(e) = s.identity.sign_out(&p).await {
+        return error_page(&headers, &e, who(&p));
+    }
+    with_cookies(
+        Redirect::to("/login").into_response(),
+        &[cleared_session_cookie()],
+    )
+}
+
+#[derive(Deserialize)]
+struct CsrfOnly {
+    #[serde(default)]
+    csrf: String,
+}
+
+// ---- first-time setup ---------------------------------------------------------------------
+
+async fn setup_page(headers: HeaderMap) -> Response {
+    let c = csrf_of(&headers);
+    render(
+        StatusCode::OK,
+        SetupPage {
+            csrf: c.token,
+            who: None,
+            error: String::new(),
+            notice: String::new(),
+        },
+        &c.new_cookie.into_iter().collect::<Vec<_>>(),
+    )
+}
+
+#[derive(Deserialize)]
+struct SetupForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    token: Secret<String>,
+    #[serde(default)]
+    password: Secret<String>,
+    #[serde(default)]
+    password_again: Secret<String>,
+}
+
+fn qr_base64(uri: &str) -> String {
+    match qrcode::QrCode::new(uri.as_bytes()) {
+        Ok(code) => {
+            let svg = code
+                .render::<qrcode::render::svg::Color<'_>>()
+                .min_dimensions(220, 220)
+                .build();
+            data_encoding::BASE64.encode(svg.as_bytes())
+        }
+        Err(_) => String::new(),
+    }
+}
+
+async fn setup_submit(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    ctx: RequestContext,
+    Form(f): Form<SetupForm>,
+) -> Response {
+    if let Err(e) = check_csrf(&headers, &f.csrf) {
+        return error_page(&headers, &e, None);
+    }
+    let c = csrf_of(&headers);
+    let fail = |e: ApiError, token: String| {
+        render(
+            e.status(),
+            SetupPage {
+                csrf: token,
+                who: None,
+                error: e.to_string(),
+                notice: String::new(),
+            },
+            &[],
+        )
+    };
+    if f.password.expose() != f.password_again.expose() {
+        return fail(
+            ApiError::Validation("the two passwords differ; type the same password twice".into()),
+            c.token,
+        );
+    }
+    match s
+        .identity
+        .begin_setup(
+            &Secret::new(f.token.expose().trim().to_owned()),
+            f.password,
+            &ctx,
+        )
+        .await
+    {
+        Ok(started) => render(
+            StatusCode::OK,
+            EnrolPage {
+                csrf: c.token,
+                who: None,
+                error: String::new(),
+                notice: format!("Hello {}: one step left.", started.username),
+                challenge: started.challenge.expose().clone(),
+                totp_secret: started.totp_secret.expose().clone(),
+                qr_svg_base64: qr_base64(started.otpauth_uri.expose()),
+            },
+            &[],
+        ),
+        Err(e) => fail(e, c.token),
+    }
+}
+
+#[derive(Deserialize)]
+struct ConfirmForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    challenge: Secret<String>,
+    #[serde(default)]
+    code: Secret<String>,
+}
+
+async fn setup_confirm(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    ctx: RequestContext,
+    Form(f): Form<ConfirmForm>,
+) -> Response {
+    if let Err(e) = check_csrf(&headers, &f.csrf) {
+        return error_page(&headers, &e, None);
+    }
+    let c = csrf_of(&headers);
+    match s.identity.confirm_setup(&f.challenge, &f.code, &ctx).await {
+        Ok(signed) => {
+            let principal = s.identity.authenticate(signed.token.expose()).await.ok();
+            render(
+                StatusCode::OK,
+                RecoveryPage {
+                    csrf: c.token,
+                    who: principal.as_ref().and_then(who),
+                    error: String::new(),
+                    notice: "Your account is ready and you are signed in.".into(),
+                    codes: signed
+                        .recovery_codes
+                        .iter()
+                        .map(|x| x.expose().clone())
+                        .collect(),
+                },
+                &[session_cookie(&signed.token)],
+            )
+        }
+        // The challenge keeps its secret sealed; a wrong code means starting setup again shows
+        // a new QR code, so we send the person back with the reason.
+        Err(e) => render(
+            e.status(),
+            SetupPage {
+                csrf: c.token,
+                who: None,
+                error: format!("{e} (start the setup again)"),
+                notice: String::new(),
+            },
+            &[],
+        ),
+    }
+}
+
+// ---- signed-in pages ----------------------------------------------------------------------
+
+async fn home(headers: HeaderMap, p: Principal) -> Response {
+    let c = csrf_of(&headers);
+    render(
+        StatusCode::OK,
+        HomePage {
+            csrf: c.token,
+            who: who(&p),
+            error: String::new(),
+            notice: String::new(),
+            username: p.user.username.clone(),
+            role: p.user.role.to_string(),
+            is_admin: p.user.role == Role::Admin,
+        },
+        &c.new_cookie.into_iter().collect::<Vec<_>>(),
+    )
+}
+
+async fn account_page(
+    s: &AppState,
+    headers: &HeaderMap,
+    p: &Principal,
+    error: String,
+    notice: String,
+) -> Response {
+    let c = csrf_of(headers);
+    let sessions = match s.identity.sessions(p).await {
+        Ok(x) => x,
+        Err(e) => return error_page(headers, &e, who(p)),
+    };
+    let passkeys = match s.identity.passkey_list(p).await {
+        Ok(x) => x,
+        Err(e) => return error_page(headers, &e, who(p)),
+    };
+    let recovery_left = s.identity.unused_recovery_codes(p).await.unwrap_or(0);
+    let status = if error.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    render(
+        status,
+        AccountPage {
+            csrf: c.token,
+            who: who(p),
+            error,
+            notice,
+            sessions: sessions
+                .iter()
+                .map(|x| session_view(x, &p.session.id))
+                .collect(),
+            passkeys: passkeys
+                .into_iter()
+                .map(|k| PasskeyRow {
+                    id: k.id,
+                    name: k.name,
+                    created_at: rfc3339(k.created_at),
+                })
+                .collect(),
+            recovery_left,
+        },
+        &c.new_cookie.into_iter().collect::<Vec<_>>(),
+    )
+}
+
+async fn account(State(s): State<AppState>, headers: HeaderMap, p: Principal) -> Response {
+    account_page(&s, &headers, &p, String::new(), String::new()).await
+}
+
+async fn revoke_session(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    p: Principal,
+    Path(id): Path<String>,
+    Form(f): Form<CsrfOnly>,
+) -> Response {
+    if let Err(e) = check_csrf(&headers, &f.csrf) {
+        return error_page(&headers, &e, who(&p));
+    }
+    match s.identity.revoke_session(&p, &id).await {
+        Ok(()) => {
+            account_page(
+                &s,
+                &headers,
+                &p,
+                String::new(),
+                "The session has ended.".into(),
+            )
+            .await
+        }
+        Err(e) => account_page(&s, &headers, &p, e.to_string(), String::new()).await,
+    }
+}
+
+async fn delete_passkey(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    p: Principal,
+    Path(id): Path<String>,
+    Form(f): Form<CsrfOnly>,
+) -> Response {
+    if let Err(e) = check_csrf(&headers, &f.csrf) {
+        return error_page(&headers, &e, who(&p));
+    }
+    match s.identity.delete_passkey(&p, &id).await {
+        Ok(()) => {
+            account_page(
+                &s,
+                &headers,
+                &p,
+                String::new(),
+                "The passkey was removed.".into(),
+            )
+            .await
+        }
+        Err(e) => account_page(&s, &headers, &p, e.to_string(), String::new()).await,
+    }
+}
+
+#[derive(Deserialize)]
+struct ReauthForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    password: Secret<String>,
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    next: String,
+}
+
+async fn regenerate_codes(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    ctx: RequestContext,
+    p: Principal,
+    Form(f): Form<ReauthForm>,
+) -> Response {
+    if let Err(e) = check_csrf(&headers, &f.csrf) {
+        return error_page(&headers, &e, who(&p));
+    }
+    let mut p = p;
+    if let Err(e) = s
+        .identity
+        .reauthenticate(&mut p, f.password, second_factor(f.code), &ctx)
+        .await
+    {
+        return account_page(&s, &headers, &p, e.to_string(), String::new()).await;
+    }
+    match s.identity.regenerate_recovery_codes(&p).await {
+        Ok(codes) => {
+            let c = csrf_of(&headers);
+            render(
+                StatusCode::OK,
+                RecoveryPage {
+                    csrf: c.token,
+                    who: who(&p),
+                    error: String::new(),
+                    notice: "New recovery codes; the old ones no longer work.".into(),
+                    codes: codes.iter().map(|x| x.expose().clone()).collect(),
+                },
+                &[],
+            )
+        }
+        Err(e) => account_page(&s, &headers, &p, e.to_string(), String::new()).await,
+    }
+}
+
+async fn reauth(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    ctx: RequestContext,
+    mut p: Principal,
+    Form(f): Form<ReauthForm>,
+) -> Response {
+    if let Err(e) = check_csrf(&headers, &f.csrf) {
+        return error_page(&headers, &e, who(&p));
+    }
+    // Only our own paths: never an open redirect.
+    let next = if f.next.starts_with('/') && !f.next.starts_with("//") && !f.next.contains('\\') {
+        f.next.clone()
+    } else {
+        "/app".into()
+    };
+    match s
+        .identity
+        .reauthenticate(&mut p, f.password, second_factor(f.code), &ctx)
+        .await
+    {
+        Ok(()) => Redirect::to(&next).into_response(),
+        Err(e) if next == "/admin/users" => {
+            users_view(&s, &headers, &p, e.to_string(), String::new(), None).await
+        }
+        Err(e) => error_page(&headers, &e, who(&p)),
+    }
+}
+
+// ---- staff administration -----------------------------------------------------------------
+
+async fn users_view(
+    s: &AppState,
+    headers: &HeaderMap,
+    p: &Principal,
+    error: String,
+    notice: String,
+    created: Option<(String, Secret<String>)>,
+) -> Response {
+    let c = csrf_of(headers);
+    let users = match s.identity.list_users().await {
+        Ok(u) => u,
+        Err(e) => return error_page(headers, &e, who(p)),
+    };
+    let (created_username, setup_token) = created
+        .map_or((String::new(), String::new()), |(u, t)| {
+            (u, t.expose().clone())
+        });
+    let status = if error.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    render(
+        status,
+        UsersPage {
+            csrf: c.token,
+            who: who(p),
+            error,
+            notice,
+            users: users
+                .iter()
+                .map(|u| {
+                    let v = user_view(u);
+                    UserRow {
+                        id: v.id,
+                        username: v.username,
+                        role: v.role.to_string(),
+                        status: v.status.as_str().to_owned(),
+                        locked: v.locked,
+                        failed_sign_ins: v.failed_sign_ins,
+                        last_sign_in: v.last_sign_in_at.unwrap_or_else(|| "never".into()),
+                    }
+                })
+                .collect(),
+            setup_token,
+            created_username,
+        },
+        &c.new_cookie.into_iter().collect::<Vec<_>>(),
+    )
+}
+
+async fn users_page(State(s): State<AppState>, headers: HeaderMap, p: Principal) -> Response {
+    users_view(&s, &headers, &p, String::new(), String::new(), None).await
+}
+
+#[derive(Deserialize)]
+struct CreateUserForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    role: String,
+}
+
+async fn create_user(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    p: Principal,
+    Form(f): Form<CreateUserForm>,
+) -> Response {
+    if let Err(e) = check_csrf(&headers, &f.csrf) {
+        return error_page(&headers, &e, who(&p));
+    }
+    // The page route only needs UsersRead to show the list; creating needs UsersManage.
+    if !p.user.role.allows(Permission::UsersManage) {
+        return error_page(&headers, &ApiError::Forbidden, who(&p));
+    }
+    let role: Role = match f.role.parse() {
+        Ok(r) => r,
+        Err(e) => return users_view(&s, &headers, &p, e.to_string(), String::new(), None).await,
+    };
+    let username = f.username.trim().to_owned();
+    match s.identity.admin_create_user(&p, &username, role).await {
+        Ok((_, token)) => {
+            users_view(
+                &s,
+                &headers,
+                &p,
+                String::new(),
+                format!("Account {username} created."),
+                Some((username, token)),
+            )
+            .await
+        }
+        Err(e) => users_view(&s, &headers, &p, e.to_string(), String::new(), None).await,
+    }
+}
+
+async fn unlock_user(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    p: Principal,
+    Path(id): Path<String>,
+    Form(f): Form<CsrfOnly>,
+) -> Response {
+    if let Err(e) = check_csrf(&headers, &f.csrf) {
+        return error_page(&headers, &e, who(&p));
+    }
+    match s.identity.admin_unlock(&p, &id).await {
+        Ok(u) => {
+            users_view(
+                &s,
+                &headers,
+                &p,
+                String::new(),
+                format!("{} is unlocked.", u.username),
+                None,
+            )
+            .await
+        }
+        Err(e) => users_view(&s, &headers, &p, e.to_string(), String::new(), None).await,
+    }
+}
+
+// ---- reference pages and assets -----------------------------------------------------------
+
+async fn problem_page(headers: HeaderMap, Path(slug): Path<String>) -> Response {
+    let c = csrf_of(&headers);
+    match PROBLEM_TYPES.iter().find(|(s, _, _)| *s == slug) {
+        Some((s, title, about)) => render(
+            StatusCode::OK,
+            ProblemPage {
+                csrf: c.token,
+                who: None,
+                error: String::new(),
+                notice: String::new(),
+                title: (*title).into(),
+                slug: (*s).into(),
+                about: (*about).into(),
+            },
+            &[],
+        ),
+        None => ApiError::NotFound.into_response(),
+    }
+}
+
+async fn static_file(Path(file): Path<String>) -> Response {
+    let (body, kind) = match file.as_str() {
+        "app.css" => (include_str!("../static/app.css"), "text/css; charset=utf-8"),
+        "webauthn.js" => (
+            include_str!("../static/webauthn.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        _ => return ApiError::NotFound.into_response(),
+    };
+    ([(header::CONTENT_TYPE, kind)], body).into_response()
 }

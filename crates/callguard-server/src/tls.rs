@@ -33,20 +33,45 @@ pub struct CertificatePaths {
 }
 
 /// Makes a self-signed certificate for localhost when none exists yet.
-pub fn ensure_self_signed(data_dir: &Path, extra_names: &[String]) -> Result<CertificatePaths, TlsError> {
+pub fn ensure_self_signed(
+    data_dir: &Path,
+    extra_names: &[String],
+) -> Result<CertificatePaths, TlsError> {
     let dir = data_dir.join("tls");
-    let paths = CertificatePaths { cert: dir.join("cert.pem"), key: dir.join("key.pem") };
+    let paths = CertificatePaths {
+        cert: dir.join("cert.pem"),
+        key: dir.join("key.pem"),
+    };
     if paths.cert.exists() && paths.key.exists() {
         return Ok(paths);
     }
-    crate::bootstrap::create_private_dir(&dir).map_err(|e| TlsError::Write { path: dir.clone(), reason: e.to_string() })?;
-    let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
-    names.extend(extra_names.iter().filter(|n| !names.contains(n)).cloned().collect::<Vec<_>>());
-    let certified = rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Invalid(e.to_string()))?;
+    crate::bootstrap::create_private_dir(&dir).map_err(|e| TlsError::Write {
+        path: dir.clone(),
+        reason: e.to_string(),
+    })?;
+    let mut names = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
+    names.extend(
+        extra_names
+            .iter()
+            .filter(|n| !names.contains(n))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    let certified =
+        rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Invalid(e.to_string()))?;
     crate::bootstrap::write_private_file(&paths.key, certified.key_pair.serialize_pem().as_bytes())
-        .map_err(|e| TlsError::Write { path: paths.key.clone(), reason: e.to_string() })?;
-    std::fs::write(&paths.cert, certified.cert.pem())
-        .map_err(|e| TlsError::Write { path: paths.cert.clone(), reason: e.to_string() })?;
+        .map_err(|e| TlsError::Write {
+            path: paths.key.clone(),
+            reason: e.to_string(),
+        })?;
+    std::fs::write(&paths.cert, certified.cert.pem()).map_err(|e| TlsError::Write {
+        path: paths.cert.clone(),
+        reason: e.to_string(),
+    })?;
     tracing::info!(cert = %paths.cert.display(), "made a self-signed certificate");
     Ok(paths)
 }
@@ -54,26 +79,44 @@ pub fn ensure_self_signed(data_dir: &Path, extra_names: &[String]) -> Result<Cer
 /// Loads the certificate chain and key into a rustls configuration (HTTP/2 and HTTP/1.1).
 pub fn server_config(paths: &CertificatePaths) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let read = |p: &Path| {
-        std::fs::read(p).map_err(|e| TlsError::Read { path: p.to_path_buf(), reason: e.to_string() })
+        std::fs::read(p).map_err(|e| TlsError::Read {
+            path: p.to_path_buf(),
+            reason: e.to_string(),
+        })
     };
     let cert_pem = read(&paths.cert)?;
     let key_pem = read(&paths.key)?;
     let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut cert_pem.as_slice())
         .collect::<Result<_, _>>()
-        .map_err(|_| TlsError::Invalid(format!("{} holds no valid PEM certificate", paths.cert.display())))?;
+        .map_err(|_| {
+            TlsError::Invalid(format!(
+                "{} holds no valid PEM certificate",
+                paths.cert.display()
+            ))
+        })?;
     if certs.is_empty() {
-        return Err(TlsError::Invalid(format!("{} holds no certificate", paths.cert.display())));
+        return Err(TlsError::Invalid(format!(
+            "{} holds no certificate",
+            paths.cert.display()
+        )));
     }
     let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut key_pem.as_slice())
         .ok()
         .flatten()
-        .ok_or_else(|| TlsError::Invalid(format!("{} holds no valid PEM private key", paths.key.display())))?;
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| TlsError::Invalid(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| TlsError::Invalid(format!("certificate and key do not fit together: {e}")))?;
+        .ok_or_else(|| {
+            TlsError::Invalid(format!(
+                "{} holds no valid PEM private key",
+                paths.key.display()
+            ))
+        })?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| TlsError::Invalid(e.to_string()))?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .map_err(|e| TlsError::Invalid(format!("certificate and key do not fit together: {e}")))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
@@ -138,16 +181,24 @@ async fn serve_connection(
     stop: &mut tokio::sync::watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
-    let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await else {
+    let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await
+    else {
         return;
     };
-    let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-        req.extensions_mut().insert(ConnectInfo(addr));
-        app.clone().oneshot(req)
-    });
+    let service =
+        hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(addr));
+            app.clone().oneshot(req)
+        });
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(10));
-    builder.http2().timer(TokioTimer::new()).max_concurrent_streams(200);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(200);
     let conn = builder.serve_connection(TokioIo::new(tls), service);
     tokio::pin!(conn);
     tokio::select! {

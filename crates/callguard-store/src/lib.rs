@@ -107,14 +107,29 @@ pub trait UserStore: Send + Sync {
     async fn list_users(&self) -> StoreResult<Vec<User>>;
     async fn credentials(&self, user_id: &str) -> StoreResult<Option<Credentials>>;
     /// The pending account whose unexpired setup token hashes to `token_hash`.
-    async fn user_by_setup_token(&self, token_hash: &str, now: UnixTime) -> StoreResult<Option<User>>;
+    async fn user_by_setup_token(
+        &self,
+        token_hash: &str,
+        now: UnixTime,
+    ) -> StoreResult<Option<User>>;
     /// Activates a pending account; false when the token was used or the account is not pending.
     async fn complete_setup(&self, setup: CompletedSetup) -> StoreResult<bool>;
     /// Issues a new setup token for an account (re-invitation); it becomes pending again.
-    async fn reset_setup(&self, user_id: &str, token_hash: &str, expires_at: UnixTime) -> StoreResult<bool>;
+    async fn reset_setup(
+        &self,
+        user_id: &str,
+        token_hash: &str,
+        expires_at: UnixTime,
+    ) -> StoreResult<bool>;
     /// Counts a failed sign-in and locks the account when the limit is reached; a lock that
     /// has run out starts the count afresh. Returns the account as it now is.
-    async fn record_failed_sign_in(&self, user_id: &str, now: UnixTime, max: i64, lock_until: UnixTime) -> StoreResult<Option<User>>;
+    async fn record_failed_sign_in(
+        &self,
+        user_id: &str,
+        now: UnixTime,
+        max: i64,
+        lock_until: UnixTime,
+    ) -> StoreResult<Option<User>>;
     /// Clears the failure count and notes the sign-in time.
     async fn record_successful_sign_in(&self, user_id: &str, now: UnixTime) -> StoreResult<()>;
     /// Counts a wrong TOTP code in `step`; returns the count for that step.
@@ -122,12 +137,26 @@ pub trait UserStore: Send + Sync {
     /// Marks `step` used, atomically refusing it when that step or a later one was used.
     async fn accept_totp_step(&self, user_id: &str, step: i64) -> StoreResult<bool>;
     /// Spends an unused recovery code; false when there is none with that hash.
-    async fn use_recovery_code(&self, user_id: &str, code_hash: &str, now: UnixTime) -> StoreResult<bool>;
-    async fn replace_recovery_codes(&self, user_id: &str, code_hashes: &[String]) -> StoreResult<()>;
+    async fn use_recovery_code(
+        &self,
+        user_id: &str,
+        code_hash: &str,
+        now: UnixTime,
+    ) -> StoreResult<bool>;
+    async fn replace_recovery_codes(
+        &self,
+        user_id: &str,
+        code_hashes: &[String],
+    ) -> StoreResult<()>;
     async fn unused_recovery_codes(&self, user_id: &str) -> StoreResult<i64>;
     async fn unlock(&self, user_id: &str) -> StoreResult<bool>;
     async fn set_role(&self, user_id: &str, role: Role) -> StoreResult<bool>;
-    async fn set_status(&self, user_id: &str, status: UserStatus, now: UnixTime) -> StoreResult<bool>;
+    async fn set_status(
+        &self,
+        user_id: &str,
+        status: UserStatus,
+        now: UnixTime,
+    ) -> StoreResult<bool>;
     /// Disables active accounts whose last use is before `cutoff`; returns their ids.
     async fn disable_dormant(&self, cutoff: UnixTime) -> StoreResult<Vec<String>>;
 }
@@ -142,7 +171,11 @@ pub trait SessionStore: Send + Sync {
     async fn delete_session(&self, id: &str) -> StoreResult<bool>;
     async fn delete_sessions_of(&self, user_id: &str) -> StoreResult<u64>;
     async fn sessions_of(&self, user_id: &str) -> StoreResult<Vec<Session>>;
-    async fn delete_expired_sessions(&self, idle_before: UnixTime, created_before: UnixTime) -> StoreResult<u64>;
+    async fn delete_expired_sessions(
+        &self,
+        idle_before: UnixTime,
+        created_before: UnixTime,
+    ) -> StoreResult<u64>;
 }
 
 /// Short-lived sign-in steps.
@@ -150,7 +183,12 @@ pub trait SessionStore: Send + Sync {
 pub trait ChallengeStore: Send + Sync {
     async fn create_challenge(&self, challenge: &Challenge) -> StoreResult<()>;
     /// The unexpired challenge of `kind` with this hash.
-    async fn challenge(&self, token_hash: &str, kind: &str, now: UnixTime) -> StoreResult<Option<Challenge>>;
+    async fn challenge(
+        &self,
+        token_hash: &str,
+        kind: &str,
+        now: UnixTime,
+    ) -> StoreResult<Option<Challenge>>;
     /// Counts a wrong answer; returns the attempts so far.
     async fn count_challenge_failure(&self, token_hash: &str) -> StoreResult<i64>;
     /// Removes a challenge; true when it existed (so two racing answers cannot both win).
@@ -163,7 +201,13 @@ pub trait ChallengeStore: Send + Sync {
 pub trait PasskeyStore: Send + Sync {
     async fn add_passkey(&self, passkey: &PasskeyRecord) -> StoreResult<()>;
     async fn passkeys_of(&self, user_id: &str) -> StoreResult<Vec<PasskeyRecord>>;
-    async fn update_passkey(&self, user_id: &str, credential_id: &str, passkey: &str, now: UnixTime) -> StoreResult<()>;
+    async fn update_passkey(
+        &self,
+        user_id: &str,
+        credential_id: &str,
+        passkey: &str,
+        now: UnixTime,
+    ) -> StoreResult<()>;
     async fn delete_passkey(&self, user_id: &str, id: &str) -> StoreResult<bool>;
 }
 
@@ -181,7 +225,10 @@ impl<T: UserStore + SessionStore + ChallengeStore + PasskeyStore + Health> Store
 
 /// Opens the store named by `database_url`: `postgres://…` or `postgresql://…` for PostgreSQL,
 /// otherwise a SQLite file at `sqlite_path`. Migrations are applied before it returns.
-pub async fn open(database_url: Option<&str>, sqlite_path: &std::path::Path) -> StoreResult<Arc<dyn Store>> {
+pub async fn open(
+    database_url: Option<&str>,
+    sqlite_path: &std::path::Path,
+) -> StoreResult<Arc<dyn Store>> {
     match database_url {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             Ok(Arc::new(PostgresStore::connect(url).await?))
@@ -195,11 +242,13 @@ pub async fn open(database_url: Option<&str>, sqlite_path: &std::path::Path) -> 
 }
 
 pub(crate) fn parse_role(s: &str) -> StoreResult<Role> {
-    s.parse().map_err(|_| StoreError::Backend(format!("unknown role in database: {s:?}")))
+    s.parse()
+        .map_err(|_| StoreError::Backend(format!("unknown role in database: {s:?}")))
 }
 
 pub(crate) fn parse_status(s: &str) -> StoreResult<UserStatus> {
-    UserStatus::parse(s).ok_or_else(|| StoreError::Backend(format!("unknown status in database: {s:?}")))
+    UserStatus::parse(s)
+        .ok_or_else(|| StoreError::Backend(format!("unknown status in database: {s:?}")))
 }
 
 /// Columns of `users` that make a [`User`], in the order both backends read them.

@@ -36,7 +36,13 @@ impl PostgresStore {
         let pg: tokio_postgres::Config = url
             .parse()
             .map_err(|_| StoreError::Backend("the PostgreSQL URL could not be parsed".into()))?;
-        let mgr = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let mgr = Manager::from_config(
+            pg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
         let pool = Pool::builder(mgr).max_size(16).build().map_err(pool_err)?;
         let store = Self { pool };
         store.migrate().await?;
@@ -49,7 +55,10 @@ impl PostgresStore {
 
     async fn migrate(&self) -> StoreResult<()> {
         let mut client = self.client().await?;
-        client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK]).await.map_err(map_err)?;
+        client
+            .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(map_err)?;
         let result = async {
             client
                 .batch_execute(
@@ -77,7 +86,10 @@ impl PostgresStore {
             Ok::<(), StoreError>(())
         }
         .await;
-        client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]).await.map_err(map_err)?;
+        client
+            .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(map_err)?;
         result
     }
 }
@@ -98,7 +110,8 @@ fn to_user(r: &Row) -> StoreResult<User> {
     })
 }
 
-const SESSION_COLUMNS: &str = "id, user_id, created_at, last_seen_at, reauth_at, source, user_agent";
+const SESSION_COLUMNS: &str =
+    "id, user_id, created_at, last_seen_at, reauth_at, source, user_agent";
 
 fn to_session(r: &Row) -> Session {
     Session {
@@ -155,9 +168,12 @@ impl UserStore for PostgresStore {
             .await
             .map_err(map_err)?;
         for h in &u.recovery_code_hashes {
-            tx.execute("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)", &[&u.id, h])
-                .await
-                .map_err(map_err)?;
+            tx.execute(
+                "INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)",
+                &[&u.id, h],
+            )
+            .await
+            .map_err(map_err)?;
         }
         tx.commit().await.map_err(map_err)?;
         to_user(&row)
@@ -165,32 +181,41 @@ impl UserStore for PostgresStore {
 
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
         let c = self.client().await?;
-        c.query_opt(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"), &[&id])
-            .await
-            .map_err(map_err)?
-            .as_ref()
-            .map(to_user)
-            .transpose()
+        c.query_opt(
+            &format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"),
+            &[&id],
+        )
+        .await
+        .map_err(map_err)?
+        .as_ref()
+        .map(to_user)
+        .transpose()
     }
 
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
         let c = self.client().await?;
-        c.query_opt(&format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1"), &[&username])
-            .await
-            .map_err(map_err)?
-            .as_ref()
-            .map(to_user)
-            .transpose()
+        c.query_opt(
+            &format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1"),
+            &[&username],
+        )
+        .await
+        .map_err(map_err)?
+        .as_ref()
+        .map(to_user)
+        .transpose()
     }
 
     async fn list_users(&self) -> StoreResult<Vec<User>> {
         let c = self.client().await?;
-        c.query(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY username"), &[])
-            .await
-            .map_err(map_err)?
-            .iter()
-            .map(to_user)
-            .collect()
+        c.query(
+            &format!("SELECT {USER_COLUMNS} FROM users ORDER BY username"),
+            &[],
+        )
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(to_user)
+        .collect()
     }
 
     async fn credentials(&self, user_id: &str) -> StoreResult<Option<Credentials>> {
@@ -211,7 +236,11 @@ impl UserStore for PostgresStore {
             }))
     }
 
-    async fn user_by_setup_token(&self, token_hash: &str, now: UnixTime) -> StoreResult<Option<User>> {
+    async fn user_by_setup_token(
+        &self,
+        token_hash: &str,
+        now: UnixTime,
+    ) -> StoreResult<Option<User>> {
         let c = self.client().await?;
         c.query_opt(
             &format!("SELECT {USER_COLUMNS} FROM users WHERE setup_token_hash = $1 AND setup_expires_at > $2 AND status = 'pending'"),
@@ -240,17 +269,30 @@ impl UserStore for PostgresStore {
         if n != 1 {
             return Ok(false);
         }
-        tx.execute("DELETE FROM recovery_codes WHERE user_id = $1", &[&s.user_id]).await.map_err(map_err)?;
+        tx.execute(
+            "DELETE FROM recovery_codes WHERE user_id = $1",
+            &[&s.user_id],
+        )
+        .await
+        .map_err(map_err)?;
         for h in &s.recovery_code_hashes {
-            tx.execute("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)", &[&s.user_id, h])
-                .await
-                .map_err(map_err)?;
+            tx.execute(
+                "INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)",
+                &[&s.user_id, h],
+            )
+            .await
+            .map_err(map_err)?;
         }
         tx.commit().await.map_err(map_err)?;
         Ok(true)
     }
 
-    async fn reset_setup(&self, user_id: &str, token_hash: &str, expires_at: UnixTime) -> StoreResult<bool> {
+    async fn reset_setup(
+        &self,
+        user_id: &str,
+        token_hash: &str,
+        expires_at: UnixTime,
+    ) -> StoreResult<bool> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(map_err)?;
         let n = tx
@@ -262,15 +304,24 @@ impl UserStore for PostgresStore {
             .await
             .map_err(map_err)?;
         for table in ["recovery_codes", "sessions", "passkeys"] {
-            tx.execute(&format!("DELETE FROM {table} WHERE user_id = $1"), &[&user_id])
-                .await
-                .map_err(map_err)?;
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE user_id = $1"),
+                &[&user_id],
+            )
+            .await
+            .map_err(map_err)?;
         }
         tx.commit().await.map_err(map_err)?;
         Ok(n == 1)
     }
 
-    async fn record_failed_sign_in(&self, user_id: &str, now: UnixTime, max: i64, lock_until: UnixTime) -> StoreResult<Option<User>> {
+    async fn record_failed_sign_in(
+        &self,
+        user_id: &str,
+        now: UnixTime,
+        max: i64,
+        lock_until: UnixTime,
+    ) -> StoreResult<Option<User>> {
         let c = self.client().await?;
         c.query_opt(
             &format!(
@@ -327,7 +378,12 @@ impl UserStore for PostgresStore {
         Ok(n == 1)
     }
 
-    async fn use_recovery_code(&self, user_id: &str, code_hash: &str, now: UnixTime) -> StoreResult<bool> {
+    async fn use_recovery_code(
+        &self,
+        user_id: &str,
+        code_hash: &str,
+        now: UnixTime,
+    ) -> StoreResult<bool> {
         let c = self.client().await?;
         let n = c
             .execute(
@@ -339,14 +395,23 @@ impl UserStore for PostgresStore {
         Ok(n == 1)
     }
 
-    async fn replace_recovery_codes(&self, user_id: &str, code_hashes: &[String]) -> StoreResult<()> {
+    async fn replace_recovery_codes(
+        &self,
+        user_id: &str,
+        code_hashes: &[String],
+    ) -> StoreResult<()> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(map_err)?;
-        tx.execute("DELETE FROM recovery_codes WHERE user_id = $1", &[&user_id]).await.map_err(map_err)?;
+        tx.execute("DELETE FROM recovery_codes WHERE user_id = $1", &[&user_id])
+            .await
+            .map_err(map_err)?;
         for h in code_hashes {
-            tx.execute("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)", &[&user_id, h])
-                .await
-                .map_err(map_err)?;
+            tx.execute(
+                "INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)",
+                &[&user_id, h],
+            )
+            .await
+            .map_err(map_err)?;
         }
         tx.commit().await.map_err(map_err)
     }
@@ -378,13 +443,21 @@ impl UserStore for PostgresStore {
     async fn set_role(&self, user_id: &str, role: Role) -> StoreResult<bool> {
         let c = self.client().await?;
         let n = c
-            .execute("UPDATE users SET role = $1 WHERE id = $2", &[&role.as_str(), &user_id])
+            .execute(
+                "UPDATE users SET role = $1 WHERE id = $2",
+                &[&role.as_str(), &user_id],
+            )
             .await
             .map_err(map_err)?;
         Ok(n == 1)
     }
 
-    async fn set_status(&self, user_id: &str, status: UserStatus, now: UnixTime) -> StoreResult<bool> {
+    async fn set_status(
+        &self,
+        user_id: &str,
+        status: UserStatus,
+        now: UnixTime,
+    ) -> StoreResult<bool> {
         let c = self.client().await?;
         let n = c
             .execute(
@@ -400,17 +473,16 @@ impl UserStore for PostgresStore {
 
     async fn disable_dormant(&self, cutoff: UnixTime) -> StoreResult<Vec<String>> {
         let c = self.client().await?;
-        Ok(c
-            .query(
-                "UPDATE users SET status = 'disabled' WHERE status = 'active'
+        Ok(c.query(
+            "UPDATE users SET status = 'disabled' WHERE status = 'active'
                    AND COALESCE(last_sign_in_at, activated_at, created_at) < $1 RETURNING id",
-                &[&cutoff],
-            )
-            .await
-            .map_err(map_err)?
-            .iter()
-            .map(|r| r.get(0))
-            .collect())
+            &[&cutoff],
+        )
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
     }
 }
 
@@ -429,38 +501,51 @@ impl SessionStore for PostgresStore {
 
     async fn session_by_token(&self, token_hash: &str) -> StoreResult<Option<Session>> {
         let c = self.client().await?;
-        Ok(c
-            .query_opt(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE token_hash = $1"), &[&token_hash])
-            .await
-            .map_err(map_err)?
-            .as_ref()
-            .map(to_session))
+        Ok(c.query_opt(
+            &format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE token_hash = $1"),
+            &[&token_hash],
+        )
+        .await
+        .map_err(map_err)?
+        .as_ref()
+        .map(to_session))
     }
 
     async fn touch_session(&self, id: &str, now: UnixTime) -> StoreResult<()> {
         let c = self.client().await?;
-        c.execute("UPDATE sessions SET last_seen_at = $1 WHERE id = $2 AND last_seen_at < $1", &[&now, &id])
-            .await
-            .map_err(map_err)?;
+        c.execute(
+            "UPDATE sessions SET last_seen_at = $1 WHERE id = $2 AND last_seen_at < $1",
+            &[&now, &id],
+        )
+        .await
+        .map_err(map_err)?;
         Ok(())
     }
 
     async fn mark_reauthenticated(&self, id: &str, now: UnixTime) -> StoreResult<()> {
         let c = self.client().await?;
-        c.execute("UPDATE sessions SET reauth_at = $1, last_seen_at = $1 WHERE id = $2", &[&now, &id])
-            .await
-            .map_err(map_err)?;
+        c.execute(
+            "UPDATE sessions SET reauth_at = $1, last_seen_at = $1 WHERE id = $2",
+            &[&now, &id],
+        )
+        .await
+        .map_err(map_err)?;
         Ok(())
     }
 
     async fn delete_session(&self, id: &str) -> StoreResult<bool> {
         let c = self.client().await?;
-        Ok(c.execute("DELETE FROM sessions WHERE id = $1", &[&id]).await.map_err(map_err)? == 1)
+        Ok(c.execute("DELETE FROM sessions WHERE id = $1", &[&id])
+            .await
+            .map_err(map_err)?
+            == 1)
     }
 
     async fn delete_sessions_of(&self, user_id: &str) -> StoreResult<u64> {
         let c = self.client().await?;
-        c.execute("DELETE FROM sessions WHERE user_id = $1", &[&user_id]).await.map_err(map_err)
+        c.execute("DELETE FROM sessions WHERE user_id = $1", &[&user_id])
+            .await
+            .map_err(map_err)
     }
 
     async fn sessions_of(&self, user_id: &str) -> StoreResult<Vec<Session>> {
@@ -477,7 +562,11 @@ impl SessionStore for PostgresStore {
             .collect())
     }
 
-    async fn delete_expired_sessions(&self, idle_before: UnixTime, created_before: UnixTime) -> StoreResult<u64> {
+    async fn delete_expired_sessions(
+        &self,
+        idle_before: UnixTime,
+        created_before: UnixTime,
+    ) -> StoreResult<u64> {
         let c = self.client().await?;
         c.execute(
             "DELETE FROM sessions WHERE last_seen_at < $1 OR created_at < $2",
@@ -501,24 +590,28 @@ impl ChallengeStore for PostgresStore {
         Ok(())
     }
 
-    async fn challenge(&self, token_hash: &str, kind: &str, now: UnixTime) -> StoreResult<Option<Challenge>> {
+    async fn challenge(
+        &self,
+        token_hash: &str,
+        kind: &str,
+        now: UnixTime,
+    ) -> StoreResult<Option<Challenge>> {
         let c = self.client().await?;
-        Ok(c
-            .query_opt(
-                "SELECT token_hash, kind, user_id, payload, attempts, expires_at FROM challenges
+        Ok(c.query_opt(
+            "SELECT token_hash, kind, user_id, payload, attempts, expires_at FROM challenges
                  WHERE token_hash = $1 AND kind = $2 AND expires_at > $3",
-                &[&token_hash, &kind, &now],
-            )
-            .await
-            .map_err(map_err)?
-            .map(|r| Challenge {
-                token_hash: r.get(0),
-                kind: r.get(1),
-                user_id: r.get(2),
-                payload: r.get(3),
-                attempts: r.get(4),
-                expires_at: r.get(5),
-            }))
+            &[&token_hash, &kind, &now],
+        )
+        .await
+        .map_err(map_err)?
+        .map(|r| Challenge {
+            token_hash: r.get(0),
+            kind: r.get(1),
+            user_id: r.get(2),
+            payload: r.get(3),
+            attempts: r.get(4),
+            expires_at: r.get(5),
+        }))
     }
 
     async fn count_challenge_failure(&self, token_hash: &str) -> StoreResult<i64> {
@@ -535,12 +628,20 @@ impl ChallengeStore for PostgresStore {
 
     async fn delete_challenge(&self, token_hash: &str) -> StoreResult<bool> {
         let c = self.client().await?;
-        Ok(c.execute("DELETE FROM challenges WHERE token_hash = $1", &[&token_hash]).await.map_err(map_err)? == 1)
+        Ok(c.execute(
+            "DELETE FROM challenges WHERE token_hash = $1",
+            &[&token_hash],
+        )
+        .await
+        .map_err(map_err)?
+            == 1)
     }
 
     async fn delete_expired_challenges(&self, now: UnixTime) -> StoreResult<u64> {
         let c = self.client().await?;
-        c.execute("DELETE FROM challenges WHERE expires_at <= $1", &[&now]).await.map_err(map_err)
+        c.execute("DELETE FROM challenges WHERE expires_at <= $1", &[&now])
+            .await
+            .map_err(map_err)
     }
 }
 
@@ -571,7 +672,13 @@ impl PasskeyStore for PostgresStore {
             .collect())
     }
 
-    async fn update_passkey(&self, user_id: &str, credential_id: &str, passkey: &str, now: UnixTime) -> StoreResult<()> {
+    async fn update_passkey(
+        &self,
+        user_id: &str,
+        credential_id: &str,
+        passkey: &str,
+        now: UnixTime,
+    ) -> StoreResult<()> {
         let c = self.client().await?;
         c.execute(
             "UPDATE passkeys SET passkey = $1, last_used_at = $2 WHERE user_id = $3 AND credential_id = $4",
@@ -584,7 +691,13 @@ impl PasskeyStore for PostgresStore {
 
     async fn delete_passkey(&self, user_id: &str, id: &str) -> StoreResult<bool> {
         let c = self.client().await?;
-        Ok(c.execute("DELETE FROM passkeys WHERE user_id = $1 AND id = $2", &[&user_id, &id]).await.map_err(map_err)? == 1)
+        Ok(c.execute(
+            "DELETE FROM passkeys WHERE user_id = $1 AND id = $2",
+            &[&user_id, &id],
+        )
+        .await
+        .map_err(map_err)?
+            == 1)
     }
 }
 

@@ -148,7 +148,19 @@ fn migrate(conn: &mut Connection) -> StoreResult<()> {
     Ok(())
 }
 
-fn user_row(r: &Row<'_>) -> rusqlite::Result<(String, String, String, String, i64, Option<i64>, i64, Option<i64>, Option<i64>)> {
+fn user_row(
+    r: &Row<'_>,
+) -> rusqlite::Result<(
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    i64,
+    Option<i64>,
+    Option<i64>,
+)> {
     Ok((
         r.get(0)?,
         r.get(1)?,
@@ -162,7 +174,17 @@ fn user_row(r: &Row<'_>) -> rusqlite::Result<(String, String, String, String, i6
     ))
 }
 
-type UserTuple = (String, String, String, String, i64, Option<i64>, i64, Option<i64>, Option<i64>);
+type UserTuple = (
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    i64,
+    Option<i64>,
+    Option<i64>,
+);
 
 fn to_user(t: UserTuple) -> StoreResult<User> {
     Ok(User {
@@ -190,7 +212,8 @@ fn session_row(r: &Row<'_>) -> rusqlite::Result<Session> {
     })
 }
 
-const SESSION_COLUMNS: &str = "id, user_id, created_at, last_seen_at, reauth_at, source, user_agent";
+const SESSION_COLUMNS: &str =
+    "id, user_id, created_at, last_seen_at, reauth_at, source, user_agent";
 
 fn passkey_row(r: &Row<'_>) -> rusqlite::Result<PasskeyRecord> {
     Ok(PasskeyRecord {
@@ -216,7 +239,9 @@ impl UserStore for SqliteStore {
             )
         })
         .await?;
-        self.user_by_id(&id).await?.ok_or_else(|| backend("created user vanished"))
+        self.user_by_id(&id)
+            .await?
+            .ok_or_else(|| backend("created user vanished"))
     }
 
     async fn create_active_user(&self, u: NewActiveUser) -> StoreResult<User> {
@@ -234,14 +259,20 @@ impl UserStore for SqliteStore {
             tx.commit()
         })
         .await?;
-        self.user_by_id(&id).await?.ok_or_else(|| backend("created user vanished"))
+        self.user_by_id(&id)
+            .await?
+            .ok_or_else(|| backend("created user vanished"))
     }
 
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
         let id = id.to_owned();
         self.read(move |c| {
-            c.query_row(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"), [id], user_row)
-                .optional()
+            c.query_row(
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
+                [id],
+                user_row,
+            )
+            .optional()
         })
         .await?
         .map(to_user)
@@ -251,8 +282,12 @@ impl UserStore for SqliteStore {
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
         let name = username.to_owned();
         self.read(move |c| {
-            c.query_row(&format!("SELECT {USER_COLUMNS} FROM users WHERE username = ?1"), [name], user_row)
-                .optional()
+            c.query_row(
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE username = ?1"),
+                [name],
+                user_row,
+            )
+            .optional()
         })
         .await?
         .map(to_user)
@@ -262,8 +297,12 @@ impl UserStore for SqliteStore {
     async fn list_users(&self) -> StoreResult<Vec<User>> {
         let rows = self
             .read(|c| {
-                let mut st = c.prepare(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY username"))?;
-                let rows = st.query_map([], user_row)?.collect::<rusqlite::Result<Vec<_>>>();
+                let mut st = c.prepare(&format!(
+                    "SELECT {USER_COLUMNS} FROM users ORDER BY username"
+                ))?;
+                let rows = st
+                    .query_map([], user_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>();
                 rows
             })
             .await?;
@@ -291,7 +330,11 @@ impl UserStore for SqliteStore {
         .await
     }
 
-    async fn user_by_setup_token(&self, token_hash: &str, now: UnixTime) -> StoreResult<Option<User>> {
+    async fn user_by_setup_token(
+        &self,
+        token_hash: &str,
+        now: UnixTime,
+    ) -> StoreResult<Option<User>> {
         let h = token_hash.to_owned();
         self.read(move |c| {
             c.query_row(
@@ -329,7 +372,12 @@ impl UserStore for SqliteStore {
         .await
     }
 
-    async fn reset_setup(&self, user_id: &str, token_hash: &str, expires_at: UnixTime) -> StoreResult<bool> {
+    async fn reset_setup(
+        &self,
+        user_id: &str,
+        token_hash: &str,
+        expires_at: UnixTime,
+    ) -> StoreResult<bool> {
         let (id, h) = (user_id.to_owned(), token_hash.to_owned());
         self.write(move |c| {
             let tx = c.transaction()?;
@@ -347,7 +395,13 @@ impl UserStore for SqliteStore {
         .await
     }
 
-    async fn record_failed_sign_in(&self, user_id: &str, now: UnixTime, max: i64, lock_until: UnixTime) -> StoreResult<Option<User>> {
+    async fn record_failed_sign_in(
+        &self,
+        user_id: &str,
+        now: UnixTime,
+        max: i64,
+        lock_until: UnixTime,
+    ) -> StoreResult<Option<User>> {
         let id = user_id.to_owned();
         self.write(move |c| {
             c.query_row(
@@ -407,7 +461,12 @@ impl UserStore for SqliteStore {
         .await
     }
 
-    async fn use_recovery_code(&self, user_id: &str, code_hash: &str, now: UnixTime) -> StoreResult<bool> {
+    async fn use_recovery_code(
+        &self,
+        user_id: &str,
+        code_hash: &str,
+        now: UnixTime,
+    ) -> StoreResult<bool> {
         let (id, h) = (user_id.to_owned(), code_hash.to_owned());
         self.write(move |c| {
             c.execute(
@@ -419,14 +478,21 @@ impl UserStore for SqliteStore {
         .await
     }
 
-    async fn replace_recovery_codes(&self, user_id: &str, code_hashes: &[String]) -> StoreResult<()> {
+    async fn replace_recovery_codes(
+        &self,
+        user_id: &str,
+        code_hashes: &[String],
+    ) -> StoreResult<()> {
         let id = user_id.to_owned();
         let hashes = code_hashes.to_vec();
         self.write(move |c| {
             let tx = c.transaction()?;
             tx.execute("DELETE FROM recovery_codes WHERE user_id = ?1", [&id])?;
             for h in &hashes {
-                tx.execute("INSERT INTO recovery_codes (user_id, code_hash) VALUES (?1, ?2)", params![id, h])?;
+                tx.execute(
+                    "INSERT INTO recovery_codes (user_id, code_hash) VALUES (?1, ?2)",
+                    params![id, h],
+                )?;
             }
             tx.commit()
         })
@@ -460,13 +526,21 @@ impl UserStore for SqliteStore {
     async fn set_role(&self, user_id: &str, role: Role) -> StoreResult<bool> {
         let id = user_id.to_owned();
         self.write(move |c| {
-            c.execute("UPDATE users SET role = ?1 WHERE id = ?2", params![role.as_str(), id])
-                .map(|n| n == 1)
+            c.execute(
+                "UPDATE users SET role = ?1 WHERE id = ?2",
+                params![role.as_str(), id],
+            )
+            .map(|n| n == 1)
         })
         .await
     }
 
-    async fn set_status(&self, user_id: &str, status: UserStatus, now: UnixTime) -> StoreResult<bool> {
+    async fn set_status(
+        &self,
+        user_id: &str,
+        status: UserStatus,
+        now: UnixTime,
+    ) -> StoreResult<bool> {
         let id = user_id.to_owned();
         self.write(move |c| {
             // Enabling an account restarts its dormancy clock.
@@ -486,7 +560,9 @@ impl UserStore for SqliteStore {
                 "UPDATE users SET status = 'disabled' WHERE status = 'active'
                    AND COALESCE(last_sign_in_at, activated_at, created_at) < ?1 RETURNING id",
             )?;
-            let ids = st.query_map([cutoff], |r| r.get(0))?.collect::<rusqlite::Result<Vec<String>>>();
+            let ids = st
+                .query_map([cutoff], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>();
             ids
         })
         .await
@@ -510,8 +586,12 @@ impl SessionStore for SqliteStore {
     async fn session_by_token(&self, token_hash: &str) -> StoreResult<Option<Session>> {
         let h = token_hash.to_owned();
         self.read(move |c| {
-            c.query_row(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE token_hash = ?1"), [h], session_row)
-                .optional()
+            c.query_row(
+                &format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE token_hash = ?1"),
+                [h],
+                session_row,
+            )
+            .optional()
         })
         .await
     }
@@ -519,8 +599,11 @@ impl SessionStore for SqliteStore {
     async fn touch_session(&self, id: &str, now: UnixTime) -> StoreResult<()> {
         let id = id.to_owned();
         self.write(move |c| {
-            c.execute("UPDATE sessions SET last_seen_at = ?1 WHERE id = ?2 AND last_seen_at < ?1", params![now, id])
-                .map(|_| ())
+            c.execute(
+                "UPDATE sessions SET last_seen_at = ?1 WHERE id = ?2 AND last_seen_at < ?1",
+                params![now, id],
+            )
+            .map(|_| ())
         })
         .await
     }
@@ -528,22 +611,31 @@ impl SessionStore for SqliteStore {
     async fn mark_reauthenticated(&self, id: &str, now: UnixTime) -> StoreResult<()> {
         let id = id.to_owned();
         self.write(move |c| {
-            c.execute("UPDATE sessions SET reauth_at = ?1, last_seen_at = ?1 WHERE id = ?2", params![now, id])
-                .map(|_| ())
+            c.execute(
+                "UPDATE sessions SET reauth_at = ?1, last_seen_at = ?1 WHERE id = ?2",
+                params![now, id],
+            )
+            .map(|_| ())
         })
         .await
     }
 
     async fn delete_session(&self, id: &str) -> StoreResult<bool> {
         let id = id.to_owned();
-        self.write(move |c| c.execute("DELETE FROM sessions WHERE id = ?1", [id]).map(|n| n == 1))
-            .await
+        self.write(move |c| {
+            c.execute("DELETE FROM sessions WHERE id = ?1", [id])
+                .map(|n| n == 1)
+        })
+        .await
     }
 
     async fn delete_sessions_of(&self, user_id: &str) -> StoreResult<u64> {
         let id = user_id.to_owned();
-        self.write(move |c| c.execute("DELETE FROM sessions WHERE user_id = ?1", [id]).map(|n| n as u64))
-            .await
+        self.write(move |c| {
+            c.execute("DELETE FROM sessions WHERE user_id = ?1", [id])
+                .map(|n| n as u64)
+        })
+        .await
     }
 
     async fn sessions_of(&self, user_id: &str) -> StoreResult<Vec<Session>> {
@@ -558,7 +650,11 @@ impl SessionStore for SqliteStore {
         .await
     }
 
-    async fn delete_expired_sessions(&self, idle_before: UnixTime, created_before: UnixTime) -> StoreResult<u64> {
+    async fn delete_expired_sessions(
+        &self,
+        idle_before: UnixTime,
+        created_before: UnixTime,
+    ) -> StoreResult<u64> {
         self.write(move |c| {
             c.execute(
                 "DELETE FROM sessions WHERE last_seen_at < ?1 OR created_at < ?2",
@@ -584,7 +680,12 @@ impl ChallengeStore for SqliteStore {
         .await
     }
 
-    async fn challenge(&self, token_hash: &str, kind: &str, now: UnixTime) -> StoreResult<Option<Challenge>> {
+    async fn challenge(
+        &self,
+        token_hash: &str,
+        kind: &str,
+        now: UnixTime,
+    ) -> StoreResult<Option<Challenge>> {
         let (h, k) = (token_hash.to_owned(), kind.to_owned());
         self.read(move |c| {
             c.query_row(
@@ -623,13 +724,19 @@ impl ChallengeStore for SqliteStore {
 
     async fn delete_challenge(&self, token_hash: &str) -> StoreResult<bool> {
         let h = token_hash.to_owned();
-        self.write(move |c| c.execute("DELETE FROM challenges WHERE token_hash = ?1", [h]).map(|n| n == 1))
-            .await
+        self.write(move |c| {
+            c.execute("DELETE FROM challenges WHERE token_hash = ?1", [h])
+                .map(|n| n == 1)
+        })
+        .await
     }
 
     async fn delete_expired_challenges(&self, now: UnixTime) -> StoreResult<u64> {
-        self.write(move |c| c.execute("DELETE FROM challenges WHERE expires_at <= ?1", [now]).map(|n| n as u64))
-            .await
+        self.write(move |c| {
+            c.execute("DELETE FROM challenges WHERE expires_at <= ?1", [now])
+                .map(|n| n as u64)
+        })
+        .await
     }
 }
 
@@ -659,8 +766,18 @@ impl PasskeyStore for SqliteStore {
         .await
     }
 
-    async fn update_passkey(&self, user_id: &str, credential_id: &str, passkey: &str, now: UnixTime) -> StoreResult<()> {
-        let (u, cid, pk) = (user_id.to_owned(), credential_id.to_owned(), passkey.to_owned());
+    async fn update_passkey(
+        &self,
+        user_id: &str,
+        credential_id: &str,
+        passkey: &str,
+        now: UnixTime,
+    ) -> StoreResult<()> {
+        let (u, cid, pk) = (
+            user_id.to_owned(),
+            credential_id.to_owned(),
+            passkey.to_owned(),
+        );
         self.write(move |c| {
             c.execute(
                 "UPDATE passkeys SET passkey = ?1, last_used_at = ?2 WHERE user_id = ?3 AND credential_id = ?4",
@@ -674,7 +791,11 @@ impl PasskeyStore for SqliteStore {
     async fn delete_passkey(&self, user_id: &str, id: &str) -> StoreResult<bool> {
         let (u, id) = (user_id.to_owned(), id.to_owned());
         self.write(move |c| {
-            c.execute("DELETE FROM passkeys WHERE user_id = ?1 AND id = ?2", params![u, id]).map(|n| n == 1)
+            c.execute(
+                "DELETE FROM passkeys WHERE user_id = ?1 AND id = ?2",
+                params![u, id],
+            )
+            .map(|n| n == 1)
         })
         .await
     }
@@ -683,7 +804,11 @@ impl PasskeyStore for SqliteStore {
 #[async_trait]
 impl Health for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
-        self.read(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map(|_| ())).await
+        self.read(|c| {
+            c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                .map(|_| ())
+        })
+        .await
     }
 
     fn backend_name(&self) -> &'static str {

@@ -67,19 +67,32 @@ pub struct Raw {
 
 impl Raw {
     /// Reads the TOML file (if any) and the environment.
-    pub fn load(config_file: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+    pub fn load(
+        config_file: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
         let mut raw = Raw::default();
         if let Some(path) = config_file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| ConfigError(format!("cannot read the configuration file {}: {e}", path.display())))?;
-            let table: toml::Table = text
-                .parse()
-                .map_err(|e: toml::de::Error| ConfigError(format!("{} is not valid TOML: {}", path.display(), e.message())))?;
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError(format!(
+                    "cannot read the configuration file {}: {e}",
+                    path.display()
+                ))
+            })?;
+            let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+                ConfigError(format!(
+                    "{} is not valid TOML: {}",
+                    path.display(),
+                    e.message()
+                ))
+            })?;
             let mut flat = Vec::new();
             flatten("", &table, &mut flat);
             for (name, value) in flat {
                 let (key_name, from_file) = match name.strip_suffix("_file") {
-                    Some(base) if KEYS.iter().any(|k| k.name == base && k.secret) => (base.to_owned(), true),
+                    Some(base) if KEYS.iter().any(|k| k.name == base && k.secret) => {
+                        (base.to_owned(), true)
+                    }
                     _ => (name.clone(), false),
                 };
                 let Some(key) = KEYS.iter().find(|k| k.name == key_name) else {
@@ -94,9 +107,17 @@ impl Raw {
                     toml::Value::String(s) => s,
                     toml::Value::Integer(i) => i.to_string(),
                     toml::Value::Boolean(b) => b.to_string(),
-                    _ => return Err(ConfigError(format!("key `{name}` {origin} must be a string"))),
+                    _ => {
+                        return Err(ConfigError(format!(
+                            "key `{name}` {origin} must be a string"
+                        )))
+                    }
                 };
-                let entry = if from_file { read_secret_file(&name, &text)? } else { (text, origin) };
+                let entry = if from_file {
+                    read_secret_file(&name, &text)?
+                } else {
+                    (text, origin)
+                };
                 raw.values.insert(key.name, entry);
             }
         }
@@ -104,7 +125,8 @@ impl Raw {
             let var = env_name(key.name);
             if key.secret {
                 if let Some(file) = env(&format!("{var}_FILE")) {
-                    raw.values.insert(key.name, read_secret_file(&format!("{var}_FILE"), &file)?);
+                    raw.values
+                        .insert(key.name, read_secret_file(&format!("{var}_FILE"), &file)?);
                 }
             }
             if let Some(v) = env(&var) {
@@ -129,11 +151,17 @@ impl Raw {
     pub fn settings(&self) -> Result<Settings, ConfigError> {
         let listen: SocketAddr = match self.get("listen") {
             Some((v, _)) => v.trim().parse().map_err(|_| {
-                ConfigError(format!("{} is not an address and port like 127.0.0.1:8443 (got {v:?})", self.describe("listen")))
+                ConfigError(format!(
+                    "{} is not an address and port like 127.0.0.1:8443 (got {v:?})",
+                    self.describe("listen")
+                ))
             })?,
             None => SocketAddr::from(([127, 0, 0, 1], 8443)),
         };
-        let data_dir = self.get("data_dir").map_or_else(|| PathBuf::from("./callguard-data"), |(v, _)| PathBuf::from(v.trim()));
+        let data_dir = self.get("data_dir").map_or_else(
+            || PathBuf::from("./callguard-data"),
+            |(v, _)| PathBuf::from(v.trim()),
+        );
         let database_url = match self.get("database_url") {
             Some((v, _)) => {
                 let v = v.trim();
@@ -144,7 +172,10 @@ impl Raw {
                     )));
                 }
                 if v.parse::<tokio_postgres_config::Config>().is_err() {
-                    return Err(ConfigError(format!("{} is not a valid PostgreSQL URL", self.describe("database_url"))));
+                    return Err(ConfigError(format!(
+                        "{} is not a valid PostgreSQL URL",
+                        self.describe("database_url")
+                    )));
                 }
                 Some(Secret::new(v.to_owned()))
             }
@@ -153,56 +184,106 @@ impl Raw {
         let public_url = match self.get("public_url") {
             Some((v, _)) => {
                 let u = url::Url::parse(v.trim()).map_err(|_| {
-                    ConfigError(format!("{} is not a URL like https://callguard.example.com", self.describe("public_url")))
+                    ConfigError(format!(
+                        "{} is not a URL like https://callguard.example.com",
+                        self.describe("public_url")
+                    ))
                 })?;
                 if u.scheme() != "https" || u.host_str().is_none() {
-                    return Err(ConfigError(format!("{} must be an https:// URL with a host", self.describe("public_url"))));
+                    return Err(ConfigError(format!(
+                        "{} must be an https:// URL with a host",
+                        self.describe("public_url")
+                    )));
                 }
                 Some(u)
             }
             None => None,
         };
-        let cert = self.get("tls.cert_file").map(|(v, _)| PathBuf::from(v.trim()));
-        let key = self.get("tls.key_file").map(|(v, _)| PathBuf::from(v.trim()));
+        let cert = self
+            .get("tls.cert_file")
+            .map(|(v, _)| PathBuf::from(v.trim()));
+        let key = self
+            .get("tls.key_file")
+            .map(|(v, _)| PathBuf::from(v.trim()));
         match (&cert, &key) {
-            (Some(_), None) => return Err(ConfigError(format!("{} is set but `tls.key_file` is not", self.describe("tls.cert_file")))),
-            (None, Some(_)) => return Err(ConfigError(format!("{} is set but `tls.cert_file` is not", self.describe("tls.key_file")))),
+            (Some(_), None) => {
+                return Err(ConfigError(format!(
+                    "{} is set but `tls.key_file` is not",
+                    self.describe("tls.cert_file")
+                )))
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError(format!(
+                    "{} is set but `tls.cert_file` is not",
+                    self.describe("tls.key_file")
+                )))
+            }
             _ => {}
         }
         for (name, p) in [("tls.cert_file", &cert), ("tls.key_file", &key)] {
             if let Some(p) = p {
                 if !p.is_file() {
-                    return Err(ConfigError(format!("{}: no file at {}", self.describe(name), p.display())));
+                    return Err(ConfigError(format!(
+                        "{}: no file at {}",
+                        self.describe(name),
+                        p.display()
+                    )));
                 }
             }
         }
         let kek = match (self.get("kek"), self.get("kek_file")) {
             (Some(_), Some(_)) => {
-                return Err(ConfigError("set either `kek` or `kek_file`, not both".into()));
+                return Err(ConfigError(
+                    "set either `kek` or `kek_file`, not both".into(),
+                ));
             }
             (Some((v, _)), None) => {
                 if callguard_core::kek::KeyEncryptionKey::from_text(v).is_none() {
-                    return Err(ConfigError(format!("{} must be base64 of exactly 32 bytes", self.describe("kek"))));
+                    return Err(ConfigError(format!(
+                        "{} must be base64 of exactly 32 bytes",
+                        self.describe("kek")
+                    )));
                 }
                 KekSource::Inline(Secret::new(v.clone()))
             }
             (None, Some((v, _))) => KekSource::File(PathBuf::from(v.trim())),
             (None, None) => KekSource::File(data_dir.join("keys").join("kek")),
         };
-        Ok(Settings { listen, data_dir, database_url, public_url, tls_cert_file: cert, tls_key_file: key, kek })
+        Ok(Settings {
+            listen,
+            data_dir,
+            database_url,
+            public_url,
+            tls_cert_file: cert,
+            tls_key_file: key,
+            kek,
+        })
     }
 
     /// Log level and format.
     pub fn logging(&self) -> Result<(String, bool), ConfigError> {
-        let level = self.get("log.level").map_or("info".to_owned(), |(v, _)| v.trim().to_ascii_lowercase());
+        let level = self
+            .get("log.level")
+            .map_or("info".to_owned(), |(v, _)| v.trim().to_ascii_lowercase());
         if !["error", "warn", "info", "debug", "trace"].contains(&level.as_str()) {
-            return Err(ConfigError(format!("{} must be one of error, warn, info, debug, trace", self.describe("log.level"))));
+            return Err(ConfigError(format!(
+                "{} must be one of error, warn, info, debug, trace",
+                self.describe("log.level")
+            )));
         }
-        let json = match self.get("log.format").map(|(v, _)| v.trim().to_ascii_lowercase()) {
+        let json = match self
+            .get("log.format")
+            .map(|(v, _)| v.trim().to_ascii_lowercase())
+        {
             None => false,
             Some(f) if f == "text" => false,
             Some(f) if f == "json" => true,
-            Some(_) => return Err(ConfigError(format!("{} must be text or json", self.describe("log.format")))),
+            Some(_) => {
+                return Err(ConfigError(format!(
+                    "{} must be text or json",
+                    self.describe("log.format")
+                )))
+            }
         };
         Ok((level, json))
     }
@@ -217,7 +298,11 @@ impl Raw {
                 Some((v, origin)) => format!("{v:?} ({origin})"),
                 None => "(default)".to_owned(),
             };
-            out.push_str(&format!("{:<14} {:<28} {shown}\n", key.name, env_name(key.name)));
+            out.push_str(&format!(
+                "{:<14} {:<28} {shown}\n",
+                key.name,
+                env_name(key.name)
+            ));
         }
         out
     }
@@ -241,14 +326,22 @@ mod tokio_postgres_config {
 
 fn read_secret_file(key: &str, path: &str) -> Result<(String, Origin), ConfigError> {
     let p = PathBuf::from(path.trim());
-    let text = std::fs::read_to_string(&p)
-        .map_err(|e| ConfigError(format!("`{key}`: cannot read the secret file {}: {e}", p.display())))?;
+    let text = std::fs::read_to_string(&p).map_err(|e| {
+        ConfigError(format!(
+            "`{key}`: cannot read the secret file {}: {e}",
+            p.display()
+        ))
+    })?;
     Ok((text.trim().to_owned(), Origin::SecretFile(p)))
 }
 
 fn flatten(prefix: &str, table: &toml::Table, out: &mut Vec<(String, toml::Value)>) {
     for (k, v) in table {
-        let name = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        let name = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
         match v {
             toml::Value::Table(t) => flatten(&name, t, out),
             other => out.push((name, other.clone())),
@@ -261,7 +354,12 @@ mod tests {
     use super::*;
 
     fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned())
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        }
     }
 
     #[test]
@@ -277,17 +375,31 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("cg-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("c.toml");
-        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\n[log]\nlevel = \"debug\"\n").unwrap();
-        let raw = Raw::load(Some(&file), &env_of(&[("CALLGUARD_LISTEN", "127.0.0.1:9100")])).unwrap();
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\n[log]\nlevel = \"debug\"\n",
+        )
+        .unwrap();
+        let raw = Raw::load(
+            Some(&file),
+            &env_of(&[("CALLGUARD_LISTEN", "127.0.0.1:9100")]),
+        )
+        .unwrap();
         assert_eq!(raw.settings().unwrap().listen.port(), 9100);
         assert_eq!(raw.logging().unwrap().0, "debug");
 
         let bad = Raw::load(None, &env_of(&[("CALLGUARD_LISTEN", "not-an-address")])).unwrap();
         let msg = bad.settings().unwrap_err().to_string();
-        assert!(msg.contains("`listen`") && msg.contains("CALLGUARD_LISTEN"), "{msg}");
+        assert!(
+            msg.contains("`listen`") && msg.contains("CALLGUARD_LISTEN"),
+            "{msg}"
+        );
 
         std::fs::write(&file, "lisen = \"x\"\n").unwrap();
-        let msg = Raw::load(Some(&file), &env_of(&[])).err().unwrap().to_string();
+        let msg = Raw::load(Some(&file), &env_of(&[]))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(msg.contains("unknown key `lisen`"), "{msg}");
         std::fs::remove_dir_all(dir).unwrap();
     }
@@ -299,18 +411,33 @@ mod tests {
         let f = dir.join("db");
         std::fs::write(&f, "mysql://root:hunter2@db/x\n").unwrap();
         let path: &'static str = Box::leak(f.display().to_string().into_boxed_str());
-        let leaked: &'static [(&'static str, &'static str)] = Box::leak(Box::new([("CALLGUARD_DATABASE_URL_FILE", path)]));
+        let leaked: &'static [(&'static str, &'static str)] =
+            Box::leak(Box::new([("CALLGUARD_DATABASE_URL_FILE", path)]));
         let raw = Raw::load(None, &env_of(leaked)).unwrap();
         let msg = raw.settings().unwrap_err().to_string();
-        assert!(msg.contains("database_url") && !msg.contains("hunter2"), "{msg}");
+        assert!(
+            msg.contains("database_url") && !msg.contains("hunter2"),
+            "{msg}"
+        );
         assert!(!raw.render().contains("hunter2"));
         std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn bad_log_level_and_half_tls_settings_are_refused() {
-        assert!(Raw::load(None, &env_of(&[("CALLGUARD_LOG_LEVEL", "loud")])).unwrap().logging().is_err());
-        let raw = Raw::load(None, &env_of(&[("CALLGUARD_TLS_CERT_FILE", "/etc/hostname")])).unwrap();
-        assert!(raw.settings().unwrap_err().to_string().contains("tls.key_file"));
+        assert!(Raw::load(None, &env_of(&[("CALLGUARD_LOG_LEVEL", "loud")]))
+            .unwrap()
+            .logging()
+            .is_err());
+        let raw = Raw::load(
+            None,
+            &env_of(&[("CALLGUARD_TLS_CERT_FILE", "/etc/hostname")]),
+        )
+        .unwrap();
+        assert!(raw
+            .settings()
+            .unwrap_err()
+            .to_string()
+            .contains("tls.key_file"));
     }
 }

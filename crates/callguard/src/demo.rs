@@ -8,8 +8,16 @@ use callguard_server::{Runtime, Settings};
 
 const PEOPLE: [(&str, Role, &str); 4] = [
     ("demo-admin", Role::Admin, "admin demo passphrase 2026"),
-    ("demo-supervisor", Role::Supervisor, "supervisor demo passphrase 2026"),
-    ("demo-compliance", Role::Compliance, "compliance demo passphrase 2026"),
+    (
+        "demo-supervisor",
+        Role::Supervisor,
+        "supervisor demo passphrase 2026",
+    ),
+    (
+        "demo-compliance",
+        Role::Compliance,
+        "compliance demo passphrase 2026",
+    ),
     ("demo-agent", Role::Agent, "agent demo passphrase 2026"),
 ];
 
@@ -22,7 +30,10 @@ pub async fn run(
     let mut lines = Vec::new();
     for (username, role, password) in PEOPLE {
         let totp = TotpSecret::generate();
-        let (_, codes) = match identity.create_ready_user(username, role, Secret::from(password), &totp).await {
+        let (_, codes) = match identity
+            .create_ready_user(username, role, Secret::from(password), &totp)
+            .await
+        {
             Ok(x) => x,
             Err(callguard_server::error::ApiError::UsernameTaken) => continue,
             Err(e) => return Err(e.to_string().into()),
@@ -37,13 +48,15 @@ pub async fn run(
             codes.get(1).map(|c| c.expose().as_str()).unwrap_or_default(),
         ));
     }
-    let url = settings
-        .public_url
-        .clone()
-        .map_or_else(|| format!("https://localhost:{}", settings.listen.port()), |u| u.to_string());
+    let url = settings.public_url.clone().map_or_else(
+        || format!("https://localhost:{}", settings.listen.port()),
+        |u| u.to_string(),
+    );
     println!("================ CALLGUARD DEMO — demo credentials, never use them for real ================");
     println!("Data directory: {}", settings.data_dir.display());
-    println!("Open {url}/login (the certificate is self-signed: accept it once), then sign in as:\n");
+    println!(
+        "Open {url}/login (the certificate is self-signed: accept it once), then sign in as:\n"
+    );
     for l in &lines {
         println!("{l}");
     }

@@ -74,7 +74,8 @@ enum ConfigCommand {
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
-    s.parse().map_err(|e: callguard_core::role::UnknownRole| e.to_string())
+    s.parse()
+        .map_err(|e: callguard_core::role::UnknownRole| e.to_string())
 }
 
 fn main() -> ExitCode {
@@ -84,9 +85,17 @@ fn main() -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(&e),
     };
-    if let Command::Config { command: ConfigCommand::Keys } = &cli.command {
+    if let Command::Config {
+        command: ConfigCommand::Keys,
+    } = &cli.command
+    {
         for k in config::KEYS {
-            println!("{:<14} {:<28} {}", k.name, config::env_name(k.name), k.about);
+            println!(
+                "{:<14} {:<28} {}",
+                k.name,
+                config::env_name(k.name),
+                k.about
+            );
         }
         return ExitCode::SUCCESS;
     }
@@ -99,7 +108,10 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => return fail(&e),
     };
@@ -114,16 +126,21 @@ fn main() -> ExitCode {
                 settings.data_dir = data_dir.unwrap_or_else(|| {
                     std::env::temp_dir().join(format!("callguard-demo-{}", callguard_core::now()))
                 });
-                settings.kek = callguard_server::KekSource::File(settings.data_dir.join("keys").join("kek"));
+                settings.kek =
+                    callguard_server::KekSource::File(settings.data_dir.join("keys").join("kek"));
                 demo::run(settings, shutdown_signal()).await
             }
             Command::User { command } => user_command(&settings, command).await,
-            Command::Config { command: ConfigCommand::Check } => {
+            Command::Config {
+                command: ConfigCommand::Check,
+            } => {
                 print!("{}", raw.render());
                 println!("configuration is valid");
                 Ok(())
             }
-            Command::Config { command: ConfigCommand::Keys } => Ok(()),
+            Command::Config {
+                command: ConfigCommand::Keys,
+            } => Ok(()),
         }
     });
     match result {
@@ -134,7 +151,10 @@ fn main() -> ExitCode {
 
 type AnyError = Box<dyn std::error::Error + Send + Sync>;
 
-async fn user_command(settings: &callguard_server::Settings, command: UserCommand) -> Result<(), AnyError> {
+async fn user_command(
+    settings: &callguard_server::Settings,
+    command: UserCommand,
+) -> Result<(), AnyError> {
     let rt = callguard_server::Runtime::open(settings).await?;
     let identity = rt.identity(Default::default(), None);
     match command {
@@ -144,8 +164,17 @@ async fn user_command(settings: &callguard_server::Settings, command: UserComman
         }
         UserCommand::List => {
             for u in identity.list_users().await.map_err(api)? {
-                let locked = if u.is_locked(callguard_core::now()) { " locked" } else { "" };
-                println!("{:<24} {:<11} {}{locked}", u.username, u.role, u.status.as_str());
+                let locked = if u.is_locked(callguard_core::now()) {
+                    " locked"
+                } else {
+                    ""
+                };
+                println!(
+                    "{:<24} {:<11} {}{locked}",
+                    u.username,
+                    u.role,
+                    u.status.as_str()
+                );
             }
         }
         UserCommand::Unlock { username } => {
@@ -157,18 +186,22 @@ async fn user_command(settings: &callguard_server::Settings, command: UserComman
             let u = find(&rt, &username).await?;
             let token = callguard_core::token::generate(callguard_core::token::TokenKind::Setup);
             let expires = callguard_core::now() + callguard_core::identity::SETUP_TOKEN_SECONDS;
-            rt.store.reset_setup(&u.id, &callguard_core::token::hash(token.expose()), expires).await?;
+            rt.store
+                .reset_setup(&u.id, &callguard_core::token::hash(token.expose()), expires)
+                .await?;
             println!("{}", token.expose());
         }
     }
     Ok(())
 }
 
-async fn find(rt: &callguard_server::Runtime, username: &str) -> Result<callguard_core::identity::User, AnyError> {
-    rt.store
-        .user_by_username(username)
-        .await?
-        .ok_or_else(|| format!("no account named {username:?}; `callguard user list` shows them").into())
+async fn find(
+    rt: &callguard_server::Runtime,
+    username: &str,
+) -> Result<callguard_core::identity::User, AnyError> {
+    rt.store.user_by_username(username).await?.ok_or_else(|| {
+        format!("no account named {username:?}; `callguard user list` shows them").into()
+    })
 }
 
 fn api(e: callguard_server::error::ApiError) -> AnyError {
@@ -181,9 +214,14 @@ fn fail(e: &dyn std::fmt::Display) -> ExitCode {
 }
 
 fn init_logging(level: &str, json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},hyper=warn,rustls=warn,tokio_postgres=warn")));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!(
+            "{level},hyper=warn,rustls=warn,tokio_postgres=warn"
+        ))
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
