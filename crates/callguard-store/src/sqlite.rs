@@ -148,19 +148,7 @@ fn migrate(conn: &mut Connection) -> StoreResult<()> {
     Ok(())
 }
 
-fn user_row(
-    r: &Row<'_>,
-) -> rusqlite::Result<(
-    String,
-    String,
-    String,
-    String,
-    i64,
-    Option<i64>,
-    i64,
-    Option<i64>,
-    Option<i64>,
-)> {
+fn user_row(r: &Row<'_>) -> rusqlite::Result<UserTuple> {
     Ok((
         r.get(0)?,
         r.get(1)?,
