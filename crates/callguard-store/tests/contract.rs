@@ -1,6 +1,6 @@
 //! The store contract: the same behaviour checks run against a real SQLite file and a real
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! PostgreSQL database (a fresh database per test on 127.0.0.1:5432, or CALLGUARD_TEST_POSTGRES_URL).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use callguard_core::identity::{Session, UserStatus};
 use callguard_core::Role;
