@@ -37,6 +37,7 @@ impl Role {
             // Every signed-in person manages their own account and sessions.
             OwnAccount => true,
             UsersRead | UsersManage => self == Role::Admin,
+            AuditRead => self == Role::Compliance,
         }
     }
 }
@@ -74,6 +75,8 @@ pub enum Permission {
     UsersRead,
     /// Create staff accounts, change roles, unlock and enable accounts.
     UsersManage,
+    /// Read the audit log, its checkpoints and proofs.
+    AuditRead,
 }
 
 #[cfg(test)]
@@ -86,6 +89,7 @@ mod tests {
             assert_eq!(role.allows(Permission::UsersManage), role == Role::Admin);
             assert_eq!(role.allows(Permission::UsersRead), role == Role::Admin);
             assert!(role.allows(Permission::OwnAccount));
+            assert_eq!(role.allows(Permission::AuditRead), role == Role::Compliance);
         }
     }
 

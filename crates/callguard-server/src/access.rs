@@ -92,7 +92,11 @@ pub async fn authorize(
             return deny(ApiError::Csrf);
         }
     }
-    let principal = match state.identity.authenticate(&token).await {
+    let source = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(std::net::IpAddr::from([127, 0, 0, 1]), |c| c.0.ip());
+    let principal = match state.identity.authenticate(&token, source).await {
         Ok(p) => p,
         Err(e) => return deny(e),
     };

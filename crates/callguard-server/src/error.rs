@@ -44,6 +44,8 @@ pub enum ApiError {
     UsernameTaken,
     #[error("not found")]
     NotFound,
+    #[error("this path does not accept that method; see /api/v1/openapi.json")]
+    MethodNotAllowed,
     #[error("the CSRF token is missing or wrong; reload the page and try again")]
     Csrf,
     #[error("the server is busy; try again in a moment")]
@@ -76,6 +78,7 @@ impl ApiError {
             ApiError::Validation(_) => "validation-failed",
             ApiError::UsernameTaken => "username-taken",
             ApiError::NotFound => "not-found",
+            ApiError::MethodNotAllowed => "method-not-allowed",
             ApiError::Csrf => "csrf",
             ApiError::Busy => "busy",
             ApiError::NotConfigured(_) => "not-configured",
@@ -104,6 +107,7 @@ impl ApiError {
             }
             ApiError::UsernameTaken => StatusCode::CONFLICT,
             ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NotConfigured(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -159,6 +163,7 @@ pub const PROBLEM_TYPES: &[(&str, &str, &str)] = &[
     ("validation-failed", "Validation failed", "A field has a value this endpoint does not accept."),
     ("username-taken", "Username taken", "Every person has their own account: the username is already in use."),
     ("not-found", "Not found", "No such resource, or not one you may see."),
+    ("method-not-allowed", "Method not allowed", "The path exists but does not accept this HTTP method."),
     ("csrf", "CSRF check failed", "A form was submitted without the matching anti-forgery token."),
     ("busy", "Busy", "Too many password checks are queued; retry shortly."),
     ("not-configured", "Not configured", "The feature needs configuration this server does not have."),
@@ -239,6 +244,7 @@ mod tests {
             ApiError::Validation(String::new()),
             ApiError::UsernameTaken,
             ApiError::NotFound,
+            ApiError::MethodNotAllowed,
             ApiError::Csrf,
             ApiError::Busy,
             ApiError::NotConfigured("x"),

@@ -5,6 +5,8 @@
 use crate::error::ApiError;
 use crate::hasher::Hasher;
 use crate::metrics::Metrics;
+use callguard_core::audit::record::user as user_ref;
+use callguard_core::audit::AuditRecord;
 use callguard_core::identity::{self as policy, Session, User, UserStatus};
 use callguard_core::kek::KeyEncryptionKey;
 use callguard_core::throttle::AddressThrottle;
@@ -12,7 +14,8 @@ use callguard_core::token::{self, TokenKind};
 use callguard_core::totp::{self, TotpSecret};
 use callguard_core::{now, password, Role, Secret, UnixTime};
 use callguard_store::{
-    Challenge, CompletedSetup, NewActiveUser, NewPendingUser, PasskeyRecord, Store, StoreError,
+    Challenge, CompletedSetup, CompletedSignIn, FailedAttempt, NewActiveUser, NewPendingUser,
+    PasskeyRecord, SpentFactor, Store, StoreError,
 };
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
@@ -33,11 +36,69 @@ pub struct RequestContext {
     pub user_agent: String,
 }
 
+impl RequestContext {
+    /// Context for actions taken at the machine itself (the CLI, the demo).
+    #[must_use]
+    pub fn local() -> Self {
+        Self {
+            source: IpAddr::from([127, 0, 0, 1]),
+            user_agent: "callguard-cli".into(),
+        }
+    }
+}
+
+/// Who acts, for the audit log: a signed-in person, the local operator, or the system.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub id: String,
+    pub source: Option<String>,
+}
+
+impl Actor {
+    /// The operator at the machine (CLI commands).
+    #[must_use]
+    pub fn cli() -> Self {
+        Self {
+            id: "cli".into(),
+            source: None,
+        }
+    }
+
+    /// Someone not (yet) signed in, at an address.
+    #[must_use]
+    pub fn anonymous(ctx: &RequestContext) -> Self {
+        Self {
+            id: "anonymous".into(),
+            source: Some(ctx.source.to_string()),
+        }
+    }
+
+    #[must_use]
+    pub fn record(&self, action: &str) -> AuditRecord {
+        let mut r = AuditRecord::new(action, self.id.clone());
+        r.source = self.source.clone();
+        r
+    }
+}
+
 /// A signed-in person and the session they are using.
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub user: User,
     pub session: Session,
+    /// The address the current request came from.
+    pub source: IpAddr,
+}
+
+impl Principal {
+    /// This person as the actor of an audit entry.
+    #[must_use]
+    pub fn actor(&self) -> Actor {
+        Actor {
+            id: user_ref(&self.user.id),
+            source: Some(self.source.to_string()),
+        }
+    }
 }
 
 /// The answer to the first setup step.
@@ -135,20 +196,29 @@ impl Identity {
         &self,
         username: &str,
         role: Role,
+        actor: &Actor,
     ) -> Result<(User, Secret<String>), ApiError> {
         policy::check_username(username).map_err(|e| ApiError::Validation(e.to_string()))?;
         let setup = token::generate(TokenKind::Setup);
         let now = now();
+        let id = uuid::Uuid::new_v4().to_string();
+        let audit = actor
+            .record("user.create")
+            .target(user_ref(&id))
+            .detail("role", role.as_str());
         let user = self
             .store
-            .create_pending_user(NewPendingUser {
-                id: uuid::Uuid::new_v4().to_string(),
-                username: username.to_owned(),
-                role,
-                setup_token_hash: token::hash(setup.expose()),
-                setup_expires_at: now + policy::SETUP_TOKEN_SECONDS,
-                created_at: now,
-            })
+            .create_pending_user(
+                NewPendingUser {
+                    id,
+                    username: username.to_owned(),
+                    role,
+                    setup_token_hash: token::hash(setup.expose()),
+                    setup_expires_at: now + policy::SETUP_TOKEN_SECONDS,
+                    created_at: now,
+                },
+                audit,
+            )
             .await
             .map_err(|e| match e {
                 StoreError::Conflict => ApiError::UsernameTaken,
@@ -174,20 +244,28 @@ impl Identity {
         let codes: Vec<Secret<String>> = (0..token::RECOVERY_CODES)
             .map(|_| token::recovery_code())
             .collect();
+        let audit = Actor::cli()
+            .record("user.create")
+            .target(user_ref(&id))
+            .detail("role", role.as_str())
+            .detail("ready", true);
         let user = self
             .store
-            .create_active_user(NewActiveUser {
-                id: id.clone(),
-                username: username.to_owned(),
-                role,
-                password_hash,
-                totp_sealed: self.kek.seal(totp.bytes(), &totp_aad(&id)),
-                recovery_code_hashes: codes
-                    .iter()
-                    .map(|c| token::hash_recovery_code(c.expose()))
-                    .collect(),
-                created_at: now(),
-            })
+            .create_active_user(
+                NewActiveUser {
+                    id: id.clone(),
+                    username: username.to_owned(),
+                    role,
+                    password_hash,
+                    totp_sealed: self.kek.seal(totp.bytes(), &totp_aad(&id)),
+                    recovery_code_hashes: codes
+                        .iter()
+                        .map(|c| token::hash_recovery_code(c.expose()))
+                        .collect(),
+                    created_at: now(),
+                },
+                audit,
+            )
             .await
             .map_err(|e| match e {
                 StoreError::Conflict => ApiError::UsernameTaken,
@@ -203,6 +281,40 @@ impl Identity {
         })
     }
 
+    /// Records a failed attempt (audit entry, counters, lockout) and answers with the error to
+    /// show: `AccountLocked` when this failure locked the account.
+    async fn fail(
+        &self,
+        attempt: FailedAttempt,
+        audit: AuditRecord,
+        shown: ApiError,
+        ctx: &RequestContext,
+    ) -> ApiError {
+        let now = now();
+        self.throttle.record_failure(ctx.source, now);
+        let user_known = attempt.user_id.is_some();
+        let attempt = FailedAttempt {
+            now,
+            lockout_max: policy::MAX_FAILED_SIGN_INS,
+            lock_until: now + policy::LOCKOUT_SECONDS,
+            challenge_max: policy::CHALLENGE_ATTEMPTS,
+            ..attempt
+        };
+        match self.store.fail_attempt(attempt, audit).await {
+            Ok(Some(u)) if user_known && u.is_locked(now) => {
+                if u.failed_sign_ins >= policy::MAX_FAILED_SIGN_INS
+                    && u.locked_until == Some(now + policy::LOCKOUT_SECONDS)
+                {
+                    self.metrics.lockout();
+                    tracing::warn!(user_id = %u.id, "account locked after too many failed sign-ins");
+                }
+                ApiError::AccountLocked
+            }
+            Ok(_) => shown,
+            Err(e) => e.into(),
+        }
+    }
+
     /// Setup step one: the setup token and a new password; answers with the TOTP secret to enrol.
     pub async fn begin_setup(
         &self,
@@ -214,8 +326,18 @@ impl Identity {
         let now = now();
         let token_hash = token::hash(setup_token.expose());
         let Some(user) = self.store.user_by_setup_token(&token_hash, now).await? else {
-            self.throttle.record_failure(ctx.source, now);
-            return Err(ApiError::SetupTokenInvalid);
+            let audit = Actor::anonymous(ctx)
+                .record("auth.setup")
+                .failure()
+                .detail("reason", "invalid_setup_token");
+            return Err(self
+                .fail(
+                    FailedAttempt::default(),
+                    audit,
+                    ApiError::SetupTokenInvalid,
+                    ctx,
+                )
+                .await);
         };
         password::check_new_password(&password, &user.username)?;
         let password_hash = self.hasher.hash(password).await?;
@@ -257,8 +379,18 @@ impl Identity {
         let now = now();
         let ch_hash = token::hash(challenge.expose());
         let Some(ch) = self.store.challenge(&ch_hash, "setup", now).await? else {
-            self.throttle.record_failure(ctx.source, now);
-            return Err(ApiError::ChallengeInvalid);
+            let audit = Actor::anonymous(ctx)
+                .record("auth.setup")
+                .failure()
+                .detail("reason", "invalid_challenge");
+            return Err(self
+                .fail(
+                    FailedAttempt::default(),
+                    audit,
+                    ApiError::ChallengeInvalid,
+                    ctx,
+                )
+                .await);
         };
         let payload: SetupPayload =
             serde_json::from_str(&ch.payload).map_err(|_| internal("setup payload"))?;
@@ -271,69 +403,62 @@ impl Identity {
             .map_err(|_| internal("setup totp"))?;
         let totp = TotpSecret::from_bytes(secret.expose().clone());
         let Some(step) = totp.verify(code.expose(), now, None) else {
-            self.fail_challenge(&ch_hash).await?;
-            self.throttle.record_failure(ctx.source, now);
-            return Err(ApiError::SecondFactorRejected);
+            let audit = Actor::anonymous(ctx)
+                .record("auth.setup")
+                .failure()
+                .target(user_ref(&ch.user_id))
+                .detail("reason", "second_factor_rejected");
+            let attempt = FailedAttempt {
+                challenge_hash: Some(ch_hash),
+                ..FailedAttempt::default()
+            };
+            return Err(self
+                .fail(attempt, audit, ApiError::SecondFactorRejected, ctx)
+                .await);
         };
-        if !self.store.delete_challenge(&ch_hash).await? {
-            return Err(ApiError::ChallengeInvalid);
-        }
         let codes: Vec<Secret<String>> = (0..token::RECOVERY_CODES)
             .map(|_| token::recovery_code())
             .collect();
+        let (token, session) = new_session(&ch.user_id, ctx);
+        let audit = Actor {
+            id: user_ref(&ch.user_id),
+            source: Some(ctx.source.to_string()),
+        }
+        .record("auth.setup")
+        .target(user_ref(&ch.user_id))
+        .detail("second_factor", "totp")
+        .detail("session", session.id.clone());
         let done = self
             .store
-            .complete_setup(CompletedSetup {
-                user_id: ch.user_id.clone(),
-                setup_token_hash: payload.setup_token_hash,
-                password_hash: payload.password_hash,
-                totp_sealed: sealed,
-                totp_step: step,
-                recovery_code_hashes: codes
-                    .iter()
-                    .map(|c| token::hash_recovery_code(c.expose()))
-                    .collect(),
-                now,
-            })
+            .complete_setup(
+                CompletedSetup {
+                    user_id: ch.user_id.clone(),
+                    setup_token_hash: payload.setup_token_hash,
+                    password_hash: payload.password_hash,
+                    totp_sealed: sealed,
+                    totp_step: step,
+                    recovery_code_hashes: codes
+                        .iter()
+                        .map(|c| token::hash_recovery_code(c.expose()))
+                        .collect(),
+                    now,
+                },
+                &ch_hash,
+                &session,
+                &token::hash(token.expose()),
+                audit,
+            )
             .await?;
         if !done {
             return Err(ApiError::SetupTokenInvalid);
         }
         tracing::info!(user_id = %ch.user_id, "account set up with TOTP");
-        let (token, session) = self.open_session(&ch.user_id, ctx).await?;
         self.metrics.sign_in("success");
         Ok(SignedIn {
             token,
             expires_at: session.expires_at(),
             recovery_codes: codes,
         })
-    }
-
-    async fn fail_challenge(&self, ch_hash: &str) -> Result<(), ApiError> {
-        if self.store.count_challenge_failure(ch_hash).await? >= policy::CHALLENGE_ATTEMPTS {
-            self.store.delete_challenge(ch_hash).await?;
-        }
-        Ok(())
-    }
-
-    /// Counts a failed sign-in on an account; answers with the error to show (locked or not).
-    async fn fail_account(&self, user: &User, otherwise: ApiError) -> Result<ApiError, ApiError> {
-        let now = now();
-        let after = self
-            .store
-            .record_failed_sign_in(
-                &user.id,
-                now,
-                policy::MAX_FAILED_SIGN_INS,
-                now + policy::LOCKOUT_SECONDS,
-            )
-            .await?;
-        if after.is_some_and(|u| u.is_locked(now)) {
-            self.metrics.lockout();
-            tracing::warn!(user_id = %user.id, "account locked after too many failed sign-ins");
-            return Ok(ApiError::AccountLocked);
-        }
-        Ok(otherwise)
     }
 
     /// Sign-in step one: username and password. A correct password never yields a session by
@@ -347,10 +472,17 @@ impl Identity {
         self.check_throttle(ctx)?;
         let now = now();
         let user = self.store.user_by_username(username).await?;
+        let anonymous = Actor::anonymous(ctx);
         if let Some(u) = &user {
             if u.is_locked(now) {
                 self.metrics.sign_in("locked");
                 self.throttle.record_failure(ctx.source, now);
+                let audit = anonymous
+                    .record("auth.sign_in")
+                    .failure()
+                    .target(user_ref(&u.id))
+                    .detail("reason", "account_locked");
+                self.store.append(vec![audit]).await?;
                 return Err(ApiError::AccountLocked);
             }
         }
@@ -364,23 +496,49 @@ impl Identity {
         };
         let ok = self.hasher.verify(password, stored_hash).await?;
         let Some(user) = user.filter(|_| ok) else {
-            self.throttle.record_failure(ctx.source, now);
             self.metrics.sign_in("invalid_credentials");
-            if let Some(u) = self.store.user_by_username(username).await? {
-                if u.status == UserStatus::Active {
-                    return Err(self.fail_account(&u, ApiError::InvalidCredentials).await?);
-                }
+            // An unknown name is never written down: people type passwords into it by mistake.
+            let known = self
+                .store
+                .user_by_username(username)
+                .await?
+                .filter(|u| u.status == UserStatus::Active);
+            let mut audit = anonymous
+                .record("auth.sign_in")
+                .failure()
+                .detail("reason", "invalid_credentials");
+            if let Some(u) = &known {
+                audit = audit.target(user_ref(&u.id));
             }
-            return Err(ApiError::InvalidCredentials);
+            let attempt = FailedAttempt {
+                user_id: known.map(|u| u.id),
+                ..FailedAttempt::default()
+            };
+            return Err(self
+                .fail(attempt, audit, ApiError::InvalidCredentials, ctx)
+                .await);
         };
         if user.is_dormant(now) {
+            let audit = Actor {
+                id: "system".into(),
+                source: None,
+            }
+            .record("user.disable")
+            .target(user_ref(&user.id))
+            .detail("reason", "dormant_90_days");
             self.store
-                .set_status(&user.id, UserStatus::Disabled, now)
+                .set_status(&user.id, UserStatus::Disabled, now, audit)
                 .await?;
             tracing::warn!(user_id = %user.id, "account disabled after 90 days without use");
         }
         if user.status == UserStatus::Disabled || user.is_dormant(now) {
             self.metrics.sign_in("disabled");
+            let audit = anonymous
+                .record("auth.sign_in")
+                .failure()
+                .target(user_ref(&user.id))
+                .detail("reason", "account_disabled");
+            self.store.append(vec![audit]).await?;
             return Err(ApiError::AccountDisabled);
         }
         let mut methods = vec!["totp"];
@@ -429,13 +587,14 @@ impl Identity {
             .collect())
     }
 
-    /// Checks a second factor for `user`; `webauthn_state` is the state of step one.
+    /// Checks a second factor for `user` without spending it; `webauthn_state` is the state of
+    /// step one. The store spends an accepted factor atomically with what it unlocks.
     async fn check_second_factor(
         &self,
         user: &User,
         factor: &SecondFactor,
         webauthn_state: Option<&PasskeyAuthentication>,
-    ) -> Result<bool, ApiError> {
+    ) -> Result<Checked, ApiError> {
         let now = now();
         match factor {
             SecondFactor::Totp(code) => {
@@ -456,42 +615,45 @@ impl Identity {
                     .open(&sealed, &totp_aad(&user.id))
                     .map_err(|_| internal("totp open"))?;
                 let secret = TotpSecret::from_bytes(secret.expose().clone());
-                let accepted = match secret.verify(code.expose(), now, creds.totp_last_step) {
-                    Some(matched) => self.store.accept_totp_step(&user.id, matched).await?,
-                    None => false,
-                };
-                if !accepted {
-                    self.store.record_totp_failure(&user.id, step).await?;
-                }
-                Ok(accepted)
+                Ok(
+                    match secret.verify(code.expose(), now, creds.totp_last_step) {
+                        Some(matched) => Checked::Accepted(SpentFactor::TotpStep(matched)),
+                        None => Checked::Rejected {
+                            totp_step: Some(step),
+                        },
+                    },
+                )
             }
-            SecondFactor::Recovery(code) => Ok(self
-                .store
-                .use_recovery_code(&user.id, &token::hash_recovery_code(code.expose()), now)
-                .await?),
+            SecondFactor::Recovery(code) => Ok(Checked::Accepted(SpentFactor::RecoveryCode(
+                token::hash_recovery_code(code.expose()),
+            ))),
             SecondFactor::WebAuthn(assertion) => {
+                let rejected = Checked::Rejected { totp_step: None };
                 let (Some(wa), Some(state)) = (&self.webauthn, webauthn_state) else {
-                    return Ok(false);
+                    return Ok(rejected);
                 };
                 let Ok(credential) =
                     serde_json::from_str::<PublicKeyCredential>(assertion.expose())
                 else {
-                    return Ok(false);
+                    return Ok(rejected);
                 };
                 let Ok(result) = wa.finish_passkey_authentication(&credential, state) else {
-                    return Ok(false);
+                    return Ok(rejected);
                 };
                 // Keep the signature counter and backup state current.
                 for mut pk in self.passkeys(&user.id).await? {
                     if pk.update_credential(&result).is_some() {
-                        let cred_id = data_encoding::BASE64URL_NOPAD.encode(pk.cred_id().as_ref());
-                        let text = serde_json::to_string(&pk).map_err(|_| internal("passkey"))?;
-                        self.store
-                            .update_passkey(&user.id, &cred_id, &text, now)
-                            .await?;
+                        let credential_id =
+                            data_encoding::BASE64URL_NOPAD.encode(pk.cred_id().as_ref());
+                        let passkey =
+                            serde_json::to_string(&pk).map_err(|_| internal("passkey"))?;
+                        return Ok(Checked::Accepted(SpentFactor::Passkey {
+                            credential_id,
+                            passkey,
+                        }));
                     }
                 }
-                Ok(true)
+                Ok(rejected)
             }
         }
     }
@@ -505,82 +667,118 @@ impl Identity {
     ) -> Result<SignedIn, ApiError> {
         self.check_throttle(ctx)?;
         let now = now();
+        let anonymous = Actor::anonymous(ctx);
         let ch_hash = token::hash(challenge.expose());
         let Some(ch) = self.store.challenge(&ch_hash, "sign-in", now).await? else {
-            self.throttle.record_failure(ctx.source, now);
-            return Err(ApiError::ChallengeInvalid);
+            let audit = anonymous
+                .record("auth.sign_in")
+                .failure()
+                .detail("reason", "invalid_challenge");
+            return Err(self
+                .fail(
+                    FailedAttempt::default(),
+                    audit,
+                    ApiError::ChallengeInvalid,
+                    ctx,
+                )
+                .await);
         };
         let user = self
             .store
             .user_by_id(&ch.user_id)
             .await?
             .ok_or(ApiError::ChallengeInvalid)?;
+        let method = factor_name(&factor);
+        let failure = |reason: &str| {
+            anonymous
+                .record("auth.sign_in")
+                .failure()
+                .target(user_ref(&user.id))
+                .detail("method", method)
+                .detail("reason", reason.to_owned())
+        };
         if user.is_locked(now) {
             self.store.delete_challenge(&ch_hash).await?;
+            self.store.append(vec![failure("account_locked")]).await?;
             return Err(ApiError::AccountLocked);
         }
         if user.status != UserStatus::Active {
+            self.store.append(vec![failure("account_disabled")]).await?;
             return Err(ApiError::AccountDisabled);
         }
         let payload: SignInPayload = serde_json::from_str(&ch.payload).unwrap_or_default();
-        let accepted = match self
+        let checked = match self
             .check_second_factor(&user, &factor, payload.webauthn.as_ref())
             .await
         {
-            Ok(a) => a,
+            Ok(c) => c,
             Err(e @ ApiError::TotpLocked(_)) => {
                 self.metrics.sign_in("second_factor_rejected");
+                self.store.append(vec![failure("totp_locked")]).await?;
                 return Err(e);
             }
             Err(e) => return Err(e),
         };
-        if !accepted {
-            self.metrics.sign_in("second_factor_rejected");
-            self.throttle.record_failure(ctx.source, now);
-            self.fail_challenge(&ch_hash).await?;
-            return Err(self
-                .fail_account(&user, ApiError::SecondFactorRejected)
-                .await?);
+        let mut totp_step = None;
+        if let Checked::Accepted(spent) = checked {
+            let (token, session) = new_session(&user.id, ctx);
+            let audit = Actor {
+                id: user_ref(&user.id),
+                source: Some(ctx.source.to_string()),
+            }
+            .record("auth.sign_in")
+            .target(user_ref(&user.id))
+            .detail("method", method)
+            .detail("session", session.id.clone());
+            let done = self
+                .store
+                .complete_sign_in(
+                    CompletedSignIn {
+                        user_id: user.id.clone(),
+                        challenge_hash: ch_hash.clone(),
+                        factor: spent,
+                        session: session.clone(),
+                        token_hash: token::hash(token.expose()),
+                    },
+                    audit,
+                )
+                .await?;
+            if done {
+                self.metrics.sign_in("success");
+                tracing::info!(user_id = %user.id, method, "signed in");
+                return Ok(SignedIn {
+                    token,
+                    expires_at: session.expires_at(),
+                    recovery_codes: Vec::new(),
+                });
+            }
+        } else if let Checked::Rejected { totp_step: step } = checked {
+            totp_step = step;
         }
-        if !self.store.delete_challenge(&ch_hash).await? {
-            return Err(ApiError::ChallengeInvalid);
-        }
-        self.store.record_successful_sign_in(&user.id, now).await?;
-        let (token, session) = self.open_session(&user.id, ctx).await?;
-        self.metrics.sign_in("success");
-        tracing::info!(user_id = %user.id, method = factor_name(&factor), "signed in");
-        Ok(SignedIn {
-            token,
-            expires_at: session.expires_at(),
-            recovery_codes: Vec::new(),
-        })
-    }
-
-    async fn open_session(
-        &self,
-        user_id: &str,
-        ctx: &RequestContext,
-    ) -> Result<(Secret<String>, Session), ApiError> {
-        let now = now();
-        let token = token::generate(TokenKind::Session);
-        let session = Session {
-            id: uuid::Uuid::new_v4().to_string(),
-            user_id: user_id.to_owned(),
-            created_at: now,
-            last_seen_at: now,
-            reauth_at: now,
-            source: ctx.source.to_string(),
-            user_agent: ctx.user_agent.chars().take(200).collect(),
+        self.metrics.sign_in("second_factor_rejected");
+        let attempt = FailedAttempt {
+            user_id: Some(user.id.clone()),
+            totp_step,
+            challenge_hash: Some(ch_hash),
+            ..FailedAttempt::default()
         };
-        self.store
-            .create_session(&session, &token::hash(token.expose()))
-            .await?;
-        Ok((token, session))
+        Err(self
+            .fail(
+                attempt,
+                failure("second_factor_rejected"),
+                ApiError::SecondFactorRejected,
+                ctx,
+            )
+            .await)
     }
 
     /// The person behind a session token, or `Unauthenticated`. Ends sessions that are idle,
     /// too old, or whose account is no longer active.
-    pub async fn authenticate(&self, session_token: &str) -> Result<Principal, ApiError> {
+    pub async fn authenticate(
+        &self,
+        session_token: &str,
+        source: IpAddr,
+    ) -> Result<Principal, ApiError> {
         let now = now();
         let session = self
             .store
@@ -588,13 +786,13 @@ impl Identity {
             .await?
             .ok_or(ApiError::Unauthenticated)?;
         if !session.is_live(now) {
-            self.store.delete_session(&session.id).await?;
+            self.store.expire_session(&session.id).await?;
             return Err(ApiError::Unauthenticated);
         }
         let user = match self.store.user_by_id(&session.user_id).await? {
             Some(u) if u.status == UserStatus::Active => u,
             _ => {
-                self.store.delete_session(&session.id).await?;
+                self.store.expire_session(&session.id).await?;
                 return Err(ApiError::Unauthenticated);
             }
         };
@@ -603,11 +801,22 @@ impl Identity {
         if now - session.last_seen_at >= 10 {
             self.store.touch_session(&session.id, now).await?;
         }
-        Ok(Principal { user, session })
+        Ok(Principal {
+            user,
+            session,
+            source,
+        })
     }
 
     pub async fn sign_out(&self, principal: &Principal) -> Result<(), ApiError> {
-        self.store.delete_session(&principal.session.id).await?;
+        let audit = principal
+            .actor()
+            .record("auth.sign_out")
+            .target(user_ref(&principal.user.id))
+            .detail("session", principal.session.id.clone());
+        self.store
+            .delete_session(&principal.session.id, audit)
+            .await?;
         tracing::info!(user_id = %principal.user.id, "signed out");
         Ok(())
     }
@@ -622,30 +831,84 @@ impl Identity {
     ) -> Result<(), ApiError> {
         self.check_throttle(ctx)?;
         let now = now();
+        let method = factor_name(&factor);
+        let failure = |reason: &str| {
+            principal
+                .actor()
+                .record("auth.reauthenticate")
+                .failure()
+                .target(user_ref(&principal.user.id))
+                .detail("method", method)
+                .detail("reason", reason.to_owned())
+        };
         let hash = self
             .store
             .credentials(&principal.user.id)
             .await?
             .and_then(|c| c.password_hash);
-        let password_ok = self.hasher.verify(password, hash).await?;
-        let factor_ok = password_ok
-            && self
-                .check_second_factor(&principal.user, &factor, None)
-                .await?;
-        if !factor_ok {
-            self.throttle.record_failure(ctx.source, now);
-            let err = if password_ok {
-                ApiError::SecondFactorRejected
-            } else {
-                ApiError::InvalidCredentials
+        if !self.hasher.verify(password, hash).await? {
+            let attempt = FailedAttempt {
+                user_id: Some(principal.user.id.clone()),
+                ..FailedAttempt::default()
             };
-            return Err(self.fail_account(&principal.user, err).await?);
+            return Err(self
+                .fail(
+                    attempt,
+                    failure("invalid_credentials"),
+                    ApiError::InvalidCredentials,
+                    ctx,
+                )
+                .await);
         }
-        self.store
-            .mark_reauthenticated(&principal.session.id, now)
-            .await?;
-        principal.session.reauth_at = now;
-        Ok(())
+        let checked = match self
+            .check_second_factor(&principal.user, &factor, None)
+            .await
+        {
+            Ok(c) => c,
+            Err(e @ ApiError::TotpLocked(_)) => {
+                self.store.append(vec![failure("totp_locked")]).await?;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
+        let totp_step = match checked {
+            Checked::Accepted(spent) => {
+                let audit = principal
+                    .actor()
+                    .record("auth.reauthenticate")
+                    .target(user_ref(&principal.user.id))
+                    .detail("method", method);
+                if self
+                    .store
+                    .complete_reauthentication(
+                        &principal.session.id,
+                        &principal.user.id,
+                        spent,
+                        now,
+                        audit,
+                    )
+                    .await?
+                {
+                    principal.session.reauth_at = now;
+                    return Ok(());
+                }
+                None
+            }
+            Checked::Rejected { totp_step } => totp_step,
+        };
+        let attempt = FailedAttempt {
+            user_id: Some(principal.user.id.clone()),
+            totp_step,
+            ..FailedAttempt::default()
+        };
+        Err(self
+            .fail(
+                attempt,
+                failure("second_factor_rejected"),
+                ApiError::SecondFactorRejected,
+                ctx,
+            )
+            .await)
     }
 
     /// Refuses unless the principal confirmed their credentials within the last five minutes.
@@ -667,19 +930,25 @@ impl Identity {
         if role == Role::Admin {
             self.require_recent_authentication(admin)?;
         }
-        self.create_user(username, role).await
+        self.create_user(username, role, &admin.actor()).await
     }
 
     async fn target(&self, id: &str) -> Result<User, ApiError> {
         self.store.user_by_id(id).await?.ok_or(ApiError::NotFound)
     }
 
+    /// Lifts a lockout; `actor` is the admin (or the CLI operator).
+    pub async fn unlock(&self, actor: &Actor, user_id: &str) -> Result<User, ApiError> {
+        self.target(user_id).await?;
+        let audit = actor.record("user.unlock").target(user_ref(user_id));
+        self.store.unlock(user_id, audit).await?;
+        tracing::info!(user_id, by = %actor.id, "account unlocked");
+        self.target(user_id).await
+    }
+
     pub async fn admin_unlock(&self, admin: &Principal, user_id: &str) -> Result<User, ApiError> {
         self.require_recent_authentication(admin)?;
-        self.target(user_id).await?;
-        self.store.unlock(user_id).await?;
-        tracing::info!(user_id, by = %admin.user.id, "account unlocked");
-        self.target(user_id).await
+        self.unlock(&admin.actor(), user_id).await
     }
 
     pub async fn admin_set_role(
@@ -694,10 +963,15 @@ impl Identity {
                 "an admin cannot change their own role".into(),
             ));
         }
-        self.target(user_id).await?;
-        self.store.set_role(user_id, role).await?;
+        let before = self.target(user_id).await?;
+        let audit = admin
+            .actor()
+            .record("user.role_change")
+            .target(user_ref(user_id))
+            .detail("from", before.role.as_str())
+            .detail("to", role.as_str());
         // A role change ends the person's sessions so the new rights apply at once.
-        self.store.delete_sessions_of(user_id).await?;
+        self.store.set_role(user_id, role, audit).await?;
         tracing::info!(user_id, role = %role, by = %admin.user.id, "role changed");
         self.target(user_id).await
     }
@@ -720,19 +994,36 @@ impl Identity {
                 "the account has not been set up yet".into(),
             ));
         }
-        let status = if enabled {
-            UserStatus::Active
+        let (status, action) = if enabled {
+            (UserStatus::Active, "user.enable")
         } else {
-            UserStatus::Disabled
+            (UserStatus::Disabled, "user.disable")
         };
-        self.store.set_status(user_id, status, now()).await?;
-        if !enabled {
-            self.store.delete_sessions_of(user_id).await?;
-        }
+        let audit = admin.actor().record(action).target(user_ref(user_id));
+        self.store.set_status(user_id, status, now(), audit).await?;
         self.target(user_id).await
     }
 
     /// Issues a fresh setup token, wiping the account's credentials (lost authenticator).
+    pub async fn reset_setup(
+        &self,
+        actor: &Actor,
+        user_id: &str,
+    ) -> Result<Secret<String>, ApiError> {
+        self.target(user_id).await?;
+        let setup = token::generate(TokenKind::Setup);
+        let audit = actor.record("user.reset").target(user_ref(user_id));
+        self.store
+            .reset_setup(
+                user_id,
+                &token::hash(setup.expose()),
+                now() + policy::SETUP_TOKEN_SECONDS,
+                audit,
+            )
+            .await?;
+        Ok(setup)
+    }
+
     pub async fn admin_reset_setup(
         &self,
         admin: &Principal,
@@ -744,16 +1035,7 @@ impl Identity {
                 "an admin cannot reset their own account".into(),
             ));
         }
-        self.target(user_id).await?;
-        let setup = token::generate(TokenKind::Setup);
-        self.store
-            .reset_setup(
-                user_id,
-                &token::hash(setup.expose()),
-                now() + policy::SETUP_TOKEN_SECONDS,
-            )
-            .await?;
-        Ok(setup)
+        self.reset_setup(&admin.actor(), user_id).await
     }
 
     pub async fn list_users(&self) -> Result<Vec<User>, ApiError> {
@@ -781,7 +1063,11 @@ impl Identity {
         if !own.iter().any(|s| s.id == session_id) {
             return Err(ApiError::NotFound);
         }
-        self.store.delete_session(session_id).await?;
+        let audit = principal
+            .actor()
+            .record("session.revoke")
+            .target(format!("session:{session_id}"));
+        self.store.delete_session(session_id, audit).await?;
         Ok(())
     }
 
@@ -798,8 +1084,12 @@ impl Identity {
             .iter()
             .map(|c| token::hash_recovery_code(c.expose()))
             .collect();
+        let audit = principal
+            .actor()
+            .record("account.recovery_codes_replace")
+            .target(user_ref(&principal.user.id));
         self.store
-            .replace_recovery_codes(&principal.user.id, &hashes)
+            .replace_recovery_codes(&principal.user.id, &hashes, audit)
             .await?;
         Ok(codes)
     }
@@ -895,12 +1185,19 @@ impl Identity {
             created_at: now(),
             last_used_at: None,
         };
-        self.store.add_passkey(&record).await.map_err(|e| match e {
-            StoreError::Conflict => {
-                ApiError::Validation("this passkey is already registered".into())
-            }
-            other => other.into(),
-        })?;
+        let audit = principal
+            .actor()
+            .record("passkey.register")
+            .target(format!("passkey:{}", record.id));
+        self.store
+            .add_passkey(&record, audit)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict => {
+                    ApiError::Validation("this passkey is already registered".into())
+                }
+                other => other.into(),
+            })?;
         Ok(record)
     }
 
@@ -912,7 +1209,15 @@ impl Identity {
     }
 
     pub async fn delete_passkey(&self, principal: &Principal, id: &str) -> Result<(), ApiError> {
-        if self.store.delete_passkey(&principal.user.id, id).await? {
+        let audit = principal
+            .actor()
+            .record("passkey.remove")
+            .target(format!("passkey:{id}"));
+        if self
+            .store
+            .delete_passkey(&principal.user.id, id, audit)
+            .await?
+        {
             Ok(())
         } else {
             Err(ApiError::NotFound)
@@ -929,15 +1234,43 @@ impl Identity {
             )
             .await?;
         self.store.delete_expired_challenges(now).await?;
+        let audit = Actor {
+            id: "system".into(),
+            source: None,
+        }
+        .record("user.disable")
+        .detail("reason", "dormant_90_days");
         for id in self
             .store
-            .disable_dormant(now - policy::DORMANT_SECONDS)
+            .disable_dormant(now - policy::DORMANT_SECONDS, audit)
             .await?
         {
             tracing::warn!(user_id = %id, "account disabled after 90 days without use");
         }
         Ok(())
     }
+}
+
+/// The outcome of checking a second factor, before anything is spent.
+enum Checked {
+    Accepted(SpentFactor),
+    Rejected { totp_step: Option<i64> },
+}
+
+/// A new session for `user_id` (not yet stored) and its token.
+fn new_session(user_id: &str, ctx: &RequestContext) -> (Secret<String>, Session) {
+    let now = now();
+    let token = token::generate(TokenKind::Session);
+    let session = Session {
+        id: uuid::Uuid::new_v4().to_string(),
+        user_id: user_id.to_owned(),
+        created_at: now,
+        last_seen_at: now,
+        reauth_at: now,
+        source: ctx.source.to_string(),
+        user_agent: ctx.user_agent.chars().take(200).collect(),
+    };
+    (token, session)
 }
 
 fn factor_name(f: &SecondFactor) -> &'static str {

@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod api;
+pub mod audit;
 pub mod bootstrap;
 pub mod csrf;
 pub mod error;
@@ -49,6 +50,35 @@ pub struct Settings {
     pub tls_cert_file: Option<PathBuf>,
     pub tls_key_file: Option<PathBuf>,
     pub kek: KekSource,
+    pub audit: AuditSettings,
+}
+
+/// Audit log settings.
+#[derive(Debug, Clone)]
+pub struct AuditSettings {
+    /// The log's name in checkpoints (C2SP origin) and in its verifier key.
+    pub origin: String,
+    /// PKCS#8 Ed25519 key that signs checkpoints (created on first start).
+    pub signing_key_file: PathBuf,
+    pub witness: audit::WitnessSettings,
+    /// How often to issue a checkpoint when the log has grown.
+    pub checkpoint_interval: std::time::Duration,
+}
+
+impl AuditSettings {
+    /// Defaults under `data_dir`.
+    #[must_use]
+    pub fn defaults(data_dir: &std::path::Path) -> Self {
+        Self {
+            origin: "localhost/callguard-audit".into(),
+            signing_key_file: data_dir.join("keys").join("audit-signing.key"),
+            witness: audit::WitnessSettings {
+                dir: data_dir.join("witness"),
+                syslog: None,
+            },
+            checkpoint_interval: std::time::Duration::from_millis(1000),
+        }
+    }
 }
 
 /// Why the server could not start. Each message names what to fix.
@@ -66,12 +96,15 @@ pub enum StartError {
     Listen(SocketAddr, String),
     #[error("public_url: {0}")]
     PublicUrl(String),
+    #[error("audit: {0}")]
+    Audit(String),
 }
 
 /// The opened data directory: store and key-encryption key. Shared by `serve` and the CLI.
 pub struct Runtime {
     pub store: Arc<dyn Store>,
     pub kek: Arc<KeyEncryptionKey>,
+    pub audit: Arc<audit::AuditLog>,
 }
 
 impl Runtime {
@@ -90,9 +123,15 @@ impl Runtime {
             &sqlite_path,
         )
         .await?;
+        let signer =
+            audit::load_or_create_signer(&settings.audit.signing_key_file, &settings.audit.origin)
+                .map_err(StartError::Audit)?;
+        let audit = audit::AuditLog::new(store.clone(), signer, settings.audit.witness.clone())
+            .map_err(StartError::Audit)?;
         Ok(Self {
             store,
             kek: Arc::new(kek),
+            audit: Arc::new(audit),
         })
     }
 
@@ -116,6 +155,7 @@ impl Runtime {
 #[derive(Clone)]
 pub struct AppState {
     pub identity: Arc<identity::Identity>,
+    pub audit: Arc<audit::AuditLog>,
     pub metrics: Arc<metrics::Metrics>,
 }
 
@@ -136,6 +176,7 @@ pub fn router(state: AppState) -> Router {
         );
     }
     app.fallback(|| async { error::ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { error::ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(middleware::from_fn(security_headers))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -265,8 +306,15 @@ pub async fn serve(
     let identity = Arc::new(runtime.identity(metrics.clone(), webauthn));
     let state = AppState {
         identity: identity.clone(),
+        audit: runtime.audit.clone(),
         metrics,
     };
+    let checkpoints = tokio::spawn(
+        runtime
+            .audit
+            .clone()
+            .run(settings.audit.checkpoint_interval),
+    );
     let app = router(state);
 
     // Housekeeping: expired sessions and challenges, dormant accounts.
@@ -286,6 +334,11 @@ pub async fn serve(
     println!("callguard listening on https://{bound} (open {public_url})");
     tls::serve(listener, tls_config, app, shutdown).await;
     sweep.abort();
+    checkpoints.abort();
+    // Cover everything acknowledged before stopping.
+    if let Err(e) = runtime.audit.checkpoint().await {
+        tracing::warn!(error = %e, "final checkpoint failed");
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -34,6 +34,9 @@ pub fn document() -> Value {
             None if r.path == "/metrics" => {
                 responses.insert("200".into(), json!({"description": "Prometheus text", "content": {"text/plain": {"schema": {"type": "string"}}}}));
             }
+            None if r.path.starts_with("/api/v1/audit/") => {
+                responses.insert("200".into(), json!({"description": "Signed note or key", "content": {"text/plain": {"schema": {"type": "string"}}}}));
+            }
             None if r.path.ends_with("openapi.json") => {
                 responses.insert("200".into(), json!({"description": "OpenAPI 3.0 document", "content": {"application/json": {"schema": {"type": "object"}}}}));
             }

@@ -297,9 +297,9 @@ struct ProblemPage {
 
 // ---- sign-in ------------------------------------------------------------------------------
 
-async fn root(State(s): State<AppState>, headers: HeaderMap) -> Redirect {
+async fn root(State(s): State<AppState>, headers: HeaderMap, ctx: RequestContext) -> Redirect {
     match cookie(&headers, SESSION_COOKIE) {
-        Some(t) if s.identity.authenticate(t).await.is_ok() => Redirect::to("/app"),
+        Some(t) if s.identity.authenticate(t, ctx.source).await.is_ok() => Redirect::to("/app"),
         _ => Redirect::to("/login"),
     }
 }
@@ -587,7 +587,11 @@ async fn setup_confirm(
     let c = csrf_of(&headers);
     match s.identity.confirm_setup(&f.challenge, &f.code, &ctx).await {
         Ok(signed) => {
-            let principal = s.identity.authenticate(signed.token.expose()).await.ok();
+            let principal = s
+                .identity
+                .authenticate(signed.token.expose(), ctx.source)
+                .await
+                .ok();
             render(
                 StatusCode::OK,
                 RecoveryPage {

@@ -4,6 +4,7 @@
 //! and PostgreSQL (for several nodes). Each backend has its own migrations, applied at start.
 #![forbid(unsafe_code)]
 
+mod log;
 mod postgres;
 mod sqlite;
 
@@ -11,6 +12,8 @@ pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
+pub use callguard_core::audit::merkle::{Frontier, Hash, Subtree};
+pub use callguard_core::audit::AuditRecord;
 use callguard_core::identity::{Session, User, UserStatus};
 use callguard_core::{Role, UnixTime};
 use std::sync::Arc;
@@ -97,11 +100,60 @@ pub struct PasskeyRecord {
     pub last_used_at: Option<UnixTime>,
 }
 
-/// Staff accounts and their credentials.
+/// The second factor that completed a sign-in or re-authentication, spent atomically with it.
+#[derive(Debug, Clone)]
+pub enum SpentFactor {
+    /// A TOTP code of this time step: refused if that step or a later one was used already.
+    TotpStep(i64),
+    /// A recovery code with this hash: refused if already used.
+    RecoveryCode(String),
+    /// A passkey assertion; its updated state (signature counter) is stored.
+    Passkey {
+        credential_id: String,
+        passkey: String,
+    },
+}
+
+/// A failed sign-in, setup or re-authentication attempt.
+#[derive(Debug, Clone, Default)]
+pub struct FailedAttempt {
+    /// The account it was against, when known; counts towards its lockout.
+    pub user_id: Option<String>,
+    /// Counts a wrong TOTP code in this time step.
+    pub totp_step: Option<i64>,
+    /// Counts a wrong answer to this challenge; it is deleted after `challenge_max` wrong answers.
+    pub challenge_hash: Option<String>,
+    pub challenge_max: i64,
+    pub now: UnixTime,
+    pub lockout_max: i64,
+    pub lock_until: UnixTime,
+}
+
+/// A successful second step of sign-in: the challenge is consumed, the factor spent, the
+/// failure count cleared and the session opened, all at once.
+#[derive(Debug, Clone)]
+pub struct CompletedSignIn {
+    pub user_id: String,
+    pub challenge_hash: String,
+    pub factor: SpentFactor,
+    pub session: Session,
+    pub token_hash: String,
+}
+
+/// Staff accounts and their credentials. Every method that changes state takes the audit
+/// record of that change and commits both together, or neither.
 #[async_trait]
 pub trait UserStore: Send + Sync {
-    async fn create_pending_user(&self, user: NewPendingUser) -> StoreResult<User>;
-    async fn create_active_user(&self, user: NewActiveUser) -> StoreResult<User>;
+    async fn create_pending_user(
+        &self,
+        user: NewPendingUser,
+        audit: AuditRecord,
+    ) -> StoreResult<User>;
+    async fn create_active_user(
+        &self,
+        user: NewActiveUser,
+        audit: AuditRecord,
+    ) -> StoreResult<User>;
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>>;
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
     async fn list_users(&self) -> StoreResult<Vec<User>>;
@@ -112,64 +164,85 @@ pub trait UserStore: Send + Sync {
         token_hash: &str,
         now: UnixTime,
     ) -> StoreResult<Option<User>>;
-    /// Activates a pending account; false when the token was used or the account is not pending.
-    async fn complete_setup(&self, setup: CompletedSetup) -> StoreResult<bool>;
-    /// Issues a new setup token for an account (re-invitation); it becomes pending again.
+    /// Activates a pending account, consumes the setup challenge and opens the first session;
+    /// false when the token or challenge was used meanwhile.
+    async fn complete_setup(
+        &self,
+        setup: CompletedSetup,
+        challenge_hash: &str,
+        session: &Session,
+        session_token_hash: &str,
+        audit: AuditRecord,
+    ) -> StoreResult<bool>;
+    /// Issues a new setup token for an account (lost authenticator): credentials, sessions and
+    /// passkeys are wiped and the account is pending again.
     async fn reset_setup(
         &self,
         user_id: &str,
         token_hash: &str,
         expires_at: UnixTime,
+        audit: AuditRecord,
     ) -> StoreResult<bool>;
-    /// Counts a failed sign-in and locks the account when the limit is reached; a lock that
-    /// has run out starts the count afresh. Returns the account as it now is.
-    async fn record_failed_sign_in(
+    /// Records a failed attempt (see [`FailedAttempt`]). When it locks the account, a second
+    /// entry `auth.account_locked` follows. Returns the account as it now is.
+    async fn fail_attempt(
         &self,
-        user_id: &str,
-        now: UnixTime,
-        max: i64,
-        lock_until: UnixTime,
+        attempt: FailedAttempt,
+        audit: AuditRecord,
     ) -> StoreResult<Option<User>>;
-    /// Clears the failure count and notes the sign-in time.
-    async fn record_successful_sign_in(&self, user_id: &str, now: UnixTime) -> StoreResult<()>;
-    /// Counts a wrong TOTP code in `step`; returns the count for that step.
-    async fn record_totp_failure(&self, user_id: &str, step: i64) -> StoreResult<i64>;
-    /// Marks `step` used, atomically refusing it when that step or a later one was used.
-    async fn accept_totp_step(&self, user_id: &str, step: i64) -> StoreResult<bool>;
-    /// Spends an unused recovery code; false when there is none with that hash.
-    async fn use_recovery_code(
+    /// Completes a sign-in; false when the factor or challenge was spent meanwhile (then
+    /// nothing changed and nothing was logged).
+    async fn complete_sign_in(
         &self,
+        sign_in: CompletedSignIn,
+        audit: AuditRecord,
+    ) -> StoreResult<bool>;
+    /// Marks a session freshly re-authenticated, spending the factor; false when it was spent.
+    async fn complete_reauthentication(
+        &self,
+        session_id: &str,
         user_id: &str,
-        code_hash: &str,
+        factor: SpentFactor,
         now: UnixTime,
+        audit: AuditRecord,
     ) -> StoreResult<bool>;
     async fn replace_recovery_codes(
         &self,
         user_id: &str,
         code_hashes: &[String],
+        audit: AuditRecord,
     ) -> StoreResult<()>;
     async fn unused_recovery_codes(&self, user_id: &str) -> StoreResult<i64>;
-    async fn unlock(&self, user_id: &str) -> StoreResult<bool>;
-    async fn set_role(&self, user_id: &str, role: Role) -> StoreResult<bool>;
+    async fn unlock(&self, user_id: &str, audit: AuditRecord) -> StoreResult<bool>;
+    /// Changes a role and ends that person's sessions.
+    async fn set_role(&self, user_id: &str, role: Role, audit: AuditRecord) -> StoreResult<bool>;
+    /// Enables or disables an account; disabling ends its sessions.
     async fn set_status(
         &self,
         user_id: &str,
         status: UserStatus,
         now: UnixTime,
+        audit: AuditRecord,
     ) -> StoreResult<bool>;
-    /// Disables active accounts whose last use is before `cutoff`; returns their ids.
-    async fn disable_dormant(&self, cutoff: UnixTime) -> StoreResult<Vec<String>>;
+    /// Disables active accounts whose last use is before `cutoff`; one entry per account, made
+    /// from `audit` with the account as target. Returns their ids.
+    async fn disable_dormant(
+        &self,
+        cutoff: UnixTime,
+        audit: AuditRecord,
+    ) -> StoreResult<Vec<String>>;
 }
 
 /// Signed-in sessions, looked up by the hash of their token.
 #[async_trait]
 pub trait SessionStore: Send + Sync {
-    async fn create_session(&self, session: &Session, token_hash: &str) -> StoreResult<()>;
     async fn session_by_token(&self, token_hash: &str) -> StoreResult<Option<Session>>;
+    /// Bookkeeping of the idle timer: not an action, not audited.
     async fn touch_session(&self, id: &str, now: UnixTime) -> StoreResult<()>;
-    async fn mark_reauthenticated(&self, id: &str, now: UnixTime) -> StoreResult<()>;
-    async fn delete_session(&self, id: &str) -> StoreResult<bool>;
-    async fn delete_sessions_of(&self, user_id: &str) -> StoreResult<u64>;
+    /// Ends a session (sign-out, revocation); false when it did not exist.
+    async fn delete_session(&self, id: &str, audit: AuditRecord) -> StoreResult<bool>;
+    /// Ends a session whose time ran out (not an action, not audited).
+    async fn expire_session(&self, id: &str) -> StoreResult<()>;
     async fn sessions_of(&self, user_id: &str) -> StoreResult<Vec<Session>>;
     async fn delete_expired_sessions(
         &self,
@@ -178,7 +251,7 @@ pub trait SessionStore: Send + Sync {
     ) -> StoreResult<u64>;
 }
 
-/// Short-lived sign-in steps.
+/// Short-lived sign-in steps. Their outcome is what gets audited, not the steps themselves.
 #[async_trait]
 pub trait ChallengeStore: Send + Sync {
     async fn create_challenge(&self, challenge: &Challenge) -> StoreResult<()>;
@@ -189,8 +262,6 @@ pub trait ChallengeStore: Send + Sync {
         kind: &str,
         now: UnixTime,
     ) -> StoreResult<Option<Challenge>>;
-    /// Counts a wrong answer; returns the attempts so far.
-    async fn count_challenge_failure(&self, token_hash: &str) -> StoreResult<i64>;
     /// Removes a challenge; true when it existed (so two racing answers cannot both win).
     async fn delete_challenge(&self, token_hash: &str) -> StoreResult<bool>;
     async fn delete_expired_challenges(&self, now: UnixTime) -> StoreResult<u64>;
@@ -199,16 +270,50 @@ pub trait ChallengeStore: Send + Sync {
 /// Registered passkeys.
 #[async_trait]
 pub trait PasskeyStore: Send + Sync {
-    async fn add_passkey(&self, passkey: &PasskeyRecord) -> StoreResult<()>;
+    async fn add_passkey(&self, passkey: &PasskeyRecord, audit: AuditRecord) -> StoreResult<()>;
     async fn passkeys_of(&self, user_id: &str) -> StoreResult<Vec<PasskeyRecord>>;
-    async fn update_passkey(
+    async fn delete_passkey(
         &self,
         user_id: &str,
-        credential_id: &str,
-        passkey: &str,
-        now: UnixTime,
-    ) -> StoreResult<()>;
-    async fn delete_passkey(&self, user_id: &str, id: &str) -> StoreResult<bool>;
+        id: &str,
+        audit: AuditRecord,
+    ) -> StoreResult<bool>;
+}
+
+/// A signed checkpoint as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    pub size: u64,
+    pub root: Hash,
+    pub note: String,
+    pub created_at: UnixTime,
+}
+
+/// A stored audit entry: its canonical text and the leaf hash written with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEntry {
+    pub index: u64,
+    pub text: String,
+    pub leaf_hash: Vec<u8>,
+}
+
+/// The audit log (SPEC C5): an RFC 6962 Merkle tree kept in the database. Entries are appended
+/// by the mutations above inside their own transactions, or on their own by [`AuditStore::append`]
+/// for events that change nothing else (a refused sign-in by an unknown name).
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Appends entries that accompany no other change; returns the index of the last.
+    async fn append(&self, records: Vec<AuditRecord>) -> StoreResult<u64>;
+    /// The current tree: its size and frontier.
+    async fn audit_head(&self) -> StoreResult<Frontier>;
+    /// Entries `start..start+limit` in index order.
+    async fn audit_entries(&self, start: u64, limit: u64) -> StoreResult<Vec<StoredEntry>>;
+    /// Hashes of perfect subtrees (all must lie within the current tree).
+    async fn audit_subtrees(&self, subtrees: &[Subtree]) -> StoreResult<Vec<Hash>>;
+    /// Stores a checkpoint; false when one for that size exists already.
+    async fn add_checkpoint(&self, checkpoint: &StoredCheckpoint) -> StoreResult<bool>;
+    async fn latest_checkpoint(&self) -> StoreResult<Option<StoredCheckpoint>>;
+    async fn checkpoints(&self) -> StoreResult<Vec<StoredCheckpoint>>;
 }
 
 /// Liveness of the database itself.
@@ -220,8 +325,14 @@ pub trait Health: Send + Sync {
 }
 
 /// Everything the server needs from storage.
-pub trait Store: UserStore + SessionStore + ChallengeStore + PasskeyStore + Health {}
-impl<T: UserStore + SessionStore + ChallengeStore + PasskeyStore + Health> Store for T {}
+pub trait Store:
+    UserStore + SessionStore + ChallengeStore + PasskeyStore + AuditStore + Health
+{
+}
+impl<T: UserStore + SessionStore + ChallengeStore + PasskeyStore + AuditStore + Health> Store
+    for T
+{
+}
 
 /// Opens the store named by `database_url`: `postgres://…` or `postgresql://…` for PostgreSQL,
 /// otherwise a SQLite file at `sqlite_path`. Migrations are applied before it returns.

@@ -2,12 +2,18 @@
 //! the SQLite backend; migrations run under an advisory lock so that nodes starting together do
 //! not race.
 
+use crate::log::{lockout_record, parse_frontier, plan, to_hash};
 use crate::*;
+use callguard_core::audit::record::user as user_ref;
+use deadpool_postgres::Transaction;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/postgres/0001_identity.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/postgres/0001_identity.sql")),
+    (2, include_str!("../migrations/postgres/0002_audit.sql")),
+];
 /// Arbitrary constant naming Callguard's migration lock.
 const MIGRATION_LOCK: i64 = 0x4341_4c4c_4755_4152;
 
@@ -137,11 +143,112 @@ fn to_passkey(r: &Row) -> PasskeyRecord {
     }
 }
 
+/// Appends `records` to the audit log inside `tx`. The head row is locked `FOR UPDATE`, so
+/// appends from every node are serialised by the database: no gap, no fork.
+async fn append_tx(tx: &Transaction<'_>, records: &[AuditRecord]) -> StoreResult<u64> {
+    let row = tx
+        .query_one(
+            "SELECT frontier FROM audit_head WHERE id = 1 FOR UPDATE",
+            &[],
+        )
+        .await
+        .map_err(map_err)?;
+    let bytes: Vec<u8> = row.get(0);
+    let planned = plan(parse_frontier(&bytes)?, records)?;
+    let entry = tx
+        .prepare_cached("INSERT INTO audit_entries (idx, entry, leaf_hash) VALUES ($1, $2, $3)")
+        .await
+        .map_err(map_err)?;
+    for (idx, text, leaf) in &planned.entries {
+        tx.execute(&entry, &[&(*idx as i64), text, &&leaf[..]])
+            .await
+            .map_err(map_err)?;
+    }
+    if !planned.nodes.is_empty() {
+        let node = tx
+            .prepare_cached("INSERT INTO audit_nodes (level, idx, hash) VALUES ($1, $2, $3)")
+            .await
+            .map_err(map_err)?;
+        for (s, h) in &planned.nodes {
+            tx.execute(&node, &[&(s.level as i32), &(s.index as i64), &&h[..]])
+                .await
+                .map_err(map_err)?;
+        }
+    }
+    tx.execute(
+        "UPDATE audit_head SET frontier = $1 WHERE id = 1",
+        &[&planned.frontier.to_bytes()],
+    )
+    .await
+    .map_err(map_err)?;
+    Ok(planned.frontier.size.saturating_sub(1))
+}
+
+async fn insert_session(tx: &Transaction<'_>, s: &Session, token_hash: &str) -> StoreResult<()> {
+    tx.execute(
+        &format!("INSERT INTO sessions ({SESSION_COLUMNS}, token_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"),
+        &[&s.id, &s.user_id, &s.created_at, &s.last_seen_at, &s.reauth_at, &s.source, &s.user_agent, &token_hash],
+    )
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+async fn spend_factor(
+    tx: &Transaction<'_>,
+    user_id: &str,
+    factor: &SpentFactor,
+    now: UnixTime,
+) -> StoreResult<bool> {
+    let n = match factor {
+        SpentFactor::TotpStep(step) => tx
+            .execute(
+                "UPDATE users SET totp_last_step = $1 WHERE id = $2 AND (totp_last_step IS NULL OR totp_last_step < $1)",
+                &[step, &user_id],
+            )
+            .await,
+        SpentFactor::RecoveryCode(hash) => tx
+            .execute(
+                "UPDATE recovery_codes SET used_at = $1 WHERE user_id = $2 AND code_hash = $3 AND used_at IS NULL",
+                &[&now, &user_id, hash],
+            )
+            .await,
+        SpentFactor::Passkey { credential_id, passkey } => tx
+            .execute(
+                "UPDATE passkeys SET passkey = $1, last_used_at = $2 WHERE user_id = $3 AND credential_id = $4",
+                &[passkey, &now, &user_id, credential_id],
+            )
+            .await,
+    }
+    .map_err(map_err)?;
+    Ok(n == 1)
+}
+
+async fn insert_codes(tx: &Transaction<'_>, user_id: &str, hashes: &[String]) -> StoreResult<()> {
+    tx.execute("DELETE FROM recovery_codes WHERE user_id = $1", &[&user_id])
+        .await
+        .map_err(map_err)?;
+    for h in hashes {
+        tx.execute(
+            "INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)",
+            &[&user_id, h],
+        )
+        .await
+        .map_err(map_err)?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl UserStore for PostgresStore {
-    async fn create_pending_user(&self, u: NewPendingUser) -> StoreResult<User> {
-        let c = self.client().await?;
-        let row = c
+    async fn create_pending_user(
+        &self,
+        u: NewPendingUser,
+        audit: AuditRecord,
+    ) -> StoreResult<User> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(map_err)?;
+        let row = tx
             .query_one(
                 &format!(
                     "INSERT INTO users (id, username, role, status, setup_token_hash, setup_expires_at, created_at)
@@ -151,10 +258,12 @@ impl UserStore for PostgresStore {
             )
             .await
             .map_err(map_err)?;
+        append_tx(&tx, &[audit]).await?;
+        tx.commit().await.map_err(map_err)?;
         to_user(&row)
     }
 
-    async fn create_active_user(&self, u: NewActiveUser) -> StoreResult<User> {
+    async fn create_active_user(&self, u: NewActiveUser, audit: AuditRecord) -> StoreResult<User> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(map_err)?;
         let row = tx
@@ -167,14 +276,8 @@ impl UserStore for PostgresStore {
             )
             .await
             .map_err(map_err)?;
-        for h in &u.recovery_code_hashes {
-            tx.execute(
-                "INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)",
-                &[&u.id, h],
-            )
-            .await
-            .map_err(map_err)?;
-        }
+        insert_codes(&tx, &u.id, &u.recovery_code_hashes).await?;
+        append_tx(&tx, &[audit]).await?;
         tx.commit().await.map_err(map_err)?;
         to_user(&row)
     }
@@ -253,9 +356,27 @@ impl UserStore for PostgresStore {
         .transpose()
     }
 
-    async fn complete_setup(&self, s: CompletedSetup) -> StoreResult<bool> {
+    async fn complete_setup(
+        &self,
+        s: CompletedSetup,
+        challenge_hash: &str,
+        session: &Session,
+        session_token_hash: &str,
+        audit: AuditRecord,
+    ) -> StoreResult<bool> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(map_err)?;
+        if tx
+            .execute(
+                "DELETE FROM challenges WHERE token_hash = $1",
+                &[&challenge_hash],
+            )
+            .await
+            .map_err(map_err)?
+            != 1
+        {
+            return Ok(false);
+        }
         let n = tx
             .execute(
                 "UPDATE users SET status = 'active', password_hash = $1, totp_sealed = $2, totp_last_step = $3,
@@ -269,20 +390,9 @@ impl UserStore for PostgresStore {
         if n != 1 {
             return Ok(false);
         }
-        tx.execute(
-            "DELETE FROM recovery_codes WHERE user_id = $1",
-            &[&s.user_id],
-        )
-        .await
-        .map_err(map_err)?;
-        for h in &s.recovery_code_hashes {
-            tx.execute(
-                "INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)",
-                &[&s.user_id, h],
-            )
-            .await
-            .map_err(map_err)?;
-        }
+        insert_codes(&tx, &s.user_id, &s.recovery_code_hashes).await?;
+        insert_session(&tx, session, session_token_hash).await?;
+        append_tx(&tx, &[audit]).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(true)
     }
@@ -292,6 +402,7 @@ impl UserStore for PostgresStore {
         user_id: &str,
         token_hash: &str,
         expires_at: UnixTime,
+        audit: AuditRecord,
     ) -> StoreResult<bool> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(map_err)?;
@@ -303,6 +414,9 @@ impl UserStore for PostgresStore {
             )
             .await
             .map_err(map_err)?;
+        if n != 1 {
+            return Ok(false);
+        }
         for table in ["recovery_codes", "sessions", "passkeys"] {
             tx.execute(
                 &format!("DELETE FROM {table} WHERE user_id = $1"),
@@ -311,108 +425,157 @@ impl UserStore for PostgresStore {
             .await
             .map_err(map_err)?;
         }
+        append_tx(&tx, &[audit]).await?;
         tx.commit().await.map_err(map_err)?;
-        Ok(n == 1)
+        Ok(true)
     }
 
-    async fn record_failed_sign_in(
+    async fn fail_attempt(
         &self,
-        user_id: &str,
-        now: UnixTime,
-        max: i64,
-        lock_until: UnixTime,
+        a: FailedAttempt,
+        audit: AuditRecord,
     ) -> StoreResult<Option<User>> {
-        let c = self.client().await?;
-        c.query_opt(
-            &format!(
-                "UPDATE users SET
-                    failed_sign_ins = CASE WHEN locked_until IS NOT NULL AND locked_until <= $1 THEN 1 ELSE failed_sign_ins + 1 END,
-                    locked_until = CASE
-                        WHEN locked_until IS NOT NULL AND locked_until <= $1 THEN NULL
-                        WHEN failed_sign_ins + 1 >= $2 THEN $3
-                        ELSE locked_until END
-                 WHERE id = $4 RETURNING {USER_COLUMNS}"
-            ),
-            &[&now, &max, &lock_until, &user_id],
-        )
-        .await
-        .map_err(map_err)?
-        .as_ref()
-        .map(to_user)
-        .transpose()
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(map_err)?;
+        if let Some(ch) = &a.challenge_hash {
+            let attempts = tx
+                .query_opt(
+                    "UPDATE challenges SET attempts = attempts + 1 WHERE token_hash = $1 RETURNING attempts",
+                    &[ch],
+                )
+                .await
+                .map_err(map_err)?
+                .map(|r| r.get::<_, i64>(0));
+            if attempts.is_some_and(|n| n >= a.challenge_max) {
+                tx.execute("DELETE FROM challenges WHERE token_hash = $1", &[ch])
+                    .await
+                    .map_err(map_err)?;
+            }
+        }
+        let mut records = vec![audit];
+        let mut after = None;
+        if let Some(id) = &a.user_id {
+            if let Some(step) = a.totp_step {
+                tx.execute(
+                    "UPDATE users SET totp_fail_count = CASE WHEN totp_fail_step = $1 THEN totp_fail_count + 1 ELSE 1 END,
+                        totp_fail_step = $1 WHERE id = $2",
+                    &[&step, id],
+                )
+                .await
+                .map_err(map_err)?;
+            }
+            let before: Option<i64> = tx
+                .query_opt(
+                    "SELECT locked_until FROM users WHERE id = $1 FOR UPDATE",
+                    &[id],
+                )
+                .await
+                .map_err(map_err)?
+                .and_then(|r| r.get(0));
+            let row = tx
+                .query_opt(
+                    &format!(
+                        "UPDATE users SET
+                            failed_sign_ins = CASE WHEN locked_until IS NOT NULL AND locked_until <= $1 THEN 1 ELSE failed_sign_ins + 1 END,
+                            locked_until = CASE
+                                WHEN locked_until IS NOT NULL AND locked_until <= $1 THEN NULL
+                                WHEN failed_sign_ins + 1 >= $2 THEN $3
+                                ELSE locked_until END
+                         WHERE id = $4 AND status = 'active' RETURNING {USER_COLUMNS}"
+                    ),
+                    &[&a.now, &a.lockout_max, &a.lock_until, id],
+                )
+                .await
+                .map_err(map_err)?;
+            if let Some(r) = &row {
+                let u = to_user(r)?;
+                let was_locked = before.is_some_and(|t| t > a.now);
+                if u.is_locked(a.now) && !was_locked {
+                    let source = records.first().and_then(|x| x.source.clone());
+                    records.push(lockout_record(
+                        id,
+                        u.failed_sign_ins,
+                        a.lock_until,
+                        source.as_deref(),
+                    ));
+                }
+                after = Some(u);
+            }
+        }
+        append_tx(&tx, &records).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(after)
     }
 
-    async fn record_successful_sign_in(&self, user_id: &str, now: UnixTime) -> StoreResult<()> {
-        let c = self.client().await?;
-        c.execute(
+    async fn complete_sign_in(&self, s: CompletedSignIn, audit: AuditRecord) -> StoreResult<bool> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(map_err)?;
+        if tx
+            .execute(
+                "DELETE FROM challenges WHERE token_hash = $1",
+                &[&s.challenge_hash],
+            )
+            .await
+            .map_err(map_err)?
+            != 1
+        {
+            return Ok(false);
+        }
+        if !spend_factor(&tx, &s.user_id, &s.factor, s.session.created_at).await? {
+            return Ok(false);
+        }
+        tx.execute(
             "UPDATE users SET failed_sign_ins = 0, locked_until = NULL, last_sign_in_at = $1 WHERE id = $2",
-            &[&now, &user_id],
+            &[&s.session.created_at, &s.user_id],
         )
         .await
         .map_err(map_err)?;
-        Ok(())
+        insert_session(&tx, &s.session, &s.token_hash).await?;
+        append_tx(&tx, &[audit]).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
     }
 
-    async fn record_totp_failure(&self, user_id: &str, step: i64) -> StoreResult<i64> {
-        let c = self.client().await?;
-        let row = c
-            .query_one(
-                "UPDATE users SET totp_fail_count = CASE WHEN totp_fail_step = $1 THEN totp_fail_count + 1 ELSE 1 END,
-                    totp_fail_step = $1 WHERE id = $2 RETURNING totp_fail_count",
-                &[&step, &user_id],
-            )
-            .await
-            .map_err(map_err)?;
-        Ok(row.get(0))
-    }
-
-    async fn accept_totp_step(&self, user_id: &str, step: i64) -> StoreResult<bool> {
-        let c = self.client().await?;
-        let n = c
-            .execute(
-                "UPDATE users SET totp_last_step = $1 WHERE id = $2 AND (totp_last_step IS NULL OR totp_last_step < $1)",
-                &[&step, &user_id],
-            )
-            .await
-            .map_err(map_err)?;
-        Ok(n == 1)
-    }
-
-    async fn use_recovery_code(
+    async fn complete_reauthentication(
         &self,
+        session_id: &str,
         user_id: &str,
-        code_hash: &str,
+        factor: SpentFactor,
         now: UnixTime,
+        audit: AuditRecord,
     ) -> StoreResult<bool> {
-        let c = self.client().await?;
-        let n = c
-            .execute(
-                "UPDATE recovery_codes SET used_at = $1 WHERE user_id = $2 AND code_hash = $3 AND used_at IS NULL",
-                &[&now, &user_id, &code_hash],
-            )
-            .await
-            .map_err(map_err)?;
-        Ok(n == 1)
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(map_err)?;
+        if !spend_factor(&tx, user_id, &factor, now).await? {
+            return Ok(false);
+        }
+        tx.execute(
+            "UPDATE users SET failed_sign_ins = 0, locked_until = NULL WHERE id = $1",
+            &[&user_id],
+        )
+        .await
+        .map_err(map_err)?;
+        tx.execute(
+            "UPDATE sessions SET reauth_at = $1, last_seen_at = $1 WHERE id = $2",
+            &[&now, &session_id],
+        )
+        .await
+        .map_err(map_err)?;
+        append_tx(&tx, &[audit]).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
     }
 
     async fn replace_recovery_codes(
         &self,
         user_id: &str,
         code_hashes: &[String],
+        audit: AuditRecord,
     ) -> StoreResult<()> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(map_err)?;
-        tx.execute("DELETE FROM recovery_codes WHERE user_id = $1", &[&user_id])
-            .await
-            .map_err(map_err)?;
-        for h in code_hashes {
-            tx.execute(
-                "INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)",
-                &[&user_id, h],
-            )
-            .await
-            .map_err(map_err)?;
-        }
+        insert_codes(&tx, user_id, code_hashes).await?;
+        append_tx(&tx, &[audit]).await?;
         tx.commit().await.map_err(map_err)
     }
 
@@ -428,28 +591,44 @@ impl UserStore for PostgresStore {
         Ok(row.get(0))
     }
 
-    async fn unlock(&self, user_id: &str) -> StoreResult<bool> {
-        let c = self.client().await?;
-        let n = c
+    async fn unlock(&self, user_id: &str, audit: AuditRecord) -> StoreResult<bool> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(map_err)?;
+        let n = tx
             .execute(
                 "UPDATE users SET failed_sign_ins = 0, locked_until = NULL, totp_fail_count = 0 WHERE id = $1",
                 &[&user_id],
             )
             .await
             .map_err(map_err)?;
-        Ok(n == 1)
+        if n != 1 {
+            return Ok(false);
+        }
+        append_tx(&tx, &[audit]).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
     }
 
-    async fn set_role(&self, user_id: &str, role: Role) -> StoreResult<bool> {
-        let c = self.client().await?;
-        let n = c
+    async fn set_role(&self, user_id: &str, role: Role, audit: AuditRecord) -> StoreResult<bool> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(map_err)?;
+        if tx
             .execute(
                 "UPDATE users SET role = $1 WHERE id = $2",
                 &[&role.as_str(), &user_id],
             )
             .await
+            .map_err(map_err)?
+            != 1
+        {
+            return Ok(false);
+        }
+        tx.execute("DELETE FROM sessions WHERE user_id = $1", &[&user_id])
+            .await
             .map_err(map_err)?;
-        Ok(n == 1)
+        append_tx(&tx, &[audit]).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
     }
 
     async fn set_status(
@@ -457,9 +636,11 @@ impl UserStore for PostgresStore {
         user_id: &str,
         status: UserStatus,
         now: UnixTime,
+        audit: AuditRecord,
     ) -> StoreResult<bool> {
-        let c = self.client().await?;
-        let n = c
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(map_err)?;
+        let n = tx
             .execute(
                 "UPDATE users SET status = $1::text,
                     last_sign_in_at = CASE WHEN $1::text = 'active' THEN $2 ELSE last_sign_in_at END
@@ -468,37 +649,57 @@ impl UserStore for PostgresStore {
             )
             .await
             .map_err(map_err)?;
-        Ok(n == 1)
+        if n != 1 {
+            return Ok(false);
+        }
+        if status == UserStatus::Disabled {
+            tx.execute("DELETE FROM sessions WHERE user_id = $1", &[&user_id])
+                .await
+                .map_err(map_err)?;
+        }
+        append_tx(&tx, &[audit]).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
     }
 
-    async fn disable_dormant(&self, cutoff: UnixTime) -> StoreResult<Vec<String>> {
-        let c = self.client().await?;
-        Ok(c.query(
-            "UPDATE users SET status = 'disabled' WHERE status = 'active'
+    async fn disable_dormant(
+        &self,
+        cutoff: UnixTime,
+        audit: AuditRecord,
+    ) -> StoreResult<Vec<String>> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(map_err)?;
+        let ids: Vec<String> = tx
+            .query(
+                "UPDATE users SET status = 'disabled' WHERE status = 'active'
                    AND COALESCE(last_sign_in_at, activated_at, created_at) < $1 RETURNING id",
-            &[&cutoff],
-        )
-        .await
-        .map_err(map_err)?
-        .iter()
-        .map(|r| r.get(0))
-        .collect())
+                &[&cutoff],
+            )
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if ids.is_empty() {
+            return Ok(ids);
+        }
+        for id in &ids {
+            tx.execute("DELETE FROM sessions WHERE user_id = $1", &[id])
+                .await
+                .map_err(map_err)?;
+        }
+        let records: Vec<AuditRecord> = ids
+            .iter()
+            .map(|id| audit.clone().target(user_ref(id)))
+            .collect();
+        append_tx(&tx, &records).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(ids)
     }
 }
 
 #[async_trait]
 impl SessionStore for PostgresStore {
-    async fn create_session(&self, s: &Session, token_hash: &str) -> StoreResult<()> {
-        let c = self.client().await?;
-        c.execute(
-            &format!("INSERT INTO sessions ({SESSION_COLUMNS}, token_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"),
-            &[&s.id, &s.user_id, &s.created_at, &s.last_seen_at, &s.reauth_at, &s.source, &s.user_agent, &token_hash],
-        )
-        .await
-        .map_err(map_err)?;
-        Ok(())
-    }
-
     async fn session_by_token(&self, token_hash: &str) -> StoreResult<Option<Session>> {
         let c = self.client().await?;
         Ok(c.query_opt(
@@ -522,30 +723,28 @@ impl SessionStore for PostgresStore {
         Ok(())
     }
 
-    async fn mark_reauthenticated(&self, id: &str, now: UnixTime) -> StoreResult<()> {
-        let c = self.client().await?;
-        c.execute(
-            "UPDATE sessions SET reauth_at = $1, last_seen_at = $1 WHERE id = $2",
-            &[&now, &id],
-        )
-        .await
-        .map_err(map_err)?;
-        Ok(())
-    }
-
-    async fn delete_session(&self, id: &str) -> StoreResult<bool> {
-        let c = self.client().await?;
-        Ok(c.execute("DELETE FROM sessions WHERE id = $1", &[&id])
+    async fn delete_session(&self, id: &str, audit: AuditRecord) -> StoreResult<bool> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(map_err)?;
+        if tx
+            .execute("DELETE FROM sessions WHERE id = $1", &[&id])
             .await
             .map_err(map_err)?
-            == 1)
+            != 1
+        {
+            return Ok(false);
+        }
+        append_tx(&tx, &[audit]).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
     }
 
-    async fn delete_sessions_of(&self, user_id: &str) -> StoreResult<u64> {
+    async fn expire_session(&self, id: &str) -> StoreResult<()> {
         let c = self.client().await?;
-        c.execute("DELETE FROM sessions WHERE user_id = $1", &[&user_id])
+        c.execute("DELETE FROM sessions WHERE id = $1", &[&id])
             .await
-            .map_err(map_err)
+            .map_err(map_err)?;
+        Ok(())
     }
 
     async fn sessions_of(&self, user_id: &str) -> StoreResult<Vec<Session>> {
@@ -614,18 +813,6 @@ impl ChallengeStore for PostgresStore {
         }))
     }
 
-    async fn count_challenge_failure(&self, token_hash: &str) -> StoreResult<i64> {
-        let c = self.client().await?;
-        Ok(c
-            .query_opt(
-                "UPDATE challenges SET attempts = attempts + 1 WHERE token_hash = $1 RETURNING attempts",
-                &[&token_hash],
-            )
-            .await
-            .map_err(map_err)?
-            .map_or(i64::MAX, |r| r.get(0)))
-    }
-
     async fn delete_challenge(&self, token_hash: &str) -> StoreResult<bool> {
         let c = self.client().await?;
         Ok(c.execute(
@@ -647,15 +834,17 @@ impl ChallengeStore for PostgresStore {
 
 #[async_trait]
 impl PasskeyStore for PostgresStore {
-    async fn add_passkey(&self, p: &PasskeyRecord) -> StoreResult<()> {
-        let c = self.client().await?;
-        c.execute(
+    async fn add_passkey(&self, p: &PasskeyRecord, audit: AuditRecord) -> StoreResult<()> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(map_err)?;
+        tx.execute(
             "INSERT INTO passkeys (id, user_id, credential_id, name, passkey, created_at, last_used_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             &[&p.id, &p.user_id, &p.credential_id, &p.name, &p.passkey, &p.created_at, &p.last_used_at],
         )
         .await
         .map_err(map_err)?;
-        Ok(())
+        append_tx(&tx, &[audit]).await?;
+        tx.commit().await.map_err(map_err)
     }
 
     async fn passkeys_of(&self, user_id: &str) -> StoreResult<Vec<PasskeyRecord>> {
@@ -672,32 +861,141 @@ impl PasskeyStore for PostgresStore {
             .collect())
     }
 
-    async fn update_passkey(
+    async fn delete_passkey(
         &self,
         user_id: &str,
-        credential_id: &str,
-        passkey: &str,
-        now: UnixTime,
-    ) -> StoreResult<()> {
-        let c = self.client().await?;
-        c.execute(
-            "UPDATE passkeys SET passkey = $1, last_used_at = $2 WHERE user_id = $3 AND credential_id = $4",
-            &[&passkey, &now, &user_id, &credential_id],
-        )
-        .await
-        .map_err(map_err)?;
-        Ok(())
+        id: &str,
+        audit: AuditRecord,
+    ) -> StoreResult<bool> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(map_err)?;
+        if tx
+            .execute(
+                "DELETE FROM passkeys WHERE user_id = $1 AND id = $2",
+                &[&user_id, &id],
+            )
+            .await
+            .map_err(map_err)?
+            != 1
+        {
+            return Ok(false);
+        }
+        append_tx(&tx, &[audit]).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+}
+
+fn to_checkpoint(r: &Row) -> StoreResult<StoredCheckpoint> {
+    let size: i64 = r.get(0);
+    let root: Vec<u8> = r.get(1);
+    Ok(StoredCheckpoint {
+        size: size as u64,
+        root: to_hash(&root)?,
+        note: r.get(2),
+        created_at: r.get(3),
+    })
+}
+
+#[async_trait]
+impl AuditStore for PostgresStore {
+    async fn append(&self, records: Vec<AuditRecord>) -> StoreResult<u64> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(map_err)?;
+        let last = append_tx(&tx, &records).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(last)
     }
 
-    async fn delete_passkey(&self, user_id: &str, id: &str) -> StoreResult<bool> {
+    async fn audit_head(&self) -> StoreResult<Frontier> {
         let c = self.client().await?;
-        Ok(c.execute(
-            "DELETE FROM passkeys WHERE user_id = $1 AND id = $2",
-            &[&user_id, &id],
+        let row = c
+            .query_one("SELECT frontier FROM audit_head WHERE id = 1", &[])
+            .await
+            .map_err(map_err)?;
+        let bytes: Vec<u8> = row.get(0);
+        parse_frontier(&bytes)
+    }
+
+    async fn audit_entries(&self, start: u64, limit: u64) -> StoreResult<Vec<StoredEntry>> {
+        let c = self.client().await?;
+        Ok(c.query(
+            "SELECT idx, entry, leaf_hash FROM audit_entries WHERE idx >= $1 ORDER BY idx LIMIT $2",
+            &[&(start as i64), &(limit as i64)],
         )
         .await
         .map_err(map_err)?
-            == 1)
+        .iter()
+        .map(|r| StoredEntry {
+            index: r.get::<_, i64>(0) as u64,
+            text: r.get(1),
+            leaf_hash: r.get(2),
+        })
+        .collect())
+    }
+
+    async fn audit_subtrees(&self, subtrees: &[Subtree]) -> StoreResult<Vec<Hash>> {
+        let c = self.client().await?;
+        let leaf = c
+            .prepare_cached("SELECT leaf_hash FROM audit_entries WHERE idx = $1")
+            .await
+            .map_err(map_err)?;
+        let node = c
+            .prepare_cached("SELECT hash FROM audit_nodes WHERE level = $1 AND idx = $2")
+            .await
+            .map_err(map_err)?;
+        let mut out = Vec::with_capacity(subtrees.len());
+        for s in subtrees {
+            let row = if s.level == 0 {
+                c.query_opt(&leaf, &[&(s.index as i64)]).await
+            } else {
+                c.query_opt(&node, &[&(s.level as i32), &(s.index as i64)])
+                    .await
+            }
+            .map_err(map_err)?
+            .ok_or_else(|| StoreError::Backend("a subtree of the audit log is missing".into()))?;
+            let bytes: Vec<u8> = row.get(0);
+            out.push(to_hash(&bytes)?);
+        }
+        Ok(out)
+    }
+
+    async fn add_checkpoint(&self, cp: &StoredCheckpoint) -> StoreResult<bool> {
+        let c = self.client().await?;
+        let n = c
+            .execute(
+                "INSERT INTO audit_checkpoints (size, root, note, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (size) DO NOTHING",
+                &[&(cp.size as i64), &&cp.root[..], &cp.note, &cp.created_at],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(n == 1)
+    }
+
+    async fn latest_checkpoint(&self) -> StoreResult<Option<StoredCheckpoint>> {
+        let c = self.client().await?;
+        c.query_opt(
+            "SELECT size, root, note, created_at FROM audit_checkpoints ORDER BY size DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .map_err(map_err)?
+        .as_ref()
+        .map(to_checkpoint)
+        .transpose()
+    }
+
+    async fn checkpoints(&self) -> StoreResult<Vec<StoredCheckpoint>> {
+        let c = self.client().await?;
+        c.query(
+            "SELECT size, root, note, created_at FROM audit_checkpoints ORDER BY size",
+            &[],
+        )
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(to_checkpoint)
+        .collect()
     }
 }
 

@@ -2,12 +2,19 @@
 //! running server can share it. Writes go through one connection (SQLite has one writer anyway);
 //! reads use a small pool. Every call runs on a blocking thread, never on the async runtime.
 
+use crate::log::{lockout_record, parse_frontier, plan, to_hash};
 use crate::*;
-use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row};
+use callguard_core::audit::record::user as user_ref;
+use rusqlite::{
+    params, Connection, ErrorCode, OptionalExtension, Row, Transaction, TransactionBehavior,
+};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_identity.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_identity.sql")),
+    (2, include_str!("../migrations/sqlite/0002_audit.sql")),
+];
 const MAX_IDLE_READERS: usize = 8;
 
 /// The SQLite implementation of every store trait.
@@ -215,16 +222,107 @@ fn passkey_row(r: &Row<'_>) -> rusqlite::Result<PasskeyRecord> {
     })
 }
 
+fn user_error(e: StoreError) -> rusqlite::Error {
+    rusqlite::Error::ToSqlConversionFailure(Box::new(e))
+}
+
+/// A write transaction that takes the database's write lock at once (so that two processes
+/// never deadlock upgrading a read lock).
+fn begin(c: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
+    c.transaction_with_behavior(TransactionBehavior::Immediate)
+}
+
+/// Appends `records` to the audit log inside `tx`; returns the index of the last one.
+fn append_tx(tx: &Transaction<'_>, records: &[AuditRecord]) -> rusqlite::Result<u64> {
+    let bytes: Vec<u8> = tx.query_row("SELECT frontier FROM audit_head WHERE id = 1", [], |r| {
+        r.get(0)
+    })?;
+    let frontier = parse_frontier(&bytes).map_err(user_error)?;
+    let planned = plan(frontier, records).map_err(user_error)?;
+    {
+        let mut entry = tx.prepare_cached(
+            "INSERT INTO audit_entries (idx, entry, leaf_hash) VALUES (?1, ?2, ?3)",
+        )?;
+        for (idx, text, leaf) in &planned.entries {
+            entry.execute(params![*idx as i64, text, &leaf[..]])?;
+        }
+        let mut node =
+            tx.prepare_cached("INSERT INTO audit_nodes (level, idx, hash) VALUES (?1, ?2, ?3)")?;
+        for (s, h) in &planned.nodes {
+            node.execute(params![s.level, s.index as i64, &h[..]])?;
+        }
+    }
+    tx.execute(
+        "UPDATE audit_head SET frontier = ?1 WHERE id = 1",
+        [planned.frontier.to_bytes()],
+    )?;
+    Ok(planned.frontier.size.saturating_sub(1))
+}
+
+fn insert_session(tx: &Transaction<'_>, s: &Session, token_hash: &str) -> rusqlite::Result<()> {
+    tx.execute(
+        &format!("INSERT INTO sessions ({SESSION_COLUMNS}, token_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+        params![s.id, s.user_id, s.created_at, s.last_seen_at, s.reauth_at, s.source, s.user_agent, token_hash],
+    )?;
+    Ok(())
+}
+
+/// Spends a second factor inside `tx`; false when it was already spent.
+fn spend_factor(
+    tx: &Transaction<'_>,
+    user_id: &str,
+    factor: &SpentFactor,
+    now: UnixTime,
+) -> rusqlite::Result<bool> {
+    Ok(match factor {
+        SpentFactor::TotpStep(step) => {
+            tx.execute(
+                "UPDATE users SET totp_last_step = ?1 WHERE id = ?2 AND (totp_last_step IS NULL OR totp_last_step < ?1)",
+                params![step, user_id],
+            )? == 1
+        }
+        SpentFactor::RecoveryCode(hash) => {
+            tx.execute(
+                "UPDATE recovery_codes SET used_at = ?1 WHERE user_id = ?2 AND code_hash = ?3 AND used_at IS NULL",
+                params![now, user_id, hash],
+            )? == 1
+        }
+        SpentFactor::Passkey { credential_id, passkey } => {
+            tx.execute(
+                "UPDATE passkeys SET passkey = ?1, last_used_at = ?2 WHERE user_id = ?3 AND credential_id = ?4",
+                params![passkey, now, user_id, credential_id],
+            )? == 1
+        }
+    })
+}
+
+fn insert_codes(tx: &Transaction<'_>, user_id: &str, hashes: &[String]) -> rusqlite::Result<()> {
+    tx.execute("DELETE FROM recovery_codes WHERE user_id = ?1", [user_id])?;
+    let mut st =
+        tx.prepare_cached("INSERT INTO recovery_codes (user_id, code_hash) VALUES (?1, ?2)")?;
+    for h in hashes {
+        st.execute(params![user_id, h])?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl UserStore for SqliteStore {
-    async fn create_pending_user(&self, u: NewPendingUser) -> StoreResult<User> {
+    async fn create_pending_user(
+        &self,
+        u: NewPendingUser,
+        audit: AuditRecord,
+    ) -> StoreResult<User> {
         let id = u.id.clone();
         self.write(move |c| {
-            c.execute(
+            let tx = begin(c)?;
+            tx.execute(
                 "INSERT INTO users (id, username, role, status, setup_token_hash, setup_expires_at, created_at)
                  VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6)",
                 params![u.id, u.username, u.role.as_str(), u.setup_token_hash, u.setup_expires_at, u.created_at],
-            )
+            )?;
+            append_tx(&tx, &[audit])?;
+            tx.commit()
         })
         .await?;
         self.user_by_id(&id)
@@ -232,18 +330,17 @@ impl UserStore for SqliteStore {
             .ok_or_else(|| backend("created user vanished"))
     }
 
-    async fn create_active_user(&self, u: NewActiveUser) -> StoreResult<User> {
+    async fn create_active_user(&self, u: NewActiveUser, audit: AuditRecord) -> StoreResult<User> {
         let id = u.id.clone();
         self.write(move |c| {
-            let tx = c.transaction()?;
+            let tx = begin(c)?;
             tx.execute(
                 "INSERT INTO users (id, username, role, status, password_hash, totp_sealed, created_at, activated_at)
                  VALUES (?1, ?2, ?3, 'active', ?4, ?5, ?6, ?6)",
                 params![u.id, u.username, u.role.as_str(), u.password_hash, u.totp_sealed, u.created_at],
             )?;
-            for h in &u.recovery_code_hashes {
-                tx.execute("INSERT INTO recovery_codes (user_id, code_hash) VALUES (?1, ?2)", params![u.id, h])?;
-            }
+            insert_codes(&tx, &u.id, &u.recovery_code_hashes)?;
+            append_tx(&tx, &[audit])?;
             tx.commit()
         })
         .await?;
@@ -337,9 +434,24 @@ impl UserStore for SqliteStore {
         .transpose()
     }
 
-    async fn complete_setup(&self, s: CompletedSetup) -> StoreResult<bool> {
+    async fn complete_setup(
+        &self,
+        s: CompletedSetup,
+        challenge_hash: &str,
+        session: &Session,
+        session_token_hash: &str,
+        audit: AuditRecord,
+    ) -> StoreResult<bool> {
+        let (ch, session, th) = (
+            challenge_hash.to_owned(),
+            session.clone(),
+            session_token_hash.to_owned(),
+        );
         self.write(move |c| {
-            let tx = c.transaction()?;
+            let tx = begin(c)?;
+            if tx.execute("DELETE FROM challenges WHERE token_hash = ?1", [&ch])? != 1 {
+                return Ok(false);
+            }
             let n = tx.execute(
                 "UPDATE users SET status = 'active', password_hash = ?1, totp_sealed = ?2, totp_last_step = ?3,
                     setup_token_hash = NULL, setup_expires_at = NULL, activated_at = ?4, last_sign_in_at = ?4,
@@ -350,10 +462,9 @@ impl UserStore for SqliteStore {
             if n != 1 {
                 return Ok(false);
             }
-            tx.execute("DELETE FROM recovery_codes WHERE user_id = ?1", [&s.user_id])?;
-            for h in &s.recovery_code_hashes {
-                tx.execute("INSERT INTO recovery_codes (user_id, code_hash) VALUES (?1, ?2)", params![s.user_id, h])?;
-            }
+            insert_codes(&tx, &s.user_id, &s.recovery_code_hashes)?;
+            insert_session(&tx, &session, &th)?;
+            append_tx(&tx, &[audit])?;
             tx.commit()?;
             Ok(true)
         })
@@ -365,103 +476,141 @@ impl UserStore for SqliteStore {
         user_id: &str,
         token_hash: &str,
         expires_at: UnixTime,
+        audit: AuditRecord,
     ) -> StoreResult<bool> {
         let (id, h) = (user_id.to_owned(), token_hash.to_owned());
         self.write(move |c| {
-            let tx = c.transaction()?;
+            let tx = begin(c)?;
             let n = tx.execute(
                 "UPDATE users SET status = 'pending', password_hash = NULL, totp_sealed = NULL, totp_last_step = NULL,
                     setup_token_hash = ?1, setup_expires_at = ?2, failed_sign_ins = 0, locked_until = NULL WHERE id = ?3",
                 params![h, expires_at, id],
             )?;
-            tx.execute("DELETE FROM recovery_codes WHERE user_id = ?1", [&id])?;
-            tx.execute("DELETE FROM sessions WHERE user_id = ?1", [&id])?;
-            tx.execute("DELETE FROM passkeys WHERE user_id = ?1", [&id])?;
+            if n != 1 {
+                return Ok(false);
+            }
+            for table in ["recovery_codes", "sessions", "passkeys"] {
+                tx.execute(&format!("DELETE FROM {table} WHERE user_id = ?1"), [&id])?;
+            }
+            append_tx(&tx, &[audit])?;
             tx.commit()?;
-            Ok(n == 1)
+            Ok(true)
         })
         .await
     }
 
-    async fn record_failed_sign_in(
+    async fn fail_attempt(
         &self,
-        user_id: &str,
-        now: UnixTime,
-        max: i64,
-        lock_until: UnixTime,
+        a: FailedAttempt,
+        audit: AuditRecord,
     ) -> StoreResult<Option<User>> {
-        let id = user_id.to_owned();
-        self.write(move |c| {
-            c.query_row(
-                &format!(
-                    "UPDATE users SET
-                        failed_sign_ins = CASE WHEN locked_until IS NOT NULL AND locked_until <= ?1 THEN 1 ELSE failed_sign_ins + 1 END,
-                        locked_until = CASE
-                            WHEN locked_until IS NOT NULL AND locked_until <= ?1 THEN NULL
-                            WHEN failed_sign_ins + 1 >= ?2 THEN ?3
-                            ELSE locked_until END
-                     WHERE id = ?4 RETURNING {USER_COLUMNS}"
-                ),
-                params![now, max, lock_until, id],
-                user_row,
-            )
-            .optional()
-        })
-        .await?
-        .map(to_user)
-        .transpose()
+        let row = self
+            .write(move |c| {
+                let tx = begin(c)?;
+                if let Some(ch) = &a.challenge_hash {
+                    let attempts: Option<i64> = tx
+                        .query_row(
+                            "UPDATE challenges SET attempts = attempts + 1 WHERE token_hash = ?1 RETURNING attempts",
+                            [ch],
+                            |r| r.get(0),
+                        )
+                        .optional()?;
+                    if attempts.is_some_and(|n| n >= a.challenge_max) {
+                        tx.execute("DELETE FROM challenges WHERE token_hash = ?1", [ch])?;
+                    }
+                }
+                let mut records = vec![audit];
+                let mut after = None;
+                if let Some(id) = &a.user_id {
+                    if let Some(step) = a.totp_step {
+                        tx.execute(
+                            "UPDATE users SET totp_fail_count = CASE WHEN totp_fail_step = ?1 THEN totp_fail_count + 1 ELSE 1 END,
+                                totp_fail_step = ?1 WHERE id = ?2",
+                            params![step, id],
+                        )?;
+                    }
+                    let before: Option<Option<i64>> = tx
+                        .query_row("SELECT locked_until FROM users WHERE id = ?1", [id], |r| r.get(0))
+                        .optional()?;
+                    let row = tx
+                        .query_row(
+                            &format!(
+                                "UPDATE users SET
+                                    failed_sign_ins = CASE WHEN locked_until IS NOT NULL AND locked_until <= ?1 THEN 1 ELSE failed_sign_ins + 1 END,
+                                    locked_until = CASE
+                                        WHEN locked_until IS NOT NULL AND locked_until <= ?1 THEN NULL
+                                        WHEN failed_sign_ins + 1 >= ?2 THEN ?3
+                                        ELSE locked_until END
+                                 WHERE id = ?4 AND status = 'active' RETURNING {USER_COLUMNS}"
+                            ),
+                            params![a.now, a.lockout_max, a.lock_until, id],
+                            user_row,
+                        )
+                        .optional()?;
+                    if let Some(r) = &row {
+                        let was_locked = before.flatten().is_some_and(|t| t > a.now);
+                        let now_locked = r.5.is_some_and(|t| t > a.now);
+                        if now_locked && !was_locked {
+                            let source = records.first().and_then(|x| x.source.clone());
+                            records.push(lockout_record(id, r.4, a.lock_until, source.as_deref()));
+                        }
+                    }
+                    after = row;
+                }
+                append_tx(&tx, &records)?;
+                tx.commit()?;
+                Ok(after)
+            })
+            .await?;
+        row.map(to_user).transpose()
     }
 
-    async fn record_successful_sign_in(&self, user_id: &str, now: UnixTime) -> StoreResult<()> {
-        let id = user_id.to_owned();
+    async fn complete_sign_in(&self, s: CompletedSignIn, audit: AuditRecord) -> StoreResult<bool> {
         self.write(move |c| {
-            c.execute(
+            let tx = begin(c)?;
+            if tx.execute("DELETE FROM challenges WHERE token_hash = ?1", [&s.challenge_hash])? != 1 {
+                return Ok(false);
+            }
+            if !spend_factor(&tx, &s.user_id, &s.factor, s.session.created_at)? {
+                return Ok(false);
+            }
+            tx.execute(
                 "UPDATE users SET failed_sign_ins = 0, locked_until = NULL, last_sign_in_at = ?1 WHERE id = ?2",
-                params![now, id],
-            )
-            .map(|_| ())
+                params![s.session.created_at, s.user_id],
+            )?;
+            insert_session(&tx, &s.session, &s.token_hash)?;
+            append_tx(&tx, &[audit])?;
+            tx.commit()?;
+            Ok(true)
         })
         .await
     }
 
-    async fn record_totp_failure(&self, user_id: &str, step: i64) -> StoreResult<i64> {
-        let id = user_id.to_owned();
-        self.write(move |c| {
-            c.query_row(
-                "UPDATE users SET totp_fail_count = CASE WHEN totp_fail_step = ?1 THEN totp_fail_count + 1 ELSE 1 END,
-                    totp_fail_step = ?1 WHERE id = ?2 RETURNING totp_fail_count",
-                params![step, id],
-                |r| r.get(0),
-            )
-        })
-        .await
-    }
-
-    async fn accept_totp_step(&self, user_id: &str, step: i64) -> StoreResult<bool> {
-        let id = user_id.to_owned();
-        self.write(move |c| {
-            c.execute(
-                "UPDATE users SET totp_last_step = ?1 WHERE id = ?2 AND (totp_last_step IS NULL OR totp_last_step < ?1)",
-                params![step, id],
-            )
-            .map(|n| n == 1)
-        })
-        .await
-    }
-
-    async fn use_recovery_code(
+    async fn complete_reauthentication(
         &self,
+        session_id: &str,
         user_id: &str,
-        code_hash: &str,
+        factor: SpentFactor,
         now: UnixTime,
+        audit: AuditRecord,
     ) -> StoreResult<bool> {
-        let (id, h) = (user_id.to_owned(), code_hash.to_owned());
+        let (sid, uid) = (session_id.to_owned(), user_id.to_owned());
         self.write(move |c| {
-            c.execute(
-                "UPDATE recovery_codes SET used_at = ?1 WHERE user_id = ?2 AND code_hash = ?3 AND used_at IS NULL",
-                params![now, id, h],
-            )
-            .map(|n| n == 1)
+            let tx = begin(c)?;
+            if !spend_factor(&tx, &uid, &factor, now)? {
+                return Ok(false);
+            }
+            tx.execute(
+                "UPDATE users SET failed_sign_ins = 0, locked_until = NULL WHERE id = ?1",
+                [&uid],
+            )?;
+            tx.execute(
+                "UPDATE sessions SET reauth_at = ?1, last_seen_at = ?1 WHERE id = ?2",
+                params![now, sid],
+            )?;
+            append_tx(&tx, &[audit])?;
+            tx.commit()?;
+            Ok(true)
         })
         .await
     }
@@ -470,18 +619,14 @@ impl UserStore for SqliteStore {
         &self,
         user_id: &str,
         code_hashes: &[String],
+        audit: AuditRecord,
     ) -> StoreResult<()> {
         let id = user_id.to_owned();
         let hashes = code_hashes.to_vec();
         self.write(move |c| {
-            let tx = c.transaction()?;
-            tx.execute("DELETE FROM recovery_codes WHERE user_id = ?1", [&id])?;
-            for h in &hashes {
-                tx.execute(
-                    "INSERT INTO recovery_codes (user_id, code_hash) VALUES (?1, ?2)",
-                    params![id, h],
-                )?;
-            }
+            let tx = begin(c)?;
+            insert_codes(&tx, &id, &hashes)?;
+            append_tx(&tx, &[audit])?;
             tx.commit()
         })
         .await
@@ -499,26 +644,39 @@ impl UserStore for SqliteStore {
         .await
     }
 
-    async fn unlock(&self, user_id: &str) -> StoreResult<bool> {
+    async fn unlock(&self, user_id: &str, audit: AuditRecord) -> StoreResult<bool> {
         let id = user_id.to_owned();
         self.write(move |c| {
-            c.execute(
+            let tx = begin(c)?;
+            let n = tx.execute(
                 "UPDATE users SET failed_sign_ins = 0, locked_until = NULL, totp_fail_count = 0 WHERE id = ?1",
                 [id],
-            )
-            .map(|n| n == 1)
+            )?;
+            if n != 1 {
+                return Ok(false);
+            }
+            append_tx(&tx, &[audit])?;
+            tx.commit()?;
+            Ok(true)
         })
         .await
     }
 
-    async fn set_role(&self, user_id: &str, role: Role) -> StoreResult<bool> {
+    async fn set_role(&self, user_id: &str, role: Role, audit: AuditRecord) -> StoreResult<bool> {
         let id = user_id.to_owned();
         self.write(move |c| {
-            c.execute(
+            let tx = begin(c)?;
+            if tx.execute(
                 "UPDATE users SET role = ?1 WHERE id = ?2",
                 params![role.as_str(), id],
-            )
-            .map(|n| n == 1)
+            )? != 1
+            {
+                return Ok(false);
+            }
+            tx.execute("DELETE FROM sessions WHERE user_id = ?1", [&id])?;
+            append_tx(&tx, &[audit])?;
+            tx.commit()?;
+            Ok(true)
         })
         .await
     }
@@ -528,30 +686,60 @@ impl UserStore for SqliteStore {
         user_id: &str,
         status: UserStatus,
         now: UnixTime,
+        audit: AuditRecord,
     ) -> StoreResult<bool> {
         let id = user_id.to_owned();
         self.write(move |c| {
+            let tx = begin(c)?;
             // Enabling an account restarts its dormancy clock.
-            c.execute(
+            let n = tx.execute(
                 "UPDATE users SET status = ?1, last_sign_in_at = CASE WHEN ?1 = 'active' THEN ?2 ELSE last_sign_in_at END
                  WHERE id = ?3 AND status <> 'pending'",
                 params![status.as_str(), now, id],
-            )
-            .map(|n| n == 1)
+            )?;
+            if n != 1 {
+                return Ok(false);
+            }
+            if status == UserStatus::Disabled {
+                tx.execute("DELETE FROM sessions WHERE user_id = ?1", [&id])?;
+            }
+            append_tx(&tx, &[audit])?;
+            tx.commit()?;
+            Ok(true)
         })
         .await
     }
 
-    async fn disable_dormant(&self, cutoff: UnixTime) -> StoreResult<Vec<String>> {
+    async fn disable_dormant(
+        &self,
+        cutoff: UnixTime,
+        audit: AuditRecord,
+    ) -> StoreResult<Vec<String>> {
         self.write(move |c| {
-            let mut st = c.prepare(
-                "UPDATE users SET status = 'disabled' WHERE status = 'active'
-                   AND COALESCE(last_sign_in_at, activated_at, created_at) < ?1 RETURNING id",
-            )?;
-            let ids = st
-                .query_map([cutoff], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<String>>>();
-            ids
+            let tx = begin(c)?;
+            let ids = {
+                let mut st = tx.prepare(
+                    "UPDATE users SET status = 'disabled' WHERE status = 'active'
+                       AND COALESCE(last_sign_in_at, activated_at, created_at) < ?1 RETURNING id",
+                )?;
+                let ids = st
+                    .query_map([cutoff], |r| r.get(0))?
+                    .collect::<rusqlite::Result<Vec<String>>>()?;
+                ids
+            };
+            if ids.is_empty() {
+                return Ok(ids);
+            }
+            for id in &ids {
+                tx.execute("DELETE FROM sessions WHERE user_id = ?1", [id])?;
+            }
+            let records: Vec<AuditRecord> = ids
+                .iter()
+                .map(|id| audit.clone().target(user_ref(id)))
+                .collect();
+            append_tx(&tx, &records)?;
+            tx.commit()?;
+            Ok(ids)
         })
         .await
     }
@@ -559,18 +747,6 @@ impl UserStore for SqliteStore {
 
 #[async_trait]
 impl SessionStore for SqliteStore {
-    async fn create_session(&self, s: &Session, token_hash: &str) -> StoreResult<()> {
-        let (s, h) = (s.clone(), token_hash.to_owned());
-        self.write(move |c| {
-            c.execute(
-                &format!("INSERT INTO sessions ({SESSION_COLUMNS}, token_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
-                params![s.id, s.user_id, s.created_at, s.last_seen_at, s.reauth_at, s.source, s.user_agent, h],
-            )
-            .map(|_| ())
-        })
-        .await
-    }
-
     async fn session_by_token(&self, token_hash: &str) -> StoreResult<Option<Session>> {
         let h = token_hash.to_owned();
         self.read(move |c| {
@@ -596,32 +772,25 @@ impl SessionStore for SqliteStore {
         .await
     }
 
-    async fn mark_reauthenticated(&self, id: &str, now: UnixTime) -> StoreResult<()> {
+    async fn delete_session(&self, id: &str, audit: AuditRecord) -> StoreResult<bool> {
         let id = id.to_owned();
         self.write(move |c| {
-            c.execute(
-                "UPDATE sessions SET reauth_at = ?1, last_seen_at = ?1 WHERE id = ?2",
-                params![now, id],
-            )
-            .map(|_| ())
+            let tx = begin(c)?;
+            if tx.execute("DELETE FROM sessions WHERE id = ?1", [id])? != 1 {
+                return Ok(false);
+            }
+            append_tx(&tx, &[audit])?;
+            tx.commit()?;
+            Ok(true)
         })
         .await
     }
 
-    async fn delete_session(&self, id: &str) -> StoreResult<bool> {
+    async fn expire_session(&self, id: &str) -> StoreResult<()> {
         let id = id.to_owned();
         self.write(move |c| {
             c.execute("DELETE FROM sessions WHERE id = ?1", [id])
-                .map(|n| n == 1)
-        })
-        .await
-    }
-
-    async fn delete_sessions_of(&self, user_id: &str) -> StoreResult<u64> {
-        let id = user_id.to_owned();
-        self.write(move |c| {
-            c.execute("DELETE FROM sessions WHERE user_id = ?1", [id])
-                .map(|n| n as u64)
+                .map(|_| ())
         })
         .await
     }
@@ -696,20 +865,6 @@ impl ChallengeStore for SqliteStore {
         .await
     }
 
-    async fn count_challenge_failure(&self, token_hash: &str) -> StoreResult<i64> {
-        let h = token_hash.to_owned();
-        self.write(move |c| {
-            c.query_row(
-                "UPDATE challenges SET attempts = attempts + 1 WHERE token_hash = ?1 RETURNING attempts",
-                [h],
-                |r| r.get(0),
-            )
-            .optional()
-            .map(|n| n.unwrap_or(i64::MAX))
-        })
-        .await
-    }
-
     async fn delete_challenge(&self, token_hash: &str) -> StoreResult<bool> {
         let h = token_hash.to_owned();
         self.write(move |c| {
@@ -730,14 +885,16 @@ impl ChallengeStore for SqliteStore {
 
 #[async_trait]
 impl PasskeyStore for SqliteStore {
-    async fn add_passkey(&self, p: &PasskeyRecord) -> StoreResult<()> {
+    async fn add_passkey(&self, p: &PasskeyRecord, audit: AuditRecord) -> StoreResult<()> {
         let p = p.clone();
         self.write(move |c| {
-            c.execute(
+            let tx = begin(c)?;
+            tx.execute(
                 "INSERT INTO passkeys (id, user_id, credential_id, name, passkey, created_at, last_used_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![p.id, p.user_id, p.credential_id, p.name, p.passkey, p.created_at, p.last_used_at],
-            )
-            .map(|_| ())
+            )?;
+            append_tx(&tx, &[audit])?;
+            tx.commit()
         })
         .await
     }
@@ -754,38 +911,160 @@ impl PasskeyStore for SqliteStore {
         .await
     }
 
-    async fn update_passkey(
+    async fn delete_passkey(
         &self,
         user_id: &str,
-        credential_id: &str,
-        passkey: &str,
-        now: UnixTime,
-    ) -> StoreResult<()> {
-        let (u, cid, pk) = (
-            user_id.to_owned(),
-            credential_id.to_owned(),
-            passkey.to_owned(),
-        );
+        id: &str,
+        audit: AuditRecord,
+    ) -> StoreResult<bool> {
+        let (u, id) = (user_id.to_owned(), id.to_owned());
         self.write(move |c| {
-            c.execute(
-                "UPDATE passkeys SET passkey = ?1, last_used_at = ?2 WHERE user_id = ?3 AND credential_id = ?4",
-                params![pk, now, u, cid],
-            )
-            .map(|_| ())
+            let tx = begin(c)?;
+            if tx.execute(
+                "DELETE FROM passkeys WHERE user_id = ?1 AND id = ?2",
+                params![u, id],
+            )? != 1
+            {
+                return Ok(false);
+            }
+            append_tx(&tx, &[audit])?;
+            tx.commit()?;
+            Ok(true)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl AuditStore for SqliteStore {
+    async fn append(&self, records: Vec<AuditRecord>) -> StoreResult<u64> {
+        self.write(move |c| {
+            let tx = begin(c)?;
+            let last = append_tx(&tx, &records)?;
+            tx.commit()?;
+            Ok(last)
         })
         .await
     }
 
-    async fn delete_passkey(&self, user_id: &str, id: &str) -> StoreResult<bool> {
-        let (u, id) = (user_id.to_owned(), id.to_owned());
+    async fn audit_head(&self) -> StoreResult<Frontier> {
+        let bytes: Vec<u8> = self
+            .read(|c| {
+                c.query_row("SELECT frontier FROM audit_head WHERE id = 1", [], |r| {
+                    r.get(0)
+                })
+            })
+            .await?;
+        parse_frontier(&bytes)
+    }
+
+    async fn audit_entries(&self, start: u64, limit: u64) -> StoreResult<Vec<StoredEntry>> {
+        self.read(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT idx, entry, leaf_hash FROM audit_entries WHERE idx >= ?1 ORDER BY idx LIMIT ?2",
+            )?;
+            let rows = st
+                .query_map(params![start as i64, limit as i64], |r| {
+                    Ok(StoredEntry { index: r.get::<_, i64>(0)? as u64, text: r.get(1)?, leaf_hash: r.get(2)? })
+                })?
+                .collect();
+            rows
+        })
+        .await
+    }
+
+    async fn audit_subtrees(&self, subtrees: &[Subtree]) -> StoreResult<Vec<Hash>> {
+        let wanted = subtrees.to_vec();
+        let raw: Vec<Option<Vec<u8>>> = self
+            .read(move |c| {
+                let mut leaf =
+                    c.prepare_cached("SELECT leaf_hash FROM audit_entries WHERE idx = ?1")?;
+                let mut node =
+                    c.prepare_cached("SELECT hash FROM audit_nodes WHERE level = ?1 AND idx = ?2")?;
+                wanted
+                    .iter()
+                    .map(|s| {
+                        if s.level == 0 {
+                            leaf.query_row([s.index as i64], |r| r.get(0)).optional()
+                        } else {
+                            node.query_row(params![s.level, s.index as i64], |r| r.get(0))
+                                .optional()
+                        }
+                    })
+                    .collect()
+            })
+            .await?;
+        raw.into_iter()
+            .map(|b| {
+                b.ok_or_else(|| backend("a subtree of the audit log is missing"))
+                    .and_then(|b| to_hash(&b))
+            })
+            .collect()
+    }
+
+    async fn add_checkpoint(&self, cp: &StoredCheckpoint) -> StoreResult<bool> {
+        let cp = cp.clone();
         self.write(move |c| {
             c.execute(
-                "DELETE FROM passkeys WHERE user_id = ?1 AND id = ?2",
-                params![u, id],
+                "INSERT INTO audit_checkpoints (size, root, note, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (size) DO NOTHING",
+                params![cp.size as i64, &cp.root[..], cp.note, cp.created_at],
             )
             .map(|n| n == 1)
         })
         .await
+    }
+
+    async fn latest_checkpoint(&self) -> StoreResult<Option<StoredCheckpoint>> {
+        let row = self
+            .read(|c| {
+                c.query_row(
+                    "SELECT size, root, note, created_at FROM audit_checkpoints ORDER BY size DESC LIMIT 1",
+                    [],
+                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?)),
+                )
+                .optional()
+            })
+            .await?;
+        row.map(|(size, root, note, created_at)| {
+            Ok(StoredCheckpoint {
+                size: size as u64,
+                root: to_hash(&root)?,
+                note,
+                created_at,
+            })
+        })
+        .transpose()
+    }
+
+    async fn checkpoints(&self) -> StoreResult<Vec<StoredCheckpoint>> {
+        let rows = self
+            .read(|c| {
+                let mut st = c.prepare(
+                    "SELECT size, root, note, created_at FROM audit_checkpoints ORDER BY size",
+                )?;
+                let rows = st
+                    .query_map([], |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, Vec<u8>>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, i64>(3)?,
+                        ))
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>();
+                rows
+            })
+            .await?;
+        rows.into_iter()
+            .map(|(size, root, note, created_at)| {
+                Ok(StoredCheckpoint {
+                    size: size as u64,
+                    root: to_hash(&root)?,
+                    note,
+                    created_at,
+                })
+            })
+            .collect()
     }
 }
 

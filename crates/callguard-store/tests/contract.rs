@@ -98,14 +98,53 @@ fn pending(name: &str) -> NewPendingUser {
     }
 }
 
+fn a(action: &str) -> AuditRecord {
+    AuditRecord::new(action, "system")
+}
+
+async fn size(s: &Arc<dyn Store>) -> u64 {
+    s.audit_head().await.unwrap().size
+}
+
+fn session(id: &str, user_id: &str, at: i64) -> Session {
+    Session {
+        id: id.into(),
+        user_id: user_id.into(),
+        created_at: at,
+        last_seen_at: at,
+        reauth_at: at,
+        source: "127.0.0.1".into(),
+        user_agent: "test".into(),
+    }
+}
+
+async fn challenge(s: &Arc<dyn Store>, hash: &str, user_id: &str, kind: &str) {
+    s.create_challenge(&Challenge {
+        token_hash: hash.into(),
+        kind: kind.into(),
+        user_id: user_id.into(),
+        payload: "{}".into(),
+        attempts: 0,
+        expires_at: i64::MAX,
+    })
+    .await
+    .unwrap();
+}
+
 async fn setup_activates_once_and_usernames_are_unique(f: Fixture) {
     let s = &f.store;
-    let u = s.create_pending_user(pending("alice")).await.unwrap();
+    let u = s
+        .create_pending_user(pending("alice"), a("user.create"))
+        .await
+        .unwrap();
     assert_eq!(u.status, UserStatus::Pending);
+    assert_eq!(size(s).await, 1);
     assert!(matches!(
-        s.create_pending_user(pending("alice")).await,
+        s.create_pending_user(pending("alice"), a("user.create"))
+            .await,
         Err(StoreError::Conflict)
     ));
+    assert_eq!(size(s).await, 1, "a refused change appends nothing");
     assert_eq!(
         s.user_by_setup_token("hash-alice", 1_500)
             .await
@@ -130,11 +169,27 @@ async fn setup_activates_once_and_usernames_are_unique(f: Fixture) {
         recovery_code_hashes: (0..10).map(|i| format!("rc{i}")).collect(),
         now: 1_500,
     };
-    assert!(s.complete_setup(setup.clone()).await.unwrap());
+    challenge(s, "ch1", &u.id, "setup").await;
+    let first = session("s1", &u.id, 1_500);
+    assert!(s
+        .complete_setup(setup.clone(), "ch1", &first, "th1", a("auth.setup"))
+        .await
+        .unwrap());
+    assert_eq!(size(s).await, 2);
+    challenge(s, "ch2", &u.id, "setup").await;
+    let again = session("s2", &u.id, 1_500);
     assert!(
-        !s.complete_setup(setup).await.unwrap(),
+        !s.complete_setup(setup, "ch2", &again, "th2", a("auth.setup"))
+            .await
+            .unwrap(),
         "a setup token works once"
     );
+    assert_eq!(size(s).await, 2);
+    assert!(
+        s.session_by_token("th2").await.unwrap().is_none(),
+        "the refused setup opened no session"
+    );
+    assert_eq!(s.session_by_token("th1").await.unwrap().unwrap(), first);
     let u = s.user_by_id(&u.id).await.unwrap().unwrap();
     assert_eq!(u.status, UserStatus::Active);
     assert_eq!(s.unused_recovery_codes(&u.id).await.unwrap(), 10);
@@ -145,41 +200,68 @@ async fn setup_activates_once_and_usernames_are_unique(f: Fixture) {
 both_backends!(setup_activates_once_and_usernames_are_unique);
 
 async fn ready(s: &Arc<dyn Store>, name: &str) -> String {
-    s.create_active_user(NewActiveUser {
-        id: uuid::Uuid::new_v4().to_string(),
-        username: name.into(),
-        role: Role::Admin,
-        password_hash: "$argon2id$x".into(),
-        totp_sealed: vec![9],
-        recovery_code_hashes: vec!["a".into(), "b".into()],
-        created_at: 1_000,
-    })
+    s.create_active_user(
+        NewActiveUser {
+            id: uuid::Uuid::new_v4().to_string(),
+            username: name.into(),
+            role: Role::Admin,
+            password_hash: "$argon2id$x".into(),
+            totp_sealed: vec![9],
+            recovery_code_hashes: vec!["a".into(), "b".into()],
+            created_at: 1_000,
+        },
+        a("user.create"),
+    )
     .await
     .unwrap()
     .id
 }
 
+fn failed(id: &str, now: i64) -> FailedAttempt {
+    FailedAttempt {
+        user_id: Some(id.to_owned()),
+        now,
+        lockout_max: 10,
+        lock_until: now + 1_800,
+        challenge_max: 5,
+        ..FailedAttempt::default()
+    }
+}
+
 async fn the_tenth_failure_locks_and_an_expired_lock_starts_afresh(f: Fixture) {
     let s = &f.store;
     let id = ready(s, "bob").await;
+    let before = size(s).await;
     for i in 1..=9 {
         let u = s
-            .record_failed_sign_in(&id, 100, 10, 1_900)
+            .fail_attempt(failed(&id, 100), a("auth.sign_in").failure())
             .await
             .unwrap()
             .unwrap();
         assert_eq!(u.failed_sign_ins, i);
         assert!(!u.is_locked(100));
     }
+    assert_eq!(size(s).await, before + 9);
     let u = s
-        .record_failed_sign_in(&id, 100, 10, 1_900)
+        .fail_attempt(failed(&id, 100), a("auth.sign_in").failure())
         .await
         .unwrap()
         .unwrap();
     assert!(u.is_locked(100));
     assert!(!u.is_locked(1_900));
+    assert_eq!(
+        size(s).await,
+        before + 11,
+        "the locking failure is followed by auth.account_locked"
+    );
+    let last = s.audit_entries(before + 10, 1).await.unwrap();
+    assert!(
+        last[0].text.contains("\"action\":\"auth.account_locked\""),
+        "{}",
+        last[0].text
+    );
     let u = s
-        .record_failed_sign_in(&id, 2_000, 10, 3_800)
+        .fail_attempt(failed(&id, 2_000), a("auth.sign_in").failure())
         .await
         .unwrap()
         .unwrap();
@@ -188,35 +270,132 @@ async fn the_tenth_failure_locks_and_an_expired_lock_starts_afresh(f: Fixture) {
         "the count restarts after the lock ran out"
     );
     assert!(!u.is_locked(2_000));
-    assert!(s.unlock(&id).await.unwrap());
+    assert!(s.unlock(&id, a("user.unlock")).await.unwrap());
     assert_eq!(s.user_by_id(&id).await.unwrap().unwrap().failed_sign_ins, 0);
+    // A failure against nobody is still recorded.
+    let n = size(s).await;
+    assert!(s
+        .fail_attempt(FailedAttempt::default(), a("auth.sign_in").failure())
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(size(s).await, n + 1);
 }
 both_backends!(the_tenth_failure_locks_and_an_expired_lock_starts_afresh);
 
 async fn totp_steps_and_recovery_codes_are_spent_once(f: Fixture) {
     let s = &f.store;
     let id = ready(s, "carol").await;
-    assert!(s.accept_totp_step(&id, 10).await.unwrap());
-    assert!(!s.accept_totp_step(&id, 10).await.unwrap());
-    assert!(!s.accept_totp_step(&id, 9).await.unwrap());
-    assert!(s.accept_totp_step(&id, 11).await.unwrap());
-    assert_eq!(s.record_totp_failure(&id, 20).await.unwrap(), 1);
-    assert_eq!(s.record_totp_failure(&id, 20).await.unwrap(), 2);
+    challenge(s, "c0", &id, "sign-in").await;
+    let signin = |ch: &str, factor: SpentFactor, sid: &str| CompletedSignIn {
+        user_id: id.clone(),
+        challenge_hash: ch.into(),
+        factor,
+        session: session(sid, &id, 100),
+        token_hash: format!("t-{sid}"),
+    };
+    assert!(s
+        .complete_sign_in(
+            signin("c0", SpentFactor::TotpStep(10), "s0"),
+            a("auth.sign_in")
+        )
+        .await
+        .unwrap());
+    let n = size(s).await;
+    challenge(s, "c1", &id, "sign-in").await;
+    assert!(!s
+        .complete_sign_in(
+            signin("c1", SpentFactor::TotpStep(10), "s1"),
+            a("auth.sign_in")
+        )
+        .await
+        .unwrap());
+    assert!(!s
+        .complete_sign_in(
+            signin("c1", SpentFactor::TotpStep(9), "s1"),
+            a("auth.sign_in")
+        )
+        .await
+        .unwrap());
     assert_eq!(
-        s.record_totp_failure(&id, 21).await.unwrap(),
+        size(s).await,
+        n,
+        "refused sign-ins append nothing here (the caller records the failure)"
+    );
+    assert!(s.session_by_token("t-s1").await.unwrap().is_none());
+    assert!(
+        s.challenge("c1", "sign-in", 0).await.unwrap().is_some(),
+        "a refused factor leaves the challenge"
+    );
+    assert!(s
+        .complete_sign_in(
+            signin("c1", SpentFactor::TotpStep(11), "s1"),
+            a("auth.sign_in")
+        )
+        .await
+        .unwrap());
+    assert!(
+        !s.complete_sign_in(
+            signin("c1", SpentFactor::TotpStep(12), "s2"),
+            a("auth.sign_in")
+        )
+        .await
+        .unwrap(),
+        "a challenge is spent once"
+    );
+
+    let mut totp_fail = failed(&id, 100);
+    totp_fail.totp_step = Some(20);
+    s.fail_attempt(totp_fail.clone(), a("auth.sign_in").failure())
+        .await
+        .unwrap();
+    s.fail_attempt(totp_fail.clone(), a("auth.sign_in").failure())
+        .await
+        .unwrap();
+    assert_eq!(
+        s.credentials(&id).await.unwrap().unwrap().totp_fail_count,
+        2
+    );
+    totp_fail.totp_step = Some(21);
+    s.fail_attempt(totp_fail, a("auth.sign_in").failure())
+        .await
+        .unwrap();
+    assert_eq!(
+        s.credentials(&id).await.unwrap().unwrap().totp_fail_count,
         1,
         "a new step starts a new count"
     );
-    assert!(s.use_recovery_code(&id, "a", 5).await.unwrap());
-    assert!(!s.use_recovery_code(&id, "a", 6).await.unwrap());
-    assert!(!s.use_recovery_code(&id, "zzz", 6).await.unwrap());
-    assert_eq!(s.unused_recovery_codes(&id).await.unwrap(), 1);
-    s.replace_recovery_codes(&id, &["x".into(), "y".into(), "z".into()])
+
+    let code = |h: &str| SpentFactor::RecoveryCode(h.into());
+    assert!(s
+        .complete_reauthentication("s0", &id, code("a"), 150, a("auth.reauthenticate"))
         .await
-        .unwrap();
+        .unwrap());
+    assert_eq!(
+        s.session_by_token("t-s0").await.unwrap().unwrap().reauth_at,
+        150
+    );
+    assert!(!s
+        .complete_reauthentication("s0", &id, code("a"), 160, a("auth.reauthenticate"))
+        .await
+        .unwrap());
+    assert!(!s
+        .complete_reauthentication("s0", &id, code("zzz"), 160, a("auth.reauthenticate"))
+        .await
+        .unwrap());
+    assert_eq!(s.unused_recovery_codes(&id).await.unwrap(), 1);
+    s.replace_recovery_codes(
+        &id,
+        &["x".into(), "y".into(), "z".into()],
+        a("account.recovery_codes_replace"),
+    )
+    .await
+    .unwrap();
     assert_eq!(s.unused_recovery_codes(&id).await.unwrap(), 3);
     assert!(
-        !s.use_recovery_code(&id, "b", 7).await.unwrap(),
+        !s.complete_reauthentication("s0", &id, code("b"), 170, a("auth.reauthenticate"))
+            .await
+            .unwrap(),
         "old codes die with the replacement"
     );
 }
@@ -225,17 +404,23 @@ both_backends!(totp_steps_and_recovery_codes_are_spent_once);
 async fn sessions_and_challenges_live_and_die(f: Fixture) {
     let s = &f.store;
     let id = ready(s, "dave").await;
-    let session = Session {
-        id: "s1".into(),
-        user_id: id.clone(),
-        created_at: 100,
-        last_seen_at: 100,
-        reauth_at: 100,
-        source: "127.0.0.1".into(),
-        user_agent: "test".into(),
-    };
-    s.create_session(&session, "th1").await.unwrap();
-    assert_eq!(s.session_by_token("th1").await.unwrap().unwrap(), session);
+    challenge(s, "c0", &id, "sign-in").await;
+    let first = session("s1", &id, 100);
+    let done = s
+        .complete_sign_in(
+            CompletedSignIn {
+                user_id: id.clone(),
+                challenge_hash: "c0".into(),
+                factor: SpentFactor::TotpStep(1),
+                session: first.clone(),
+                token_hash: "th1".into(),
+            },
+            a("auth.sign_in"),
+        )
+        .await
+        .unwrap();
+    assert!(done);
+    assert_eq!(s.session_by_token("th1").await.unwrap().unwrap(), first);
     s.touch_session("s1", 150).await.unwrap();
     s.touch_session("s1", 120).await.unwrap();
     assert_eq!(
@@ -250,6 +435,9 @@ async fn sessions_and_challenges_live_and_die(f: Fixture) {
     assert_eq!(s.delete_expired_sessions(140, 0).await.unwrap(), 0);
     assert_eq!(s.delete_expired_sessions(151, 0).await.unwrap(), 1);
     assert!(s.session_by_token("th1").await.unwrap().is_none());
+    let n = size(s).await;
+    assert!(!s.delete_session("s1", a("auth.sign_out")).await.unwrap());
+    assert_eq!(size(s).await, n, "nothing to end, nothing logged");
 
     let ch = Challenge {
         token_hash: "c1".into(),
@@ -268,11 +456,35 @@ async fn sessions_and_challenges_live_and_die(f: Fixture) {
         s.challenge("c1", "sign-in", 200).await.unwrap().is_none(),
         "expired"
     );
-    assert_eq!(s.count_challenge_failure("c1").await.unwrap(), 1);
-    assert!(s.delete_challenge("c1").await.unwrap());
+    for _ in 0..4 {
+        let attempt = FailedAttempt {
+            challenge_hash: Some("c1".into()),
+            challenge_max: 5,
+            ..FailedAttempt::default()
+        };
+        s.fail_attempt(attempt, a("auth.sign_in").failure())
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        s.challenge("c1", "sign-in", 100)
+            .await
+            .unwrap()
+            .unwrap()
+            .attempts,
+        4
+    );
+    let attempt = FailedAttempt {
+        challenge_hash: Some("c1".into()),
+        challenge_max: 5,
+        ..FailedAttempt::default()
+    };
+    s.fail_attempt(attempt, a("auth.sign_in").failure())
+        .await
+        .unwrap();
     assert!(
-        !s.delete_challenge("c1").await.unwrap(),
-        "only one answer can win"
+        s.challenge("c1", "sign-in", 100).await.unwrap().is_none(),
+        "five wrong answers spend a challenge"
     );
 }
 both_backends!(sessions_and_challenges_live_and_die);
@@ -281,23 +493,97 @@ async fn dormant_accounts_are_disabled_and_roles_change(f: Fixture) {
     let s = &f.store;
     let old = ready(s, "erin").await;
     let recent = ready(s, "frank").await;
-    s.record_successful_sign_in(&recent, 5_000).await.unwrap();
-    let disabled = s.disable_dormant(4_000).await.unwrap();
+    challenge(s, "c", &recent, "sign-in").await;
+    let signin = CompletedSignIn {
+        user_id: recent.clone(),
+        challenge_hash: "c".into(),
+        factor: SpentFactor::TotpStep(1),
+        session: session("sf", &recent, 5_000),
+        token_hash: "tf".into(),
+    };
+    assert!(s.complete_sign_in(signin, a("auth.sign_in")).await.unwrap());
+    let n = size(s).await;
+    let disabled = s.disable_dormant(4_000, a("user.disable")).await.unwrap();
     assert_eq!(disabled, vec![old.clone()]);
+    assert_eq!(size(s).await, n + 1, "one entry per disabled account");
+    let e = s.audit_entries(n, 1).await.unwrap();
+    assert!(e[0].text.contains(&format!("\"target\":\"user:{old}\"")));
     assert_eq!(
         s.user_by_id(&old).await.unwrap().unwrap().status,
         UserStatus::Disabled
     );
-    assert!(s.set_status(&old, UserStatus::Active, 6_000).await.unwrap());
-    assert!(s.disable_dormant(5_500).await.unwrap().contains(&recent));
+    assert!(s
+        .set_status(&old, UserStatus::Active, 6_000, a("user.enable"))
+        .await
+        .unwrap());
+    assert!(s
+        .disable_dormant(5_500, a("user.disable"))
+        .await
+        .unwrap()
+        .contains(&recent));
     assert!(
-        !s.disable_dormant(5_500).await.unwrap().contains(&old),
+        s.session_by_token("tf").await.unwrap().is_none(),
+        "disabling ends sessions"
+    );
+    assert!(
+        !s.disable_dormant(5_500, a("user.disable"))
+            .await
+            .unwrap()
+            .contains(&old),
         "enabling restarts the clock"
     );
-    assert!(s.set_role(&old, Role::Supervisor).await.unwrap());
+    assert!(s
+        .set_role(&old, Role::Supervisor, a("user.role_change"))
+        .await
+        .unwrap());
     assert_eq!(
         s.user_by_id(&old).await.unwrap().unwrap().role,
         Role::Supervisor
     );
 }
 both_backends!(dormant_accounts_are_disabled_and_roles_change);
+
+async fn the_log_is_contiguous_and_its_tree_matches_the_entries(f: Fixture) {
+    use callguard_core::audit::merkle::{self, Frontier};
+    let s = &f.store;
+    for i in 0..37 {
+        s.append(vec![a("test.event").detail("i", i)])
+            .await
+            .unwrap();
+    }
+    s.append((0..5).map(|i| a("test.batch").detail("i", i)).collect())
+        .await
+        .unwrap();
+    let head = s.audit_head().await.unwrap();
+    assert_eq!(head.size, 42);
+    let entries = s.audit_entries(0, 100).await.unwrap();
+    let mut f2 = Frontier::default();
+    for (i, e) in entries.iter().enumerate() {
+        assert_eq!(e.index, i as u64);
+        assert_eq!(e.leaf_hash, merkle::leaf_hash(e.text.as_bytes()).to_vec());
+        f2.append(merkle::leaf_hash(e.text.as_bytes()));
+    }
+    assert_eq!(f2, head);
+    // Every subtree a proof at any size needs is stored.
+    for size in [1u64, 2, 7, 16, 33, 42] {
+        for index in [0, size / 2, size - 1] {
+            let plan = merkle::inclusion_plan(index, size).unwrap();
+            let flat: Vec<_> = plan.iter().flatten().copied().collect();
+            assert_eq!(s.audit_subtrees(&flat).await.unwrap().len(), flat.len());
+        }
+    }
+    let cp = StoredCheckpoint {
+        size: 42,
+        root: head.root(),
+        note: "note".into(),
+        created_at: 1,
+    };
+    assert!(s.add_checkpoint(&cp).await.unwrap());
+    assert!(
+        !s.add_checkpoint(&cp).await.unwrap(),
+        "one checkpoint per size"
+    );
+    assert_eq!(s.latest_checkpoint().await.unwrap().unwrap(), cp);
+    assert_eq!(s.checkpoints().await.unwrap().len(), 1);
+}
+both_backends!(the_log_is_contiguous_and_its_tree_matches_the_entries);

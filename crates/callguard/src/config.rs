@@ -27,6 +27,11 @@ pub const KEYS: &[Key] = &[
     Key { name: "tls.key_file", secret: false, about: "PEM private key for tls.cert_file" },
     Key { name: "kek_file", secret: false, about: "file holding the key-encryption key; created on first start (default DATA_DIR/keys/kek)" },
     Key { name: "kek", secret: true, about: "the key-encryption key itself (base64 of 32 bytes), instead of kek_file" },
+    Key { name: "audit.origin", secret: false, about: "the audit log's name in its checkpoints and verifier key (default HOST/callguard-audit, HOST from public_url or localhost)" },
+    Key { name: "audit.signing_key_file", secret: false, about: "Ed25519 key (PKCS#8, base64) that signs checkpoints; created on first start (default DATA_DIR/keys/audit-signing.key); nodes of one log share it" },
+    Key { name: "audit.witness_dir", secret: false, about: "directory outside the database for the append-only checkpoint witness file (default DATA_DIR/witness)" },
+    Key { name: "audit.syslog", secret: false, about: "host:port of a syslog collector that receives every checkpoint (RFC 5424 over UDP)" },
+    Key { name: "audit.checkpoint_interval_ms", secret: false, about: "how often a checkpoint is signed when the log has grown (default 1000)" },
     Key { name: "log.level", secret: false, about: "error, warn, info, debug or trace (default info)" },
     Key { name: "log.format", secret: false, about: "text or json (default text)" },
 ];
@@ -249,6 +254,7 @@ impl Raw {
             (None, Some((v, _))) => KekSource::File(PathBuf::from(v.trim())),
             (None, None) => KekSource::File(data_dir.join("keys").join("kek")),
         };
+        let audit = self.audit_settings(&data_dir, public_url.as_ref())?;
         Ok(Settings {
             listen,
             data_dir,
@@ -257,7 +263,63 @@ impl Raw {
             tls_cert_file: cert,
             tls_key_file: key,
             kek,
+            audit,
         })
+    }
+
+    fn audit_settings(
+        &self,
+        data_dir: &Path,
+        public_url: Option<&url::Url>,
+    ) -> Result<callguard_server::AuditSettings, ConfigError> {
+        let mut audit = callguard_server::AuditSettings::defaults(data_dir);
+        let host = public_url
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_else(|| "localhost".into());
+        audit.origin = match self.get("audit.origin") {
+            Some((v, _)) => {
+                let v = v.trim();
+                if v.is_empty() || v.chars().any(|c| c.is_whitespace() || c == '+') {
+                    return Err(ConfigError(format!(
+                        "{} must be a name without spaces or '+', like example.com/audit",
+                        self.describe("audit.origin")
+                    )));
+                }
+                v.to_owned()
+            }
+            None => format!("{host}/callguard-audit"),
+        };
+        if let Some((v, _)) = self.get("audit.signing_key_file") {
+            audit.signing_key_file = PathBuf::from(v.trim());
+        }
+        if let Some((v, _)) = self.get("audit.witness_dir") {
+            audit.witness.dir = PathBuf::from(v.trim());
+        }
+        if let Some((v, _)) = self.get("audit.syslog") {
+            let v = v.trim();
+            if !v.contains(':') {
+                return Err(ConfigError(format!(
+                    "{} must be host:port of a syslog collector",
+                    self.describe("audit.syslog")
+                )));
+            }
+            audit.witness.syslog = Some(v.to_owned());
+        }
+        if let Some((v, _)) = self.get("audit.checkpoint_interval_ms") {
+            let ms: u64 = v
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n| (10..=3_600_000).contains(n))
+                .ok_or_else(|| {
+                    ConfigError(format!(
+                        "{} must be a number of milliseconds between 10 and 3600000",
+                        self.describe("audit.checkpoint_interval_ms")
+                    ))
+                })?;
+            audit.checkpoint_interval = std::time::Duration::from_millis(ms);
+        }
+        Ok(audit)
     }
 
     /// Log level and format.

@@ -6,6 +6,7 @@ mod config;
 mod demo;
 
 use callguard_core::Role;
+use callguard_server::identity::Actor;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -128,6 +129,11 @@ fn main() -> ExitCode {
                 });
                 settings.kek =
                     callguard_server::KekSource::File(settings.data_dir.join("keys").join("kek"));
+                let origin = settings.audit.origin.clone();
+                settings.audit = callguard_server::AuditSettings {
+                    origin,
+                    ..callguard_server::AuditSettings::defaults(&settings.data_dir)
+                };
                 demo::run(settings, shutdown_signal()).await
             }
             Command::User { command } => user_command(&settings, command).await,
@@ -159,7 +165,10 @@ async fn user_command(
     let identity = rt.identity(Default::default(), None);
     match command {
         UserCommand::Add { username, role } => {
-            let (_, token) = identity.create_user(&username, role).await.map_err(api)?;
+            let (_, token) = identity
+                .create_user(&username, role, &Actor::cli())
+                .await
+                .map_err(api)?;
             println!("{}", token.expose());
         }
         UserCommand::List => {
@@ -179,16 +188,15 @@ async fn user_command(
         }
         UserCommand::Unlock { username } => {
             let u = find(&rt, &username).await?;
-            rt.store.unlock(&u.id).await?;
+            identity.unlock(&Actor::cli(), &u.id).await.map_err(api)?;
             eprintln!("{username} is unlocked");
         }
         UserCommand::Reset { username } => {
             let u = find(&rt, &username).await?;
-            let token = callguard_core::token::generate(callguard_core::token::TokenKind::Setup);
-            let expires = callguard_core::now() + callguard_core::identity::SETUP_TOKEN_SECONDS;
-            rt.store
-                .reset_setup(&u.id, &callguard_core::token::hash(token.expose()), expires)
-                .await?;
+            let token = identity
+                .reset_setup(&Actor::cli(), &u.id)
+                .await
+                .map_err(api)?;
             println!("{}", token.expose());
         }
     }

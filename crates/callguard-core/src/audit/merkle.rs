@@ -50,7 +50,7 @@ pub fn decompose(start: u64, end: u64) -> Vec<Subtree> {
         let remaining = end - at;
         let mut level = 63 - remaining.leading_zeros();
         // Stay aligned: a perfect subtree must start at a multiple of its size.
-        while level > 0 && at % (1u64 << level) != 0 {
+        while level > 0 && !at.is_multiple_of(1u64 << level) {
             level -= 1;
         }
         out.push(Subtree {

@@ -4,3 +4,6 @@
 pub mod jcs;
 pub mod merkle;
 pub mod note;
+pub mod record;
+
+pub use record::{AuditRecord, Outcome};

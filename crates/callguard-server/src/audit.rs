@@ -1,0 +1,527 @@
+//! The audit log as a service (SPEC C5): signed checkpoints issued on a timer and written to a
+//! witness outside the database, entries and proofs for the compliance role, and the verifier
+//! behind `callguard audit verify`. Appending itself happens in the store, inside the
+//! transaction of each change.
+
+use crate::error::ApiError;
+use callguard_core::audit::merkle::{self, Frontier, Hash, Subtree};
+use callguard_core::audit::note::{self, NoteSigner};
+use callguard_core::audit::{jcs, AuditRecord};
+use callguard_store::{Store, StoredCheckpoint};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Where checkpoints go besides the database.
+#[derive(Debug, Clone)]
+pub struct WitnessSettings {
+    /// Directory of the append-only witness file `checkpoints.jsonl`.
+    pub dir: PathBuf,
+    /// `host:port` of a syslog collector (RFC 5424 over UDP), if any.
+    pub syslog: Option<String>,
+}
+
+impl WitnessSettings {
+    #[must_use]
+    pub fn file(&self) -> PathBuf {
+        self.dir.join("checkpoints.jsonl")
+    }
+}
+
+/// Loads the checkpoint signing key from `path`, creating it (0600) when missing.
+pub fn load_or_create_signer(path: &Path, origin: &str) -> Result<NoteSigner, String> {
+    let shown = path.display().to_string();
+    if path.exists() {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the audit signing key {shown}: {e}"))?;
+        let der = data_encoding::BASE64
+            .decode(text.trim().as_bytes())
+            .map_err(|_| format!("the audit signing key {shown} is not base64"))?;
+        return NoteSigner::from_pkcs8(origin, &der)
+            .map_err(|e| format!("the audit signing key {shown}: {e}"));
+    }
+    if let Some(parent) = path.parent() {
+        crate::bootstrap::create_private_dir(parent)
+            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    }
+    let signer =
+        NoteSigner::generate(origin).map_err(|e| format!("audit origin {origin:?}: {e}"))?;
+    crate::bootstrap::write_private_file(
+        path,
+        format!(
+            "{}\n",
+            data_encoding::BASE64.encode(signer.pkcs8().expose())
+        )
+        .as_bytes(),
+    )
+    .map_err(|e| format!("cannot write the audit signing key {shown}: {e}"))?;
+    tracing::info!(path = %shown, "created the audit checkpoint signing key");
+    Ok(signer)
+}
+
+/// One line of the witness file.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct WitnessLine {
+    size: u64,
+    note: String,
+}
+
+/// The audit log service.
+pub struct AuditLog {
+    store: Arc<dyn Store>,
+    signer: NoteSigner,
+    witness: WitnessSettings,
+    /// Serialises checkpointing within this node.
+    checkpointing: tokio::sync::Mutex<()>,
+}
+
+impl AuditLog {
+    pub fn new(
+        store: Arc<dyn Store>,
+        signer: NoteSigner,
+        witness: WitnessSettings,
+    ) -> Result<Self, String> {
+        crate::bootstrap::create_private_dir(&witness.dir)
+            .map_err(|e| format!("witness directory {}: {e}", witness.dir.display()))?;
+        Ok(Self {
+            store,
+            signer,
+            witness,
+            checkpointing: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    #[must_use]
+    pub fn verifier_key(&self) -> String {
+        self.signer.verifier_key()
+    }
+
+    /// Signs a checkpoint of the current tree if it grew since the last one, stores it and
+    /// sends it to the witness. Returns the latest checkpoint.
+    pub async fn checkpoint(&self) -> Result<Option<StoredCheckpoint>, ApiError> {
+        let _guard = self.checkpointing.lock().await;
+        let head = self.store.audit_head().await?;
+        let latest = self.store.latest_checkpoint().await?;
+        if head.size == 0 || latest.as_ref().is_some_and(|c| c.size >= head.size) {
+            return Ok(latest);
+        }
+        let root = head.root();
+        let text = note::checkpoint_text(self.signer.name(), head.size, &root);
+        let cp = StoredCheckpoint {
+            size: head.size,
+            root,
+            note: self.signer.sign(&text),
+            created_at: callguard_core::now(),
+        };
+        if self.store.add_checkpoint(&cp).await? {
+            self.to_witness(&cp);
+        }
+        Ok(Some(cp))
+    }
+
+    fn to_witness(&self, cp: &StoredCheckpoint) {
+        let line = match serde_json::to_string(&WitnessLine {
+            size: cp.size,
+            note: cp.note.clone(),
+        }) {
+            Ok(l) => l,
+            Err(_) => return,
+        };
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.witness.file())
+            .and_then(|mut f| {
+                f.write_all(line.as_bytes())?;
+                f.write_all(b"\n")?;
+                f.sync_data()
+            });
+        if let Err(e) = written {
+            tracing::error!(error = %e, file = %self.witness.file().display(), "cannot write the audit witness file");
+        }
+        if let Some(target) = &self.witness.syslog {
+            send_syslog(
+                target,
+                &format!(
+                    "callguard audit checkpoint size={} root={}",
+                    cp.size,
+                    data_encoding::BASE64.encode(&cp.root)
+                ),
+            );
+        }
+    }
+
+    /// Runs checkpoints every `interval` until the process ends.
+    pub async fn run(self: Arc<Self>, interval: std::time::Duration) {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = self.checkpoint().await {
+                tracing::warn!(error = %e, "checkpoint failed");
+            }
+        }
+    }
+
+    /// Resolves planned subtrees into proof hashes.
+    async fn materialise(&self, plan: Vec<Vec<Subtree>>) -> Result<Vec<Hash>, ApiError> {
+        let flat: Vec<Subtree> = plan.iter().flatten().copied().collect();
+        let hashes = self.store.audit_subtrees(&flat).await?;
+        let mut it = hashes.into_iter();
+        let mut out = Vec::with_capacity(plan.len());
+        for parts in plan {
+            let part_hashes: Vec<Hash> = it.by_ref().take(parts.len()).collect();
+            out.push(merkle::fold(&part_hashes).ok_or(ApiError::Internal)?);
+        }
+        Ok(out)
+    }
+
+    /// Inclusion proof of entry `index` in the tree of `size` entries.
+    pub async fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, ApiError> {
+        let head = self.store.audit_head().await?;
+        if size > head.size || index >= size {
+            return Err(ApiError::Validation(format!(
+                "need index < tree_size <= {} (the current tree size)",
+                head.size
+            )));
+        }
+        self.materialise(merkle::inclusion_plan(index, size).ok_or(ApiError::Internal)?)
+            .await
+    }
+
+    /// Consistency proof between tree sizes `first` and `second`.
+    pub async fn consistency_proof(&self, first: u64, second: u64) -> Result<Vec<Hash>, ApiError> {
+        let head = self.store.audit_head().await?;
+        if first == 0 || first > second || second > head.size {
+            return Err(ApiError::Validation(format!(
+                "need 0 < first <= second <= {} (the current tree size)",
+                head.size
+            )));
+        }
+        self.materialise(merkle::consistency_plan(first, second).ok_or(ApiError::Internal)?)
+            .await
+    }
+
+    /// Appends a record that accompanies no other change (e.g. reading the log itself).
+    pub async fn record(&self, record: AuditRecord) -> Result<(), ApiError> {
+        self.store.append(vec![record]).await?;
+        Ok(())
+    }
+}
+
+fn send_syslog(target: &str, message: &str) {
+    // RFC 5424: <PRI>VERSION TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD MSG; facility
+    // security/authorization (10), severity notice (5).
+    let line = format!(
+        "<85>1 {} - callguard {} audit - {}",
+        callguard_core::rfc3339(callguard_core::now()),
+        std::process::id(),
+        message
+    );
+    if let Ok(sock) = std::net::UdpSocket::bind("0.0.0.0:0") {
+        let _ = sock.send_to(line.as_bytes(), target);
+    }
+}
+
+// ---- verification -------------------------------------------------------------------------
+
+/// The first problem found, naming the index where the log stops being trustworthy.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyFailure {
+    #[error("entry {0} is missing: the log jumps from {0} to {1} (deleted entries)")]
+    Missing(u64, u64),
+    #[error("entry {0} holds the entry numbered {1} (entries were reordered)")]
+    Reordered(u64, u64),
+    #[error("entry {0} was edited: its content no longer matches its leaf hash")]
+    Edited(u64),
+    #[error("entry {0} is not a canonical audit entry (edited)")]
+    Malformed(u64),
+    #[error("the log was truncated: {witness} entries were checkpointed, the log has {have}; entries from index {have} on are missing")]
+    Truncated { have: u64, witness: u64 },
+    #[error("the checkpoint at tree size {size} does not match the log: an entry below index {size} was altered")]
+    CheckpointMismatch { size: u64 },
+    #[error("the checkpoint at tree size {size} has no valid signature by the audit key")]
+    BadSignature { size: u64 },
+    #[error("the log's stored head (size {stored}) does not match its entries (size {computed})")]
+    Head { stored: u64, computed: u64 },
+    #[error("cannot read the log: {0}")]
+    Read(String),
+}
+
+/// What a successful verification covered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub entries: u64,
+    pub root: Hash,
+    pub checkpoints: usize,
+    pub witness_checkpoints: usize,
+}
+
+/// Streams entries in index order and checks them; keeps roots at the sizes of interest.
+struct Verifier {
+    frontier: Frontier,
+    sizes: std::collections::BTreeSet<u64>,
+    roots: std::collections::HashMap<u64, Hash>,
+}
+
+impl Verifier {
+    fn new(sizes: impl IntoIterator<Item = u64>) -> Self {
+        Self {
+            frontier: Frontier::default(),
+            sizes: sizes.into_iter().collect(),
+            roots: Default::default(),
+        }
+    }
+
+    /// Checks one entry given as stored text (and, from the database, its stored leaf hash).
+    fn push(
+        &mut self,
+        index: u64,
+        text: &str,
+        stored_leaf: Option<&[u8]>,
+    ) -> Result<(), VerifyFailure> {
+        let expected = self.frontier.size;
+        if index > expected {
+            return Err(VerifyFailure::Missing(expected, index));
+        }
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|_| VerifyFailure::Malformed(expected))?;
+        let claimed = value.get("index").and_then(serde_json::Value::as_u64);
+        if claimed != Some(index) {
+            return Err(match claimed {
+                Some(c) => VerifyFailure::Reordered(index, c),
+                None => VerifyFailure::Malformed(index),
+            });
+        }
+        let canonical = jcs::canonical(&value).map_err(|_| VerifyFailure::Malformed(index))?;
+        let leaf = merkle::leaf_hash(canonical.as_bytes());
+        if canonical != text || stored_leaf.is_some_and(|s| s != leaf) {
+            return Err(VerifyFailure::Edited(index));
+        }
+        self.frontier.append(leaf);
+        if self.sizes.contains(&self.frontier.size) {
+            self.roots.insert(self.frontier.size, self.frontier.root());
+        }
+        Ok(())
+    }
+
+    /// Checks signed checkpoints against the recomputed roots.
+    fn check_checkpoints(
+        &self,
+        notes: &[(u64, String)],
+        verifier_key: &str,
+    ) -> Result<(), VerifyFailure> {
+        for (size, note_text) in notes {
+            let cp = note::verify_checkpoint(note_text, verifier_key)
+                .map_err(|_| VerifyFailure::BadSignature { size: *size })?;
+            if cp.size > self.frontier.size {
+                return Err(VerifyFailure::Truncated {
+                    have: self.frontier.size,
+                    witness: cp.size,
+                });
+            }
+            if self.roots.get(&cp.size) != Some(&cp.root) {
+                return Err(VerifyFailure::CheckpointMismatch { size: cp.size });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn witness_notes(path: &Path) -> Result<Vec<(u64, String)>, VerifyFailure> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(VerifyFailure::Read(format!(
+                "witness file {}: {e}",
+                path.display()
+            )))
+        }
+    };
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            serde_json::from_str::<WitnessLine>(l)
+                .map(|w| (w.size, w.note))
+                .map_err(|_| {
+                    VerifyFailure::Read(format!(
+                        "witness file {} has a malformed line",
+                        path.display()
+                    ))
+                })
+        })
+        .collect()
+}
+
+/// Verifies the whole log in the database, its checkpoints and the witness file. `progress`
+/// is called with the number of entries checked so far.
+pub async fn verify_store(
+    store: &dyn Store,
+    verifier_key: &str,
+    witness_file: &Path,
+    mut progress: impl FnMut(u64),
+) -> Result<VerifyReport, VerifyFailure> {
+    let read = |e: callguard_store::StoreError| VerifyFailure::Read(e.to_string());
+    let checkpoints: Vec<(u64, String)> = store
+        .checkpoints()
+        .await
+        .map_err(read)?
+        .into_iter()
+        .map(|c| (c.size, c.note))
+        .collect();
+    let witness = witness_notes(witness_file)?;
+    let mut v = Verifier::new(checkpoints.iter().chain(witness.iter()).map(|(s, _)| *s));
+    const BATCH: u64 = 20_000;
+    loop {
+        let start = v.frontier.size;
+        let batch = store.audit_entries(start, BATCH).await.map_err(read)?;
+        if batch.is_empty() {
+            break;
+        }
+        for e in &batch {
+            v.push(e.index, &e.text, Some(&e.leaf_hash))?;
+        }
+        progress(v.frontier.size);
+        if (batch.len() as u64) < BATCH {
+            break;
+        }
+    }
+    v.check_checkpoints(&witness, verifier_key)?;
+    v.check_checkpoints(&checkpoints, verifier_key)?;
+    let head = store.audit_head().await.map_err(read)?;
+    if head.size > v.frontier.size {
+        return Err(VerifyFailure::Truncated {
+            have: v.frontier.size,
+            witness: head.size,
+        });
+    }
+    if head != v.frontier {
+        return Err(VerifyFailure::Head {
+            stored: head.size,
+            computed: v.frontier.size,
+        });
+    }
+    Ok(VerifyReport {
+        entries: v.frontier.size,
+        root: v.frontier.root(),
+        checkpoints: checkpoints.len(),
+        witness_checkpoints: witness.len(),
+    })
+}
+
+/// Writes an export: a header line, one line per entry, one per checkpoint (JSON lines).
+pub async fn export(
+    store: &dyn Store,
+    verifier_key: &str,
+    out: &mut impl Write,
+    mut progress: impl FnMut(u64),
+) -> Result<u64, String> {
+    let header = serde_json::json!({"type": "callguard-audit-export", "version": 1, "verifier_key": verifier_key});
+    writeln!(out, "{header}").map_err(|e| e.to_string())?;
+    let mut next = 0u64;
+    loop {
+        let batch = store
+            .audit_entries(next, 20_000)
+            .await
+            .map_err(|e| e.to_string())?;
+        if batch.is_empty() {
+            break;
+        }
+        for e in &batch {
+            writeln!(out, "{{\"type\":\"entry\",\"entry\":{}}}", e.text)
+                .map_err(|e| e.to_string())?;
+            next = e.index + 1;
+        }
+        progress(next);
+    }
+    for cp in store.checkpoints().await.map_err(|e| e.to_string())? {
+        let line = serde_json::json!({"type": "checkpoint", "size": cp.size, "note": cp.note});
+        writeln!(out, "{line}").map_err(|e| e.to_string())?;
+    }
+    Ok(next)
+}
+
+/// Verifies an export file offline. `verifier_key` overrides the key named in the file.
+pub fn verify_export(
+    path: &Path,
+    verifier_key: Option<&str>,
+) -> Result<VerifyReport, VerifyFailure> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(path)
+        .map_err(|e| VerifyFailure::Read(format!("{}: {e}", path.display())))?;
+    let mut lines = std::io::BufReader::new(file).lines();
+    let header: serde_json::Value = lines
+        .next()
+        .and_then(Result::ok)
+        .and_then(|l| serde_json::from_str(&l).ok())
+        .ok_or_else(|| VerifyFailure::Read("the export has no header line".into()))?;
+    let key = match verifier_key {
+        Some(k) => k.to_owned(),
+        None => header
+            .get("verifier_key")
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| VerifyFailure::Read("the export names no verifier key".into()))?
+            .to_owned(),
+    };
+    let mut entries: Vec<String> = Vec::new();
+    let mut checkpoints = Vec::new();
+    for line in lines {
+        let line = line.map_err(|e| VerifyFailure::Read(e.to_string()))?;
+        let v: serde_json::Value = serde_json::from_str(&line)
+            .map_err(|_| VerifyFailure::Read("a line is not JSON".into()))?;
+        match v.get("type").and_then(serde_json::Value::as_str) {
+            Some("entry") => {
+                let e = v
+                    .get("entry")
+                    .ok_or_else(|| VerifyFailure::Read("an entry line has no entry".into()))?;
+                // The export keeps each entry's bytes as stored: re-serialise exactly that object.
+                entries.push(
+                    jcs::canonical(e)
+                        .map_err(|_| VerifyFailure::Malformed(entries.len() as u64))?,
+                );
+            }
+            Some("checkpoint") => {
+                let size = v
+                    .get("size")
+                    .and_then(serde_json::Value::as_u64)
+                    .unwrap_or(0);
+                let n = v
+                    .get("note")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                checkpoints.push((size, n));
+            }
+            _ => return Err(VerifyFailure::Read("a line has an unknown type".into())),
+        }
+    }
+    let mut v = Verifier::new(checkpoints.iter().map(|(s, _)| *s));
+    for text in &entries {
+        let index = serde_json::from_str::<serde_json::Value>(text)
+            .ok()
+            .and_then(|x| x.get("index").and_then(serde_json::Value::as_u64))
+            .ok_or(VerifyFailure::Malformed(v.frontier.size))?;
+        v.push(index, text, None)?;
+    }
+    if checkpoints.is_empty() {
+        return Err(VerifyFailure::Read(
+            "the export holds no signed checkpoint to verify against".into(),
+        ));
+    }
+    v.check_checkpoints(&checkpoints, &key)?;
+    let latest = checkpoints.iter().map(|(s, _)| *s).max().unwrap_or(0);
+    if latest < v.frontier.size {
+        tracing::warn!(
+            entries = v.frontier.size,
+            checkpointed = latest,
+            "entries after the latest checkpoint are not covered by a signature"
+        );
+    }
+    Ok(VerifyReport {
+        entries: v.frontier.size,
+        root: v.frontier.root(),
+        checkpoints: checkpoints.len(),
+        witness_checkpoints: 0,
+    })
+}

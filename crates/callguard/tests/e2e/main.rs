@@ -1,0 +1,37 @@
+//! End-to-end tests: the real `callguard` binary, started as its own process on a fresh data
+//! directory, driven over real HTTPS (certificate verified against the server's self-signed
+//! certificate) and through its CLI, once on SQLite and once on PostgreSQL.
+//!
+//! Every behaviour is written once as `async fn name(backend: Backend)` and instantiated for both
+//! backends by `both_backends!(name)`, which yields the tests `name::sqlite` and
+//! `name::postgres` (`cargo test -p callguard --test e2e sqlite` runs one backend only).
+//! PostgreSQL is expected at postgres://postgres@127.0.0.1:5432/postgres (override with
+//! CALLGUARD_TEST_POSTGRES_URL); when it is unreachable the PostgreSQL tests fail and say so.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+/// `both_backends!(name)`: the tests `name::sqlite` and `name::postgres`, each calling
+/// `name(Backend::…)` from the module where the macro is used.
+macro_rules! both_backends {
+    ($($test:ident),+ $(,)?) => {$(
+        mod $test {
+            use crate::harness::Backend;
+
+            #[tokio::test]
+            async fn sqlite() {
+                super::$test(Backend::Sqlite).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                super::$test(Backend::Postgres).await;
+            }
+        }
+    )+};
+}
+
+mod access;
+mod harness;
+mod operations;
+mod requests;
+mod signin;
+mod storage;
