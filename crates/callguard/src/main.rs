@@ -41,6 +41,11 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Check or export the tamper-evident audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Inspect configuration.
     Config {
         #[command(subcommand)]
@@ -64,6 +69,27 @@ enum UserCommand {
     Unlock { username: String },
     /// Wipe an account's credentials and print a new setup token (lost authenticator).
     Reset { username: String },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recompute every entry and the Merkle tree, check every checkpoint's signature and its
+    /// agreement with the log and with the witness file. Exits 0 only when everything checks
+    /// out; otherwise names the first bad index.
+    Verify {
+        /// Check an export file offline instead of the database.
+        #[arg(long, value_name = "FILE")]
+        export: Option<PathBuf>,
+        /// The verifier key to trust (name+keyhash+base64key); default: this node's key, or
+        /// for --export the key named in the file.
+        #[arg(long, value_name = "KEY")]
+        verifier_key: Option<String>,
+    },
+    /// Write every entry and checkpoint as JSON lines, for offline verification and archiving.
+    Export {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -137,6 +163,7 @@ fn main() -> ExitCode {
                 demo::run(settings, shutdown_signal()).await
             }
             Command::User { command } => user_command(&settings, command).await,
+            Command::Audit { command } => audit_command(&settings, command).await,
             Command::Config {
                 command: ConfigCommand::Check,
             } => {
@@ -198,6 +225,78 @@ async fn user_command(
                 .await
                 .map_err(api)?;
             println!("{}", token.expose());
+        }
+    }
+    Ok(())
+}
+
+async fn audit_command(
+    settings: &callguard_server::Settings,
+    command: AuditCommand,
+) -> Result<(), AnyError> {
+    use callguard_server::audit;
+    let started = std::time::Instant::now();
+    let progress = |n: u64| {
+        if n % 1_000_000 < 20_000 && n >= 1_000_000 {
+            eprintln!("  … {n} entries checked");
+        }
+    };
+    match command {
+        AuditCommand::Verify {
+            export: Some(file),
+            verifier_key,
+        } => {
+            let report = audit::verify_export(&file, verifier_key.as_deref())
+                .map_err(|e| format!("FAILED: {e}"))?;
+            println!(
+                "audit verify: OK — {} entries in {} are intact and covered by {} valid checkpoint signatures (root {})",
+                report.entries,
+                file.display(),
+                report.checkpoints,
+                data_encoding::BASE64.encode(&report.root)
+            );
+        }
+        AuditCommand::Verify {
+            export: None,
+            verifier_key,
+        } => {
+            let rt = callguard_server::Runtime::open(settings).await?;
+            let key = verifier_key.unwrap_or_else(|| rt.audit.verifier_key());
+            let report = audit::verify_store(
+                rt.store.as_ref(),
+                &key,
+                &settings.audit.witness.file(),
+                progress,
+            )
+            .await
+            .map_err(|e| format!("FAILED: {e}"))?;
+            let secs = started.elapsed().as_secs_f64().max(1e-9);
+            println!(
+                "audit verify: OK — {} entries, {} checkpoints and {} witness checkpoints check out (root {}; {:.0} entries/s)",
+                report.entries,
+                report.checkpoints,
+                report.witness_checkpoints,
+                data_encoding::BASE64.encode(&report.root),
+                report.entries as f64 / secs
+            );
+        }
+        AuditCommand::Export { out } => {
+            let rt = callguard_server::Runtime::open(settings).await?;
+            // Cover every entry with a signature before exporting.
+            rt.audit.checkpoint().await.map_err(api)?;
+            let file = std::fs::File::create(&out)
+                .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+            let mut w = std::io::BufWriter::new(file);
+            let n = audit::export(
+                rt.store.as_ref(),
+                &rt.audit.verifier_key(),
+                &mut w,
+                progress,
+            )
+            .await?;
+            std::io::Write::flush(&mut w)
+                .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+            eprintln!("exported {n} entries to {}", out.display());
         }
     }
     Ok(())
