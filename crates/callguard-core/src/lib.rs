@@ -2,6 +2,7 @@
 //! cryptography those rules rest on. Pure logic with no I/O, so most unit tests live here.
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod audit;
 pub mod identity;
 pub mod kek;

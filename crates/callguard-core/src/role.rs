@@ -38,6 +38,7 @@ impl Role {
             OwnAccount => true,
             UsersRead | UsersManage => self == Role::Admin,
             AuditRead => self == Role::Compliance,
+            AlertsRead | AlertsManage => matches!(self, Role::Supervisor | Role::Compliance),
         }
     }
 }
@@ -77,6 +78,10 @@ pub enum Permission {
     UsersManage,
     /// Read the audit log, its checkpoints and proofs.
     AuditRead,
+    /// See alerts and their live feed.
+    AlertsRead,
+    /// Acknowledge and resolve alerts.
+    AlertsManage,
 }
 
 #[cfg(test)]
@@ -90,6 +95,9 @@ mod tests {
             assert_eq!(role.allows(Permission::UsersRead), role == Role::Admin);
             assert!(role.allows(Permission::OwnAccount));
             assert_eq!(role.allows(Permission::AuditRead), role == Role::Compliance);
+            let watches = matches!(role, Role::Supervisor | Role::Compliance);
+            assert_eq!(role.allows(Permission::AlertsRead), watches);
+            assert_eq!(role.allows(Permission::AlertsManage), watches);
         }
     }
 

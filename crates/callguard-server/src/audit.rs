@@ -142,6 +142,7 @@ impl AuditLog {
         if let Some(target) = &self.witness.syslog {
             send_syslog(
                 target,
+                "audit",
                 &format!(
                     "callguard audit checkpoint size={} root={}",
                     cp.size,
@@ -209,11 +210,13 @@ impl AuditLog {
     }
 }
 
-fn send_syslog(target: &str, message: &str) {
-    // RFC 5424: <PRI>VERSION TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD MSG; facility
-    // security/authorization (10), severity notice (5).
+/// Sends one RFC 5424 message over UDP to `target` (`host:port`): facility
+/// security/authorization (10), severity notice (5), MSGID `msg_id`.
+pub fn send_syslog(target: &str, msg_id: &str, message: &str) {
+    // <PRI>VERSION TIMESTAMP HOSTNAME APP-NAME PROCID MSGID STRUCTURED-DATA MSG
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "-".into());
     let line = format!(
-        "<85>1 {} - callguard {} audit - {}",
+        "<85>1 {} {host} callguard {} {msg_id} - {}",
         callguard_core::rfc3339(callguard_core::now()),
         std::process::id(),
         message

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod alerts;
 pub mod api;
 pub mod audit;
 pub mod bootstrap;
@@ -51,6 +52,7 @@ pub struct Settings {
     pub tls_key_file: Option<PathBuf>,
     pub kek: KekSource,
     pub audit: AuditSettings,
+    pub alerts: alerts::AlertSettings,
 }
 
 /// Audit log settings.
@@ -156,6 +158,7 @@ impl Runtime {
 pub struct AppState {
     pub identity: Arc<identity::Identity>,
     pub audit: Arc<audit::AuditLog>,
+    pub alerts: Arc<alerts::Alerts>,
     pub metrics: Arc<metrics::Metrics>,
 }
 
@@ -304,9 +307,17 @@ pub async fn serve(
     };
     let metrics = Arc::new(metrics::Metrics::default());
     let identity = Arc::new(runtime.identity(metrics.clone(), webauthn));
+    let alerts = Arc::new(alerts::Alerts::new(
+        runtime.store.clone(),
+        settings.alerts.clone(),
+        metrics.clone(),
+    ));
+    let alert_engine = tokio::spawn(alerts.clone().run_engine());
+    let alert_feed = tokio::spawn(alerts.clone().run_feed());
     let state = AppState {
         identity: identity.clone(),
         audit: runtime.audit.clone(),
+        alerts,
         metrics,
     };
     let checkpoints = tokio::spawn(
@@ -335,6 +346,8 @@ pub async fn serve(
     tls::serve(listener, tls_config, app, shutdown).await;
     sweep.abort();
     checkpoints.abort();
+    alert_engine.abort();
+    alert_feed.abort();
     // Cover everything acknowledged before stopping.
     if let Err(e) = runtime.audit.checkpoint().await {
         tracing::warn!(error = %e, "final checkpoint failed");

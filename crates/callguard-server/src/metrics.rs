@@ -24,6 +24,8 @@ pub struct Metrics {
     latency: Mutex<BTreeMap<String, Histogram>>,
     sign_ins: Mutex<BTreeMap<&'static str, u64>>,
     lockouts: Mutex<u64>,
+    alerts: Mutex<BTreeMap<&'static str, u64>>,
+    webhooks: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Metrics {
@@ -56,6 +58,20 @@ impl Metrics {
     pub fn lockout(&self) {
         if let Ok(mut n) = self.lockouts.lock() {
             *n += 1;
+        }
+    }
+
+    /// Counts an alert raised by this node.
+    pub fn alert_raised(&self, rule: &'static str) {
+        if let Ok(mut m) = self.alerts.lock() {
+            *m.entry(rule).or_default() += 1;
+        }
+    }
+
+    /// Counts a webhook delivery outcome: `delivered`, `retried`, `failed`.
+    pub fn webhook(&self, outcome: &'static str) {
+        if let Ok(mut m) = self.webhooks.lock() {
+            *m.entry(outcome).or_default() += 1;
         }
     }
 
@@ -125,6 +141,29 @@ impl Metrics {
             "callguard_account_lockouts_total {}",
             self.lockouts.lock().map(|n| *n).unwrap_or(0)
         );
+        let _ = writeln!(out, "# HELP callguard_alerts_raised_total Alerts raised (and stored first) by this node, by rule.");
+        let _ = writeln!(out, "# TYPE callguard_alerts_raised_total counter");
+        if let Ok(m) = self.alerts.lock() {
+            for (rule, n) in m.iter() {
+                let _ = writeln!(out, "callguard_alerts_raised_total{{rule=\"{rule}\"}} {n}");
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP callguard_alert_webhook_deliveries_total Alert webhook attempts by outcome."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE callguard_alert_webhook_deliveries_total counter"
+        );
+        if let Ok(m) = self.webhooks.lock() {
+            for (outcome, n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "callguard_alert_webhook_deliveries_total{{outcome=\"{outcome}\"}} {n}"
+                );
+            }
+        }
         out
     }
 }

@@ -34,6 +34,9 @@ pub fn document() -> Value {
             None if r.path == "/metrics" => {
                 responses.insert("200".into(), json!({"description": "Prometheus text", "content": {"text/plain": {"schema": {"type": "string"}}}}));
             }
+            None if r.path == "/api/v1/alerts/stream" => {
+                responses.insert("200".into(), json!({"description": "Server-sent events", "content": {"text/event-stream": {"schema": {"type": "string"}}}}));
+            }
             None if r.path.starts_with("/api/v1/audit/") => {
                 responses.insert("200".into(), json!({"description": "Signed note or key", "content": {"text/plain": {"schema": {"type": "string"}}}}));
             }

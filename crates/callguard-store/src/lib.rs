@@ -316,6 +316,63 @@ pub trait AuditStore: Send + Sync {
     async fn checkpoints(&self) -> StoreResult<Vec<StoredCheckpoint>>;
 }
 
+/// An alert to store (see `callguard_core::alerts`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAlert {
+    pub id: String,
+    pub rule: String,
+    pub entry_index: u64,
+    pub severity: String,
+    pub raised_at: UnixTime,
+    pub subject: String,
+    pub summary: String,
+}
+
+/// A stored alert and what people did about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertRow {
+    pub seq: i64,
+    pub id: String,
+    pub rule: String,
+    pub entry_index: u64,
+    pub severity: String,
+    /// `open`, `acknowledged` or `resolved`.
+    pub status: String,
+    pub raised_at: UnixTime,
+    pub subject: String,
+    pub summary: String,
+    pub acknowledged_by: Option<String>,
+    pub acknowledged_at: Option<UnixTime>,
+    pub acknowledge_comment: Option<String>,
+    pub resolved_by: Option<String>,
+    pub resolved_at: Option<UnixTime>,
+    pub resolve_comment: Option<String>,
+}
+
+/// Alerts (SPEC C6).
+#[async_trait]
+pub trait AlertStore: Send + Sync {
+    /// Stores an alert; false when the same (rule, entry) was stored already (another node).
+    async fn insert_alert(&self, alert: &NewAlert) -> StoreResult<bool>;
+    /// Newest first, optionally only those with `status`.
+    async fn alerts(&self, status: Option<&str>, limit: u64) -> StoreResult<Vec<AlertRow>>;
+    /// Alerts stored after `seq`, oldest first (for live feeds).
+    async fn alerts_after(&self, seq: i64, limit: u64) -> StoreResult<Vec<AlertRow>>;
+    async fn alert(&self, id: &str) -> StoreResult<Option<AlertRow>>;
+    /// Acknowledges (`to` = "acknowledged", from "open") or resolves (`to` = "resolved", from
+    /// "open" or "acknowledged") an alert with a comment; false when it is not in a state
+    /// that allows it.
+    async fn transition_alert(
+        &self,
+        id: &str,
+        to: &str,
+        by: &str,
+        at: UnixTime,
+        comment: &str,
+        audit: AuditRecord,
+    ) -> StoreResult<bool>;
+}
+
 /// Liveness of the database itself.
 #[async_trait]
 pub trait Health: Send + Sync {
@@ -326,11 +383,11 @@ pub trait Health: Send + Sync {
 
 /// Everything the server needs from storage.
 pub trait Store:
-    UserStore + SessionStore + ChallengeStore + PasskeyStore + AuditStore + Health
+    UserStore + SessionStore + ChallengeStore + PasskeyStore + AuditStore + AlertStore + Health
 {
 }
-impl<T: UserStore + SessionStore + ChallengeStore + PasskeyStore + AuditStore + Health> Store
-    for T
+impl<T> Store for T where
+    T: UserStore + SessionStore + ChallengeStore + PasskeyStore + AuditStore + AlertStore + Health
 {
 }
 
@@ -363,5 +420,16 @@ pub(crate) fn parse_status(s: &str) -> StoreResult<UserStatus> {
 }
 
 /// Columns of `users` that make a [`User`], in the order both backends read them.
+pub(crate) const ALERT_COLUMNS: &str = "seq, id, rule, entry_index, severity, status, raised_at, subject, summary, acknowledged_by, acknowledged_at, acknowledge_comment, resolved_by, resolved_at, resolve_comment";
+
+/// The SQL that moves an alert to `to`, from the states that allow it.
+pub(crate) fn alert_transition_from(to: &str) -> Option<&'static [&'static str]> {
+    match to {
+        "acknowledged" => Some(&["open"]),
+        "resolved" => Some(&["open", "acknowledged"]),
+        _ => None,
+    }
+}
+
 pub(crate) const USER_COLUMNS: &str =
     "id, username, role, status, failed_sign_ins, locked_until, created_at, activated_at, last_sign_in_at";

@@ -13,6 +13,7 @@ use tokio_postgres::{NoTls, Row};
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_identity.sql")),
     (2, include_str!("../migrations/postgres/0002_audit.sql")),
+    (3, include_str!("../migrations/postgres/0003_alerts.sql")),
 ];
 /// Arbitrary constant naming Callguard's migration lock.
 const MIGRATION_LOCK: i64 = 0x4341_4c4c_4755_4152;
@@ -996,6 +997,120 @@ impl AuditStore for PostgresStore {
         .iter()
         .map(to_checkpoint)
         .collect()
+    }
+}
+
+fn to_alert(r: &Row) -> AlertRow {
+    AlertRow {
+        seq: r.get(0),
+        id: r.get(1),
+        rule: r.get(2),
+        entry_index: r.get::<_, i64>(3) as u64,
+        severity: r.get(4),
+        status: r.get(5),
+        raised_at: r.get(6),
+        subject: r.get(7),
+        summary: r.get(8),
+        acknowledged_by: r.get(9),
+        acknowledged_at: r.get(10),
+        acknowledge_comment: r.get(11),
+        resolved_by: r.get(12),
+        resolved_at: r.get(13),
+        resolve_comment: r.get(14),
+    }
+}
+
+#[async_trait]
+impl AlertStore for PostgresStore {
+    async fn insert_alert(&self, a: &NewAlert) -> StoreResult<bool> {
+        let c = self.client().await?;
+        let n = c
+            .execute(
+                "INSERT INTO alerts (id, rule, entry_index, severity, status, raised_at, subject, summary)
+                 VALUES ($1, $2, $3, $4, 'open', $5, $6, $7) ON CONFLICT (rule, entry_index) DO NOTHING",
+                &[&a.id, &a.rule, &(a.entry_index as i64), &a.severity, &a.raised_at, &a.subject, &a.summary],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(n == 1)
+    }
+
+    async fn alerts(&self, status: Option<&str>, limit: u64) -> StoreResult<Vec<AlertRow>> {
+        let c = self.client().await?;
+        Ok(c
+            .query(
+                &format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE ($1::text IS NULL OR status = $1) ORDER BY seq DESC LIMIT $2"),
+                &[&status, &(limit as i64)],
+            )
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(to_alert)
+            .collect())
+    }
+
+    async fn alerts_after(&self, seq: i64, limit: u64) -> StoreResult<Vec<AlertRow>> {
+        let c = self.client().await?;
+        Ok(c.query(
+            &format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE seq > $1 ORDER BY seq LIMIT $2"),
+            &[&seq, &(limit as i64)],
+        )
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(to_alert)
+        .collect())
+    }
+
+    async fn alert(&self, id: &str) -> StoreResult<Option<AlertRow>> {
+        let c = self.client().await?;
+        Ok(c.query_opt(
+            &format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = $1"),
+            &[&id],
+        )
+        .await
+        .map_err(map_err)?
+        .as_ref()
+        .map(to_alert))
+    }
+
+    async fn transition_alert(
+        &self,
+        id: &str,
+        to: &str,
+        by: &str,
+        at: UnixTime,
+        comment: &str,
+        audit: AuditRecord,
+    ) -> StoreResult<bool> {
+        let Some(from) = alert_transition_from(to) else {
+            return Ok(false);
+        };
+        let placeholders = from
+            .iter()
+            .map(|f| format!("'{f}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let (who, when, what) = if to == "acknowledged" {
+            ("acknowledged_by", "acknowledged_at", "acknowledge_comment")
+        } else {
+            ("resolved_by", "resolved_at", "resolve_comment")
+        };
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(map_err)?;
+        let n = tx
+            .execute(
+                &format!("UPDATE alerts SET status = $1, {who} = $2, {when} = $3, {what} = $4 WHERE id = $5 AND status IN ({placeholders})"),
+                &[&to, &by, &at, &comment, &id],
+            )
+            .await
+            .map_err(map_err)?;
+        if n != 1 {
+            return Ok(false);
+        }
+        append_tx(&tx, &[audit]).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
     }
 }
 

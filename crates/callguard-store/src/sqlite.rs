@@ -14,6 +14,7 @@ use std::sync::Mutex;
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_identity.sql")),
     (2, include_str!("../migrations/sqlite/0002_audit.sql")),
+    (3, include_str!("../migrations/sqlite/0003_alerts.sql")),
 ];
 const MAX_IDLE_READERS: usize = 8;
 
@@ -1065,6 +1066,124 @@ impl AuditStore for SqliteStore {
                 })
             })
             .collect()
+    }
+}
+
+fn alert_row(r: &Row<'_>) -> rusqlite::Result<AlertRow> {
+    Ok(AlertRow {
+        seq: r.get(0)?,
+        id: r.get(1)?,
+        rule: r.get(2)?,
+        entry_index: r.get::<_, i64>(3)? as u64,
+        severity: r.get(4)?,
+        status: r.get(5)?,
+        raised_at: r.get(6)?,
+        subject: r.get(7)?,
+        summary: r.get(8)?,
+        acknowledged_by: r.get(9)?,
+        acknowledged_at: r.get(10)?,
+        acknowledge_comment: r.get(11)?,
+        resolved_by: r.get(12)?,
+        resolved_at: r.get(13)?,
+        resolve_comment: r.get(14)?,
+    })
+}
+
+#[async_trait]
+impl AlertStore for SqliteStore {
+    async fn insert_alert(&self, a: &NewAlert) -> StoreResult<bool> {
+        let a = a.clone();
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO alerts (id, rule, entry_index, severity, status, raised_at, subject, summary)
+                 VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6, ?7) ON CONFLICT (rule, entry_index) DO NOTHING",
+                params![a.id, a.rule, a.entry_index as i64, a.severity, a.raised_at, a.subject, a.summary],
+            )
+            .map(|n| n == 1)
+        })
+        .await
+    }
+
+    async fn alerts(&self, status: Option<&str>, limit: u64) -> StoreResult<Vec<AlertRow>> {
+        let status = status.map(str::to_owned);
+        self.read(move |c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {ALERT_COLUMNS} FROM alerts WHERE (?1 IS NULL OR status = ?1) ORDER BY seq DESC LIMIT ?2"
+            ))?;
+            let rows = st.query_map(params![status, limit as i64], alert_row)?.collect();
+            rows
+        })
+        .await
+    }
+
+    async fn alerts_after(&self, seq: i64, limit: u64) -> StoreResult<Vec<AlertRow>> {
+        self.read(move |c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {ALERT_COLUMNS} FROM alerts WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+            ))?;
+            let rows = st
+                .query_map(params![seq, limit as i64], alert_row)?
+                .collect();
+            rows
+        })
+        .await
+    }
+
+    async fn alert(&self, id: &str) -> StoreResult<Option<AlertRow>> {
+        let id = id.to_owned();
+        self.read(move |c| {
+            c.query_row(
+                &format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?1"),
+                [id],
+                alert_row,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn transition_alert(
+        &self,
+        id: &str,
+        to: &str,
+        by: &str,
+        at: UnixTime,
+        comment: &str,
+        audit: AuditRecord,
+    ) -> StoreResult<bool> {
+        let Some(from) = alert_transition_from(to) else {
+            return Ok(false);
+        };
+        let (id, by, comment, to) = (
+            id.to_owned(),
+            by.to_owned(),
+            comment.to_owned(),
+            to.to_owned(),
+        );
+        let placeholders = from
+            .iter()
+            .map(|f| format!("'{f}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let (who, when, what) = if to == "acknowledged" {
+            ("acknowledged_by", "acknowledged_at", "acknowledge_comment")
+        } else {
+            ("resolved_by", "resolved_at", "resolve_comment")
+        };
+        self.write(move |c| {
+            let tx = begin(c)?;
+            let n = tx.execute(
+                &format!("UPDATE alerts SET status = ?1, {who} = ?2, {when} = ?3, {what} = ?4 WHERE id = ?5 AND status IN ({placeholders})"),
+                params![to, by, at, comment, id],
+            )?;
+            if n != 1 {
+                return Ok(false);
+            }
+            append_tx(&tx, &[audit])?;
+            tx.commit()?;
+            Ok(true)
+        })
+        .await
     }
 }
 

@@ -32,6 +32,12 @@ pub const KEYS: &[Key] = &[
     Key { name: "audit.witness_dir", secret: false, about: "directory outside the database for the append-only checkpoint witness file (default DATA_DIR/witness)" },
     Key { name: "audit.syslog", secret: false, about: "host:port of a syslog collector that receives every checkpoint (RFC 5424 over UDP)" },
     Key { name: "audit.checkpoint_interval_ms", secret: false, about: "how often a checkpoint is signed when the log has grown (default 1000)" },
+    Key { name: "alerts.webhook_url", secret: false, about: "http(s):// URL that receives every alert as a JSON POST, retried with growing delays" },
+    Key { name: "alerts.webhook_secret", secret: true, about: "key of the X-Callguard-Signature header: sha256=HEX(HMAC-SHA256(key, timestamp + \".\" + body))" },
+    Key { name: "alerts.syslog", secret: false, about: "host:port of a syslog collector that receives every alert (RFC 5424 over UDP)" },
+    Key { name: "alerts.working_hours", secret: false, about: "HH:MM-HH:MM; sign-ins outside it raise an alert (unset: rule off)" },
+    Key { name: "alerts.utc_offset", secret: false, about: "offset of working hours from UTC, like +01:00 (default +00:00)" },
+    Key { name: "alerts.weekends", secret: false, about: "true when Saturday and Sunday are working days (default false)" },
     Key { name: "log.level", secret: false, about: "error, warn, info, debug or trace (default info)" },
     Key { name: "log.format", secret: false, about: "text or json (default text)" },
 ];
@@ -255,6 +261,7 @@ impl Raw {
             (None, None) => KekSource::File(data_dir.join("keys").join("kek")),
         };
         let audit = self.audit_settings(&data_dir, public_url.as_ref())?;
+        let alerts = self.alert_settings()?;
         Ok(Settings {
             listen,
             data_dir,
@@ -264,7 +271,84 @@ impl Raw {
             tls_key_file: key,
             kek,
             audit,
+            alerts,
         })
+    }
+
+    fn alert_settings(&self) -> Result<callguard_server::alerts::AlertSettings, ConfigError> {
+        use callguard_core::alerts::WorkingHours;
+        let mut a = callguard_server::alerts::AlertSettings::default();
+        if let Some((v, _)) = self.get("alerts.webhook_url") {
+            let u = url::Url::parse(v.trim())
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+                .ok_or_else(|| {
+                    ConfigError(format!(
+                        "{} must be an http:// or https:// URL",
+                        self.describe("alerts.webhook_url")
+                    ))
+                })?;
+            a.webhook_url = Some(u);
+        }
+        if let Some((v, _)) = self.get("alerts.webhook_secret") {
+            if v.trim().len() < 16 {
+                return Err(ConfigError(format!(
+                    "{} must be at least 16 characters",
+                    self.describe("alerts.webhook_secret")
+                )));
+            }
+            a.webhook_secret = Some(Secret::new(v.trim().to_owned()));
+        }
+        if a.webhook_url.is_some() && a.webhook_secret.is_none() {
+            return Err(ConfigError("`alerts.webhook_url` needs `alerts.webhook_secret` so receivers can check the signature".into()));
+        }
+        if let Some((v, _)) = self.get("alerts.syslog") {
+            if !v.contains(':') {
+                return Err(ConfigError(format!(
+                    "{} must be host:port of a syslog collector",
+                    self.describe("alerts.syslog")
+                )));
+            }
+            a.syslog = Some(v.trim().to_owned());
+        }
+        if let Some((v, _)) = self.get("alerts.working_hours") {
+            let (start, end) = WorkingHours::parse_range(v).ok_or_else(|| {
+                ConfigError(format!(
+                    "{} must look like 08:00-18:00 (start before end)",
+                    self.describe("alerts.working_hours")
+                ))
+            })?;
+            let offset = match self.get("alerts.utc_offset") {
+                Some((o, _)) => parse_offset(o).ok_or_else(|| {
+                    ConfigError(format!(
+                        "{} must look like +01:00 or -05:30",
+                        self.describe("alerts.utc_offset")
+                    ))
+                })?,
+                None => 0,
+            };
+            let weekends = match self
+                .get("alerts.weekends")
+                .map(|(w, _)| w.trim().to_ascii_lowercase())
+            {
+                None => false,
+                Some(w) if w == "true" => true,
+                Some(w) if w == "false" => false,
+                Some(_) => {
+                    return Err(ConfigError(format!(
+                        "{} must be true or false",
+                        self.describe("alerts.weekends")
+                    )))
+                }
+            };
+            a.rules.working_hours = Some(WorkingHours {
+                start_minute: start,
+                end_minute: end,
+                utc_offset_minutes: offset,
+                weekends,
+            });
+        }
+        Ok(a)
     }
 
     fn audit_settings(
@@ -384,6 +468,19 @@ mod tokio_postgres_config {
             }
         }
     }
+}
+
+/// Parses `+HH:MM` / `-HH:MM` into minutes.
+fn parse_offset(text: &str) -> Option<i32> {
+    let t = text.trim();
+    let (sign, rest) = match t.chars().next()? {
+        '+' => (1, &t[1..]),
+        '-' => (-1, &t[1..]),
+        _ => return None,
+    };
+    let (h, m) = rest.split_once(':')?;
+    let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
+    (h <= 14 && (0..60).contains(&m)).then_some(sign * (h * 60 + m))
 }
 
 fn read_secret_file(key: &str, path: &str) -> Result<(String, Origin), ConfigError> {

@@ -23,6 +23,7 @@ const ROLES: [&str; 4] = ["agent", "supervisor", "compliance", "admin"];
 const EVERY_ROLE: &[&str] = &["agent", "supervisor", "compliance", "admin"];
 const ADMIN: &[&str] = &["admin"];
 const COMPLIANCE: &[&str] = &["compliance"];
+const WATCHERS: &[&str] = &["supervisor", "compliance"];
 
 /// The expected access matrix, by hand. A route the server adds without an entry here, or one it
 /// drops, fails the test.
@@ -61,6 +62,10 @@ const MATRIX: &[(&str, &str, Rule)] = &[
     ("GET", "/api/v1/audit/verifier-key", Roles(COMPLIANCE)),
     ("GET", "/api/v1/audit/proof/inclusion", Roles(COMPLIANCE)),
     ("GET", "/api/v1/audit/proof/consistency", Roles(COMPLIANCE)),
+    ("GET", "/api/v1/alerts", Roles(WATCHERS)),
+    ("GET", "/api/v1/alerts/stream", Roles(WATCHERS)),
+    ("POST", "/api/v1/alerts/{id}/acknowledge", Roles(WATCHERS)),
+    ("POST", "/api/v1/alerts/{id}/resolve", Roles(WATCHERS)),
 ];
 
 const LOGOUT: (&str, &str) = ("POST", "/api/v1/auth/logout");

@@ -590,10 +590,18 @@ impl Api {
             .unwrap_or_else(|e| panic!("{what}: request failed: {e:?}"));
         let status = resp.status();
         let headers = resp.headers().clone();
-        let text = resp
-            .text()
-            .await
-            .unwrap_or_else(|e| panic!("{what}: reading the body: {e}"));
+        // A live event stream never ends: answer with its headers only.
+        let streaming = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        let text = if streaming {
+            String::from("<event stream>")
+        } else {
+            resp.text()
+                .await
+                .unwrap_or_else(|e| panic!("{what}: reading the body: {e}"))
+        };
         Answer {
             status,
             headers,
