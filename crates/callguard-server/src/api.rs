@@ -712,7 +712,14 @@ async fn alert_stream(State(s): State<AppState>, headers: axum::http::HeaderMap)
             .id(a.seq.to_string())
             .data(serde_json::to_string(a).unwrap_or_default()))
     };
-    let first = stream::iter(missed.iter().map(event).collect::<Vec<_>>());
+    // An opening comment makes the server send the response head at once, so the browser's
+    // EventSource reports the stream open before the first alert exists.
+    let opening: Result<Event, std::convert::Infallible> = Ok(Event::default().comment("live"));
+    let first = stream::iter(
+        std::iter::once(opening)
+            .chain(missed.iter().map(event))
+            .collect::<Vec<_>>(),
+    );
     let live = stream::unfold((rx, last_sent), move |(mut rx, last)| async move {
         loop {
             match rx.recv().await {

@@ -203,6 +203,29 @@ impl AuditLog {
             .await
     }
 
+    /// Whether entry `index` (stored as `text`) is provably in the latest signed checkpoint.
+    pub async fn proof_status(
+        &self,
+        index: u64,
+        text: &str,
+        latest: Option<&StoredCheckpoint>,
+    ) -> String {
+        let Some(cp) = latest else {
+            return "awaiting the first checkpoint".into();
+        };
+        if index >= cp.size {
+            return "awaiting the next checkpoint".into();
+        }
+        let leaf = merkle::leaf_hash(text.as_bytes());
+        match self.inclusion_proof(index, cp.size).await {
+            Ok(proof) if merkle::verify_inclusion(index, cp.size, &leaf, &proof, &cp.root) => {
+                format!("✓ included in checkpoint {}", cp.size)
+            }
+            Ok(_) => "✗ PROOF FAILS: entry or tree altered".into(),
+            Err(_) => "✗ proof unavailable".into(),
+        }
+    }
+
     /// Appends a record that accompanies no other change (e.g. reading the log itself).
     pub async fn record(&self, record: AuditRecord) -> Result<(), ApiError> {
         self.store.append(vec![record]).await?;
@@ -432,8 +455,15 @@ pub async fn export(
             break;
         }
         for e in &batch {
-            writeln!(out, "{{\"type\":\"entry\",\"entry\":{}}}", e.text)
-                .map_err(|e| e.to_string())?;
+            // The stored leaf hash travels with the entry, so that an offline check names an
+            // edited entry exactly, as `audit verify` does on the database.
+            writeln!(
+                out,
+                "{{\"type\":\"entry\",\"leaf_hash\":\"{}\",\"entry\":{}}}",
+                data_encoding::BASE64.encode(&e.leaf_hash),
+                e.text
+            )
+            .map_err(|e| e.to_string())?;
             next = e.index + 1;
         }
         progress(next);
@@ -467,7 +497,7 @@ pub fn verify_export(
             .ok_or_else(|| VerifyFailure::Read("the export names no verifier key".into()))?
             .to_owned(),
     };
-    let mut entries: Vec<String> = Vec::new();
+    let mut entries: Vec<(String, Option<Hash>)> = Vec::new();
     let mut checkpoints = Vec::new();
     for line in lines {
         let line = line.map_err(|e| VerifyFailure::Read(e.to_string()))?;
@@ -478,11 +508,19 @@ pub fn verify_export(
                 let e = v
                     .get("entry")
                     .ok_or_else(|| VerifyFailure::Read("an entry line has no entry".into()))?;
+                let malformed = VerifyFailure::Malformed(entries.len() as u64);
+                // The leaf hash stored with the entry, when the export carries it.
+                let leaf = match v.get("leaf_hash") {
+                    None => None,
+                    Some(h) => Some(
+                        h.as_str()
+                            .and_then(|h| data_encoding::BASE64.decode(h.as_bytes()).ok())
+                            .and_then(|b| Hash::try_from(b.as_slice()).ok())
+                            .ok_or_else(|| malformed.clone())?,
+                    ),
+                };
                 // The export keeps each entry's bytes as stored: re-serialise exactly that object.
-                entries.push(
-                    jcs::canonical(e)
-                        .map_err(|_| VerifyFailure::Malformed(entries.len() as u64))?,
-                );
+                entries.push((jcs::canonical(e).map_err(|_| malformed)?, leaf));
             }
             Some("checkpoint") => {
                 let size = v
@@ -500,12 +538,12 @@ pub fn verify_export(
         }
     }
     let mut v = Verifier::new(checkpoints.iter().map(|(s, _)| *s));
-    for text in &entries {
+    for (text, leaf) in &entries {
         let index = serde_json::from_str::<serde_json::Value>(text)
             .ok()
             .and_then(|x| x.get("index").and_then(serde_json::Value::as_u64))
             .ok_or(VerifyFailure::Malformed(v.frontier.size))?;
-        v.push(index, text, None)?;
+        v.push(index, text, leaf.as_ref().map(|h| &h[..]))?;
     }
     if checkpoints.is_empty() {
         return Err(VerifyFailure::Read(

@@ -56,6 +56,13 @@ pub fn routes() -> Vec<(&'static str, Access, MethodRouter<AppState>)> {
             Signed(UsersManage),
             post(unlock_user),
         ),
+        ("/alerts", Signed(AlertsRead), get(alerts_page)),
+        (
+            "/alerts/{id}/handle",
+            Signed(AlertsManage),
+            post(handle_alert),
+        ),
+        ("/audit", Signed(AuditRead), get(audit_page)),
         ("/problems/{slug}", Public, get(problem_page)),
         ("/static/{file}", Public, get(static_file)),
     ]
@@ -68,6 +75,8 @@ pub struct Who {
     pub username: String,
     pub role: String,
     pub is_admin: bool,
+    pub sees_alerts: bool,
+    pub sees_audit: bool,
 }
 
 fn who(p: &Principal) -> Option<Who> {
@@ -75,6 +84,8 @@ fn who(p: &Principal) -> Option<Who> {
         username: p.user.username.clone(),
         role: p.user.role.to_string(),
         is_admin: p.user.role == Role::Admin,
+        sees_alerts: p.user.role.allows(Permission::AlertsRead),
+        sees_audit: p.user.role.allows(Permission::AuditRead),
     })
 }
 
@@ -948,6 +959,253 @@ async fn unlock_user(
     }
 }
 
+// ---- alerts and audit ----------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "alerts.html")]
+struct AlertsPage {
+    csrf: String,
+    who: Option<Who>,
+    error: String,
+    notice: String,
+    alerts: Vec<crate::alerts::AlertView>,
+}
+
+async fn alerts_view(
+    s: &AppState,
+    headers: &HeaderMap,
+    p: &Principal,
+    error: String,
+    notice: String,
+) -> Response {
+    let c = csrf_of(headers);
+    let mut alerts = match s.alerts.list(Some("open"), 200).await {
+        Ok(a) => a,
+        Err(e) => return error_page(headers, &e, who(p)),
+    };
+    alerts.extend(
+        s.alerts
+            .list(Some("acknowledged"), 200)
+            .await
+            .unwrap_or_default(),
+    );
+    alerts.sort_by(|a, b| b.seq.cmp(&a.seq));
+    let status = if error.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    render(
+        status,
+        AlertsPage {
+            csrf: c.token,
+            who: who(p),
+            error,
+            notice,
+            alerts,
+        },
+        &c.new_cookie.into_iter().collect::<Vec<_>>(),
+    )
+}
+
+async fn alerts_page(State(s): State<AppState>, headers: HeaderMap, p: Principal) -> Response {
+    alerts_view(&s, &headers, &p, String::new(), String::new()).await
+}
+
+#[derive(Deserialize)]
+struct HandleAlertForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    comment: String,
+    #[serde(default)]
+    to: String,
+}
+
+async fn handle_alert(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    p: Principal,
+    Path(id): Path<String>,
+    Form(f): Form<HandleAlertForm>,
+) -> Response {
+    if let Err(e) = check_csrf(&headers, &f.csrf) {
+        return error_page(&headers, &e, who(&p));
+    }
+    let resolve = match f.to.as_str() {
+        "resolved" => true,
+        "acknowledged" => false,
+        _ => {
+            return alerts_view(
+                &s,
+                &headers,
+                &p,
+                "choose acknowledge or resolve".into(),
+                String::new(),
+            )
+            .await
+        }
+    };
+    match s.alerts.transition(&p, &id, resolve, &f.comment).await {
+        Ok(a) => {
+            alerts_view(
+                &s,
+                &headers,
+                &p,
+                String::new(),
+                format!("Alert {} is {}.", a.rule, a.status),
+            )
+            .await
+        }
+        Err(e) => alerts_view(&s, &headers, &p, e.to_string(), String::new()).await,
+    }
+}
+
+struct AuditRow {
+    index: u64,
+    time: String,
+    actor: String,
+    action: String,
+    target: String,
+    outcome: String,
+    source: String,
+    details: String,
+    proof: String,
+}
+
+#[derive(Template)]
+#[template(path = "audit.html")]
+struct AuditBrowser {
+    csrf: String,
+    who: Option<Who>,
+    error: String,
+    notice: String,
+    tree_size: u64,
+    checkpoint: String,
+    verifier_key: String,
+    entries: Vec<AuditRow>,
+    f_actor: String,
+    f_action: String,
+    f_from: String,
+    f_to: String,
+    older: String,
+}
+
+async fn audit_page(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    p: Principal,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let c = csrf_of(&headers);
+    let field = |k: &str| {
+        q.get(k)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let filter = callguard_store::AuditFilter {
+        actor: field("actor"),
+        action: field("action"),
+        from: field("from"),
+        to: field("to"),
+        before: field("before").and_then(|b| b.parse().ok()),
+        limit: 50,
+    };
+    // Browsing the log is itself recorded (PCI DSS 10.2.1.3).
+    let mut read = p
+        .actor()
+        .record("audit.read")
+        .detail("page", "audit browser");
+    for (k, v) in [("actor", &filter.actor), ("action", &filter.action)] {
+        if let Some(v) = v {
+            read = read.detail(k, v.clone());
+        }
+    }
+    if let Err(e) = s.audit.record(read).await {
+        return error_page(&headers, &e, who(&p));
+    }
+    let rows = match s.identity.store().search_audit(&filter).await {
+        Ok(r) => r,
+        Err(e) => return error_page(&headers, &e.into(), who(&p)),
+    };
+    let tree_size = s
+        .identity
+        .store()
+        .audit_head()
+        .await
+        .map(|h| h.size)
+        .unwrap_or(0);
+    let latest = s.identity.store().latest_checkpoint().await.ok().flatten();
+    let mut entries = Vec::with_capacity(rows.len());
+    for e in &rows {
+        let v: serde_json::Value = serde_json::from_str(&e.text).unwrap_or_default();
+        let text = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_owned();
+        entries.push(AuditRow {
+            index: e.index,
+            time: text("time"),
+            actor: text("actor"),
+            action: text("action"),
+            target: text("target"),
+            outcome: text("outcome"),
+            source: text("source"),
+            details: v.get("details").map(|d| d.to_string()).unwrap_or_default(),
+            proof: s
+                .audit
+                .proof_status(e.index, &e.text, latest.as_ref())
+                .await,
+        });
+    }
+    let older = match rows.last() {
+        Some(last) if rows.len() as u64 == filter.limit && last.index > 0 => {
+            let mut params: Vec<(String, String)> = Vec::new();
+            for (k, v) in [
+                ("actor", &filter.actor),
+                ("action", &filter.action),
+                ("from", &filter.from),
+                ("to", &filter.to),
+            ] {
+                if let Some(v) = v {
+                    params.push((k.to_owned(), v.clone()));
+                }
+            }
+            params.push(("before".into(), last.index.to_string()));
+            let query: Vec<String> = params
+                .iter()
+                .map(|(k, v)| {
+                    format!(
+                        "{k}={}",
+                        url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
+                    )
+                })
+                .collect();
+            format!("/audit?{}", query.join("&"))
+        }
+        _ => String::new(),
+    };
+    let checkpoint = latest.as_ref().map_or("none yet".to_owned(), |cp| {
+        format!("{} entries, signed {}", cp.size, rfc3339(cp.created_at))
+    });
+    render(
+        StatusCode::OK,
+        AuditBrowser {
+            csrf: c.token,
+            who: who(&p),
+            error: String::new(),
+            notice: String::new(),
+            tree_size,
+            checkpoint,
+            verifier_key: s.audit.verifier_key(),
+            entries,
+            f_actor: filter.actor.unwrap_or_default(),
+            f_action: filter.action.unwrap_or_default(),
+            f_from: filter.from.unwrap_or_default(),
+            f_to: filter.to.unwrap_or_default(),
+            older,
+        },
+        &c.new_cookie.into_iter().collect::<Vec<_>>(),
+    )
+}
+
 // ---- reference pages and assets -----------------------------------------------------------
 
 async fn problem_page(headers: HeaderMap, Path(slug): Path<String>) -> Response {
@@ -975,6 +1233,10 @@ async fn static_file(Path(file): Path<String>) -> Response {
         "app.css" => (include_str!("../static/app.css"), "text/css; charset=utf-8"),
         "webauthn.js" => (
             include_str!("../static/webauthn.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        "alerts.js" => (
+            include_str!("../static/alerts.js"),
             "text/javascript; charset=utf-8",
         ),
         _ => return ApiError::NotFound.into_response(),

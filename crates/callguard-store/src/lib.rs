@@ -314,6 +314,21 @@ pub trait AuditStore: Send + Sync {
     async fn add_checkpoint(&self, checkpoint: &StoredCheckpoint) -> StoreResult<bool>;
     async fn latest_checkpoint(&self) -> StoreResult<Option<StoredCheckpoint>>;
     async fn checkpoints(&self) -> StoreResult<Vec<StoredCheckpoint>>;
+    /// Entries matching `filter`, newest first.
+    async fn search_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<StoredEntry>>;
+}
+
+/// What the audit browser filters on; empty fields match everything.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    /// RFC 3339 bounds on the entry time (inclusive, exclusive).
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// Only entries with a smaller index (paging backwards).
+    pub before: Option<u64>,
+    pub limit: u64,
 }
 
 /// An alert to store (see `callguard_core::alerts`).

@@ -900,6 +900,36 @@ fn to_checkpoint(r: &Row) -> StoreResult<StoredCheckpoint> {
 
 #[async_trait]
 impl AuditStore for PostgresStore {
+    async fn search_audit(&self, f: &AuditFilter) -> StoreResult<Vec<StoredEntry>> {
+        let c = self.client().await?;
+        Ok(c.query(
+            "SELECT idx, entry, leaf_hash FROM audit_entries
+                 WHERE ($1::text IS NULL OR entry::jsonb->>'actor' = $1)
+                   AND ($2::text IS NULL OR entry::jsonb->>'action' = $2)
+                   AND ($3::text IS NULL OR entry::jsonb->>'time' >= $3)
+                   AND ($4::text IS NULL OR entry::jsonb->>'time' < $4)
+                   AND ($5::bigint IS NULL OR idx < $5)
+                 ORDER BY idx DESC LIMIT $6",
+            &[
+                &f.actor,
+                &f.action,
+                &f.from,
+                &f.to,
+                &f.before.map(|b| b as i64),
+                &(f.limit as i64),
+            ],
+        )
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(|r| StoredEntry {
+            index: r.get::<_, i64>(0) as u64,
+            text: r.get(1),
+            leaf_hash: r.get(2),
+        })
+        .collect())
+    }
+
     async fn append(&self, records: Vec<AuditRecord>) -> StoreResult<u64> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(map_err)?;

@@ -938,6 +938,42 @@ impl PasskeyStore for SqliteStore {
 
 #[async_trait]
 impl AuditStore for SqliteStore {
+    async fn search_audit(&self, f: &AuditFilter) -> StoreResult<Vec<StoredEntry>> {
+        let f = f.clone();
+        self.read(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT idx, entry, leaf_hash FROM audit_entries
+                 WHERE (?1 IS NULL OR json_extract(entry, '$.actor') = ?1)
+                   AND (?2 IS NULL OR json_extract(entry, '$.action') = ?2)
+                   AND (?3 IS NULL OR json_extract(entry, '$.time') >= ?3)
+                   AND (?4 IS NULL OR json_extract(entry, '$.time') < ?4)
+                   AND (?5 IS NULL OR idx < ?5)
+                 ORDER BY idx DESC LIMIT ?6",
+            )?;
+            let rows = st
+                .query_map(
+                    params![
+                        f.actor,
+                        f.action,
+                        f.from,
+                        f.to,
+                        f.before.map(|b| b as i64),
+                        f.limit as i64
+                    ],
+                    |r| {
+                        Ok(StoredEntry {
+                            index: r.get::<_, i64>(0)? as u64,
+                            text: r.get(1)?,
+                            leaf_hash: r.get(2)?,
+                        })
+                    },
+                )?
+                .collect();
+            rows
+        })
+        .await
+    }
+
     async fn append(&self, records: Vec<AuditRecord>) -> StoreResult<u64> {
         self.write(move |c| {
             let tx = begin(c)?;

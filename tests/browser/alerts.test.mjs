@@ -1,0 +1,123 @@
+// Monitoring in a real browser: a supervisor's alert page receives an alert live (server-sent
+// events) while failed sign-ins hit an account from elsewhere, and acknowledges it; a compliance
+// officer browses the audit log and sees each entry's inclusion proof verified.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import https from "node:https";
+import { Server, launchBrowser, totp, withScreenshot } from "./harness.mjs";
+
+let server;
+let browser;
+
+before(async () => {
+  server = await Server.start();
+  browser = await launchBrowser(server);
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+const PASSWORD = "lighthouse keepers count the waves";
+
+/** A JSON POST to the server from a chosen loopback address, checking its certificate. */
+function post(path, body, localAddress) {
+  return new Promise((resolve, reject) => {
+    const data = JSON.stringify(body);
+    const req = https.request(
+      {
+        host: "localhost",
+        port: server.port,
+        path,
+        method: "POST",
+        ca: server.certPem(),
+        localAddress,
+        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(data) },
+      },
+      (res) => {
+        let text = "";
+        res.on("data", (d) => (text += d));
+        res.on("end", () => resolve({ status: res.statusCode, text }));
+      },
+    );
+    req.on("error", reject);
+    req.end(data);
+  });
+}
+
+async function setUp(page, username, role) {
+  const token = server.cli("user", "add", username, "--role", role);
+  await page.goto(`${server.url}/setup`);
+  await page.fill('input[name="token"]', token);
+  await page.fill('input[name="password"]', PASSWORD);
+  await page.fill('input[name="password_again"]', PASSWORD);
+  await page.click('[data-testid="setup-form"] button[type="submit"]');
+  const secret = (await page.textContent('[data-testid="totp-secret"]')).trim();
+  await page.fill('[data-testid="enrol-form"] input[name="code"]', totp(secret));
+  await page.click('[data-testid="enrol-form"] button[type="submit"]');
+  await page.click('[data-testid="continue"]');
+  await page.waitForSelector('[data-testid="welcome"]');
+}
+
+test("a supervisor sees a burst of failed sign-ins appear live and acknowledges it", async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await withScreenshot("live-alert", page, server, async () => {
+    await setUp(page, "sam", "supervisor");
+    await page.goto(`${server.url}/alerts`);
+    await page.waitForSelector('[data-testid="live-status"]:has-text("live")');
+    assert.equal(await page.locator('[data-testid="alert-row"]').count(), 0);
+
+    // Five wrong passwords for sam, each from another address (so no address throttle applies).
+    for (let i = 0; i < 5; i++) {
+      const r = await post("/api/v1/auth/login", { username: "sam", password: "not the password at all" }, `127.0.0.${20 + i}`);
+      assert.equal(r.status, 401, r.text);
+    }
+
+    // The alert arrives without a reload.
+    const row = page.locator('[data-testid="alert-row"]', { hasText: "failed_sign_ins" });
+    await row.waitFor({ timeout: 20000 });
+    assert.match(await row.textContent(), /5 failed sign-ins or second factors/);
+    assert.match(await row.textContent(), /open/);
+
+    await row.locator('input[name="comment"]').fill("checked with sam: typo storm from the training room");
+    await row.locator('button[value="acknowledged"]').click();
+    await page.waitForSelector('[data-testid="notice"]');
+    const updated = page.locator('[data-testid="alert-row"]', { hasText: "failed_sign_ins" });
+    assert.match(await updated.locator(".status").textContent(), /acknowledged/);
+  });
+  await context.close();
+});
+
+test("a compliance officer browses the audit log with verified inclusion proofs, and an agent cannot", async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await withScreenshot("audit-browser", page, server, async () => {
+    await setUp(page, "cora", "compliance");
+    // Checkpoints are signed every second; wait until the latest entries are covered.
+    let proof = "";
+    for (let i = 0; i < 20 && !proof.includes("✓"); i++) {
+      await page.goto(`${server.url}/audit?action=auth.setup`);
+      proof = (await page.locator('[data-testid="proof"]').first().textContent()) || "";
+      if (!proof.includes("✓")) await page.waitForTimeout(500);
+    }
+    assert.match(proof, /✓ included in checkpoint \d+/);
+    const rows = await page.locator('[data-testid="audit-row"]').allTextContents();
+    assert.ok(rows.length >= 1);
+    assert.ok(rows.every((r) => r.includes("auth.setup")), "the filter applies");
+    assert.match(await page.textContent('[data-testid="verifier-key"]'), /^localhost\/callguard-audit\+[0-9a-f]{8}\+/);
+  });
+  await context.close();
+
+  const agentContext = await browser.newContext();
+  const agentPage = await agentContext.newPage();
+  await withScreenshot("audit-denied", agentPage, server, async () => {
+    await setUp(agentPage, "alex", "agent");
+    const resp = await agentPage.goto(`${server.url}/audit`);
+    assert.equal(resp.status(), 403);
+    const alerts = await agentPage.goto(`${server.url}/alerts`);
+    assert.equal(alerts.status(), 403);
+  });
+  await agentContext.close();
+});
