@@ -989,7 +989,7 @@ async fn alerts_view(
             .await
             .unwrap_or_default(),
     );
-    alerts.sort_by(|a, b| b.seq.cmp(&a.seq));
+    alerts.sort_by_key(|a| std::cmp::Reverse(a.seq));
     let status = if error.is_empty() {
         StatusCode::OK
     } else {
