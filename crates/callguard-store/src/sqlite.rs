@@ -1,13 +1,16 @@
 //! The SQLite backend: one database file in WAL mode with a busy timeout, so that the CLI and a
-//! running server can share it. Writes go through one connection (SQLite has one writer anyway);
-//! reads use a small pool. Every call runs on a blocking thread, never on the async runtime.
+//! running server can share it. Reads use a small pool of connections on blocking threads.
+//!
+//! Writes go to one writer thread (SQLite has one writer anyway) that commits in groups: it takes
+//! every write waiting in its queue, runs each in its own savepoint inside one transaction,
+//! commits once — one fsync for the group — and only then answers each caller. A write that fails
+//! or gives up rolls back its own savepoint and nothing else. So every acknowledged change is
+//! durable, and concurrent writers share the cost of the fsync.
 
 use crate::log::{lockout_record, parse_frontier, plan, to_hash};
 use crate::*;
 use callguard_core::audit::record::user as user_ref;
-use rusqlite::{
-    params, Connection, ErrorCode, OptionalExtension, Row, Transaction, TransactionBehavior,
-};
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row, Savepoint};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -24,10 +27,52 @@ pub struct SqliteStore {
     inner: Arc<Inner>,
 }
 
+/// Called after the group's commit, with its error if it failed.
+type Done = Box<dyn FnOnce(Option<StoreError>) + Send>;
+/// One write: runs on the writer thread inside the group's transaction.
+type Job = Box<dyn FnOnce(&mut Connection) -> Done + Send>;
+
+/// Most writes committed together.
+const MAX_GROUP: usize = 512;
+
 struct Inner {
     path: PathBuf,
-    writer: Mutex<Connection>,
+    writer: Mutex<std::sync::mpsc::Sender<Job>>,
     readers: Mutex<Vec<Connection>>,
+}
+
+/// The writer thread: group commit (see the module documentation).
+fn writer_loop(mut conn: Connection, jobs: std::sync::mpsc::Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(j) => group.push(j),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            // Dropping the jobs unanswered tells each caller the write did not happen.
+            tracing::error!(error = %e, "cannot begin a write transaction");
+            drop(group);
+            continue;
+        }
+        let dones: Vec<Done> = group.into_iter().map(|job| job(&mut conn)).collect();
+        let committed = conn.execute_batch("COMMIT").map_err(map_err);
+        if committed.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for done in dones {
+            done(committed.as_ref().err().map(clone_err));
+        }
+    }
+}
+
+fn clone_err(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Conflict => StoreError::Conflict,
+        StoreError::Backend(m) => StoreError::Backend(m.clone()),
+    }
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -60,10 +105,15 @@ impl SqliteStore {
             let mut writer = connect(&path).map_err(map_err)?;
             migrate(&mut writer)?;
             restrict_permissions(&path);
+            let (tx, rx) = std::sync::mpsc::channel::<Job>();
+            std::thread::Builder::new()
+                .name("callguard-sqlite-writer".into())
+                .spawn(move || writer_loop(writer, rx))
+                .map_err(backend)?;
             Ok(Self {
                 inner: Arc::new(Inner {
                     path,
-                    writer: Mutex::new(writer),
+                    writer: Mutex::new(tx),
                     readers: Mutex::new(Vec::new()),
                 }),
             })
@@ -101,16 +151,25 @@ impl SqliteStore {
         R: Send + 'static,
         F: FnOnce(&mut Connection) -> rusqlite::Result<R> + Send + 'static,
     {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = inner
-                .writer
-                .lock()
-                .map_err(|_| StoreError::Backend("writer connection poisoned".into()))?;
-            f(&mut conn).map_err(map_err)
-        })
-        .await
-        .map_err(backend)?
+        let (answer, answered) = tokio::sync::oneshot::channel::<StoreResult<R>>();
+        let job: Job = Box::new(move |conn: &mut Connection| -> Done {
+            let result = f(conn).map_err(map_err);
+            Box::new(move |commit_error: Option<StoreError>| {
+                let _ = answer.send(match commit_error {
+                    Some(e) => Err(e),
+                    None => result,
+                });
+            })
+        });
+        self.inner
+            .writer
+            .lock()
+            .map_err(|_| backend("the writer queue is poisoned"))?
+            .send(job)
+            .map_err(|_| backend("the writer thread has stopped"))?;
+        answered
+            .await
+            .map_err(|_| backend("the writer thread dropped a write"))?
     }
 }
 
@@ -227,14 +286,14 @@ fn user_error(e: StoreError) -> rusqlite::Error {
     rusqlite::Error::ToSqlConversionFailure(Box::new(e))
 }
 
-/// A write transaction that takes the database's write lock at once (so that two processes
-/// never deadlock upgrading a read lock).
-fn begin(c: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
-    c.transaction_with_behavior(TransactionBehavior::Immediate)
+/// One write's own all-or-nothing scope inside the group transaction: committing it keeps its
+/// changes, dropping it (an error or an early `Ok(false)`) rolls them back.
+fn begin(c: &mut Connection) -> rusqlite::Result<Savepoint<'_>> {
+    c.savepoint()
 }
 
 /// Appends `records` to the audit log inside `tx`; returns the index of the last one.
-fn append_tx(tx: &Transaction<'_>, records: &[AuditRecord]) -> rusqlite::Result<u64> {
+fn append_tx(tx: &Connection, records: &[AuditRecord]) -> rusqlite::Result<u64> {
     let bytes: Vec<u8> = tx.query_row("SELECT frontier FROM audit_head WHERE id = 1", [], |r| {
         r.get(0)
     })?;
@@ -260,7 +319,7 @@ fn append_tx(tx: &Transaction<'_>, records: &[AuditRecord]) -> rusqlite::Result<
     Ok(planned.frontier.size.saturating_sub(1))
 }
 
-fn insert_session(tx: &Transaction<'_>, s: &Session, token_hash: &str) -> rusqlite::Result<()> {
+fn insert_session(tx: &Connection, s: &Session, token_hash: &str) -> rusqlite::Result<()> {
     tx.execute(
         &format!("INSERT INTO sessions ({SESSION_COLUMNS}, token_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
         params![s.id, s.user_id, s.created_at, s.last_seen_at, s.reauth_at, s.source, s.user_agent, token_hash],
@@ -270,7 +329,7 @@ fn insert_session(tx: &Transaction<'_>, s: &Session, token_hash: &str) -> rusqli
 
 /// Spends a second factor inside `tx`; false when it was already spent.
 fn spend_factor(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     user_id: &str,
     factor: &SpentFactor,
     now: UnixTime,
@@ -297,7 +356,7 @@ fn spend_factor(
     })
 }
 
-fn insert_codes(tx: &Transaction<'_>, user_id: &str, hashes: &[String]) -> rusqlite::Result<()> {
+fn insert_codes(tx: &Connection, user_id: &str, hashes: &[String]) -> rusqlite::Result<()> {
     tx.execute("DELETE FROM recovery_codes WHERE user_id = ?1", [user_id])?;
     let mut st =
         tx.prepare_cached("INSERT INTO recovery_codes (user_id, code_hash) VALUES (?1, ?2)")?;
