@@ -65,6 +65,12 @@ impl std::fmt::Display for Origin {
     }
 }
 
+/// Whether a secret key may also be given as `NAME_file` / `CALLGUARD_NAME_FILE`. The key
+/// `kek` may not: `kek_file` is a key of its own (the key file, created on first start).
+fn reads_from_file(key: &Key) -> bool {
+    key.secret && key.name != "kek"
+}
+
 #[must_use]
 pub fn env_name(key: &str) -> String {
     format!("CALLGUARD_{}", key.replace('.', "_").to_ascii_uppercase())
@@ -101,7 +107,7 @@ impl Raw {
             flatten("", &table, &mut flat);
             for (name, value) in flat {
                 let (key_name, from_file) = match name.strip_suffix("_file") {
-                    Some(base) if KEYS.iter().any(|k| k.name == base && k.secret) => {
+                    Some(base) if KEYS.iter().any(|k| k.name == base && reads_from_file(k)) => {
                         (base.to_owned(), true)
                     }
                     _ => (name.clone(), false),
@@ -134,7 +140,7 @@ impl Raw {
         }
         for key in KEYS {
             let var = env_name(key.name);
-            if key.secret {
+            if reads_from_file(key) {
                 if let Some(file) = env(&format!("{var}_FILE")) {
                     raw.values
                         .insert(key.name, read_secret_file(&format!("{var}_FILE"), &file)?);
@@ -580,6 +586,15 @@ mod tests {
         );
         assert!(!raw.render().contains("hunter2"));
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_key_file_setting_names_a_file_to_create_not_a_secret_to_read() {
+        let raw = Raw::load(None, &env_of(&[("CALLGUARD_KEK_FILE", "/nonexistent/dir/kek")])).unwrap();
+        match raw.settings().unwrap().kek {
+            KekSource::File(p) => assert_eq!(p, PathBuf::from("/nonexistent/dir/kek")),
+            KekSource::Inline(_) => panic!("kek_file must name the key file"),
+        }
     }
 
     #[test]
