@@ -270,6 +270,12 @@ pub enum VerifyFailure {
     BadSignature { size: u64 },
     #[error("the log's stored head (size {stored}) does not match its entries (size {computed})")]
     Head { stored: u64, computed: u64 },
+    #[error("the stored tree node at level {level}, index {index} is wrong (proofs served from it would fail): it covers entries from index {first_entry}")]
+    Node {
+        level: u32,
+        index: u64,
+        first_entry: u64,
+    },
     #[error("cannot read the log: {0}")]
     Read(String),
 }
@@ -415,6 +421,7 @@ pub async fn verify_store(
     }
     v.check_checkpoints(&witness, verifier_key)?;
     v.check_checkpoints(&checkpoints, verifier_key)?;
+    verify_nodes(store, v.frontier.size).await?;
     let head = store.audit_head().await.map_err(read)?;
     if head.size > v.frontier.size {
         return Err(VerifyFailure::Truncated {
@@ -434,6 +441,58 @@ pub async fn verify_store(
         checkpoints: checkpoints.len(),
         witness_checkpoints: witness.len(),
     })
+}
+
+/// Checks every stored node above the leaves, level by level: each must be the hash of its two
+/// children, the leaves having been checked against the entries already. Proofs are served
+/// from these nodes, so a damaged one would make honest proofs fail or dishonest ones pass.
+async fn verify_nodes(store: &dyn Store, size: u64) -> Result<(), VerifyFailure> {
+    const CHUNK: u64 = 32_768;
+    let read = |e: callguard_store::StoreError| VerifyFailure::Read(e.to_string());
+    let mut level = 1u32;
+    while level < 64 && (size >> level) > 0 {
+        let count = size >> level;
+        let mut start = 0u64;
+        while start < count {
+            let want = CHUNK.min(count - start);
+            let children = store
+                .audit_level(level - 1, start * 2, want * 2)
+                .await
+                .map_err(read)?;
+            let nodes = store.audit_level(level, start, want).await.map_err(read)?;
+            for i in 0..want {
+                let index = start + i;
+                let bad = VerifyFailure::Node {
+                    level,
+                    index,
+                    first_entry: index << level,
+                };
+                let (Some(l), Some(r), Some(n)) = (
+                    children.get((2 * i) as usize),
+                    children.get((2 * i + 1) as usize),
+                    nodes.get(i as usize),
+                ) else {
+                    return Err(bad);
+                };
+                let (Ok(lh), Ok(rh)) = (
+                    Hash::try_from(l.1.as_slice()),
+                    Hash::try_from(r.1.as_slice()),
+                ) else {
+                    return Err(bad);
+                };
+                if l.0 != 2 * index
+                    || r.0 != 2 * index + 1
+                    || n.0 != index
+                    || merkle::node_hash(&lh, &rh)[..] != n.1[..]
+                {
+                    return Err(bad);
+                }
+            }
+            start += want;
+        }
+        level += 1;
+    }
+    Ok(())
 }
 
 /// Writes an export: a header line, one line per entry, one per checkpoint (JSON lines).

@@ -314,6 +314,14 @@ pub trait AuditStore: Send + Sync {
     async fn add_checkpoint(&self, checkpoint: &StoredCheckpoint) -> StoreResult<bool>;
     async fn latest_checkpoint(&self) -> StoreResult<Option<StoredCheckpoint>>;
     async fn checkpoints(&self) -> StoreResult<Vec<StoredCheckpoint>>;
+    /// Stored hashes of the perfect subtrees at `level` with indexes `start..start+limit`, in
+    /// order (level 0: the leaf hashes). For verifying the nodes proofs are served from.
+    async fn audit_level(
+        &self,
+        level: u32,
+        start: u64,
+        limit: u64,
+    ) -> StoreResult<Vec<(u64, Vec<u8>)>>;
     /// Entries matching `filter`, newest first.
     async fn search_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<StoredEntry>>;
 }

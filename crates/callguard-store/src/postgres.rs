@@ -900,6 +900,33 @@ fn to_checkpoint(r: &Row) -> StoreResult<StoredCheckpoint> {
 
 #[async_trait]
 impl AuditStore for PostgresStore {
+    async fn audit_level(
+        &self,
+        level: u32,
+        start: u64,
+        limit: u64,
+    ) -> StoreResult<Vec<(u64, Vec<u8>)>> {
+        let c = self.client().await?;
+        let rows = if level == 0 {
+            c.query(
+                "SELECT idx, leaf_hash FROM audit_entries WHERE idx >= $1 ORDER BY idx LIMIT $2",
+                &[&(start as i64), &(limit as i64)],
+            )
+            .await
+        } else {
+            c.query(
+                "SELECT idx, hash FROM audit_nodes WHERE level = $1 AND idx >= $2 ORDER BY idx LIMIT $3",
+                &[&(level as i32), &(start as i64), &(limit as i64)],
+            )
+            .await
+        }
+        .map_err(map_err)?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, Vec<u8>>(1)))
+            .collect())
+    }
+
     async fn search_audit(&self, f: &AuditFilter) -> StoreResult<Vec<StoredEntry>> {
         let c = self.client().await?;
         Ok(c.query(

@@ -997,6 +997,28 @@ impl PasskeyStore for SqliteStore {
 
 #[async_trait]
 impl AuditStore for SqliteStore {
+    async fn audit_level(
+        &self,
+        level: u32,
+        start: u64,
+        limit: u64,
+    ) -> StoreResult<Vec<(u64, Vec<u8>)>> {
+        self.read(move |c| {
+            let mut st = if level == 0 {
+                c.prepare_cached("SELECT idx, leaf_hash FROM audit_entries WHERE idx >= ?2 AND ?1 = 0 ORDER BY idx LIMIT ?3")?
+            } else {
+                c.prepare_cached("SELECT idx, hash FROM audit_nodes WHERE level = ?1 AND idx >= ?2 ORDER BY idx LIMIT ?3")?
+            };
+            let rows = st
+                .query_map(params![level, start as i64, limit as i64], |r| {
+                    Ok((r.get::<_, i64>(0)? as u64, r.get::<_, Vec<u8>>(1)?))
+                })?
+                .collect();
+            rows
+        })
+        .await
+    }
+
     async fn search_audit(&self, f: &AuditFilter) -> StoreResult<Vec<StoredEntry>> {
         let f = f.clone();
         self.read(move |c| {

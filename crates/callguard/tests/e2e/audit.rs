@@ -810,6 +810,29 @@ async fn verify_passes_on_an_untouched_log_and_names_the_first_bad_index_after_t
             "truncation with the head and checkpoints rewritten",
         );
     }
+    // (f) A damaged tree node: the entries are intact but a node that inclusion proofs are
+    // served from is not. Verify names the node and the first entry it covers.
+    {
+        let copy = DataCopy::of(&deployment, "node");
+        let db = copy.db().await;
+        db.batch(&format!(
+            "UPDATE audit_nodes SET hash = {} WHERE level = 2 AND idx = 3",
+            db.bytes(&[0u8; 32])
+        ))
+        .await;
+        db.close().await;
+        let ran = copy.cli(&deployment, &["audit", "verify"]);
+        assert!(
+            !ran.status.success(),
+            "a damaged node must fail: {}",
+            ran.describe()
+        );
+        assert!(
+            ran.stderr.contains("level 2, index 3") && ran.stderr.contains("from index 12"),
+            "{}",
+            ran.describe()
+        );
+    }
 
     // An export verifies offline, with the key it names or one given explicitly.
     let export = deployment.root().join("audit-export.jsonl");
