@@ -19,6 +19,8 @@ pub struct WitnessSettings {
     pub dir: PathBuf,
     /// `host:port` of a syslog collector (RFC 5424 over UDP), if any.
     pub syslog: Option<String>,
+    /// A URL that receives every checkpoint as a `text/plain` POST (e.g. a witness service).
+    pub url: Option<url::Url>,
 }
 
 impl WitnessSettings {
@@ -73,6 +75,7 @@ pub struct AuditLog {
     witness: WitnessSettings,
     /// Serialises checkpointing within this node.
     checkpointing: tokio::sync::Mutex<()>,
+    http: reqwest::Client,
 }
 
 impl AuditLog {
@@ -88,6 +91,11 @@ impl AuditLog {
             signer,
             witness,
             checkpointing: tokio::sync::Mutex::new(()),
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(10))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap_or_default(),
         })
     }
 
@@ -138,6 +146,25 @@ impl AuditLog {
             });
         if let Err(e) = written {
             tracing::error!(error = %e, file = %self.witness.file().display(), "cannot write the audit witness file");
+        }
+        if let Some(url) = self.witness.url.clone() {
+            let (http, note) = (self.http.clone(), cp.note.clone());
+            tokio::spawn(async move {
+                for attempt in 1..=3u64 {
+                    let sent = http
+                        .post(url.clone())
+                        .header("content-type", "text/plain; charset=utf-8")
+                        .body(note.clone())
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(r) if r.status().is_success() => return,
+                        Ok(r) => tracing::warn!(status = r.status().as_u16(), attempt, "the checkpoint witness URL refused"),
+                        Err(e) => tracing::warn!(error = %e.without_url(), attempt, "the checkpoint witness URL is unreachable"),
+                    }
+                    tokio::time::sleep(std::time::Duration::from_secs(attempt)).await;
+                }
+            });
         }
         if let Some(target) = &self.witness.syslog {
             send_syslog(

@@ -77,6 +77,7 @@ impl AuditSettings {
             witness: audit::WitnessSettings {
                 dir: data_dir.join("witness"),
                 syslog: None,
+                url: None,
             },
             checkpoint_interval: std::time::Duration::from_millis(1000),
         }

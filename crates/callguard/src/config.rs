@@ -31,6 +31,7 @@ pub const KEYS: &[Key] = &[
     Key { name: "audit.signing_key_file", secret: false, about: "Ed25519 key (PKCS#8, base64) that signs checkpoints; created on first start (default DATA_DIR/keys/audit-signing.key); nodes of one log share it" },
     Key { name: "audit.witness_dir", secret: false, about: "directory outside the database for the append-only checkpoint witness file (default DATA_DIR/witness)" },
     Key { name: "audit.syslog", secret: false, about: "host:port of a syslog collector that receives every checkpoint (RFC 5424 over UDP)" },
+    Key { name: "audit.witness_url", secret: false, about: "http(s):// URL that receives every checkpoint as a text/plain POST (e.g. a witness)" },
     Key { name: "audit.checkpoint_interval_ms", secret: false, about: "how often a checkpoint is signed when the log has grown (default 1000)" },
     Key { name: "alerts.webhook_url", secret: false, about: "http(s):// URL that receives every alert as a JSON POST, retried with growing delays" },
     Key { name: "alerts.webhook_secret", secret: true, about: "key of the X-Callguard-Signature header: sha256=HEX(HMAC-SHA256(key, timestamp + \".\" + body))" },
@@ -394,6 +395,15 @@ impl Raw {
                 )));
             }
             audit.witness.syslog = Some(v.to_owned());
+        }
+        if let Some((v, _)) = self.get("audit.witness_url") {
+            let u = url::Url::parse(v.trim())
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+                .ok_or_else(|| {
+                    ConfigError(format!("{} must be an http:// or https:// URL", self.describe("audit.witness_url")))
+                })?;
+            audit.witness.url = Some(u);
         }
         if let Some((v, _)) = self.get("audit.checkpoint_interval_ms") {
             let ms: u64 = v

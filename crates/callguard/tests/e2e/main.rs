@@ -30,6 +30,7 @@ macro_rules! both_backends {
 }
 
 mod access;
+mod alerts;
 mod audit;
 mod harness;
 mod operations;
