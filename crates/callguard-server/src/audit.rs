@@ -159,8 +159,14 @@ impl AuditLog {
                         .await;
                     match sent {
                         Ok(r) if r.status().is_success() => return,
-                        Ok(r) => tracing::warn!(status = r.status().as_u16(), attempt, "the checkpoint witness URL refused"),
-                        Err(e) => tracing::warn!(error = %e.without_url(), attempt, "the checkpoint witness URL is unreachable"),
+                        Ok(r) => tracing::warn!(
+                            status = r.status().as_u16(),
+                            attempt,
+                            "the checkpoint witness URL refused"
+                        ),
+                        Err(e) => {
+                            tracing::warn!(error = %e.without_url(), attempt, "the checkpoint witness URL is unreachable")
+                        }
                     }
                     tokio::time::sleep(std::time::Duration::from_secs(attempt)).await;
                 }

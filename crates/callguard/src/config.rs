@@ -401,7 +401,10 @@ impl Raw {
                 .ok()
                 .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
                 .ok_or_else(|| {
-                    ConfigError(format!("{} must be an http:// or https:// URL", self.describe("audit.witness_url")))
+                    ConfigError(format!(
+                        "{} must be an http:// or https:// URL",
+                        self.describe("audit.witness_url")
+                    ))
                 })?;
             audit.witness.url = Some(u);
         }
@@ -600,7 +603,11 @@ mod tests {
 
     #[test]
     fn the_key_file_setting_names_a_file_to_create_not_a_secret_to_read() {
-        let raw = Raw::load(None, &env_of(&[("CALLGUARD_KEK_FILE", "/nonexistent/dir/kek")])).unwrap();
+        let raw = Raw::load(
+            None,
+            &env_of(&[("CALLGUARD_KEK_FILE", "/nonexistent/dir/kek")]),
+        )
+        .unwrap();
         match raw.settings().unwrap().kek {
             KekSource::File(p) => assert_eq!(p, PathBuf::from("/nonexistent/dir/kek")),
             KekSource::Inline(_) => panic!("kek_file must name the key file"),
