@@ -121,6 +121,44 @@ fn check_csrf(headers: &HeaderMap, sent: &str) -> Result<(), ApiError> {
     }
 }
 
+/// A form whose anti-forgery token has been checked: every state-changing page handler takes
+/// its form through this extractor, so none can forget the check.
+struct Checked<T>(T);
+
+/// Forms carry their anti-forgery token in a `csrf` field.
+trait CsrfField {
+    fn csrf(&self) -> &str;
+}
+
+macro_rules! csrf_forms {
+    ($($form:ty),+ $(,)?) => {$(
+        impl CsrfField for $form {
+            fn csrf(&self) -> &str {
+                &self.csrf
+            }
+        }
+    )+};
+}
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + CsrfField> axum::extract::FromRequest<S>
+    for Checked<T>
+{
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        let headers = req.headers().clone();
+        let Form(form) = Form::<T>::from_request(req, state).await.map_err(|_| {
+            error_page(
+                &headers,
+                &ApiError::BadRequest("the form could not be read".into()),
+                None,
+            )
+        })?;
+        check_csrf(&headers, form.csrf()).map_err(|e| error_page(&headers, &e, None))?;
+        Ok(Checked(form))
+    }
+}
+
 fn render(status: StatusCode, page: impl Template, cookies: &[String]) -> Response {
     let body = match page.render() {
         Ok(b) => b,
@@ -185,6 +223,17 @@ fn second_factor(code: String) -> SecondFactor {
         SecondFactor::Recovery(code)
     }
 }
+
+csrf_forms!(
+    ConfirmForm,
+    CreateUserForm,
+    CsrfOnly,
+    HandleAlertForm,
+    LoginForm,
+    MfaForm,
+    ReauthForm,
+    SetupForm
+);
 
 // ---- templates ----------------------------------------------------------------------------
 
@@ -344,11 +393,8 @@ async fn login_submit(
     State(s): State<AppState>,
     headers: HeaderMap,
     ctx: RequestContext,
-    Form(f): Form<LoginForm>,
+    Checked(f): Checked<LoginForm>,
 ) -> Response {
-    if let Err(e) = check_csrf(&headers, &f.csrf) {
-        return error_page(&headers, &e, None);
-    }
     let c = csrf_of(&headers);
     match s
         .identity
@@ -406,11 +452,8 @@ async fn mfa_submit(
     State(s): State<AppState>,
     headers: HeaderMap,
     ctx: RequestContext,
-    Form(f): Form<MfaForm>,
+    Checked(f): Checked<MfaForm>,
 ) -> Response {
-    if let Err(e) = check_csrf(&headers, &f.csrf) {
-        return error_page(&headers, &e, None);
-    }
     let factor = match f.method.as_str() {
         "totp" => SecondFactor::Totp(Secret::new(f.code)),
         "recovery" => SecondFactor::Recovery(Secret::new(f.code)),
@@ -461,11 +504,8 @@ async fn logout(
     State(s): State<AppState>,
     headers: HeaderMap,
     p: Principal,
-    Form(f): Form<CsrfOnly>,
+    _: Checked<CsrfOnly>,
 ) -> Response {
-    if let Err(e) = check_csrf(&headers, &f.csrf) {
-        return error_page(&headers, &e, who(&p));
-    }
     if let Err(e) = s.identity.sign_out(&p).await {
         return error_page(&headers, &e, who(&p));
     }
@@ -526,11 +566,8 @@ async fn setup_submit(
     State(s): State<AppState>,
     headers: HeaderMap,
     ctx: RequestContext,
-    Form(f): Form<SetupForm>,
+    Checked(f): Checked<SetupForm>,
 ) -> Response {
-    if let Err(e) = check_csrf(&headers, &f.csrf) {
-        return error_page(&headers, &e, None);
-    }
     let c = csrf_of(&headers);
     let fail = |e: ApiError, token: String| {
         render(
@@ -590,11 +627,8 @@ async fn setup_confirm(
     State(s): State<AppState>,
     headers: HeaderMap,
     ctx: RequestContext,
-    Form(f): Form<ConfirmForm>,
+    Checked(f): Checked<ConfirmForm>,
 ) -> Response {
-    if let Err(e) = check_csrf(&headers, &f.csrf) {
-        return error_page(&headers, &e, None);
-    }
     let c = csrf_of(&headers);
     match s.identity.confirm_setup(&f.challenge, &f.code, &ctx).await {
         Ok(signed) => {
@@ -709,11 +743,8 @@ async fn revoke_session(
     headers: HeaderMap,
     p: Principal,
     Path(id): Path<String>,
-    Form(f): Form<CsrfOnly>,
+    _: Checked<CsrfOnly>,
 ) -> Response {
-    if let Err(e) = check_csrf(&headers, &f.csrf) {
-        return error_page(&headers, &e, who(&p));
-    }
     match s.identity.revoke_session(&p, &id).await {
         Ok(()) => {
             account_page(
@@ -734,11 +765,8 @@ async fn delete_passkey(
     headers: HeaderMap,
     p: Principal,
     Path(id): Path<String>,
-    Form(f): Form<CsrfOnly>,
+    _: Checked<CsrfOnly>,
 ) -> Response {
-    if let Err(e) = check_csrf(&headers, &f.csrf) {
-        return error_page(&headers, &e, who(&p));
-    }
     match s.identity.delete_passkey(&p, &id).await {
         Ok(()) => {
             account_page(
@@ -771,11 +799,8 @@ async fn regenerate_codes(
     headers: HeaderMap,
     ctx: RequestContext,
     p: Principal,
-    Form(f): Form<ReauthForm>,
+    Checked(f): Checked<ReauthForm>,
 ) -> Response {
-    if let Err(e) = check_csrf(&headers, &f.csrf) {
-        return error_page(&headers, &e, who(&p));
-    }
     let mut p = p;
     if let Err(e) = s
         .identity
@@ -808,11 +833,8 @@ async fn reauth(
     headers: HeaderMap,
     ctx: RequestContext,
     mut p: Principal,
-    Form(f): Form<ReauthForm>,
+    Checked(f): Checked<ReauthForm>,
 ) -> Response {
-    if let Err(e) = check_csrf(&headers, &f.csrf) {
-        return error_page(&headers, &e, who(&p));
-    }
     // Only our own paths: never an open redirect.
     let next = if f.next.starts_with('/') && !f.next.starts_with("//") && !f.next.contains('\\') {
         f.next.clone()
@@ -903,11 +925,8 @@ async fn create_user(
     State(s): State<AppState>,
     headers: HeaderMap,
     p: Principal,
-    Form(f): Form<CreateUserForm>,
+    Checked(f): Checked<CreateUserForm>,
 ) -> Response {
-    if let Err(e) = check_csrf(&headers, &f.csrf) {
-        return error_page(&headers, &e, who(&p));
-    }
     // The page route only needs UsersRead to show the list; creating needs UsersManage.
     if !p.user.role.allows(Permission::UsersManage) {
         return error_page(&headers, &ApiError::Forbidden, who(&p));
@@ -938,11 +957,8 @@ async fn unlock_user(
     headers: HeaderMap,
     p: Principal,
     Path(id): Path<String>,
-    Form(f): Form<CsrfOnly>,
+    _: Checked<CsrfOnly>,
 ) -> Response {
-    if let Err(e) = check_csrf(&headers, &f.csrf) {
-        return error_page(&headers, &e, who(&p));
-    }
     match s.identity.admin_unlock(&p, &id).await {
         Ok(u) => {
             users_view(
@@ -1027,11 +1043,8 @@ async fn handle_alert(
     headers: HeaderMap,
     p: Principal,
     Path(id): Path<String>,
-    Form(f): Form<HandleAlertForm>,
+    Checked(f): Checked<HandleAlertForm>,
 ) -> Response {
-    if let Err(e) = check_csrf(&headers, &f.csrf) {
-        return error_page(&headers, &e, who(&p));
-    }
     let resolve = match f.to.as_str() {
         "resolved" => true,
         "acknowledged" => false,
