@@ -425,6 +425,12 @@ impl Raw {
         Ok(audit)
     }
 
+    /// Whether a log level was configured (file or environment).
+    #[must_use]
+    pub fn log_level_configured(&self) -> bool {
+        self.get("log.level").is_some()
+    }
+
     /// Log level and format.
     pub fn logging(&self) -> Result<(String, bool), ConfigError> {
         let level = self

@@ -126,10 +126,15 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    let (level, json) = match raw.logging() {
+    let (mut level, json) = match raw.logging() {
         Ok(l) => l,
         Err(e) => return fail(&e),
     };
+    // Operator commands print their result; their progress chatter stays out unless asked for.
+    let serving = matches!(cli.command, Command::Serve | Command::Demo { .. });
+    if !serving && !raw.log_level_configured() {
+        level = "warn".into();
+    }
     init_logging(&level, json);
     let mut settings = match raw.settings() {
         Ok(s) => s,
