@@ -88,6 +88,8 @@ pub struct Alerts {
     metrics: Arc<Metrics>,
     feed: broadcast::Sender<AlertView>,
     http: reqwest::Client,
+    /// Set when the server stops, so live streams end and do not hold up the shutdown.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 /// Entries older than this many entries behind the head are not replayed at start.
@@ -102,12 +104,14 @@ impl Alerts {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_default();
+        let (closing, _) = tokio::sync::watch::channel(false);
         Self {
             store,
             settings,
             metrics,
             feed,
             http,
+            closing,
         }
     }
 
@@ -115,6 +119,19 @@ impl Alerts {
     #[must_use]
     pub fn subscribe(&self) -> broadcast::Receiver<AlertView> {
         self.feed.subscribe()
+    }
+
+    /// Ends every live stream (graceful shutdown).
+    pub fn close_streams(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Resolves when the server begins to stop.
+    pub fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.closing.subscribe();
+        async move {
+            let _ = rx.wait_for(|c| *c).await;
+        }
     }
 
     /// Follows the audit log and raises alerts, until the process ends.

@@ -733,7 +733,7 @@ async fn alert_stream(State(s): State<AppState>, headers: axum::http::HeaderMap)
         }
     })
     .map(move |a| event(&a));
-    Sse::new(first.chain(live))
+    Sse::new(first.chain(live).take_until(s.alerts.closed()))
         .keep_alive(KeepAlive::default())
         .into_response()
 }

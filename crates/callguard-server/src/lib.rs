@@ -315,6 +315,7 @@ pub async fn serve(
     ));
     let alert_engine = tokio::spawn(alerts.clone().run_engine());
     let alert_feed = tokio::spawn(alerts.clone().run_feed());
+    let state_alerts = alerts.clone();
     let state = AppState {
         identity: identity.clone(),
         audit: runtime.audit.clone(),
@@ -344,6 +345,11 @@ pub async fn serve(
     write_address_file(&settings.data_dir, bound);
     tracing::info!(address = %bound, public_url = %public_url, backend = runtime.store.backend_name(), "callguard is serving");
     println!("callguard listening on https://{bound} (open {public_url})");
+    let closing = state_alerts.clone();
+    let shutdown = async move {
+        shutdown.await;
+        closing.close_streams();
+    };
     tls::serve(listener, tls_config, app, shutdown).await;
     sweep.abort();
     checkpoints.abort();
