@@ -4,6 +4,7 @@
 
 pub mod alerts;
 pub mod audit;
+pub mod dnc;
 pub mod identity;
 pub mod kek;
 pub mod password;
