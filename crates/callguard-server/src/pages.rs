@@ -1078,6 +1078,8 @@ struct AuditRow {
     index: u64,
     time: String,
     actor: String,
+    actor_label: String,
+    target_label: String,
     action: String,
     target: String,
     outcome: String,
@@ -1156,6 +1158,19 @@ async fn audit_page(
         .map(|h| h.size)
         .unwrap_or(0);
     let latest = s.identity.store().latest_checkpoint().await.ok().flatten();
+    // People read names; the log keeps ids. Show both.
+    let names: std::collections::HashMap<String, String> = s
+        .identity
+        .list_users()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|u| (callguard_core::audit::record::user(&u.id), u.username))
+        .collect();
+    let label = |id: &str| match names.get(id) {
+        Some(name) => format!("{name} ({})", id.chars().take(13).collect::<String>()),
+        None => id.to_owned(),
+    };
     let mut entries = Vec::with_capacity(rows.len());
     for e in &rows {
         let v: serde_json::Value = serde_json::from_str(&e.text).unwrap_or_default();
@@ -1163,12 +1178,29 @@ async fn audit_page(
         entries.push(AuditRow {
             index: e.index,
             time: text("time"),
+            actor_label: label(&text("actor")),
+            target_label: label(&text("target")),
             actor: text("actor"),
             action: text("action"),
             target: text("target"),
             outcome: text("outcome"),
             source: text("source"),
-            details: v.get("details").map(|d| d.to_string()).unwrap_or_default(),
+            // One `key: value` per line reads better than JSON.
+            details: v
+                .get("details")
+                .and_then(|d| d.as_object())
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| {
+                            format!(
+                                "{k}: {}",
+                                v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })
+                .unwrap_or_default(),
             proof: s
                 .audit
                 .proof_status(e.index, &e.text, latest.as_ref())

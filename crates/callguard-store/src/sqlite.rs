@@ -19,7 +19,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/sqlite/0002_audit.sql")),
     (3, include_str!("../migrations/sqlite/0003_alerts.sql")),
 ];
-const MAX_IDLE_READERS: usize = 8;
+const MAX_IDLE_READERS: usize = 256;
 
 /// The SQLite implementation of every store trait.
 #[derive(Clone)]
