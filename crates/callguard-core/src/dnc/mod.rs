@@ -2,3 +2,4 @@
 //! persistent set of numbers.
 
 pub mod elias_fano;
+pub mod nanp;
