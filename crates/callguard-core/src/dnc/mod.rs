@@ -2,4 +2,5 @@
 //! persistent set of numbers.
 
 pub mod elias_fano;
+pub mod import;
 pub mod nanp;
