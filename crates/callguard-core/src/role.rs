@@ -39,6 +39,9 @@ impl Role {
             UsersRead | UsersManage => self == Role::Admin,
             AuditRead => self == Role::Compliance,
             AlertsRead | AlertsManage => matches!(self, Role::Supervisor | Role::Compliance),
+            // Whoever places or plans outbound calls checks numbers; compliance watches the registry.
+            DncCheck => matches!(self, Role::Agent | Role::Supervisor | Role::Compliance),
+            DncStatus => matches!(self, Role::Supervisor | Role::Compliance),
         }
     }
 }
@@ -82,6 +85,10 @@ pub enum Permission {
     AlertsRead,
     /// Acknowledge and resolve alerts.
     AlertsManage,
+    /// Check numbers against Do-Not-Call lists before calling.
+    DncCheck,
+    /// See the national registry's status (size, age).
+    DncStatus,
 }
 
 #[cfg(test)]

@@ -756,6 +756,78 @@ async fn resolve_alert(
     Ok(Json(s.alerts.transition(&p, &id, true, &r.comment).await?))
 }
 
+// ---- Do-Not-Call -----------------------------------------------------------------------------
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DncCheckRequest {
+    /// Up to 10,000 numbers, E.164 (`+12025550123`) or ten NANP digits.
+    pub numbers: Vec<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct DncResult {
+    /// The number as asked.
+    pub number: String,
+    pub allowed: bool,
+    /// Why not: `national_dnc`, `invalid_number` (more to come: `internal_dnc`, `no_consent`,
+    /// `outside_calling_hours`).
+    pub reasons: Vec<crate::dnc::Reason>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct DncCheckResponse {
+    /// One result per number, in the order asked.
+    pub results: Vec<DncResult>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct DncRegistryStatus {
+    pub registry: Option<crate::dnc::RegistryInfo>,
+    /// Seconds since the registry in force was imported.
+    pub age_seconds: Option<i64>,
+    /// True when older than 31 days (the FTC's scrub interval): import a fresh copy.
+    pub stale: bool,
+}
+
+async fn dnc_check(
+    State(s): State<AppState>,
+    ApiJson(r): ApiJson<DncCheckRequest>,
+) -> Result<Json<DncCheckResponse>, ApiError> {
+    if r.numbers.is_empty() || r.numbers.len() > crate::dnc::MAX_BATCH {
+        return Err(ApiError::Validation(format!(
+            "send 1 to {} numbers per request",
+            crate::dnc::MAX_BATCH
+        )));
+    }
+    let registry = s.dnc.current().ok_or(ApiError::NotConfigured(
+        "no national Do-Not-Call registry is loaded: import one with `callguard dnc import FILE`",
+    ))?;
+    let results = r
+        .numbers
+        .into_iter()
+        .map(|number| {
+            let v = s.dnc.check(&registry, &number);
+            DncResult {
+                number,
+                allowed: v.allowed,
+                reasons: v.reasons,
+            }
+        })
+        .collect();
+    Ok(Json(DncCheckResponse { results }))
+}
+
+async fn dnc_status(State(s): State<AppState>) -> Json<DncRegistryStatus> {
+    let info = s.dnc.current().map(|r| r.info.clone());
+    let age = info.as_ref().map(|i| callguard_core::now() - i.imported_at);
+    Json(DncRegistryStatus {
+        stale: age.is_none_or(|a| a > crate::dnc::MAX_AGE_SECONDS),
+        registry: info,
+        age_seconds: age,
+    })
+}
+
 // ---- the route table ----------------------------------------------------------------------
 
 /// Produces a JSON Schema for a wire type, for the OpenAPI document.
@@ -773,6 +845,8 @@ pub struct ApiRoute {
     pub summary: &'static str,
     pub request: Option<SchemaFn>,
     pub response: Option<(u16, SchemaFn)>,
+    /// A body limit other than the default [`crate::MAX_BODY_BYTES`].
+    pub body_limit: Option<usize>,
     pub handler: MethodRouter<AppState>,
 }
 
@@ -790,6 +864,7 @@ fn route(
         summary,
         request: None,
         response: None,
+        body_limit: None,
         handler,
     }
 }
@@ -797,6 +872,10 @@ fn route(
 impl ApiRoute {
     fn takes<T: JsonSchema>(mut self) -> Self {
         self.request = Some(schema::<T>);
+        self
+    }
+    fn limit(mut self, bytes: usize) -> Self {
+        self.body_limit = Some(bytes);
         self
     }
     fn gives<T: JsonSchema>(mut self, status: u16) -> Self {
@@ -854,6 +933,10 @@ pub fn routes() -> Vec<ApiRoute> {
             .gives::<InclusionProof>(200),
         route("GET", "/api/v1/audit/proof/consistency", Signed(AuditRead), "Consistency proof between tree sizes `first` and `second`.", get(audit_consistency))
             .gives::<ConsistencyProof>(200),
+        route("POST", "/api/v1/dnc/check", Signed(DncCheck), "Checks up to 10,000 numbers before calling; results in the order asked.", post(dnc_check))
+            .takes::<DncCheckRequest>().gives::<DncCheckResponse>(200).limit(1 << 20),
+        route("GET", "/api/v1/dnc/status", Signed(DncStatus), "The national registry in force: size, checksum, source, age, and whether it is stale (> 31 days).", get(dnc_status))
+            .gives::<DncRegistryStatus>(200),
         route("GET", "/api/v1/alerts", Signed(AlertsRead), "Alerts, newest first; `status` = open, acknowledged or resolved; `limit` ≤ 500.", get(list_alerts))
             .gives::<AlertList>(200),
         route("GET", "/api/v1/alerts/stream", Signed(AlertsRead), "Live alerts as server-sent events (`event: alert`, `id` = seq; resumes after Last-Event-ID).", get(alert_stream)),

@@ -8,6 +8,7 @@ pub mod api;
 pub mod audit;
 pub mod bootstrap;
 pub mod csrf;
+pub mod dnc;
 pub mod error;
 pub mod hasher;
 pub mod identity;
@@ -101,6 +102,8 @@ pub enum StartError {
     PublicUrl(String),
     #[error("audit: {0}")]
     Audit(String),
+    #[error("DNC registry: {0}")]
+    Dnc(String),
 }
 
 /// The opened data directory: store and key-encryption key. Shared by `serve` and the CLI.
@@ -108,6 +111,7 @@ pub struct Runtime {
     pub store: Arc<dyn Store>,
     pub kek: Arc<KeyEncryptionKey>,
     pub audit: Arc<audit::AuditLog>,
+    pub dnc: Arc<dnc::Dnc>,
 }
 
 impl Runtime {
@@ -131,10 +135,12 @@ impl Runtime {
                 .map_err(StartError::Audit)?;
         let audit = audit::AuditLog::new(store.clone(), signer, settings.audit.witness.clone())
             .map_err(StartError::Audit)?;
+        let dnc = dnc::Dnc::open(&settings.data_dir.join("dnc")).map_err(StartError::Dnc)?;
         Ok(Self {
             store,
             kek: Arc::new(kek),
             audit: Arc::new(audit),
+            dnc: Arc::new(dnc),
         })
     }
 
@@ -160,6 +166,7 @@ pub struct AppState {
     pub identity: Arc<identity::Identity>,
     pub audit: Arc<audit::AuditLog>,
     pub alerts: Arc<alerts::Alerts>,
+    pub dnc: Arc<dnc::Dnc>,
     pub metrics: Arc<metrics::Metrics>,
 }
 
@@ -168,9 +175,14 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let mut app = Router::new();
     for r in api::routes() {
+        // A route may accept more than the default body size (a batch of numbers to check).
+        let handler = match r.body_limit {
+            Some(bytes) => r.handler.layer(DefaultBodyLimit::max(bytes)),
+            None => r.handler,
+        };
         app = app.route(
             r.path,
-            with_access(r.handler, state.clone(), r.access, Surface::Api),
+            with_access(handler, state.clone(), r.access, Surface::Api),
         );
     }
     for (path, access, handler) in pages::routes() {
@@ -316,9 +328,22 @@ pub async fn serve(
     let alert_engine = tokio::spawn(alerts.clone().run_engine());
     let alert_feed = tokio::spawn(alerts.clone().run_feed());
     let state_alerts = alerts.clone();
+    // A registry imported by `callguard dnc import` replaces the one in force once loaded.
+    let reloader = runtime.dnc.clone();
+    let dnc_reload = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+        loop {
+            tick.tick().await;
+            let r = reloader.clone();
+            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || r.reload_if_changed()).await {
+                tracing::error!(error = %e, "the new DNC registry could not be loaded; the old one stays");
+            }
+        }
+    });
     let state = AppState {
         identity: identity.clone(),
         audit: runtime.audit.clone(),
+        dnc: runtime.dnc.clone(),
         alerts,
         metrics,
     };
@@ -354,6 +379,7 @@ pub async fn serve(
     sweep.abort();
     checkpoints.abort();
     alert_engine.abort();
+    dnc_reload.abort();
     alert_feed.abort();
     // Cover everything acknowledged before stopping.
     if let Err(e) = runtime.audit.checkpoint().await {

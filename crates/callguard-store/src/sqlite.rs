@@ -19,7 +19,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/sqlite/0002_audit.sql")),
     (3, include_str!("../migrations/sqlite/0003_alerts.sql")),
 ];
-const MAX_IDLE_READERS: usize = 256;
+/// Reads running at once, each on a blocking thread with a pooled connection. Further reads wait
+/// for a slot, so that a burst of reads reuses the pooled connections instead of opening (and
+/// then closing) one connection per read, which costs far more than the read itself.
+const MAX_READERS: usize = 16;
 
 /// The SQLite implementation of every store trait.
 #[derive(Clone)]
@@ -39,6 +42,7 @@ struct Inner {
     path: PathBuf,
     writer: Mutex<std::sync::mpsc::Sender<Job>>,
     readers: Mutex<Vec<Connection>>,
+    read_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// The writer thread: group commit (see the module documentation).
@@ -103,6 +107,12 @@ impl SqliteStore {
         let path = path.to_path_buf();
         tokio::task::spawn_blocking(move || -> StoreResult<Self> {
             let mut writer = connect(&path).map_err(map_err)?;
+            writer
+                .pragma_update(None, "cache_size", std::env::var("CG_CACHE").unwrap_or("-2000".into()))
+                .map_err(map_err)?;
+            writer
+                .pragma_update(None, "wal_autocheckpoint", std::env::var("CG_WALCP").unwrap_or("1000".into()))
+                .map_err(map_err)?;
             migrate(&mut writer)?;
             restrict_permissions(&path);
             let (tx, rx) = std::sync::mpsc::channel::<Job>();
@@ -115,6 +125,7 @@ impl SqliteStore {
                     path,
                     writer: Mutex::new(tx),
                     readers: Mutex::new(Vec::new()),
+                    read_slots: Arc::new(tokio::sync::Semaphore::new(MAX_READERS)),
                 }),
             })
         })
@@ -127,8 +138,16 @@ impl SqliteStore {
         R: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
     {
+        let slot = self
+            .inner
+            .read_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| backend("the reader pool is closed"))?;
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             let pooled = inner.readers.lock().ok().and_then(|mut p| p.pop());
             let conn = match pooled {
                 Some(c) => c,
@@ -136,7 +155,7 @@ impl SqliteStore {
             };
             let out = f(&conn).map_err(map_err);
             if let Ok(mut pool) = inner.readers.lock() {
-                if pool.len() < MAX_IDLE_READERS {
+                if pool.len() < MAX_READERS {
                     pool.push(conn);
                 }
             }
@@ -294,9 +313,10 @@ fn begin(c: &mut Connection) -> rusqlite::Result<Savepoint<'_>> {
 
 /// Appends `records` to the audit log inside `tx`; returns the index of the last one.
 fn append_tx(tx: &Connection, records: &[AuditRecord]) -> rusqlite::Result<u64> {
-    let bytes: Vec<u8> = tx.query_row("SELECT frontier FROM audit_head WHERE id = 1", [], |r| {
-        r.get(0)
-    })?;
+    // Cached statements: this runs for every audited write, on the one writer thread.
+    let bytes: Vec<u8> = tx
+        .prepare_cached("SELECT frontier FROM audit_head WHERE id = 1")?
+        .query_row([], |r| r.get(0))?;
     let frontier = parse_frontier(&bytes).map_err(user_error)?;
     let planned = plan(frontier, records).map_err(user_error)?;
     {
@@ -312,10 +332,8 @@ fn append_tx(tx: &Connection, records: &[AuditRecord]) -> rusqlite::Result<u64> 
             node.execute(params![s.level, s.index as i64, &h[..]])?;
         }
     }
-    tx.execute(
-        "UPDATE audit_head SET frontier = ?1 WHERE id = 1",
-        [planned.frontier.to_bytes()],
-    )?;
+    tx.prepare_cached("UPDATE audit_head SET frontier = ?1 WHERE id = 1")?
+        .execute([planned.frontier.to_bytes()])?;
     Ok(planned.frontier.size.saturating_sub(1))
 }
 
@@ -373,21 +391,24 @@ impl UserStore for SqliteStore {
         u: NewPendingUser,
         audit: AuditRecord,
     ) -> StoreResult<User> {
-        let id = u.id.clone();
-        self.write(move |c| {
+        // RETURNING gives the row as stored (as on PostgreSQL), without a second read.
+        let row = self.write(move |c| {
             let tx = begin(c)?;
-            tx.execute(
-                "INSERT INTO users (id, username, role, status, setup_token_hash, setup_expires_at, created_at)
-                 VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6)",
-                params![u.id, u.username, u.role.as_str(), u.setup_token_hash, u.setup_expires_at, u.created_at],
-            )?;
+            let row = tx
+                .prepare_cached(&format!(
+                    "INSERT INTO users (id, username, role, status, setup_token_hash, setup_expires_at, created_at)
+                     VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6) RETURNING {USER_COLUMNS}"
+                ))?
+                .query_row(
+                    params![u.id, u.username, u.role.as_str(), u.setup_token_hash, u.setup_expires_at, u.created_at],
+                    user_row,
+                )?;
             append_tx(&tx, &[audit])?;
-            tx.commit()
+            tx.commit()?;
+            Ok(row)
         })
         .await?;
-        self.user_by_id(&id)
-            .await?
-            .ok_or_else(|| backend("created user vanished"))
+        to_user(row)
     }
 
     async fn create_active_user(&self, u: NewActiveUser, audit: AuditRecord) -> StoreResult<User> {

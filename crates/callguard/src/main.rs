@@ -4,6 +4,7 @@
 
 mod config;
 mod demo;
+mod dnc_cli;
 
 use callguard_core::Role;
 use callguard_server::identity::Actor;
@@ -45,6 +46,11 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// The national Do-Not-Call registry and call-list scrubbing.
+    Dnc {
+        #[command(subcommand)]
+        command: DncCommand,
     },
     /// Inspect configuration.
     Config {
@@ -89,6 +95,37 @@ enum AuditCommand {
     Export {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum DncCommand {
+    /// Import a registry file (one number per line as 10 digits or E.164, or the FTC's
+    /// "area code,number" CSV). It replaces the registry in force atomically, once complete; a
+    /// file with a bad line is refused whole, naming the lines.
+    Import {
+        file: PathBuf,
+        /// Report and skip bad lines instead of refusing the file.
+        #[arg(long)]
+        skip_invalid: bool,
+        /// A name for the source in the audit log (default: the file name).
+        #[arg(long)]
+        source: Option<String>,
+    },
+    /// Remove numbers that may not be called from a CSV call list, keeping its other columns.
+    Scrub {
+        /// The call list (CSV with a header line).
+        input: PathBuf,
+        /// Where the callable rows go.
+        #[arg(long)]
+        out: PathBuf,
+        /// Where removed rows go, with the reason (default: OUT with .removed.csv).
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// The phone column: a header name or a 1-based index (default: the first header
+        /// containing "phone", "number" or "tel", else the first column).
+        #[arg(long)]
+        column: Option<String>,
     },
 }
 
@@ -169,6 +206,25 @@ fn main() -> ExitCode {
             }
             Command::User { command } => user_command(&settings, command).await,
             Command::Audit { command } => audit_command(&settings, command).await,
+            Command::Dnc { command } => {
+                let rt = callguard_server::Runtime::open(&settings).await?;
+                match command {
+                    DncCommand::Import {
+                        file,
+                        skip_invalid,
+                        source,
+                    } => dnc_cli::import(&rt, &file, skip_invalid, source).await,
+                    DncCommand::Scrub {
+                        input,
+                        out,
+                        report,
+                        column,
+                    } => {
+                        dnc_cli::scrub(&rt, &input, &out, report.as_deref(), column.as_deref())
+                            .await
+                    }
+                }
+            }
             Command::Config {
                 command: ConfigCommand::Check,
             } => {

@@ -24,6 +24,7 @@ const EVERY_ROLE: &[&str] = &["agent", "supervisor", "compliance", "admin"];
 const ADMIN: &[&str] = &["admin"];
 const COMPLIANCE: &[&str] = &["compliance"];
 const WATCHERS: &[&str] = &["supervisor", "compliance"];
+const CALLERS: &[&str] = &["agent", "supervisor", "compliance"];
 
 /// The expected access matrix, by hand. A route the server adds without an entry here, or one it
 /// drops, fails the test.
@@ -62,6 +63,8 @@ const MATRIX: &[(&str, &str, Rule)] = &[
     ("GET", "/api/v1/audit/verifier-key", Roles(COMPLIANCE)),
     ("GET", "/api/v1/audit/proof/inclusion", Roles(COMPLIANCE)),
     ("GET", "/api/v1/audit/proof/consistency", Roles(COMPLIANCE)),
+    ("POST", "/api/v1/dnc/check", Roles(CALLERS)),
+    ("GET", "/api/v1/dnc/status", Roles(WATCHERS)),
     ("GET", "/api/v1/alerts", Roles(WATCHERS)),
     ("GET", "/api/v1/alerts/stream", Roles(WATCHERS)),
     ("POST", "/api/v1/alerts/{id}/acknowledge", Roles(WATCHERS)),

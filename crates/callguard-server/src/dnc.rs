@@ -1,0 +1,276 @@
+//! The national Do-Not-Call registry as this node holds it (SPEC C8, part): a compact set on disk
+//! under `DATA_DIR/dnc/`, switched atomically by renaming a small pointer file, and reloaded by
+//! the server when the pointer changes — the old registry keeps answering until the new one is
+//! loaded, and a refused import never touches either. Checks answer in the order asked.
+
+use callguard_core::dnc::elias_fano::EliasFano;
+use callguard_core::dnc::nanp;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+/// Most numbers one check request may carry.
+pub const MAX_BATCH: usize = 10_000;
+/// A registry older than this must be refreshed (FTC: scrub at least every 31 days).
+pub const MAX_AGE_SECONDS: i64 = 31 * 24 * 3600;
+
+/// What the pointer file says about the registry in force.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RegistryInfo {
+    pub file: String,
+    pub numbers: u64,
+    pub sha256: String,
+    pub source: String,
+    pub imported_at: i64,
+}
+
+/// A loaded registry.
+pub struct Registry {
+    pub set: EliasFano,
+    pub info: RegistryInfo,
+}
+
+/// The registry of this node.
+pub struct Dnc {
+    dir: PathBuf,
+    current: RwLock<Option<Arc<Registry>>>,
+}
+
+fn pointer(dir: &Path) -> PathBuf {
+    dir.join("current.json")
+}
+
+fn io(e: std::io::Error, what: &str, path: &Path) -> String {
+    format!("{what} {}: {e}", path.display())
+}
+
+impl Dnc {
+    /// Opens `dir` (creating it) and loads the registry in force, if any.
+    pub fn open(dir: &Path) -> Result<Self, String> {
+        crate::bootstrap::create_private_dir(dir).map_err(|e| io(e, "cannot create", dir))?;
+        let dnc = Self {
+            dir: dir.to_path_buf(),
+            current: RwLock::new(None),
+        };
+        dnc.reload_if_changed()?;
+        Ok(dnc)
+    }
+
+    #[must_use]
+    pub fn current(&self) -> Option<Arc<Registry>> {
+        self.current.read().ok().and_then(|g| g.clone())
+    }
+
+    fn read_pointer(&self) -> Result<Option<RegistryInfo>, String> {
+        let p = pointer(&self.dir);
+        match std::fs::read_to_string(&p) {
+            Ok(text) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|_| format!("{} is damaged", p.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(e, "cannot read", &p)),
+        }
+    }
+
+    /// Loads the registry the pointer names when it is not the one in memory. Returns whether
+    /// it switched.
+    pub fn reload_if_changed(&self) -> Result<bool, String> {
+        let Some(info) = self.read_pointer()? else {
+            return Ok(false);
+        };
+        if self.current().is_some_and(|r| r.info == info) {
+            return Ok(false);
+        }
+        let path = self.dir.join(&info.file);
+        let bytes = std::fs::read(&path).map_err(|e| io(e, "cannot read", &path))?;
+        let set = EliasFano::from_bytes(&bytes)
+            .ok_or_else(|| format!("{} is not a registry file", path.display()))?;
+        if set.len() != info.numbers {
+            return Err(format!(
+                "{} holds {} numbers, its pointer says {}",
+                path.display(),
+                set.len(),
+                info.numbers
+            ));
+        }
+        if let Ok(mut g) = self.current.write() {
+            *g = Some(Arc::new(Registry { set, info }));
+        }
+        tracing::info!(file = %path.display(), "national DNC registry loaded");
+        Ok(true)
+    }
+
+    /// Writes a new registry file (fsynced) and returns the pointer that would put it in force.
+    pub fn stage(
+        &self,
+        set: &EliasFano,
+        sha256: &str,
+        source: &str,
+    ) -> Result<RegistryInfo, String> {
+        let now = callguard_core::now();
+        let file = format!(
+            "national-{}-{now}.cgef",
+            sha256.chars().take(12).collect::<String>()
+        );
+        let path = self.dir.join(&file);
+        let tmp = self.dir.join(format!("{file}.tmp"));
+        let mut f = std::fs::File::create(&tmp).map_err(|e| io(e, "cannot create", &tmp))?;
+        f.write_all(&set.to_bytes())
+            .and_then(|()| f.sync_all())
+            .map_err(|e| io(e, "cannot write", &tmp))?;
+        std::fs::rename(&tmp, &path).map_err(|e| io(e, "cannot rename", &tmp))?;
+        Ok(RegistryInfo {
+            file,
+            numbers: set.len(),
+            sha256: sha256.to_owned(),
+            source: source.to_owned(),
+            imported_at: now,
+        })
+    }
+
+    /// Puts a staged registry in force: one atomic rename of the pointer. Older files are removed.
+    pub fn commit(&self, info: &RegistryInfo) -> Result<(), String> {
+        let p = pointer(&self.dir);
+        let tmp = self.dir.join("current.json.tmp");
+        let text = serde_json::to_vec_pretty(info).map_err(|e| e.to_string())?;
+        let mut f = std::fs::File::create(&tmp).map_err(|e| io(e, "cannot create", &tmp))?;
+        f.write_all(&text)
+            .and_then(|()| f.sync_all())
+            .map_err(|e| io(e, "cannot write", &tmp))?;
+        std::fs::rename(&tmp, &p).map_err(|e| io(e, "cannot rename", &tmp))?;
+        if let Ok(d) = std::fs::File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
+        if let Ok(entries) = std::fs::read_dir(&self.dir) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                if name.starts_with("national-") && name != info.file {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks one number as written by the caller.
+    #[must_use]
+    pub fn check(&self, registry: &Registry, raw: &str) -> Verdict {
+        let invalid = Verdict {
+            allowed: false,
+            reasons: vec![Reason::InvalidNumber],
+        };
+        match nanp::normalise(raw) {
+            Ok(n) if registry.set.contains(n) => Verdict {
+                allowed: false,
+                reasons: vec![Reason::NationalDnc],
+            },
+            Ok(_) => Verdict {
+                allowed: true,
+                reasons: Vec::new(),
+            },
+            Err(_) if raw.trim_start().starts_with("+1") => invalid,
+            // Outside the North American plan the national registry does not apply, but the
+            // number still has to be a real one.
+            Err(_) => match phonenumber::parse(None, raw.trim()) {
+                Ok(p) if phonenumber::is_valid(&p) => Verdict {
+                    allowed: true,
+                    reasons: Vec::new(),
+                },
+                _ => invalid,
+            },
+        }
+    }
+}
+
+/// Why a number may not be called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    NationalDnc,
+    InvalidNumber,
+}
+
+/// The answer for one number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub allowed: bool,
+    pub reasons: Vec<Reason>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir() -> PathBuf {
+        std::env::temp_dir().join(format!("cg-dnc-{}", uuid::Uuid::new_v4()))
+    }
+
+    #[test]
+    fn a_registry_is_put_in_force_atomically_and_reloaded() {
+        let d = dir();
+        let dnc = Dnc::open(&d).unwrap();
+        assert!(dnc.current().is_none());
+        let first = EliasFano::from_sorted(&[2_025_550_123], 10_000_000_000).unwrap();
+        let staged = dnc.stage(&first, "aa", "first.txt").unwrap();
+        assert!(
+            !dnc.reload_if_changed().unwrap(),
+            "staging alone changes nothing"
+        );
+        dnc.commit(&staged).unwrap();
+        assert!(dnc.reload_if_changed().unwrap());
+        let r = dnc.current().unwrap();
+        assert!(!dnc.check(&r, "+1 202 555 0123").allowed);
+        assert_eq!(
+            dnc.check(&r, "2025550124"),
+            Verdict {
+                allowed: true,
+                reasons: vec![]
+            }
+        );
+        let second = EliasFano::from_sorted(&[2_025_550_124], 10_000_000_000).unwrap();
+        let staged = dnc.stage(&second, "bb", "second.txt").unwrap();
+        // The old registry answers until the new one is in force.
+        assert!(!dnc.check(&dnc.current().unwrap(), "2025550123").allowed);
+        dnc.commit(&staged).unwrap();
+        dnc.reload_if_changed().unwrap();
+        let r = dnc.current().unwrap();
+        assert!(dnc.check(&r, "2025550123").allowed);
+        assert!(!dnc.check(&r, "2025550124").allowed);
+        assert_eq!(
+            std::fs::read_dir(&d).unwrap().count(),
+            2,
+            "pointer and one registry file remain"
+        );
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn garbage_is_invalid_and_foreign_numbers_are_not_on_the_us_registry() {
+        let d = dir();
+        let dnc = Dnc::open(&d).unwrap();
+        let set = EliasFano::from_sorted(&[2_025_550_123], 10_000_000_000).unwrap();
+        let r = Registry {
+            set,
+            info: RegistryInfo {
+                file: String::new(),
+                numbers: 1,
+                sha256: String::new(),
+                source: String::new(),
+                imported_at: 0,
+            },
+        };
+        for garbage in ["", "hello", "+1 111 555 0123", "12", "+999999"] {
+            assert_eq!(
+                dnc.check(&r, garbage).reasons,
+                vec![Reason::InvalidNumber],
+                "{garbage}"
+            );
+        }
+        assert!(
+            dnc.check(&r, "+48 601 234 567").allowed,
+            "a valid Polish mobile"
+        );
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}

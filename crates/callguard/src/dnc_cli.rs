@@ -1,0 +1,237 @@
+//! `callguard dnc import` and `callguard dnc scrub`: the national registry from the published
+//! files, and call lists cleaned against it. Both show progress on stderr and are audited with
+//! counts and checksums, never numbers.
+
+use callguard_core::audit::AuditRecord;
+use callguard_core::dnc::import::{ImportError, Importer};
+use callguard_server::Runtime;
+use std::io::{BufRead, Write};
+use std::path::Path;
+
+type AnyError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Progress on stderr: a rewritten line on a terminal, a line per tenth otherwise.
+struct Progress {
+    total: u64,
+    tty: bool,
+    last_tenth: u64,
+    what: &'static str,
+}
+
+impl Progress {
+    fn new(total: u64, what: &'static str) -> Self {
+        Self {
+            total: total.max(1),
+            tty: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            last_tenth: 0,
+            what,
+        }
+    }
+
+    fn show(&mut self, done: u64, items: u64) {
+        let pct = (done.min(self.total) * 100) / self.total;
+        if self.tty {
+            eprint!("\r  {}: {pct:>3}% ({items} lines)", self.what);
+        } else if pct / 10 > self.last_tenth {
+            self.last_tenth = pct / 10;
+            eprintln!("  {}: {pct}% ({items} lines)", self.what);
+        }
+    }
+
+    fn done(&self) {
+        if self.tty {
+            eprintln!();
+        }
+    }
+}
+
+pub async fn import(
+    rt: &Runtime,
+    file: &Path,
+    skip_invalid: bool,
+    source: Option<String>,
+) -> Result<(), AnyError> {
+    let source = source.unwrap_or_else(|| {
+        file.file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().to_string())
+    });
+    let f =
+        std::fs::File::open(file).map_err(|e| format!("cannot open {}: {e}", file.display()))?;
+    let total = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, f);
+    let mut importer = Importer::new(skip_invalid);
+    let mut progress = Progress::new(total, "reading");
+    let (mut buf, mut read) = (Vec::with_capacity(64), 0u64);
+    loop {
+        buf.clear();
+        let n = reader
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        if n == 0 {
+            break;
+        }
+        read += n as u64;
+        let line = String::from_utf8_lossy(&buf);
+        importer.line(line.trim_end_matches(['\n', '\r']));
+        if importer.lines_read().is_multiple_of(1_000_000) {
+            progress.show(read, importer.lines_read());
+        }
+    }
+    progress.show(total, importer.lines_read());
+    progress.done();
+    eprintln!("  sorting and encoding …");
+    let outcome = tokio::task::spawn_blocking(move || importer.finish()).await?;
+    let (set, report) = match outcome {
+        Ok(x) => x,
+        Err(e) => {
+            let mut audit = AuditRecord::new("dnc.import", "cli")
+                .failure()
+                .detail("source", source.clone());
+            audit = match &e {
+                ImportError::BadLines { count, lines, .. } => audit
+                    .detail("reason", "bad_lines")
+                    .detail("bad_lines", *count)
+                    .detail("first_bad_lines", lines.clone()),
+                ImportError::Empty => audit.detail("reason", "empty"),
+                ImportError::Build(_) => audit.detail("reason", "build_failed"),
+            };
+            rt.store.append(vec![audit]).await?;
+            return Err(format!("{e}; the registry in force is unchanged").into());
+        }
+    };
+    let staged = rt.dnc.stage(&set, &report.sha256, &source)?;
+    // The import is recorded before it takes effect: no registry is in force without its entry.
+    let audit = AuditRecord::new("dnc.import", "cli")
+        .target(format!("dnc-registry:{}", staged.file))
+        .detail("source", source.clone())
+        .detail("sha256", report.sha256.clone())
+        .detail("numbers", report.numbers)
+        .detail("duplicates", report.duplicates)
+        .detail("skipped_lines", report.skipped);
+    rt.store.append(vec![audit]).await?;
+    rt.dnc.commit(&staged)?;
+    for (line, why) in &report.skipped_lines {
+        eprintln!("  skipped line {line}: {why}");
+    }
+    println!(
+        "imported {} numbers from {} ({} lines, {} duplicates, {} invalid lines skipped; sha256 {}); {} bytes, {:.3} bytes per number",
+        report.numbers,
+        source,
+        report.lines,
+        report.duplicates,
+        report.skipped,
+        report.sha256,
+        set.size_in_bytes(),
+        set.size_in_bytes() as f64 / report.numbers.max(1) as f64
+    );
+    Ok(())
+}
+
+pub async fn scrub(
+    rt: &Runtime,
+    input: &Path,
+    out: &Path,
+    report_path: Option<&Path>,
+    column: Option<&str>,
+) -> Result<(), AnyError> {
+    let registry = rt
+        .dnc
+        .current()
+        .ok_or("no national registry is loaded: run `callguard dnc import FILE` first")?;
+    let total = std::fs::metadata(input).map(|m| m.len()).unwrap_or(0);
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(input)
+        .map_err(|e| format!("cannot read {}: {e}", input.display()))?;
+    let headers = rdr
+        .headers()
+        .map_err(|e| format!("{}: {e}", input.display()))?
+        .clone();
+    let col = match column {
+        Some(c) => match c.parse::<usize>() {
+            Ok(i) if i >= 1 && i <= headers.len() => i - 1,
+            _ => headers
+                .iter()
+                .position(|h| h.eq_ignore_ascii_case(c))
+                .ok_or_else(|| {
+                    format!(
+                        "no column {c:?} in {} (columns: {})",
+                        input.display(),
+                        headers.iter().collect::<Vec<_>>().join(", ")
+                    )
+                })?,
+        },
+        None => headers
+            .iter()
+            .position(|h| {
+                let h = h.to_ascii_lowercase();
+                h.contains("phone") || h.contains("number") || h.contains("tel")
+            })
+            .unwrap_or(0),
+    };
+    let default_report = out.with_extension("removed.csv");
+    let report_path = report_path.unwrap_or(&default_report);
+    let mut kept_w =
+        csv::Writer::from_path(out).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    let mut removed_w = csv::Writer::from_path(report_path)
+        .map_err(|e| format!("cannot write {}: {e}", report_path.display()))?;
+    kept_w.write_record(&headers)?;
+    let mut report_headers = headers.clone();
+    report_headers.push_field("removed_because");
+    removed_w.write_record(&report_headers)?;
+    let (mut kept, mut national, mut invalid, mut rows) = (0u64, 0u64, 0u64, 0u64);
+    let mut progress = Progress::new(total, "scrubbing");
+    let mut record = csv::StringRecord::new();
+    while rdr
+        .read_record(&mut record)
+        .map_err(|e| format!("{}: {e}", input.display()))?
+    {
+        rows += 1;
+        let number = record.get(col).unwrap_or("");
+        let verdict = rt.dnc.check(&registry, number);
+        if verdict.allowed {
+            kept += 1;
+            kept_w.write_record(&record)?;
+        } else {
+            let reasons: Vec<&str> = verdict
+                .reasons
+                .iter()
+                .map(|r| match r {
+                    callguard_server::dnc::Reason::NationalDnc => {
+                        national += 1;
+                        "national_dnc"
+                    }
+                    callguard_server::dnc::Reason::InvalidNumber => {
+                        invalid += 1;
+                        "invalid_number"
+                    }
+                })
+                .collect();
+            let mut with_reason = record.clone();
+            with_reason.push_field(&reasons.join(" "));
+            removed_w.write_record(&with_reason)?;
+        }
+        if rows.is_multiple_of(100_000) {
+            progress.show(record.position().map_or(0, |p| p.byte()), rows);
+        }
+    }
+    progress.show(total, rows);
+    progress.done();
+    kept_w.flush()?;
+    removed_w.flush()?;
+    let audit = AuditRecord::new("dnc.scrub", "cli")
+        .detail("rows", rows)
+        .detail("kept", kept)
+        .detail("removed_national_dnc", national)
+        .detail("removed_invalid", invalid)
+        .detail("registry_sha256", registry.info.sha256.clone());
+    rt.store.append(vec![audit]).await?;
+    println!(
+        "{rows} rows: {kept} kept in {}, {} removed ({national} on the national registry, {invalid} invalid) listed with reasons in {}",
+        out.display(),
+        national + invalid,
+        report_path.display()
+    );
+    let _ = std::io::stdout().flush();
+    Ok(())
+}
