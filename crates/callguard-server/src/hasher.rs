@@ -1,13 +1,14 @@
-//! Argon2id off the async runtime. Hashes run on blocking threads, at most one per core at a
-//! time (a semaphore), and at most a bounded number wait: beyond that a sign-in is refused at
-//! once with "busy", so a flood of sign-ins cannot grow memory without limit (each hash needs
-//! 19 MiB while it runs).
+//! Argon2id off the async runtime, in bounded memory. One dedicated thread per core hashes,
+//! each reusing its own 19 MiB Argon2 buffer, so hashing memory is fixed at cores × 19 MiB
+//! however many sign-ins arrive (allocating per hash lets the allocator's per-thread pools grow
+//! into gigabytes). Admission is decided first and cheaply: at most a bounded number of hashes
+//! may be running or waiting; beyond that a sign-in is refused at once with "busy", before it
+//! costs the database anything.
 
-use callguard_core::password;
+use callguard_core::password::{HashWorker, DUMMY_HASH};
 use callguard_core::Secret;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use tokio::sync::Semaphore;
+use std::sync::{mpsc, Arc, Mutex};
 
 /// Why hashing did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -18,22 +19,65 @@ pub enum HashingError {
     Failed,
 }
 
+type Job = Box<dyn FnOnce(&mut HashWorker) + Send>;
+
+struct Inner {
+    jobs: Mutex<mpsc::Sender<Job>>,
+    in_flight: AtomicUsize,
+    capacity: usize,
+}
+
 /// The shared hashing service.
 #[derive(Clone)]
 pub struct Hasher {
-    permits: Arc<Semaphore>,
-    waiting: Arc<AtomicUsize>,
-    max_waiting: usize,
+    inner: Arc<Inner>,
+}
+
+/// A reserved place in the hashing queue; released when dropped.
+pub struct Permit {
+    inner: Arc<Inner>,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.inner.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Hasher {
-    /// `workers` hashes run at once; `max_waiting` more may queue.
+    /// `workers` threads hash; at most `max_waiting` more hashes may queue.
     #[must_use]
     pub fn new(workers: usize, max_waiting: usize) -> Self {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        let workers = workers.max(1);
+        for n in 0..workers {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("callguard-argon2-{n}"))
+                .spawn(move || {
+                    let mut worker = HashWorker::new();
+                    loop {
+                        let job = match rx.lock() {
+                            Ok(guard) => guard.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(&mut worker),
+                            Err(_) => return,
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a hashing thread");
+            }
+        }
         Self {
-            permits: Arc::new(Semaphore::new(workers.max(1))),
-            waiting: Arc::new(AtomicUsize::new(0)),
-            max_waiting,
+            inner: Arc::new(Inner {
+                jobs: Mutex::new(tx),
+                in_flight: AtomicUsize::new(0),
+                capacity: workers + max_waiting,
+            }),
         }
     }
 
@@ -44,49 +88,71 @@ impl Hasher {
         Self::new(cores, cores * 64)
     }
 
-    async fn run<R: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> R + Send + 'static,
-    ) -> Result<R, HashingError> {
-        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
-            self.waiting.fetch_sub(1, Ordering::AcqRel);
+    /// Reserves a place for one hash, or answers `Busy` at once.
+    pub fn reserve(&self) -> Result<Permit, HashingError> {
+        if self.inner.in_flight.fetch_add(1, Ordering::AcqRel) >= self.inner.capacity {
+            self.inner.in_flight.fetch_sub(1, Ordering::AcqRel);
             return Err(HashingError::Busy);
         }
-        let permit = self.permits.clone().acquire_owned().await;
-        self.waiting.fetch_sub(1, Ordering::AcqRel);
-        let permit = permit.map_err(|_| HashingError::Failed)?;
-        let out = tokio::task::spawn_blocking(move || {
-            let r = f();
-            drop(permit);
-            r
+        Ok(Permit {
+            inner: self.inner.clone(),
         })
-        .await
-        .map_err(|_| HashingError::Failed)?;
-        Ok(out)
+    }
+
+    async fn run<R: Send + 'static>(
+        &self,
+        permit: Permit,
+        f: impl FnOnce(&mut HashWorker) -> R + Send + 'static,
+    ) -> Result<R, HashingError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |worker| {
+            let out = f(worker);
+            drop(permit);
+            let _ = tx.send(out);
+        });
+        self.inner
+            .jobs
+            .lock()
+            .map_err(|_| HashingError::Failed)?
+            .send(job)
+            .map_err(|_| HashingError::Failed)?;
+        rx.await.map_err(|_| HashingError::Failed)
     }
 
     /// Hashes a new password.
     pub async fn hash(&self, password: Secret<String>) -> Result<String, HashingError> {
-        self.run(move || password::hash(&password))
+        let permit = self.reserve()?;
+        self.run(permit, move |w| w.hash(&password))
             .await?
             .map_err(|_| HashingError::Failed)
     }
 
-    /// Verifies a password; with `None` it verifies against a dummy hash so that unknown users
-    /// cost the same time, and answers false.
+    /// Verifies a password in a place reserved beforehand; with `None` it verifies against a
+    /// dummy hash so that unknown users cost the same time, and answers false.
+    pub async fn verify_reserved(
+        &self,
+        permit: Permit,
+        password: Secret<String>,
+        phc: Option<String>,
+    ) -> Result<bool, HashingError> {
+        self.run(permit, move |w| match phc {
+            Some(h) => w.verify(&password, &h),
+            None => {
+                let _ = w.verify(&password, &DUMMY_HASH);
+                false
+            }
+        })
+        .await
+    }
+
+    /// Reserves and verifies.
     pub async fn verify(
         &self,
         password: Secret<String>,
         phc: Option<String>,
     ) -> Result<bool, HashingError> {
-        self.run(move || match phc {
-            Some(h) => password::verify(&password, &h),
-            None => {
-                let _ = password::verify(&password, &password::DUMMY_HASH);
-                false
-            }
-        })
-        .await
+        let permit = self.reserve()?;
+        self.verify_reserved(permit, password, phc).await
     }
 }
 
@@ -114,9 +180,13 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_refuses_at_once_instead_of_growing() {
         let h = Hasher::new(1, 0);
+        let held = h.reserve().unwrap();
+        assert!(matches!(h.reserve(), Err(HashingError::Busy)));
         assert!(matches!(
             h.hash(Secret::from("whatever long enough")).await,
             Err(HashingError::Busy)
         ));
+        drop(held);
+        assert!(h.reserve().is_ok(), "a released place can be taken again");
     }
 }

@@ -470,6 +470,8 @@ impl Identity {
         ctx: &RequestContext,
     ) -> Result<SignInStarted, ApiError> {
         self.check_throttle(ctx)?;
+        // Admission first: a flood is turned away before it costs the database anything.
+        let permit = self.hasher.reserve()?;
         let now = now();
         let user = self.store.user_by_username(username).await?;
         let anonymous = Actor::anonymous(ctx);
@@ -494,7 +496,10 @@ impl Identity {
                 .and_then(|c| c.password_hash),
             _ => None,
         };
-        let ok = self.hasher.verify(password, stored_hash).await?;
+        let ok = self
+            .hasher
+            .verify_reserved(permit, password, stored_hash)
+            .await?;
         let Some(user) = user.filter(|_| ok) else {
             self.metrics.sign_in("invalid_credentials");
             // An unknown name is never written down: people type passwords into it by mistake.

@@ -179,6 +179,9 @@ fn main() -> ExitCode {
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Blocking work is bounded by its own limits (database readers, hashing threads); this
+        // caps the pool that serves them.
+        .max_blocking_threads(64)
         .build()
     {
         Ok(r) => r,
