@@ -32,7 +32,7 @@ pub const KEYS: &[Key] = &[
     Key { name: "audit.witness_dir", secret: false, about: "directory outside the database for the append-only checkpoint witness file (default DATA_DIR/witness)" },
     Key { name: "audit.syslog", secret: false, about: "host:port of a syslog collector that receives every checkpoint (RFC 5424 over UDP)" },
     Key { name: "audit.witness_url", secret: false, about: "http(s):// URL that receives every checkpoint as a text/plain POST (e.g. a witness)" },
-    Key { name: "audit.checkpoint_interval_ms", secret: false, about: "how often a checkpoint is signed when the log has grown (default 1000)" },
+    Key { name: "audit.checkpoint_interval_ms", secret: false, about: "how often a checkpoint is signed when the log has grown (default 800, so every entry is covered within 1 s)" },
     Key { name: "alerts.webhook_url", secret: false, about: "http(s):// URL that receives every alert as a JSON POST, retried with growing delays" },
     Key { name: "alerts.webhook_secret", secret: true, about: "key of the X-Callguard-Signature header: sha256=HEX(HMAC-SHA256(key, timestamp + \".\" + body))" },
     Key { name: "alerts.syslog", secret: false, about: "host:port of a syslog collector that receives every alert (RFC 5424 over UDP)" },
