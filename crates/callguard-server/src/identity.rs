@@ -14,8 +14,8 @@ use callguard_core::token::{self, TokenKind};
 use callguard_core::totp::{self, TotpSecret};
 use callguard_core::{now, password, Role, Secret, UnixTime};
 use callguard_store::{
-    Challenge, CompletedSetup, CompletedSignIn, FailedAttempt, NewActiveUser, NewPendingUser,
-    PasskeyRecord, SpentFactor, Store, StoreError,
+    Challenge, CompletedSetup, CompletedSignIn, Credentials, FailedAttempt, NewActiveUser,
+    NewPendingUser, PasskeyRecord, SpentFactor, Store, StoreError,
 };
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
@@ -473,7 +473,9 @@ impl Identity {
         // Admission first: a flood is turned away before it costs the database anything.
         let permit = self.hasher.reserve()?;
         let now = now();
-        let user = self.store.user_by_username(username).await?;
+        // One read for everything this step needs.
+        let facts = self.store.sign_in_facts(username).await?;
+        let user = facts.as_ref().map(|f| f.user.clone());
         let anonymous = Actor::anonymous(ctx);
         if let Some(u) = &user {
             if u.is_locked(now) {
@@ -488,26 +490,18 @@ impl Identity {
                 return Err(ApiError::AccountLocked);
             }
         }
-        let stored_hash = match &user {
-            Some(u) if u.status != UserStatus::Pending => self
-                .store
-                .credentials(&u.id)
-                .await?
-                .and_then(|c| c.password_hash),
+        let stored_hash = match &facts {
+            Some(f) if f.user.status != UserStatus::Pending => f.credentials.password_hash.clone(),
             _ => None,
         };
         let ok = self
             .hasher
             .verify_reserved(permit, password, stored_hash)
             .await?;
-        let Some(user) = user.filter(|_| ok) else {
+        let Some(user) = user.clone().filter(|_| ok) else {
             self.metrics.sign_in("invalid_credentials");
             // An unknown name is never written down: people type passwords into it by mistake.
-            let known = self
-                .store
-                .user_by_username(username)
-                .await?
-                .filter(|u| u.status == UserStatus::Active);
+            let known = user.filter(|u| u.status == UserStatus::Active);
             let mut audit = anonymous
                 .record("auth.sign_in")
                 .failure()
@@ -547,13 +541,17 @@ impl Identity {
             return Err(ApiError::AccountDisabled);
         }
         let mut methods = vec!["totp"];
-        if self.store.unused_recovery_codes(&user.id).await? > 0 {
+        if facts.as_ref().is_some_and(|f| f.unused_recovery_codes > 0) {
             methods.push("recovery");
         }
         let mut payload = SignInPayload::default();
         let mut webauthn_options = None;
         if let Some(wa) = &self.webauthn {
-            let passkeys = self.passkeys(&user.id).await?;
+            let passkeys: Vec<Passkey> = facts
+                .iter()
+                .flat_map(|f| f.passkeys.iter())
+                .filter_map(|p| serde_json::from_str(&p.passkey).ok())
+                .collect();
             if !passkeys.is_empty() {
                 let (options, state) = wa
                     .start_passkey_authentication(&passkeys)
@@ -597,17 +595,21 @@ impl Identity {
     async fn check_second_factor(
         &self,
         user: &User,
+        known: Option<Credentials>,
         factor: &SecondFactor,
         webauthn_state: Option<&PasskeyAuthentication>,
     ) -> Result<Checked, ApiError> {
         let now = now();
         match factor {
             SecondFactor::Totp(code) => {
-                let creds = self
-                    .store
-                    .credentials(&user.id)
-                    .await?
-                    .ok_or(ApiError::InvalidCredentials)?;
+                let creds = match known {
+                    Some(c) => c,
+                    None => self
+                        .store
+                        .credentials(&user.id)
+                        .await?
+                        .ok_or(ApiError::InvalidCredentials)?,
+                };
                 let step = totp::step_of(now);
                 if creds.totp_fail_step == Some(step)
                     && creds.totp_fail_count >= totp::MAX_FAILURES_PER_STEP
@@ -674,7 +676,9 @@ impl Identity {
         let now = now();
         let anonymous = Actor::anonymous(ctx);
         let ch_hash = token::hash(challenge.expose());
-        let Some(ch) = self.store.challenge(&ch_hash, "sign-in", now).await? else {
+        // One read: the challenge, its account and the credentials the second factor needs.
+        let Some((ch, user, creds)) = self.store.challenge_facts(&ch_hash, "sign-in", now).await?
+        else {
             let audit = anonymous
                 .record("auth.sign_in")
                 .failure()
@@ -688,11 +692,6 @@ impl Identity {
                 )
                 .await);
         };
-        let user = self
-            .store
-            .user_by_id(&ch.user_id)
-            .await?
-            .ok_or(ApiError::ChallengeInvalid)?;
         let method = factor_name(&factor);
         let failure = |reason: &str| {
             anonymous
@@ -713,7 +712,7 @@ impl Identity {
         }
         let payload: SignInPayload = serde_json::from_str(&ch.payload).unwrap_or_default();
         let checked = match self
-            .check_second_factor(&user, &factor, payload.webauthn.as_ref())
+            .check_second_factor(&user, Some(creds), &factor, payload.webauthn.as_ref())
             .await
         {
             Ok(c) => c,
@@ -866,7 +865,7 @@ impl Identity {
                 .await);
         }
         let checked = match self
-            .check_second_factor(&principal.user, &factor, None)
+            .check_second_factor(&principal.user, None, &factor, None)
             .await
         {
             Ok(c) => c,

@@ -76,6 +76,15 @@ pub struct CompletedSetup {
     pub now: UnixTime,
 }
 
+/// Everything the password step of a sign-in reads, fetched at once.
+#[derive(Debug, Clone)]
+pub struct SignInFacts {
+    pub user: User,
+    pub credentials: Credentials,
+    pub unused_recovery_codes: i64,
+    pub passkeys: Vec<PasskeyRecord>,
+}
+
 /// A short-lived step of a sign-in (between password and second factor, or within setup or
 /// passkey registration). `payload` is JSON owned by the step's kind.
 #[derive(Debug, Clone)]
@@ -158,6 +167,16 @@ pub trait UserStore: Send + Sync {
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
     async fn list_users(&self) -> StoreResult<Vec<User>>;
     async fn credentials(&self, user_id: &str) -> StoreResult<Option<Credentials>>;
+    /// The account named `username` with its credentials, unused recovery codes and passkeys,
+    /// in one read (the password step of a sign-in).
+    async fn sign_in_facts(&self, username: &str) -> StoreResult<Option<SignInFacts>>;
+    /// The unexpired challenge with its account and credentials, in one read (the second step).
+    async fn challenge_facts(
+        &self,
+        token_hash: &str,
+        kind: &str,
+        now: UnixTime,
+    ) -> StoreResult<Option<(Challenge, User, Credentials)>>;
     /// The pending account whose unexpired setup token hashes to `token_hash`.
     async fn user_by_setup_token(
         &self,

@@ -340,6 +340,95 @@ impl UserStore for PostgresStore {
             }))
     }
 
+    async fn sign_in_facts(&self, username: &str) -> StoreResult<Option<SignInFacts>> {
+        let c = self.client().await?;
+        let Some(row) = c
+            .query_opt(
+                &format!(
+                    "SELECT {USER_COLUMNS}, password_hash, totp_sealed, totp_last_step, totp_fail_step, totp_fail_count,
+                        (SELECT COUNT(*) FROM recovery_codes r WHERE r.user_id = users.id AND r.used_at IS NULL)
+                     FROM users WHERE username = $1"
+                ),
+                &[&username],
+            )
+            .await
+            .map_err(map_err)?
+        else {
+            return Ok(None);
+        };
+        let user = to_user(&row)?;
+        let credentials = Credentials {
+            password_hash: row.get(9),
+            totp_sealed: row.get(10),
+            totp_last_step: row.get(11),
+            totp_fail_step: row.get(12),
+            totp_fail_count: row.get(13),
+        };
+        let unused_recovery_codes: i64 = row.get(14);
+        let passkeys = c
+            .query(
+                "SELECT id, user_id, credential_id, name, passkey, created_at, last_used_at FROM passkeys WHERE user_id = $1 ORDER BY created_at",
+                &[&user.id],
+            )
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(to_passkey)
+            .collect();
+        Ok(Some(SignInFacts {
+            user,
+            credentials,
+            unused_recovery_codes,
+            passkeys,
+        }))
+    }
+
+    async fn challenge_facts(
+        &self,
+        token_hash: &str,
+        kind: &str,
+        now: UnixTime,
+    ) -> StoreResult<Option<(Challenge, User, Credentials)>> {
+        let c = self.client().await?;
+        let cols = USER_COLUMNS
+            .split(", ")
+            .map(|c| format!("u.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let Some(r) = c
+            .query_opt(
+                &format!(
+                    "SELECT {cols}, u.password_hash, u.totp_sealed, u.totp_last_step, u.totp_fail_step, u.totp_fail_count,
+                            ch.token_hash, ch.kind, ch.user_id, ch.payload, ch.attempts, ch.expires_at
+                     FROM challenges ch JOIN users u ON u.id = ch.user_id
+                     WHERE ch.token_hash = $1 AND ch.kind = $2 AND ch.expires_at > $3"
+                ),
+                &[&token_hash, &kind, &now],
+            )
+            .await
+            .map_err(map_err)?
+        else {
+            return Ok(None);
+        };
+        let user = to_user(&r)?;
+        let creds = Credentials {
+            password_hash: r.get(9),
+            totp_sealed: r.get(10),
+            totp_last_step: r.get(11),
+            totp_fail_step: r.get(12),
+            totp_fail_count: r.get(13),
+        };
+        let ch = Challenge {
+            token_hash: r.get(14),
+            kind: r.get(15),
+            user_id: r.get(16),
+            payload: r.get(17),
+            attempts: r.get(18),
+            expires_at: r.get(19),
+        };
+        Ok(Some((ch, user, creds)))
+    }
+
     async fn user_by_setup_token(
         &self,
         token_hash: &str,

@@ -498,6 +498,98 @@ impl UserStore for SqliteStore {
         .await
     }
 
+    async fn sign_in_facts(&self, username: &str) -> StoreResult<Option<SignInFacts>> {
+        let name = username.to_owned();
+        let found = self
+            .read(move |c| {
+                let mut st = c.prepare_cached(&format!(
+                    "SELECT {USER_COLUMNS}, password_hash, totp_sealed, totp_last_step, totp_fail_step, totp_fail_count
+                     FROM users WHERE username = ?1"
+                ))?;
+                let Some((user, creds)) = st
+                    .query_row([&name], |r| {
+                        Ok((
+                            user_row(r)?,
+                            Credentials {
+                                password_hash: r.get(9)?,
+                                totp_sealed: r.get(10)?,
+                                totp_last_step: r.get(11)?,
+                                totp_fail_step: r.get(12)?,
+                                totp_fail_count: r.get(13)?,
+                            },
+                        ))
+                    })
+                    .optional()?
+                else {
+                    return Ok(None);
+                };
+                let unused: i64 = c
+                    .prepare_cached("SELECT COUNT(*) FROM recovery_codes WHERE user_id = ?1 AND used_at IS NULL")?
+                    .query_row([&user.0], |r| r.get(0))?;
+                let passkeys = c
+                    .prepare_cached(
+                        "SELECT id, user_id, credential_id, name, passkey, created_at, last_used_at FROM passkeys WHERE user_id = ?1 ORDER BY created_at",
+                    )?
+                    .query_map([&user.0], passkey_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(Some((user, creds, unused, passkeys)))
+            })
+            .await?;
+        found
+            .map(|(u, credentials, unused_recovery_codes, passkeys)| {
+                Ok(SignInFacts {
+                    user: to_user(u)?,
+                    credentials,
+                    unused_recovery_codes,
+                    passkeys,
+                })
+            })
+            .transpose()
+    }
+
+    async fn challenge_facts(
+        &self,
+        token_hash: &str,
+        kind: &str,
+        now: UnixTime,
+    ) -> StoreResult<Option<(Challenge, User, Credentials)>> {
+        let (h, k) = (token_hash.to_owned(), kind.to_owned());
+        let found = self
+            .read(move |c| {
+                let mut st = c.prepare_cached(&format!(
+                    "SELECT ch.token_hash, ch.kind, ch.user_id, ch.payload, ch.attempts, ch.expires_at,
+                            {cols}, u.password_hash, u.totp_sealed, u.totp_last_step, u.totp_fail_step, u.totp_fail_count
+                     FROM challenges ch JOIN users u ON u.id = ch.user_id
+                     WHERE ch.token_hash = ?1 AND ch.kind = ?2 AND ch.expires_at > ?3",
+                    cols = USER_COLUMNS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ")
+                ))?;
+                st.query_row(params![h, k, now], |r| {
+                    let ch = Challenge {
+                        token_hash: r.get(0)?,
+                        kind: r.get(1)?,
+                        user_id: r.get(2)?,
+                        payload: r.get(3)?,
+                        attempts: r.get(4)?,
+                        expires_at: r.get(5)?,
+                    };
+                    let u = (r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?, r.get(11)?, r.get(12)?, r.get(13)?, r.get(14)?);
+                    let creds = Credentials {
+                        password_hash: r.get(15)?,
+                        totp_sealed: r.get(16)?,
+                        totp_last_step: r.get(17)?,
+                        totp_fail_step: r.get(18)?,
+                        totp_fail_count: r.get(19)?,
+                    };
+                    Ok((ch, u, creds))
+                })
+                .optional()
+            })
+            .await?;
+        found
+            .map(|(ch, u, creds)| Ok((ch, to_user(u)?, creds)))
+            .transpose()
+    }
+
     async fn user_by_setup_token(
         &self,
         token_hash: &str,

@@ -587,3 +587,44 @@ async fn the_log_is_contiguous_and_its_tree_matches_the_entries(f: Fixture) {
     assert_eq!(s.checkpoints().await.unwrap().len(), 1);
 }
 both_backends!(the_log_is_contiguous_and_its_tree_matches_the_entries);
+
+async fn one_read_brings_everything_a_sign_in_step_needs(f: Fixture) {
+    let s = &f.store;
+    assert!(s.sign_in_facts("nobody").await.unwrap().is_none());
+    let id = ready(s, "gina").await;
+    let facts = s.sign_in_facts("gina").await.unwrap().unwrap();
+    assert_eq!(facts.user.id, id);
+    assert_eq!(
+        facts.credentials.password_hash.as_deref(),
+        Some("$argon2id$x")
+    );
+    assert_eq!(facts.credentials.totp_sealed, Some(vec![9]));
+    assert_eq!(facts.unused_recovery_codes, 2);
+    assert!(facts.passkeys.is_empty());
+    challenge(s, "cf", &id, "sign-in").await;
+    let (ch, user, creds) = s
+        .challenge_facts("cf", "sign-in", 100)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (ch.user_id.as_str(), user.username.as_str()),
+        (id.as_str(), "gina")
+    );
+    assert_eq!(creds.password_hash.as_deref(), Some("$argon2id$x"));
+    assert!(
+        s.challenge_facts("cf", "setup", 100)
+            .await
+            .unwrap()
+            .is_none(),
+        "kinds do not mix"
+    );
+    assert!(
+        s.challenge_facts("cf", "sign-in", i64::MAX)
+            .await
+            .unwrap()
+            .is_none(),
+        "expired"
+    );
+}
+both_backends!(one_read_brings_everything_a_sign_in_step_needs);
