@@ -46,7 +46,7 @@ usage: callguard-bench-audit [options]
   --pg-rate R           the same on PostgreSQL (default 500: its single-record append rate is
                         about 1,000/s here, and an overloaded pool delays the checkpointer too)
   --latency-seconds S   length of each checkpoint-latency phase (default 10)
-  --interval-ms MS      checkpoint interval (default 1000, the server's default)
+  --interval-ms MS      checkpoint interval (default 800, the server's default)
   --poll-ms MS          how often latest_checkpoint() is polled (default 2)
   --entries N           SQLite log size for proofs and verify (default 10000000)
   --pg-entries N        PostgreSQL log size for proofs and verify (default 500000; 0 skips;
@@ -101,7 +101,9 @@ fn parse_args() -> Res<Option<Options>> {
         rate: 2000,
         pg_rate: 500,
         latency_seconds: 10.0,
-        interval_ms: 1000,
+        interval_ms: callguard_server::AuditSettings::defaults(std::path::Path::new("."))
+            .checkpoint_interval
+            .as_millis() as u64,
         poll_ms: 2,
         entries: 10_000_000,
         pg_entries: 500_000,
