@@ -1082,29 +1082,37 @@ impl AuditStore for PostgresStore {
     }
 
     async fn audit_subtrees(&self, subtrees: &[Subtree]) -> StoreResult<Vec<Hash>> {
+        // One round trip for the whole proof: the wanted (level, index) pairs are unnested and
+        // joined to the leaves and the nodes, and answered in the order asked.
         let c = self.client().await?;
-        let leaf = c
-            .prepare_cached("SELECT leaf_hash FROM audit_entries WHERE idx = $1")
+        let levels: Vec<i32> = subtrees.iter().map(|s| s.level as i32).collect();
+        let indexes: Vec<i64> = subtrees.iter().map(|s| s.index as i64).collect();
+        let st = c
+            .prepare_cached(
+                "SELECT w.ord, COALESCE(e.leaf_hash, n.hash)
+                 FROM unnest($1::int[], $2::bigint[]) WITH ORDINALITY AS w(level, idx, ord)
+                 LEFT JOIN audit_entries e ON w.level = 0 AND e.idx = w.idx
+                 LEFT JOIN audit_nodes n ON w.level > 0 AND n.level = w.level AND n.idx = w.idx
+                 ORDER BY w.ord",
+            )
             .await
             .map_err(map_err)?;
-        let node = c
-            .prepare_cached("SELECT hash FROM audit_nodes WHERE level = $1 AND idx = $2")
-            .await
-            .map_err(map_err)?;
-        let mut out = Vec::with_capacity(subtrees.len());
-        for s in subtrees {
-            let row = if s.level == 0 {
-                c.query_opt(&leaf, &[&(s.index as i64)]).await
-            } else {
-                c.query_opt(&node, &[&(s.level as i32), &(s.index as i64)])
-                    .await
-            }
-            .map_err(map_err)?
-            .ok_or_else(|| StoreError::Backend("a subtree of the audit log is missing".into()))?;
-            let bytes: Vec<u8> = row.get(0);
-            out.push(to_hash(&bytes)?);
+        let rows = c.query(&st, &[&levels, &indexes]).await.map_err(map_err)?;
+        if rows.len() != subtrees.len() {
+            return Err(StoreError::Backend(
+                "a subtree of the audit log is missing".into(),
+            ));
         }
-        Ok(out)
+        rows.iter()
+            .map(|r| {
+                let bytes: Option<Vec<u8>> = r.get(1);
+                bytes
+                    .ok_or_else(|| {
+                        StoreError::Backend("a subtree of the audit log is missing".into())
+                    })
+                    .and_then(|b| to_hash(&b))
+            })
+            .collect()
     }
 
     async fn add_checkpoint(&self, cp: &StoredCheckpoint) -> StoreResult<bool> {
