@@ -390,8 +390,11 @@ fn init_logging(level: &str, json: bool) {
             "{level},hyper=warn,rustls=warn,tokio_postgres=warn"
         ))
     });
+    // Colours only for a person at a terminal, never into files or log collectors.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();
