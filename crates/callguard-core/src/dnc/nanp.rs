@@ -1,7 +1,7 @@
 //! North American Numbering Plan numbers as the national Do-Not-Call registry publishes them:
-//! ten digits `NPA NXX XXXX`, written bare, in E.164 (`+1…`), with a leading `1`, with the usual
-//! punctuation, or as the FTC's `area code,number` CSV. A number is kept as the integer of its
-//! ten digits, which is what the compact registry stores.
+//! ten digits (area code, exchange, line number), written bare, in E.164 (`+1…`), with a
+//! leading `1`, with the usual punctuation, or as the FTC's `area code,number` CSV. A number is
+//! kept as the integer of its ten digits, which is what the compact registry stores.
 
 /// Why a line or number was refused; the message says what was expected, never echoes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
