@@ -17,7 +17,8 @@ pub fn canonical(value: &Value) -> Result<String, NotCanonicalisable> {
     Ok(out)
 }
 
-fn write(value: &Value, out: &mut String) -> Result<(), NotCanonicalisable> {
+/// Appends the canonical form of `value`.
+pub fn write(value: &Value, out: &mut String) -> Result<(), NotCanonicalisable> {
     match value {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -41,27 +42,35 @@ fn write(value: &Value, out: &mut String) -> Result<(), NotCanonicalisable> {
             }
             out.push(']');
         }
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort_by(|a, b| a.encode_utf16().cmp(b.encode_utf16()));
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                string(k, out);
-                out.push(':');
-                if let Some(v) = map.get(k) {
-                    write(v, out)?;
-                }
-            }
-            out.push('}');
-        }
+        Value::Object(map) => object(map, out)?,
     }
     Ok(())
 }
 
-fn string(s: &str, out: &mut String) {
+/// Appends the canonical form of an object: members sorted by their UTF-16 code units.
+pub fn object(
+    map: &serde_json::Map<String, Value>,
+    out: &mut String,
+) -> Result<(), NotCanonicalisable> {
+    let mut keys: Vec<&String> = map.keys().collect();
+    keys.sort_by(|a, b| a.encode_utf16().cmp(b.encode_utf16()));
+    out.push('{');
+    for (i, k) in keys.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        string(k, out);
+        out.push(':');
+        if let Some(v) = map.get(k) {
+            write(v, out)?;
+        }
+    }
+    out.push('}');
+    Ok(())
+}
+
+/// Appends `s` as a canonical JSON string.
+pub fn string(s: &str, out: &mut String) {
     out.push('"');
     for c in s.chars() {
         match c {

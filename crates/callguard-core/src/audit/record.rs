@@ -99,11 +99,44 @@ impl AuditRecord {
         })
     }
 
-    /// The canonical text of the entry at `index` and its Merkle leaf hash.
+    /// The canonical text of the entry at `index` and its Merkle leaf hash. The text is written
+    /// directly, members in RFC 8785 order, rather than built as a JSON value and sorted: it is
+    /// on the path of every audited change. A test holds it byte-equal to canonicalising
+    /// [`AuditRecord::entry`].
     pub fn leaf(&self, index: u64) -> Result<(String, Hash), jcs::NotCanonicalisable> {
-        let text = jcs::canonical(&self.entry(index))?;
+        let text = self.canonical_text(index)?;
         let hash = leaf_hash(text.as_bytes());
         Ok((text, hash))
+    }
+
+    fn canonical_text(&self, index: u64) -> Result<String, jcs::NotCanonicalisable> {
+        let opt = |v: &Option<String>, out: &mut String| match v {
+            Some(s) => jcs::string(s, out),
+            None => out.push_str("null"),
+        };
+        let mut out = String::with_capacity(256);
+        // Members sorted by UTF-16 code units: action, actor, details, index, interaction,
+        // outcome, source, target, time.
+        out.push_str("{\"action\":");
+        jcs::string(&self.action, &mut out);
+        out.push_str(",\"actor\":");
+        jcs::string(&self.actor, &mut out);
+        out.push_str(",\"details\":");
+        jcs::object(&self.details, &mut out)?;
+        out.push_str(",\"index\":");
+        out.push_str(&index.to_string());
+        out.push_str(",\"interaction\":");
+        opt(&self.interaction, &mut out);
+        out.push_str(",\"outcome\":");
+        jcs::string(self.outcome.as_str(), &mut out);
+        out.push_str(",\"source\":");
+        opt(&self.source, &mut out);
+        out.push_str(",\"target\":");
+        opt(&self.target, &mut out);
+        out.push_str(",\"time\":");
+        jcs::string(&crate::rfc3339(self.time), &mut out);
+        out.push('}');
+        Ok(out)
     }
 }
 
@@ -116,6 +149,36 @@ pub fn user(id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_directly_written_leaf_equals_canonicalising_the_api_object() {
+        let mut nested = Map::new();
+        nested.insert("z".into(), json!([1, "two", null, {"b": true, "a": false}]));
+        let records = [
+            AuditRecord::new("auth.sign_in", "anonymous"),
+            AuditRecord::new("user.role_change", user("u1"))
+                .target(user("u2"))
+                .source("2001:db8::1")
+                .failure()
+                .detail("from", "agent")
+                .detail("to", "admin")
+                .detail("count", -3)
+                .detail("quote\"and\\slash\n\u{7}é€😀", "value\twith\u{1f}controls")
+                .detail("nested", Value::Object(nested)),
+            AuditRecord {
+                interaction: Some("interaction:i1".into()),
+                ..AuditRecord::new("x", "cli")
+            },
+        ];
+        for (i, r) in records.iter().enumerate() {
+            for index in [0u64, 7, u64::from(u32::MAX) + 5] {
+                let expected = jcs::canonical(&r.entry(index)).unwrap();
+                assert_eq!(r.leaf(index).unwrap().0, expected, "record {i} at {index}");
+            }
+        }
+        let floats = AuditRecord::new("x", "cli").detail("f", 1.5);
+        assert!(floats.leaf(0).is_err(), "floats stay refused");
+    }
 
     #[test]
     fn the_entry_has_the_pci_fields_and_a_canonical_leaf() {
