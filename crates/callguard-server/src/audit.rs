@@ -327,14 +327,26 @@ struct Verifier {
     frontier: Frontier,
     sizes: std::collections::BTreeSet<u64>,
     roots: std::collections::HashMap<u64, Hash>,
+    /// Perfect subtrees above the leaves completed by the entries pushed since the last
+    /// [`check_nodes`], to compare with the stored nodes proofs are served from.
+    nodes: Vec<(Subtree, Hash)>,
 }
 
 impl Verifier {
+    fn append(&mut self, leaf: Hash) {
+        for (subtree, hash) in self.frontier.append(leaf) {
+            if subtree.level > 0 {
+                self.nodes.push((subtree, hash));
+            }
+        }
+    }
+
     fn new(sizes: impl IntoIterator<Item = u64>) -> Self {
         Self {
             frontier: Frontier::default(),
             sizes: sizes.into_iter().collect(),
             roots: Default::default(),
+            nodes: Vec::new(),
         }
     }
 
@@ -358,7 +370,7 @@ impl Verifier {
             if stored_leaf.is_some_and(|s| s != leaf) {
                 return Err(VerifyFailure::Edited(index));
             }
-            self.frontier.append(leaf);
+            self.append(leaf);
             if self.sizes.contains(&self.frontier.size) {
                 self.roots.insert(self.frontier.size, self.frontier.root());
             }
@@ -378,7 +390,7 @@ impl Verifier {
         if canonical != text || stored_leaf.is_some_and(|s| s != leaf) {
             return Err(VerifyFailure::Edited(index));
         }
-        self.frontier.append(leaf);
+        self.append(leaf);
         if self.sizes.contains(&self.frontier.size) {
             self.roots.insert(self.frontier.size, self.frontier.root());
         }
@@ -703,6 +715,7 @@ pub async fn verify_store(
         for e in &batch {
             v.push(e.index, &e.text, Some(&e.leaf_hash))?;
         }
+        check_nodes(store, &mut v.nodes).await?;
         progress(v.frontier.size);
         if (batch.len() as u64) < BATCH {
             break;
@@ -710,7 +723,6 @@ pub async fn verify_store(
     }
     v.check_checkpoints(&witness, verifier_key)?;
     v.check_checkpoints(&checkpoints, verifier_key)?;
-    verify_nodes(store, v.frontier.size).await?;
     let head = store.audit_head().await.map_err(read)?;
     if head.size > v.frontier.size {
         return Err(VerifyFailure::Truncated {
@@ -732,55 +744,45 @@ pub async fn verify_store(
     })
 }
 
-/// Checks every stored node above the leaves, level by level: each must be the hash of its two
-/// children, the leaves having been checked against the entries already. Proofs are served
-/// from these nodes, so a damaged one would make honest proofs fail or dishonest ones pass.
-async fn verify_nodes(store: &dyn Store, size: u64) -> Result<(), VerifyFailure> {
-    const CHUNK: u64 = 32_768;
+/// Compares the stored nodes above the leaves with the ones the entries just checked produce.
+/// Proofs are served from these nodes, so a damaged one would make honest proofs fail or
+/// dishonest ones pass. The leaves themselves were checked against the entries already; nodes
+/// are read per level in contiguous runs, in the same pass as the entries.
+async fn check_nodes(
+    store: &dyn Store,
+    computed: &mut Vec<(Subtree, Hash)>,
+) -> Result<(), VerifyFailure> {
     let read = |e: callguard_store::StoreError| VerifyFailure::Read(e.to_string());
-    let mut level = 1u32;
-    while level < 64 && (size >> level) > 0 {
-        let count = size >> level;
-        let mut start = 0u64;
-        while start < count {
-            let want = CHUNK.min(count - start);
-            let children = store
-                .audit_level(level - 1, start * 2, want * 2)
-                .await
-                .map_err(read)?;
-            let nodes = store.audit_level(level, start, want).await.map_err(read)?;
-            for i in 0..want {
-                let index = start + i;
-                let bad = VerifyFailure::Node {
-                    level,
-                    index,
-                    first_entry: index << level,
-                };
-                let (Some(l), Some(r), Some(n)) = (
-                    children.get((2 * i) as usize),
-                    children.get((2 * i + 1) as usize),
-                    nodes.get(i as usize),
-                ) else {
-                    return Err(bad);
-                };
-                let (Ok(lh), Ok(rh)) = (
-                    Hash::try_from(l.1.as_slice()),
-                    Hash::try_from(r.1.as_slice()),
-                ) else {
-                    return Err(bad);
-                };
-                if l.0 != 2 * index
-                    || r.0 != 2 * index + 1
-                    || n.0 != index
-                    || merkle::node_hash(&lh, &rh)[..] != n.1[..]
-                {
-                    return Err(bad);
-                }
-            }
-            start += want;
+    computed.sort_by_key(|(s, _)| (s.level, s.index));
+    let mut i = 0;
+    while i < computed.len() {
+        let (level, first) = (computed[i].0.level, computed[i].0.index);
+        let mut j = i;
+        while j + 1 < computed.len()
+            && computed[j + 1].0.level == level
+            && computed[j + 1].0.index == computed[j].0.index + 1
+        {
+            j += 1;
         }
-        level += 1;
+        let stored = store
+            .audit_level(level, first, (j - i + 1) as u64)
+            .await
+            .map_err(read)?;
+        for (k, (subtree, hash)) in computed[i..=j].iter().enumerate() {
+            let good = stored
+                .get(k)
+                .is_some_and(|(idx, h)| *idx == subtree.index && h[..] == hash[..]);
+            if !good {
+                return Err(VerifyFailure::Node {
+                    level: subtree.level,
+                    index: subtree.index,
+                    first_entry: subtree.index << subtree.level,
+                });
+            }
+        }
+        i = j + 1;
     }
+    computed.clear();
     Ok(())
 }
 
@@ -892,6 +894,8 @@ pub fn verify_export(
             .and_then(|x| x.get("index").and_then(serde_json::Value::as_u64))
             .ok_or(VerifyFailure::Malformed(v.frontier.size))?;
         v.push(index, text, leaf.as_ref().map(|h| &h[..]))?;
+        // An export carries no tree nodes to compare with.
+        v.nodes.clear();
     }
     if checkpoints.is_empty() {
         return Err(VerifyFailure::Read(
