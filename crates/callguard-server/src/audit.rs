@@ -706,20 +706,26 @@ pub async fn verify_store(
     let witness = witness_notes(witness_file)?;
     let mut v = Verifier::new(checkpoints.iter().chain(witness.iter()).map(|(s, _)| *s));
     const BATCH: u64 = 20_000;
-    loop {
-        let start = v.frontier.size;
-        let batch = store.audit_entries(start, BATCH).await.map_err(read)?;
-        if batch.is_empty() {
-            break;
+    let mut next = store.audit_entries(0, BATCH).await.map_err(read)?;
+    while !next.is_empty() {
+        let batch = std::mem::take(&mut next);
+        let last = (batch.len() as u64) < BATCH;
+        let following = batch.last().map_or(0, |e| e.index + 1);
+        let check = async {
+            for e in &batch {
+                v.push(e.index, &e.text, Some(&e.leaf_hash))?;
+            }
+            check_nodes(store, &mut v.nodes).await
+        };
+        if last {
+            check.await?;
+        } else {
+            // The next batch is read on a blocking thread while this one is checked.
+            let (fetched, checked) = tokio::join!(store.audit_entries(following, BATCH), check);
+            checked?;
+            next = fetched.map_err(read)?;
         }
-        for e in &batch {
-            v.push(e.index, &e.text, Some(&e.leaf_hash))?;
-        }
-        check_nodes(store, &mut v.nodes).await?;
         progress(v.frontier.size);
-        if (batch.len() as u64) < BATCH {
-            break;
-        }
     }
     v.check_checkpoints(&witness, verifier_key)?;
     v.check_checkpoints(&checkpoints, verifier_key)?;
