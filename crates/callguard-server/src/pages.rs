@@ -63,6 +63,7 @@ pub fn routes() -> Vec<(&'static str, Access, MethodRouter<AppState>)> {
             post(handle_alert),
         ),
         ("/audit", Signed(AuditRead), get(audit_page)),
+        ("/dnc", Signed(DncStatus), get(dnc_page)),
         ("/problems/{slug}", Public, get(problem_page)),
         ("/static/{file}", Public, get(static_file)),
     ]
@@ -77,6 +78,7 @@ pub struct Who {
     pub is_admin: bool,
     pub sees_alerts: bool,
     pub sees_audit: bool,
+    pub sees_dnc: bool,
 }
 
 fn who(p: &Principal) -> Option<Who> {
@@ -86,6 +88,7 @@ fn who(p: &Principal) -> Option<Who> {
         is_admin: p.user.role == Role::Admin,
         sees_alerts: p.user.role.allows(Permission::AlertsRead),
         sees_audit: p.user.role.allows(Permission::AuditRead),
+        sees_dnc: p.user.role.allows(Permission::DncStatus),
     })
 }
 
@@ -1269,6 +1272,74 @@ fn looks_like_identifier(v: &str) -> bool {
         && v.chars()
             .all(|c| c.is_ascii_lowercase() || c == '.' || c == '_');
     uuid_ref || word
+}
+
+// ---- Do-Not-Call ---------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "dnc.html")]
+struct DncPage {
+    csrf: String,
+    who: Option<Who>,
+    error: String,
+    notice: String,
+    has_registry: bool,
+    stale: bool,
+    numbers: u64,
+    source: String,
+    imported_at: String,
+    age_days: i64,
+    sha256: String,
+    bytes: u64,
+    bytes_per_number: String,
+}
+
+async fn dnc_page(State(s): State<AppState>, headers: HeaderMap, p: Principal) -> Response {
+    let c = csrf_of(&headers);
+    let registry = s.dnc.current();
+    let age = registry
+        .as_ref()
+        .map_or(0, |r| callguard_core::now() - r.info.imported_at);
+    let page = match &registry {
+        Some(r) => DncPage {
+            csrf: c.token,
+            who: who(&p),
+            error: String::new(),
+            notice: String::new(),
+            has_registry: true,
+            stale: age > crate::dnc::MAX_AGE_SECONDS,
+            numbers: r.info.numbers,
+            source: r.info.source.clone(),
+            imported_at: rfc3339(r.info.imported_at),
+            age_days: age / 86_400,
+            sha256: r.info.sha256.clone(),
+            bytes: r.set.size_in_bytes(),
+            bytes_per_number: format!(
+                "{:.3}",
+                r.set.size_in_bytes() as f64 / r.info.numbers.max(1) as f64
+            ),
+        },
+        None => DncPage {
+            csrf: c.token,
+            who: who(&p),
+            error: String::new(),
+            notice: String::new(),
+            has_registry: false,
+            stale: true,
+            numbers: 0,
+            source: String::new(),
+            imported_at: String::new(),
+            age_days: 0,
+            sha256: String::new(),
+            bytes: 0,
+            bytes_per_number: String::new(),
+        },
+    };
+    render(
+        StatusCode::OK,
+        page,
+        &c.new_cookie.into_iter().collect::<Vec<_>>(),
+    )
 }
 
 // ---- reference pages and assets -----------------------------------------------------------
