@@ -363,18 +363,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn webhook_signatures_match_rfc_4231_style_hmac() {
-        // HMAC-SHA256(key="key", "The quick brown fox jumps over the lazy dog") — the well-known vector,
-        // split here as timestamp "The quick brown fox jumps over the lazy dog" minus the dot.
-        let sig = sign("key", "The quick brown fox jumps over the lazy", b"dog");
-        assert_eq!(sig.len(), 64);
-        assert_ne!(
-            sig,
-            sign("other", "The quick brown fox jumps over the lazy", b"dog")
+    fn webhook_signatures_are_hmac_sha256_over_timestamp_dot_body() {
+        // Computed independently with Python's hmac module:
+        // hmac.new(b"webhook-secret-0123456789", b'1700000000.{"type":"callguard.alert"}', sha256)
+        let sig = sign(
+            "webhook-secret-0123456789",
+            "1700000000",
+            br#"{"type":"callguard.alert"}"#,
         );
         assert_eq!(
             sig,
-            sign("key", "The quick brown fox jumps over the lazy", b"dog")
+            "8dbdf7bedac278275925ad19f994bac0287f7f02d84b14d4b07e628a94b771f5"
+        );
+        assert_ne!(
+            sig,
+            sign(
+                "webhook-secret-0123456780",
+                "1700000000",
+                br#"{"type":"callguard.alert"}"#
+            )
+        );
+        assert_ne!(
+            sig,
+            sign(
+                "webhook-secret-0123456789",
+                "1700000001",
+                br#"{"type":"callguard.alert"}"#
+            )
         );
     }
 }
