@@ -4,7 +4,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import https from "node:https";
-import { Server, launchBrowser, totp, withScreenshot } from "./harness.mjs";
+import { Server, launchBrowser, setUpThroughPages, withScreenshot } from "./harness.mjs";
 
 let server;
 let browser;
@@ -46,18 +46,8 @@ function post(path, body, localAddress) {
   });
 }
 
-async function setUp(page, username, role) {
-  const token = server.cli("user", "add", username, "--role", role);
-  await page.goto(`${server.url}/setup`);
-  await page.fill('input[name="token"]', token);
-  await page.fill('input[name="password"]', PASSWORD);
-  await page.fill('input[name="password_again"]', PASSWORD);
-  await page.click('[data-testid="setup-form"] button[type="submit"]');
-  const secret = (await page.textContent('[data-testid="totp-secret"]')).trim();
-  await page.fill('[data-testid="enrol-form"] input[name="code"]', totp(secret));
-  await page.click('[data-testid="enrol-form"] button[type="submit"]');
-  await page.click('[data-testid="continue"]');
-  await page.waitForSelector('[data-testid="welcome"]');
+function setUp(page, username, role) {
+  return setUpThroughPages(server, page, username, role, PASSWORD);
 }
 
 test("a supervisor sees a burst of failed sign-ins appear live and acknowledges it", async () => {

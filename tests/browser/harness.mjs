@@ -105,3 +105,25 @@ export async function withScreenshot(name, page, server, body) {
     throw e;
   }
 }
+
+/**
+ * First-time setup through the pages: a setup token from the CLI, a password, the TOTP secret
+ * shown with its QR code, a code from it, the recovery codes, then the welcome page. Returns
+ * what the person saw, for the caller to check.
+ */
+export async function setUpThroughPages(server, page, username, role, password) {
+  const token = server.cli("user", "add", username, "--role", role);
+  await page.goto(`${server.url}/setup`);
+  await page.fill('input[name="token"]', token);
+  await page.fill('input[name="password"]', password);
+  await page.fill('input[name="password_again"]', password);
+  await page.click('[data-testid="setup-form"] button[type="submit"]');
+  const secret = (await page.textContent('[data-testid="totp-secret"]')).trim();
+  const qrShown = await page.isVisible("img.qr");
+  await page.fill('[data-testid="enrol-form"] input[name="code"]', totp(secret));
+  await page.click('[data-testid="enrol-form"] button[type="submit"]');
+  const codes = await page.locator('[data-testid="recovery-codes"] li').allTextContents();
+  await page.click('[data-testid="continue"]');
+  await page.waitForSelector('[data-testid="welcome"]');
+  return { secret, qrShown, codes };
+}

@@ -3,7 +3,7 @@
 // authenticator; the security headers the pages carry.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { Server, launchBrowser, totp, withScreenshot } from "./harness.mjs";
+import { Server, launchBrowser, setUpThroughPages, totp, withScreenshot } from "./harness.mjs";
 
 let server;
 let browser;
@@ -22,22 +22,11 @@ const PASSWORD = "a walk along the harbour at dawn";
 
 /** First-time setup through the pages; returns the TOTP secret shown to the person. */
 async function setUp(page, username) {
-  const token = server.cli("user", "add", username, "--role", "admin");
-  await page.goto(`${server.url}/setup`);
-  await page.fill('input[name="token"]', token);
-  await page.fill('input[name="password"]', PASSWORD);
-  await page.fill('input[name="password_again"]', PASSWORD);
-  await page.click('[data-testid="setup-form"] button[type="submit"]');
-  const secret = (await page.textContent('[data-testid="totp-secret"]')).trim();
+  const { secret, qrShown, codes } = await setUpThroughPages(server, page, username, "admin", PASSWORD);
   assert.match(secret, /^[A-Z2-7]{32}$/);
-  assert.ok(await page.isVisible("img.qr"), "the QR code is shown");
-  await page.fill('[data-testid="enrol-form"] input[name="code"]', totp(secret));
-  await page.click('[data-testid="enrol-form"] button[type="submit"]');
-  const codes = await page.locator('[data-testid="recovery-codes"] li').allTextContents();
+  assert.ok(qrShown, "the QR code is shown");
   assert.equal(codes.length, 10);
   assert.equal(new Set(codes).size, 10);
-  await page.click('[data-testid="continue"]');
-  await page.waitForSelector('[data-testid="welcome"]');
   return secret;
 }
 
