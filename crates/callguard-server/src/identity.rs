@@ -315,6 +315,21 @@ impl Identity {
         }
     }
 
+    /// A refusal that names no account (unknown token or challenge): audited and throttled.
+    async fn refuse(
+        &self,
+        action: &str,
+        reason: &str,
+        shown: ApiError,
+        ctx: &RequestContext,
+    ) -> ApiError {
+        let audit = Actor::anonymous(ctx)
+            .record(action)
+            .failure()
+            .detail("reason", reason.to_owned());
+        self.fail(FailedAttempt::default(), audit, shown, ctx).await
+    }
+
     /// Setup step one: the setup token and a new password; answers with the TOTP secret to enrol.
     pub async fn begin_setup(
         &self,
@@ -326,14 +341,10 @@ impl Identity {
         let now = now();
         let token_hash = token::hash(setup_token.expose());
         let Some(user) = self.store.user_by_setup_token(&token_hash, now).await? else {
-            let audit = Actor::anonymous(ctx)
-                .record("auth.setup")
-                .failure()
-                .detail("reason", "invalid_setup_token");
             return Err(self
-                .fail(
-                    FailedAttempt::default(),
-                    audit,
+                .refuse(
+                    "auth.setup",
+                    "invalid_setup_token",
                     ApiError::SetupTokenInvalid,
                     ctx,
                 )
@@ -379,14 +390,10 @@ impl Identity {
         let now = now();
         let ch_hash = token::hash(challenge.expose());
         let Some(ch) = self.store.challenge(&ch_hash, "setup", now).await? else {
-            let audit = Actor::anonymous(ctx)
-                .record("auth.setup")
-                .failure()
-                .detail("reason", "invalid_challenge");
             return Err(self
-                .fail(
-                    FailedAttempt::default(),
-                    audit,
+                .refuse(
+                    "auth.setup",
+                    "invalid_challenge",
                     ApiError::ChallengeInvalid,
                     ctx,
                 )
@@ -679,14 +686,10 @@ impl Identity {
         // One read: the challenge, its account and the credentials the second factor needs.
         let Some((ch, user, creds)) = self.store.challenge_facts(&ch_hash, "sign-in", now).await?
         else {
-            let audit = anonymous
-                .record("auth.sign_in")
-                .failure()
-                .detail("reason", "invalid_challenge");
             return Err(self
-                .fail(
-                    FailedAttempt::default(),
-                    audit,
+                .refuse(
+                    "auth.sign_in",
+                    "invalid_challenge",
                     ApiError::ChallengeInvalid,
                     ctx,
                 )
