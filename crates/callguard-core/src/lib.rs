@@ -13,6 +13,7 @@ pub mod secret;
 pub mod throttle;
 pub mod token;
 pub mod totp;
+pub mod vault;
 
 pub use role::{Permission, Role};
 pub use secret::Secret;

@@ -1,0 +1,1 @@
+//! Masking (filled in by a helper).
