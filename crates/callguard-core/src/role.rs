@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
-/// The staff roles. Customers and the telephony service account are separate principals.
+/// The roles. The four staff roles, and `customer` for portal accounts: a customer is a separate
+/// principal whose permissions share nothing with staff except managing their own sign-in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -13,10 +14,27 @@ pub enum Role {
     Supervisor,
     Compliance,
     Admin,
+    /// A customer signed in to the self-service portal.
+    Customer,
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Agent, Role::Supervisor, Role::Compliance, Role::Admin];
+    /// Every role, the customer's included.
+    pub const ALL: [Role; 5] = [
+        Role::Agent,
+        Role::Supervisor,
+        Role::Compliance,
+        Role::Admin,
+        Role::Customer,
+    ];
+    /// The roles a staff account may have.
+    pub const STAFF: [Role; 4] = [Role::Agent, Role::Supervisor, Role::Compliance, Role::Admin];
+
+    /// Whether this is a staff role (not a portal customer).
+    #[must_use]
+    pub fn is_staff(self) -> bool {
+        self != Role::Customer
+    }
 
     #[must_use]
     pub fn as_str(self) -> &'static str {
@@ -25,6 +43,7 @@ impl Role {
             Role::Supervisor => "supervisor",
             Role::Compliance => "compliance",
             Role::Admin => "admin",
+            Role::Customer => "customer",
         }
     }
 
@@ -42,6 +61,20 @@ impl Role {
             // Whoever places or plans outbound calls checks numbers; compliance watches the registry.
             DncCheck => matches!(self, Role::Agent | Role::Supervisor | Role::Compliance),
             DncStatus => matches!(self, Role::Supervisor | Role::Compliance),
+            // An opt-out heard on a call is recorded at once by whoever hears it.
+            DncListManage => matches!(self, Role::Agent | Role::Supervisor | Role::Compliance),
+            DncListRead | ConsentRead => matches!(self, Role::Supervisor | Role::Compliance),
+            ConsentManage => matches!(self, Role::Agent | Role::Compliance),
+            // Agents register and serve customers; supervisors and compliance see them masked;
+            // admins never see customers at all (separation of duties).
+            CustomersCreate | CustomersReveal | InteractionsHandle | CustomersOperate => {
+                self == Role::Agent
+            }
+            CustomersRead => matches!(self, Role::Agent | Role::Supervisor | Role::Compliance),
+            // GDPR requests are compliance's; erasure needs two of them (checked by the service).
+            CustomersGdpr => self == Role::Compliance,
+            // The portal: a customer's own data, codes, consents and requests.
+            Portal => self == Role::Customer,
         }
     }
 }
@@ -54,7 +87,7 @@ impl fmt::Display for Role {
 
 /// A role name that is not one of Callguard's roles.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown role {0:?}: expected one of agent, supervisor, compliance, admin")]
+#[error("unknown role {0:?}: expected one of agent, supervisor, compliance, admin, customer")]
 pub struct UnknownRole(pub String);
 
 impl FromStr for Role {
@@ -65,6 +98,7 @@ impl FromStr for Role {
             "supervisor" => Ok(Role::Supervisor),
             "compliance" => Ok(Role::Compliance),
             "admin" => Ok(Role::Admin),
+            "customer" => Ok(Role::Customer),
             other => Err(UnknownRole(other.chars().take(32).collect())),
         }
     }
@@ -89,6 +123,28 @@ pub enum Permission {
     DncCheck,
     /// See the national registry's status (size, age).
     DncStatus,
+    /// Add numbers to the company's own Do-Not-Call list (an opt-out heard on a call).
+    DncListManage,
+    /// See the company's own Do-Not-Call list.
+    DncListRead,
+    /// Record and revoke consent to be called (TCPA express written consent).
+    ConsentManage,
+    /// See consent records.
+    ConsentRead,
+    /// Register a new customer.
+    CustomersCreate,
+    /// Find customers and see their records, masked.
+    CustomersRead,
+    /// Reveal one field during a verified interaction, for a reason.
+    CustomersReveal,
+    /// Start, verify and end interactions (calls, chats, e-mails).
+    InteractionsHandle,
+    /// Change things on a customer's behalf (the verification level decides what).
+    CustomersOperate,
+    /// GDPR export and erasure requests and approvals.
+    CustomersGdpr,
+    /// The customer portal: one's own data, verification codes, consents, requests.
+    Portal,
 }
 
 #[cfg(test)]

@@ -199,6 +199,11 @@ impl Identity {
         actor: &Actor,
     ) -> Result<(User, Secret<String>), ApiError> {
         policy::check_username(username).map_err(|e| ApiError::Validation(e.to_string()))?;
+        if !role.is_staff() {
+            return Err(ApiError::Validation(
+                "`customer` is not a staff role: customers get portal accounts with `callguard customer invite CUSTOMER_ID`".into(),
+            ));
+        }
         let setup = token::generate(TokenKind::Setup);
         let now = now();
         let id = uuid::Uuid::new_v4().to_string();
@@ -940,8 +945,14 @@ impl Identity {
         self.create_user(username, role, &admin.actor()).await
     }
 
+    /// A staff account an admin acts on. Portal accounts are not the admin's to unlock, reset
+    /// or re-role: resetting one would hand an admin a way into a customer's data.
     async fn target(&self, id: &str) -> Result<User, ApiError> {
-        self.store.user_by_id(id).await?.ok_or(ApiError::NotFound)
+        self.store
+            .user_by_id(id)
+            .await?
+            .filter(|u| u.role.is_staff())
+            .ok_or(ApiError::NotFound)
     }
 
     /// Lifts a lockout; `actor` is the admin (or the CLI operator).
@@ -968,6 +979,11 @@ impl Identity {
         if admin.user.id == user_id {
             return Err(ApiError::Validation(
                 "an admin cannot change their own role".into(),
+            ));
+        }
+        if !role.is_staff() {
+            return Err(ApiError::Validation(
+                "`customer` is not a staff role: a staff account cannot become a customer".into(),
             ));
         }
         let before = self.target(user_id).await?;
@@ -1046,7 +1062,9 @@ impl Identity {
     }
 
     pub async fn list_users(&self) -> Result<Vec<User>, ApiError> {
-        Ok(self.store.list_users().await?)
+        let mut users = self.store.list_users().await?;
+        users.retain(|u| u.role.is_staff());
+        Ok(users)
     }
 
     pub async fn sessions(&self, principal: &Principal) -> Result<Vec<Session>, ApiError> {

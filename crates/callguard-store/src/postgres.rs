@@ -761,7 +761,7 @@ impl UserStore for PostgresStore {
         let tx = c.transaction().await.map_err(map_err)?;
         let ids: Vec<String> = tx
             .query(
-                "UPDATE users SET status = 'disabled' WHERE status = 'active'
+                "UPDATE users SET status = 'disabled' WHERE status = 'active' AND role <> 'customer'
                    AND COALESCE(last_sign_in_at, activated_at, created_at) < $1 RETURNING id",
                 &[&cutoff],
             )

@@ -894,7 +894,7 @@ impl UserStore for SqliteStore {
             let tx = begin(c)?;
             let ids = {
                 let mut st = tx.prepare(
-                    "UPDATE users SET status = 'disabled' WHERE status = 'active'
+                    "UPDATE users SET status = 'disabled' WHERE status = 'active' AND role <> 'customer'
                        AND COALESCE(last_sign_in_at, activated_at, created_at) < ?1 RETURNING id",
                 )?;
                 let ids = st
