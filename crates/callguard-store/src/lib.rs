@@ -7,9 +7,11 @@
 mod log;
 mod postgres;
 mod sqlite;
+pub mod vault;
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+pub use vault::{CodeRow, CustomerRow, IndexEntry, InteractionRow, VaultStore, VaultWrite};
 
 use async_trait::async_trait;
 pub use callguard_core::audit::merkle::{Frontier, Hash, Subtree};
@@ -425,11 +427,25 @@ pub trait Health: Send + Sync {
 
 /// Everything the server needs from storage.
 pub trait Store:
-    UserStore + SessionStore + ChallengeStore + PasskeyStore + AuditStore + AlertStore + Health
+    UserStore
+    + SessionStore
+    + ChallengeStore
+    + PasskeyStore
+    + AuditStore
+    + AlertStore
+    + VaultStore
+    + Health
 {
 }
 impl<T> Store for T where
-    T: UserStore + SessionStore + ChallengeStore + PasskeyStore + AuditStore + AlertStore + Health
+    T: UserStore
+        + SessionStore
+        + ChallengeStore
+        + PasskeyStore
+        + AuditStore
+        + AlertStore
+        + VaultStore
+        + Health
 {
 }
 

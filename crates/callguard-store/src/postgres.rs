@@ -10,10 +10,13 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 
+mod vault;
+
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_identity.sql")),
     (2, include_str!("../migrations/postgres/0002_audit.sql")),
     (3, include_str!("../migrations/postgres/0003_alerts.sql")),
+    (4, include_str!("../migrations/postgres/0004_vault.sql")),
 ];
 /// Arbitrary constant naming Callguard's migration lock.
 const MIGRATION_LOCK: i64 = 0x4341_4c4c_4755_4152;

@@ -14,10 +14,13 @@ use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row, Savepoint}
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+mod vault;
+
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_identity.sql")),
     (2, include_str!("../migrations/sqlite/0002_audit.sql")),
     (3, include_str!("../migrations/sqlite/0003_alerts.sql")),
+    (4, include_str!("../migrations/sqlite/0004_vault.sql")),
 ];
 /// Reads running at once, each on a blocking thread with a pooled connection. Further reads wait
 /// for a slot, so that a burst of reads reuses the pooled connections instead of opening (and

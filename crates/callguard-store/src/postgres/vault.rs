@@ -1,0 +1,335 @@
+//! The vault's tables on PostgreSQL.
+
+use super::{append_tx, map_err, PostgresStore};
+use crate::vault::*;
+use crate::StoreResult;
+use async_trait::async_trait;
+use callguard_core::UnixTime;
+use deadpool_postgres::Transaction;
+use tokio_postgres::Row;
+
+const CUSTOMER_COLUMNS: &str = "id, status, version, wrapped_key, kek_id, fields, created_at, updated_at, verify_failures, verify_window_start, requests";
+const INTERACTION_COLUMNS: &str = "id, version, agent_id, customer_id, channel, direction, from_hash, status, started_at, ended_at, state";
+const CODE_COLUMNS: &str =
+    "id, customer_id, purpose, code_hash, interaction_id, created_at, expires_at, used_at";
+
+fn customer_row(r: &Row) -> CustomerRow {
+    CustomerRow {
+        id: r.get(0),
+        status: r.get(1),
+        version: r.get(2),
+        wrapped_key: r.get(3),
+        kek_id: r.get(4),
+        fields: r.get(5),
+        created_at: r.get(6),
+        updated_at: r.get(7),
+        verify_failures: r.get(8),
+        verify_window_start: r.get(9),
+        requests: r.get(10),
+    }
+}
+
+fn interaction_row(r: &Row) -> InteractionRow {
+    InteractionRow {
+        id: r.get(0),
+        version: r.get(1),
+        agent_id: r.get(2),
+        customer_id: r.get(3),
+        channel: r.get(4),
+        direction: r.get(5),
+        from_hash: r.get(6),
+        status: r.get(7),
+        started_at: r.get(8),
+        ended_at: r.get(9),
+        state: r.get(10),
+    }
+}
+
+fn code_row(r: &Row) -> CodeRow {
+    CodeRow {
+        id: r.get(0),
+        customer_id: r.get(1),
+        purpose: r.get(2),
+        code_hash: r.get(3),
+        interaction_id: r.get(4),
+        created_at: r.get(5),
+        expires_at: r.get(6),
+        used_at: r.get(7),
+    }
+}
+
+/// Applies a write inside `tx`; false when an expectation failed.
+async fn apply(tx: &Transaction<'_>, w: &VaultWrite) -> StoreResult<bool> {
+    if let Some((c, expected)) = &w.customer {
+        let n = match expected {
+            None => tx.execute(
+                &format!("INSERT INTO customers ({CUSTOMER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"),
+                &[&c.id, &c.status, &c.version, &c.wrapped_key, &c.kek_id, &c.fields, &c.created_at, &c.updated_at, &c.verify_failures, &c.verify_window_start, &c.requests],
+            ).await,
+            Some(v) => tx.execute(
+                "UPDATE customers SET status = $2, version = $3, wrapped_key = $4, kek_id = $5, fields = $6, updated_at = $7, verify_failures = $8, verify_window_start = $9, requests = $10 WHERE id = $1 AND version = $11",
+                &[&c.id, &c.status, &c.version, &c.wrapped_key, &c.kek_id, &c.fields, &c.updated_at, &c.verify_failures, &c.verify_window_start, &c.requests, v],
+            ).await,
+        }
+        .map_err(map_err)?;
+        if n != 1 {
+            return Ok(false);
+        }
+    }
+    if let Some((customer_id, entries)) = &w.index {
+        tx.execute(
+            "DELETE FROM customer_index WHERE customer_id = $1",
+            &[customer_id],
+        )
+        .await
+        .map_err(map_err)?;
+        if !entries.is_empty() {
+            let kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
+            let hashes: Vec<&str> = entries.iter().map(|e| e.hash.as_str()).collect();
+            tx.execute(
+                "INSERT INTO customer_index (kind, hash, customer_id)
+                 SELECT k, h, $3 FROM unnest($1::text[], $2::text[]) AS t(k, h)
+                 ON CONFLICT DO NOTHING",
+                &[&kinds, &hashes, customer_id],
+            )
+            .await
+            .map_err(map_err)?;
+        }
+    }
+    if let Some((i, expected)) = &w.interaction {
+        let n = match expected {
+            None => tx.execute(
+                &format!("INSERT INTO interactions ({INTERACTION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"),
+                &[&i.id, &i.version, &i.agent_id, &i.customer_id, &i.channel, &i.direction, &i.from_hash, &i.status, &i.started_at, &i.ended_at, &i.state],
+            ).await,
+            Some(v) => tx.execute(
+                "UPDATE interactions SET version = $2, customer_id = $3, status = $4, ended_at = $5, state = $6 WHERE id = $1 AND version = $7",
+                &[&i.id, &i.version, &i.customer_id, &i.status, &i.ended_at, &i.state, v],
+            ).await,
+        }
+        .map_err(map_err)?;
+        if n != 1 {
+            return Ok(false);
+        }
+    }
+    if let Some((id, version)) = &w.interaction_guard {
+        // FOR SHARE: the interaction cannot change under this write until it commits.
+        let found = tx
+            .query_opt(
+                "SELECT version FROM interactions WHERE id = $1 FOR SHARE",
+                &[id],
+            )
+            .await
+            .map_err(map_err)?
+            .map(|r| r.get::<_, i64>(0));
+        if found != Some(*version) {
+            return Ok(false);
+        }
+    }
+    if let Some((id, at)) = &w.spend_code {
+        let n = tx
+            .execute(
+                "UPDATE verification_codes SET used_at = $2 WHERE id = $1 AND used_at IS NULL AND expires_at > $2",
+                &[id, at],
+            )
+            .await
+            .map_err(map_err)?;
+        if n != 1 {
+            return Ok(false);
+        }
+    }
+    if let Some(c) = &w.new_code {
+        tx.execute(
+            &format!("INSERT INTO verification_codes ({CODE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"),
+            &[&c.id, &c.customer_id, &c.purpose, &c.code_hash, &c.interaction_id, &c.created_at, &c.expires_at, &c.used_at],
+        )
+        .await
+        .map_err(map_err)?;
+    }
+    if let Some(customer_id) = &w.delete_codes_of {
+        tx.execute(
+            "DELETE FROM verification_codes WHERE customer_id = $1",
+            &[customer_id],
+        )
+        .await
+        .map_err(map_err)?;
+    }
+    if !w.audit.is_empty() {
+        append_tx(tx, &w.audit).await?;
+    }
+    Ok(true)
+}
+
+#[async_trait]
+impl VaultStore for PostgresStore {
+    async fn vault_key(&self, name: &str) -> StoreResult<Option<(Vec<u8>, String)>> {
+        let c = self.client().await?;
+        Ok(c.query_opt(
+            "SELECT sealed, kek_id FROM vault_keys WHERE name = $1",
+            &[&name],
+        )
+        .await
+        .map_err(map_err)?
+        .map(|r| (r.get(0), r.get(1))))
+    }
+
+    async fn put_vault_key(&self, name: &str, sealed: &[u8], kek_id: &str) -> StoreResult<bool> {
+        let c = self.client().await?;
+        let n = c
+            .execute(
+                "INSERT INTO vault_keys (name, sealed, kek_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                &[&name, &sealed, &kek_id],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(n == 1)
+    }
+
+    async fn rewrap_vault_key(
+        &self,
+        name: &str,
+        old_kek_id: &str,
+        sealed: &[u8],
+        kek_id: &str,
+    ) -> StoreResult<bool> {
+        let c = self.client().await?;
+        let n = c
+            .execute(
+                "UPDATE vault_keys SET sealed = $3, kek_id = $4 WHERE name = $1 AND kek_id = $2",
+                &[&name, &old_kek_id, &sealed, &kek_id],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(n == 1)
+    }
+
+    async fn customer(&self, id: &str) -> StoreResult<Option<CustomerRow>> {
+        let c = self.client().await?;
+        Ok(c.query_opt(
+            &format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = $1"),
+            &[&id],
+        )
+        .await
+        .map_err(map_err)?
+        .map(|r| customer_row(&r)))
+    }
+
+    async fn customers_by_index(
+        &self,
+        kind: &str,
+        hash: &str,
+        limit: u64,
+    ) -> StoreResult<Vec<CustomerRow>> {
+        let c = self.client().await?;
+        let cols = CUSTOMER_COLUMNS
+            .split(", ")
+            .map(|k| format!("c.{k}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let limit = limit as i64;
+        let rows = c
+            .query(
+                &format!(
+                    "SELECT {cols} FROM customer_index i JOIN customers c ON c.id = i.customer_id
+                     WHERE i.kind = $1 AND i.hash = $2 AND c.status = 'active' ORDER BY c.id LIMIT $3"
+                ),
+                &[&kind, &hash, &limit],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(rows.iter().map(customer_row).collect())
+    }
+
+    async fn interaction(&self, id: &str) -> StoreResult<Option<InteractionRow>> {
+        let c = self.client().await?;
+        Ok(c.query_opt(
+            &format!("SELECT {INTERACTION_COLUMNS} FROM interactions WHERE id = $1"),
+            &[&id],
+        )
+        .await
+        .map_err(map_err)?
+        .map(|r| interaction_row(&r)))
+    }
+
+    async fn live_codes(
+        &self,
+        customer_id: &str,
+        purpose: &str,
+        now: UnixTime,
+    ) -> StoreResult<Vec<CodeRow>> {
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                &format!(
+                    "SELECT {CODE_COLUMNS} FROM verification_codes
+                     WHERE customer_id = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3
+                     ORDER BY created_at DESC LIMIT 20"
+                ),
+                &[&customer_id, &purpose, &now],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(rows.iter().map(code_row).collect())
+    }
+
+    async fn vault_commit(&self, write: VaultWrite) -> StoreResult<bool> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(map_err)?;
+        if !apply(&tx, &write).await? {
+            return Ok(false);
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+
+    async fn wrapped_keys(
+        &self,
+        after_id: &str,
+        limit: u64,
+    ) -> StoreResult<Vec<(String, Vec<u8>, String)>> {
+        let c = self.client().await?;
+        let limit = limit as i64;
+        let rows = c
+            .query(
+                "SELECT id, wrapped_key, kek_id FROM customers
+                 WHERE id > $1 AND wrapped_key IS NOT NULL ORDER BY id LIMIT $2",
+                &[&after_id, &limit],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+    }
+
+    async fn rewrap_customer_key(
+        &self,
+        id: &str,
+        old_kek_id: &str,
+        wrapped: &[u8],
+        kek_id: &str,
+    ) -> StoreResult<bool> {
+        let c = self.client().await?;
+        let n = c
+            .execute(
+                "UPDATE customers SET wrapped_key = $3, kek_id = $4
+                 WHERE id = $1 AND kek_id = $2 AND wrapped_key IS NOT NULL",
+                &[&id, &old_kek_id, &wrapped, &kek_id],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(n == 1)
+    }
+
+    async fn keys_sealed_by(&self, kek_id: &str) -> StoreResult<u64> {
+        let c = self.client().await?;
+        let n: i64 = c
+            .query_one(
+                "SELECT (SELECT COUNT(*) FROM customers WHERE kek_id = $1 AND wrapped_key IS NOT NULL)
+                      + (SELECT COUNT(*) FROM vault_keys WHERE kek_id = $1)",
+                &[&kek_id],
+            )
+            .await
+            .map_err(map_err)?
+            .get(0);
+        Ok(n.max(0) as u64)
+    }
+}

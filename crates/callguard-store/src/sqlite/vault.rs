@@ -1,0 +1,333 @@
+//! The vault's tables on SQLite.
+
+use super::{append_tx, begin, SqliteStore};
+use crate::vault::*;
+use crate::StoreResult;
+use async_trait::async_trait;
+use callguard_core::UnixTime;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+const CUSTOMER_COLUMNS: &str = "id, status, version, wrapped_key, kek_id, fields, created_at, updated_at, verify_failures, verify_window_start, requests";
+const INTERACTION_COLUMNS: &str = "id, version, agent_id, customer_id, channel, direction, from_hash, status, started_at, ended_at, state";
+const CODE_COLUMNS: &str =
+    "id, customer_id, purpose, code_hash, interaction_id, created_at, expires_at, used_at";
+
+fn customer_row(r: &Row<'_>) -> rusqlite::Result<CustomerRow> {
+    Ok(CustomerRow {
+        id: r.get(0)?,
+        status: r.get(1)?,
+        version: r.get(2)?,
+        wrapped_key: r.get(3)?,
+        kek_id: r.get(4)?,
+        fields: r.get(5)?,
+        created_at: r.get(6)?,
+        updated_at: r.get(7)?,
+        verify_failures: r.get(8)?,
+        verify_window_start: r.get(9)?,
+        requests: r.get(10)?,
+    })
+}
+
+fn interaction_row(r: &Row<'_>) -> rusqlite::Result<InteractionRow> {
+    Ok(InteractionRow {
+        id: r.get(0)?,
+        version: r.get(1)?,
+        agent_id: r.get(2)?,
+        customer_id: r.get(3)?,
+        channel: r.get(4)?,
+        direction: r.get(5)?,
+        from_hash: r.get(6)?,
+        status: r.get(7)?,
+        started_at: r.get(8)?,
+        ended_at: r.get(9)?,
+        state: r.get(10)?,
+    })
+}
+
+fn code_row(r: &Row<'_>) -> rusqlite::Result<CodeRow> {
+    Ok(CodeRow {
+        id: r.get(0)?,
+        customer_id: r.get(1)?,
+        purpose: r.get(2)?,
+        code_hash: r.get(3)?,
+        interaction_id: r.get(4)?,
+        created_at: r.get(5)?,
+        expires_at: r.get(6)?,
+        used_at: r.get(7)?,
+    })
+}
+
+/// Applies a write inside `tx`; false when an expectation failed.
+fn apply(tx: &Connection, w: &VaultWrite) -> rusqlite::Result<bool> {
+    if let Some((c, expected)) = &w.customer {
+        let n = match expected {
+            None => tx.execute(
+                &format!("INSERT INTO customers ({CUSTOMER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
+                params![c.id, c.status, c.version, c.wrapped_key, c.kek_id, c.fields, c.created_at, c.updated_at, c.verify_failures, c.verify_window_start, c.requests],
+            )?,
+            Some(v) => tx.execute(
+                "UPDATE customers SET status = ?2, version = ?3, wrapped_key = ?4, kek_id = ?5, fields = ?6, updated_at = ?7, verify_failures = ?8, verify_window_start = ?9, requests = ?10 WHERE id = ?1 AND version = ?11",
+                params![c.id, c.status, c.version, c.wrapped_key, c.kek_id, c.fields, c.updated_at, c.verify_failures, c.verify_window_start, c.requests, v],
+            )?,
+        };
+        if n != 1 {
+            return Ok(false);
+        }
+    }
+    if let Some((customer_id, entries)) = &w.index {
+        tx.execute(
+            "DELETE FROM customer_index WHERE customer_id = ?1",
+            [customer_id],
+        )?;
+        let mut st = tx.prepare_cached(
+            "INSERT OR IGNORE INTO customer_index (kind, hash, customer_id) VALUES (?1, ?2, ?3)",
+        )?;
+        for e in entries {
+            st.execute(params![e.kind, e.hash, customer_id])?;
+        }
+    }
+    if let Some((i, expected)) = &w.interaction {
+        let n = match expected {
+            None => tx.execute(
+                &format!("INSERT INTO interactions ({INTERACTION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
+                params![i.id, i.version, i.agent_id, i.customer_id, i.channel, i.direction, i.from_hash, i.status, i.started_at, i.ended_at, i.state],
+            )?,
+            Some(v) => tx.execute(
+                "UPDATE interactions SET version = ?2, customer_id = ?3, status = ?4, ended_at = ?5, state = ?6 WHERE id = ?1 AND version = ?7",
+                params![i.id, i.version, i.customer_id, i.status, i.ended_at, i.state, v],
+            )?,
+        };
+        if n != 1 {
+            return Ok(false);
+        }
+    }
+    if let Some((id, version)) = &w.interaction_guard {
+        let found: Option<i64> = tx
+            .query_row(
+                "SELECT version FROM interactions WHERE id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if found != Some(*version) {
+            return Ok(false);
+        }
+    }
+    if let Some((id, at)) = &w.spend_code {
+        if tx.execute(
+            "UPDATE verification_codes SET used_at = ?2 WHERE id = ?1 AND used_at IS NULL AND expires_at > ?2",
+            params![id, at],
+        )? != 1
+        {
+            return Ok(false);
+        }
+    }
+    if let Some(c) = &w.new_code {
+        tx.execute(
+            &format!("INSERT INTO verification_codes ({CODE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+            params![c.id, c.customer_id, c.purpose, c.code_hash, c.interaction_id, c.created_at, c.expires_at, c.used_at],
+        )?;
+    }
+    if let Some(customer_id) = &w.delete_codes_of {
+        tx.execute(
+            "DELETE FROM verification_codes WHERE customer_id = ?1",
+            [customer_id],
+        )?;
+    }
+    if !w.audit.is_empty() {
+        append_tx(tx, &w.audit)?;
+    }
+    Ok(true)
+}
+
+#[async_trait]
+impl VaultStore for SqliteStore {
+    async fn vault_key(&self, name: &str) -> StoreResult<Option<(Vec<u8>, String)>> {
+        let name = name.to_owned();
+        self.read(move |c| {
+            c.query_row(
+                "SELECT sealed, kek_id FROM vault_keys WHERE name = ?1",
+                [name],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn put_vault_key(&self, name: &str, sealed: &[u8], kek_id: &str) -> StoreResult<bool> {
+        let (name, sealed, kek_id) = (name.to_owned(), sealed.to_vec(), kek_id.to_owned());
+        self.write(move |c| {
+            let tx = begin(c)?;
+            let n = tx.execute(
+                "INSERT OR IGNORE INTO vault_keys (name, sealed, kek_id) VALUES (?1, ?2, ?3)",
+                params![name, sealed, kek_id],
+            )?;
+            tx.commit()?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn rewrap_vault_key(
+        &self,
+        name: &str,
+        old_kek_id: &str,
+        sealed: &[u8],
+        kek_id: &str,
+    ) -> StoreResult<bool> {
+        let (name, old, sealed, kek_id) = (
+            name.to_owned(),
+            old_kek_id.to_owned(),
+            sealed.to_vec(),
+            kek_id.to_owned(),
+        );
+        self.write(move |c| {
+            let tx = begin(c)?;
+            let n = tx.execute(
+                "UPDATE vault_keys SET sealed = ?3, kek_id = ?4 WHERE name = ?1 AND kek_id = ?2",
+                params![name, old, sealed, kek_id],
+            )?;
+            tx.commit()?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn customer(&self, id: &str) -> StoreResult<Option<CustomerRow>> {
+        let id = id.to_owned();
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = ?1"
+            ))?
+            .query_row([id], customer_row)
+            .optional()
+        })
+        .await
+    }
+
+    async fn customers_by_index(
+        &self,
+        kind: &str,
+        hash: &str,
+        limit: u64,
+    ) -> StoreResult<Vec<CustomerRow>> {
+        let (kind, hash) = (kind.to_owned(), hash.to_owned());
+        self.read(move |c| {
+            let cols = CUSTOMER_COLUMNS
+                .split(", ")
+                .map(|k| format!("c.{k}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {cols} FROM customer_index i JOIN customers c ON c.id = i.customer_id
+                 WHERE i.kind = ?1 AND i.hash = ?2 AND c.status = 'active' ORDER BY c.id LIMIT ?3"
+            ))?;
+            let rows = st.query_map(params![kind, hash, limit as i64], customer_row)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn interaction(&self, id: &str) -> StoreResult<Option<InteractionRow>> {
+        let id = id.to_owned();
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {INTERACTION_COLUMNS} FROM interactions WHERE id = ?1"
+            ))?
+            .query_row([id], interaction_row)
+            .optional()
+        })
+        .await
+    }
+
+    async fn live_codes(
+        &self,
+        customer_id: &str,
+        purpose: &str,
+        now: UnixTime,
+    ) -> StoreResult<Vec<CodeRow>> {
+        let (customer_id, purpose) = (customer_id.to_owned(), purpose.to_owned());
+        self.read(move |c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {CODE_COLUMNS} FROM verification_codes
+                 WHERE customer_id = ?1 AND purpose = ?2 AND used_at IS NULL AND expires_at > ?3
+                 ORDER BY created_at DESC LIMIT 20"
+            ))?;
+            let rows = st.query_map(params![customer_id, purpose, now], code_row)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn vault_commit(&self, write: VaultWrite) -> StoreResult<bool> {
+        self.write(move |c| {
+            let tx = begin(c)?;
+            if !apply(&tx, &write)? {
+                return Ok(false);
+            }
+            tx.commit()?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn wrapped_keys(
+        &self,
+        after_id: &str,
+        limit: u64,
+    ) -> StoreResult<Vec<(String, Vec<u8>, String)>> {
+        let after = after_id.to_owned();
+        self.read(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT id, wrapped_key, kek_id FROM customers
+                 WHERE id > ?1 AND wrapped_key IS NOT NULL ORDER BY id LIMIT ?2",
+            )?;
+            let rows = st.query_map(params![after, limit as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn rewrap_customer_key(
+        &self,
+        id: &str,
+        old_kek_id: &str,
+        wrapped: &[u8],
+        kek_id: &str,
+    ) -> StoreResult<bool> {
+        let (id, old, wrapped, kek_id) = (
+            id.to_owned(),
+            old_kek_id.to_owned(),
+            wrapped.to_vec(),
+            kek_id.to_owned(),
+        );
+        self.write(move |c| {
+            let tx = begin(c)?;
+            let n = tx.execute(
+                "UPDATE customers SET wrapped_key = ?3, kek_id = ?4
+                 WHERE id = ?1 AND kek_id = ?2 AND wrapped_key IS NOT NULL",
+                params![id, old, wrapped, kek_id],
+            )?;
+            tx.commit()?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn keys_sealed_by(&self, kek_id: &str) -> StoreResult<u64> {
+        let kek_id = kek_id.to_owned();
+        self.read(move |c| {
+            let n: i64 = c.query_row(
+                "SELECT (SELECT COUNT(*) FROM customers WHERE kek_id = ?1 AND wrapped_key IS NOT NULL)
+                      + (SELECT COUNT(*) FROM vault_keys WHERE kek_id = ?1)",
+                [kek_id],
+                |r| r.get(0),
+            )?;
+            Ok(n.max(0) as u64)
+        })
+        .await
+    }
+}

@@ -1,0 +1,168 @@
+//! Storage of the customer data vault (SPEC C3, C4): customers (sealed fields and a wrapped data
+//! key), their blind indexes, interactions and one-time verification codes. Rows are opaque
+//! here: the server seals and opens the values, the store only keeps them.
+//!
+//! Changes go through one method, [`VaultStore::vault_commit`]: a [`VaultWrite`] names what to
+//! write and which versions it expects, and the store applies all of it with its audit entries
+//! in one transaction, or nothing when any expectation no longer holds (a concurrent change).
+
+use crate::{AuditRecord, StoreResult};
+use async_trait::async_trait;
+use callguard_core::UnixTime;
+
+/// A customer as stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CustomerRow {
+    pub id: String,
+    /// `active` or `erased`.
+    pub status: String,
+    /// Bumped by every write; writes name the version they read.
+    pub version: i64,
+    /// The data key sealed by the key-encryption key; gone after erasure.
+    pub wrapped_key: Option<Vec<u8>>,
+    /// Which key-encryption key sealed it.
+    pub kek_id: String,
+    /// JSON object: field name → base64 of the sealed value.
+    pub fields: String,
+    pub created_at: UnixTime,
+    pub updated_at: UnixTime,
+    /// Failed verification attempts in the current window, across interactions.
+    pub verify_failures: i64,
+    pub verify_window_start: Option<UnixTime>,
+    /// JSON of a pending GDPR request (erasure awaiting its second approver), if any.
+    pub requests: Option<String>,
+}
+
+impl std::fmt::Debug for CustomerRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CustomerRow")
+            .field("id", &self.id)
+            .field("status", &self.status)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One blind index entry of a customer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexEntry {
+    /// `phone`, `email`, `national_id` or `service`.
+    pub kind: String,
+    /// The keyed hash (never the value).
+    pub hash: String,
+}
+
+/// An interaction (a call, chat or e-mail) as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InteractionRow {
+    pub id: String,
+    pub version: i64,
+    pub agent_id: String,
+    pub customer_id: Option<String>,
+    pub channel: String,
+    pub direction: String,
+    /// The blind index of the caller's number, when it is a phone number.
+    pub from_hash: Option<String>,
+    /// `active` or `ended`.
+    pub status: String,
+    pub started_at: UnixTime,
+    pub ended_at: Option<UnixTime>,
+    /// JSON owned by the server: level, steps used, failures, lock, pending OTP.
+    pub state: String,
+}
+
+/// A one-time verification code (portal code or OTP), stored as a keyed hash.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CodeRow {
+    pub id: String,
+    pub customer_id: String,
+    /// `portal` or `otp`.
+    pub purpose: String,
+    pub code_hash: String,
+    /// The interaction an OTP was sent for (portal codes belong to no interaction).
+    pub interaction_id: Option<String>,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+    pub used_at: Option<UnixTime>,
+}
+
+impl std::fmt::Debug for CodeRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CodeRow")
+            .field("id", &self.id)
+            .field("purpose", &self.purpose)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything one vault change writes, applied together with `audit` or not at all.
+#[derive(Debug, Default)]
+pub struct VaultWrite {
+    /// Insert (expected `None`) or update a customer whose stored version is the expected one;
+    /// the stored version becomes `row.version`.
+    pub customer: Option<(CustomerRow, Option<i64>)>,
+    /// Replace all blind index entries of this customer.
+    pub index: Option<(String, Vec<IndexEntry>)>,
+    /// Insert (expected `None`) or update an interaction, like `customer`.
+    pub interaction: Option<(InteractionRow, Option<i64>)>,
+    /// Require that this interaction still has this version, without writing it.
+    pub interaction_guard: Option<(String, i64)>,
+    /// Spend this unused code (by id); fails the write if it was used meanwhile.
+    pub spend_code: Option<(String, UnixTime)>,
+    pub new_code: Option<CodeRow>,
+    /// Delete every code of this customer (erasure).
+    pub delete_codes_of: Option<String>,
+    pub audit: Vec<AuditRecord>,
+}
+
+/// The vault's storage.
+#[async_trait]
+pub trait VaultStore: Send + Sync {
+    /// A key sealed by the key-encryption key (the blind index key), and which KEK sealed it.
+    async fn vault_key(&self, name: &str) -> StoreResult<Option<(Vec<u8>, String)>>;
+    /// Stores a sealed key unless one of that name exists; true when this one was stored.
+    async fn put_vault_key(&self, name: &str, sealed: &[u8], kek_id: &str) -> StoreResult<bool>;
+    /// Replaces a sealed key if it is still sealed by `old_kek_id` (rotation).
+    async fn rewrap_vault_key(
+        &self,
+        name: &str,
+        old_kek_id: &str,
+        sealed: &[u8],
+        kek_id: &str,
+    ) -> StoreResult<bool>;
+    async fn customer(&self, id: &str) -> StoreResult<Option<CustomerRow>>;
+    /// Customers with this blind index entry, at most `limit`.
+    async fn customers_by_index(
+        &self,
+        kind: &str,
+        hash: &str,
+        limit: u64,
+    ) -> StoreResult<Vec<CustomerRow>>;
+    async fn interaction(&self, id: &str) -> StoreResult<Option<InteractionRow>>;
+    /// Unused, unexpired codes of a customer for `purpose`.
+    async fn live_codes(
+        &self,
+        customer_id: &str,
+        purpose: &str,
+        now: UnixTime,
+    ) -> StoreResult<Vec<CodeRow>>;
+    /// Applies a [`VaultWrite`]; false when an expected version or an unused code no longer
+    /// holds (nothing was written then).
+    async fn vault_commit(&self, write: VaultWrite) -> StoreResult<bool>;
+    /// Wrapped data keys after `after_id` in id order, for rotation: (id, wrapped, kek id).
+    async fn wrapped_keys(
+        &self,
+        after_id: &str,
+        limit: u64,
+    ) -> StoreResult<Vec<(String, Vec<u8>, String)>>;
+    /// Replaces a customer's wrapped key if it is still sealed by `old_kek_id`.
+    async fn rewrap_customer_key(
+        &self,
+        id: &str,
+        old_kek_id: &str,
+        wrapped: &[u8],
+        kek_id: &str,
+    ) -> StoreResult<bool>;
+    /// How many wrapped keys (customers and vault keys) are sealed by `kek_id`.
+    async fn keys_sealed_by(&self, kek_id: &str) -> StoreResult<u64>;
+}
