@@ -11,7 +11,9 @@ pub mod vault;
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
-pub use vault::{CodeRow, CustomerRow, IndexEntry, InteractionRow, VaultStore, VaultWrite};
+pub use vault::{
+    CodeRow, CustomerRow, IndexEntry, InteractionRow, KeyShareStore, VaultStore, VaultWrite,
+};
 
 use async_trait::async_trait;
 pub use callguard_core::audit::merkle::{Frontier, Hash, Subtree};
@@ -434,6 +436,7 @@ pub trait Store:
     + AuditStore
     + AlertStore
     + VaultStore
+    + KeyShareStore
     + Health
 {
 }
@@ -445,6 +448,7 @@ impl<T> Store for T where
         + AuditStore
         + AlertStore
         + VaultStore
+        + KeyShareStore
         + Health
 {
 }

@@ -49,6 +49,8 @@ struct Inner {
     writer: Mutex<std::sync::mpsc::Sender<Job>>,
     readers: Mutex<Vec<Connection>>,
     read_slots: Arc<tokio::sync::Semaphore>,
+    /// The key store of data-key shares: a separate file (see `vault::SHARE_FILE`).
+    shares: Mutex<Connection>,
 }
 
 /// The writer thread: group commit (see the module documentation).
@@ -120,6 +122,7 @@ impl SqliteStore {
                 .map_err(map_err)?;
             migrate(&mut writer)?;
             restrict_permissions(&path);
+            let shares = vault::open_share_file(&path.with_file_name(vault::SHARE_FILE))?;
             let (tx, rx) = std::sync::mpsc::channel::<Job>();
             std::thread::Builder::new()
                 .name("callguard-sqlite-writer".into())
@@ -130,6 +133,7 @@ impl SqliteStore {
                     path,
                     writer: Mutex::new(tx),
                     readers: Mutex::new(Vec::new()),
+                    shares: Mutex::new(shares),
                     read_slots: Arc::new(tokio::sync::Semaphore::new(MAX_READERS)),
                 }),
             })

@@ -98,11 +98,11 @@ impl std::fmt::Debug for CodeRow {
 /// Everything one vault change writes, applied together with `audit` or not at all.
 #[derive(Debug, Default)]
 pub struct VaultWrite {
-    /// Insert (expected `None`) or update a customer whose stored version is the expected one;
+    /// Insert (expected `None`) or update customers whose stored version is the expected one;
     /// the stored version becomes `row.version`.
-    pub customer: Option<(CustomerRow, Option<i64>)>,
-    /// Replace all blind index entries of this customer.
-    pub index: Option<(String, Vec<IndexEntry>)>,
+    pub customers: Vec<(CustomerRow, Option<i64>)>,
+    /// Replace all blind index entries of these customers.
+    pub index: Vec<(String, Vec<IndexEntry>)>,
     /// Insert (expected `None`) or update an interaction, like `customer`.
     pub interaction: Option<(InteractionRow, Option<i64>)>,
     /// Require that this interaction still has this version, without writing it.
@@ -165,4 +165,21 @@ pub trait VaultStore: Send + Sync {
     ) -> StoreResult<bool>;
     /// How many wrapped keys (customers and vault keys) are sealed by `kek_id`.
     async fn keys_sealed_by(&self, kek_id: &str) -> StoreResult<u64>;
+}
+
+/// The key store: the half of each customer's data key that is kept out of the database, so
+/// that deleting it (erasure) leaves nothing to recover in any copy of the database.
+///
+/// On SQLite it is its own file beside the database (`keystore.db`, rollback journal and
+/// `secure_delete`, so a deleted share is overwritten on disk, not left in a free page or a
+/// WAL). On PostgreSQL it is the table `customer_key_shares`, which operators must keep out of
+/// database backups (`pg_dump --exclude-table-data=customer_key_shares`) or replace with a KMS;
+/// a restore re-applies erasures from the audit log's tombstones.
+#[async_trait]
+pub trait KeyShareStore: Send + Sync {
+    /// Stores a customer's share durably (before the customer row that needs it).
+    async fn put_share(&self, customer_id: &str, share: &[u8]) -> StoreResult<()>;
+    async fn share(&self, customer_id: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// Destroys a customer's share; true when it existed.
+    async fn destroy_share(&self, customer_id: &str) -> StoreResult<bool>;
 }

@@ -3,7 +3,8 @@
 //! its own with the data key and XChaCha20-Poly1305 (random 192-bit nonces, so no nonce
 //! bookkeeping), with associated data naming the customer and the field: a ciphertext copied to
 //! another customer or another field fails to open. Destroying the wrapped data key destroys
-//! every field at once, in backups too (crypto-shredding).
+//! every field at once; because half of it lives in a key store outside the database (see
+//! [`KeyShare`]), a copy of the database made before the erasure cannot bring it back either.
 //!
 //! Exact-match search goes through blind indexes: HMAC-SHA256 under an index key (itself sealed
 //! by the key-encryption key) over the normalised value, prefixed with its kind, so equal phone
@@ -40,16 +41,58 @@ fn field_aad(customer_id: &str, field: &str) -> String {
     format!("callguard:field:{customer_id}:{field}")
 }
 
-impl DataKey {
-    /// A fresh key for a new customer, and its wrapped form for the database.
+/// The half of a data key kept outside the database, in the key store. The database holds the
+/// other half wrapped by the key-encryption key; the data key is the XOR of both. Deleting the
+/// share at erasure makes the customer's fields unrecoverable even from a copy of the database
+/// taken earlier, because that copy never held the share.
+pub struct KeyShare(Secret<Vec<u8>>);
+
+impl std::fmt::Debug for KeyShare {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyShare(<redacted>)")
+    }
+}
+
+impl KeyShare {
+    /// The stored form of a share (32 bytes).
     #[must_use]
-    pub fn generate(customer_id: &str, kek: &KeyEncryptionKey) -> (Self, Vec<u8>) {
-        let mut bytes = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
-        let raw = Secret::new(bytes.to_vec());
-        zeroize::Zeroize::zeroize(&mut bytes);
-        let wrapped = kek.seal(raw.expose(), &dek_aad(customer_id));
-        (Self::from_raw(customer_id, raw.expose()), wrapped)
+    pub fn from_bytes(bytes: Vec<u8>) -> Option<Self> {
+        (bytes.len() == 32).then(|| Self(Secret::new(bytes)))
+    }
+
+    /// The share's bytes, for the key store.
+    #[must_use]
+    pub fn bytes(&self) -> &[u8] {
+        self.0.expose()
+    }
+}
+
+fn random32() -> Secret<Vec<u8>> {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let out = Secret::new(bytes.to_vec());
+    zeroize::Zeroize::zeroize(&mut bytes);
+    out
+}
+
+fn xor(a: &[u8], b: &[u8]) -> Secret<Vec<u8>> {
+    Secret::new(a.iter().zip(b).map(|(x, y)| x ^ y).collect())
+}
+
+impl DataKey {
+    /// A fresh key for a new customer: the key, the database half wrapped by the KEK, and the
+    /// share for the key store.
+    #[must_use]
+    pub fn generate(customer_id: &str, kek: &KeyEncryptionKey) -> (Self, Vec<u8>, KeyShare) {
+        let raw = random32();
+        let share = random32();
+        let half = xor(raw.expose(), share.expose());
+        let wrapped = kek.seal(half.expose(), &dek_aad(customer_id));
+        (
+            Self::from_raw(customer_id, raw.expose()),
+            wrapped,
+            KeyShare(share),
+        )
     }
 
     fn from_raw(customer_id: &str, raw: &[u8]) -> Self {
@@ -60,29 +103,32 @@ impl DataKey {
         }
     }
 
-    /// Unwraps a stored data key; fails for another customer's key, a wrong KEK or damage.
+    /// Rebuilds a data key from its wrapped half and its share; fails for another customer's
+    /// key, a wrong KEK or damage. (A wrong share gives a wrong key, which then opens nothing.)
     pub fn unwrap(
         customer_id: &str,
         wrapped: &[u8],
+        share: &KeyShare,
         kek: &KeyEncryptionKey,
     ) -> Result<Self, OpenError> {
-        let raw = kek.open(wrapped, &dek_aad(customer_id))?;
-        if raw.expose().len() != 32 {
+        let half = kek.open(wrapped, &dek_aad(customer_id))?;
+        if half.expose().len() != 32 {
             return Err(OpenError);
         }
+        let raw = xor(half.expose(), share.bytes());
         Ok(Self::from_raw(customer_id, raw.expose()))
     }
 
-    /// Re-wraps a stored data key under another key-encryption key (rotation); the data key
-    /// itself, and so every field, stays as it is.
+    /// Re-wraps the database half under another key-encryption key (rotation); the data key
+    /// and the share stay as they are, so every field stays as it is.
     pub fn rewrap(
         customer_id: &str,
         wrapped: &[u8],
         old: &KeyEncryptionKey,
         new: &KeyEncryptionKey,
     ) -> Result<Vec<u8>, OpenError> {
-        let raw = old.open(wrapped, &dek_aad(customer_id))?;
-        Ok(new.seal(raw.expose(), &dek_aad(customer_id)))
+        let half = old.open(wrapped, &dek_aad(customer_id))?;
+        Ok(new.seal(half.expose(), &dek_aad(customer_id)))
     }
 
     /// Seals one field's plaintext. Output: format byte, nonce, ciphertext and tag.
@@ -215,15 +261,17 @@ mod tests {
     #[test]
     fn a_field_opens_only_for_its_customer_and_field() {
         let kek = KeyEncryptionKey::generate();
-        let (k1, w1) = DataKey::generate("c1", &kek);
+        let (k1, w1, s1) = DataKey::generate("c1", &kek);
         let sealed = k1.seal("full_name", b"Jan Kowalski");
-        let again = DataKey::unwrap("c1", &w1, &kek).unwrap();
+        let again = DataKey::unwrap("c1", &w1, &s1, &kek).unwrap();
         assert_eq!(again.open("full_name", &sealed).unwrap().expose(), b"Jan Kowalski");
         assert!(again.open("address", &sealed).is_err(), "another field");
-        let (k2, _) = DataKey::generate("c2", &kek);
+        let (k2, _, s2) = DataKey::generate("c2", &kek);
         assert!(k2.open("full_name", &sealed).is_err(), "another customer's key");
-        assert!(DataKey::unwrap("c2", &w1, &kek).is_err(), "a wrapped key moved to another row");
-        assert!(DataKey::unwrap("c1", &w1, &KeyEncryptionKey::generate()).is_err());
+        assert!(DataKey::unwrap("c2", &w1, &s1, &kek).is_err(), "a wrapped key moved to another row");
+        assert!(DataKey::unwrap("c1", &w1, &s1, &KeyEncryptionKey::generate()).is_err());
+        let wrong_share = DataKey::unwrap("c1", &w1, &s2, &kek).unwrap();
+        assert!(wrong_share.open("full_name", &sealed).is_err(), "without its share the key is gone");
         let mut damaged = sealed.clone();
         damaged[30] ^= 1;
         assert!(again.open("full_name", &damaged).is_err());
@@ -234,11 +282,11 @@ mod tests {
     fn rewrapping_keeps_the_data_key_and_drops_the_old_kek() {
         let old = KeyEncryptionKey::generate();
         let new = KeyEncryptionKey::generate();
-        let (k, w) = DataKey::generate("c1", &old);
+        let (k, w, share) = DataKey::generate("c1", &old);
         let sealed = k.seal("phones", b"+48600100200");
         let w2 = DataKey::rewrap("c1", &w, &old, &new).unwrap();
-        assert!(DataKey::unwrap("c1", &w2, &old).is_err());
-        let k2 = DataKey::unwrap("c1", &w2, &new).unwrap();
+        assert!(DataKey::unwrap("c1", &w2, &share, &old).is_err());
+        let k2 = DataKey::unwrap("c1", &w2, &share, &new).unwrap();
         assert_eq!(k2.open("phones", &sealed).unwrap().expose(), b"+48600100200");
     }
 

@@ -52,3 +52,10 @@ CREATE TABLE verification_codes (
     used_at BIGINT
 );
 CREATE INDEX verification_codes_customer ON verification_codes(customer_id, purpose, expires_at);
+-- The key store's half of each data key. Keep this table's data out of database backups
+-- (pg_dump --exclude-table-data=customer_key_shares) or use a KMS: erasure deletes the row, and
+-- a backup without it cannot bring an erased customer back.
+CREATE TABLE customer_key_shares (
+    customer_id TEXT PRIMARY KEY,
+    share BYTEA NOT NULL
+);

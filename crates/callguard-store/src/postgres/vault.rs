@@ -60,7 +60,7 @@ fn code_row(r: &Row) -> CodeRow {
 
 /// Applies a write inside `tx`; false when an expectation failed.
 async fn apply(tx: &Transaction<'_>, w: &VaultWrite) -> StoreResult<bool> {
-    if let Some((c, expected)) = &w.customer {
+    for (c, expected) in &w.customers {
         let n = match expected {
             None => tx.execute(
                 &format!("INSERT INTO customers ({CUSTOMER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"),
@@ -76,7 +76,7 @@ async fn apply(tx: &Transaction<'_>, w: &VaultWrite) -> StoreResult<bool> {
             return Ok(false);
         }
     }
-    if let Some((customer_id, entries)) = &w.index {
+    for (customer_id, entries) in &w.index {
         tx.execute(
             "DELETE FROM customer_index WHERE customer_id = $1",
             &[customer_id],
@@ -331,5 +331,42 @@ impl VaultStore for PostgresStore {
             .map_err(map_err)?
             .get(0);
         Ok(n.max(0) as u64)
+    }
+}
+
+#[async_trait]
+impl KeyShareStore for PostgresStore {
+    async fn put_share(&self, customer_id: &str, share: &[u8]) -> StoreResult<()> {
+        let c = self.client().await?;
+        c.execute(
+            "INSERT INTO customer_key_shares (customer_id, share) VALUES ($1, $2)",
+            &[&customer_id, &share],
+        )
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn share(&self, customer_id: &str) -> StoreResult<Option<Vec<u8>>> {
+        let c = self.client().await?;
+        Ok(c.query_opt(
+            "SELECT share FROM customer_key_shares WHERE customer_id = $1",
+            &[&customer_id],
+        )
+        .await
+        .map_err(map_err)?
+        .map(|r| r.get(0)))
+    }
+
+    async fn destroy_share(&self, customer_id: &str) -> StoreResult<bool> {
+        let c = self.client().await?;
+        let n = c
+            .execute(
+                "DELETE FROM customer_key_shares WHERE customer_id = $1",
+                &[&customer_id],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(n == 1)
     }
 }

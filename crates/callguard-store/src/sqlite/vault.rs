@@ -59,7 +59,7 @@ fn code_row(r: &Row<'_>) -> rusqlite::Result<CodeRow> {
 
 /// Applies a write inside `tx`; false when an expectation failed.
 fn apply(tx: &Connection, w: &VaultWrite) -> rusqlite::Result<bool> {
-    if let Some((c, expected)) = &w.customer {
+    for (c, expected) in &w.customers {
         let n = match expected {
             None => tx.execute(
                 &format!("INSERT INTO customers ({CUSTOMER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
@@ -74,7 +74,7 @@ fn apply(tx: &Connection, w: &VaultWrite) -> rusqlite::Result<bool> {
             return Ok(false);
         }
     }
-    if let Some((customer_id, entries)) = &w.index {
+    for (customer_id, entries) in &w.index {
         tx.execute(
             "DELETE FROM customer_index WHERE customer_id = ?1",
             [customer_id],
@@ -327,6 +327,86 @@ impl VaultStore for SqliteStore {
                 |r| r.get(0),
             )?;
             Ok(n.max(0) as u64)
+        })
+        .await
+    }
+}
+
+/// File name of the key store beside the database.
+pub(super) const SHARE_FILE: &str = "keystore.db";
+
+/// Opens (creating) the key store file: owner-only, rollback journal, secure delete.
+pub(super) fn open_share_file(path: &std::path::Path) -> crate::StoreResult<Connection> {
+    let open = || -> rusqlite::Result<Connection> {
+        let c = Connection::open(path)?;
+        c.busy_timeout(std::time::Duration::from_secs(10))?;
+        // No WAL: a deleted share must not survive in a log file. secure_delete overwrites the
+        // freed bytes; FULL sync makes a stored or destroyed share durable before we go on.
+        c.pragma_update(None, "journal_mode", "DELETE")?;
+        c.pragma_update(None, "secure_delete", "ON")?;
+        c.pragma_update(None, "synchronous", "FULL")?;
+        c.execute_batch(
+            "CREATE TABLE IF NOT EXISTS key_shares (customer_id TEXT PRIMARY KEY, share BLOB NOT NULL)",
+        )?;
+        Ok(c)
+    };
+    let c = open().map_err(super::map_err)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+    }
+    Ok(c)
+}
+
+impl SqliteStore {
+    async fn with_shares<R, F>(&self, f: F) -> crate::StoreResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = inner
+                .shares
+                .lock()
+                .map_err(|_| crate::StoreError::Backend("the key store lock is poisoned".into()))?;
+            f(&conn).map_err(super::map_err)
+        })
+        .await
+        .map_err(super::backend)?
+    }
+}
+
+#[async_trait]
+impl KeyShareStore for SqliteStore {
+    async fn put_share(&self, customer_id: &str, share: &[u8]) -> StoreResult<()> {
+        let (id, share) = (customer_id.to_owned(), share.to_vec());
+        self.with_shares(move |c| {
+            c.execute(
+                "INSERT INTO key_shares (customer_id, share) VALUES (?1, ?2)",
+                params![id, share],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn share(&self, customer_id: &str) -> StoreResult<Option<Vec<u8>>> {
+        let id = customer_id.to_owned();
+        self.with_shares(move |c| {
+            c.prepare_cached("SELECT share FROM key_shares WHERE customer_id = ?1")?
+                .query_row([id], |r| r.get(0))
+                .optional()
+        })
+        .await
+    }
+
+    async fn destroy_share(&self, customer_id: &str) -> StoreResult<bool> {
+        let id = customer_id.to_owned();
+        self.with_shares(move |c| {
+            c.execute("DELETE FROM key_shares WHERE customer_id = ?1", [id])
+                .map(|n| n == 1)
         })
         .await
     }
