@@ -763,6 +763,10 @@ async fn resolve_alert(
 pub struct DncCheckRequest {
     /// Up to 10,000 numbers, E.164 (`+12025550123`) or ten NANP digits.
     pub numbers: Vec<String>,
+    /// When the calls would start, RFC 3339 (`2025-07-15T13:30:00Z`); default now. Lets a dialer
+    /// plan: calling windows are checked in each called party's local time at this instant.
+    #[serde(default)]
+    pub at: Option<String>,
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -770,8 +774,8 @@ pub struct DncResult {
     /// The number as asked.
     pub number: String,
     pub allowed: bool,
-    /// Why not: `national_dnc`, `invalid_number` (more to come: `internal_dnc`, `no_consent`,
-    /// `outside_calling_hours`).
+    /// Why not, in this order: `national_dnc`, `internal_dnc`, `no_consent`,
+    /// `outside_calling_hours`; or `invalid_number` alone.
     pub reasons: Vec<crate::dnc::Reason>,
 }
 
@@ -794,20 +798,33 @@ async fn dnc_check(
     State(s): State<AppState>,
     ApiJson(r): ApiJson<DncCheckRequest>,
 ) -> Result<Json<DncCheckResponse>, ApiError> {
+    use callguard_core::dnc::hours::Timestamp;
+    use callguard_core::dnc::number::Callee;
     if r.numbers.is_empty() || r.numbers.len() > crate::dnc::MAX_BATCH {
         return Err(ApiError::Validation(format!(
             "send 1 to {} numbers per request",
             crate::dnc::MAX_BATCH
         )));
     }
+    let at = match r.at.as_deref() {
+        Some(text) => text.trim().parse::<Timestamp>().map_err(|_| {
+            ApiError::Validation(
+                "`at` must be an RFC 3339 time with an offset, like 2025-07-15T13:30:00Z".into(),
+            )
+        })?,
+        None => Timestamp::now(),
+    };
     let registry = s.dnc.current().ok_or(ApiError::NotConfigured(
         "no national Do-Not-Call registry is loaded: import one with `callguard dnc import FILE`",
     ))?;
+    let callees: Vec<Option<Callee>> = r.numbers.iter().map(|n| Callee::parse(n)).collect();
+    let facts = crate::dnc::ListFacts::default();
     let results = r
         .numbers
         .into_iter()
-        .map(|number| {
-            let v = s.dnc.check(&registry, &number);
+        .zip(&callees)
+        .map(|(number, callee)| {
+            let v = s.dnc.verdict(&registry, callee.as_ref(), &facts, Some(at));
             DncResult {
                 number,
                 allowed: v.allowed,
@@ -933,7 +950,7 @@ pub fn routes() -> Vec<ApiRoute> {
             .gives::<InclusionProof>(200),
         route("GET", "/api/v1/audit/proof/consistency", Signed(AuditRead), "Consistency proof between tree sizes `first` and `second`.", get(audit_consistency))
             .gives::<ConsistencyProof>(200),
-        route("POST", "/api/v1/dnc/check", Signed(DncCheck), "Checks up to 10,000 numbers before calling; results in the order asked.", post(dnc_check))
+        route("POST", "/api/v1/dnc/check", Signed(DncCheck), "Checks up to 10,000 numbers before calling, against the national registry and the calling window in each called party's local time at `at` (default now); results in the order asked. Garbage is `invalid_number`, never allowed.", post(dnc_check))
             .takes::<DncCheckRequest>().gives::<DncCheckResponse>(200).limit(1 << 20),
         route("GET", "/api/v1/dnc/status", Signed(DncStatus), "The national registry in force: size, checksum, source, age, and whether it is stale (> 31 days).", get(dnc_status))
             .gives::<DncRegistryStatus>(200),

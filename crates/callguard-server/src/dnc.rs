@@ -4,8 +4,10 @@
 //! loaded, and a refused import never touches either. Checks answer in the order asked.
 
 use callguard_core::dnc::elias_fano::EliasFano;
-use callguard_core::dnc::nanp;
+use callguard_core::dnc::hours::CallingHours;
+use callguard_core::dnc::number::Callee;
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -31,10 +33,18 @@ pub struct Registry {
     pub info: RegistryInfo,
 }
 
-/// The registry of this node.
+/// Outbound-compliance settings (configuration keys `dnc.*`).
+#[derive(Debug, Clone, Default)]
+pub struct DncSettings {
+    /// Calling-hour windows: a default (TCPA 08:00-21:00) and overrides by region, zone or country.
+    pub calling_hours: CallingHours,
+}
+
+/// The registry of this node, and the calling-hour windows it checks against.
 pub struct Dnc {
     dir: PathBuf,
     current: RwLock<Option<Arc<Registry>>>,
+    hours: CallingHours,
 }
 
 fn pointer(dir: &Path) -> PathBuf {
@@ -47,11 +57,12 @@ fn io(e: std::io::Error, what: &str, path: &Path) -> String {
 
 impl Dnc {
     /// Opens `dir` (creating it) and loads the registry in force, if any.
-    pub fn open(dir: &Path) -> Result<Self, String> {
+    pub fn open(dir: &Path, settings: DncSettings) -> Result<Self, String> {
         crate::bootstrap::create_private_dir(dir).map_err(|e| io(e, "cannot create", dir))?;
         let dnc = Self {
             dir: dir.to_path_buf(),
             current: RwLock::new(None),
+            hours: settings.calling_hours,
         };
         dnc.reload_if_changed()?;
         Ok(dnc)
@@ -153,42 +164,104 @@ impl Dnc {
         Ok(())
     }
 
-    /// Checks one number as written by the caller.
+    /// The calling-hour windows in force.
+    #[must_use]
+    pub fn calling_hours(&self) -> &CallingHours {
+        &self.hours
+    }
+
+    /// Checks one number as written by the caller against the national registry only.
     #[must_use]
     pub fn check(&self, registry: &Registry, raw: &str) -> Verdict {
-        let invalid = Verdict {
-            allowed: false,
-            reasons: vec![Reason::InvalidNumber],
-        };
-        match nanp::normalise(raw) {
-            Ok(n) if registry.set.contains(n) => Verdict {
+        self.verdict(
+            registry,
+            Callee::parse(raw).as_ref(),
+            &ListFacts::default(),
+            None,
+        )
+    }
+
+    /// The verdict on one number (`None`: not a valid number): the national registry, what the
+    /// company's own lists say of it, and, when `at` is given, the calling window at that time.
+    /// Reasons come in the order of the public contract.
+    #[must_use]
+    pub fn verdict(
+        &self,
+        registry: &Registry,
+        callee: Option<&Callee>,
+        lists: &ListFacts,
+        at: Option<callguard_core::dnc::hours::Timestamp>,
+    ) -> Verdict {
+        let Some(callee) = callee else {
+            return Verdict {
                 allowed: false,
-                reasons: vec![Reason::NationalDnc],
-            },
-            Ok(_) => Verdict {
-                allowed: true,
-                reasons: Vec::new(),
-            },
-            Err(_) if raw.trim_start().starts_with("+1") => invalid,
-            // Outside the North American plan the national registry does not apply, but the
-            // number still has to be a real one.
-            Err(_) => match phonenumber::parse(None, raw.trim()) {
-                Ok(p) if phonenumber::is_valid(&p) => Verdict {
-                    allowed: true,
-                    reasons: Vec::new(),
-                },
-                _ => invalid,
-            },
+                reasons: vec![Reason::InvalidNumber],
+            };
+        };
+        let mut reasons = Vec::new();
+        // Outside the North American plan neither the national registry nor the area-code
+        // table applies.
+        if let Callee::Nanp(n) = callee {
+            if registry.set.contains(*n) {
+                reasons.push(Reason::NationalDnc);
+            }
+        }
+        let e164 = callee.e164();
+        if lists.internal.contains(&e164) {
+            reasons.push(Reason::InternalDnc);
+        }
+        if lists.consented.as_ref().is_some_and(|c| !c.contains(&e164)) {
+            reasons.push(Reason::NoConsent);
+        }
+        if let (Callee::Nanp(n), Some(at)) = (callee, at) {
+            if !self.hours.permits(*n, at) {
+                reasons.push(Reason::OutsideCallingHours);
+            }
+        }
+        Verdict {
+            allowed: reasons.is_empty(),
+            reasons,
         }
     }
+}
+
+/// What the company's own lists say about the numbers of one check, by E.164 number.
+#[derive(Debug, Clone, Default)]
+pub struct ListFacts {
+    /// Numbers on the internal Do-Not-Call list.
+    pub internal: HashSet<String>,
+    /// When consent is required: the numbers that have it. `None`: consent was not asked for.
+    pub consented: Option<HashSet<String>>,
 }
 
 /// Why a number may not be called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
+    /// On the national Do-Not-Call registry.
     NationalDnc,
+    /// On the company's own Do-Not-Call list (an opt-out).
+    InternalDnc,
+    /// Consent was required (a `purpose` was given) and there is no active consent for it.
+    NoConsent,
+    /// Outside the calling window in the called party's local time.
+    OutsideCallingHours,
+    /// Not a valid phone number.
     InvalidNumber,
+}
+
+impl Reason {
+    /// The name on the wire and in scrub reports.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::NationalDnc => "national_dnc",
+            Reason::InternalDnc => "internal_dnc",
+            Reason::NoConsent => "no_consent",
+            Reason::OutsideCallingHours => "outside_calling_hours",
+            Reason::InvalidNumber => "invalid_number",
+        }
+    }
 }
 
 /// The answer for one number.
@@ -209,7 +282,7 @@ mod tests {
     #[test]
     fn a_registry_is_put_in_force_atomically_and_reloaded() {
         let d = dir();
-        let dnc = Dnc::open(&d).unwrap();
+        let dnc = Dnc::open(&d, DncSettings::default()).unwrap();
         assert!(dnc.current().is_none());
         let first = EliasFano::from_sorted(&[2_025_550_123], 10_000_000_000).unwrap();
         let staged = dnc.stage(&first, "aa", "first.txt").unwrap();
@@ -248,7 +321,7 @@ mod tests {
     #[test]
     fn garbage_is_invalid_and_foreign_numbers_are_not_on_the_us_registry() {
         let d = dir();
-        let dnc = Dnc::open(&d).unwrap();
+        let dnc = Dnc::open(&d, DncSettings::default()).unwrap();
         let set = EliasFano::from_sorted(&[2_025_550_123], 10_000_000_000).unwrap();
         let r = Registry {
             set,

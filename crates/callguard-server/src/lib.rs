@@ -54,6 +54,7 @@ pub struct Settings {
     pub kek: KekSource,
     pub audit: AuditSettings,
     pub alerts: alerts::AlertSettings,
+    pub dnc: dnc::DncSettings,
 }
 
 /// Audit log settings.
@@ -137,7 +138,8 @@ impl Runtime {
                 .map_err(StartError::Audit)?;
         let audit = audit::AuditLog::new(store.clone(), signer, settings.audit.witness.clone())
             .map_err(StartError::Audit)?;
-        let dnc = dnc::Dnc::open(&settings.data_dir.join("dnc")).map_err(StartError::Dnc)?;
+        let dnc = dnc::Dnc::open(&settings.data_dir.join("dnc"), settings.dnc.clone())
+            .map_err(StartError::Dnc)?;
         Ok(Self {
             store,
             kek: Arc::new(kek),

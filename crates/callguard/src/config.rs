@@ -39,6 +39,8 @@ pub const KEYS: &[Key] = &[
     Key { name: "alerts.working_hours", secret: false, about: "HH:MM-HH:MM; sign-ins outside it raise an alert (unset: rule off)" },
     Key { name: "alerts.utc_offset", secret: false, about: "offset of working hours from UTC, like +01:00 (default +00:00)" },
     Key { name: "alerts.weekends", secret: false, about: "true when Saturday and Sunday are working days (default false)" },
+    Key { name: "dnc.calling_hours", secret: false, about: "HH:MM-HH:MM: when calls may start in the called party's local time (default 08:00-21:00, the TCPA's)" },
+    Key { name: "dnc.calling_hours_regions", secret: false, about: "windows by region, time zone or country, most specific first, like \"US-FL=08:00-20:00; America/Chicago=09:00-20:00; CA=09:00-21:00\"" },
     Key { name: "log.level", secret: false, about: "error, warn, info, debug or trace (default info)" },
     Key { name: "log.format", secret: false, about: "text or json (default text)" },
 ];
@@ -269,6 +271,7 @@ impl Raw {
         };
         let audit = self.audit_settings(&data_dir, public_url.as_ref())?;
         let alerts = self.alert_settings()?;
+        let dnc = self.dnc_settings()?;
         Ok(Settings {
             listen,
             data_dir,
@@ -279,7 +282,27 @@ impl Raw {
             kek,
             audit,
             alerts,
+            dnc,
         })
+    }
+
+    fn dnc_settings(&self) -> Result<callguard_server::dnc::DncSettings, ConfigError> {
+        use callguard_core::dnc::hours::{CallingHours, Window};
+        let default = match self.get("dnc.calling_hours") {
+            Some((v, _)) => Window::parse(v)
+                .map_err(|e| ConfigError(format!("{}: {e}", self.describe("dnc.calling_hours"))))?,
+            None => Window::TCPA,
+        };
+        let mut calling_hours = CallingHours::new(default);
+        if let Some((v, _)) = self.get("dnc.calling_hours_regions") {
+            calling_hours.set_all(v).map_err(|e| {
+                ConfigError(format!(
+                    "{}: {e}",
+                    self.describe("dnc.calling_hours_regions")
+                ))
+            })?;
+        }
+        Ok(callguard_server::dnc::DncSettings { calling_hours })
     }
 
     fn alert_settings(&self) -> Result<callguard_server::alerts::AlertSettings, ConfigError> {
@@ -617,6 +640,62 @@ mod tests {
         match raw.settings().unwrap().kek {
             KekSource::File(p) => assert_eq!(p, PathBuf::from("/nonexistent/dir/kek")),
             KekSource::Inline(_) => panic!("kek_file must name the key file"),
+        }
+    }
+
+    #[test]
+    fn calling_hours_default_to_the_tcpa_window_and_bad_ones_name_their_key() {
+        use callguard_core::dnc::hours::Window;
+        let hours = Raw::load(None, &env_of(&[]))
+            .unwrap()
+            .settings()
+            .unwrap()
+            .dnc
+            .calling_hours;
+        assert_eq!(hours.default_window(), Window::TCPA);
+        assert_eq!(hours.overrides().count(), 0);
+        let set = Raw::load(
+            None,
+            &env_of(&[
+                ("CALLGUARD_DNC_CALLING_HOURS", "09:00-20:00"),
+                (
+                    "CALLGUARD_DNC_CALLING_HOURS_REGIONS",
+                    "US-FL=08:00-20:00; America/Chicago=10:00-19:00",
+                ),
+            ]),
+        )
+        .unwrap()
+        .settings()
+        .unwrap()
+        .dnc
+        .calling_hours;
+        assert_eq!(set.default_window().to_string(), "09:00-20:00");
+        assert_eq!(set.overrides().count(), 2);
+        for (var, value, key) in [
+            (
+                "CALLGUARD_DNC_CALLING_HOURS",
+                "21:00-08:00",
+                "`dnc.calling_hours`",
+            ),
+            (
+                "CALLGUARD_DNC_CALLING_HOURS_REGIONS",
+                "Florida=08:00-20:00",
+                "`dnc.calling_hours_regions`",
+            ),
+            (
+                "CALLGUARD_DNC_CALLING_HOURS_REGIONS",
+                "US-FL=8pm",
+                "`dnc.calling_hours_regions`",
+            ),
+        ] {
+            let pairs: &'static [(&'static str, &'static str)] =
+                Box::leak(Box::new([(var, value)]));
+            let msg = Raw::load(None, &env_of(pairs))
+                .unwrap()
+                .settings()
+                .unwrap_err()
+                .to_string();
+            assert!(msg.contains(key) && msg.contains(var), "{msg}");
         }
     }
 

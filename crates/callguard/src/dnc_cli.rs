@@ -4,6 +4,7 @@
 
 use callguard_core::audit::AuditRecord;
 use callguard_core::dnc::import::{ImportError, Importer};
+use callguard_server::dnc::Reason;
 use callguard_server::Runtime;
 use std::io::{BufRead, Write};
 use std::path::Path;
@@ -196,15 +197,13 @@ pub async fn scrub(
             let reasons: Vec<&str> = verdict
                 .reasons
                 .iter()
-                .map(|r| match r {
-                    callguard_server::dnc::Reason::NationalDnc => {
-                        national += 1;
-                        "national_dnc"
+                .map(|r| {
+                    match r {
+                        Reason::NationalDnc => national += 1,
+                        Reason::InvalidNumber => invalid += 1,
+                        Reason::InternalDnc | Reason::NoConsent | Reason::OutsideCallingHours => {}
                     }
-                    callguard_server::dnc::Reason::InvalidNumber => {
-                        invalid += 1;
-                        "invalid_number"
-                    }
+                    r.as_str()
                 })
                 .collect();
             let mut with_reason = record.clone();

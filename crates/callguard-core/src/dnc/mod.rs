@@ -1,6 +1,8 @@
-//! Outbound compliance (SPEC C8), starting with the national Do-Not-Call registry's compact,
-//! persistent set of numbers.
+//! Outbound compliance (SPEC C8): the national Do-Not-Call registry's compact, persistent set of
+//! numbers, the numbers themselves, and calling-hour windows in the called party's local time.
 
 pub mod elias_fano;
+pub mod hours;
 pub mod import;
 pub mod nanp;
+pub mod number;

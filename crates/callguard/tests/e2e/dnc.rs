@@ -3,7 +3,7 @@
 //! reference set; a refused import leaves the registry in force answering; a new import replaces
 //! it; call lists are scrubbed keeping their other columns.
 
-use crate::harness::{Backend, Server};
+use crate::harness::{Backend, Deployment, Server};
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -128,14 +128,22 @@ async fn the_national_registry_is_imported_checked_replaced_and_scrubbed_against
     for ((number, expected), got) in probes.iter().zip(results) {
         assert_eq!(got["number"], number.as_str(), "in the order asked");
         match expected {
-            Some(allowed) => {
-                assert_eq!(got["allowed"], *allowed, "{number}: {got}");
-                let reasons = if *allowed {
-                    json!([])
-                } else {
-                    json!(["national_dnc"])
-                };
-                assert_eq!(got["reasons"], reasons, "{number}");
+            Some(free) => {
+                // Random area codes lie in every time zone, so some are outside their calling
+                // window whenever this runs; the registry's answer is the rest.
+                let reasons: Vec<&str> = got["reasons"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.as_str().unwrap())
+                    .collect();
+                assert_eq!(got["allowed"], reasons.is_empty(), "{number}: {got}");
+                let registry: Vec<&str> = reasons
+                    .into_iter()
+                    .filter(|r| *r != "outside_calling_hours")
+                    .collect();
+                let expected: &[&str] = if *free { &[] } else { &["national_dnc"] };
+                assert_eq!(registry, expected, "{number}: {got}");
             }
             None => {
                 assert_eq!(got["allowed"], false, "garbage is never allowed: {number}");
@@ -203,7 +211,8 @@ async fn the_national_registry_is_imported_checked_replaced_and_scrubbed_against
         .post(
             "/api/v1/dnc/check",
             Some(&agent.token),
-            json!({"numbers": [format!("{member}"), "+12025550123"]}),
+            // 15:00 on the East Coast, 09:00 in Hawaii: inside every state's window.
+            json!({"numbers": [format!("{member}"), "+12025550123"], "at": "2024-07-15T19:00:00Z"}),
         )
         .await
         .expect(200)
@@ -272,4 +281,170 @@ async fn the_national_registry_is_imported_checked_replaced_and_scrubbed_against
             );
         }
     }
+}
+
+both_backends!(calling_windows_follow_the_called_party_across_time_zones);
+
+/// Imports `numbers` (one per line) as the national registry and waits until the server uses it.
+async fn import_registry(server: &Server, token: &str, numbers: &str) {
+    let file = server
+        .root()
+        .join(format!("registry-{}.txt", crate::harness::suffix()));
+    std::fs::write(&file, numbers).unwrap();
+    let ran = server.cli(&["dnc", "import", file.to_str().unwrap()]);
+    assert!(ran.status.success(), "{}", ran.describe());
+    wait_for_registry(server, token, Some(&sha_of_output(&ran.stdout))).await;
+}
+
+/// The reasons given for each number, in the order asked.
+async fn reasons(server: &Server, token: &str, body: Value) -> Vec<Vec<String>> {
+    let answer = server
+        .api()
+        .post("/api/v1/dnc/check", Some(token), body)
+        .await
+        .expect(200)
+        .json();
+    answer["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let reasons: Vec<String> = r["reasons"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_str().unwrap().to_owned())
+                .collect();
+            assert_eq!(r["allowed"], reasons.is_empty(), "{r}");
+            reasons
+        })
+        .collect()
+}
+
+async fn calling_windows_follow_the_called_party_across_time_zones(backend: Backend) {
+    // Florida holds calls to 20:00, a state rule stricter than the TCPA's 21:00.
+    let server = Server::start_with(
+        Deployment::new(backend),
+        &[("CALLGUARD_DNC_CALLING_HOURS_REGIONS", "US-FL=08:00-20:00")],
+    )
+    .await;
+    let agent = server.new_account("window-agent", "agent").await;
+    let supervisor = server.new_account("window-sup", "supervisor").await;
+    import_registry(&server, &supervisor.token, "3035550100\n").await;
+
+    let numbers = [
+        "+1 212 555 0100", // New York
+        "+1 312 555 0100", // Chicago
+        "+1 303 555 0100", // Denver, and on the registry
+        "+1 415 555 0100", // San Francisco
+        "+1 808 555 0100", // Honolulu
+        "+1 800 555 0100", // toll-free: nowhere in particular
+        "+48 601 234 567", // outside the North American plan
+        "call me maybe",
+    ];
+    let none: Vec<String> = Vec::new();
+    let late = vec!["outside_calling_hours".to_owned()];
+    // 13:30 UTC in July: 09:30 in New York, 08:30 Chicago, 07:30 Denver, 06:30 San Francisco,
+    // 03:30 Honolulu.
+    let summer_morning = vec![
+        none.clone(),
+        none.clone(),
+        vec![
+            "national_dnc".to_owned(),
+            "outside_calling_hours".to_owned(),
+        ],
+        late.clone(),
+        late.clone(),
+        late.clone(),
+        none.clone(),
+        vec!["invalid_number".to_owned()],
+    ];
+    for at in ["2024-07-15T13:30:00Z", "2024-07-15T09:30:00-04:00"] {
+        assert_eq!(
+            reasons(&server, &agent.token, json!({"numbers": numbers, "at": at})).await,
+            summer_morning,
+            "at {at}"
+        );
+    }
+    // 19:00 UTC: 15:00 in New York, 09:00 in Honolulu: everyone is in their window, the
+    // toll-free number too (it is held to every state's window at once).
+    let afternoon = reasons(
+        &server,
+        &agent.token,
+        json!({"numbers": numbers, "at": "2024-07-15T19:00:00Z"}),
+    )
+    .await;
+    assert_eq!(afternoon[0], none);
+    assert_eq!(afternoon[2], vec!["national_dnc".to_owned()]);
+    assert_eq!(afternoon[4], none);
+    assert_eq!(afternoon[5], none);
+
+    // The day daylight saving time starts, 12:30 UTC moves from 07:30 EST to 08:30 EDT.
+    let new_york = json!(["2125550100"]);
+    assert_eq!(
+        reasons(
+            &server,
+            &agent.token,
+            json!({"numbers": new_york, "at": "2024-03-09T12:30:00Z"})
+        )
+        .await,
+        vec![late.clone()]
+    );
+    assert_eq!(
+        reasons(
+            &server,
+            &agent.token,
+            json!({"numbers": new_york, "at": "2024-03-10T12:30:00Z"})
+        )
+        .await,
+        vec![none.clone()]
+    );
+
+    // Florida's own window: at 20:30 EDT Miami is too late, Atlanta (same zone) is not.
+    assert_eq!(
+        reasons(
+            &server,
+            &agent.token,
+            json!({"numbers": ["+13055550100", "+14045550100"], "at": "2024-07-16T00:30:00Z"})
+        )
+        .await,
+        vec![late.clone(), none.clone()]
+    );
+
+    // Without `at` the check is for now: it answers, whatever the hour.
+    assert_eq!(
+        reasons(&server, &agent.token, json!({"numbers": ["2125550100"]}))
+            .await
+            .len(),
+        1
+    );
+
+    // A time that is not RFC 3339 with an offset is refused, naming the field, not echoing it.
+    let api = server.api();
+    for bad in [
+        "tomorrow at nine",
+        "2024-07-15T13:30:00",
+        "2024-13-40T25:00:00Z",
+        "",
+    ] {
+        let answer = api
+            .post(
+                "/api/v1/dnc/check",
+                Some(&agent.token),
+                json!({"numbers": ["2125550100"], "at": bad}),
+            )
+            .await
+            .expect_problem(422, "validation-failed")
+            .json();
+        let detail = answer["detail"].as_str().unwrap();
+        assert!(detail.contains("`at`"), "{detail}");
+        assert!(bad.is_empty() || !detail.contains(bad), "{detail}");
+    }
+    api.post(
+        "/api/v1/dnc/check",
+        Some(&agent.token),
+        json!({"numbers": ["2125550100"], "at": 1_721_050_200}),
+    )
+    .await
+    .expect_problem(400, "bad-request");
 }
