@@ -4,11 +4,13 @@
 //! and PostgreSQL (for several nodes). Each backend has its own migrations, applied at start.
 #![forbid(unsafe_code)]
 
+pub mod dnc_lists;
 mod log;
 mod postgres;
 mod sqlite;
 pub mod vault;
 
+pub use dnc_lists::{ConsentRecord, DncListStore, InternalDncEntry};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use vault::{
@@ -437,6 +439,7 @@ pub trait Store:
     + AlertStore
     + VaultStore
     + KeyShareStore
+    + DncListStore
     + Health
 {
 }
@@ -449,6 +452,7 @@ impl<T> Store for T where
         + AlertStore
         + VaultStore
         + KeyShareStore
+        + DncListStore
         + Health
 {
 }

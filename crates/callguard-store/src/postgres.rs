@@ -10,6 +10,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 
+mod dnc_lists;
 mod vault;
 
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -17,6 +18,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/postgres/0002_audit.sql")),
     (3, include_str!("../migrations/postgres/0003_alerts.sql")),
     (4, include_str!("../migrations/postgres/0004_vault.sql")),
+    (5, include_str!("../migrations/postgres/0005_dnc_lists.sql")),
 ];
 /// Arbitrary constant naming Callguard's migration lock.
 const MIGRATION_LOCK: i64 = 0x4341_4c4c_4755_4152;

@@ -14,6 +14,7 @@ use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row, Savepoint}
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+mod dnc_lists;
 mod vault;
 
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -21,6 +22,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/sqlite/0002_audit.sql")),
     (3, include_str!("../migrations/sqlite/0003_alerts.sql")),
     (4, include_str!("../migrations/sqlite/0004_vault.sql")),
+    (5, include_str!("../migrations/sqlite/0005_dnc_lists.sql")),
 ];
 /// Reads running at once, each on a blocking thread with a pooled connection. Further reads wait
 /// for a slot, so that a burst of reads reuses the pooled connections instead of opening (and
