@@ -54,6 +54,17 @@ impl KeyEncryptionKey {
             .and_then(Self::from_bytes)
     }
 
+    /// A short public fingerprint naming this key (stored beside what it sealed, so rotation
+    /// knows what is left to re-wrap): hex of 8 bytes of SHA-256 over a label and the key.
+    #[must_use]
+    pub fn id(&self) -> String {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(b"callguard-kek-id\0");
+        h.update(self.0.expose());
+        data_encoding::HEXLOWER.encode(&h.finalize()[..8])
+    }
+
     fn cipher(&self) -> Option<XChaCha20Poly1305> {
         XChaCha20Poly1305::new_from_slice(self.0.expose()).ok()
     }

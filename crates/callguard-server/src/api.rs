@@ -767,6 +767,10 @@ pub struct DncCheckRequest {
     /// plan: calling windows are checked in each called party's local time at this instant.
     #[serde(default)]
     pub at: Option<String>,
+    /// Consent required for this purpose (e.g. `telemarketing`): numbers without an active
+    /// `call` consent for it get `no_consent`. Leave out for calls that need no consent.
+    #[serde(default)]
+    pub purpose: Option<String>,
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -814,11 +818,14 @@ async fn dnc_check(
         })?,
         None => Timestamp::now(),
     };
+    if let Some(p) = &r.purpose {
+        crate::dnc_lists::valid_purpose(p)?;
+    }
     let registry = s.dnc.current().ok_or(ApiError::NotConfigured(
         "no national Do-Not-Call registry is loaded: import one with `callguard dnc import FILE`",
     ))?;
     let callees: Vec<Option<Callee>> = r.numbers.iter().map(|n| Callee::parse(n)).collect();
-    let facts = crate::dnc::ListFacts::default();
+    let facts = s.dnc_lists.facts(&callees, r.purpose.as_deref()).await?;
     let results = r
         .numbers
         .into_iter()
@@ -843,6 +850,105 @@ async fn dnc_status(State(s): State<AppState>) -> Json<DncRegistryStatus> {
         registry: info,
         age_seconds: age,
     })
+}
+
+// ---- the internal Do-Not-Call list and the consent ledger ---------------------------------
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OptOutRequest {
+    /// The number that asked not to be called: E.164, or ten NANP digits.
+    pub number: String,
+    /// Where the request came from: `agent`, `portal`, `complaint`, `email`, `letter`, `web_form`.
+    pub source: String,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct InternalDncList {
+    /// Newest first; numbers masked.
+    pub entries: Vec<crate::dnc_lists::InternalDncView>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentRequest {
+    /// The number the consent is for: E.164, or ten NANP digits.
+    pub number: String,
+    /// What it covers, e.g. `telemarketing` (lower-case word).
+    pub purpose: String,
+    /// `call` or `sms`.
+    pub channel: String,
+    /// How it was given: `web_form`, `portal`, `agent`, `paper`, `email`.
+    pub source: String,
+    /// The evidence: the signed form's text or a URL to it (up to 2,000 characters). Sealed;
+    /// never shown by the API.
+    pub evidence: Secret<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct ConsentList {
+    /// Newest first; numbers masked.
+    pub consents: Vec<crate::dnc_lists::ConsentView>,
+}
+
+async fn add_opt_out(
+    State(s): State<AppState>,
+    p: Principal,
+    ApiJson(r): ApiJson<OptOutRequest>,
+) -> Result<(StatusCode, Json<crate::dnc_lists::InternalDncView>), ApiError> {
+    let (entry, added) = s.dnc_lists.opt_out(&p.actor(), &r.number, &r.source).await?;
+    let status = if added {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(entry)))
+}
+
+async fn list_opt_outs(
+    State(s): State<AppState>,
+    q: Params,
+) -> Result<Json<InternalDncList>, ApiError> {
+    let limit = number(&q, "limit", Some(100))?;
+    Ok(Json(InternalDncList {
+        entries: s.dnc_lists.internal_list(limit).await?,
+    }))
+}
+
+async fn grant_consent(
+    State(s): State<AppState>,
+    p: Principal,
+    ApiJson(r): ApiJson<ConsentRequest>,
+) -> Result<(StatusCode, Json<crate::dnc_lists::ConsentView>), ApiError> {
+    let consent = crate::dnc_lists::NewConsent {
+        number: &r.number,
+        purpose: &r.purpose,
+        channel: &r.channel,
+        source: &r.source,
+        evidence: r.evidence.expose(),
+    };
+    let view = s.dnc_lists.grant_consent(&p.actor(), &consent).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+async fn list_consents(
+    State(s): State<AppState>,
+    q: Params,
+) -> Result<Json<ConsentList>, ApiError> {
+    let limit = number(&q, "limit", Some(100))?;
+    let consents = s
+        .dnc_lists
+        .consents(q.get("number").map(String::as_str), limit)
+        .await?;
+    Ok(Json(ConsentList { consents }))
+}
+
+async fn revoke_consent(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<crate::dnc_lists::ConsentView>, ApiError> {
+    Ok(Json(s.dnc_lists.revoke_consent(&p.actor(), &id).await?))
 }
 
 // ---- the route table ----------------------------------------------------------------------
@@ -950,8 +1056,18 @@ pub fn routes() -> Vec<ApiRoute> {
             .gives::<InclusionProof>(200),
         route("GET", "/api/v1/audit/proof/consistency", Signed(AuditRead), "Consistency proof between tree sizes `first` and `second`.", get(audit_consistency))
             .gives::<ConsistencyProof>(200),
-        route("POST", "/api/v1/dnc/check", Signed(DncCheck), "Checks up to 10,000 numbers before calling, against the national registry and the calling window in each called party's local time at `at` (default now); results in the order asked. Garbage is `invalid_number`, never allowed.", post(dnc_check))
+        route("POST", "/api/v1/dnc/check", Signed(DncCheck), "Checks up to 10,000 numbers before calling: the national registry, the internal DNC list, consent when a `purpose` is named (no active `call` consent for it: `no_consent`), and the calling window in each called party's local time at `at` (default now). Results in the order asked; garbage is `invalid_number`, never allowed.", post(dnc_check))
             .takes::<DncCheckRequest>().gives::<DncCheckResponse>(200).limit(1 << 20),
+        route("POST", "/api/v1/dnc/internal", Signed(DncListManage), "Puts a number on the company's own Do-Not-Call list, effective for the very next check (audited). 201 when added, 200 when it was on the list already. Opt-outs are not removed through the API.", post(add_opt_out))
+            .takes::<OptOutRequest>().gives::<crate::dnc_lists::InternalDncView>(201),
+        route("GET", "/api/v1/dnc/internal", Signed(DncListRead), "The internal Do-Not-Call list, newest first, numbers masked; `limit` ≤ 1000 (default 100).", get(list_opt_outs))
+            .gives::<InternalDncList>(200),
+        route("POST", "/api/v1/consents", Signed(ConsentManage), "Records TCPA express written consent (number, purpose, channel, source, sealed evidence), effective for the very next check (audited).", post(grant_consent))
+            .takes::<ConsentRequest>().gives::<crate::dnc_lists::ConsentView>(201),
+        route("GET", "/api/v1/consents", Signed(ConsentRead), "Consent records, newest first, numbers masked; `number` narrows to one number, `limit` ≤ 1000 (default 100).", get(list_consents))
+            .gives::<ConsentList>(200),
+        route("POST", "/api/v1/consents/{id}/revoke", Signed(ConsentManage), "Revokes a consent, effective for the very next check (audited); 422 when revoked already.", post(revoke_consent))
+            .gives::<crate::dnc_lists::ConsentView>(200),
         route("GET", "/api/v1/dnc/status", Signed(DncStatus), "The national registry in force: size, checksum, source, age, and whether it is stale (> 31 days).", get(dnc_status))
             .gives::<DncRegistryStatus>(200),
         route("GET", "/api/v1/alerts", Signed(AlertsRead), "Alerts, newest first; `status` = open, acknowledged or resolved; `limit` ≤ 500.", get(list_alerts))
@@ -961,5 +1077,51 @@ pub fn routes() -> Vec<ApiRoute> {
             .takes::<AlertComment>().gives::<crate::alerts::AlertView>(200),
         route("POST", "/api/v1/alerts/{id}/resolve", Signed(AlertsManage), "Resolves an alert with a comment (audited).", post(resolve_alert))
             .takes::<AlertComment>().gives::<crate::alerts::AlertView>(200),
+        // ---- the vault and caller verification
+        route("POST", "/api/v1/customers", Signed(CustomersCreate), "Registers a customer; every field is validated (E.164, PESEL/NIP/REGON checksums, PESEL birth date) and sealed. 422 lists every invalid field.", post(crate::customer_api::create_customer))
+            .takes::<crate::vault::NewCustomer>().gives::<crate::customer_api::CreatedCustomer>(201),
+        route("GET", "/api/v1/customers", Signed(CustomersRead), "Search by `phone` (E.164), masked; `interaction_id` ties the look-up to a call (agents without one raise an alert).", get(crate::customer_api::search_customers))
+            .gives::<crate::customer_api::CustomerList>(200),
+        route("GET", "/api/v1/customers/{id}", Signed(CustomersRead), "A customer, masked; `interaction_id` as for search.", get(crate::customer_api::get_customer))
+            .gives::<crate::vault::CustomerView>(200),
+        route("POST", "/api/v1/customers/{id}/reveal", Signed(CustomersReveal), "Reveals one field during the agent's active interaction with this customer at level 1 or more, for a listed reason; audited, rate-limited.", post(crate::customer_api::reveal))
+            .takes::<crate::customer_api::RevealRequest>().gives::<crate::customer_api::RevealResponse>(200),
+        route("POST", "/api/v1/customers/{id}/operations", Signed(CustomersOperate), "An operation for the caller (change_contact, change_address, transfer_service, duplicate_invoice: level 2; add_note: level 1).", post(crate::customer_api::operate))
+            .takes::<crate::calls::OperationRequest>().gives::<crate::calls::OperationResponse>(200),
+        route("POST", "/api/v1/interactions", Signed(InteractionsHandle), "Starts an interaction; a phone call is linked to the customer its number singles out (screen-pop, masked).", post(crate::customer_api::start_interaction))
+            .takes::<crate::calls::NewInteraction>().gives::<crate::calls::InteractionView>(201),
+        route("GET", "/api/v1/interactions/{id}", Signed(InteractionsHandle), "One of my interactions: level reached, steps, attempts left.", get(crate::customer_api::get_interaction))
+            .gives::<crate::calls::InteractionView>(200),
+        route("POST", "/api/v1/interactions/{id}/verify", Signed(InteractionsHandle), "One verification attempt: national_id, service or security_answers (level 1); portal_code, or otp_send then otp (level 2, only from level 1).", post(crate::customer_api::verify))
+            .takes::<crate::calls::VerifyRequest>().gives::<crate::calls::VerifyResponse>(200),
+        route("POST", "/api/v1/interactions/{id}/end", Signed(InteractionsHandle), "Ends one of my interactions: reveals and operations stop at once.", post(crate::customer_api::end_interaction))
+            .gives::<crate::calls::InteractionView>(200),
+        // ---- the customer portal (customer accounts only) and GDPR requests
+        route("POST", "/api/v1/portal/auth/setup", Public, "Portal setup, step 1: the token from `callguard customer invite` and a new password; returns the TOTP secret to enrol.", post(crate::portal::setup))
+            .takes::<SetupRequest>().gives::<SetupResponse>(200),
+        route("POST", "/api/v1/portal/auth/setup/confirm", Public, "Portal setup, step 2: a code from the new authenticator; returns a session and ten recovery codes.", post(crate::portal::setup_confirm))
+            .takes::<SetupConfirmRequest>().gives::<SetupConfirmResponse>(200),
+        route("POST", "/api/v1/portal/auth/login", Public, "Portal sign-in, step 1: customer id and password (customer accounts only).", post(crate::portal::login))
+            .takes::<LoginRequest>().gives::<LoginResponse>(200),
+        route("POST", "/api/v1/portal/auth/mfa", Public, "Portal sign-in, step 2: TOTP or recovery code; returns a session token.", post(crate::portal::mfa))
+            .takes::<MfaRequest>().gives::<SessionResponse>(200),
+        route("GET", "/api/v1/portal/me", Signed(Portal), "My data, in the clear (only I see it unmasked).", get(crate::portal::me))
+            .gives::<crate::portal::MyData>(200),
+        route("POST", "/api/v1/portal/verification-code", Signed(Portal), "A one-time code to read to an agent on a call (single use, 10 minutes).", post(crate::portal::verification_code))
+            .gives::<crate::portal::VerificationCode>(200),
+        route("GET", "/api/v1/portal/access-log", Signed(Portal), "Who looked at or changed my data: when, which agent, which field, why.", get(crate::portal::my_access_log))
+            .gives::<crate::portal::AccessLog>(200),
+        route("GET", "/api/v1/portal/export", Signed(Portal), "Everything stored about me (GDPR art. 15), with notes and the access log.", get(crate::portal::export))
+            .gives::<crate::portal::MyExport>(200),
+        route("POST", "/api/v1/portal/requests", Signed(Portal), "Ask for export or erasure (erasure then needs two compliance officers).", post(crate::portal::make_request))
+            .takes::<crate::portal::NewRequest>().gives::<crate::portal::Requests>(200),
+        route("GET", "/api/v1/gdpr/requests", Signed(CustomersGdpr), "Customers with pending export or erasure requests.", get(crate::portal::pending_requests))
+            .gives::<crate::portal::PendingRequests>(200),
+        route("POST", "/api/v1/customers/{id}/export", Signed(CustomersGdpr), "Handles an export request: recorded and delivered to the customer's portal; compliance sees field names only.", post(crate::portal::compliance_export))
+            .gives::<crate::portal::ExportReceipt>(200),
+        route("POST", "/api/v1/customers/{id}/erasure", Signed(CustomersGdpr), "Requests erasure (first of two compliance officers).", post(crate::portal::request_erasure))
+            .gives::<crate::portal::ErasureStatus>(200),
+        route("POST", "/api/v1/customers/{id}/erasure/approve", Signed(CustomersGdpr), "Approves erasure (a second, different officer): destroys the data key; only an audit tombstone stays.", post(crate::portal::approve_erasure))
+            .gives::<crate::portal::ErasureStatus>(200),
     ]
 }

@@ -52,8 +52,30 @@ pub enum ApiError {
     Busy,
     #[error("this feature is not configured on this server: {0}")]
     NotConfigured(&'static str),
+    #[error("some fields are not valid; see `errors` for each one")]
+    InvalidFields(Vec<FieldProblem>),
+    #[error("{0}")]
+    State(&'static str),
+    #[error("this needs the caller verified to level {0} in this interaction first")]
+    VerificationRequired(i64),
+    #[error("verification is locked: {0}")]
+    VerificationLocked(&'static str),
+    #[error("{0}")]
+    FourEyes(&'static str),
+    #[error("the caller's answer or code was not accepted; {0} attempts left in this interaction")]
+    VerificationFailed(i64),
+    #[error("{0}")]
+    Unavailable(&'static str),
     #[error("something went wrong on our side; it has been logged")]
     Internal,
+}
+
+/// One invalid field of a request: where, and what is wrong (never the value sent).
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct FieldProblem {
+    /// The field's path, e.g. `phones[1]` or `national_id.value`.
+    pub field: String,
+    pub detail: String,
 }
 
 impl ApiError {
@@ -82,6 +104,13 @@ impl ApiError {
             ApiError::Csrf => "csrf",
             ApiError::Busy => "busy",
             ApiError::NotConfigured(_) => "not-configured",
+            ApiError::InvalidFields(_) => "invalid-fields",
+            ApiError::State(_) => "wrong-state",
+            ApiError::VerificationRequired(_) => "verification-required",
+            ApiError::VerificationLocked(_) => "verification-locked",
+            ApiError::FourEyes(_) => "four-eyes",
+            ApiError::VerificationFailed(_) => "verification-failed",
+            ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal => "internal",
         }
     }
@@ -110,6 +139,12 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NotConfigured(_) => StatusCode::NOT_IMPLEMENTED,
+            ApiError::InvalidFields(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::State(_) => StatusCode::CONFLICT,
+            ApiError::VerificationRequired(_) | ApiError::FourEyes(_) => StatusCode::FORBIDDEN,
+            ApiError::VerificationLocked(_) => StatusCode::LOCKED,
+            ApiError::VerificationFailed(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unavailable(_) => StatusCode::BAD_GATEWAY,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -122,6 +157,10 @@ impl ApiError {
             title: title_of(self.slug()).to_owned(),
             status: self.status().as_u16(),
             detail: self.to_string(),
+            errors: match self {
+                ApiError::InvalidFields(list) => list.clone(),
+                _ => Vec::new(),
+            },
         }
     }
 
@@ -141,6 +180,9 @@ pub struct Problem {
     pub title: String,
     pub status: u16,
     pub detail: String,
+    /// For `invalid-fields`: every invalid field at once.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldProblem>,
 }
 
 /// Every problem type with its title and what it means, for `/problems/{slug}` and the OpenAPI
@@ -167,6 +209,13 @@ pub const PROBLEM_TYPES: &[(&str, &str, &str)] = &[
     ("csrf", "CSRF check failed", "A form was submitted without the matching anti-forgery token."),
     ("busy", "Busy", "Too many password checks are queued; retry shortly."),
     ("not-configured", "Not configured", "The feature needs configuration this server does not have."),
+    ("invalid-fields", "Invalid fields", "One or more fields are not valid (a checksum, a date, an E.164 number...); `errors` lists each field and what is wrong, never the value sent. Nothing was changed."),
+    ("wrong-state", "Wrong state", "The action does not fit the current state: the interaction has ended, belongs to another agent or customer, or a step must come first."),
+    ("verification-required", "Verification required", "The caller is not verified to the level this action needs in this interaction (level 1: identify; level 2: a one-time code)."),
+    ("verification-locked", "Verification locked", "Too many failed verification attempts in this interaction, or on this customer recently; the attempt was not checked."),
+    ("verification-failed", "Verification failed", "The caller's identifier, answers or code did not match. Each failure counts towards the limits per interaction (5) and per customer (10 in 24 hours)."),
+    ("unavailable", "Upstream unavailable", "A service Callguard relies on (SMS provider, mail server) did not take the request."),
+    ("four-eyes", "Second approver needed", "The action needs a second, different person to approve it."),
     ("internal", "Internal error", "An unexpected error; details are in the server log only."),
 ];
 
@@ -248,6 +297,13 @@ mod tests {
             ApiError::Csrf,
             ApiError::Busy,
             ApiError::NotConfigured("x"),
+            ApiError::InvalidFields(Vec::new()),
+            ApiError::State("x"),
+            ApiError::VerificationRequired(1),
+            ApiError::VerificationLocked("x"),
+            ApiError::FourEyes("x"),
+            ApiError::VerificationFailed(1),
+            ApiError::Unavailable("x"),
             ApiError::Internal,
         ];
         for e in all {

@@ -29,6 +29,24 @@ use webauthn_rs::prelude::{
 pub const ISSUER: &str = "Callguard";
 const SETUP_CHALLENGE_SECONDS: i64 = 15 * 60;
 
+/// Which sign-in a request came through: staff accounts sign in at `/api/v1/auth/*`, customers
+/// at `/api/v1/portal/auth/*`, and neither kind of account is admitted through the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    Staff,
+    Portal,
+}
+
+impl Audience {
+    #[must_use]
+    pub fn admits(self, role: Role) -> bool {
+        match self {
+            Audience::Staff => role.is_staff(),
+            Audience::Portal => role == Role::Customer,
+        }
+    }
+}
+
 /// Where a request came from, for throttling and the session list.
 #[derive(Debug, Clone)]
 pub struct RequestContext {
@@ -342,10 +360,26 @@ impl Identity {
         password: Secret<String>,
         ctx: &RequestContext,
     ) -> Result<SetupStarted, ApiError> {
+        self.begin_setup_as(Audience::Staff, setup_token, password, ctx)
+            .await
+    }
+
+    pub async fn begin_setup_as(
+        &self,
+        audience: Audience,
+        setup_token: &Secret<String>,
+        password: Secret<String>,
+        ctx: &RequestContext,
+    ) -> Result<SetupStarted, ApiError> {
         self.check_throttle(ctx)?;
         let now = now();
         let token_hash = token::hash(setup_token.expose());
-        let Some(user) = self.store.user_by_setup_token(&token_hash, now).await? else {
+        let Some(user) = self
+            .store
+            .user_by_setup_token(&token_hash, now)
+            .await?
+            .filter(|u| audience.admits(u.role))
+        else {
             return Err(self
                 .refuse(
                     "auth.setup",
@@ -391,10 +425,30 @@ impl Identity {
         code: &Secret<String>,
         ctx: &RequestContext,
     ) -> Result<SignedIn, ApiError> {
+        self.confirm_setup_as(Audience::Staff, challenge, code, ctx)
+            .await
+    }
+
+    pub async fn confirm_setup_as(
+        &self,
+        audience: Audience,
+        challenge: &Secret<String>,
+        code: &Secret<String>,
+        ctx: &RequestContext,
+    ) -> Result<SignedIn, ApiError> {
         self.check_throttle(ctx)?;
         let now = now();
         let ch_hash = token::hash(challenge.expose());
-        let Some(ch) = self.store.challenge(&ch_hash, "setup", now).await? else {
+        let owner_admitted = match self.store.challenge(&ch_hash, "setup", now).await? {
+            Some(ch) => self
+                .store
+                .user_by_id(&ch.user_id)
+                .await?
+                .is_some_and(|u| audience.admits(u.role))
+                .then_some(ch),
+            None => None,
+        };
+        let Some(ch) = owner_admitted else {
             return Err(self
                 .refuse(
                     "auth.setup",
@@ -481,12 +535,27 @@ impl Identity {
         password: Secret<String>,
         ctx: &RequestContext,
     ) -> Result<SignInStarted, ApiError> {
+        self.begin_sign_in_as(Audience::Staff, username, password, ctx)
+            .await
+    }
+
+    pub async fn begin_sign_in_as(
+        &self,
+        audience: Audience,
+        username: &str,
+        password: Secret<String>,
+        ctx: &RequestContext,
+    ) -> Result<SignInStarted, ApiError> {
         self.check_throttle(ctx)?;
         // Admission first: a flood is turned away before it costs the database anything.
         let permit = self.hasher.reserve()?;
         let now = now();
         // One read for everything this step needs.
-        let facts = self.store.sign_in_facts(username).await?;
+        let facts = self
+            .store
+            .sign_in_facts(username)
+            .await?
+            .filter(|f| audience.admits(f.user.role));
         let user = facts.as_ref().map(|f| f.user.clone());
         let anonymous = Actor::anonymous(ctx);
         if let Some(u) = &user {
@@ -684,12 +753,27 @@ impl Identity {
         factor: SecondFactor,
         ctx: &RequestContext,
     ) -> Result<SignedIn, ApiError> {
+        self.finish_sign_in_as(Audience::Staff, challenge, factor, ctx)
+            .await
+    }
+
+    pub async fn finish_sign_in_as(
+        &self,
+        audience: Audience,
+        challenge: &Secret<String>,
+        factor: SecondFactor,
+        ctx: &RequestContext,
+    ) -> Result<SignedIn, ApiError> {
         self.check_throttle(ctx)?;
         let now = now();
         let anonymous = Actor::anonymous(ctx);
         let ch_hash = token::hash(challenge.expose());
         // One read: the challenge, its account and the credentials the second factor needs.
-        let Some((ch, user, creds)) = self.store.challenge_facts(&ch_hash, "sign-in", now).await?
+        let Some((ch, user, creds)) = self
+            .store
+            .challenge_facts(&ch_hash, "sign-in", now)
+            .await?
+            .filter(|(_, u, _)| audience.admits(u.role))
         else {
             return Err(self
                 .refuse(
@@ -1045,6 +1129,81 @@ impl Identity {
             )
             .await?;
         Ok(setup)
+    }
+
+    /// A one-time portal setup token for customer `customer_id` (who must exist; checked by the
+    /// caller): a new pending portal account, or, for one that exists, its credentials wiped and
+    /// a new token (a customer who lost their authenticator). The portal sign-in name is the
+    /// customer id.
+    pub async fn invite_customer(
+        &self,
+        actor: &Actor,
+        customer_id: &str,
+    ) -> Result<Secret<String>, ApiError> {
+        let setup = token::generate(TokenKind::Setup);
+        let now = now();
+        if let Some(existing) = self.store.user_by_username(customer_id).await? {
+            if existing.role != Role::Customer {
+                return Err(internal("a staff account has a customer's id as its name"));
+            }
+            let audit = actor
+                .record("portal.invite")
+                .target(format!("customer:{customer_id}"))
+                .detail("account", user_ref(&existing.id))
+                .detail("reset", true);
+            self.store
+                .reset_setup(
+                    &existing.id,
+                    &token::hash(setup.expose()),
+                    now + policy::SETUP_TOKEN_SECONDS,
+                    audit,
+                )
+                .await?;
+            return Ok(setup);
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let audit = actor
+            .record("portal.invite")
+            .target(format!("customer:{customer_id}"))
+            .detail("account", user_ref(&id))
+            .detail("reset", false);
+        self.store
+            .create_pending_user(
+                NewPendingUser {
+                    id,
+                    username: customer_id.to_owned(),
+                    role: Role::Customer,
+                    setup_token_hash: token::hash(setup.expose()),
+                    setup_expires_at: now + policy::SETUP_TOKEN_SECONDS,
+                    created_at: now,
+                },
+                audit,
+            )
+            .await?;
+        Ok(setup)
+    }
+
+    /// Disables a customer's portal account and ends its sessions (after erasure).
+    pub async fn close_portal_account(
+        &self,
+        actor: &Actor,
+        customer_id: &str,
+    ) -> Result<(), ApiError> {
+        if let Some(u) = self
+            .store
+            .user_by_username(customer_id)
+            .await?
+            .filter(|u| u.role == Role::Customer)
+        {
+            let audit = actor
+                .record("portal.close")
+                .target(format!("customer:{customer_id}"))
+                .detail("account", user_ref(&u.id));
+            self.store
+                .set_status(&u.id, UserStatus::Disabled, now(), audit)
+                .await?;
+        }
+        Ok(())
     }
 
     pub async fn admin_reset_setup(

@@ -7,15 +7,21 @@ pub mod alerts;
 pub mod api;
 pub mod audit;
 pub mod bootstrap;
+pub mod calls;
 pub mod csrf;
+pub mod customer_api;
 pub mod dnc;
+pub mod dnc_lists;
 pub mod error;
 pub mod hasher;
 pub mod identity;
 pub mod metrics;
+pub mod notify;
 pub mod openapi;
 pub mod pages;
+pub mod portal;
 pub mod tls;
+pub mod vault;
 
 use access::{Access, Surface};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
@@ -55,6 +61,15 @@ pub struct Settings {
     pub audit: AuditSettings,
     pub alerts: alerts::AlertSettings,
     pub dnc: dnc::DncSettings,
+    pub customers: CustomerSettings,
+}
+
+/// Settings of the vault, caller verification and one-time code delivery.
+#[derive(Debug, Clone, Default)]
+pub struct CustomerSettings {
+    pub vault: vault::VaultSettings,
+    pub policy: calls::Policy,
+    pub notify: notify::NotifySettings,
 }
 
 /// Audit log settings.
@@ -107,6 +122,10 @@ pub enum StartError {
     Audit(String),
     #[error("DNC registry: {0}")]
     Dnc(String),
+    #[error("vault: {0}")]
+    Vault(String),
+    #[error("one-time codes: {0}")]
+    Notify(String),
 }
 
 /// The opened data directory: store and key-encryption key. Shared by `serve` and the CLI.
@@ -115,6 +134,8 @@ pub struct Runtime {
     pub kek: Arc<KeyEncryptionKey>,
     pub audit: Arc<audit::AuditLog>,
     pub dnc: Arc<dnc::Dnc>,
+    /// The key of the vault's blind indexes (and of one-time code hashes).
+    pub index_key: Arc<callguard_core::vault::crypto::IndexKey>,
 }
 
 impl Runtime {
@@ -140,12 +161,44 @@ impl Runtime {
             .map_err(StartError::Audit)?;
         let dnc = dnc::Dnc::open(&settings.data_dir.join("dnc"), settings.dnc.clone())
             .map_err(StartError::Dnc)?;
+        let index_key = vault::load_index_key(&store, &kek)
+            .await
+            .map_err(StartError::Vault)?;
         Ok(Self {
+            index_key: Arc::new(index_key),
             store,
             kek: Arc::new(kek),
             audit: Arc::new(audit),
             dnc: Arc::new(dnc),
         })
+    }
+
+    /// The vault and the interaction services over this runtime.
+    pub fn customer_services(
+        &self,
+        settings: &CustomerSettings,
+    ) -> Result<(Arc<vault::Vault>, Arc<calls::Calls>), StartError> {
+        let vault = Arc::new(vault::Vault::new(
+            self.store.clone(),
+            self.kek.clone(),
+            self.index_key.clone(),
+            hasher::Hasher::for_this_machine(),
+            &settings.vault,
+        ));
+        let notifier = notify::Notifier::new(&settings.notify)
+            .map_err(|e| StartError::Notify(e.to_string()))?;
+        let calls = Arc::new(calls::Calls::new(
+            vault.clone(),
+            Arc::new(notifier),
+            settings.policy.clone(),
+        ));
+        Ok((vault, calls))
+    }
+
+    /// The internal Do-Not-Call list and the consent ledger over this runtime.
+    #[must_use]
+    pub fn dnc_lists(&self) -> dnc_lists::DncLists {
+        dnc_lists::DncLists::new(self.store.clone(), self.kek.clone(), self.index_key.clone())
     }
 
     /// The identity service over this runtime.
@@ -171,7 +224,10 @@ pub struct AppState {
     pub audit: Arc<audit::AuditLog>,
     pub alerts: Arc<alerts::Alerts>,
     pub dnc: Arc<dnc::Dnc>,
+    pub dnc_lists: Arc<dnc_lists::DncLists>,
     pub metrics: Arc<metrics::Metrics>,
+    pub vault: Arc<vault::Vault>,
+    pub calls: Arc<calls::Calls>,
 }
 
 /// The whole application: API and pages, each route behind its access check, with security
@@ -344,10 +400,14 @@ pub async fn serve(
             }
         }
     });
+    let (vault, calls) = runtime.customer_services(&settings.customers)?;
     let state = AppState {
+        vault,
+        calls,
         identity: identity.clone(),
         audit: runtime.audit.clone(),
         dnc: runtime.dnc.clone(),
+        dnc_lists: Arc::new(runtime.dnc_lists()),
         alerts,
         metrics,
     };

@@ -356,6 +356,8 @@ pub trait AuditStore: Send + Sync {
 pub struct AuditFilter {
     pub actor: Option<String>,
     pub action: Option<String>,
+    /// What the entry acted on, e.g. `customer:<id>`.
+    pub target: Option<String>,
     /// RFC 3339 bounds on the entry time (inclusive, exclusive).
     pub from: Option<String>,
     pub to: Option<String>,

@@ -1030,6 +1030,7 @@ impl AuditStore for PostgresStore {
                    AND ($3::text IS NULL OR entry::jsonb->>'time' >= $3)
                    AND ($4::text IS NULL OR entry::jsonb->>'time' < $4)
                    AND ($5::bigint IS NULL OR idx < $5)
+                   AND ($7::text IS NULL OR entry::jsonb->>'target' = $7)
                  ORDER BY idx DESC LIMIT $6",
             &[
                 &f.actor,
@@ -1038,6 +1039,7 @@ impl AuditStore for PostgresStore {
                 &f.to,
                 &f.before.map(|b| b as i64),
                 &(f.limit as i64),
+                &f.target,
             ],
         )
         .await

@@ -1153,6 +1153,7 @@ impl AuditStore for SqliteStore {
                    AND (?3 IS NULL OR json_extract(entry, '$.time') >= ?3)
                    AND (?4 IS NULL OR json_extract(entry, '$.time') < ?4)
                    AND (?5 IS NULL OR idx < ?5)
+                   AND (?7 IS NULL OR json_extract(entry, '$.target') = ?7)
                  ORDER BY idx DESC LIMIT ?6",
             )?;
             let rows = st
@@ -1163,7 +1164,8 @@ impl AuditStore for SqliteStore {
                         f.from,
                         f.to,
                         f.before.map(|b| b as i64),
-                        f.limit as i64
+                        f.limit as i64,
+                        f.target
                     ],
                     |r| {
                         Ok(StoredEntry {

@@ -163,6 +163,8 @@ pub trait VaultStore: Send + Sync {
         wrapped: &[u8],
         kek_id: &str,
     ) -> StoreResult<bool>;
+    /// Active customers with a pending GDPR request, oldest first.
+    async fn customers_with_requests(&self, limit: u64) -> StoreResult<Vec<CustomerRow>>;
     /// How many wrapped keys (customers and vault keys) are sealed by `kek_id`.
     async fn keys_sealed_by(&self, kek_id: &str) -> StoreResult<u64>;
 }

@@ -41,6 +41,24 @@ pub const KEYS: &[Key] = &[
     Key { name: "alerts.weekends", secret: false, about: "true when Saturday and Sunday are working days (default false)" },
     Key { name: "dnc.calling_hours", secret: false, about: "HH:MM-HH:MM: when calls may start in the called party's local time (default 08:00-21:00, the TCPA's)" },
     Key { name: "dnc.calling_hours_regions", secret: false, about: "windows by region, time zone or country, most specific first, like \"US-FL=08:00-20:00; America/Chicago=09:00-20:00; CA=09:00-21:00\"" },
+    Key { name: "vault.reveals_per_window", secret: false, about: "how many fields one agent may reveal within vault.reveal_window_seconds (default 30)" },
+    Key { name: "vault.reveal_window_seconds", secret: false, about: "the window of the reveal rate limit (default 600)" },
+    Key { name: "verification.level.change_contact", secret: false, about: "verification level (1 or 2) a change of phone or e-mail needs (default 2)" },
+    Key { name: "verification.level.change_address", secret: false, about: "verification level a change of address needs (default 2)" },
+    Key { name: "verification.level.transfer_service", secret: false, about: "verification level a service transfer needs (default 2)" },
+    Key { name: "verification.level.duplicate_invoice", secret: false, about: "verification level a duplicate invoice needs (default 2)" },
+    Key { name: "verification.level.add_note", secret: false, about: "verification level adding a note needs (default 1)" },
+    Key { name: "otp.sender_name", secret: false, about: "who one-time code messages say they come from (default Callguard)" },
+    Key { name: "otp.smtp_host", secret: false, about: "SMTP server that e-mails one-time codes (unset: no e-mail codes)" },
+    Key { name: "otp.smtp_port", secret: false, about: "its port (default 587)" },
+    Key { name: "otp.smtp_tls", secret: false, about: "starttls (default), tls, or none (only for a relay on this machine)" },
+    Key { name: "otp.smtp_username", secret: false, about: "SMTP user name, with otp.smtp_password" },
+    Key { name: "otp.smtp_password", secret: true, about: "SMTP password" },
+    Key { name: "otp.smtp_from", secret: false, about: "sender address of code e-mails" },
+    Key { name: "otp.sms_url", secret: false, about: "base URL of the SMS provider's Twilio-style Messages API (default https://api.twilio.com/)" },
+    Key { name: "otp.sms_account_sid", secret: false, about: "SMS provider account id (unset: no SMS codes)" },
+    Key { name: "otp.sms_auth_token", secret: true, about: "SMS provider auth token" },
+    Key { name: "otp.sms_from", secret: false, about: "sending number (E.164) or sender id of code SMS" },
     Key { name: "log.level", secret: false, about: "error, warn, info, debug or trace (default info)" },
     Key { name: "log.format", secret: false, about: "text or json (default text)" },
 ];
@@ -283,7 +301,119 @@ impl Raw {
             audit,
             alerts,
             dnc,
+            customers: self.customer_settings()?,
         })
+    }
+
+    fn number<T: std::str::FromStr>(
+        &self,
+        key: &str,
+        what: &str,
+    ) -> Result<Option<T>, ConfigError> {
+        match self.get(key) {
+            Some((v, _)) => v
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| ConfigError(format!("{} must be {what}", self.describe(key)))),
+            None => Ok(None),
+        }
+    }
+
+    fn text(&self, key: &str) -> Option<String> {
+        self.get(key).map(|(v, _)| v.trim().to_owned())
+    }
+
+    fn customer_settings(&self) -> Result<callguard_server::CustomerSettings, ConfigError> {
+        use callguard_server::calls::OperationKind;
+        use callguard_server::notify::{SmsSettings, SmtpSettings, SmtpTls};
+        let mut c = callguard_server::CustomerSettings::default();
+        if let Some(n) =
+            self.number::<usize>("vault.reveals_per_window", "a whole number from 1")?
+        {
+            if n == 0 {
+                return Err(ConfigError(format!(
+                    "{} must be at least 1",
+                    self.describe("vault.reveals_per_window")
+                )));
+            }
+            c.vault.reveals_per_window = n;
+        }
+        if let Some(n) = self.number::<i64>("vault.reveal_window_seconds", "a number of seconds")? {
+            if n < 1 {
+                return Err(ConfigError(format!(
+                    "{} must be at least 1",
+                    self.describe("vault.reveal_window_seconds")
+                )));
+            }
+            c.vault.reveal_window_seconds = n;
+        }
+        for kind in OperationKind::ALL {
+            let key = format!("verification.level.{}", kind.as_str());
+            if let Some(level) = self.number::<i64>(&key, "1 or 2")? {
+                if !(1..=2).contains(&level) {
+                    return Err(ConfigError(format!("{} must be 1 or 2: no operation on a customer's behalf goes without identifying the caller", self.describe(&key))));
+                }
+                c.policy.levels.insert(kind, level);
+            }
+        }
+        if let Some(name) = self.text("otp.sender_name") {
+            c.notify.sender_name = name;
+        }
+        if let Some(host) = self.text("otp.smtp_host") {
+            let tls = match self.text("otp.smtp_tls").as_deref() {
+                None | Some("starttls") => SmtpTls::StartTls,
+                Some("tls") => SmtpTls::Tls,
+                Some("none") => SmtpTls::None,
+                Some(_) => {
+                    return Err(ConfigError(format!(
+                        "{} must be starttls, tls or none",
+                        self.describe("otp.smtp_tls")
+                    )))
+                }
+            };
+            let from = self.text("otp.smtp_from").ok_or_else(|| {
+                ConfigError("`otp.smtp_from` is needed when `otp.smtp_host` is set".into())
+            })?;
+            c.notify.smtp = Some(SmtpSettings {
+                host,
+                port: self
+                    .number::<u16>("otp.smtp_port", "a port number")?
+                    .unwrap_or(587),
+                tls,
+                username: self.text("otp.smtp_username"),
+                password: self.text("otp.smtp_password").map(Secret::new),
+                from,
+            });
+        }
+        if let Some(sid) = self.text("otp.sms_account_sid") {
+            let base = self
+                .text("otp.sms_url")
+                .unwrap_or_else(|| callguard_server::notify::TWILIO_BASE_URL.to_owned());
+            let base_url = url::Url::parse(&base).map_err(|_| {
+                ConfigError(format!(
+                    "{} must be an http(s):// URL",
+                    self.describe("otp.sms_url")
+                ))
+            })?;
+            let token = self.text("otp.sms_auth_token").ok_or_else(|| {
+                ConfigError(
+                    "`otp.sms_auth_token` is needed when `otp.sms_account_sid` is set".into(),
+                )
+            })?;
+            let from = self.text("otp.sms_from").ok_or_else(|| {
+                ConfigError("`otp.sms_from` is needed when `otp.sms_account_sid` is set".into())
+            })?;
+            c.notify.sms = Some(SmsSettings {
+                base_url,
+                account_sid: sid,
+                auth_token: Secret::new(token),
+                from,
+            });
+        }
+        callguard_server::notify::Notifier::new(&c.notify)
+            .map_err(|e| ConfigError(format!("`otp.*`: {e}")))?;
+        Ok(c)
     }
 
     fn dnc_settings(&self) -> Result<callguard_server::dnc::DncSettings, ConfigError> {

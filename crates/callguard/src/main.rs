@@ -42,6 +42,11 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Customer portal accounts.
+    Customer {
+        #[command(subcommand)]
+        command: CustomerCommand,
+    },
     /// Check or export the tamper-evident audit log.
     Audit {
         #[command(subcommand)]
@@ -99,6 +104,17 @@ enum AuditCommand {
 }
 
 #[derive(Subcommand)]
+enum CustomerCommand {
+    /// Print a one-time portal setup token for an existing customer (valid 72 hours) and
+    /// nothing else. The customer signs in to the portal with their customer id. Inviting a
+    /// customer who already has a portal account wipes its credentials (lost authenticator).
+    Invite {
+        /// The customer's id (12 digits, as `POST /api/v1/customers` answered).
+        customer_id: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum DncCommand {
     /// Import a registry file (one number per line as 10 digits or E.164, or the FTC's
     /// "area code,number" CSV). It replaces the registry in force atomically, once complete; a
@@ -126,6 +142,10 @@ enum DncCommand {
         /// containing "phone", "number" or "tel", else the first column).
         #[arg(long)]
         column: Option<String>,
+        /// Keep only numbers with an active consent to calls for this purpose (e.g.
+        /// telemarketing); others are removed as no_consent.
+        #[arg(long)]
+        purpose: Option<String>,
     },
 }
 
@@ -208,6 +228,22 @@ fn main() -> ExitCode {
                 demo::run(settings, shutdown_signal()).await
             }
             Command::User { command } => user_command(&settings, command).await,
+            Command::Customer {
+                command: CustomerCommand::Invite { customer_id },
+            } => {
+                let rt = callguard_server::Runtime::open(&settings).await?;
+                let identity = rt.identity(Default::default(), None);
+                let token = callguard_server::portal::invite(&rt, &identity, &customer_id)
+                    .await
+                    .map_err(|e| match e {
+                        callguard_server::error::ApiError::NotFound => {
+                            format!("no customer {customer_id:?}: check the id (12 digits)").into()
+                        }
+                        other => api(other),
+                    })?;
+                println!("{}", token.expose());
+                Ok(())
+            }
             Command::Audit { command } => audit_command(&settings, command).await,
             Command::Dnc { command } => {
                 let rt = callguard_server::Runtime::open(&settings).await?;
@@ -222,9 +258,17 @@ fn main() -> ExitCode {
                         out,
                         report,
                         column,
+                        purpose,
                     } => {
-                        dnc_cli::scrub(&rt, &input, &out, report.as_deref(), column.as_deref())
-                            .await
+                        dnc_cli::scrub(
+                            &rt,
+                            &input,
+                            &out,
+                            report.as_deref(),
+                            column.as_deref(),
+                            purpose.as_deref(),
+                        )
+                        .await
                     }
                 }
             }

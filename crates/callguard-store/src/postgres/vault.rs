@@ -319,6 +319,22 @@ impl VaultStore for PostgresStore {
         Ok(n == 1)
     }
 
+    async fn customers_with_requests(&self, limit: u64) -> StoreResult<Vec<CustomerRow>> {
+        let c = self.client().await?;
+        let limit = limit as i64;
+        let rows = c
+            .query(
+                &format!(
+                    "SELECT {CUSTOMER_COLUMNS} FROM customers
+                     WHERE requests IS NOT NULL AND status = 'active' ORDER BY updated_at LIMIT $1"
+                ),
+                &[&limit],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(rows.iter().map(customer_row).collect())
+    }
+
     async fn keys_sealed_by(&self, kek_id: &str) -> StoreResult<u64> {
         let c = self.client().await?;
         let n: i64 = c

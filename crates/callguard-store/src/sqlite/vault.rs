@@ -317,6 +317,18 @@ impl VaultStore for SqliteStore {
         .await
     }
 
+    async fn customers_with_requests(&self, limit: u64) -> StoreResult<Vec<CustomerRow>> {
+        self.read(move |c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {CUSTOMER_COLUMNS} FROM customers
+                 WHERE requests IS NOT NULL AND status = 'active' ORDER BY updated_at LIMIT ?1"
+            ))?;
+            let rows = st.query_map([limit as i64], customer_row)?;
+            rows.collect()
+        })
+        .await
+    }
+
     async fn keys_sealed_by(&self, kek_id: &str) -> StoreResult<u64> {
         let kek_id = kek_id.to_owned();
         self.read(move |c| {

@@ -19,12 +19,17 @@ enum Rule {
 }
 use Rule::{Public, Roles};
 
-const ROLES: [&str; 4] = ["agent", "supervisor", "compliance", "admin"];
-const EVERY_ROLE: &[&str] = &["agent", "supervisor", "compliance", "admin"];
+const ROLES: [&str; 5] = ["agent", "supervisor", "compliance", "admin", "customer"];
+/// Every signed-in person manages their own session and sign-in factors, customers included.
+const EVERY_ROLE: &[&str] = &["agent", "supervisor", "compliance", "admin", "customer"];
+const AGENT: &[&str] = &["agent"];
+const CUSTOMER_READERS: &[&str] = &["agent", "supervisor", "compliance"];
+const CUSTOMER: &[&str] = &["customer"];
 const ADMIN: &[&str] = &["admin"];
 const COMPLIANCE: &[&str] = &["compliance"];
 const WATCHERS: &[&str] = &["supervisor", "compliance"];
 const CALLERS: &[&str] = &["agent", "supervisor", "compliance"];
+const CONSENT_KEEPERS: &[&str] = &["agent", "compliance"];
 
 /// The expected access matrix, by hand. A route the server adds without an entry here, or one it
 /// drops, fails the test.
@@ -65,6 +70,41 @@ const MATRIX: &[(&str, &str, Rule)] = &[
     ("GET", "/api/v1/audit/proof/consistency", Roles(COMPLIANCE)),
     ("POST", "/api/v1/dnc/check", Roles(CALLERS)),
     ("GET", "/api/v1/dnc/status", Roles(WATCHERS)),
+    ("POST", "/api/v1/dnc/internal", Roles(CALLERS)),
+    ("GET", "/api/v1/dnc/internal", Roles(WATCHERS)),
+    ("POST", "/api/v1/consents", Roles(CONSENT_KEEPERS)),
+    ("GET", "/api/v1/consents", Roles(WATCHERS)),
+    (
+        "POST",
+        "/api/v1/consents/{id}/revoke",
+        Roles(CONSENT_KEEPERS),
+    ),
+    ("POST", "/api/v1/customers", Roles(AGENT)),
+    ("GET", "/api/v1/customers", Roles(CUSTOMER_READERS)),
+    ("GET", "/api/v1/customers/{id}", Roles(CUSTOMER_READERS)),
+    ("POST", "/api/v1/customers/{id}/reveal", Roles(AGENT)),
+    ("POST", "/api/v1/customers/{id}/operations", Roles(AGENT)),
+    ("POST", "/api/v1/customers/{id}/export", Roles(COMPLIANCE)),
+    ("POST", "/api/v1/customers/{id}/erasure", Roles(COMPLIANCE)),
+    (
+        "POST",
+        "/api/v1/customers/{id}/erasure/approve",
+        Roles(COMPLIANCE),
+    ),
+    ("GET", "/api/v1/gdpr/requests", Roles(COMPLIANCE)),
+    ("POST", "/api/v1/interactions", Roles(AGENT)),
+    ("GET", "/api/v1/interactions/{id}", Roles(AGENT)),
+    ("POST", "/api/v1/interactions/{id}/verify", Roles(AGENT)),
+    ("POST", "/api/v1/interactions/{id}/end", Roles(AGENT)),
+    ("POST", "/api/v1/portal/auth/setup", Public),
+    ("POST", "/api/v1/portal/auth/setup/confirm", Public),
+    ("POST", "/api/v1/portal/auth/login", Public),
+    ("POST", "/api/v1/portal/auth/mfa", Public),
+    ("GET", "/api/v1/portal/me", Roles(CUSTOMER)),
+    ("POST", "/api/v1/portal/verification-code", Roles(CUSTOMER)),
+    ("GET", "/api/v1/portal/access-log", Roles(CUSTOMER)),
+    ("GET", "/api/v1/portal/export", Roles(CUSTOMER)),
+    ("POST", "/api/v1/portal/requests", Roles(CUSTOMER)),
     ("GET", "/api/v1/alerts", Roles(WATCHERS)),
     ("GET", "/api/v1/alerts/stream", Roles(WATCHERS)),
     ("POST", "/api/v1/alerts/{id}/acknowledge", Roles(WATCHERS)),
@@ -139,7 +179,10 @@ async fn every_route_answers_every_role_as_the_matrix_says(backend: Backend) {
     let admin = server.admin_session().await;
     let mut callers = vec![Caller::Nobody, Caller::Forged];
     let mut accounts = Vec::new();
-    for role in ROLES.iter().filter(|r| **r != "admin") {
+    for role in ROLES
+        .iter()
+        .filter(|r| !matches!(**r, "admin" | "customer"))
+    {
         let name = format!("walker-{role}");
         let made = api
             .post(
@@ -155,9 +198,18 @@ async fn every_route_answers_every_role_as_the_matrix_says(backend: Backend) {
                 .await,
         );
     }
+    // The customer: registered by the agent, invited by the CLI, set up in the portal.
+    let agent = accounts.iter().find(|a| a.role == "agent").unwrap();
+    let customer_id =
+        crate::vault::create_customer(&api, agent, crate::vault::customer_body()).await;
+    let invite = server.cli(&["customer", "invite", &customer_id]);
+    assert!(invite.status.success(), "{}", invite.describe());
+    let customer_token =
+        crate::portal::portal_set_up(&api, invite.stdout.trim(), &customer_id).await;
     for acct in &accounts {
         callers.push(Caller::Role(&acct.role, &acct.token));
     }
+    callers.push(Caller::Role("customer", &customer_token));
     callers.push(Caller::Role("admin", &admin.token));
 
     let forged = format!("cgs_{}", "A".repeat(43));
@@ -169,10 +221,11 @@ async fn every_route_answers_every_role_as_the_matrix_says(backend: Backend) {
             Caller::Role(role, token) => ((*role).to_owned(), Some(*token)),
         };
         // Logout last: it ends the session the other calls use.
+        let ends = |m: &str, p: &str| (m, p) == LOGOUT;
         let order = MATRIX
             .iter()
-            .filter(|(m, p, _)| (*m, *p) != LOGOUT)
-            .chain(MATRIX.iter().filter(|(m, p, _)| (*m, *p) == LOGOUT));
+            .filter(|(m, p, _)| !ends(m, p))
+            .chain(MATRIX.iter().filter(|(m, p, _)| ends(m, p)));
         for (method, path, rule) in order {
             let concrete = path.replace("{id}", &uuid::Uuid::new_v4().to_string());
             let m: Method = method.parse().unwrap();

@@ -35,6 +35,8 @@ mod audit;
 mod dnc;
 mod harness;
 mod operations;
+mod portal;
 mod requests;
 mod signin;
+mod vault;
 mod storage;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 both_backends!(secrets_never_reach_disk_and_passwords_are_argon2id);
 
-fn files_under(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -26,7 +26,7 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+pub(crate) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
