@@ -42,7 +42,8 @@ pub struct Requests {
 
 impl Requests {
     fn parse(s: Option<&str>) -> Self {
-        s.and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default()
+        s.and_then(|t| serde_json::from_str(t).ok())
+            .unwrap_or_default()
     }
 
     fn is_empty(&self) -> bool {
@@ -360,8 +361,7 @@ async fn update_requests(
         next.requests = req.stored();
         next.version += 1;
         next.updated_at = now();
-        if s
-            .vault
+        if s.vault
             .store()
             .vault_commit(VaultWrite {
                 customers: vec![(next, Some(row.version))],

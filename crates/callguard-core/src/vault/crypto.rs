@@ -264,14 +264,26 @@ mod tests {
         let (k1, w1, s1) = DataKey::generate("c1", &kek);
         let sealed = k1.seal("full_name", b"Jan Kowalski");
         let again = DataKey::unwrap("c1", &w1, &s1, &kek).unwrap();
-        assert_eq!(again.open("full_name", &sealed).unwrap().expose(), b"Jan Kowalski");
+        assert_eq!(
+            again.open("full_name", &sealed).unwrap().expose(),
+            b"Jan Kowalski"
+        );
         assert!(again.open("address", &sealed).is_err(), "another field");
         let (k2, _, s2) = DataKey::generate("c2", &kek);
-        assert!(k2.open("full_name", &sealed).is_err(), "another customer's key");
-        assert!(DataKey::unwrap("c2", &w1, &s1, &kek).is_err(), "a wrapped key moved to another row");
+        assert!(
+            k2.open("full_name", &sealed).is_err(),
+            "another customer's key"
+        );
+        assert!(
+            DataKey::unwrap("c2", &w1, &s1, &kek).is_err(),
+            "a wrapped key moved to another row"
+        );
         assert!(DataKey::unwrap("c1", &w1, &s1, &KeyEncryptionKey::generate()).is_err());
         let wrong_share = DataKey::unwrap("c1", &w1, &s2, &kek).unwrap();
-        assert!(wrong_share.open("full_name", &sealed).is_err(), "without its share the key is gone");
+        assert!(
+            wrong_share.open("full_name", &sealed).is_err(),
+            "without its share the key is gone"
+        );
         let mut damaged = sealed.clone();
         damaged[30] ^= 1;
         assert!(again.open("full_name", &damaged).is_err());
@@ -287,7 +299,10 @@ mod tests {
         let w2 = DataKey::rewrap("c1", &w, &old, &new).unwrap();
         assert!(DataKey::unwrap("c1", &w2, &share, &old).is_err());
         let k2 = DataKey::unwrap("c1", &w2, &share, &new).unwrap();
-        assert_eq!(k2.open("phones", &sealed).unwrap().expose(), b"+48600100200");
+        assert_eq!(
+            k2.open("phones", &sealed).unwrap().expose(),
+            b"+48600100200"
+        );
     }
 
     #[test]
@@ -302,6 +317,9 @@ mod tests {
         let (other, _) = IndexKey::generate(&kek);
         assert_ne!(a, other.blind(IndexKind::Phone, "+48600100200"));
         assert!(!a.contains("600100200"));
-        assert_ne!(key.code_hash("portal", "ABCD2345"), key.code_hash("otp", "ABCD2345"));
+        assert_ne!(
+            key.code_hash("portal", "ABCD2345"),
+            key.code_hash("otp", "ABCD2345")
+        );
     }
 }

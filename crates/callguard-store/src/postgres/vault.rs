@@ -297,7 +297,10 @@ impl VaultStore for PostgresStore {
             )
             .await
             .map_err(map_err)?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
     }
 
     async fn rewrap_customer_key(

@@ -38,5 +38,5 @@ mod operations;
 mod portal;
 mod requests;
 mod signin;
-mod vault;
 mod storage;
+mod vault;

@@ -214,10 +214,7 @@ async fn a_call_goes_from_identification_to_a_level_two_change_with_every_refusa
 
     // Search by phone answers masked, for staff who may read customers; admins may not.
     let found = api
-        .get(
-            "/api/v1/customers?phone=%2B48601234567",
-            Some(&agent.token),
-        )
+        .get("/api/v1/customers?phone=%2B48601234567", Some(&agent.token))
         .await
         .expect(200)
         .json();
