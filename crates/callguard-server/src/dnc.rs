@@ -319,6 +319,63 @@ mod tests {
     }
 
     #[test]
+    fn every_reason_is_given_in_the_contract_order_and_garbage_is_only_invalid() {
+        use callguard_core::dnc::hours::Timestamp;
+        let d = dir();
+        let dnc = Dnc::open(&d, DncSettings::default()).unwrap();
+        let r = Registry {
+            set: EliasFano::from_sorted(&[3_035_550_100], 10_000_000_000).unwrap(),
+            info: RegistryInfo {
+                file: String::new(),
+                numbers: 1,
+                sha256: String::new(),
+                source: String::new(),
+                imported_at: 0,
+            },
+        };
+        let denver = Callee::parse("+13035550100");
+        let facts = ListFacts {
+            internal: ["+13035550100".to_owned()].into(),
+            consented: Some(HashSet::new()),
+        };
+        // 13:30 UTC in July is 07:30 in Denver.
+        let early: Timestamp = "2024-07-15T13:30:00Z".parse().unwrap();
+        assert_eq!(
+            dnc.verdict(&r, denver.as_ref(), &facts, Some(early))
+                .reasons,
+            vec![
+                Reason::NationalDnc,
+                Reason::InternalDnc,
+                Reason::NoConsent,
+                Reason::OutsideCallingHours
+            ]
+        );
+        assert_eq!(
+            dnc.verdict(&r, None, &facts, Some(early)),
+            Verdict {
+                allowed: false,
+                reasons: vec![Reason::InvalidNumber]
+            }
+        );
+        // Consent on file, no consent asked, or no time given: those reasons go.
+        let consented = ListFacts {
+            internal: HashSet::new(),
+            consented: Some(["+13035550100".to_owned()].into()),
+        };
+        assert_eq!(
+            dnc.verdict(&r, denver.as_ref(), &consented, None).reasons,
+            vec![Reason::NationalDnc]
+        );
+        let pl = Callee::parse("+48 601 234 567");
+        assert!(
+            dnc.verdict(&r, pl.as_ref(), &ListFacts::default(), Some(early))
+                .allowed,
+            "no window outside the North American plan"
+        );
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
     fn garbage_is_invalid_and_foreign_numbers_are_not_on_the_us_registry() {
         let d = dir();
         let dnc = Dnc::open(&d, DncSettings::default()).unwrap();

@@ -4,12 +4,16 @@
 
 use callguard_core::audit::AuditRecord;
 use callguard_core::dnc::import::{ImportError, Importer};
+use callguard_core::dnc::number::Callee;
 use callguard_server::dnc::Reason;
 use callguard_server::Runtime;
 use std::io::{BufRead, Write};
 use std::path::Path;
 
 type AnyError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Rows of a call list checked together.
+const SCRUB_CHUNK: usize = 10_000;
 
 /// Progress on stderr: a rewritten line on a terminal, a line per tenth otherwise.
 struct Progress {
@@ -134,7 +138,11 @@ pub async fn scrub(
     out: &Path,
     report_path: Option<&Path>,
     column: Option<&str>,
+    purpose: Option<&str>,
 ) -> Result<(), AnyError> {
+    if let Some(p) = purpose {
+        callguard_server::dnc_lists::valid_purpose(p)?;
+    }
     let registry = rt
         .dnc
         .current()
@@ -180,55 +188,85 @@ pub async fn scrub(
     let mut report_headers = headers.clone();
     report_headers.push_field("removed_because");
     removed_w.write_record(&report_headers)?;
-    let (mut kept, mut national, mut invalid, mut rows) = (0u64, 0u64, 0u64, 0u64);
+    let (mut kept, mut rows) = (0u64, 0u64);
+    let (mut national, mut internal, mut no_consent, mut invalid) = (0u64, 0u64, 0u64, 0u64);
     let mut progress = Progress::new(total, "scrubbing");
-    let mut record = csv::StringRecord::new();
-    while rdr
-        .read_record(&mut record)
-        .map_err(|e| format!("{}: {e}", input.display()))?
-    {
-        rows += 1;
-        let number = record.get(col).unwrap_or("");
-        let verdict = rt.dnc.check(&registry, number);
-        if verdict.allowed {
-            kept += 1;
-            kept_w.write_record(&record)?;
-        } else {
-            let reasons: Vec<&str> = verdict
-                .reasons
-                .iter()
-                .map(|r| {
-                    match r {
-                        Reason::NationalDnc => national += 1,
-                        Reason::InvalidNumber => invalid += 1,
-                        Reason::InternalDnc | Reason::NoConsent | Reason::OutsideCallingHours => {}
-                    }
-                    r.as_str()
-                })
-                .collect();
+    let lists = rt.dnc_lists();
+    // Rows go in chunks, so that the internal list and the consent ledger are asked once per
+    // chunk rather than once per row.
+    let mut chunk: Vec<csv::StringRecord> = Vec::with_capacity(SCRUB_CHUNK);
+    loop {
+        chunk.clear();
+        while chunk.len() < SCRUB_CHUNK {
+            let mut record = csv::StringRecord::new();
+            if !rdr
+                .read_record(&mut record)
+                .map_err(|e| format!("{}: {e}", input.display()))?
+            {
+                break;
+            }
+            chunk.push(record);
+        }
+        let Some(last) = chunk.last() else {
+            break;
+        };
+        let position = last.position().map_or(0, |p| p.byte());
+        let callees: Vec<Option<Callee>> = chunk
+            .iter()
+            .map(|r| Callee::parse(r.get(col).unwrap_or("")))
+            .collect();
+        let facts = lists.facts(&callees, purpose).await?;
+        for (record, callee) in chunk.iter().zip(&callees) {
+            rows += 1;
+            // A call list is scrubbed ahead of the calls: calling windows are the dialer's, at
+            // dialling time.
+            let verdict = rt.dnc.verdict(&registry, callee.as_ref(), &facts, None);
+            if verdict.allowed {
+                kept += 1;
+                kept_w.write_record(record)?;
+                continue;
+            }
+            for r in &verdict.reasons {
+                match r {
+                    Reason::NationalDnc => national += 1,
+                    Reason::InternalDnc => internal += 1,
+                    Reason::NoConsent => no_consent += 1,
+                    Reason::InvalidNumber => invalid += 1,
+                    Reason::OutsideCallingHours => {}
+                }
+            }
+            let reasons: Vec<&str> = verdict.reasons.iter().map(|r| r.as_str()).collect();
             let mut with_reason = record.clone();
             with_reason.push_field(&reasons.join(" "));
             removed_w.write_record(&with_reason)?;
         }
-        if rows.is_multiple_of(100_000) {
-            progress.show(record.position().map_or(0, |p| p.byte()), rows);
-        }
+        progress.show(position, rows);
     }
     progress.show(total, rows);
     progress.done();
     kept_w.flush()?;
     removed_w.flush()?;
-    let audit = AuditRecord::new("dnc.scrub", "cli")
+    let mut audit = AuditRecord::new("dnc.scrub", "cli")
         .detail("rows", rows)
         .detail("kept", kept)
         .detail("removed_national_dnc", national)
+        .detail("removed_internal_dnc", internal)
         .detail("removed_invalid", invalid)
         .detail("registry_sha256", registry.info.sha256.clone());
+    if let Some(p) = purpose {
+        audit = audit
+            .detail("purpose", p)
+            .detail("removed_no_consent", no_consent);
+    }
     rt.store.append(vec![audit]).await?;
+    let consent = match purpose {
+        Some(p) => format!(", {no_consent} without consent for {p}"),
+        None => String::new(),
+    };
     println!(
-        "{rows} rows: {kept} kept in {}, {} removed ({national} on the national registry, {invalid} invalid) listed with reasons in {}",
+        "{rows} rows: {kept} kept in {}, {} removed ({national} on the national registry, {internal} on the internal list{consent}, {invalid} invalid) listed with reasons in {}",
         out.display(),
-        national + invalid,
+        rows - kept,
         report_path.display()
     );
     let _ = std::io::stdout().flush();

@@ -448,3 +448,490 @@ async fn calling_windows_follow_the_called_party_across_time_zones(backend: Back
     .await
     .expect_problem(400, "bad-request");
 }
+
+both_backends!(an_opt_out_and_a_consent_revocation_take_effect_on_the_very_next_check);
+
+/// Every stored byte of the deployment's lists and log, for scanning: the SQLite files, or the
+/// PostgreSQL rows as text.
+async fn stored_text(server: &Server) -> String {
+    match &server.pg {
+        Some(pg) => {
+            let client = pg.connect().await;
+            let mut text = String::new();
+            for table in ["dnc_internal", "consent_ledger", "audit_entries"] {
+                let row = client
+                    .query_one(
+                        &format!("SELECT coalesce(string_agg(t::text, ' '), '') FROM {table} t"),
+                        &[],
+                    )
+                    .await
+                    .unwrap();
+                text.push_str(&row.get::<_, String>(0));
+            }
+            text
+        }
+        None => {
+            let mut bytes = Vec::new();
+            for name in ["callguard.db", "callguard.db-wal"] {
+                if let Ok(b) = std::fs::read(server.data_dir.join(name)) {
+                    bytes.extend(b);
+                }
+            }
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+    }
+}
+
+async fn an_opt_out_and_a_consent_revocation_take_effect_on_the_very_next_check(backend: Backend) {
+    let server = Server::start(backend).await;
+    let agent = server.new_account("list-agent", "agent").await;
+    let supervisor = server.new_account("list-sup", "supervisor").await;
+    let compliance = server.new_account("list-compliance", "compliance").await;
+    let api = server.api();
+    import_registry(&server, &supervisor.token, "3035550100\n").await;
+    // 15:00 in New York, 09:00 in Honolulu: every state is inside its window.
+    let noon = "2024-07-15T19:00:00Z";
+    let check = |numbers: Value, purpose: Option<&str>| {
+        let mut body = json!({"numbers": numbers, "at": noon});
+        if let Some(p) = purpose {
+            body["purpose"] = json!(p);
+        }
+        body
+    };
+    let none: Vec<String> = Vec::new();
+    let words = |w: &[&str]| -> Vec<String> { w.iter().map(|s| (*s).to_owned()).collect() };
+
+    // An opt-out heard on a call: callable before, refused on the very next check, whatever
+    // the spelling of the number.
+    let new_york = json!(["+12125550100"]);
+    assert_eq!(
+        reasons(&server, &agent.token, check(new_york.clone(), None)).await,
+        vec![none.clone()]
+    );
+    let added = api
+        .post(
+            "/api/v1/dnc/internal",
+            Some(&agent.token),
+            json!({"number": "(212) 555-0100", "source": "agent"}),
+        )
+        .await
+        .expect(201)
+        .json();
+    assert_eq!(added["number"], "+1 * *** *** 100", "masked: {added}");
+    assert_eq!(added["source"], "agent");
+    let opt_out_id = added["id"].as_str().unwrap().to_owned();
+    assert!(added["added_by"].as_str().unwrap().starts_with("user:"));
+    assert_eq!(
+        reasons(
+            &server,
+            &agent.token,
+            check(json!(["+12125550100", "212.555.0100"]), None)
+        )
+        .await,
+        vec![words(&["internal_dnc"]), words(&["internal_dnc"])]
+    );
+    // Heard again: the first entry stands, nothing new is logged.
+    let again = api
+        .post(
+            "/api/v1/dnc/internal",
+            Some(&supervisor.token),
+            json!({"number": "+1 212 555 0100", "source": "complaint"}),
+        )
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(again["id"], opt_out_id.as_str());
+    // Bad opt-outs change nothing and never echo the number.
+    for (body, status, slug) in [
+        (
+            json!({"number": "212-555-01x0", "source": "agent"}),
+            422,
+            "validation-failed",
+        ),
+        (
+            json!({"number": "+1 111 555 0100", "source": "agent"}),
+            422,
+            "validation-failed",
+        ),
+        (
+            json!({"number": "+12125550199", "source": "telepathy"}),
+            422,
+            "validation-failed",
+        ),
+        (json!({"number": "+12125550199"}), 400, "bad-request"),
+        (
+            json!({"number": "+12125550199", "source": "agent", "expires": "never"}),
+            400,
+            "bad-request",
+        ),
+        (
+            json!({"number": 2125550199u64, "source": "agent"}),
+            400,
+            "bad-request",
+        ),
+    ] {
+        let answer = api
+            .post("/api/v1/dnc/internal", Some(&agent.token), body.clone())
+            .await
+            .expect_problem(status, slug)
+            .json();
+        let detail = answer["detail"].as_str().unwrap();
+        assert!(!detail.contains("555"), "{body}: {detail}");
+    }
+    let listed = api
+        .get("/api/v1/dnc/internal", Some(&supervisor.token))
+        .await
+        .expect(200)
+        .json();
+    let entries = listed["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{listed}");
+    assert_eq!(entries[0]["id"], opt_out_id.as_str());
+    assert!(!listed.to_string().contains("5550100"));
+    api.get("/api/v1/dnc/internal", Some(&agent.token))
+        .await
+        .expect_problem(403, "forbidden");
+    api.get("/api/v1/dnc/internal?limit=lots", Some(&supervisor.token))
+        .await
+        .expect_problem(400, "bad-request");
+
+    // Consent: required only when the dialer names a purpose.
+    let chicago = json!(["+13125550100"]);
+    assert_eq!(
+        reasons(&server, &agent.token, check(chicago.clone(), None)).await,
+        vec![none.clone()]
+    );
+    assert_eq!(
+        reasons(
+            &server,
+            &agent.token,
+            check(chicago.clone(), Some("telemarketing"))
+        )
+        .await,
+        vec![words(&["no_consent"])]
+    );
+    let granted = api
+        .post(
+            "/api/v1/consents",
+            Some(&agent.token),
+            json!({"number": "+1 312 555 0100", "purpose": "telemarketing", "channel": "call",
+                   "source": "web_form", "evidence": "https://forms.example/signed/4242"}),
+        )
+        .await
+        .expect(201)
+        .json();
+    assert_eq!(granted["active"], true);
+    assert_eq!(granted["evidence_on_file"], true);
+    assert_eq!(granted["number"], "+1 * *** *** 100");
+    assert!(
+        !granted.to_string().contains("forms.example"),
+        "evidence is never shown"
+    );
+    let consent_id = granted["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        reasons(
+            &server,
+            &agent.token,
+            check(chicago.clone(), Some("telemarketing"))
+        )
+        .await,
+        vec![none.clone()]
+    );
+    assert_eq!(
+        reasons(
+            &server,
+            &agent.token,
+            check(chicago.clone(), Some("surveys"))
+        )
+        .await,
+        vec![words(&["no_consent"])],
+        "consent is for one purpose"
+    );
+    // Consent to text messages is no consent to calls.
+    let sf_sms = api
+        .post(
+            "/api/v1/consents",
+            Some(&compliance.token),
+            json!({"number": "+14155550177", "purpose": "telemarketing", "channel": "sms",
+                   "source": "portal", "evidence": "ticked the box on the portal"}),
+        )
+        .await
+        .expect(201)
+        .json();
+    assert_eq!(sf_sms["channel"], "sms");
+    assert_eq!(
+        reasons(
+            &server,
+            &agent.token,
+            check(json!(["+14155550177"]), Some("telemarketing"))
+        )
+        .await,
+        vec![words(&["no_consent"])]
+    );
+    let of_chicago = api
+        .get(
+            "/api/v1/consents?number=%2B13125550100",
+            Some(&supervisor.token),
+        )
+        .await
+        .expect(200)
+        .json();
+    let consents = of_chicago["consents"].as_array().unwrap();
+    assert_eq!(consents.len(), 1, "{of_chicago}");
+    assert_eq!(consents[0]["id"], consent_id.as_str());
+    assert_eq!(
+        api.get("/api/v1/consents", Some(&compliance.token))
+            .await
+            .expect(200)
+            .json()["consents"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    api.get("/api/v1/consents?number=garbage", Some(&supervisor.token))
+        .await
+        .expect_problem(422, "validation-failed");
+    api.get("/api/v1/consents", Some(&agent.token))
+        .await
+        .expect_problem(403, "forbidden");
+    api.post(
+        "/api/v1/consents",
+        Some(&supervisor.token),
+        json!({"number": "+13125550100", "purpose": "telemarketing", "channel": "call",
+               "source": "agent", "evidence": "x"}),
+    )
+    .await
+    .expect_problem(403, "forbidden");
+    for body in [
+        json!({"number": "+13125550100", "purpose": "Tele Marketing", "channel": "call", "source": "agent", "evidence": "x"}),
+        json!({"number": "+13125550100", "purpose": "telemarketing", "channel": "fax", "source": "agent", "evidence": "x"}),
+        json!({"number": "+13125550100", "purpose": "telemarketing", "channel": "call", "source": "guess", "evidence": "x"}),
+        json!({"number": "+13125550100", "purpose": "telemarketing", "channel": "call", "source": "agent", "evidence": "  "}),
+        json!({"number": "+13125550100", "purpose": "telemarketing", "channel": "call", "source": "agent", "evidence": "e".repeat(2_001)}),
+        json!({"number": "not a number", "purpose": "telemarketing", "channel": "call", "source": "agent", "evidence": "x"}),
+    ] {
+        api.post("/api/v1/consents", Some(&agent.token), body.clone())
+            .await
+            .expect_problem(422, "validation-failed");
+    }
+    api.post(
+        "/api/v1/consents",
+        Some(&agent.token),
+        json!({"number": "+13125550100", "purpose": "telemarketing", "channel": "call",
+               "source": "agent", "evidence": "x", "granted_at": "2020-01-01T00:00:00Z"}),
+    )
+    .await
+    .expect_problem(400, "bad-request");
+    api.post(
+        "/api/v1/dnc/check",
+        Some(&agent.token),
+        check(chicago.clone(), Some("DROP TABLE")),
+    )
+    .await
+    .expect_problem(422, "validation-failed");
+
+    // Revocation: allowed on one check, no_consent on the very next.
+    let revoked = api
+        .post(
+            &format!("/api/v1/consents/{consent_id}/revoke"),
+            Some(&compliance.token),
+            json!({}),
+        )
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(revoked["active"], false);
+    assert!(revoked["revoked_by"].as_str().unwrap().starts_with("user:"));
+    assert_eq!(
+        reasons(
+            &server,
+            &agent.token,
+            check(chicago.clone(), Some("telemarketing"))
+        )
+        .await,
+        vec![words(&["no_consent"])]
+    );
+    api.post(
+        &format!("/api/v1/consents/{consent_id}/revoke"),
+        Some(&agent.token),
+        json!({}),
+    )
+    .await
+    .expect_problem(422, "validation-failed");
+    api.post(
+        &format!("/api/v1/consents/{}/revoke", uuid::Uuid::new_v4()),
+        Some(&agent.token),
+        json!({}),
+    )
+    .await
+    .expect_problem(404, "not-found");
+    api.post(
+        &format!("/api/v1/consents/{consent_id}/revoke"),
+        Some(&supervisor.token),
+        json!({}),
+    )
+    .await
+    .expect_problem(403, "forbidden");
+
+    // Every reason at once, in the contract's order; garbage is only invalid.
+    api.post(
+        "/api/v1/dnc/internal",
+        Some(&agent.token),
+        json!({"number": "+13035550100", "source": "portal"}),
+    )
+    .await
+    .expect(201);
+    assert_eq!(
+        reasons(
+            &server,
+            &agent.token,
+            json!({"numbers": ["+13035550100", "garbage"], "purpose": "telemarketing",
+                   "at": "2024-07-15T13:30:00Z"})
+        )
+        .await,
+        vec![
+            words(&[
+                "national_dnc",
+                "internal_dnc",
+                "no_consent",
+                "outside_calling_hours"
+            ]),
+            words(&["invalid_number"])
+        ]
+    );
+
+    // Scrubbing a call list applies the internal list, and consent when a purpose is named.
+    let list = server.root().join("campaign.csv");
+    std::fs::write(
+        &list,
+        "name,phone\nAnn,+1 212 555 0100\nBo,+1 312 555 0100\nCy,+48 601 234 567\nDee,garbage\n",
+    )
+    .unwrap();
+    api.post(
+        "/api/v1/consents",
+        Some(&agent.token),
+        json!({"number": "+48 601 234 567", "purpose": "telemarketing", "channel": "call",
+               "source": "agent", "evidence": "recorded call 2024-07-01"}),
+    )
+    .await
+    .expect(201);
+    let out = server.root().join("campaign.ok.csv");
+    let report = server.root().join("campaign.removed.csv");
+    let args = |purpose: Option<&'static str>| {
+        let mut a = vec![
+            "dnc".to_owned(),
+            "scrub".to_owned(),
+            list.display().to_string(),
+            "--out".to_owned(),
+            out.display().to_string(),
+            "--report".to_owned(),
+            report.display().to_string(),
+        ];
+        if let Some(p) = purpose {
+            a.extend(["--purpose".to_owned(), p.to_owned()]);
+        }
+        a
+    };
+    let run = |a: Vec<String>| {
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        let ran = server.cli(&refs);
+        assert!(ran.status.success(), "{}", ran.describe());
+    };
+    run(args(None));
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "name,phone\nBo,+1 312 555 0100\nCy,+48 601 234 567\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&report).unwrap(),
+        "name,phone,removed_because\nAnn,+1 212 555 0100,internal_dnc\nDee,garbage,invalid_number\n"
+    );
+    run(args(Some("telemarketing")));
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "name,phone\nCy,+48 601 234 567\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&report).unwrap(),
+        "name,phone,removed_because\nAnn,+1 212 555 0100,internal_dnc no_consent\nBo,+1 312 555 0100,no_consent\nDee,garbage,invalid_number\n"
+    );
+    let refused = server.cli(&[
+        "dnc",
+        "scrub",
+        list.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--purpose",
+        "Bad Purpose",
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        refused.stderr.contains("`purpose`"),
+        "{}",
+        refused.describe()
+    );
+
+    // Every change is in the audit log, by id, with no number and no evidence anywhere in it.
+    let log = api
+        .get("/api/v1/audit?start=0&limit=1000", Some(&compliance.token))
+        .await
+        .expect(200)
+        .json();
+    let actions: Vec<(String, String)> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            let a = e["action"].as_str().unwrap();
+            a.starts_with("dnc.internal") || a.starts_with("consent.")
+        })
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().to_owned(),
+                e["target"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            (
+                "dnc.internal.add".to_owned(),
+                format!("dnc-internal:{opt_out_id}")
+            ),
+            ("consent.grant".to_owned(), format!("consent:{consent_id}")),
+            (
+                "consent.grant".to_owned(),
+                format!("consent:{}", sf_sms["id"].as_str().unwrap())
+            ),
+            ("consent.revoke".to_owned(), format!("consent:{consent_id}")),
+            ("dnc.internal.add".to_owned(), actions[4].1.clone()),
+            ("consent.grant".to_owned(), actions[5].1.clone()),
+        ]
+    );
+    let scrubs: Vec<&Value> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "dnc.scrub")
+        .collect();
+    assert_eq!(scrubs.len(), 2);
+    assert_eq!(scrubs[0]["details"]["removed_internal_dnc"], 1);
+    assert_eq!(scrubs[1]["details"]["removed_no_consent"], 2);
+    assert_eq!(scrubs[1]["details"]["purpose"], "telemarketing");
+    let text = log.to_string();
+    let stored = stored_text(&server).await;
+    for needle in [
+        "5550100",
+        "555 0100",
+        "555-0100",
+        "5550177",
+        "601234567",
+        "601 234 567",
+        "forms.example",
+        "ticked the box",
+    ] {
+        assert!(!text.contains(needle), "{needle} in the audit log");
+        assert!(!stored.contains(needle), "{needle} stored in clear");
+    }
+}
