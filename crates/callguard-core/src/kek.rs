@@ -112,6 +112,122 @@ impl KeyEncryptionKey {
     }
 }
 
+/// What seals and opens small secrets: one key-encryption key, or a [`Keyring`] during and
+/// after rotation.
+pub trait Sealing {
+    /// Seals under the current key.
+    fn seal(&self, plaintext: &[u8], aad: &str) -> Vec<u8>;
+    /// Opens a value sealed by any key this holds.
+    fn open(&self, sealed: &[u8], aad: &str) -> Result<Secret<Vec<u8>>, OpenError>;
+    /// The id of the key new values are sealed with.
+    fn id(&self) -> String;
+}
+
+impl Sealing for KeyEncryptionKey {
+    fn seal(&self, plaintext: &[u8], aad: &str) -> Vec<u8> {
+        KeyEncryptionKey::seal(self, plaintext, aad)
+    }
+    fn open(&self, sealed: &[u8], aad: &str) -> Result<Secret<Vec<u8>>, OpenError> {
+        KeyEncryptionKey::open(self, sealed, aad)
+    }
+    fn id(&self) -> String {
+        KeyEncryptionKey::id(self)
+    }
+}
+
+struct Keys {
+    current: std::sync::Arc<KeyEncryptionKey>,
+    previous: Vec<std::sync::Arc<KeyEncryptionKey>>,
+}
+
+/// The key-encryption keys a node holds: the current one, which seals, and the previous ones
+/// still being rotated away from, which only open. A running server swaps the whole ring when
+/// `callguard keys rotate` writes new key files, so rotation needs no restart.
+pub struct Keyring {
+    keys: std::sync::RwLock<Keys>,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Keyring(<redacted>)")
+    }
+}
+
+impl Keyring {
+    #[must_use]
+    pub fn new(current: KeyEncryptionKey, previous: Vec<KeyEncryptionKey>) -> Self {
+        Self {
+            keys: std::sync::RwLock::new(Keys {
+                current: std::sync::Arc::new(current),
+                previous: previous.into_iter().map(std::sync::Arc::new).collect(),
+            }),
+        }
+    }
+
+    /// Replaces the keys (after a rotation wrote new key files).
+    pub fn replace(&self, current: KeyEncryptionKey, previous: Vec<KeyEncryptionKey>) {
+        if let Ok(mut k) = self.keys.write() {
+            *k = Keys {
+                current: std::sync::Arc::new(current),
+                previous: previous.into_iter().map(std::sync::Arc::new).collect(),
+            };
+        }
+    }
+
+    /// The key that seals.
+    #[must_use]
+    pub fn current(&self) -> Option<std::sync::Arc<KeyEncryptionKey>> {
+        self.keys.read().ok().map(|k| k.current.clone())
+    }
+
+    /// Ids of every key held, current first.
+    #[must_use]
+    pub fn ids(&self) -> Vec<String> {
+        self.keys.read().map_or_else(
+            |_| Vec::new(),
+            |k| {
+                std::iter::once(&k.current)
+                    .chain(k.previous.iter())
+                    .map(|x| x.id())
+                    .collect()
+            },
+        )
+    }
+
+    /// Opens `sealed`, saying whether the current key did it (false: a previous key did, so
+    /// the value is due for re-sealing).
+    pub fn open_noting(
+        &self,
+        sealed: &[u8],
+        aad: &str,
+    ) -> Result<(Secret<Vec<u8>>, bool), OpenError> {
+        let k = self.keys.read().map_err(|_| OpenError)?;
+        if let Ok(v) = k.current.open(sealed, aad) {
+            return Ok((v, true));
+        }
+        for p in &k.previous {
+            if let Ok(v) = p.open(sealed, aad) {
+                return Ok((v, false));
+            }
+        }
+        Err(OpenError)
+    }
+}
+
+impl Sealing for Keyring {
+    fn seal(&self, plaintext: &[u8], aad: &str) -> Vec<u8> {
+        self.current()
+            .map(|k| k.seal(plaintext, aad))
+            .unwrap_or_default()
+    }
+    fn open(&self, sealed: &[u8], aad: &str) -> Result<Secret<Vec<u8>>, OpenError> {
+        self.open_noting(sealed, aad).map(|(v, _)| v)
+    }
+    fn id(&self) -> String {
+        self.current().map(|k| k.id()).unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,6 +249,23 @@ mod tests {
         let last = damaged.len() - 1;
         damaged[last] ^= 1;
         assert_eq!(kek.open(&damaged, "totp:user-1"), Err(OpenError));
+    }
+
+    #[test]
+    fn a_keyring_seals_with_the_current_key_and_opens_with_any() {
+        let old = KeyEncryptionKey::generate();
+        let sealed_old = old.seal(b"x", "a");
+        let old_id = old.id();
+        let ring = Keyring::new(KeyEncryptionKey::generate(), vec![old]);
+        let (v, current) = ring.open_noting(&sealed_old, "a").unwrap();
+        assert_eq!(v.expose(), b"x");
+        assert!(!current, "opened by the previous key");
+        let sealed_new = Sealing::seal(&ring, b"y", "a");
+        assert!(ring.open_noting(&sealed_new, "a").unwrap().1);
+        assert_ne!(Sealing::id(&ring), old_id);
+        assert_eq!(ring.ids().len(), 2);
+        ring.replace(KeyEncryptionKey::generate(), Vec::new());
+        assert!(Sealing::open(&ring, &sealed_old, "a").is_err(), "a retired key opens nothing");
     }
 
     #[test]

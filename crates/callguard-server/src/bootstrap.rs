@@ -58,6 +58,47 @@ pub fn load_or_create_kek(path: &Path) -> Result<KeyEncryptionKey, KekError> {
     Ok(kek)
 }
 
+/// Where the keys being rotated away from are kept beside the key file: `KEK_FILE.previous`,
+/// one base64 key per line. It exists only while `callguard keys rotate` runs.
+#[must_use]
+pub fn previous_keys_path(kek_file: &Path) -> std::path::PathBuf {
+    let mut name = kek_file.as_os_str().to_owned();
+    name.push(".previous");
+    std::path::PathBuf::from(name)
+}
+
+/// The keys in `KEK_FILE.previous` (none when it does not exist).
+pub fn load_previous_keys(kek_file: &Path) -> Result<Vec<KeyEncryptionKey>, KekError> {
+    let path = previous_keys_path(kek_file);
+    let shown = path.display().to_string();
+    match std::fs::read_to_string(&path) {
+        Ok(text) => text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| KeyEncryptionKey::from_text(l).ok_or_else(|| KekError::Invalid(shown.clone())))
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(KekError::Read(shown, e.to_string())),
+    }
+}
+
+/// Replaces a file atomically with owner-only contents: a temporary file, fsync, rename, fsync
+/// of the directory.
+pub fn replace_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    let _ = std::fs::remove_file(&tmp);
+    write_private_file(&tmp, contents)?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
 /// Parses a key given directly (environment or secret file).
 pub fn kek_from_text(text: &str, origin: &str) -> Result<KeyEncryptionKey, KekError> {
     KeyEncryptionKey::from_text(text).ok_or_else(|| KekError::Invalid(origin.to_owned()))

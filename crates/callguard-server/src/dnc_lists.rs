@@ -12,7 +12,7 @@ use crate::dnc::ListFacts;
 use crate::error::ApiError;
 use crate::identity::Actor;
 use callguard_core::dnc::number::Callee;
-use callguard_core::kek::KeyEncryptionKey;
+use callguard_core::kek::{Keyring, Sealing};
 use callguard_core::rfc3339;
 use callguard_core::vault::crypto::{IndexKey, IndexKind};
 use callguard_store::{ConsentRecord, InternalDncEntry, Store};
@@ -83,15 +83,15 @@ pub struct NewConsent<'a> {
 /// The internal list and the consent ledger over the store.
 pub struct DncLists {
     store: Arc<dyn Store>,
-    kek: Arc<KeyEncryptionKey>,
+    kek: Arc<Keyring>,
     index_key: Arc<IndexKey>,
 }
 
-fn number_aad(kind: &str, id: &str) -> String {
+pub(crate) fn number_aad(kind: &str, id: &str) -> String {
     format!("callguard:{kind}:{id}:number")
 }
 
-fn evidence_aad(id: &str) -> String {
+pub(crate) fn evidence_aad(id: &str) -> String {
     format!("callguard:consent:{id}:evidence")
 }
 
@@ -135,7 +135,7 @@ impl DncLists {
     #[must_use]
     pub fn new(
         store: Arc<dyn Store>,
-        kek: Arc<KeyEncryptionKey>,
+        kek: Arc<Keyring>,
         index_key: Arc<IndexKey>,
     ) -> Self {
         Self {

@@ -8,7 +8,7 @@ use crate::metrics::Metrics;
 use callguard_core::audit::record::user as user_ref;
 use callguard_core::audit::AuditRecord;
 use callguard_core::identity::{self as policy, Session, User, UserStatus};
-use callguard_core::kek::KeyEncryptionKey;
+use callguard_core::kek::{Keyring, Sealing};
 use callguard_core::throttle::AddressThrottle;
 use callguard_core::token::{self, TokenKind};
 use callguard_core::totp::{self, TotpSecret};
@@ -168,7 +168,7 @@ struct PasskeyRegistrationPayload {
     state: PasskeyRegistration,
 }
 
-fn totp_aad(user_id: &str) -> String {
+pub(crate) fn totp_aad(user_id: &str) -> String {
     format!("callguard:totp:{user_id}")
 }
 
@@ -180,7 +180,7 @@ fn internal(what: &str) -> ApiError {
 /// The staff identity service.
 pub struct Identity {
     store: Arc<dyn Store>,
-    kek: Arc<KeyEncryptionKey>,
+    kek: Arc<Keyring>,
     hasher: Hasher,
     throttle: AddressThrottle,
     metrics: Arc<Metrics>,
@@ -190,7 +190,7 @@ pub struct Identity {
 impl Identity {
     pub fn new(
         store: Arc<dyn Store>,
-        kek: Arc<KeyEncryptionKey>,
+        kek: Arc<Keyring>,
         hasher: Hasher,
         metrics: Arc<Metrics>,
         webauthn: Option<Arc<Webauthn>>,

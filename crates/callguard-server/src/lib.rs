@@ -15,6 +15,7 @@ pub mod dnc_lists;
 pub mod error;
 pub mod hasher;
 pub mod identity;
+pub mod keys;
 pub mod metrics;
 pub mod notify;
 pub mod openapi;
@@ -29,7 +30,7 @@ use axum::http::{header, HeaderName, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use callguard_core::kek::KeyEncryptionKey;
+use callguard_core::kek::Keyring;
 use callguard_core::Secret;
 use callguard_store::Store;
 use std::net::SocketAddr;
@@ -131,7 +132,7 @@ pub enum StartError {
 /// The opened data directory: store and key-encryption key. Shared by `serve` and the CLI.
 pub struct Runtime {
     pub store: Arc<dyn Store>,
-    pub kek: Arc<KeyEncryptionKey>,
+    pub kek: Arc<Keyring>,
     pub audit: Arc<audit::AuditLog>,
     pub dnc: Arc<dnc::Dnc>,
     /// The key of the vault's blind indexes (and of one-time code hashes).
@@ -161,6 +162,11 @@ impl Runtime {
             .map_err(StartError::Audit)?;
         let dnc = dnc::Dnc::open(&settings.data_dir.join("dnc"), settings.dnc.clone())
             .map_err(StartError::Dnc)?;
+        let previous = match &settings.kek {
+            KekSource::File(p) => bootstrap::load_previous_keys(p)?,
+            KekSource::Inline(_) => Vec::new(),
+        };
+        let kek = Keyring::new(kek, previous);
         let index_key = vault::load_index_key(&store, &kek)
             .await
             .map_err(StartError::Vault)?;
@@ -390,6 +396,11 @@ pub async fn serve(
     let state_alerts = alerts.clone();
     // A registry imported by `callguard dnc import` replaces the one in force once loaded.
     let reloader = runtime.dnc.clone();
+    // `callguard keys rotate` writes new key files; this node switches to them by itself.
+    let key_reload = match &settings.kek {
+        KekSource::File(p) => Some(keys::spawn_reloader(runtime.kek.clone(), p.clone())),
+        KekSource::Inline(_) => None,
+    };
     let dnc_reload = tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
         loop {
@@ -444,6 +455,9 @@ pub async fn serve(
     checkpoints.abort();
     alert_engine.abort();
     dnc_reload.abort();
+    if let Some(k) = key_reload {
+        k.abort();
+    }
     alert_feed.abort();
     // Cover everything acknowledged before stopping.
     if let Err(e) = runtime.audit.checkpoint().await {

@@ -11,7 +11,7 @@ use crate::error::{ApiError, FieldProblem};
 use crate::hasher::Hasher;
 use crate::identity::{Actor, Principal};
 use callguard_core::audit::AuditRecord;
-use callguard_core::kek::KeyEncryptionKey;
+use callguard_core::kek::{Keyring, Sealing};
 use callguard_core::vault::crypto::{DataKey, IndexKey, IndexKind, KeyShare};
 use callguard_core::vault::model::{Address, Field, NationalId, NationalIdKind};
 use callguard_core::vault::{mask, validate};
@@ -34,7 +34,7 @@ const SEARCH_LIMIT: u64 = 20;
 /// Loads the blind index key, creating it on first start (race-safe across nodes).
 pub async fn load_index_key(
     store: &Arc<dyn Store>,
-    kek: &KeyEncryptionKey,
+    kek: &Keyring,
 ) -> Result<IndexKey, String> {
     for _ in 0..2 {
         if let Some((sealed, _)) = store
@@ -441,7 +441,7 @@ impl Default for VaultSettings {
 /// The vault service.
 pub struct Vault {
     store: Arc<dyn Store>,
-    kek: Arc<KeyEncryptionKey>,
+    kek: Arc<Keyring>,
     index: Arc<IndexKey>,
     hasher: Hasher,
     reveals: RevealLimiter,
@@ -469,7 +469,7 @@ fn new_customer_id() -> String {
 impl Vault {
     pub fn new(
         store: Arc<dyn Store>,
-        kek: Arc<KeyEncryptionKey>,
+        kek: Arc<Keyring>,
         index: Arc<IndexKey>,
         hasher: Hasher,
         settings: &VaultSettings,
@@ -512,7 +512,7 @@ impl Vault {
             .and_then(KeyShare::from_bytes)
             // A customer whose share is gone is erased, whatever the row still says.
             .ok_or(ApiError::NotFound)?;
-        let key = DataKey::unwrap(&row.id, &wrapped, &share, &self.kek)
+        let key = DataKey::unwrap(&row.id, &wrapped, &share, self.kek.as_ref())
             .map_err(|_| internal("a data key did not open"))?;
         let sealed: BTreeMap<String, String> =
             serde_json::from_str(&row.fields).map_err(|_| internal("sealed fields unreadable"))?;
@@ -660,7 +660,7 @@ impl Vault {
         let index = record.index(&self.index);
         for _ in 0..3 {
             let id = new_customer_id();
-            let (key, wrapped, share) = DataKey::generate(&id, &self.kek);
+            let (key, wrapped, share) = DataKey::generate(&id, self.kek.as_ref());
             let fields = Self::seal_all(&key, &record, &answers)?;
             let t = now();
             let row = CustomerRow {

@@ -14,7 +14,8 @@ pub use dnc_lists::{ConsentRecord, DncListStore, InternalDncEntry};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use vault::{
-    CodeRow, CustomerRow, IndexEntry, InteractionRow, KeyShareStore, VaultStore, VaultWrite,
+    CodeRow, CustomerRow, IndexEntry, InteractionRow, KeyShareStore, SealedColumn, VaultStore,
+    VaultWrite,
 };
 
 use async_trait::async_trait;

@@ -115,6 +115,40 @@ pub struct VaultWrite {
     pub audit: Vec<AuditRecord>,
 }
 
+/// A column holding small values sealed by the key-encryption key (besides the customers' data
+/// keys and the vault keys, which carry the id of the key that sealed them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealedColumn {
+    /// `users.totp_sealed`, sealed with `callguard:totp:<user id>`.
+    Totp,
+    /// `dnc_internal.number_sealed`.
+    DncInternalNumber,
+    /// `consent_ledger.number_sealed`.
+    ConsentNumber,
+    /// `consent_ledger.evidence_sealed`.
+    ConsentEvidence,
+}
+
+impl SealedColumn {
+    pub const ALL: [SealedColumn; 4] = [
+        SealedColumn::Totp,
+        SealedColumn::DncInternalNumber,
+        SealedColumn::ConsentNumber,
+        SealedColumn::ConsentEvidence,
+    ];
+
+    /// (table, id column, sealed column): fixed names, never from input.
+    #[must_use]
+    pub fn sql(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            SealedColumn::Totp => ("users", "id", "totp_sealed"),
+            SealedColumn::DncInternalNumber => ("dnc_internal", "id", "number_sealed"),
+            SealedColumn::ConsentNumber => ("consent_ledger", "id", "number_sealed"),
+            SealedColumn::ConsentEvidence => ("consent_ledger", "id", "evidence_sealed"),
+        }
+    }
+}
+
 /// The vault's storage.
 #[async_trait]
 pub trait VaultStore: Send + Sync {
@@ -162,6 +196,21 @@ pub trait VaultStore: Send + Sync {
         old_kek_id: &str,
         wrapped: &[u8],
         kek_id: &str,
+    ) -> StoreResult<bool>;
+    /// Sealed values of `column` after `after_id`, in id order: (id, sealed).
+    async fn sealed_page(
+        &self,
+        column: SealedColumn,
+        after_id: &str,
+        limit: u64,
+    ) -> StoreResult<Vec<(String, Vec<u8>)>>;
+    /// Replaces one sealed value if it is still `old` (rotation); true when replaced.
+    async fn replace_sealed(
+        &self,
+        column: SealedColumn,
+        id: &str,
+        old: &[u8],
+        new: &[u8],
     ) -> StoreResult<bool>;
     /// Active customers with a pending GDPR request, oldest first.
     async fn customers_with_requests(&self, limit: u64) -> StoreResult<Vec<CustomerRow>>;

@@ -42,6 +42,11 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Key-encryption key rotation.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Customer portal accounts.
     Customer {
         #[command(subcommand)]
@@ -101,6 +106,15 @@ enum AuditCommand {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Replace the key-encryption key while servers run: a new key is written to the key file,
+    /// running servers pick it up within seconds, every wrapped data key, TOTP secret and other
+    /// sealed value is re-sealed under it, and the old key is deleted. Safe to run again after
+    /// an interruption: it resumes. Needs the key in a file (`kek_file`), not in CALLGUARD_KEK.
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -228,6 +242,35 @@ fn main() -> ExitCode {
                 demo::run(settings, shutdown_signal()).await
             }
             Command::User { command } => user_command(&settings, command).await,
+            Command::Keys {
+                command: KeysCommand::Rotate,
+            } => {
+                let callguard_server::KekSource::File(kek_file) = settings.kek.clone() else {
+                    return Err(
+                        "the key-encryption key comes from CALLGUARD_KEK (or `kek`), so there is no key file to rotate: move it to a file named by `kek_file` first".into(),
+                    );
+                };
+                let rt = callguard_server::Runtime::open(&settings).await?;
+                let report = callguard_server::keys::rotate(&rt.store, &kek_file, &|line| {
+                    eprintln!("{line}")
+                })
+                .await?;
+                println!(
+                    "rotated the key-encryption key {} -> {}: {} data keys, {} vault keys and {} other sealed values re-sealed in {} passes{}",
+                    report.from.join(", "),
+                    report.to,
+                    report.data_keys,
+                    report.vault_keys,
+                    report.sealed_values,
+                    report.passes,
+                    if report.unreadable > 0 {
+                        format!("; {} values no key opened were left as they were", report.unreadable)
+                    } else {
+                        String::new()
+                    }
+                );
+                Ok(())
+            }
             Command::Customer {
                 command: CustomerCommand::Invite { customer_id },
             } => {

@@ -10,7 +10,7 @@
 //! by the key-encryption key) over the normalised value, prefixed with its kind, so equal phone
 //! numbers match while the database holds nothing that can be reversed without the key.
 
-use crate::kek::{KeyEncryptionKey, OpenError};
+use crate::kek::{OpenError, Sealing};
 use crate::secret::Secret;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -83,7 +83,7 @@ impl DataKey {
     /// A fresh key for a new customer: the key, the database half wrapped by the KEK, and the
     /// share for the key store.
     #[must_use]
-    pub fn generate(customer_id: &str, kek: &KeyEncryptionKey) -> (Self, Vec<u8>, KeyShare) {
+    pub fn generate(customer_id: &str, kek: &impl Sealing) -> (Self, Vec<u8>, KeyShare) {
         let raw = random32();
         let share = random32();
         let half = xor(raw.expose(), share.expose());
@@ -109,7 +109,7 @@ impl DataKey {
         customer_id: &str,
         wrapped: &[u8],
         share: &KeyShare,
-        kek: &KeyEncryptionKey,
+        kek: &impl Sealing,
     ) -> Result<Self, OpenError> {
         let half = kek.open(wrapped, &dek_aad(customer_id))?;
         if half.expose().len() != 32 {
@@ -124,8 +124,8 @@ impl DataKey {
     pub fn rewrap(
         customer_id: &str,
         wrapped: &[u8],
-        old: &KeyEncryptionKey,
-        new: &KeyEncryptionKey,
+        old: &impl Sealing,
+        new: &impl Sealing,
     ) -> Result<Vec<u8>, OpenError> {
         let half = old.open(wrapped, &dek_aad(customer_id))?;
         Ok(new.seal(half.expose(), &dek_aad(customer_id)))
@@ -209,7 +209,7 @@ pub const INDEX_KEY_AAD: &str = "callguard:index-key";
 impl IndexKey {
     /// A fresh key and its sealed form.
     #[must_use]
-    pub fn generate(kek: &KeyEncryptionKey) -> (Self, Vec<u8>) {
+    pub fn generate(kek: &impl Sealing) -> (Self, Vec<u8>) {
         let mut raw = vec![0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut raw);
         let sealed = kek.seal(&raw, INDEX_KEY_AAD);
@@ -217,7 +217,7 @@ impl IndexKey {
     }
 
     /// Opens the stored index key.
-    pub fn unseal(sealed: &[u8], kek: &KeyEncryptionKey) -> Result<Self, OpenError> {
+    pub fn unseal(sealed: &[u8], kek: &impl Sealing) -> Result<Self, OpenError> {
         let raw = kek.open(sealed, INDEX_KEY_AAD)?;
         if raw.expose().len() != 32 {
             return Err(OpenError);
@@ -257,6 +257,7 @@ impl IndexKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kek::KeyEncryptionKey;
 
     #[test]
     fn a_field_opens_only_for_its_customer_and_field() {

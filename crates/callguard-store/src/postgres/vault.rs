@@ -322,6 +322,46 @@ impl VaultStore for PostgresStore {
         Ok(n == 1)
     }
 
+    async fn sealed_page(
+        &self,
+        column: SealedColumn,
+        after_id: &str,
+        limit: u64,
+    ) -> StoreResult<Vec<(String, Vec<u8>)>> {
+        let (table, id, col) = column.sql();
+        let c = self.client().await?;
+        let limit = limit as i64;
+        let rows = c
+            .query(
+                &format!(
+                    "SELECT {id}, {col} FROM {table} WHERE {id} > $1 AND {col} IS NOT NULL ORDER BY {id} LIMIT $2"
+                ),
+                &[&after_id, &limit],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn replace_sealed(
+        &self,
+        column: SealedColumn,
+        id: &str,
+        old: &[u8],
+        new: &[u8],
+    ) -> StoreResult<bool> {
+        let (table, idc, col) = column.sql();
+        let c = self.client().await?;
+        let n = c
+            .execute(
+                &format!("UPDATE {table} SET {col} = $3 WHERE {idc} = $1 AND {col} = $2"),
+                &[&id, &old, &new],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(n == 1)
+    }
+
     async fn customers_with_requests(&self, limit: u64) -> StoreResult<Vec<CustomerRow>> {
         let c = self.client().await?;
         let limit = limit as i64;

@@ -317,6 +317,45 @@ impl VaultStore for SqliteStore {
         .await
     }
 
+    async fn sealed_page(
+        &self,
+        column: SealedColumn,
+        after_id: &str,
+        limit: u64,
+    ) -> StoreResult<Vec<(String, Vec<u8>)>> {
+        let (table, id, col) = column.sql();
+        let after = after_id.to_owned();
+        self.read(move |c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {id}, {col} FROM {table} WHERE {id} > ?1 AND {col} IS NOT NULL ORDER BY {id} LIMIT ?2"
+            ))?;
+            let rows = st.query_map(params![after, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn replace_sealed(
+        &self,
+        column: SealedColumn,
+        id: &str,
+        old: &[u8],
+        new: &[u8],
+    ) -> StoreResult<bool> {
+        let (table, idc, col) = column.sql();
+        let (id, old, new) = (id.to_owned(), old.to_vec(), new.to_vec());
+        self.write(move |c| {
+            let tx = begin(c)?;
+            let n = tx.execute(
+                &format!("UPDATE {table} SET {col} = ?3 WHERE {idc} = ?1 AND {col} = ?2"),
+                params![id, old, new],
+            )?;
+            tx.commit()?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
     async fn customers_with_requests(&self, limit: u64) -> StoreResult<Vec<CustomerRow>> {
         self.read(move |c| {
             let mut st = c.prepare_cached(&format!(

@@ -34,6 +34,7 @@ mod alerts;
 mod audit;
 mod dnc;
 mod harness;
+mod keys;
 mod operations;
 mod portal;
 mod requests;
