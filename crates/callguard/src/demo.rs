@@ -21,6 +21,58 @@ const PEOPLE: [(&str, Role, &str); 4] = [
     ("demo-agent", Role::Agent, "agent demo passphrase 2026"),
 ];
 
+struct DemoCustomer {
+    name: &'static str,
+    phone: &'static str,
+    email: &'static str,
+    id_kind: &'static str,
+    id_value: &'static str,
+    street: &'static str,
+    postal: &'static str,
+    city: &'static str,
+    service: &'static str,
+    answers: [&'static str; 2],
+}
+
+const DEMO_CUSTOMERS: [DemoCustomer; 3] = [
+    DemoCustomer {
+        name: "Jan Demo-Kowalski",
+        phone: "+48601100200",
+        email: "jan.demo@example.com",
+        id_kind: "pesel",
+        id_value: "44051401359",
+        street: "ul. Przykładowa 1",
+        postal: "00-950",
+        city: "Warszawa",
+        service: "demo-hosting-01",
+        answers: ["Gdańsk", "Azor"],
+    },
+    DemoCustomer {
+        name: "Anna Demo-Nowak",
+        phone: "+48602200300",
+        email: "anna.demo@example.com",
+        id_kind: "pesel",
+        id_value: "02070803628",
+        street: "ul. Testowa 5 m. 2",
+        postal: "30-001",
+        city: "Kraków",
+        service: "demo-hosting-02",
+        answers: ["Poznań", "Mruczek"],
+    },
+    DemoCustomer {
+        name: "Demo Sp. z o.o.",
+        phone: "+48223300400",
+        email: "biuro@demo.example",
+        id_kind: "nip",
+        id_value: "5260250274",
+        street: "al. Pokazowa 10",
+        postal: "02-001",
+        city: "Warszawa",
+        service: "demo-domains-03",
+        answers: ["Łódź", "Reksio"],
+    },
+];
+
 pub async fn run(
     settings: Settings,
     shutdown: impl std::future::Future<Output = ()> + Send,
@@ -48,6 +100,54 @@ pub async fn run(
             codes.get(1).map(|c| c.expose().as_str()).unwrap_or_default(),
         ));
     }
+    // Demo customers (fictitious; the PESELs and NIP have valid checksums), and a portal
+    // invitation for the first.
+    let (vault, _) = rt.customer_services(&settings.customers)?;
+    let mut customers = Vec::new();
+    for c in DEMO_CUSTOMERS {
+        let body = serde_json::json!({
+            "full_name": c.name,
+            "phones": [c.phone],
+            "emails": [c.email],
+            "national_id": {"kind": c.id_kind, "value": c.id_value},
+            "address": {"line1": c.street, "postal_code": c.postal, "city": c.city, "country": "PL"},
+            "services": [c.service],
+            "security_questions": [
+                {"question": "Town of birth?", "answer": c.answers[0]},
+                {"question": "First pet's name?", "answer": c.answers[1]}
+            ]
+        });
+        let new: callguard_server::vault::NewCustomer = serde_json::from_value(body)?;
+        let id = vault
+            .create(&callguard_server::identity::Actor::cli(), new)
+            .await
+            .map_err(|e| e.to_string())?;
+        customers.push((id, c));
+    }
+    let mut customer_lines = Vec::new();
+    for (i, (id, c)) in customers.iter().enumerate() {
+        let mut line = format!(
+            "  customer {id}  {}  phone {}  {} {}  service {}  answers: {:?} / {:?}",
+            c.name,
+            c.phone,
+            c.id_kind.to_uppercase(),
+            c.id_value,
+            c.service,
+            c.answers[0],
+            c.answers[1]
+        );
+        if i == 0 {
+            let token = callguard_server::portal::invite(&rt, &identity, id)
+                .await
+                .map_err(|e| e.to_string())?;
+            line.push_str(&format!(
+                "\n  {:<17} portal: open /portal/setup and enter the invitation {}",
+                "",
+                token.expose()
+            ));
+        }
+        customer_lines.push(line);
+    }
     let url = settings.public_url.clone().map_or_else(
         || format!("https://localhost:{}", settings.listen.port()),
         |u| u.to_string(),
@@ -60,6 +160,11 @@ pub async fn run(
     for l in &lines {
         println!("{l}");
     }
+    println!("Agents: open {url}/desk, start a call from one of these numbers and verify the caller:\n");
+    for l in &customer_lines {
+        println!("{l}");
+    }
+    println!();
     println!("==========================================================================================");
     callguard_server::serve(settings, rt, shutdown).await?;
     Ok(())
