@@ -620,6 +620,22 @@ impl Calls {
             }
         };
         if let Some(o) = linked_now {
+            // Identification singled out a customer whose verification is locked: refused like
+            // a linked one, and the attempt does not count as a success.
+            if customer_locked(&o.row, now()) {
+                let mut audit = p
+                    .actor()
+                    .record("interaction.verify")
+                    .target(customer_ref(&o.row.id))
+                    .failure()
+                    .detail("method", method)
+                    .detail("refused", "customer_locked");
+                audit.interaction = Some(i.id.clone());
+                self.vault.store().append(vec![audit]).await?;
+                return Err(ApiError::VerificationLocked(
+                    "too many failed attempts on this customer in the last 24 hours",
+                ));
+            }
             customer = Some(o);
         }
         let t = now();

@@ -635,6 +635,40 @@ async fn verification_locks_after_five_failures_and_raises_an_alert(backend: Bac
     .expect(200)
     .json();
     assert_eq!(level["level"], 1);
+    // Five more failures in another call make ten on this customer within 24 hours: now even
+    // the right identifier is refused in any new call.
+    let mut calls = Vec::new();
+    for _ in 0..2 {
+        calls.push(
+            api.post(
+                "/api/v1/interactions",
+                Some(&agent.token),
+                json!({"channel": "phone", "direction": "inbound", "from": PHONE}),
+            )
+            .await
+            .expect(201)
+            .str("id"),
+        );
+    }
+    for _ in 0..5 {
+        verify(
+            &api,
+            &agent,
+            &calls[0],
+            json!({"method": "national_id", "value": "02070803628"}),
+        )
+        .await
+        .expect_problem(422, "verification-failed");
+    }
+    let refused = verify(
+        &api,
+        &agent,
+        &calls[1],
+        json!({"method": "national_id", "value": PESEL}),
+    )
+    .await
+    .expect_problem(423, "verification-locked");
+    assert!(refused.text.contains("24 hours"), "{}", refused.text);
     let mut alerted = false;
     for _ in 0..50 {
         let alerts = api
