@@ -68,9 +68,15 @@ pub async fn authorize(
     let Access::Signed(permission) = access else {
         return next.run(req).await;
     };
+    // Customers sign in at the portal's own page, staff at theirs.
+    let sign_in = if req.uri().path().starts_with("/portal") {
+        "/portal/login"
+    } else {
+        "/login"
+    };
     let deny = |e: ApiError| -> Response {
         match (surface, &e) {
-            (Surface::Page, ApiError::Unauthenticated) => Redirect::to("/login").into_response(),
+            (Surface::Page, ApiError::Unauthenticated) => Redirect::to(sign_in).into_response(),
             _ => e.into_response(),
         }
     };

@@ -10,6 +10,7 @@ pub mod bootstrap;
 pub mod calls;
 pub mod csrf;
 pub mod customer_api;
+pub mod desk;
 pub mod dnc;
 pub mod dnc_lists;
 pub mod error;
@@ -21,6 +22,7 @@ pub mod notify;
 pub mod openapi;
 pub mod pages;
 pub mod portal;
+pub mod portal_pages;
 pub mod tls;
 pub mod vault;
 

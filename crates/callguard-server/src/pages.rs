@@ -73,6 +73,10 @@ pub fn routes() -> Vec<(&'static str, Access, MethodRouter<AppState>)> {
         ("/problems/{slug}", Public, get(problem_page)),
         ("/static/{file}", Public, get(static_file)),
     ]
+    .into_iter()
+    .chain(crate::desk::routes())
+    .chain(crate::portal_pages::routes())
+    .collect()
 }
 
 // ---- shared pieces ----------------------------------------------------------------------
@@ -85,9 +89,12 @@ pub struct Who {
     pub sees_alerts: bool,
     pub sees_audit: bool,
     pub sees_dnc: bool,
+    pub sees_desk: bool,
+    /// A portal customer: sees the portal's navigation, never the staff's.
+    pub is_customer: bool,
 }
 
-fn who(p: &Principal) -> Option<Who> {
+pub(crate) fn who(p: &Principal) -> Option<Who> {
     Some(Who {
         username: p.user.username.clone(),
         role: p.user.role.to_string(),
@@ -95,18 +102,20 @@ fn who(p: &Principal) -> Option<Who> {
         sees_alerts: p.user.role.allows(Permission::AlertsRead),
         sees_audit: p.user.role.allows(Permission::AuditRead),
         sees_dnc: p.user.role.allows(Permission::DncStatus),
+        sees_desk: p.user.role.allows(Permission::InteractionsHandle),
+        is_customer: p.user.role == Role::Customer,
     })
 }
 
 const COOKIE_ATTRS: &str = "Path=/; Secure; HttpOnly; SameSite=Strict";
 
 /// The anti-forgery token for this browser, and the cookie to set when it is new.
-struct Csrf {
-    token: String,
-    new_cookie: Option<String>,
+pub(crate) struct Csrf {
+    pub(crate) token: String,
+    pub(crate) new_cookie: Option<String>,
 }
 
-fn csrf_of(headers: &HeaderMap) -> Csrf {
+pub(crate) fn csrf_of(headers: &HeaderMap) -> Csrf {
     match cookie(headers, CSRF_COOKIE) {
         Some(t) if t.len() >= 32 => Csrf {
             token: t.to_owned(),
@@ -132,10 +141,10 @@ fn check_csrf(headers: &HeaderMap, sent: &str) -> Result<(), ApiError> {
 
 /// A form whose anti-forgery token has been checked: every state-changing page handler takes
 /// its form through this extractor, so none can forget the check.
-struct Checked<T>(T);
+pub(crate) struct Checked<T>(pub(crate) T);
 
 /// Forms carry their anti-forgery token in a `csrf` field.
-trait CsrfField {
+pub(crate) trait CsrfField {
     fn csrf(&self) -> &str;
 }
 
@@ -168,7 +177,7 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned + CsrfField> axum::extract::
     }
 }
 
-fn render(status: StatusCode, page: impl Template, cookies: &[String]) -> Response {
+pub(crate) fn render(status: StatusCode, page: impl Template, cookies: &[String]) -> Response {
     let body = match page.render() {
         Ok(b) => b,
         Err(e) => {
@@ -185,7 +194,7 @@ fn render(status: StatusCode, page: impl Template, cookies: &[String]) -> Respon
     resp
 }
 
-fn with_cookies(mut resp: Response, cookies: &[String]) -> Response {
+pub(crate) fn with_cookies(mut resp: Response, cookies: &[String]) -> Response {
     for c in cookies {
         if let Ok(v) = HeaderValue::from_str(c) {
             resp.headers_mut().append(header::SET_COOKIE, v);
@@ -194,15 +203,15 @@ fn with_cookies(mut resp: Response, cookies: &[String]) -> Response {
     resp
 }
 
-fn session_cookie(token: &Secret<String>) -> String {
+pub(crate) fn session_cookie(token: &Secret<String>) -> String {
     format!("{SESSION_COOKIE}={}; {COOKIE_ATTRS}", token.expose())
 }
 
-fn cleared_session_cookie() -> String {
+pub(crate) fn cleared_session_cookie() -> String {
     format!("{SESSION_COOKIE}=; {COOKIE_ATTRS}; Max-Age=0")
 }
 
-fn error_page(headers: &HeaderMap, e: &ApiError, who: Option<Who>) -> Response {
+pub(crate) fn error_page(headers: &HeaderMap, e: &ApiError, who: Option<Who>) -> Response {
     let c = csrf_of(headers);
     let p = e.problem();
     let about = PROBLEM_TYPES
@@ -368,9 +377,14 @@ struct ProblemPage {
 // ---- sign-in ------------------------------------------------------------------------------
 
 async fn root(State(s): State<AppState>, headers: HeaderMap, ctx: RequestContext) -> Redirect {
-    match cookie(&headers, SESSION_COOKIE) {
-        Some(t) if s.identity.authenticate(t, ctx.source).await.is_ok() => Redirect::to("/app"),
-        _ => Redirect::to("/login"),
+    let signed = match cookie(&headers, SESSION_COOKIE) {
+        Some(t) => s.identity.authenticate(t, ctx.source).await.ok(),
+        None => None,
+    };
+    match signed {
+        Some(p) if p.user.role == Role::Customer => Redirect::to("/portal"),
+        Some(_) => Redirect::to("/app"),
+        None => Redirect::to("/login"),
     }
 }
 
@@ -526,7 +540,7 @@ async fn logout(
 }
 
 #[derive(Deserialize)]
-struct CsrfOnly {
+pub(crate) struct CsrfOnly {
     #[serde(default)]
     csrf: String,
 }
@@ -559,7 +573,7 @@ struct SetupForm {
     password_again: Secret<String>,
 }
 
-fn qr_base64(uri: &str) -> String {
+pub(crate) fn qr_base64(uri: &str) -> String {
     match qrcode::QrCode::new(uri.as_bytes()) {
         Ok(code) => {
             let svg = code
@@ -681,6 +695,10 @@ async fn setup_confirm(
 // ---- signed-in pages ----------------------------------------------------------------------
 
 async fn home(headers: HeaderMap, p: Principal) -> Response {
+    // Customers have a home of their own, without staff navigation.
+    if p.user.role == Role::Customer {
+        return Redirect::to("/portal").into_response();
+    }
     let c = csrf_of(&headers);
     render(
         StatusCode::OK,

@@ -62,7 +62,7 @@ impl Requests {
 }
 
 /// The customer a portal principal is.
-fn customer_of(p: &Principal) -> Result<String, ApiError> {
+pub(crate) fn customer_of(p: &Principal) -> Result<String, ApiError> {
     if p.user.role == Role::Customer {
         Ok(p.user.username.clone())
     } else {
@@ -205,34 +205,44 @@ async fn my_data(s: &AppState, customer_id: &str) -> Result<(MyData, Vec<Note>),
 }
 
 pub async fn me(State(s): State<AppState>, p: Principal) -> Result<Json<MyData>, ApiError> {
-    let id = customer_of(&p)?;
-    let (data, _) = my_data(&s, &id).await?;
+    Ok(Json(read_mine(&s, &p).await?))
+}
+
+/// A signed-in customer's own data (the API and the portal page), the read recorded.
+pub(crate) async fn read_mine(s: &AppState, p: &Principal) -> Result<MyData, ApiError> {
+    let id = customer_of(p)?;
+    let (data, _) = my_data(s, &id).await?;
     s.vault
         .store()
-        .append(vec![customer_actor(&p, &id)
+        .append(vec![customer_actor(p, &id)
             .record("portal.read")
             .target(customer_ref(&id))])
         .await?;
-    Ok(Json(data))
+    Ok(data)
 }
 
 pub async fn export(State(s): State<AppState>, p: Principal) -> Result<Json<MyExport>, ApiError> {
-    let id = customer_of(&p)?;
-    let (data, notes) = my_data(&s, &id).await?;
-    let access = access_log(&s, &id).await?;
+    Ok(Json(export_mine(&s, &p).await?))
+}
+
+/// Everything stored about a signed-in customer, the export recorded.
+pub(crate) async fn export_mine(s: &AppState, p: &Principal) -> Result<MyExport, ApiError> {
+    let id = customer_of(p)?;
+    let (data, notes) = my_data(s, &id).await?;
+    let access = access_log(s, &id).await?;
     s.vault
         .store()
-        .append(vec![customer_actor(&p, &id)
+        .append(vec![customer_actor(p, &id)
             .record("customer.export")
             .target(customer_ref(&id))
             .detail("by", "customer")])
         .await?;
-    Ok(Json(MyExport {
+    Ok(MyExport {
         exported_at: rfc3339(now()),
         data,
         notes,
         access,
-    }))
+    })
 }
 
 /// A one-time verification code to read to an agent.
@@ -247,15 +257,20 @@ pub async fn verification_code(
     State(s): State<AppState>,
     p: Principal,
 ) -> Result<Json<VerificationCode>, ApiError> {
-    let id = customer_of(&p)?;
+    Ok(Json(issue_code(&s, &p).await?))
+}
+
+/// A new portal code for a signed-in customer.
+pub(crate) async fn issue_code(s: &AppState, p: &Principal) -> Result<VerificationCode, ApiError> {
+    let id = customer_of(p)?;
     let (code, expires) = s
         .calls
-        .issue_portal_code(&customer_actor(&p, &id), &id)
+        .issue_portal_code(&customer_actor(p, &id), &id)
         .await?;
-    Ok(Json(VerificationCode {
+    Ok(VerificationCode {
         code: code.expose().clone(),
         expires_at: rfc3339(expires),
-    }))
+    })
 }
 
 /// One look at or change of a customer's data, as the customer sees it.
@@ -278,7 +293,10 @@ pub struct AccessLog {
     pub entries: Vec<AccessEntry>,
 }
 
-async fn access_log(s: &AppState, customer_id: &str) -> Result<Vec<AccessEntry>, ApiError> {
+pub(crate) async fn access_log(
+    s: &AppState,
+    customer_id: &str,
+) -> Result<Vec<AccessEntry>, ApiError> {
     let rows = s
         .vault
         .store()
@@ -381,28 +399,36 @@ pub async fn make_request(
     p: Principal,
     ApiJson(r): ApiJson<NewRequest>,
 ) -> Result<Json<Requests>, ApiError> {
-    let id = customer_of(&p)?;
+    Ok(Json(request_mine(&s, &p, r.kind).await?))
+}
+
+/// A signed-in customer asks for export or erasure.
+pub(crate) async fn request_mine(
+    s: &AppState,
+    p: &Principal,
+    kind: RequestKind,
+) -> Result<Requests, ApiError> {
+    let id = customer_of(p)?;
     let at = rfc3339(now());
-    let (action, kind) = match r.kind {
+    let (action, kind_name) = match kind {
         RequestKind::Export => ("gdpr.export_request", "export"),
         RequestKind::Erasure => ("gdpr.erasure_request", "erasure"),
     };
-    let audit = customer_actor(&p, &id)
+    let audit = customer_actor(p, &id)
         .record(action)
         .target(customer_ref(&id))
         .detail("by", "customer")
-        .detail("kind", kind);
-    let req = update_requests(
-        &s,
+        .detail("kind", kind_name);
+    update_requests(
+        s,
         &id,
-        |q| match r.kind {
+        |q| match kind {
             RequestKind::Export => q.export_requested_at = Some(at.clone()),
             RequestKind::Erasure => q.erasure_asked_by_customer_at = Some(at.clone()),
         },
         audit,
     )
-    .await?;
-    Ok(Json(req))
+    .await
 }
 
 // ---- compliance -------------------------------------------------------------------------------
