@@ -196,7 +196,7 @@ impl VaultStore for SqliteStore {
 
     async fn customer(&self, id: &str) -> StoreResult<Option<CustomerRow>> {
         let id = id.to_owned();
-        self.read(move |c| {
+        self.point_read(move |c| {
             c.prepare_cached(&format!(
                 "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = ?1"
             ))?
@@ -213,7 +213,7 @@ impl VaultStore for SqliteStore {
         limit: u64,
     ) -> StoreResult<Vec<CustomerRow>> {
         let (kind, hash) = (kind.to_owned(), hash.to_owned());
-        self.read(move |c| {
+        self.point_read(move |c| {
             let cols = CUSTOMER_COLUMNS
                 .split(", ")
                 .map(|k| format!("c.{k}"))
@@ -231,7 +231,7 @@ impl VaultStore for SqliteStore {
 
     async fn interaction(&self, id: &str) -> StoreResult<Option<InteractionRow>> {
         let id = id.to_owned();
-        self.read(move |c| {
+        self.point_read(move |c| {
             c.prepare_cached(&format!(
                 "SELECT {INTERACTION_COLUMNS} FROM interactions WHERE id = ?1"
             ))?
@@ -248,7 +248,7 @@ impl VaultStore for SqliteStore {
         now: UnixTime,
     ) -> StoreResult<Vec<CodeRow>> {
         let (customer_id, purpose) = (customer_id.to_owned(), purpose.to_owned());
-        self.read(move |c| {
+        self.point_read(move |c| {
             let mut st = c.prepare_cached(&format!(
                 "SELECT {CODE_COLUMNS} FROM verification_codes
                  WHERE customer_id = ?1 AND purpose = ?2 AND used_at IS NULL AND expires_at > ?3
@@ -411,7 +411,8 @@ pub(super) fn open_share_file(path: &std::path::Path) -> crate::StoreResult<Conn
 }
 
 impl SqliteStore {
-    async fn with_shares<R, F>(&self, f: F) -> crate::StoreResult<R>
+    /// Writes to the key store wait for an fsync: off the async workers.
+    async fn with_shares_blocking<R, F>(&self, f: F) -> crate::StoreResult<R>
     where
         R: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
@@ -427,13 +428,27 @@ impl SqliteStore {
         .await
         .map_err(super::backend)?
     }
+
+    async fn with_shares<R, F>(&self, f: F) -> crate::StoreResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
+    {
+        // One small indexed statement on its own file: run here (see `point_read`).
+        let conn = self
+            .inner
+            .shares
+            .lock()
+            .map_err(|_| crate::StoreError::Backend("the key store lock is poisoned".into()))?;
+        f(&conn).map_err(super::map_err)
+    }
 }
 
 #[async_trait]
 impl KeyShareStore for SqliteStore {
     async fn put_share(&self, customer_id: &str, share: &[u8]) -> StoreResult<()> {
         let (id, share) = (customer_id.to_owned(), share.to_vec());
-        self.with_shares(move |c| {
+        self.with_shares_blocking(move |c| {
             c.execute(
                 "INSERT INTO key_shares (customer_id, share) VALUES (?1, ?2)",
                 params![id, share],
@@ -455,7 +470,7 @@ impl KeyShareStore for SqliteStore {
 
     async fn destroy_share(&self, customer_id: &str) -> StoreResult<bool> {
         let id = customer_id.to_owned();
-        self.with_shares(move |c| {
+        self.with_shares_blocking(move |c| {
             c.execute("DELETE FROM key_shares WHERE customer_id = ?1", [id])
                 .map(|n| n == 1)
         })
