@@ -265,7 +265,10 @@ mod tests {
         assert_ne!(Sealing::id(&ring), old_id);
         assert_eq!(ring.ids().len(), 2);
         ring.replace(KeyEncryptionKey::generate(), Vec::new());
-        assert!(Sealing::open(&ring, &sealed_old, "a").is_err(), "a retired key opens nothing");
+        assert!(
+            Sealing::open(&ring, &sealed_old, "a").is_err(),
+            "a retired key opens nothing"
+        );
     }
 
     #[test]

@@ -896,7 +896,10 @@ async fn add_opt_out(
     p: Principal,
     ApiJson(r): ApiJson<OptOutRequest>,
 ) -> Result<(StatusCode, Json<crate::dnc_lists::InternalDncView>), ApiError> {
-    let (entry, added) = s.dnc_lists.opt_out(&p.actor(), &r.number, &r.source).await?;
+    let (entry, added) = s
+        .dnc_lists
+        .opt_out(&p.actor(), &r.number, &r.source)
+        .await?;
     let status = if added {
         StatusCode::CREATED
     } else {

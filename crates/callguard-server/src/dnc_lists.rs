@@ -133,11 +133,7 @@ fn callee(number: &str) -> Result<Callee, ApiError> {
 
 impl DncLists {
     #[must_use]
-    pub fn new(
-        store: Arc<dyn Store>,
-        kek: Arc<Keyring>,
-        index_key: Arc<IndexKey>,
-    ) -> Self {
+    pub fn new(store: Arc<dyn Store>, kek: Arc<Keyring>, index_key: Arc<IndexKey>) -> Self {
         Self {
             store,
             kek,

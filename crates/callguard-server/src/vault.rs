@@ -32,10 +32,7 @@ const SECURITY_FIELD: &str = "security_questions";
 const SEARCH_LIMIT: u64 = 20;
 
 /// Loads the blind index key, creating it on first start (race-safe across nodes).
-pub async fn load_index_key(
-    store: &Arc<dyn Store>,
-    kek: &Keyring,
-) -> Result<IndexKey, String> {
+pub async fn load_index_key(store: &Arc<dyn Store>, kek: &Keyring) -> Result<IndexKey, String> {
     for _ in 0..2 {
         if let Some((sealed, _)) = store
             .vault_key(INDEX_KEY_NAME)

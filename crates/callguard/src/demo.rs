@@ -160,7 +160,9 @@ pub async fn run(
     for l in &lines {
         println!("{l}");
     }
-    println!("Agents: open {url}/desk, start a call from one of these numbers and verify the caller:\n");
+    println!(
+        "Agents: open {url}/desk, start a call from one of these numbers and verify the caller:\n"
+    );
     for l in &customer_lines {
         println!("{l}");
     }
