@@ -94,8 +94,15 @@ impl Dnc {
             return Ok(false);
         }
         let path = self.dir.join(&info.file);
-        let bytes = std::fs::read(&path).map_err(|e| io(e, "cannot read", &path))?;
-        let set = EliasFano::from_bytes(&bytes)
+        // Read straight into the set's arrays: while the new registry loads, the old one still
+        // answers, and a copy of the file on top of both would double the memory needed.
+        let file = std::fs::File::open(&path).map_err(|e| io(e, "cannot read", &path))?;
+        let len = file
+            .metadata()
+            .map_err(|e| io(e, "cannot read", &path))?
+            .len();
+        let set = EliasFano::read_from(file, len)
+            .map_err(|e| io(e, "cannot read", &path))?
             .ok_or_else(|| format!("{} is not a registry file", path.display()))?;
         if set.len() != info.numbers {
             return Err(format!(
