@@ -1148,7 +1148,7 @@ impl Identity {
             }
             let audit = actor
                 .record("portal.invite")
-                .target(format!("customer:{customer_id}"))
+                .target(crate::vault::customer_ref(customer_id))
                 .detail("account", user_ref(&existing.id))
                 .detail("reset", true);
             self.store
@@ -1164,7 +1164,7 @@ impl Identity {
         let id = uuid::Uuid::new_v4().to_string();
         let audit = actor
             .record("portal.invite")
-            .target(format!("customer:{customer_id}"))
+            .target(crate::vault::customer_ref(customer_id))
             .detail("account", user_ref(&id))
             .detail("reset", false);
         self.store
@@ -1197,7 +1197,7 @@ impl Identity {
         {
             let audit = actor
                 .record("portal.close")
-                .target(format!("customer:{customer_id}"))
+                .target(crate::vault::customer_ref(customer_id))
                 .detail("account", user_ref(&u.id));
             self.store
                 .set_status(&u.id, UserStatus::Disabled, now(), audit)

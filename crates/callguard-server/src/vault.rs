@@ -10,7 +10,6 @@
 use crate::error::{ApiError, FieldProblem};
 use crate::hasher::Hasher;
 use crate::identity::{Actor, Principal};
-use callguard_core::audit::AuditRecord;
 use callguard_core::kek::{Keyring, Sealing};
 use callguard_core::vault::crypto::{DataKey, IndexKey, IndexKind, KeyShare};
 use callguard_core::vault::model::{Address, Field, NationalId, NationalIdKind};
@@ -986,11 +985,5 @@ impl Vault {
             ));
         }
         Ok(value)
-    }
-
-    /// Builds the audit record base for an actor on a customer.
-    #[must_use]
-    pub fn record(actor: &Actor, action: &str, id: &str) -> AuditRecord {
-        actor.record(action).target(customer_ref(id))
     }
 }
