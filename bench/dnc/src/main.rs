@@ -21,7 +21,7 @@ mod plan;
 mod sys;
 
 use callguard_core::dnc::elias_fano::EliasFano;
-use callguard_server::dnc::{Dnc, DncSettings};
+use callguard_server::features::dnc::registry::{Dnc, DncSettings};
 use plan::Plan;
 use rand::{Rng, SeedableRng};
 use std::io::Write;
@@ -64,7 +64,7 @@ usage: callguard-bench-dnc --bin PATH [options]
 const NATIONAL: u64 = 253_000_000;
 const UNIVERSE: u64 = 10_000_000_000;
 /// Most numbers one `POST /api/v1/dnc/check` carries: the chunk a database gets per query.
-const API_BATCH: usize = callguard_server::dnc::MAX_BATCH;
+const API_BATCH: usize = callguard_server::features::dnc::registry::MAX_BATCH;
 
 pub struct Options {
     bin: Option<PathBuf>,
@@ -631,7 +631,7 @@ async fn run(opts: &Options, scratch: &mut Scratch) -> Res<()> {
     let disk_per = reg_size as f64 / count as f64;
     say(&format!(
         "  on disk: {} ({} bytes) = {:.3} bytes per number\n\
-         a fresh process loading it with callguard_server::dnc::Dnc::open (what the server does):\n  \
+         a fresh process loading it with callguard_server::features::dnc::registry::Dnc::open (what the server does):\n  \
          VmRSS {} before, {} after: +{} = {:.3} bytes per number; VmHWM {} (peak while loading); load {:.2} s",
         reg_path
             .file_name()

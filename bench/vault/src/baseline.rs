@@ -2,7 +2,7 @@
 //! such endpoint, so this is a minimal server of its own, run as a separate process (this
 //! binary with `baseline-serve`) so that its CPU is counted apart from the load generator's:
 //!
-//! - the same HTTPS stack: `callguard_server::tls::serve` and `server_config` (rustls with
+//! - the same HTTPS stack: `callguard_server::http::tls::serve` and `server_config` (rustls with
 //!   ring, hyper-util's auto builder, the same timeouts), on the server's own certificate and
 //!   key, with axum and the same security headers on every answer;
 //! - the same authentication work: the bearer token's SHA-256 (`callguard_core::token::hash`),
@@ -369,10 +369,12 @@ pub fn serve_main(args: &[String]) -> Res<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let tls = callguard_server::tls::server_config(&callguard_server::tls::CertificatePaths {
-            cert: PathBuf::from(cert),
-            key: PathBuf::from(key),
-        })?;
+        let tls = callguard_server::http::tls::server_config(
+            &callguard_server::http::tls::CertificatePaths {
+                cert: PathBuf::from(cert),
+                key: PathBuf::from(key),
+            },
+        )?;
         let db = Arc::new(Db {
             path: PathBuf::from(db),
             readers: Mutex::new(Vec::new()),
@@ -385,7 +387,7 @@ pub fn serve_main(args: &[String]) -> Res<()> {
             .with_state(db);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         std::fs::write(address_file, listener.local_addr()?.to_string())?;
-        callguard_server::tls::serve(listener, tls, app, std::future::pending()).await;
+        callguard_server::http::tls::serve(listener, tls, app, std::future::pending()).await;
         Ok(())
     })
 }

@@ -131,7 +131,7 @@ pub fn rates(seconds: f64) -> Res<CryptoRates> {
 /// Opening and masking one customer the way a screen-pop does, in this process and without
 /// any I/O: the stored field map parsed, the data key unwrapped with the KEK and its share,
 /// every sealed field (the eight of the record and the security answers) decoded, opened and
-/// parsed as JSON, then the masked values made. It follows `callguard_server::vault::open_row`
+/// parsed as JSON, then the masked values made. It follows `callguard_server::features::vault::service::open_row`
 /// and `masked_view` step by step; it is the part of a screen-pop that the baseline leaves out
 /// besides the key-store read and the audit entry.
 pub fn open_and_mask(seconds: f64) -> Res<Rate> {

@@ -325,7 +325,7 @@ impl Raw {
     }
 
     fn customer_settings(&self) -> Result<callguard_server::CustomerSettings, ConfigError> {
-        use callguard_server::calls::OperationKind;
+        use callguard_server::features::interactions::service::OperationKind;
         use callguard_server::notify::{SmsSettings, SmtpSettings, SmtpTls};
         let mut c = callguard_server::CustomerSettings::default();
         if let Some(n) =
@@ -416,7 +416,9 @@ impl Raw {
         Ok(c)
     }
 
-    fn dnc_settings(&self) -> Result<callguard_server::dnc::DncSettings, ConfigError> {
+    fn dnc_settings(
+        &self,
+    ) -> Result<callguard_server::features::dnc::registry::DncSettings, ConfigError> {
         use callguard_core::dnc::hours::{CallingHours, Window};
         let default = match self.get("dnc.calling_hours") {
             Some((v, _)) => Window::parse(v)
@@ -432,12 +434,14 @@ impl Raw {
                 ))
             })?;
         }
-        Ok(callguard_server::dnc::DncSettings { calling_hours })
+        Ok(callguard_server::features::dnc::registry::DncSettings { calling_hours })
     }
 
-    fn alert_settings(&self) -> Result<callguard_server::alerts::AlertSettings, ConfigError> {
+    fn alert_settings(
+        &self,
+    ) -> Result<callguard_server::features::alerts::service::AlertSettings, ConfigError> {
         use callguard_core::alerts::WorkingHours;
-        let mut a = callguard_server::alerts::AlertSettings::default();
+        let mut a = callguard_server::features::alerts::service::AlertSettings::default();
         if let Some((v, _)) = self.get("alerts.webhook_url") {
             let u = url::Url::parse(v.trim())
                 .ok()

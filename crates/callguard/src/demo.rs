@@ -87,7 +87,7 @@ pub async fn run(
             .await
         {
             Ok(x) => x,
-            Err(callguard_server::error::ApiError::UsernameTaken) => continue,
+            Err(callguard_server::error::Error::UsernameTaken) => continue,
             Err(e) => return Err(e.to_string().into()),
         };
         lines.push(format!(
@@ -117,9 +117,10 @@ pub async fn run(
                 {"question": "First pet's name?", "answer": c.answers[1]}
             ]
         });
-        let new: callguard_server::vault::NewCustomer = serde_json::from_value(body)?;
+        let new: callguard_server::features::vault::service::NewCustomer =
+            serde_json::from_value(body)?;
         let id = vault
-            .create(&callguard_server::identity::Actor::cli(), new)
+            .create(&callguard_server::principal::Actor::cli(), new)
             .await
             .map_err(|e| e.to_string())?;
         customers.push((id, c));
@@ -137,7 +138,7 @@ pub async fn run(
             c.answers[1]
         );
         if i == 0 {
-            let token = callguard_server::portal::invite(&rt, &identity, id)
+            let token = callguard_server::features::gdpr::service::invite(&rt.store, &identity, id)
                 .await
                 .map_err(|e| e.to_string())?;
             line.push_str(&format!(

@@ -5,7 +5,7 @@
 use callguard_core::audit::AuditRecord;
 use callguard_core::dnc::import::{ImportError, Importer};
 use callguard_core::dnc::number::Callee;
-use callguard_server::dnc::Reason;
+use callguard_server::features::dnc::registry::Reason;
 use callguard_server::Runtime;
 use std::io::{BufRead, Write};
 use std::path::Path;
@@ -141,7 +141,7 @@ pub async fn scrub(
     purpose: Option<&str>,
 ) -> Result<(), AnyError> {
     if let Some(p) = purpose {
-        callguard_server::dnc_lists::valid_purpose(p)?;
+        callguard_server::features::dnc::lists::valid_purpose(p)?;
     }
     let registry = rt
         .dnc

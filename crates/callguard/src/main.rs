@@ -7,7 +7,7 @@ mod demo;
 mod dnc_cli;
 
 use callguard_core::Role;
-use callguard_server::identity::Actor;
+use callguard_server::principal::Actor;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -251,7 +251,7 @@ fn main() -> ExitCode {
                     );
                 };
                 let rt = callguard_server::Runtime::open(&settings).await?;
-                let report = callguard_server::keys::rotate(&rt.store, &kek_file, &|line| {
+                let report = callguard_server::features::keys::service::rotate(&rt.store, &kek_file, &|line| {
                     eprintln!("{line}")
                 })
                 .await?;
@@ -276,10 +276,10 @@ fn main() -> ExitCode {
             } => {
                 let rt = callguard_server::Runtime::open(&settings).await?;
                 let identity = rt.identity(Default::default(), None);
-                let token = callguard_server::portal::invite(&rt, &identity, &customer_id)
+                let token = callguard_server::features::gdpr::service::invite(&rt.store, &identity, &customer_id)
                     .await
                     .map_err(|e| match e {
-                        callguard_server::error::ApiError::NotFound => {
+                        callguard_server::error::Error::NotFound => {
                             format!("no customer {customer_id:?}: check the id (12 digits)").into()
                         }
                         other => api(other),
@@ -385,7 +385,7 @@ async fn audit_command(
     settings: &callguard_server::Settings,
     command: AuditCommand,
 ) -> Result<(), AnyError> {
-    use callguard_server::audit;
+    use callguard_server::features::audit::verify as audit;
     let started = std::time::Instant::now();
     let progress = |n: u64| {
         if n % 1_000_000 < 20_000 && n >= 1_000_000 {
@@ -462,7 +462,7 @@ async fn find(
     })
 }
 
-fn api(e: callguard_server::error::ApiError) -> AnyError {
+fn api(e: callguard_server::error::Error) -> AnyError {
     e.to_string().into()
 }
 

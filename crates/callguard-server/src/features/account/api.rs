@@ -1,0 +1,203 @@
+//! My account over the JSON API: who I am, my sessions, recovery codes and passkeys.
+
+use crate::error::Error;
+use crate::features::signin::api::reveal;
+use crate::http::access::{Access, ApiJson};
+use crate::http::routes::{route, ApiRoute};
+use crate::principal::Principal;
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use axum::Json;
+use callguard_core::identity::Session;
+use callguard_core::{rfc3339, Permission, Role, Secret};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, JsonSchema)]
+pub struct MeResponse {
+    pub id: String,
+    pub username: String,
+    pub role: Role,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct SessionView {
+    pub id: String,
+    pub current: bool,
+    pub created_at: String,
+    pub last_seen_at: String,
+    pub expires_at: String,
+    pub source: String,
+    pub user_agent: String,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct SessionList {
+    pub sessions: Vec<SessionView>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct RecoveryCodes {
+    pub recovery_codes: Vec<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct PasskeyRegistrationStart {
+    /// Send back with the credential to `POST /api/v1/me/passkeys`.
+    pub challenge: String,
+    /// Options for `navigator.credentials.create` (base64url-encoded binary fields).
+    pub options: serde_json::Value,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasskeyRegistrationFinish {
+    pub challenge: Secret<String>,
+    /// A name to tell passkeys apart, e.g. "laptop".
+    pub name: String,
+    /// The `PublicKeyCredential` from `navigator.credentials.create`, binary fields base64url.
+    pub credential: serde_json::Value,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct PasskeyView {
+    pub id: String,
+    pub name: String,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct PasskeyList {
+    pub passkeys: Vec<PasskeyView>,
+}
+
+pub fn session_view(s: &Session, current_id: &str) -> SessionView {
+    SessionView {
+        id: s.id.clone(),
+        current: s.id == current_id,
+        created_at: rfc3339(s.created_at),
+        last_seen_at: rfc3339(s.last_seen_at),
+        expires_at: rfc3339(s.expires_at()),
+        source: s.source.clone(),
+        user_agent: s.user_agent.clone(),
+    }
+}
+
+async fn me(p: Principal) -> Json<MeResponse> {
+    Json(MeResponse {
+        id: p.user.id,
+        username: p.user.username,
+        role: p.user.role,
+    })
+}
+
+async fn my_sessions(State(s): State<AppState>, p: Principal) -> Result<Json<SessionList>, Error> {
+    let sessions = s.identity.sessions(&p).await?;
+    Ok(Json(SessionList {
+        sessions: sessions
+            .iter()
+            .map(|x| session_view(x, &p.session.id))
+            .collect(),
+    }))
+}
+
+async fn revoke_session(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Error> {
+    s.identity.revoke_session(&p, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn regenerate_codes(
+    State(s): State<AppState>,
+    p: Principal,
+) -> Result<Json<RecoveryCodes>, Error> {
+    let codes = s.identity.regenerate_recovery_codes(&p).await?;
+    Ok(Json(RecoveryCodes {
+        recovery_codes: reveal(&codes),
+    }))
+}
+
+async fn list_passkeys(
+    State(s): State<AppState>,
+    p: Principal,
+) -> Result<Json<PasskeyList>, Error> {
+    let list = s.identity.passkey_list(&p).await?;
+    Ok(Json(PasskeyList {
+        passkeys: list
+            .iter()
+            .map(|k| PasskeyView {
+                id: k.id.clone(),
+                name: k.name.clone(),
+                created_at: rfc3339(k.created_at),
+                last_used_at: k.last_used_at.map(rfc3339),
+            })
+            .collect(),
+    }))
+}
+
+async fn start_passkey(
+    State(s): State<AppState>,
+    p: Principal,
+) -> Result<Json<PasskeyRegistrationStart>, Error> {
+    let (challenge, options) = s.identity.begin_passkey_registration(&p).await?;
+    Ok(Json(PasskeyRegistrationStart {
+        challenge: challenge.expose().clone(),
+        options,
+    }))
+}
+
+async fn finish_passkey(
+    State(s): State<AppState>,
+    p: Principal,
+    ApiJson(r): ApiJson<PasskeyRegistrationFinish>,
+) -> Result<(StatusCode, Json<PasskeyView>), Error> {
+    let k = s
+        .identity
+        .finish_passkey_registration(&p, &r.challenge, &r.name, &r.credential)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(PasskeyView {
+            id: k.id,
+            name: k.name,
+            created_at: rfc3339(k.created_at),
+            last_used_at: None,
+        }),
+    ))
+}
+
+async fn delete_passkey(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Error> {
+    s.identity.delete_passkey(&p, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// This feature's API routes, each with its access rule.
+#[rustfmt::skip]
+pub fn routes() -> Vec<ApiRoute> {
+    use Access::Signed;
+    use Permission::*;
+    vec![
+        route("GET", "/api/v1/me", Signed(OwnAccount), "Who is signed in.", get(me)).gives::<MeResponse>(200),
+        route("GET", "/api/v1/me/sessions", Signed(OwnAccount), "My live sessions.", get(my_sessions)).gives::<SessionList>(200),
+        route("DELETE", "/api/v1/me/sessions/{id}", Signed(OwnAccount), "Ends one of my sessions.", delete(revoke_session)),
+        route("POST", "/api/v1/me/recovery-codes", Signed(OwnAccount), "Replaces my recovery codes (needs re-authentication).", post(regenerate_codes))
+            .gives::<RecoveryCodes>(200),
+        route("GET", "/api/v1/me/passkeys", Signed(OwnAccount), "My passkeys.", get(list_passkeys)).gives::<PasskeyList>(200),
+        route("POST", "/api/v1/me/passkeys/registration", Signed(OwnAccount), "Passkey registration, step 1: options for navigator.credentials.create.", post(start_passkey))
+            .gives::<PasskeyRegistrationStart>(200),
+        route("POST", "/api/v1/me/passkeys", Signed(OwnAccount), "Passkey registration, step 2: the browser's credential.", post(finish_passkey))
+            .takes::<PasskeyRegistrationFinish>().gives::<PasskeyView>(201),
+        route("DELETE", "/api/v1/me/passkeys/{id}", Signed(OwnAccount), "Removes one of my passkeys.", delete(delete_passkey)),
+    ]
+}

@@ -1,0 +1,262 @@
+//! My account pages: home, sessions, passkeys, recovery codes, re-authentication.
+
+use super::api::{session_view, SessionView};
+use crate::features::signin::pages::{second_factor, RecoveryPage};
+use crate::features::staff::pages::users_view;
+use crate::http::access::Access;
+use crate::principal::{Principal, RequestContext};
+use crate::state::AppState;
+use crate::web::{csrf_of, error_page, render, who, Checked, CsrfOnly, PageRoute, Who};
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use callguard_core::{rfc3339, Permission, Role, Secret};
+use serde::Deserialize;
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage {
+    csrf: String,
+    who: Option<Who>,
+    error: String,
+    notice: String,
+    username: String,
+    role: String,
+    is_admin: bool,
+}
+
+struct PasskeyRow {
+    id: String,
+    name: String,
+    created_at: String,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage {
+    csrf: String,
+    who: Option<Who>,
+    error: String,
+    notice: String,
+    sessions: Vec<SessionView>,
+    passkeys: Vec<PasskeyRow>,
+    recovery_left: i64,
+}
+
+async fn home(headers: HeaderMap, p: Principal) -> Response {
+    // Customers have a home of their own, without staff navigation.
+    if p.user.role == Role::Customer {
+        return Redirect::to("/portal").into_response();
+    }
+    let c = csrf_of(&headers);
+    render(
+        StatusCode::OK,
+        HomePage {
+            csrf: c.token,
+            who: who(&p),
+            error: String::new(),
+            notice: String::new(),
+            username: p.user.username.clone(),
+            role: p.user.role.to_string(),
+            is_admin: p.user.role == Role::Admin,
+        },
+        &c.new_cookie.into_iter().collect::<Vec<_>>(),
+    )
+}
+
+async fn account_page(
+    s: &AppState,
+    headers: &HeaderMap,
+    p: &Principal,
+    error: String,
+    notice: String,
+) -> Response {
+    let c = csrf_of(headers);
+    let sessions = match s.identity.sessions(p).await {
+        Ok(x) => x,
+        Err(e) => return error_page(headers, &e, who(p)),
+    };
+    let passkeys = match s.identity.passkey_list(p).await {
+        Ok(x) => x,
+        Err(e) => return error_page(headers, &e, who(p)),
+    };
+    let recovery_left = s.identity.unused_recovery_codes(p).await.unwrap_or(0);
+    let status = if error.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    render(
+        status,
+        AccountPage {
+            csrf: c.token,
+            who: who(p),
+            error,
+            notice,
+            sessions: sessions
+                .iter()
+                .map(|x| session_view(x, &p.session.id))
+                .collect(),
+            passkeys: passkeys
+                .into_iter()
+                .map(|k| PasskeyRow {
+                    id: k.id,
+                    name: k.name,
+                    created_at: rfc3339(k.created_at),
+                })
+                .collect(),
+            recovery_left,
+        },
+        &c.new_cookie.into_iter().collect::<Vec<_>>(),
+    )
+}
+
+async fn account(State(s): State<AppState>, headers: HeaderMap, p: Principal) -> Response {
+    account_page(&s, &headers, &p, String::new(), String::new()).await
+}
+
+async fn revoke_session(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    p: Principal,
+    Path(id): Path<String>,
+    _: Checked<CsrfOnly>,
+) -> Response {
+    match s.identity.revoke_session(&p, &id).await {
+        Ok(()) => {
+            account_page(
+                &s,
+                &headers,
+                &p,
+                String::new(),
+                "The session has ended.".into(),
+            )
+            .await
+        }
+        Err(e) => account_page(&s, &headers, &p, e.to_string(), String::new()).await,
+    }
+}
+
+async fn delete_passkey(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    p: Principal,
+    Path(id): Path<String>,
+    _: Checked<CsrfOnly>,
+) -> Response {
+    match s.identity.delete_passkey(&p, &id).await {
+        Ok(()) => {
+            account_page(
+                &s,
+                &headers,
+                &p,
+                String::new(),
+                "The passkey was removed.".into(),
+            )
+            .await
+        }
+        Err(e) => account_page(&s, &headers, &p, e.to_string(), String::new()).await,
+    }
+}
+
+#[derive(Deserialize)]
+struct ReauthForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    password: Secret<String>,
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    next: String,
+}
+
+async fn regenerate_codes(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    ctx: RequestContext,
+    p: Principal,
+    Checked(f): Checked<ReauthForm>,
+) -> Response {
+    let mut p = p;
+    if let Err(e) = s
+        .identity
+        .reauthenticate(&mut p, f.password, second_factor(f.code), &ctx)
+        .await
+    {
+        return account_page(&s, &headers, &p, e.to_string(), String::new()).await;
+    }
+    match s.identity.regenerate_recovery_codes(&p).await {
+        Ok(codes) => {
+            let c = csrf_of(&headers);
+            render(
+                StatusCode::OK,
+                RecoveryPage {
+                    csrf: c.token,
+                    who: who(&p),
+                    error: String::new(),
+                    notice: "New recovery codes; the old ones no longer work.".into(),
+                    codes: codes.iter().map(|x| x.expose().clone()).collect(),
+                },
+                &[],
+            )
+        }
+        Err(e) => account_page(&s, &headers, &p, e.to_string(), String::new()).await,
+    }
+}
+
+async fn reauth(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    ctx: RequestContext,
+    mut p: Principal,
+    Checked(f): Checked<ReauthForm>,
+) -> Response {
+    // Only our own paths: never an open redirect.
+    let next = if f.next.starts_with('/') && !f.next.starts_with("//") && !f.next.contains('\\') {
+        f.next.clone()
+    } else {
+        "/app".into()
+    };
+    match s
+        .identity
+        .reauthenticate(&mut p, f.password, second_factor(f.code), &ctx)
+        .await
+    {
+        Ok(()) => Redirect::to(&next).into_response(),
+        Err(e) if next == "/admin/users" => {
+            users_view(&s, &headers, &p, e.to_string(), String::new(), None).await
+        }
+        Err(e) => error_page(&headers, &e, who(&p)),
+    }
+}
+
+/// This feature's pages, each with its access rule.
+pub fn routes() -> Vec<PageRoute> {
+    use Access::Signed;
+    use Permission::*;
+    vec![
+        ("/reauth", Signed(OwnAccount), post(reauth)),
+        ("/app", Signed(OwnAccount), get(home)),
+        ("/account", Signed(OwnAccount), get(account)),
+        (
+            "/account/sessions/{id}/revoke",
+            Signed(OwnAccount),
+            post(revoke_session),
+        ),
+        (
+            "/account/recovery-codes",
+            Signed(OwnAccount),
+            post(regenerate_codes),
+        ),
+        (
+            "/account/passkeys/{id}/delete",
+            Signed(OwnAccount),
+            post(delete_passkey),
+        ),
+    ]
+}
+
+crate::web::csrf_forms!(ReauthForm);

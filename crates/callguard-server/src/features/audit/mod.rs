@@ -1,0 +1,5 @@
+//! The audit log (SPEC C5): appends, signed checkpoints, proofs, verification and export.
+pub mod api;
+pub mod pages;
+pub mod service;
+pub mod verify;

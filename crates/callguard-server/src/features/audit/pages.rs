@@ -1,0 +1,235 @@
+//! The audit browser: filtered entries, the latest checkpoint and proofs, the read itself logged.
+
+use crate::http::access::Access;
+use crate::principal::Principal;
+use crate::state::AppState;
+use crate::web::{csrf_of, error_page, render, who, PageRoute, Who};
+use askama::Template;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::get;
+use callguard_core::{rfc3339, Permission};
+
+struct AuditRow {
+    index: u64,
+    time: String,
+    actor: String,
+    actor_label: String,
+    target_label: String,
+    action: String,
+    target: String,
+    outcome: String,
+    source: String,
+    details: String,
+    proof: String,
+}
+
+#[derive(Template)]
+#[template(path = "audit.html")]
+struct AuditBrowser {
+    csrf: String,
+    who: Option<Who>,
+    error: String,
+    notice: String,
+    tree_size: u64,
+    checkpoint: String,
+    verifier_key: String,
+    entries: Vec<AuditRow>,
+    f_actor: String,
+    f_action: String,
+    f_from: String,
+    f_to: String,
+    older: String,
+}
+
+async fn audit_page(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    p: Principal,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let c = csrf_of(&headers);
+    let field = |k: &str| {
+        q.get(k)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let filter = callguard_store::AuditFilter {
+        actor: field("actor"),
+        action: field("action"),
+        target: field("target"),
+        from: field("from"),
+        to: field("to"),
+        before: field("before").and_then(|b| b.parse().ok()),
+        limit: 50,
+    };
+    // Browsing the log is itself recorded (PCI DSS 10.2.1.3).
+    let mut read = p
+        .actor()
+        .record("audit.read")
+        .detail("page", "audit browser");
+    // Only identifier-shaped filter values go into the log: free text typed into a filter box
+    // could be a name, and the log holds no personal data.
+    for (k, v) in [("actor", &filter.actor), ("action", &filter.action)] {
+        if let Some(v) = v {
+            let value = if looks_like_identifier(v) {
+                v.clone()
+            } else {
+                "(free text, not recorded)".into()
+            };
+            read = read.detail(k, value);
+        }
+    }
+    if let Err(e) = s.audit.record(read).await {
+        return error_page(&headers, &e, who(&p));
+    }
+    let rows = match s.identity.store().search_audit(&filter).await {
+        Ok(r) => r,
+        Err(e) => return error_page(&headers, &e.into(), who(&p)),
+    };
+    let tree_size = s
+        .identity
+        .store()
+        .audit_head()
+        .await
+        .map(|h| h.size)
+        .unwrap_or(0);
+    let latest = s.identity.store().latest_checkpoint().await.ok().flatten();
+    // People read names; the log keeps ids. Show both.
+    let names: std::collections::HashMap<String, String> = s
+        .identity
+        .list_users()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|u| (callguard_core::audit::record::user(&u.id), u.username))
+        .collect();
+    let label = |id: &str| match names.get(id) {
+        Some(name) => format!("{name} ({})", id.chars().take(13).collect::<String>()),
+        None => id.to_owned(),
+    };
+    let mut entries = Vec::with_capacity(rows.len());
+    for e in &rows {
+        let v: serde_json::Value = serde_json::from_str(&e.text).unwrap_or_default();
+        let text = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_owned();
+        entries.push(AuditRow {
+            index: e.index,
+            time: text("time"),
+            actor_label: label(&text("actor")),
+            target_label: label(&text("target")),
+            actor: text("actor"),
+            action: text("action"),
+            target: text("target"),
+            outcome: text("outcome"),
+            source: text("source"),
+            // One `key: value` per line reads better than JSON.
+            details: v
+                .get("details")
+                .and_then(|d| d.as_object())
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| {
+                            format!(
+                                "{k}: {}",
+                                v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })
+                .unwrap_or_default(),
+            proof: s
+                .audit
+                .proof_status(e.index, &e.text, latest.as_ref())
+                .await,
+        });
+    }
+    let older = match rows.last() {
+        Some(last) if rows.len() as u64 == filter.limit && last.index > 0 => {
+            let mut params: Vec<(String, String)> = Vec::new();
+            for (k, v) in [
+                ("actor", &filter.actor),
+                ("action", &filter.action),
+                ("from", &filter.from),
+                ("to", &filter.to),
+            ] {
+                if let Some(v) = v {
+                    params.push((k.to_owned(), v.clone()));
+                }
+            }
+            params.push(("before".into(), last.index.to_string()));
+            let query: Vec<String> = params
+                .iter()
+                .map(|(k, v)| {
+                    format!(
+                        "{k}={}",
+                        url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
+                    )
+                })
+                .collect();
+            format!("/audit?{}", query.join("&"))
+        }
+        _ => String::new(),
+    };
+    let checkpoint = latest.as_ref().map_or("none yet".to_owned(), |cp| {
+        format!("{} entries, signed {}", cp.size, rfc3339(cp.created_at))
+    });
+    render(
+        StatusCode::OK,
+        AuditBrowser {
+            csrf: c.token,
+            who: who(&p),
+            error: String::new(),
+            notice: String::new(),
+            tree_size,
+            checkpoint,
+            verifier_key: s.audit.verifier_key(),
+            entries,
+            f_actor: filter.actor.unwrap_or_default(),
+            f_action: filter.action.unwrap_or_default(),
+            f_from: filter.from.unwrap_or_default(),
+            f_to: filter.to.unwrap_or_default(),
+            older,
+        },
+        &c.new_cookie.into_iter().collect::<Vec<_>>(),
+    )
+}
+
+/// `user:<uuid>`, `cli`, `system`, `anonymous`, or a dotted action name like `auth.sign_in`.
+fn looks_like_identifier(v: &str) -> bool {
+    let uuid_ref = v.split_once(':').is_some_and(|(kind, id)| {
+        matches!(kind, "user" | "customer" | "alert" | "session")
+            && uuid::Uuid::parse_str(id).is_ok()
+    });
+    let word = !v.is_empty()
+        && v.len() <= 64
+        && v.chars()
+            .all(|c| c.is_ascii_lowercase() || c == '.' || c == '_');
+    uuid_ref || word
+}
+
+
+/// This feature's pages, each with its access rule.
+pub fn routes() -> Vec<PageRoute> {
+    use Access::Signed;
+    use Permission::*;
+    vec![("/audit", Signed(AuditRead), get(audit_page))]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::looks_like_identifier;
+
+    #[test]
+    fn only_identifier_shaped_filters_are_recorded_in_the_log() {
+        assert!(looks_like_identifier(
+            "user:0f8fad5b-d9cb-469f-a165-70867728950e"
+        ));
+        assert!(looks_like_identifier("auth.sign_in"));
+        assert!(looks_like_identifier("cli"));
+        assert!(!looks_like_identifier("Jan Kowalski"));
+        assert!(!looks_like_identifier("user:jan.kowalski"));
+        assert!(!looks_like_identifier("+48 601 234 567"));
+    }
+}

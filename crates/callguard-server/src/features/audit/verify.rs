@@ -1,0 +1,744 @@
+//! Checking the log end to end (`callguard audit verify`) and its export: every entry canonical
+//! and in order, every subtree and checkpoint recomputed, checkpoints matched against the
+//! witness copy outside the database.
+
+use super::service::WitnessLine;
+use callguard_core::audit::jcs;
+use callguard_core::audit::merkle::{self, Frontier, Hash, Subtree};
+use callguard_core::audit::note::{self};
+use callguard_store::Store;
+use std::io::Write;
+use std::path::Path;
+
+/// The first problem found, naming the index where the log stops being trustworthy.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyFailure {
+    #[error("entry {0} is missing: the log jumps from {0} to {1} (deleted entries)")]
+    Missing(u64, u64),
+    #[error("entry {0} holds the entry numbered {1} (entries were reordered)")]
+    Reordered(u64, u64),
+    #[error("entry {0} was edited: its content no longer matches its leaf hash")]
+    Edited(u64),
+    #[error("entry {0} is not a canonical audit entry (edited)")]
+    Malformed(u64),
+    #[error("the log was truncated: {witness} entries were checkpointed, the log has {have}; entries from index {have} on are missing")]
+    Truncated { have: u64, witness: u64 },
+    #[error("the checkpoint at tree size {size} does not match the log: an entry below index {size} was altered")]
+    CheckpointMismatch { size: u64 },
+    #[error("the checkpoint at tree size {size} has no valid signature by the audit key")]
+    BadSignature { size: u64 },
+    #[error("the log's stored head (size {stored}) does not match its entries (size {computed})")]
+    Head { stored: u64, computed: u64 },
+    #[error("the stored tree node at level {level}, index {index} is wrong (proofs served from it would fail): it covers entries from index {first_entry}")]
+    Node {
+        level: u32,
+        index: u64,
+        first_entry: u64,
+    },
+    #[error("cannot read the log: {0}")]
+    Read(String),
+}
+
+/// What a successful verification covered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub entries: u64,
+    pub root: Hash,
+    pub checkpoints: usize,
+    pub witness_checkpoints: usize,
+}
+
+/// Streams entries in index order and checks them; keeps roots at the sizes of interest.
+struct Verifier {
+    frontier: Frontier,
+    sizes: std::collections::BTreeSet<u64>,
+    roots: std::collections::HashMap<u64, Hash>,
+    /// Perfect subtrees above the leaves completed by the entries pushed since the last
+    /// [`check_nodes`], to compare with the stored nodes proofs are served from.
+    nodes: Vec<(Subtree, Hash)>,
+}
+
+impl Verifier {
+    fn append(&mut self, leaf: Hash) {
+        for (subtree, hash) in self.frontier.append(leaf) {
+            if subtree.level > 0 {
+                self.nodes.push((subtree, hash));
+            }
+        }
+    }
+
+    fn new(sizes: impl IntoIterator<Item = u64>) -> Self {
+        Self {
+            frontier: Frontier::default(),
+            sizes: sizes.into_iter().collect(),
+            roots: Default::default(),
+            nodes: Vec::new(),
+        }
+    }
+
+    /// Checks one entry given as stored text (and, from the database, its stored leaf hash).
+    fn push(
+        &mut self,
+        index: u64,
+        text: &str,
+        stored_leaf: Option<&[u8]>,
+    ) -> Result<(), VerifyFailure> {
+        let expected = self.frontier.size;
+        if index > expected {
+            return Err(VerifyFailure::Missing(expected, index));
+        }
+        // Fast path: a text that is already exactly its own canonical form and claims `index`
+        // is checked in one scan, without building a JSON value. It ends as the slow path
+        // below would for such a text; any other text takes the slow path, which names the
+        // problem.
+        if is_canonical_entry(text, index) {
+            let leaf = merkle::leaf_hash(text.as_bytes());
+            if stored_leaf.is_some_and(|s| s != leaf) {
+                return Err(VerifyFailure::Edited(index));
+            }
+            self.append(leaf);
+            if self.sizes.contains(&self.frontier.size) {
+                self.roots.insert(self.frontier.size, self.frontier.root());
+            }
+            return Ok(());
+        }
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|_| VerifyFailure::Malformed(expected))?;
+        let claimed = value.get("index").and_then(serde_json::Value::as_u64);
+        if claimed != Some(index) {
+            return Err(match claimed {
+                Some(c) => VerifyFailure::Reordered(index, c),
+                None => VerifyFailure::Malformed(index),
+            });
+        }
+        let canonical = jcs::canonical(&value).map_err(|_| VerifyFailure::Malformed(index))?;
+        let leaf = merkle::leaf_hash(canonical.as_bytes());
+        if canonical != text || stored_leaf.is_some_and(|s| s != leaf) {
+            return Err(VerifyFailure::Edited(index));
+        }
+        self.append(leaf);
+        if self.sizes.contains(&self.frontier.size) {
+            self.roots.insert(self.frontier.size, self.frontier.root());
+        }
+        Ok(())
+    }
+
+    /// Checks signed checkpoints against the recomputed roots.
+    fn check_checkpoints(
+        &self,
+        notes: &[(u64, String)],
+        verifier_key: &str,
+    ) -> Result<(), VerifyFailure> {
+        for (size, note_text) in notes {
+            let cp = note::verify_checkpoint(note_text, verifier_key)
+                .map_err(|_| VerifyFailure::BadSignature { size: *size })?;
+            if cp.size > self.frontier.size {
+                return Err(VerifyFailure::Truncated {
+                    have: self.frontier.size,
+                    witness: cp.size,
+                });
+            }
+            if self.roots.get(&cp.size) != Some(&cp.root) {
+                return Err(VerifyFailure::CheckpointMismatch { size: cp.size });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `text` is, byte for byte, what `jcs::canonical` makes of the JSON object it holds,
+/// with a top-level `"index"` member equal to `index`. Sound but not complete: a yes means that
+/// parsing and canonicalising `text` gives `text` back and that it claims `index`; a no only
+/// means "take the slow path". Canonical here means: no whitespace; object members in strictly
+/// increasing UTF-16 order of their keys; strings escaped exactly as `jcs` escapes them (only
+/// `\"`, `\\`, `\b`, `\f`, `\n`, `\r`, `\t` and lower-case `\u00xx` for the other control
+/// characters); integers only, without leading zeros or `-0`, within `i64` or `u64`.
+fn is_canonical_entry(text: &str, index: u64) -> bool {
+    let mut s = CanonicalScan {
+        b: text.as_bytes(),
+        at: 0,
+        index,
+        found_index: false,
+    };
+    s.object(1, true) && s.at == s.b.len() && s.found_index
+}
+
+/// Nesting deeper than this takes the slow path (serde_json itself stops at 128).
+const MAX_FAST_DEPTH: usize = 64;
+
+struct CanonicalScan<'a> {
+    b: &'a [u8],
+    at: usize,
+    index: u64,
+    found_index: bool,
+}
+
+impl CanonicalScan<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.at).copied()
+    }
+
+    fn eat(&mut self, c: u8) -> bool {
+        if self.peek() == Some(c) {
+            self.at += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn literal(&mut self, lit: &[u8]) -> bool {
+        if self.b.get(self.at..).is_some_and(|r| r.starts_with(lit)) {
+            self.at += lit.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> bool {
+        match self.peek() {
+            Some(b'{') => self.object(depth + 1, false),
+            Some(b'[') => self.array(depth + 1),
+            Some(b'"') => self.string().is_some(),
+            Some(b't') => self.literal(b"true"),
+            Some(b'f') => self.literal(b"false"),
+            Some(b'n') => self.literal(b"null"),
+            Some(b'-' | b'0'..=b'9') => self.number().is_some(),
+            _ => false,
+        }
+    }
+
+    fn object(&mut self, depth: usize, top: bool) -> bool {
+        if depth > MAX_FAST_DEPTH || !self.eat(b'{') {
+            return false;
+        }
+        if self.eat(b'}') {
+            return true;
+        }
+        let mut previous: Option<(usize, usize)> = None;
+        loop {
+            let Some(key) = self.string() else {
+                return false;
+            };
+            if previous.is_some_and(|p| !self.key_less(p, key)) {
+                return false;
+            }
+            previous = Some(key);
+            if !self.eat(b':') {
+                return false;
+            }
+            if top && self.b.get(key.0..key.1) == Some(&b"index"[..]) {
+                let Some((_, value)) = self.number() else {
+                    return false;
+                };
+                if value != Some(self.index) {
+                    return false;
+                }
+                self.found_index = true;
+            } else if !self.value(depth) {
+                return false;
+            }
+            if self.eat(b'}') {
+                return true;
+            }
+            if !self.eat(b',') {
+                return false;
+            }
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> bool {
+        if depth > MAX_FAST_DEPTH || !self.eat(b'[') {
+            return false;
+        }
+        if self.eat(b']') {
+            return true;
+        }
+        loop {
+            if !self.value(depth) {
+                return false;
+            }
+            if self.eat(b']') {
+                return true;
+            }
+            if !self.eat(b',') {
+                return false;
+            }
+        }
+    }
+
+    /// A canonical string; the byte range of its contents.
+    fn string(&mut self) -> Option<(usize, usize)> {
+        if !self.eat(b'"') {
+            return None;
+        }
+        let start = self.at;
+        loop {
+            match self.peek()? {
+                b'"' => {
+                    let end = self.at;
+                    self.at += 1;
+                    return Some((start, end));
+                }
+                b'\\' => {
+                    self.at += 1;
+                    match self.peek()? {
+                        b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't' => self.at += 1,
+                        b'u' => {
+                            let v = unicode_escape(self.b.get(self.at + 1..self.at + 5)?)?;
+                            // Only control characters that have no short escape.
+                            if v >= 0x20 || matches!(v, 0x08 | 0x09 | 0x0a | 0x0c | 0x0d) {
+                                return None;
+                            }
+                            self.at += 5;
+                        }
+                        _ => return None,
+                    }
+                }
+                0x00..=0x1f => return None,
+                _ => self.at += 1,
+            }
+        }
+    }
+
+    /// A canonical integer in range; its byte range, and its value when it is a `u64`.
+    fn number(&mut self) -> Option<((usize, usize), Option<u64>)> {
+        let start = self.at;
+        let negative = self.eat(b'-');
+        let digits_start = self.at;
+        while matches!(self.peek(), Some(b'0'..=b'9')) {
+            self.at += 1;
+        }
+        let digits = self.b.get(digits_start..self.at)?;
+        if digits.is_empty()
+            || (digits.len() > 1 && digits.first() == Some(&b'0'))
+            || (negative && digits == b"0")
+            || matches!(self.peek(), Some(b'.' | b'e' | b'E'))
+        {
+            return None;
+        }
+        let mut v: u64 = 0;
+        for d in digits {
+            v = v.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+        }
+        if negative && v > 1u64 << 63 {
+            return None;
+        }
+        Some(((start, self.at), (!negative).then_some(v)))
+    }
+
+    /// Whether the key at `a` sorts strictly before the key at `b` (UTF-16 code units).
+    fn key_less(&self, a: (usize, usize), b: (usize, usize)) -> bool {
+        let (Some(ka), Some(kb)) = (self.b.get(a.0..a.1), self.b.get(b.0..b.1)) else {
+            return false;
+        };
+        let plain = |k: &[u8]| k.iter().all(|&c| c < 0x80 && c != b'\\');
+        if plain(ka) && plain(kb) {
+            // ASCII: bytes are the UTF-16 code units.
+            return ka < kb;
+        }
+        match (unescape(ka), unescape(kb)) {
+            (Some(x), Some(y)) => x.encode_utf16().lt(y.encode_utf16()),
+            _ => false,
+        }
+    }
+}
+
+/// The value of the four lower-case hex digits of a `\u00xx` escape.
+fn unicode_escape(hex: &[u8]) -> Option<u32> {
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(u32::from(c - b'0')),
+        b'a'..=b'f' => Some(u32::from(c - b'a') + 10),
+        _ => None,
+    };
+    let mut v = 0;
+    for &c in hex {
+        v = v * 16 + digit(c)?;
+    }
+    (hex.len() == 4).then_some(v)
+}
+
+/// The text of a canonical string's contents.
+fn unescape(raw: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(raw).ok()?;
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        out.push(match chars.next()? {
+            '"' => '"',
+            '\\' => '\\',
+            'b' => '\u{8}',
+            'f' => '\u{c}',
+            'n' => '\n',
+            'r' => '\r',
+            't' => '\t',
+            'u' => {
+                let hex: String = chars.by_ref().take(4).collect();
+                char::from_u32(unicode_escape(hex.as_bytes())?)?
+            }
+            _ => return None,
+        });
+    }
+    Some(out)
+}
+
+fn witness_notes(path: &Path) -> Result<Vec<(u64, String)>, VerifyFailure> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(VerifyFailure::Read(format!(
+                "witness file {}: {e}",
+                path.display()
+            )))
+        }
+    };
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            serde_json::from_str::<WitnessLine>(l)
+                .map(|w| (w.size, w.note))
+                .map_err(|_| {
+                    VerifyFailure::Read(format!(
+                        "witness file {} has a malformed line",
+                        path.display()
+                    ))
+                })
+        })
+        .collect()
+}
+
+/// Verifies the whole log in the database, its checkpoints and the witness file. `progress`
+/// is called with the number of entries checked so far.
+pub async fn verify_store(
+    store: &dyn Store,
+    verifier_key: &str,
+    witness_file: &Path,
+    mut progress: impl FnMut(u64),
+) -> Result<VerifyReport, VerifyFailure> {
+    let read = |e: callguard_store::StoreError| VerifyFailure::Read(e.to_string());
+    let checkpoints: Vec<(u64, String)> = store
+        .checkpoints()
+        .await
+        .map_err(read)?
+        .into_iter()
+        .map(|c| (c.size, c.note))
+        .collect();
+    let witness = witness_notes(witness_file)?;
+    let mut v = Verifier::new(checkpoints.iter().chain(witness.iter()).map(|(s, _)| *s));
+    const BATCH: u64 = 20_000;
+    let mut next = store.audit_entries(0, BATCH).await.map_err(read)?;
+    while !next.is_empty() {
+        let batch = std::mem::take(&mut next);
+        let last = (batch.len() as u64) < BATCH;
+        let following = batch.last().map_or(0, |e| e.index + 1);
+        let check = async {
+            for e in &batch {
+                v.push(e.index, &e.text, Some(&e.leaf_hash))?;
+            }
+            check_nodes(store, &mut v.nodes).await
+        };
+        if last {
+            check.await?;
+        } else {
+            // The next batch is read on a blocking thread while this one is checked.
+            let (fetched, checked) = tokio::join!(store.audit_entries(following, BATCH), check);
+            checked?;
+            next = fetched.map_err(read)?;
+        }
+        progress(v.frontier.size);
+    }
+    v.check_checkpoints(&witness, verifier_key)?;
+    v.check_checkpoints(&checkpoints, verifier_key)?;
+    let head = store.audit_head().await.map_err(read)?;
+    if head.size > v.frontier.size {
+        return Err(VerifyFailure::Truncated {
+            have: v.frontier.size,
+            witness: head.size,
+        });
+    }
+    if head != v.frontier {
+        return Err(VerifyFailure::Head {
+            stored: head.size,
+            computed: v.frontier.size,
+        });
+    }
+    Ok(VerifyReport {
+        entries: v.frontier.size,
+        root: v.frontier.root(),
+        checkpoints: checkpoints.len(),
+        witness_checkpoints: witness.len(),
+    })
+}
+
+/// Compares the stored nodes above the leaves with the ones the entries just checked produce.
+/// Proofs are served from these nodes, so a damaged one would make honest proofs fail or
+/// dishonest ones pass. The leaves themselves were checked against the entries already; nodes
+/// are read per level in contiguous runs, in the same pass as the entries.
+async fn check_nodes(
+    store: &dyn Store,
+    computed: &mut Vec<(Subtree, Hash)>,
+) -> Result<(), VerifyFailure> {
+    let read = |e: callguard_store::StoreError| VerifyFailure::Read(e.to_string());
+    computed.sort_by_key(|(s, _)| (s.level, s.index));
+    let mut i = 0;
+    while i < computed.len() {
+        let (level, first) = (computed[i].0.level, computed[i].0.index);
+        let mut j = i;
+        while j + 1 < computed.len()
+            && computed[j + 1].0.level == level
+            && computed[j + 1].0.index == computed[j].0.index + 1
+        {
+            j += 1;
+        }
+        let stored = store
+            .audit_level(level, first, (j - i + 1) as u64)
+            .await
+            .map_err(read)?;
+        for (k, (subtree, hash)) in computed[i..=j].iter().enumerate() {
+            let good = stored
+                .get(k)
+                .is_some_and(|(idx, h)| *idx == subtree.index && h[..] == hash[..]);
+            if !good {
+                return Err(VerifyFailure::Node {
+                    level: subtree.level,
+                    index: subtree.index,
+                    first_entry: subtree.index << subtree.level,
+                });
+            }
+        }
+        i = j + 1;
+    }
+    computed.clear();
+    Ok(())
+}
+
+/// Writes an export: a header line, one line per entry, one per checkpoint (JSON lines).
+pub async fn export(
+    store: &dyn Store,
+    verifier_key: &str,
+    out: &mut impl Write,
+    mut progress: impl FnMut(u64),
+) -> Result<u64, String> {
+    let header = serde_json::json!({"type": "callguard-audit-export", "version": 1, "verifier_key": verifier_key});
+    writeln!(out, "{header}").map_err(|e| e.to_string())?;
+    let mut next = 0u64;
+    loop {
+        let batch = store
+            .audit_entries(next, 20_000)
+            .await
+            .map_err(|e| e.to_string())?;
+        if batch.is_empty() {
+            break;
+        }
+        for e in &batch {
+            // The stored leaf hash travels with the entry, so that an offline check names an
+            // edited entry exactly, as `audit verify` does on the database.
+            writeln!(
+                out,
+                "{{\"type\":\"entry\",\"leaf_hash\":\"{}\",\"entry\":{}}}",
+                data_encoding::BASE64.encode(&e.leaf_hash),
+                e.text
+            )
+            .map_err(|e| e.to_string())?;
+            next = e.index + 1;
+        }
+        progress(next);
+    }
+    for cp in store.checkpoints().await.map_err(|e| e.to_string())? {
+        let line = serde_json::json!({"type": "checkpoint", "size": cp.size, "note": cp.note});
+        writeln!(out, "{line}").map_err(|e| e.to_string())?;
+    }
+    Ok(next)
+}
+
+/// Verifies an export file offline. `verifier_key` overrides the key named in the file.
+pub fn verify_export(
+    path: &Path,
+    verifier_key: Option<&str>,
+) -> Result<VerifyReport, VerifyFailure> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(path)
+        .map_err(|e| VerifyFailure::Read(format!("{}: {e}", path.display())))?;
+    let mut lines = std::io::BufReader::new(file).lines();
+    let header: serde_json::Value = lines
+        .next()
+        .and_then(Result::ok)
+        .and_then(|l| serde_json::from_str(&l).ok())
+        .ok_or_else(|| VerifyFailure::Read("the export has no header line".into()))?;
+    let key = match verifier_key {
+        Some(k) => k.to_owned(),
+        None => header
+            .get("verifier_key")
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| VerifyFailure::Read("the export names no verifier key".into()))?
+            .to_owned(),
+    };
+    let mut entries: Vec<(String, Option<Hash>)> = Vec::new();
+    let mut checkpoints = Vec::new();
+    for line in lines {
+        let line = line.map_err(|e| VerifyFailure::Read(e.to_string()))?;
+        let v: serde_json::Value = serde_json::from_str(&line)
+            .map_err(|_| VerifyFailure::Read("a line is not JSON".into()))?;
+        match v.get("type").and_then(serde_json::Value::as_str) {
+            Some("entry") => {
+                let e = v
+                    .get("entry")
+                    .ok_or_else(|| VerifyFailure::Read("an entry line has no entry".into()))?;
+                let malformed = VerifyFailure::Malformed(entries.len() as u64);
+                // The leaf hash stored with the entry, when the export carries it.
+                let leaf = match v.get("leaf_hash") {
+                    None => None,
+                    Some(h) => Some(
+                        h.as_str()
+                            .and_then(|h| data_encoding::BASE64.decode(h.as_bytes()).ok())
+                            .and_then(|b| Hash::try_from(b.as_slice()).ok())
+                            .ok_or_else(|| malformed.clone())?,
+                    ),
+                };
+                // The export keeps each entry's bytes as stored: re-serialise exactly that object.
+                entries.push((jcs::canonical(e).map_err(|_| malformed)?, leaf));
+            }
+            Some("checkpoint") => {
+                let size = v
+                    .get("size")
+                    .and_then(serde_json::Value::as_u64)
+                    .unwrap_or(0);
+                let n = v
+                    .get("note")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                checkpoints.push((size, n));
+            }
+            _ => return Err(VerifyFailure::Read("a line has an unknown type".into())),
+        }
+    }
+    let mut v = Verifier::new(checkpoints.iter().map(|(s, _)| *s));
+    for (text, leaf) in &entries {
+        let index = serde_json::from_str::<serde_json::Value>(text)
+            .ok()
+            .and_then(|x| x.get("index").and_then(serde_json::Value::as_u64))
+            .ok_or(VerifyFailure::Malformed(v.frontier.size))?;
+        v.push(index, text, leaf.as_ref().map(|h| &h[..]))?;
+        // An export carries no tree nodes to compare with.
+        v.nodes.clear();
+    }
+    if checkpoints.is_empty() {
+        return Err(VerifyFailure::Read(
+            "the export holds no signed checkpoint to verify against".into(),
+        ));
+    }
+    v.check_checkpoints(&checkpoints, &key)?;
+    let latest = checkpoints.iter().map(|(s, _)| *s).max().unwrap_or(0);
+    if latest < v.frontier.size {
+        tracing::warn!(
+            entries = v.frontier.size,
+            checkpointed = latest,
+            "entries after the latest checkpoint are not covered by a signature"
+        );
+    }
+    Ok(VerifyReport {
+        entries: v.frontier.size,
+        root: v.frontier.root(),
+        checkpoints: checkpoints.len(),
+        witness_checkpoints: 0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use callguard_core::audit::AuditRecord;
+
+    /// What the slow path accepts: the text parses, claims `index` and is its canonical form.
+    fn slow(text: &str, index: u64) -> bool {
+        serde_json::from_str::<serde_json::Value>(text)
+            .ok()
+            .filter(|v| v.get("index").and_then(serde_json::Value::as_u64) == Some(index))
+            .and_then(|v| jcs::canonical(&v).ok())
+            .is_some_and(|c| c == text)
+    }
+
+    #[test]
+    fn the_fast_check_accepts_real_entries() {
+        let r = AuditRecord::new("auth.sign_in", "user:u1")
+            .target("user:u1")
+            .source("192.0.2.1")
+            .detail("method", "totp")
+            .detail("n", -42)
+            .detail("big", u64::MAX)
+            .detail(
+                "tricky",
+                "quote\" back\\ nl\n tab\t bell\u{7} del\u{7f} é € 😀",
+            )
+            .detail(
+                "list",
+                serde_json::json!([1, [true, null], {"b": {}, "a": []}]),
+            )
+            .detail("\u{1F600}", 1)
+            .detail("\u{FB33}", 2);
+        for index in [0, 7, 1_000_000, u64::MAX] {
+            let (text, _) = r.leaf(index).unwrap();
+            assert!(is_canonical_entry(&text, index), "{text}");
+            assert!(slow(&text, index));
+            assert!(!is_canonical_entry(&text, index.wrapping_add(1)));
+        }
+    }
+
+    #[test]
+    fn the_fast_check_never_accepts_what_the_slow_path_refuses() {
+        let good = r#"{"a":"x","details":{"k":[1,-2,"s"]},"index":5,"z":null}"#;
+        assert!(is_canonical_entry(good, 5) && slow(good, 5));
+        let samples = [
+            r#"{"a":"x", "index":5}"#,
+            r#"{"index":5,"a":"x"}"#,
+            r#"{"a":1,"a":2,"index":5}"#,
+            r#"{"index":05}"#,
+            r#"{"index":5.0}"#,
+            r#"{"index":5e0}"#,
+            r#"{"index":-0,"x":1}"#,
+            r#"{"index":5,"x":-0}"#,
+            r#"{"index":5,"x":1.5}"#,
+            r#"{"index":5,"x":18446744073709551616}"#,
+            r#"{"index":5,"x":-9223372036854775809}"#,
+            r#"{"index":5,"x":-9223372036854775808}"#,
+            r#"{"index":5,"x":"\u0041"}"#,
+            r#"{"index":5,"x":"\u000A"}"#,
+            r#"{"index":5,"x":"\u001F"}"#,
+            r#"{"index":5,"x":"\u001f"}"#,
+            r#"{"index":5,"x":"\/"}"#,
+            "{\"index\":5,\"x\":\"\t\"}",
+            r#"{"index":"5"}"#,
+            r#"{"index":5}x"#,
+            r#"{"index":5"#,
+            r#"{"details":{"index":5}}"#,
+            r#"{"ind\u0065x":5}"#,
+            r#"[{"index":5}]"#,
+            r#"{"index":5,"x":tru}"#,
+            r#"{"index":5,"x":[1,]}"#,
+            r#"{"index":5,"x":{"b":1,"a":2}}"#,
+            "{\"index\":5,\"\u{FB33}\":2,\"\u{1F600}\":1}",
+            "{\"\u{1F600}\":1,\"index\":5,\"\u{FB33}\":2}",
+        ];
+        for text in samples {
+            if is_canonical_entry(text, 5) {
+                assert!(
+                    slow(text, 5),
+                    "fast accepted what the slow path refuses: {text}"
+                );
+            }
+        }
+        let deep = format!(
+            "{{\"index\":5,\"x\":{}1{}}}",
+            "[".repeat(100),
+            "]".repeat(100)
+        );
+        assert!(!is_canonical_entry(&deep, 5));
+    }
+}

@@ -1,0 +1,2 @@
+//! The agent desk (SPEC C10): calls, screen-pop, verification, reveals and operations on pages.
+pub mod pages;

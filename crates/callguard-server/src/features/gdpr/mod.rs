@@ -1,0 +1,3 @@
+//! Data-subject rights (GDPR): export, access log, erasure with four eyes.
+pub mod api;
+pub mod service;

@@ -1,0 +1,80 @@
+//! Interactions over the JSON API: start, get, verify the caller, operate, end.
+
+use super::service::{
+    InteractionView, NewInteraction, OperationRequest, OperationResponse, VerifyRequest,
+    VerifyResponse,
+};
+use crate::error::Error;
+use crate::http::access::{Access, ApiJson};
+use crate::http::routes::{route, ApiRoute};
+use crate::principal::Principal;
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Json;
+use callguard_core::Permission;
+
+pub async fn operate(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    ApiJson(r): ApiJson<OperationRequest>,
+) -> Result<Json<OperationResponse>, Error> {
+    Ok(Json(s.interactions.operate(&p, &id, r).await?))
+}
+
+pub async fn start_interaction(
+    State(s): State<AppState>,
+    p: Principal,
+    ApiJson(r): ApiJson<NewInteraction>,
+) -> Result<(StatusCode, Json<InteractionView>), Error> {
+    Ok((
+        StatusCode::CREATED,
+        Json(s.interactions.start(&p, r).await?),
+    ))
+}
+
+pub async fn get_interaction(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<InteractionView>, Error> {
+    Ok(Json(s.interactions.get(&p, &id).await?))
+}
+
+pub async fn verify(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    ApiJson(r): ApiJson<VerifyRequest>,
+) -> Result<Json<VerifyResponse>, Error> {
+    Ok(Json(s.interactions.verify(&p, &id, r).await?))
+}
+
+pub async fn end_interaction(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<InteractionView>, Error> {
+    Ok(Json(s.interactions.end(&p, &id).await?))
+}
+
+/// This feature's API routes, each with its access rule.
+#[rustfmt::skip]
+pub fn routes() -> Vec<ApiRoute> {
+    use Access::Signed;
+    use Permission::*;
+    vec![
+        route("POST", "/api/v1/customers/{id}/operations", Signed(CustomersOperate), "An operation for the caller (change_contact, change_address, transfer_service, duplicate_invoice: level 2; add_note: level 1).", post(operate))
+            .takes::<crate::features::interactions::service::OperationRequest>().gives::<crate::features::interactions::service::OperationResponse>(200),
+        route("POST", "/api/v1/interactions", Signed(InteractionsHandle), "Starts an interaction; a phone call is linked to the customer its number singles out (screen-pop, masked).", post(start_interaction))
+            .takes::<crate::features::interactions::service::NewInteraction>().gives::<crate::features::interactions::service::InteractionView>(201),
+        route("GET", "/api/v1/interactions/{id}", Signed(InteractionsHandle), "One of my interactions: level reached, steps, attempts left.", get(get_interaction))
+            .gives::<crate::features::interactions::service::InteractionView>(200),
+        route("POST", "/api/v1/interactions/{id}/verify", Signed(InteractionsHandle), "One verification attempt: national_id, service or security_answers (level 1); portal_code, or otp_send then otp (level 2, only from level 1).", post(verify))
+            .takes::<crate::features::interactions::service::VerifyRequest>().gives::<crate::features::interactions::service::VerifyResponse>(200),
+        route("POST", "/api/v1/interactions/{id}/end", Signed(InteractionsHandle), "Ends one of my interactions: reveals and operations stop at once.", post(end_interaction))
+            .gives::<crate::features::interactions::service::InteractionView>(200),
+    ]
+}

@@ -1,0 +1,3 @@
+//! Interactions with callers (SPEC C4): start, two-step verification, level-gated operations.
+pub mod api;
+pub mod service;

@@ -1,0 +1,2 @@
+//! Key rotation: replacing the key-encryption key while servers run.
+pub mod service;

@@ -1,0 +1,62 @@
+//! Everything the product does, one folder per feature. This is the only file that names every
+//! feature: it gathers their API routes and pages for the router. Each feature's `service.rs`
+//! holds its rules and knows nothing of HTTP; `api.rs` and `pages.rs` are thin front ends over
+//! it. Features call other features' services, never their front ends.
+
+pub mod account;
+pub mod alerts;
+pub mod audit;
+pub mod desk;
+pub mod dnc;
+pub mod gdpr;
+pub mod interactions;
+pub mod keys;
+pub mod ops;
+pub mod portal;
+pub mod signin;
+pub mod staff;
+pub mod vault;
+
+use crate::http::routes::ApiRoute;
+use crate::web::PageRoute;
+
+/// Every API route. The router registers exactly these, each behind its access check, and the
+/// OpenAPI document lists exactly these.
+#[must_use]
+pub fn api_routes() -> Vec<ApiRoute> {
+    [
+        ops::api::routes(),
+        signin::api::routes(),
+        account::api::routes(),
+        staff::api::routes(),
+        audit::api::routes(),
+        dnc::api::routes(),
+        alerts::api::routes(),
+        vault::api::routes(),
+        interactions::api::routes(),
+        portal::api::routes(),
+        gdpr::api::routes(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// Every page route with its access rule.
+#[must_use]
+pub fn page_routes() -> Vec<PageRoute> {
+    [
+        signin::pages::routes(),
+        account::pages::routes(),
+        staff::pages::routes(),
+        alerts::pages::routes(),
+        audit::pages::routes(),
+        dnc::pages::routes(),
+        desk::pages::routes(),
+        portal::pages::routes(),
+        crate::web::assets::routes(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}

@@ -1,0 +1,2 @@
+//! Operating the server: health, readiness, metrics and the OpenAPI document.
+pub mod api;

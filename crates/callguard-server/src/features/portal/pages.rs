@@ -1,0 +1,654 @@
+//! The customer portal's pages (SPEC roles, C3, C10): sign-in with password and TOTP, first-time
+//! setup from the invite token, my data in the clear, a one-time code to read to an agent, who
+//! looked at my data, export and erasure requests. Customer accounts only: every sign-in step
+//! goes through [`Audience::Portal`], so staff are never admitted here (and customers never at
+//! the staff sign-in). The services are [`crate::portal`]'s, shared with the JSON API.
+
+use crate::error::Error;
+use crate::features::gdpr::service::{AccessEntry, MyData, RequestKind, Requests};
+use crate::features::signin::pages::qr_base64;
+use crate::features::signin::service::SecondFactor;
+use crate::http::access::Access;
+use crate::principal::{Audience, Principal, RequestContext};
+use crate::state::AppState;
+use crate::web::{
+    cleared_session_cookie, csrf_of, error_page, render, session_cookie, who, with_cookies,
+    Checked, CsrfOnly, Who,
+};
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post, MethodRouter};
+use callguard_core::{rfc3339, Permission, Secret};
+use serde::Deserialize;
+
+/// The portal's routes: sign-in and setup are public, the rest is for customers only.
+pub fn routes() -> Vec<(&'static str, Access, MethodRouter<AppState>)> {
+    use Access::{Public, Signed};
+    use Permission::Portal;
+    vec![
+        ("/portal/login", Public, get(login_page).post(login_submit)),
+        ("/portal/login/mfa", Public, post(mfa_submit)),
+        ("/portal/setup", Public, get(setup_page).post(setup_submit)),
+        ("/portal/setup/confirm", Public, post(setup_confirm)),
+        ("/portal", Signed(Portal), get(home)),
+        ("/portal/verification-code", Signed(Portal), post(new_code)),
+        ("/portal/requests", Signed(Portal), post(make_request)),
+        ("/portal/export", Signed(Portal), get(export)),
+        ("/portal/logout", Signed(Portal), post(logout)),
+    ]
+}
+
+// ---- sign-in ----------------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "portal_login.html")]
+struct LoginPage {
+    csrf: String,
+    who: Option<Who>,
+    error: String,
+    notice: String,
+    customer_id: String,
+}
+
+#[derive(Template)]
+#[template(path = "portal_mfa.html")]
+struct MfaPage {
+    csrf: String,
+    who: Option<Who>,
+    error: String,
+    notice: String,
+    challenge: String,
+}
+
+fn login_form(headers: &HeaderMap, error: String, notice: String, customer_id: String) -> Response {
+    let c = csrf_of(headers);
+    let status = if error.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNAUTHORIZED
+    };
+    render(
+        status,
+        LoginPage {
+            csrf: c.token,
+            who: None,
+            error,
+            notice,
+            customer_id,
+        },
+        &c.new_cookie.into_iter().collect::<Vec<_>>(),
+    )
+}
+
+async fn login_page(headers: HeaderMap) -> Response {
+    login_form(&headers, String::new(), String::new(), String::new())
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    customer_id: String,
+    #[serde(default)]
+    password: Secret<String>,
+}
+
+async fn login_submit(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    ctx: RequestContext,
+    Checked(f): Checked<LoginForm>,
+) -> Response {
+    let customer_id = f.customer_id.trim().to_owned();
+    match s
+        .identity
+        .begin_sign_in_as(Audience::Portal, &customer_id, f.password, &ctx)
+        .await
+    {
+        Ok(started) => {
+            let c = csrf_of(&headers);
+            render(
+                StatusCode::OK,
+                MfaPage {
+                    csrf: c.token,
+                    who: None,
+                    error: String::new(),
+                    notice: String::new(),
+                    challenge: started.challenge.expose().clone(),
+                },
+                &[],
+            )
+        }
+        Err(e) => login_form(&headers, e.to_string(), String::new(), customer_id),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct MfaForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    challenge: Secret<String>,
+    #[serde(default)]
+    method: String,
+    #[serde(default)]
+    code: String,
+}
+
+async fn mfa_submit(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    ctx: RequestContext,
+    Checked(f): Checked<MfaForm>,
+) -> Response {
+    let factor = match f.method.as_str() {
+        "totp" => SecondFactor::Totp(Secret::new(f.code)),
+        "recovery" => SecondFactor::Recovery(Secret::new(f.code)),
+        _ => {
+            return error_page(
+                &headers,
+                &Error::BadRequest("unknown second-factor method".into()),
+                None,
+            )
+        }
+    };
+    match s
+        .identity
+        .finish_sign_in_as(Audience::Portal, &f.challenge, factor, &ctx)
+        .await
+    {
+        Ok(signed) => with_cookies(
+            Redirect::to("/portal").into_response(),
+            &[session_cookie(&signed.token)],
+        ),
+        Err(e @ (Error::SecondFactorRejected | Error::TotpLocked(_))) => {
+            let c = csrf_of(&headers);
+            render(
+                crate::http::problem::status_of(&e),
+                MfaPage {
+                    csrf: c.token,
+                    who: None,
+                    error: e.to_string(),
+                    notice: String::new(),
+                    challenge: f.challenge.expose().clone(),
+                },
+                &[],
+            )
+        }
+        Err(e) => login_form(&headers, e.to_string(), String::new(), String::new()),
+    }
+}
+
+async fn logout(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    p: Principal,
+    _: Checked<CsrfOnly>,
+) -> Response {
+    if let Err(e) = s.identity.sign_out(&p).await {
+        return error_page(&headers, &e, who(&p));
+    }
+    with_cookies(
+        Redirect::to("/portal/login").into_response(),
+        &[cleared_session_cookie()],
+    )
+}
+
+// ---- first-time setup -------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "portal_setup.html")]
+struct SetupPage {
+    csrf: String,
+    who: Option<Who>,
+    error: String,
+    notice: String,
+    token: String,
+}
+
+#[derive(Template)]
+#[template(path = "portal_enrol.html")]
+struct EnrolPage {
+    csrf: String,
+    who: Option<Who>,
+    error: String,
+    notice: String,
+    challenge: String,
+    totp_secret: String,
+    qr_svg_base64: String,
+}
+
+#[derive(Template)]
+#[template(path = "portal_recovery.html")]
+struct RecoveryPage {
+    csrf: String,
+    who: Option<Who>,
+    error: String,
+    notice: String,
+    codes: Vec<String>,
+}
+
+fn setup_form(headers: &HeaderMap, status: StatusCode, error: String, token: String) -> Response {
+    let c = csrf_of(headers);
+    render(
+        status,
+        SetupPage {
+            csrf: c.token,
+            who: None,
+            error,
+            notice: String::new(),
+            token,
+        },
+        &c.new_cookie.into_iter().collect::<Vec<_>>(),
+    )
+}
+
+#[derive(Deserialize)]
+pub struct TokenQuery {
+    #[serde(default)]
+    token: String,
+}
+
+/// The setup form, with the invite token filled in when the link carried it.
+async fn setup_page(
+    headers: HeaderMap,
+    q: Result<Query<TokenQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let token = q.map(|Query(q)| q.token).unwrap_or_default();
+    // Only token-shaped text is put back into the page.
+    let token = if token.len() <= 200
+        && token
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
+    {
+        token
+    } else {
+        String::new()
+    };
+    setup_form(&headers, StatusCode::OK, String::new(), token)
+}
+
+#[derive(Deserialize)]
+pub struct SetupForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    token: Secret<String>,
+    #[serde(default)]
+    password: Secret<String>,
+    #[serde(default)]
+    password_again: Secret<String>,
+}
+
+async fn setup_submit(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    ctx: RequestContext,
+    Checked(f): Checked<SetupForm>,
+) -> Response {
+    if f.password.expose() != f.password_again.expose() {
+        let e = Error::Validation("the two passwords differ; type the same password twice".into());
+        return setup_form(
+            &headers,
+            crate::http::problem::status_of(&e),
+            e.to_string(),
+            String::new(),
+        );
+    }
+    let token = Secret::new(f.token.expose().trim().to_owned());
+    match s
+        .identity
+        .begin_setup_as(Audience::Portal, &token, f.password, &ctx)
+        .await
+    {
+        Ok(started) => {
+            let c = csrf_of(&headers);
+            render(
+                StatusCode::OK,
+                EnrolPage {
+                    csrf: c.token,
+                    who: None,
+                    error: String::new(),
+                    notice: format!("Customer {}: one step left.", started.username),
+                    challenge: started.challenge.expose().clone(),
+                    totp_secret: started.totp_secret.expose().clone(),
+                    qr_svg_base64: qr_base64(started.otpauth_uri.expose()),
+                },
+                &[],
+            )
+        }
+        Err(e) => setup_form(
+            &headers,
+            crate::http::problem::status_of(&e),
+            e.to_string(),
+            String::new(),
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ConfirmForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    challenge: Secret<String>,
+    #[serde(default)]
+    code: Secret<String>,
+}
+
+async fn setup_confirm(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    ctx: RequestContext,
+    Checked(f): Checked<ConfirmForm>,
+) -> Response {
+    match s
+        .identity
+        .confirm_setup_as(Audience::Portal, &f.challenge, &f.code, &ctx)
+        .await
+    {
+        Ok(signed) => {
+            let principal = s
+                .identity
+                .authenticate(signed.token.expose(), ctx.source)
+                .await
+                .ok();
+            let c = csrf_of(&headers);
+            render(
+                StatusCode::OK,
+                RecoveryPage {
+                    csrf: c.token,
+                    who: principal.as_ref().and_then(who),
+                    error: String::new(),
+                    notice: "Your portal account is ready and you are signed in.".into(),
+                    codes: signed
+                        .recovery_codes
+                        .iter()
+                        .map(|x| x.expose().clone())
+                        .collect(),
+                },
+                &[session_cookie(&signed.token)],
+            )
+        }
+        // A wrong code means starting setup again (a new secret), so say so.
+        Err(e) => setup_form(
+            &headers,
+            crate::http::problem::status_of(&e),
+            format!("{e} (start the setup again with your invite token)"),
+            String::new(),
+        ),
+    }
+}
+
+// ---- my data --------------------------------------------------------------------------------
+
+/// One line of "who looked at my data".
+pub struct AccessRow {
+    time: String,
+    what: String,
+    by: String,
+    detail: String,
+    reason: String,
+    interaction: String,
+}
+
+#[derive(Template)]
+#[template(path = "portal.html")]
+struct PortalPage {
+    csrf: String,
+    who: Option<Who>,
+    error: String,
+    notice: String,
+    data: MyData,
+    national_id: String,
+    address: String,
+    code: String,
+    code_expires_at: String,
+    access: Vec<AccessRow>,
+    export_requested_at: String,
+    erasure_asked_at: String,
+}
+
+/// What a reveal reason means, in the customer's words.
+fn reason_text(r: &str) -> String {
+    match r {
+        "caller_request" => "you asked to hear or confirm it".into(),
+        "identity_check" => "to confirm a detail you gave".into(),
+        "operation" => "to carry out something you asked for".into(),
+        "service_issue" => "a delivery, billing or service problem".into(),
+        "fraud_investigation" => "investigating suspected fraud".into(),
+        other => other.replace('_', " "),
+    }
+}
+
+fn access_row(e: AccessEntry, me: &str) -> AccessRow {
+    let by = if e.by == me {
+        "you".to_owned()
+    } else if let Some(id) = e.by.strip_prefix("user:") {
+        format!("agent {id}")
+    } else {
+        e.by
+    };
+    AccessRow {
+        time: e.time,
+        what: match e.what.as_str() {
+            "reveal" => "revealed".into(),
+            "read" => "looked up (masked)".into(),
+            "operation" => "changed on your behalf".into(),
+            "export" => "exported".into(),
+            "verification" => "verified your identity".into(),
+            other => other.into(),
+        },
+        by,
+        detail: e.detail.unwrap_or_default().replace('_', " "),
+        reason: e.reason.as_deref().map(reason_text).unwrap_or_default(),
+        interaction: e.interaction.unwrap_or_default(),
+    }
+}
+
+/// Renders the portal's home, with a fresh code when one was just issued.
+async fn home_view(
+    s: &AppState,
+    headers: &HeaderMap,
+    p: &Principal,
+    error: String,
+    notice: String,
+    code: Option<(String, String)>,
+) -> Response {
+    let data = match s.gdpr.read_mine(p).await {
+        Ok(d) => d,
+        Err(e) => return error_page(headers, &e, who(p)),
+    };
+    let access = match s.gdpr.access_log(&data.customer_id).await {
+        Ok(list) => {
+            let me = crate::principal::customer_ref(&data.customer_id);
+            // Newest first, as the log answers.
+            list.into_iter().map(|e| access_row(e, &me)).collect()
+        }
+        Err(e) => return error_page(headers, &e, who(p)),
+    };
+    let c = csrf_of(headers);
+    let national_id = data
+        .national_id
+        .as_ref()
+        .map(|n| format!("{} {}", n.kind.as_str().to_uppercase(), n.value))
+        .unwrap_or_default();
+    let address = data
+        .address
+        .as_ref()
+        .map(|a| {
+            let mut parts = vec![a.line1.clone()];
+            if let Some(l2) = a.line2.as_ref().filter(|l| !l.is_empty()) {
+                parts.push(l2.clone());
+            }
+            parts.push(format!("{} {}", a.postal_code, a.city));
+            parts.push(a.country.clone());
+            parts.join(", ")
+        })
+        .unwrap_or_default();
+    let Requests {
+        export_requested_at,
+        erasure_asked_by_customer_at,
+        ..
+    } = data.requests.clone();
+    let (code, code_expires_at) = code.unwrap_or_default();
+    let status = if error.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    render(
+        status,
+        PortalPage {
+            csrf: c.token,
+            who: who(p),
+            error,
+            notice,
+            national_id,
+            address,
+            data,
+            code,
+            code_expires_at,
+            access,
+            export_requested_at: export_requested_at.unwrap_or_default(),
+            erasure_asked_at: erasure_asked_by_customer_at.unwrap_or_default(),
+        },
+        &c.new_cookie.into_iter().collect::<Vec<_>>(),
+    )
+}
+
+async fn home(State(s): State<AppState>, headers: HeaderMap, p: Principal) -> Response {
+    home_view(&s, &headers, &p, String::new(), String::new(), None).await
+}
+
+async fn new_code(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    p: Principal,
+    _: Checked<CsrfOnly>,
+) -> Response {
+    match s.interactions.issue_portal_code_for(&p).await {
+        Ok(v) => {
+            home_view(
+                &s,
+                &headers,
+                &p,
+                String::new(),
+                String::new(),
+                Some((v.0.expose().clone(), rfc3339(v.1))),
+            )
+            .await
+        }
+        Err(e) => home_view(&s, &headers, &p, e.to_string(), String::new(), None).await,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct RequestForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+async fn make_request(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    p: Principal,
+    Checked(f): Checked<RequestForm>,
+) -> Response {
+    let kind = match f.kind.as_str() {
+        "export" => RequestKind::Export,
+        "erasure" if f.confirm == "yes" => RequestKind::Erasure,
+        "erasure" => {
+            let msg = "Tick the box to confirm that you want your data erased.".to_owned();
+            return home_view(&s, &headers, &p, msg, String::new(), None).await;
+        }
+        _ => {
+            let msg = "Choose export or erasure.".to_owned();
+            return home_view(&s, &headers, &p, msg, String::new(), None).await;
+        }
+    };
+    match s.gdpr.request_mine(&p, kind).await {
+        Ok(_) => {
+            let notice = match kind {
+                RequestKind::Export => {
+                    "Your export request is recorded. You can also download your data below at any time."
+                }
+                RequestKind::Erasure => {
+                    "Your erasure request is recorded. Two compliance officers carry it out; after that your data cannot be recovered, and this account closes."
+                }
+            };
+            home_view(&s, &headers, &p, String::new(), notice.into(), None).await
+        }
+        Err(e) => home_view(&s, &headers, &p, e.to_string(), String::new(), None).await,
+    }
+}
+
+/// My data as a JSON file to keep (GDPR art. 15).
+async fn export(State(s): State<AppState>, headers: HeaderMap, p: Principal) -> Response {
+    let doc = match s.gdpr.export_mine(&p).await {
+        Ok(d) => d,
+        Err(e) => return error_page(&headers, &e, who(&p)),
+    };
+    let body = match serde_json::to_string_pretty(&doc) {
+        Ok(b) => b,
+        Err(_) => return error_page(&headers, &Error::Internal, who(&p)),
+    };
+    let name = format!(
+        "attachment; filename=\"callguard-export-{}.json\"",
+        doc.data.customer_id
+    );
+    let mut resp = (
+        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+        body,
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&name) {
+        resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    resp
+}
+
+crate::web::csrf_forms!(ConfirmForm, LoginForm, MfaForm, RequestForm, SetupForm);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_access_log_reads_in_the_customers_words() {
+        let row = access_row(
+            AccessEntry {
+                time: "2025-01-01T10:00:00Z".into(),
+                what: "reveal".into(),
+                by: "user:0f8fad5b-d9cb-469f-a165-70867728950e".into(),
+                detail: Some("date_of_birth".into()),
+                reason: Some("service_issue".into()),
+                interaction: None,
+            },
+            "customer:123456789012",
+        );
+        assert_eq!(row.what, "revealed");
+        assert_eq!(row.by, "agent 0f8fad5b-d9cb-469f-a165-70867728950e");
+        assert_eq!(row.detail, "date of birth");
+        assert_eq!(row.reason, "a delivery, billing or service problem");
+        let mine = access_row(
+            AccessEntry {
+                time: String::new(),
+                what: "export".into(),
+                by: "customer:123456789012".into(),
+                detail: None,
+                reason: None,
+                interaction: None,
+            },
+            "customer:123456789012",
+        );
+        assert_eq!(mine.by, "you");
+    }
+}

@@ -1,0 +1,3 @@
+//! Staff administration: accounts, roles, lockouts, resets.
+pub mod api;
+pub mod pages;

@@ -1,0 +1,176 @@
+//! Staff administration pages: the list of accounts, creating one, lifting a lockout.
+
+use super::api::user_view;
+use crate::error::Error;
+use crate::http::access::Access;
+use crate::principal::Principal;
+use crate::state::AppState;
+use crate::web::{csrf_of, error_page, render, who, Checked, CsrfOnly, PageRoute, Who};
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use callguard_core::{Permission, Role, Secret};
+use serde::Deserialize;
+
+struct UserRow {
+    id: String,
+    username: String,
+    role: String,
+    status: String,
+    locked: bool,
+    failed_sign_ins: i64,
+    last_sign_in: String,
+}
+
+#[derive(Template)]
+#[template(path = "users.html")]
+struct UsersPage {
+    csrf: String,
+    who: Option<Who>,
+    error: String,
+    notice: String,
+    users: Vec<UserRow>,
+    setup_token: String,
+    created_username: String,
+}
+
+pub(crate) async fn users_view(
+    s: &AppState,
+    headers: &HeaderMap,
+    p: &Principal,
+    error: String,
+    notice: String,
+    created: Option<(String, Secret<String>)>,
+) -> Response {
+    let c = csrf_of(headers);
+    let users = match s.identity.list_users().await {
+        Ok(u) => u,
+        Err(e) => return error_page(headers, &e, who(p)),
+    };
+    let (created_username, setup_token) = created
+        .map_or((String::new(), String::new()), |(u, t)| {
+            (u, t.expose().clone())
+        });
+    let status = if error.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    render(
+        status,
+        UsersPage {
+            csrf: c.token,
+            who: who(p),
+            error,
+            notice,
+            users: users
+                .iter()
+                .map(|u| {
+                    let v = user_view(u);
+                    UserRow {
+                        id: v.id,
+                        username: v.username,
+                        role: v.role.to_string(),
+                        status: v.status.as_str().to_owned(),
+                        locked: v.locked,
+                        failed_sign_ins: v.failed_sign_ins,
+                        last_sign_in: v.last_sign_in_at.unwrap_or_else(|| "never".into()),
+                    }
+                })
+                .collect(),
+            setup_token,
+            created_username,
+        },
+        &c.new_cookie.into_iter().collect::<Vec<_>>(),
+    )
+}
+
+async fn users_page(State(s): State<AppState>, headers: HeaderMap, p: Principal) -> Response {
+    users_view(&s, &headers, &p, String::new(), String::new(), None).await
+}
+
+#[derive(Deserialize)]
+struct CreateUserForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    role: String,
+}
+
+async fn create_user(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    p: Principal,
+    Checked(f): Checked<CreateUserForm>,
+) -> Response {
+    // The page route only needs UsersRead to show the list; creating needs UsersManage.
+    if !p.user.role.allows(Permission::UsersManage) {
+        return error_page(&headers, &Error::Forbidden, who(&p));
+    }
+    let role: Role = match f.role.parse() {
+        Ok(r) => r,
+        Err(e) => return users_view(&s, &headers, &p, e.to_string(), String::new(), None).await,
+    };
+    let username = f.username.trim().to_owned();
+    match s.identity.admin_create_user(&p, &username, role).await {
+        Ok((_, token)) => {
+            users_view(
+                &s,
+                &headers,
+                &p,
+                String::new(),
+                format!("Account {username} created."),
+                Some((username, token)),
+            )
+            .await
+        }
+        Err(e) => users_view(&s, &headers, &p, e.to_string(), String::new(), None).await,
+    }
+}
+
+async fn unlock_user(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    p: Principal,
+    Path(id): Path<String>,
+    _: Checked<CsrfOnly>,
+) -> Response {
+    match s.identity.admin_unlock(&p, &id).await {
+        Ok(u) => {
+            users_view(
+                &s,
+                &headers,
+                &p,
+                String::new(),
+                format!("{} is unlocked.", u.username),
+                None,
+            )
+            .await
+        }
+        Err(e) => users_view(&s, &headers, &p, e.to_string(), String::new(), None).await,
+    }
+}
+
+/// This feature's pages, each with its access rule.
+pub fn routes() -> Vec<PageRoute> {
+    use Access::Signed;
+    use Permission::*;
+    vec![
+        (
+            "/admin/users",
+            Signed(UsersRead),
+            get(users_page).post(create_user),
+        ),
+        (
+            "/admin/users/{id}/unlock",
+            Signed(UsersManage),
+            post(unlock_user),
+        ),
+    ]
+}
+
+crate::web::csrf_forms!(CreateUserForm);

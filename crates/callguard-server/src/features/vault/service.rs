@@ -1,0 +1,973 @@
+//! The customer data vault as a service (SPEC C3): registering customers, masked views, search by
+//! blind index, reveals, and the sealed record every other part (interactions, operations, the
+//! portal, GDPR) reads and writes through. HTTP handlers and pages call this; neither opens a
+//! sealed field on its own.
+//!
+//! A record is sealed field by field with the customer's data key (see
+//! `callguard_core::vault::crypto`). The database holds the sealed fields, the data key's
+//! wrapped half and blind indexes; the key store holds the other half.
+
+use crate::error::{Error, FieldProblem};
+use crate::hasher::Hasher;
+use crate::principal::customer_ref;
+use crate::principal::{Actor, Principal};
+use callguard_core::kek::{Keyring, Sealing};
+use callguard_core::vault::crypto::{DataKey, IndexKey, IndexKind, KeyShare};
+use callguard_core::vault::model::{Address, Field, NationalId, NationalIdKind};
+use callguard_core::vault::{mask, validate};
+use callguard_core::{now, rfc3339, Role, Secret, UnixTime};
+use callguard_store::{CustomerRow, IndexEntry, Store, StoreError, VaultWrite};
+use rand::Rng;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+/// Name of the sealed index key in `vault_keys`.
+const INDEX_KEY_NAME: &str = "blind-index";
+/// The sealed field holding security questions and their answers' Argon2id hashes. It is not a
+/// [`Field`]: nobody can reveal it.
+const SECURITY_FIELD: &str = "security_questions";
+/// Most customers one search answers with.
+const SEARCH_LIMIT: u64 = 20;
+
+/// Loads the blind index key, creating it on first start (race-safe across nodes).
+pub async fn load_index_key(store: &Arc<dyn Store>, kek: &Keyring) -> Result<IndexKey, String> {
+    for _ in 0..2 {
+        if let Some((sealed, _)) = store
+            .vault_key(INDEX_KEY_NAME)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            return IndexKey::unseal(&sealed, kek).map_err(|_| {
+                "the blind index key does not open with this key-encryption key: is this the data directory's own key?".to_owned()
+            });
+        }
+        let (key, sealed) = IndexKey::generate(kek);
+        if store
+            .put_vault_key(INDEX_KEY_NAME, &sealed, &kek.id())
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            return Ok(key);
+        }
+    }
+    Err("the blind index key could not be stored".into())
+}
+
+// ---- the record -----------------------------------------------------------------------------
+
+/// A note on a customer, written by an agent during an interaction.
+#[derive(Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Note {
+    pub at: String,
+    /// `user:<id>` of the agent.
+    pub by: String,
+    pub interaction: Option<String>,
+    pub text: String,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+struct StoredAnswer {
+    question: String,
+    /// Argon2id PHC string of the normalised answer.
+    answer_hash: String,
+}
+
+/// A customer's record in the clear: only ever in memory, for one request.
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub struct Record {
+    pub full_name: String,
+    pub phones: Vec<String>,
+    pub emails: Vec<String>,
+    pub national_id: Option<NationalId>,
+    pub date_of_birth: Option<String>,
+    pub address: Option<Address>,
+    pub services: Vec<String>,
+    pub notes: Vec<Note>,
+}
+
+impl std::fmt::Debug for Record {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Record(<redacted>)")
+    }
+}
+
+impl Record {
+    /// One field as JSON (what a reveal returns and what gets sealed).
+    #[must_use]
+    pub fn field(&self, field: Field) -> serde_json::Value {
+        use serde_json::{json, Value};
+        match field {
+            Field::FullName => json!(self.full_name),
+            Field::Phones => json!(self.phones),
+            Field::Emails => json!(self.emails),
+            Field::NationalId => self
+                .national_id
+                .as_ref()
+                .map_or(Value::Null, |n| json!({"kind": n.kind, "value": n.value})),
+            Field::DateOfBirth => json!(self.date_of_birth),
+            Field::Address => self
+                .address
+                .as_ref()
+                .and_then(|a| serde_json::to_value(a).ok())
+                .unwrap_or(Value::Null),
+            Field::Services => json!(self.services),
+            Field::Notes => serde_json::to_value(&self.notes).unwrap_or(Value::Null),
+        }
+    }
+
+    fn set(&mut self, field: Field, v: serde_json::Value) -> Result<(), serde_json::Error> {
+        match field {
+            Field::FullName => self.full_name = serde_json::from_value(v)?,
+            Field::Phones => self.phones = serde_json::from_value(v)?,
+            Field::Emails => self.emails = serde_json::from_value(v)?,
+            Field::NationalId => self.national_id = serde_json::from_value(v)?,
+            Field::DateOfBirth => self.date_of_birth = serde_json::from_value(v)?,
+            Field::Address => self.address = serde_json::from_value(v)?,
+            Field::Services => self.services = serde_json::from_value(v)?,
+            Field::Notes => self.notes = serde_json::from_value(v)?,
+        }
+        Ok(())
+    }
+
+    /// The blind index entries of this record.
+    #[must_use]
+    pub fn index(&self, key: &IndexKey) -> Vec<IndexEntry> {
+        let mut out = Vec::new();
+        let mut add = |kind: IndexKind, value: &str| {
+            out.push(IndexEntry {
+                kind: kind.as_str().to_owned(),
+                hash: key.blind(kind, value),
+            });
+        };
+        for p in &self.phones {
+            add(IndexKind::Phone, p);
+        }
+        for e in &self.emails {
+            add(IndexKind::Email, e);
+        }
+        if let Some(n) = &self.national_id {
+            add(
+                IndexKind::NationalId,
+                &national_index_value(n.kind, &n.value),
+            );
+        }
+        for s in &self.services {
+            if let Ok(v) = validate::service(s) {
+                add(IndexKind::Service, &v);
+            }
+        }
+        out
+    }
+}
+
+/// What the national id blind index hashes: kind and normalised value.
+fn national_index_value(kind: NationalIdKind, normalised: &str) -> String {
+    format!("{}:{normalised}", kind.as_str())
+}
+
+/// A customer opened for one request: the row it came from, its data key and its record.
+pub struct Opened {
+    pub row: CustomerRow,
+    pub key: DataKey,
+    pub record: Record,
+    answers: Vec<StoredAnswer>,
+}
+
+impl Opened {
+    /// The security questions (never their answers).
+    #[must_use]
+    pub fn questions(&self) -> Vec<String> {
+        self.answers.iter().map(|a| a.question.clone()).collect()
+    }
+}
+
+// ---- wire types -------------------------------------------------------------------------------
+
+/// A knowledge question and its answer, as registered.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityQuestionInput {
+    pub question: String,
+    /// Stored only as an Argon2id hash of its normalised form (case, spaces and punctuation
+    /// do not matter).
+    pub answer: Secret<String>,
+}
+
+/// `POST /api/v1/customers`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCustomer {
+    pub full_name: String,
+    /// E.164 numbers, e.g. `+48600100200`.
+    #[serde(default)]
+    pub phones: Vec<String>,
+    #[serde(default)]
+    pub emails: Vec<String>,
+    pub national_id: Option<NationalId>,
+    /// `YYYY-MM-DD`; must match a PESEL's embedded date when both are given.
+    pub date_of_birth: Option<String>,
+    pub address: Option<Address>,
+    /// Service or account names (a hosting login, a contract number), searchable exactly.
+    #[serde(default)]
+    pub services: Vec<String>,
+    #[serde(default)]
+    pub security_questions: Vec<SecurityQuestionInput>,
+}
+
+impl std::fmt::Debug for NewCustomer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NewCustomer(<redacted>)")
+    }
+}
+
+/// A masked national identifier.
+#[derive(Serialize, JsonSchema)]
+pub struct MaskedNationalId {
+    pub kind: NationalIdKind,
+    pub masked: String,
+}
+
+/// A customer as staff see it: every personal field masked.
+#[derive(Serialize, JsonSchema)]
+pub struct CustomerView {
+    pub id: String,
+    pub full_name: String,
+    pub phones: Vec<String>,
+    pub emails: Vec<String>,
+    pub national_id: Option<MaskedNationalId>,
+    pub date_of_birth: Option<String>,
+    pub address: Option<String>,
+    pub services: Vec<String>,
+    /// How many notes there are (reveal `notes` to read them).
+    pub notes: usize,
+    /// The knowledge questions the caller can be asked (never the answers).
+    pub security_questions: Vec<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A masked view of a record.
+#[must_use]
+pub fn masked_view(o: &Opened) -> CustomerView {
+    let r = &o.record;
+    CustomerView {
+        id: o.row.id.clone(),
+        full_name: mask::name(&r.full_name),
+        phones: r.phones.iter().map(|p| mask::phone(p)).collect(),
+        emails: r.emails.iter().map(|e| mask::email(e)).collect(),
+        national_id: r.national_id.as_ref().map(|n| MaskedNationalId {
+            kind: n.kind,
+            masked: mask::national_id(n.kind, &n.value),
+        }),
+        date_of_birth: r
+            .date_of_birth
+            .as_deref()
+            .and_then(|d| validate::date_of_birth(d).ok())
+            .map(mask::date_of_birth),
+        address: r.address.as_ref().map(mask::address),
+        services: r.services.iter().map(|s| mask::service(s)).collect(),
+        notes: r.notes.len(),
+        security_questions: o.questions(),
+        created_at: rfc3339(o.row.created_at),
+        updated_at: rfc3339(o.row.updated_at),
+    }
+}
+
+/// Why a field may be revealed. A fixed list, so that the tamper-evident log never holds free
+/// text an agent typed (which could itself be personal data).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RevealReason {
+    /// The caller asked to hear or confirm the value.
+    CallerRequest,
+    /// Needed to confirm a detail the caller gave.
+    IdentityCheck,
+    /// Needed to carry out an operation the caller asked for.
+    Operation,
+    /// Delivery, billing or service problem that needs the value.
+    ServiceIssue,
+    /// Investigating suspected fraud on this account.
+    FraudInvestigation,
+}
+
+impl RevealReason {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RevealReason::CallerRequest => "caller_request",
+            RevealReason::IdentityCheck => "identity_check",
+            RevealReason::Operation => "operation",
+            RevealReason::ServiceIssue => "service_issue",
+            RevealReason::FraudInvestigation => "fraud_investigation",
+        }
+    }
+}
+
+// ---- validation -------------------------------------------------------------------------------
+
+/// Collects every invalid field of a request; the messages never hold the values.
+#[derive(Default)]
+pub struct Problems(pub Vec<FieldProblem>);
+
+impl Problems {
+    pub fn add(&mut self, field: impl Into<String>, detail: impl ToString) {
+        self.0.push(FieldProblem {
+            field: field.into(),
+            detail: detail.to_string(),
+        });
+    }
+
+    pub fn into_result(self) -> Result<(), Error> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::InvalidFields(self.0))
+        }
+    }
+}
+
+const MAX_LIST: usize = 10;
+
+/// Validates and normalises phones into `out`.
+pub fn check_phones(list: &[String], name: &str, p: &mut Problems) -> Vec<String> {
+    if list.len() > MAX_LIST {
+        p.add(name, format!("at most {MAX_LIST} entries"));
+    }
+    let mut out = Vec::new();
+    for (i, v) in list.iter().enumerate() {
+        match validate::phone(v) {
+            Ok(n) if !out.contains(&n) => out.push(n),
+            Ok(_) => {}
+            Err(e) => p.add(format!("{name}[{i}]"), e),
+        }
+    }
+    out
+}
+
+pub fn check_emails(list: &[String], name: &str, p: &mut Problems) -> Vec<String> {
+    if list.len() > MAX_LIST {
+        p.add(name, format!("at most {MAX_LIST} entries"));
+    }
+    let mut out = Vec::new();
+    for (i, v) in list.iter().enumerate() {
+        match validate::email(v) {
+            Ok(n) if !out.contains(&n) => out.push(n),
+            Ok(_) => {}
+            Err(e) => p.add(format!("{name}[{i}]"), e),
+        }
+    }
+    out
+}
+
+pub fn check_address(a: &Address, name: &str, p: &mut Problems) {
+    if let Err(e) = validate::address(a) {
+        p.add(name, e);
+    }
+}
+
+pub fn check_services(list: &[String], name: &str, p: &mut Problems) -> Vec<String> {
+    if list.len() > MAX_LIST {
+        p.add(name, format!("at most {MAX_LIST} entries"));
+    }
+    let mut out = Vec::new();
+    for (i, v) in list.iter().enumerate() {
+        match validate::service(v) {
+            Ok(_) => out.push(v.trim().to_owned()),
+            Err(e) => p.add(format!("{name}[{i}]"), e),
+        }
+    }
+    out
+}
+
+fn check_text(v: &str, name: &str, max: usize, p: &mut Problems) {
+    let len = v.trim().chars().count();
+    if len == 0 || len > max {
+        p.add(name, format!("must have 1 to {max} characters"));
+    } else if v.chars().any(char::is_control) {
+        p.add(name, "must not contain control characters");
+    }
+}
+
+// ---- reveal rate limit ------------------------------------------------------------------------
+
+/// Reveals per agent within a sliding window (per node).
+struct RevealLimiter {
+    max: usize,
+    window: i64,
+    seen: Mutex<HashMap<String, VecDeque<UnixTime>>>,
+}
+
+impl RevealLimiter {
+    fn allow(&self, agent: &str, now: UnixTime) -> bool {
+        let Ok(mut seen) = self.seen.lock() else {
+            return false;
+        };
+        let q = seen.entry(agent.to_owned()).or_default();
+        while q.front().is_some_and(|t| *t <= now - self.window) {
+            q.pop_front();
+        }
+        if q.len() >= self.max {
+            return false;
+        }
+        q.push_back(now);
+        true
+    }
+}
+
+/// Vault settings.
+#[derive(Debug, Clone)]
+pub struct VaultSettings {
+    /// Reveals one agent may make within `reveal_window_seconds`.
+    pub reveals_per_window: usize,
+    pub reveal_window_seconds: i64,
+}
+
+impl Default for VaultSettings {
+    fn default() -> Self {
+        Self {
+            reveals_per_window: 30,
+            reveal_window_seconds: 600,
+        }
+    }
+}
+
+// ---- the service ------------------------------------------------------------------------------
+
+/// The vault service.
+pub struct Vault {
+    store: Arc<dyn Store>,
+    kek: Arc<Keyring>,
+    index: Arc<IndexKey>,
+    hasher: Hasher,
+    reveals: RevealLimiter,
+}
+
+fn internal(what: &str) -> Error {
+    tracing::error!(what, "vault failure");
+    Error::Internal
+}
+
+/// A new customer id: 12 random digits, easy to read out on the phone and to type as a portal
+/// sign-in name (staff usernames always start with a letter, so they never collide).
+fn new_customer_id() -> String {
+    let mut rng = rand::rngs::OsRng;
+    let n: u64 = rng.gen_range(100_000_000_000..1_000_000_000_000);
+    n.to_string()
+}
+
+impl Vault {
+    pub fn new(
+        store: Arc<dyn Store>,
+        kek: Arc<Keyring>,
+        index: Arc<IndexKey>,
+        hasher: Hasher,
+        settings: &VaultSettings,
+    ) -> Self {
+        Self {
+            store,
+            kek,
+            index,
+            hasher,
+            reveals: RevealLimiter {
+                max: settings.reveals_per_window,
+                window: settings.reveal_window_seconds,
+                seen: Mutex::new(HashMap::new()),
+            },
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn index_key(&self) -> &Arc<IndexKey> {
+        &self.index
+    }
+
+    pub fn hasher(&self) -> &Hasher {
+        &self.hasher
+    }
+
+    /// Opens a stored customer: unwraps the data key with the key store's share and opens every
+    /// field. An erased customer (no share, no wrapped key) is not found.
+    pub async fn open_row(&self, row: CustomerRow) -> Result<Opened, Error> {
+        let Some(wrapped) = row.wrapped_key.clone() else {
+            return Err(Error::NotFound);
+        };
+        let share = self
+            .store
+            .share(&row.id)
+            .await?
+            .and_then(KeyShare::from_bytes)
+            // A customer whose share is gone is erased, whatever the row still says.
+            .ok_or(Error::NotFound)?;
+        let key = DataKey::unwrap(&row.id, &wrapped, &share, self.kek.as_ref())
+            .map_err(|_| internal("a data key did not open"))?;
+        let sealed: BTreeMap<String, String> =
+            serde_json::from_str(&row.fields).map_err(|_| internal("sealed fields unreadable"))?;
+        let mut record = Record::default();
+        let mut answers = Vec::new();
+        for (name, b64) in &sealed {
+            let bytes = data_encoding::BASE64
+                .decode(b64.as_bytes())
+                .map_err(|_| internal("sealed field unreadable"))?;
+            let plain = key
+                .open(name, &bytes)
+                .map_err(|_| internal("a sealed field did not open"))?;
+            if name == SECURITY_FIELD {
+                answers = serde_json::from_slice(plain.expose())
+                    .map_err(|_| internal("security answers unreadable"))?;
+            } else if let Some(f) = Field::parse(name) {
+                let v: serde_json::Value = serde_json::from_slice(plain.expose())
+                    .map_err(|_| internal("a field is unreadable"))?;
+                record
+                    .set(f, v)
+                    .map_err(|_| internal("a field has the wrong shape"))?;
+            }
+        }
+        Ok(Opened {
+            row,
+            key,
+            record,
+            answers,
+        })
+    }
+
+    /// The customer with this id, opened.
+    pub async fn open(&self, id: &str) -> Result<Opened, Error> {
+        let row = self.store.customer(id).await?.ok_or(Error::NotFound)?;
+        if row.status != "active" {
+            return Err(Error::NotFound);
+        }
+        self.open_row(row).await
+    }
+
+    /// Seals every field of `record` (and the stored answers) with `key`.
+    fn seal_all(key: &DataKey, record: &Record, answers: &[StoredAnswer]) -> Result<String, Error> {
+        let mut out = BTreeMap::new();
+        for f in Field::ALL {
+            let v = record.field(f);
+            let bytes = serde_json::to_vec(&v).map_err(|_| internal("serialise a field"))?;
+            out.insert(
+                f.as_str().to_owned(),
+                data_encoding::BASE64.encode(&key.seal(f.as_str(), &bytes)),
+            );
+        }
+        let bytes = serde_json::to_vec(answers).map_err(|_| internal("serialise answers"))?;
+        out.insert(
+            SECURITY_FIELD.to_owned(),
+            data_encoding::BASE64.encode(&key.seal(SECURITY_FIELD, &bytes)),
+        );
+        serde_json::to_string(&out).map_err(|_| internal("serialise sealed fields"))
+    }
+
+    /// The row that stores `record` for an opened customer, one version on.
+    pub fn resealed(&self, o: &Opened, record: &Record) -> Result<CustomerRow, Error> {
+        let mut row = o.row.clone();
+        row.fields = Self::seal_all(&o.key, record, &o.answers)?;
+        row.version += 1;
+        row.updated_at = now();
+        Ok(row)
+    }
+
+    /// Registers a customer. Every invalid field is reported at once (422), and nothing is
+    /// stored then.
+    pub async fn create(&self, actor: &Actor, c: NewCustomer) -> Result<String, Error> {
+        let mut p = Problems::default();
+        check_text(&c.full_name, "full_name", 200, &mut p);
+        let phones = check_phones(&c.phones, "phones", &mut p);
+        let emails = check_emails(&c.emails, "emails", &mut p);
+        let dob = match c.date_of_birth.as_deref() {
+            Some(d) => match validate::date_of_birth(d) {
+                Ok(date) => Some(date),
+                Err(e) => {
+                    p.add("date_of_birth", e);
+                    None
+                }
+            },
+            None => None,
+        };
+        let national_id = match &c.national_id {
+            Some(n) => match validate::national_id(n, dob) {
+                Ok(v) => Some(NationalId {
+                    kind: n.kind,
+                    value: v,
+                }),
+                Err(e) => {
+                    p.add("national_id.value", e);
+                    None
+                }
+            },
+            None => None,
+        };
+        if let Some(a) = &c.address {
+            check_address(a, "address", &mut p);
+        }
+        let services = check_services(&c.services, "services", &mut p);
+        if c.security_questions.len() > 5 {
+            p.add("security_questions", "at most 5 questions");
+        }
+        for (i, q) in c.security_questions.iter().enumerate() {
+            check_text(
+                &q.question,
+                &format!("security_questions[{i}].question"),
+                200,
+                &mut p,
+            );
+            let a = validate::security_answer(q.answer.expose());
+            if a.chars().count() < 2 || a.chars().count() > 200 {
+                p.add(
+                    format!("security_questions[{i}].answer"),
+                    "must have 2 to 200 letters or digits",
+                );
+            }
+        }
+        p.into_result()?;
+
+        let mut answers = Vec::new();
+        for q in c.security_questions {
+            let normalised = Secret::new(validate::security_answer(q.answer.expose()));
+            answers.push(StoredAnswer {
+                question: q.question.trim().to_owned(),
+                answer_hash: self.hasher.hash(normalised).await?,
+            });
+        }
+        let record = Record {
+            full_name: c.full_name.trim().to_owned(),
+            phones,
+            emails,
+            national_id,
+            date_of_birth: dob.map(|d| d.to_string()),
+            address: c.address,
+            services,
+            notes: Vec::new(),
+        };
+        let index = record.index(&self.index);
+        for _ in 0..3 {
+            let id = new_customer_id();
+            let (key, wrapped, share) = DataKey::generate(&id, self.kek.as_ref());
+            let fields = Self::seal_all(&key, &record, &answers)?;
+            let t = now();
+            let row = CustomerRow {
+                id: id.clone(),
+                status: "active".into(),
+                version: 1,
+                wrapped_key: Some(wrapped),
+                kek_id: self.kek.id(),
+                fields,
+                created_at: t,
+                updated_at: t,
+                verify_failures: 0,
+                verify_window_start: None,
+                requests: None,
+            };
+            // The share first: a customer row never exists without it. (A share whose row
+            // failed to commit is an orphan that opens nothing.)
+            match self.store.put_share(&id, share.bytes()).await {
+                Err(StoreError::Conflict) => continue,
+                other => other?,
+            }
+            let present: Vec<&str> = Field::ALL
+                .iter()
+                .filter(|f| !record.field(**f).is_null())
+                .map(|f| f.as_str())
+                .collect();
+            let audit = actor
+                .record("customer.create")
+                .target(customer_ref(&id))
+                .detail("fields", present)
+                .detail("security_questions", answers.len());
+            let committed = self
+                .store
+                .vault_commit(VaultWrite {
+                    customers: vec![(row, None)],
+                    index: vec![(id.clone(), index.clone())],
+                    audit: vec![audit],
+                    ..VaultWrite::default()
+                })
+                .await;
+            match committed {
+                Ok(true) => return Ok(id),
+                Err(StoreError::Conflict) => {
+                    let _ = self.store.destroy_share(&id).await;
+                    continue;
+                }
+                Ok(false) => return Err(internal("a new customer was refused")),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(internal("no free customer id after three tries"))
+    }
+
+    /// Customers whose phone number is `phone` (E.164), opened.
+    pub async fn find_by(&self, kind: IndexKind, normalised: &str) -> Result<Vec<Opened>, Error> {
+        let rows = self
+            .store
+            .customers_by_index(
+                kind.as_str(),
+                &self.index.blind(kind, normalised),
+                SEARCH_LIMIT,
+            )
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            match self.open_row(row).await {
+                Ok(o) => out.push(o),
+                Err(Error::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Customers matching a national id given without its kind (as a caller reads it out):
+    /// every kind whose format fits is tried.
+    pub async fn find_by_national_id(&self, value: &str) -> Result<Vec<Opened>, Error> {
+        let mut out: Vec<Opened> = Vec::new();
+        for kind in [
+            NationalIdKind::Pesel,
+            NationalIdKind::Nip,
+            NationalIdKind::Regon,
+        ] {
+            let id = NationalId {
+                kind,
+                value: value.to_owned(),
+            };
+            if let Ok(v) = validate::national_id(&id, None) {
+                for o in self
+                    .find_by(IndexKind::NationalId, &national_index_value(kind, &v))
+                    .await?
+                {
+                    if !out.iter().any(|x| x.row.id == o.row.id) {
+                        out.push(o);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether an opened customer has this national id (normalised for its kind).
+    #[must_use]
+    pub fn national_id_matches(o: &Opened, value: &str) -> bool {
+        let Some(n) = &o.record.national_id else {
+            return false;
+        };
+        let given = NationalId {
+            kind: n.kind,
+            value: value.to_owned(),
+        };
+        validate::national_id(&given, None)
+            .is_ok_and(|v| subtle::ConstantTimeEq::ct_eq(v.as_bytes(), n.value.as_bytes()).into())
+    }
+
+    /// Whether an opened customer has this service name.
+    #[must_use]
+    pub fn service_matches(o: &Opened, value: &str) -> bool {
+        let Ok(given) = validate::service(value) else {
+            return false;
+        };
+        o.record
+            .services
+            .iter()
+            .filter_map(|s| validate::service(s).ok())
+            .any(|s| subtle::ConstantTimeEq::ct_eq(s.as_bytes(), given.as_bytes()).into())
+    }
+
+    /// Checks knowledge answers: every answer given must be right, and at least two (or all
+    /// the questions there are, when fewer) must be given. Hashing runs off the runtime.
+    pub async fn answers_match(
+        &self,
+        o: &Opened,
+        given: &[(String, Secret<String>)],
+    ) -> Result<bool, Error> {
+        let needed = o.answers.len().min(2);
+        if o.answers.is_empty() || given.len() < needed {
+            return Ok(false);
+        }
+        let mut all = true;
+        for (question, answer) in given {
+            let stored = o
+                .answers
+                .iter()
+                .find(|a| a.question.eq_ignore_ascii_case(question.trim()));
+            let normalised = Secret::new(validate::security_answer(answer.expose()));
+            // An unknown question still costs one hash, so timing does not tell which.
+            let ok = self
+                .hasher
+                .verify(normalised, stored.map(|s| s.answer_hash.clone()))
+                .await?;
+            all &= ok && stored.is_some();
+        }
+        Ok(all)
+    }
+
+    /// Who is asking, for masked reads: an agent must be in an active interaction with this
+    /// customer, or the read is flagged `outside_interaction` (and raises an alert).
+    pub async fn read(
+        &self,
+        p: &Principal,
+        id: &str,
+        interaction: Option<&str>,
+    ) -> Result<CustomerView, Error> {
+        let o = self.open(id).await?;
+        let inside = match interaction {
+            Some(i) => self.agent_in_interaction(p, i, id).await?,
+            None => false,
+        };
+        let mut audit = p.actor().record("customer.read").target(customer_ref(id));
+        if p.user.role == Role::Agent {
+            audit = audit.detail("outside_interaction", !inside);
+            if inside {
+                audit.interaction = interaction.map(str::to_owned);
+            }
+        }
+        self.store.append(vec![audit]).await?;
+        Ok(masked_view(&o))
+    }
+
+    /// Search by phone number (screen-pop). The answer is masked.
+    pub async fn search_phone(
+        &self,
+        p: &Principal,
+        phone: &str,
+        interaction: Option<&str>,
+    ) -> Result<Vec<CustomerView>, Error> {
+        let e164 = validate::phone(phone).map_err(|e| {
+            Error::InvalidFields(vec![FieldProblem {
+                field: "phone".into(),
+                detail: e.to_string(),
+            }])
+        })?;
+        let found = self.find_by(IndexKind::Phone, &e164).await?;
+        let mut inside = false;
+        if let Some(i) = interaction {
+            if let Some(row) = self.store.interaction(i).await? {
+                inside = row.status == "active" && row.agent_id == p.user.id;
+            }
+        }
+        let mut audit = p
+            .actor()
+            .record("customer.search")
+            .detail("by", "phone")
+            .detail("results", found.len());
+        if p.user.role == Role::Agent {
+            audit = audit.detail("outside_interaction", !inside);
+            if inside {
+                audit.interaction = interaction.map(str::to_owned);
+            }
+        }
+        self.store.append(vec![audit]).await?;
+        Ok(found.iter().map(masked_view).collect())
+    }
+
+    /// Whether `p` is the agent of active interaction `interaction`, linked to customer `id`.
+    async fn agent_in_interaction(
+        &self,
+        p: &Principal,
+        interaction: &str,
+        id: &str,
+    ) -> Result<bool, Error> {
+        Ok(self.store.interaction(interaction).await?.is_some_and(|i| {
+            i.status == "active" && i.agent_id == p.user.id && i.customer_id.as_deref() == Some(id)
+        }))
+    }
+
+    /// Reveals one field (SPEC C3): agents only, during their own active interaction with this
+    /// customer at verification level 1 or more, for a listed reason, within the per-agent rate
+    /// limit. Every reveal and every refused reveal is audited with the field, the reason and
+    /// the interaction, never the value.
+    pub async fn reveal(
+        &self,
+        p: &Principal,
+        id: &str,
+        field: Field,
+        reason: RevealReason,
+        interaction_id: &str,
+        level_of: impl Fn(&str) -> i64,
+    ) -> Result<serde_json::Value, Error> {
+        let base = p
+            .actor()
+            .record("customer.reveal")
+            .target(customer_ref(id))
+            .detail("field", field.as_str())
+            .detail("reason", reason.as_str());
+        let refuse = |why: &'static str, outside: bool, err: Error| {
+            let mut r = base.clone().failure().detail("refused", why);
+            if outside {
+                r = r.detail("outside_interaction", true);
+            } else {
+                r.interaction = Some(interaction_id.to_owned());
+            }
+            (r, err)
+        };
+        let interaction = self.store.interaction(interaction_id).await?;
+        let checked = match &interaction {
+            None => Err(refuse(
+                "no_such_interaction",
+                true,
+                Error::State(
+                    "the interaction does not exist: start one with POST /api/v1/interactions",
+                ),
+            )),
+            Some(i) if i.agent_id != p.user.id => Err(refuse(
+                "not_your_interaction",
+                true,
+                Error::State("the interaction belongs to another agent"),
+            )),
+            Some(i) if i.status != "active" => Err(refuse(
+                "interaction_ended",
+                true,
+                Error::State(
+                    "the interaction has ended: reveals happen only during an active interaction",
+                ),
+            )),
+            Some(i) if i.customer_id.as_deref() != Some(id) => Err(refuse(
+                "other_customer",
+                true,
+                Error::State("the interaction is not with this customer"),
+            )),
+            Some(i) if level_of(&i.state) < 1 => Err(refuse(
+                "not_verified",
+                false,
+                Error::VerificationRequired(1),
+            )),
+            Some(i) => Ok(i.clone()),
+        };
+        let i = match checked {
+            Ok(i) => i,
+            Err((record, err)) => {
+                self.store.append(vec![record]).await?;
+                return Err(err);
+            }
+        };
+        if !self.reveals.allow(&p.user.id, now()) {
+            let (record, err) =
+                refuse("rate_limited", false, Error::Throttled(self.reveals.window));
+            self.store.append(vec![record]).await?;
+            return Err(err);
+        }
+        let o = self.open(id).await?;
+        let value = o.record.field(field);
+        let mut audit = base;
+        audit.interaction = Some(i.id.clone());
+        audit = audit.detail("level", level_of(&i.state));
+        // The reveal counts only if the interaction is unchanged when its entry commits.
+        let ok = self
+            .store
+            .vault_commit(VaultWrite {
+                interaction_guard: Some((i.id.clone(), i.version)),
+                audit: vec![audit],
+                ..VaultWrite::default()
+            })
+            .await?;
+        if !ok {
+            return Err(Error::State(
+                "the interaction changed meanwhile (ended?); check it and try again",
+            ));
+        }
+        Ok(value)
+    }
+}

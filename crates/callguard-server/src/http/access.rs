@@ -1,0 +1,221 @@
+//! The one place where requests are authenticated and authorised. Every route is registered
+//! with an [`Access`] from the route table; this middleware resolves the principal (bearer token
+//! or session cookie), checks the role against the permission table, and refuses otherwise.
+//! A route without an entry cannot exist, so the default is deny.
+
+use crate::error::Error;
+use crate::principal::{Principal, RequestContext};
+use crate::state::AppState;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request, State};
+use axum::http::{header, request::Parts, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use callguard_core::Permission;
+use serde::de::DeserializeOwned;
+use std::net::SocketAddr;
+
+/// Name of the session cookie. `__Host-` binds it to this exact origin, Secure, Path=/.
+pub const SESSION_COOKIE: &str = "__Host-callguard_session";
+/// Name of the anti-forgery cookie (double-submit).
+pub const CSRF_COOKIE: &str = "__Host-callguard_csrf";
+/// Header carrying the anti-forgery token on API calls authenticated by cookie.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, signed in or not (sign-in itself, health, the OpenAPI document).
+    Public,
+    /// A signed-in person whose role holds the permission.
+    Signed(Permission),
+}
+
+/// How a denial is shown: API routes answer problem+json, pages redirect to sign-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    Api,
+    Page,
+}
+
+/// Reads a cookie's value from the request headers.
+pub fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
+/// The middleware. `access` comes from the route table.
+pub async fn authorize(
+    State(state): State<AppState>,
+    access: Access,
+    surface: Surface,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let Access::Signed(permission) = access else {
+        return next.run(req).await;
+    };
+    // Customers sign in at the portal's own page, staff at theirs.
+    let sign_in = if req.uri().path().starts_with("/portal") {
+        "/portal/login"
+    } else {
+        "/login"
+    };
+    let deny = |e: Error| -> Response {
+        match (surface, &e) {
+            (Surface::Page, Error::Unauthenticated) => Redirect::to(sign_in).into_response(),
+            _ => e.into_response(),
+        }
+    };
+    let headers = req.headers();
+    let (token, by_cookie) = match bearer(headers) {
+        Some(t) => (Some(t.to_owned()), false),
+        None => (cookie(headers, SESSION_COOKIE).map(str::to_owned), true),
+    };
+    let Some(token) = token else {
+        return deny(Error::Unauthenticated);
+    };
+    // A cookie is sent by the browser on its own, so a state-changing API call made with it
+    // must also prove it came from our page (double-submit token in a header).
+    if by_cookie && surface == Surface::Api && !matches!(*req.method(), Method::GET | Method::HEAD)
+    {
+        let sent = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+        let expected = cookie(req.headers(), CSRF_COOKIE);
+        if !crate::web::csrf::tokens_match(sent, expected) {
+            return deny(Error::Csrf);
+        }
+    }
+    let source = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(std::net::IpAddr::from([127, 0, 0, 1]), |c| c.0.ip());
+    let principal = match state.identity.authenticate(&token, source).await {
+        Ok(p) => p,
+        Err(e) => return deny(e),
+    };
+    if !principal.user.role.allows(permission) {
+        tracing::info!(user_id = %principal.user.id, role = %principal.user.role, ?permission, "denied");
+        return deny(Error::Forbidden);
+    }
+    req.extensions_mut().insert(principal);
+    next.run(req).await
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Principal {
+    type Rejection = Error;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .ok_or(Error::Unauthenticated)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
+    type Rejection = Error;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let source = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(std::net::IpAddr::from([127, 0, 0, 1]), |c| c.0.ip());
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .chars()
+            .take(200)
+            .collect();
+        Ok(RequestContext { source, user_agent })
+    }
+}
+
+/// JSON body extractor whose failures are problem+json and never echo the values sent.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = Error;
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        use axum::extract::rejection::JsonRejection;
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(rejection) => Err(match rejection {
+                r if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                    Error::PayloadTooLarge
+                }
+                JsonRejection::MissingJsonContentType(_) => Error::BadRequest(
+                    "send the body as JSON with `Content-Type: application/json`".into(),
+                ),
+                JsonRejection::JsonSyntaxError(_) => {
+                    Error::BadRequest("the body is not valid JSON".into())
+                }
+                JsonRejection::JsonDataError(e) => {
+                    Error::BadRequest(describe_data_error(&e.body_text()))
+                }
+                _ => Error::BadRequest("the body could not be read".into()),
+            }),
+        }
+    }
+}
+
+/// Names the offending field for unknown or missing fields; otherwise a generic message, because
+/// serde's own messages may quote the value that was sent (a password, a code).
+fn describe_data_error(text: &str) -> String {
+    for (marker, what) in [
+        ("unknown field `", "unknown field"),
+        ("missing field `", "missing field"),
+    ] {
+        if let Some(rest) = text.split(marker).nth(1) {
+            if let Some(name) = rest.split('`').next() {
+                if name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    return format!("{what} `{name}`");
+                }
+            }
+        }
+    }
+    "the body does not have the expected fields and types; see /api/v1/openapi.json".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_errors_name_fields_but_never_values() {
+        assert_eq!(
+            describe_data_error("Failed: unknown field `admin`, expected one of `a`"),
+            "unknown field `admin`"
+        );
+        assert_eq!(
+            describe_data_error("missing field `password` at line 1"),
+            "missing field `password`"
+        );
+        let msg = describe_data_error("invalid type: string \"hunter2-secret\", expected u32");
+        assert!(!msg.contains("hunter2"));
+    }
+
+    #[test]
+    fn cookies_are_found_among_several() {
+        let mut h = axum::http::HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            "a=1; __Host-callguard_session=cgs_x; b=2".parse().unwrap(),
+        );
+        assert_eq!(cookie(&h, SESSION_COOKIE), Some("cgs_x"));
+        assert_eq!(cookie(&h, CSRF_COOKIE), None);
+    }
+}

@@ -1,0 +1,192 @@
+//! Serving: TLS listener, the router, and every background task (checkpoints, alert engine and
+//! feed, registry and key reloads, housekeeping) in one `JoinSet` that ends with the server.
+
+use crate::features::dnc::service::DncChecks;
+use crate::features::gdpr::service::Gdpr;
+use crate::features::{alerts, keys};
+use crate::http::tls;
+use crate::runtime::Runtime;
+use crate::settings::{KekSource, Settings, StartError};
+use crate::state::AppState;
+use crate::{bootstrap, metrics};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinSet;
+
+/// Builds the passkey relying party for `public_url`.
+pub fn webauthn_for(public_url: &url::Url) -> Result<webauthn_rs::Webauthn, StartError> {
+    let host = public_url
+        .host_str()
+        .ok_or_else(|| StartError::PublicUrl("it has no host".into()))?;
+    webauthn_rs::WebauthnBuilder::new(host, public_url)
+        .and_then(|b| b.rp_name("Callguard").build())
+        .map_err(|e| StartError::PublicUrl(format!("not usable for passkeys: {e}")))
+}
+
+/// Starts serving and runs until `shutdown` resolves.
+pub async fn serve(
+    settings: Settings,
+    runtime: Runtime,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), StartError> {
+    let tls_config = tls::server_config(&certificate_paths(&settings)?)?;
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| StartError::Listen(settings.listen, e.to_string()))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| StartError::Listen(settings.listen, e.to_string()))?;
+    let public_url = match settings.public_url.clone() {
+        Some(u) => u,
+        None => url::Url::parse(&format!("https://localhost:{}", bound.port()))
+            .map_err(|e| StartError::PublicUrl(e.to_string()))?,
+    };
+    let webauthn = match webauthn_for(&public_url) {
+        Ok(w) => Some(Arc::new(w)),
+        Err(e) => {
+            tracing::warn!(error = %e, "passkeys disabled");
+            None
+        }
+    };
+    let metrics = Arc::new(metrics::Metrics::default());
+    let state = build_state(&settings, &runtime, metrics, webauthn)?;
+    let mut tasks = background_tasks(&settings, &runtime, &state);
+    let app = crate::http::router(
+        state.clone(),
+        crate::features::api_routes(),
+        crate::features::page_routes(),
+    );
+
+    write_address_file(&settings.data_dir, bound);
+    tracing::info!(address = %bound, public_url = %public_url, backend = runtime.store.backend_name(), "callguard is serving");
+    println!("callguard listening on https://{bound} (open {public_url})");
+    let closing = state.alerts.clone();
+    let shutdown = async move {
+        shutdown.await;
+        closing.close_streams();
+    };
+    tls::serve(listener, tls_config, app, shutdown).await;
+    tasks.abort_all();
+    // Cover everything acknowledged before stopping.
+    if let Err(e) = runtime.audit.checkpoint().await {
+        tracing::warn!(error = %e, "final checkpoint failed");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The configured certificate, or a self-signed one for the public host names.
+fn certificate_paths(settings: &Settings) -> Result<tls::CertificatePaths, StartError> {
+    Ok(match (&settings.tls_cert_file, &settings.tls_key_file) {
+        (Some(cert), Some(key)) => tls::CertificatePaths {
+            cert: cert.clone(),
+            key: key.clone(),
+        },
+        _ => {
+            let names: Vec<String> = settings
+                .public_url
+                .iter()
+                .filter_map(|u| u.host_str().map(str::to_owned))
+                .collect();
+            tls::ensure_self_signed(&settings.data_dir, &names)?
+        }
+    })
+}
+
+/// Every service the handlers reach.
+fn build_state(
+    settings: &Settings,
+    runtime: &Runtime,
+    metrics: Arc<metrics::Metrics>,
+    webauthn: Option<Arc<webauthn_rs::Webauthn>>,
+) -> Result<AppState, StartError> {
+    let identity = Arc::new(runtime.identity(metrics.clone(), webauthn));
+    let alerts = Arc::new(alerts::service::Alerts::new(
+        runtime.store.clone(),
+        settings.alerts.clone(),
+        metrics.clone(),
+    ));
+    let (vault, interactions) = runtime.customer_services(&settings.customers)?;
+    let dnc_lists = Arc::new(runtime.dnc_lists());
+    Ok(AppState {
+        gdpr: Arc::new(Gdpr::new(vault.clone(), identity.clone())),
+        dnc_checks: Arc::new(DncChecks::new(runtime.dnc.clone(), dnc_lists.clone())),
+        vault,
+        interactions,
+        identity,
+        audit: runtime.audit.clone(),
+        dnc: runtime.dnc.clone(),
+        dnc_lists,
+        alerts,
+        metrics,
+        openapi: Arc::new(crate::http::openapi::document(
+            &crate::features::api_routes(),
+        )),
+    })
+}
+
+/// Runs `every` on a fixed interval until aborted.
+fn every<F, Fut>(tasks: &mut JoinSet<()>, period: Duration, mut job: F)
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    tasks.spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        loop {
+            tick.tick().await;
+            job().await;
+        }
+    });
+}
+
+/// The work that goes on beside the requests, all in one set that ends with the server.
+fn background_tasks(settings: &Settings, runtime: &Runtime, state: &AppState) -> JoinSet<()> {
+    let mut tasks = JoinSet::new();
+    tasks.spawn(state.alerts.clone().run_engine());
+    tasks.spawn(state.alerts.clone().run_feed());
+    tasks.spawn(
+        runtime
+            .audit
+            .clone()
+            .run(settings.audit.checkpoint_interval),
+    );
+    // `callguard keys rotate` writes new key files; this node switches to them by itself.
+    if let KekSource::File(p) = &settings.kek {
+        tasks.spawn(keys::service::reload_keys(runtime.kek.clone(), p.clone()));
+    }
+    // A registry imported by `callguard dnc import` replaces the one in force once loaded.
+    let registry = runtime.dnc.clone();
+    every(&mut tasks, Duration::from_secs(2), move || {
+        let r = registry.clone();
+        async move {
+            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || r.reload_if_changed()).await {
+                tracing::error!(error = %e, "the new DNC registry could not be loaded; the old one stays");
+            }
+        }
+    });
+    // Housekeeping: expired sessions and challenges, dormant accounts.
+    let identity = state.identity.clone();
+    every(&mut tasks, Duration::from_secs(60), move || {
+        let identity = identity.clone();
+        async move {
+            if let Err(e) = identity.sweep().await {
+                tracing::warn!(error = %e, "housekeeping failed");
+            }
+        }
+    });
+    tasks
+}
+
+/// `data_dir/run/address` holds the bound address, so scripts and tests can find a server
+/// started on port 0.
+fn write_address_file(data_dir: &std::path::Path, bound: SocketAddr) {
+    let dir = data_dir.join("run");
+    if bootstrap::create_private_dir(&dir).is_ok() {
+        let tmp = dir.join("address.tmp");
+        if std::fs::write(&tmp, bound.to_string()).is_ok() {
+            let _ = std::fs::rename(&tmp, dir.join("address"));
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! The services every front end handler reaches, built once at start.
+
+use crate::features::alerts::service::Alerts;
+use crate::features::audit::service::AuditLog;
+use crate::features::dnc::lists::DncLists;
+use crate::features::dnc::registry::Dnc;
+use crate::features::dnc::service::DncChecks;
+use crate::features::gdpr::service::Gdpr;
+use crate::features::interactions::service::Interactions;
+use crate::features::signin::service::Identity;
+use crate::features::vault::service::Vault;
+use crate::metrics::Metrics;
+use std::sync::Arc;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub identity: Arc<Identity>,
+    pub audit: Arc<AuditLog>,
+    pub alerts: Arc<Alerts>,
+    pub dnc: Arc<Dnc>,
+    pub dnc_lists: Arc<DncLists>,
+    /// The pre-call verdict (registry, internal list, consent, calling hours).
+    pub dnc_checks: Arc<DncChecks>,
+    pub metrics: Arc<Metrics>,
+    pub vault: Arc<Vault>,
+    pub interactions: Arc<Interactions>,
+    pub gdpr: Arc<Gdpr>,
+    /// The OpenAPI document, built once from the route table.
+    pub openapi: Arc<serde_json::Value>,
+}

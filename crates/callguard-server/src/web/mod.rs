@@ -1,0 +1,195 @@
+//! The page kit shared by every feature's pages: the layout's view of who is signed in, the
+//! anti-forgery token and checked forms, cookies, rendering, error pages and static assets.
+
+pub mod assets;
+pub mod csrf;
+
+use crate::error::Error;
+use crate::http::access::{cookie, Access, CSRF_COOKIE, SESSION_COOKIE};
+use crate::http::problem::PROBLEM_TYPES;
+use crate::principal::Principal;
+use crate::state::AppState;
+use askama::Template;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::MethodRouter;
+use axum::Form;
+use callguard_core::{Permission, Role, Secret};
+use serde::Deserialize;
+
+/// A page route with its access rule.
+pub type PageRoute = (&'static str, Access, MethodRouter<AppState>);
+
+/// The signed-in person as the layout shows them.
+pub struct Who {
+    pub username: String,
+    pub role: String,
+    pub is_admin: bool,
+    pub sees_alerts: bool,
+    pub sees_audit: bool,
+    pub sees_dnc: bool,
+    pub sees_desk: bool,
+    /// A portal customer: sees the portal's navigation, never the staff's.
+    pub is_customer: bool,
+}
+
+pub(crate) fn who(p: &Principal) -> Option<Who> {
+    Some(Who {
+        username: p.user.username.clone(),
+        role: p.user.role.to_string(),
+        is_admin: p.user.role == Role::Admin,
+        sees_alerts: p.user.role.allows(Permission::AlertsRead),
+        sees_audit: p.user.role.allows(Permission::AuditRead),
+        sees_dnc: p.user.role.allows(Permission::DncStatus),
+        sees_desk: p.user.role.allows(Permission::InteractionsHandle),
+        is_customer: p.user.role == Role::Customer,
+    })
+}
+
+const COOKIE_ATTRS: &str = "Path=/; Secure; HttpOnly; SameSite=Strict";
+
+/// The anti-forgery token for this browser, and the cookie to set when it is new.
+pub(crate) struct Csrf {
+    pub(crate) token: String,
+    pub(crate) new_cookie: Option<String>,
+}
+
+pub(crate) fn csrf_of(headers: &HeaderMap) -> Csrf {
+    match cookie(headers, CSRF_COOKIE) {
+        Some(t) if t.len() >= 32 => Csrf {
+            token: t.to_owned(),
+            new_cookie: None,
+        },
+        _ => {
+            let token = csrf::new_token();
+            Csrf {
+                new_cookie: Some(format!("{CSRF_COOKIE}={token}; {COOKIE_ATTRS}")),
+                token,
+            }
+        }
+    }
+}
+
+fn check_csrf(headers: &HeaderMap, sent: &str) -> Result<(), Error> {
+    if csrf::tokens_match(Some(sent), cookie(headers, CSRF_COOKIE)) {
+        Ok(())
+    } else {
+        Err(Error::Csrf)
+    }
+}
+
+/// A form whose anti-forgery token has been checked: every state-changing page handler takes
+/// its form through this extractor, so none can forget the check.
+pub(crate) struct Checked<T>(pub(crate) T);
+
+/// Forms carry their anti-forgery token in a `csrf` field.
+pub(crate) trait CsrfField {
+    fn csrf(&self) -> &str;
+}
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + CsrfField> axum::extract::FromRequest<S>
+    for Checked<T>
+{
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        let headers = req.headers().clone();
+        let Form(form) = Form::<T>::from_request(req, state).await.map_err(|_| {
+            error_page(
+                &headers,
+                &Error::BadRequest("the form could not be read".into()),
+                None,
+            )
+        })?;
+        check_csrf(&headers, form.csrf()).map_err(|e| error_page(&headers, &e, None))?;
+        Ok(Checked(form))
+    }
+}
+
+pub(crate) fn render(status: StatusCode, page: impl Template, cookies: &[String]) -> Response {
+    let body = match page.render() {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(error = %e, "template failed");
+            return Error::Internal.into_response();
+        }
+    };
+    let mut resp = (status, Html(body)).into_response();
+    for c in cookies {
+        if let Ok(v) = HeaderValue::from_str(c) {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    resp
+}
+
+pub(crate) fn with_cookies(mut resp: Response, cookies: &[String]) -> Response {
+    for c in cookies {
+        if let Ok(v) = HeaderValue::from_str(c) {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    resp
+}
+
+pub(crate) fn session_cookie(token: &Secret<String>) -> String {
+    format!("{SESSION_COOKIE}={}; {COOKIE_ATTRS}", token.expose())
+}
+
+pub(crate) fn cleared_session_cookie() -> String {
+    format!("{SESSION_COOKIE}=; {COOKIE_ATTRS}; Max-Age=0")
+}
+
+pub(crate) fn error_page(headers: &HeaderMap, e: &Error, who: Option<Who>) -> Response {
+    let c = csrf_of(headers);
+    let p = crate::http::problem::problem_of(e);
+    let about = PROBLEM_TYPES
+        .iter()
+        .find(|(s, _, _)| *s == e.slug())
+        .map_or("", |(_, _, a)| a);
+    render(
+        crate::http::problem::status_of(e),
+        ProblemPage {
+            csrf: c.token,
+            who,
+            error: p.detail,
+            notice: String::new(),
+            title: p.title,
+            slug: e.slug().into(),
+            about: about.into(),
+        },
+        &c.new_cookie.into_iter().collect::<Vec<_>>(),
+    )
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CsrfOnly {
+    #[serde(default)]
+    csrf: String,
+}
+
+#[derive(Template)]
+#[template(path = "problem.html")]
+pub(crate) struct ProblemPage {
+    pub(crate) csrf: String,
+    pub(crate) who: Option<Who>,
+    pub(crate) error: String,
+    pub(crate) notice: String,
+    pub(crate) title: String,
+    pub(crate) slug: String,
+    pub(crate) about: String,
+}
+
+/// Implements [`CsrfField`] for forms that carry their token in a `csrf` field.
+macro_rules! csrf_forms {
+    ($($form:ty),+ $(,)?) => {$(
+        impl $crate::web::CsrfField for $form {
+            fn csrf(&self) -> &str {
+                &self.csrf
+            }
+        }
+    )+};
+}
+pub(crate) use csrf_forms;
+
+csrf_forms!(CsrfOnly);
