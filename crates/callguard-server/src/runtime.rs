@@ -113,4 +113,13 @@ impl Runtime {
             webauthn,
         )
     }
+
+    /// Account administration over this runtime (the CLI's `user` and `customer invite`).
+    #[must_use]
+    pub fn accounts(&self) -> crate::features::staff::service::Accounts {
+        crate::features::staff::service::Accounts::new(
+            self.store.clone(),
+            Arc::new(self.identity(Arc::default(), None)),
+        )
+    }
 }

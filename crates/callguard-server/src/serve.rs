@@ -1,7 +1,10 @@
 //! Serving: TLS listener, the router, and every background task (checkpoints, alert engine and
 //! feed, registry and key reloads, housekeeping) in one `JoinSet` that ends with the server.
 
+use crate::features::account::service::Account;
 use crate::features::dnc::service::DncChecks;
+use crate::features::ops::service::Readiness;
+use crate::features::staff::service::Accounts;
 use crate::features::gdpr::service::Gdpr;
 use crate::features::{alerts, keys};
 use crate::http::tls;
@@ -109,8 +112,11 @@ fn build_state(
     ));
     let (vault, interactions) = runtime.customer_services(&settings.customers)?;
     let dnc_lists = Arc::new(runtime.dnc_lists());
+    let accounts = Arc::new(Accounts::new(runtime.store.clone(), identity.clone()));
     Ok(AppState {
-        gdpr: Arc::new(Gdpr::new(vault.clone(), identity.clone())),
+        gdpr: Arc::new(Gdpr::new(vault.clone(), accounts.clone())),
+        account: Arc::new(Account::new(identity.clone())),
+        accounts,
         dnc_checks: Arc::new(DncChecks::new(runtime.dnc.clone(), dnc_lists.clone())),
         vault,
         interactions,
@@ -120,6 +126,7 @@ fn build_state(
         dnc_lists,
         alerts,
         metrics,
+        readiness: Arc::new(Readiness::new(runtime.store.clone())),
         openapi: Arc::new(crate::http::openapi::document(
             &crate::features::api_routes(),
         )),

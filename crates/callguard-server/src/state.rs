@@ -1,5 +1,6 @@
 //! The services every front end handler reaches, built once at start.
 
+use crate::features::account::service::Account;
 use crate::features::alerts::service::Alerts;
 use crate::features::audit::service::AuditLog;
 use crate::features::dnc::lists::DncLists;
@@ -8,7 +9,9 @@ use crate::features::dnc::service::DncChecks;
 use crate::features::gdpr::service::Gdpr;
 use crate::features::interactions::service::Interactions;
 use crate::features::signin::service::Identity;
+use crate::features::staff::service::Accounts;
 use crate::features::vault::service::Vault;
+use crate::features::ops::service::Readiness;
 use crate::metrics::Metrics;
 use std::sync::Arc;
 
@@ -16,6 +19,10 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct AppState {
     pub identity: Arc<Identity>,
+    /// Account administration (staff and portal accounts).
+    pub accounts: Arc<Accounts>,
+    /// My account: sessions, recovery codes, passkeys.
+    pub account: Arc<Account>,
     pub audit: Arc<AuditLog>,
     pub alerts: Arc<Alerts>,
     pub dnc: Arc<Dnc>,
@@ -23,6 +30,7 @@ pub struct AppState {
     /// The pre-call verdict (registry, internal list, consent, calling hours).
     pub dnc_checks: Arc<DncChecks>,
     pub metrics: Arc<Metrics>,
+    pub readiness: Arc<Readiness>,
     pub vault: Arc<Vault>,
     pub interactions: Arc<Interactions>,
     pub gdpr: Arc<Gdpr>,

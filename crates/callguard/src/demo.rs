@@ -138,7 +138,7 @@ pub async fn run(
             c.answers[1]
         );
         if i == 0 {
-            let token = callguard_server::features::gdpr::service::invite(&rt.store, &identity, id)
+            let token = callguard_server::features::gdpr::service::invite(&rt.store, &rt.accounts(), id)
                 .await
                 .map_err(|e| e.to_string())?;
             line.push_str(&format!(

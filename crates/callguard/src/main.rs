@@ -275,8 +275,8 @@ fn main() -> ExitCode {
                 command: CustomerCommand::Invite { customer_id },
             } => {
                 let rt = callguard_server::Runtime::open(&settings).await?;
-                let identity = rt.identity(Default::default(), None);
-                let token = callguard_server::features::gdpr::service::invite(&rt.store, &identity, &customer_id)
+                let accounts = rt.accounts();
+                let token = callguard_server::features::gdpr::service::invite(&rt.store, &accounts, &customer_id)
                     .await
                     .map_err(|e| match e {
                         callguard_server::error::Error::NotFound => {
@@ -341,6 +341,7 @@ async fn user_command(
 ) -> Result<(), AnyError> {
     let rt = callguard_server::Runtime::open(settings).await?;
     let identity = rt.identity(Default::default(), None);
+    let accounts = rt.accounts();
     match command {
         UserCommand::Add { username, role } => {
             let (_, token) = identity
@@ -350,7 +351,7 @@ async fn user_command(
             println!("{}", token.expose());
         }
         UserCommand::List => {
-            for u in identity.list_users().await.map_err(api)? {
+            for u in accounts.list_users().await.map_err(api)? {
                 let locked = if u.is_locked(callguard_core::now()) {
                     " locked"
                 } else {
@@ -366,12 +367,12 @@ async fn user_command(
         }
         UserCommand::Unlock { username } => {
             let u = find(&rt, &username).await?;
-            identity.unlock(&Actor::cli(), &u.id).await.map_err(api)?;
+            accounts.unlock(&Actor::cli(), &u.id).await.map_err(api)?;
             eprintln!("{username} is unlocked");
         }
         UserCommand::Reset { username } => {
             let u = find(&rt, &username).await?;
-            let token = identity
+            let token = accounts
                 .reset_setup(&Actor::cli(), &u.id)
                 .await
                 .map_err(api)?;

@@ -96,7 +96,7 @@ async fn me(p: Principal) -> Json<MeResponse> {
 }
 
 async fn my_sessions(State(s): State<AppState>, p: Principal) -> Result<Json<SessionList>, Error> {
-    let sessions = s.identity.sessions(&p).await?;
+    let sessions = s.account.sessions(&p).await?;
     Ok(Json(SessionList {
         sessions: sessions
             .iter()
@@ -110,7 +110,7 @@ async fn revoke_session(
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<StatusCode, Error> {
-    s.identity.revoke_session(&p, &id).await?;
+    s.account.revoke_session(&p, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -118,7 +118,7 @@ async fn regenerate_codes(
     State(s): State<AppState>,
     p: Principal,
 ) -> Result<Json<RecoveryCodes>, Error> {
-    let codes = s.identity.regenerate_recovery_codes(&p).await?;
+    let codes = s.account.regenerate_recovery_codes(&p).await?;
     Ok(Json(RecoveryCodes {
         recovery_codes: reveal(&codes),
     }))
@@ -128,7 +128,7 @@ async fn list_passkeys(
     State(s): State<AppState>,
     p: Principal,
 ) -> Result<Json<PasskeyList>, Error> {
-    let list = s.identity.passkey_list(&p).await?;
+    let list = s.account.passkey_list(&p).await?;
     Ok(Json(PasskeyList {
         passkeys: list
             .iter()
@@ -146,7 +146,7 @@ async fn start_passkey(
     State(s): State<AppState>,
     p: Principal,
 ) -> Result<Json<PasskeyRegistrationStart>, Error> {
-    let (challenge, options) = s.identity.begin_passkey_registration(&p).await?;
+    let (challenge, options) = s.account.begin_passkey_registration(&p).await?;
     Ok(Json(PasskeyRegistrationStart {
         challenge: challenge.expose().clone(),
         options,
@@ -159,7 +159,7 @@ async fn finish_passkey(
     ApiJson(r): ApiJson<PasskeyRegistrationFinish>,
 ) -> Result<(StatusCode, Json<PasskeyView>), Error> {
     let k = s
-        .identity
+        .account
         .finish_passkey_registration(&p, &r.challenge, &r.name, &r.credential)
         .await?;
     Ok((
@@ -178,7 +178,7 @@ async fn delete_passkey(
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<StatusCode, Error> {
-    s.identity.delete_passkey(&p, &id).await?;
+    s.account.delete_passkey(&p, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

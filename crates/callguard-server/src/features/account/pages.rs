@@ -74,15 +74,15 @@ async fn account_page(
     notice: String,
 ) -> Response {
     let c = csrf_of(headers);
-    let sessions = match s.identity.sessions(p).await {
+    let sessions = match s.account.sessions(p).await {
         Ok(x) => x,
         Err(e) => return error_page(headers, &e, who(p)),
     };
-    let passkeys = match s.identity.passkey_list(p).await {
+    let passkeys = match s.account.passkey_list(p).await {
         Ok(x) => x,
         Err(e) => return error_page(headers, &e, who(p)),
     };
-    let recovery_left = s.identity.unused_recovery_codes(p).await.unwrap_or(0);
+    let recovery_left = s.account.unused_recovery_codes(p).await.unwrap_or(0);
     let status = if error.is_empty() {
         StatusCode::OK
     } else {
@@ -124,7 +124,7 @@ async fn revoke_session(
     Path(id): Path<String>,
     _: Checked<CsrfOnly>,
 ) -> Response {
-    match s.identity.revoke_session(&p, &id).await {
+    match s.account.revoke_session(&p, &id).await {
         Ok(()) => {
             account_page(
                 &s,
@@ -146,7 +146,7 @@ async fn delete_passkey(
     Path(id): Path<String>,
     _: Checked<CsrfOnly>,
 ) -> Response {
-    match s.identity.delete_passkey(&p, &id).await {
+    match s.account.delete_passkey(&p, &id).await {
         Ok(()) => {
             account_page(
                 &s,
@@ -188,7 +188,7 @@ async fn regenerate_codes(
     {
         return account_page(&s, &headers, &p, e.to_string(), String::new()).await;
     }
-    match s.identity.regenerate_recovery_codes(&p).await {
+    match s.account.regenerate_recovery_codes(&p).await {
         Ok(codes) => {
             let c = csrf_of(&headers);
             render(

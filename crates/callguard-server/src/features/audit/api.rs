@@ -52,26 +52,7 @@ async fn audit_entries(
 ) -> Result<Json<AuditPage>, Error> {
     let start = number(&q, "start", Some(0))?;
     let limit = number(&q, "limit", Some(100))?;
-    if limit == 0 || limit > 1000 {
-        return Err(Error::Validation(
-            "`limit` must be between 1 and 1000".into(),
-        ));
-    }
-    // Reading the log is itself an action the log records (PCI DSS 10.2.1.3).
-    s.audit
-        .record(
-            p.actor()
-                .record("audit.read")
-                .detail("start", start)
-                .detail("limit", limit),
-        )
-        .await?;
-    let tree_size = s.identity.store().audit_head().await?.size;
-    let rows = s.identity.store().audit_entries(start, limit).await?;
-    let entries = rows
-        .iter()
-        .map(|e| serde_json::from_str(&e.text).map_err(|_| Error::Internal))
-        .collect::<Result<Vec<_>, _>>()?;
+    let (tree_size, entries) = s.audit.read_page(&p.actor(), start, limit).await?;
     Ok(Json(AuditPage { tree_size, entries }))
 }
 

@@ -64,41 +64,15 @@ async fn audit_page(
         before: field("before").and_then(|b| b.parse().ok()),
         limit: 50,
     };
-    // Browsing the log is itself recorded (PCI DSS 10.2.1.3).
-    let mut read = p
-        .actor()
-        .record("audit.read")
-        .detail("page", "audit browser");
-    // Only identifier-shaped filter values go into the log: free text typed into a filter box
-    // could be a name, and the log holds no personal data.
-    for (k, v) in [("actor", &filter.actor), ("action", &filter.action)] {
-        if let Some(v) = v {
-            let value = if looks_like_identifier(v) {
-                v.clone()
-            } else {
-                "(free text, not recorded)".into()
-            };
-            read = read.detail(k, value);
-        }
-    }
-    if let Err(e) = s.audit.record(read).await {
-        return error_page(&headers, &e, who(&p));
-    }
-    let rows = match s.identity.store().search_audit(&filter).await {
-        Ok(r) => r,
-        Err(e) => return error_page(&headers, &e.into(), who(&p)),
+    // Browsing the log is itself recorded (PCI DSS 10.2.1.3), by the service.
+    let found = match s.audit.search(&p.actor(), &filter).await {
+        Ok(f) => f,
+        Err(e) => return error_page(&headers, &e, who(&p)),
     };
-    let tree_size = s
-        .identity
-        .store()
-        .audit_head()
-        .await
-        .map(|h| h.size)
-        .unwrap_or(0);
-    let latest = s.identity.store().latest_checkpoint().await.ok().flatten();
+    let (tree_size, latest) = (found.tree_size, found.latest);
     // People read names; the log keeps ids. Show both.
     let names: std::collections::HashMap<String, String> = s
-        .identity
+        .accounts
         .list_users()
         .await
         .unwrap_or_default()
@@ -109,8 +83,9 @@ async fn audit_page(
         Some(name) => format!("{name} ({})", id.chars().take(13).collect::<String>()),
         None => id.to_owned(),
     };
+    let rows: Vec<_> = found.entries.iter().map(|(e, _)| e).collect();
     let mut entries = Vec::with_capacity(rows.len());
-    for e in &rows {
+    for (e, proof) in &found.entries {
         let v: serde_json::Value = serde_json::from_str(&e.text).unwrap_or_default();
         let text = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_owned();
         entries.push(AuditRow {
@@ -139,10 +114,7 @@ async fn audit_page(
                         .join("\n")
                 })
                 .unwrap_or_default(),
-            proof: s
-                .audit
-                .proof_status(e.index, &e.text, latest.as_ref())
-                .await,
+            proof: proof.clone(),
         });
     }
     let older = match rows.last() {
@@ -196,18 +168,6 @@ async fn audit_page(
     )
 }
 
-/// `user:<uuid>`, `cli`, `system`, `anonymous`, or a dotted action name like `auth.sign_in`.
-fn looks_like_identifier(v: &str) -> bool {
-    let uuid_ref = v.split_once(':').is_some_and(|(kind, id)| {
-        matches!(kind, "user" | "customer" | "alert" | "session")
-            && uuid::Uuid::parse_str(id).is_ok()
-    });
-    let word = !v.is_empty()
-        && v.len() <= 64
-        && v.chars()
-            .all(|c| c.is_ascii_lowercase() || c == '.' || c == '_');
-    uuid_ref || word
-}
 
 
 /// This feature's pages, each with its access rule.
@@ -219,7 +179,7 @@ pub fn routes() -> Vec<PageRoute> {
 
 #[cfg(test)]
 mod tests {
-    use super::looks_like_identifier;
+    use crate::features::audit::service::looks_like_identifier;
 
     #[test]
     fn only_identifier_shaped_filters_are_recorded_in_the_log() {

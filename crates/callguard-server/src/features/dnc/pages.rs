@@ -85,7 +85,7 @@ async fn dnc_view(
     let role = p.user.role;
     let sees_lists = role.allows(Permission::DncListRead);
     let sees_consents = role.allows(Permission::ConsentRead);
-    let names: std::collections::HashMap<String, String> = match s.identity.list_users().await {
+    let names: std::collections::HashMap<String, String> = match s.accounts.list_users().await {
         Ok(users) => users.into_iter().map(|u| (u.id, u.username)).collect(),
         Err(_) => std::collections::HashMap::new(),
     };

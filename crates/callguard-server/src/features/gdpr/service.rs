@@ -4,7 +4,7 @@
 //! anything else, so no copy of the database can be opened afterwards.
 
 use crate::error::Error;
-use crate::features::signin::service::Identity;
+use crate::features::staff::service::Accounts;
 use crate::features::vault::service::{Note, Vault};
 use crate::principal::{customer_actor, customer_of, customer_ref, Actor, Principal};
 use callguard_core::audit::record::user as user_ref;
@@ -137,13 +137,13 @@ pub struct ErasureStatus {
 /// The data-subject rights service.
 pub struct Gdpr {
     vault: Arc<Vault>,
-    identity: Arc<Identity>,
+    accounts: Arc<Accounts>,
 }
 
 impl Gdpr {
     #[must_use]
-    pub fn new(vault: Arc<Vault>, identity: Arc<Identity>) -> Self {
-        Self { vault, identity }
+    pub fn new(vault: Arc<Vault>, accounts: Arc<Accounts>) -> Self {
+        Self { vault, accounts }
     }
 
     async fn my_data(&self, customer_id: &str) -> Result<(MyData, Vec<Note>), Error> {
@@ -444,7 +444,7 @@ impl Gdpr {
                 "the customer changed meanwhile; approve again to finish the tombstone",
             ));
         }
-        self.identity.close_portal_account(&p.actor(), id).await?;
+        self.accounts.close_portal_account(&p.actor(), id).await?;
         Ok(ErasureStatus {
             customer_id: id.to_owned(),
             status: "erased".into(),
@@ -457,7 +457,7 @@ impl Gdpr {
 /// `callguard customer invite`: checks the customer exists, then issues a portal setup token.
 pub async fn invite(
     store: &Arc<dyn callguard_store::Store>,
-    identity: &Identity,
+    accounts: &Accounts,
     customer_id: &str,
 ) -> Result<Secret<String>, Error> {
     let exists = store
@@ -467,5 +467,5 @@ pub async fn invite(
     if !exists {
         return Err(Error::NotFound);
     }
-    identity.invite_customer(&Actor::cli(), customer_id).await
+    accounts.invite_customer(&Actor::cli(), customer_id).await
 }

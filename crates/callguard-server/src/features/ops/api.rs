@@ -23,21 +23,19 @@ async fn healthz() -> Json<Health> {
 }
 
 async fn readyz(State(s): State<AppState>) -> Response {
-    match s.identity.store().ping().await {
-        Ok(()) => Json(Health {
+    if s.readiness.ready().await {
+        Json(Health {
             status: "ready".into(),
         })
-        .into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "readiness check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(Health {
-                    status: "database unavailable".into(),
-                }),
-            )
-                .into_response()
-        }
+        .into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(Health {
+                status: "database unavailable".into(),
+            }),
+        )
+            .into_response()
     }
 }
 

@@ -2,4 +2,6 @@
 //! passkeys, for staff and for portal customers.
 pub mod api;
 pub mod pages;
+pub mod login;
 pub mod service;
+pub mod setup;

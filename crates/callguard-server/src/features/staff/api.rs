@@ -71,7 +71,7 @@ pub fn user_view(u: &User) -> UserView {
 }
 
 async fn list_users(State(s): State<AppState>) -> Result<Json<UserList>, Error> {
-    let users = s.identity.list_users().await?;
+    let users = s.accounts.list_users().await?;
     Ok(Json(UserList {
         users: users.iter().map(user_view).collect(),
     }))
@@ -83,7 +83,7 @@ async fn create_user(
     ApiJson(r): ApiJson<CreateUserRequest>,
 ) -> Result<(StatusCode, Json<CreateUserResponse>), Error> {
     let (user, token) = s
-        .identity
+        .accounts
         .admin_create_user(&p, &r.username, r.role)
         .await?;
     Ok((
@@ -100,7 +100,7 @@ async fn unlock_user(
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<UserView>, Error> {
-    Ok(Json(user_view(&s.identity.admin_unlock(&p, &id).await?)))
+    Ok(Json(user_view(&s.accounts.admin_unlock(&p, &id).await?)))
 }
 
 async fn set_role(
@@ -110,7 +110,7 @@ async fn set_role(
     ApiJson(r): ApiJson<SetRoleRequest>,
 ) -> Result<Json<UserView>, Error> {
     Ok(Json(user_view(
-        &s.identity.admin_set_role(&p, &id, r.role).await?,
+        &s.accounts.admin_set_role(&p, &id, r.role).await?,
     )))
 }
 
@@ -120,7 +120,7 @@ async fn enable_user(
     Path(id): Path<String>,
 ) -> Result<Json<UserView>, Error> {
     Ok(Json(user_view(
-        &s.identity.admin_set_enabled(&p, &id, true).await?,
+        &s.accounts.admin_set_enabled(&p, &id, true).await?,
     )))
 }
 
@@ -130,7 +130,7 @@ async fn disable_user(
     Path(id): Path<String>,
 ) -> Result<Json<UserView>, Error> {
     Ok(Json(user_view(
-        &s.identity.admin_set_enabled(&p, &id, false).await?,
+        &s.accounts.admin_set_enabled(&p, &id, false).await?,
     )))
 }
 
@@ -139,7 +139,7 @@ async fn reset_user(
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<SetupTokenResponse>, Error> {
-    let token = s.identity.admin_reset_setup(&p, &id).await?;
+    let token = s.accounts.admin_reset_setup(&p, &id).await?;
     Ok(Json(SetupTokenResponse {
         setup_token: token.expose().clone(),
     }))

@@ -45,7 +45,7 @@ pub(crate) async fn users_view(
     created: Option<(String, Secret<String>)>,
 ) -> Response {
     let c = csrf_of(headers);
-    let users = match s.identity.list_users().await {
+    let users = match s.accounts.list_users().await {
         Ok(u) => u,
         Err(e) => return error_page(headers, &e, who(p)),
     };
@@ -116,7 +116,7 @@ async fn create_user(
         Err(e) => return users_view(&s, &headers, &p, e.to_string(), String::new(), None).await,
     };
     let username = f.username.trim().to_owned();
-    match s.identity.admin_create_user(&p, &username, role).await {
+    match s.accounts.admin_create_user(&p, &username, role).await {
         Ok((_, token)) => {
             users_view(
                 &s,
@@ -139,7 +139,7 @@ async fn unlock_user(
     Path(id): Path<String>,
     _: Checked<CsrfOnly>,
 ) -> Response {
-    match s.identity.admin_unlock(&p, &id).await {
+    match s.accounts.admin_unlock(&p, &id).await {
         Ok(u) => {
             users_view(
                 &s,
