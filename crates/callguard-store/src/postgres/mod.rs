@@ -3,6 +3,7 @@
 //! not race.
 
 use crate::log::{lockout_record, parse_frontier, plan, to_hash};
+use crate::sql::{ALERT_COLUMNS, USER_COLUMNS};
 use crate::*;
 use callguard_core::audit::record::user as user_ref;
 use deadpool_postgres::Transaction;
@@ -14,11 +15,17 @@ mod dnc_lists;
 mod vault;
 
 const MIGRATIONS: &[(i64, &str)] = &[
-    (1, include_str!("../migrations/postgres/0001_identity.sql")),
-    (2, include_str!("../migrations/postgres/0002_audit.sql")),
-    (3, include_str!("../migrations/postgres/0003_alerts.sql")),
-    (4, include_str!("../migrations/postgres/0004_vault.sql")),
-    (5, include_str!("../migrations/postgres/0005_dnc_lists.sql")),
+    (
+        1,
+        include_str!("../../migrations/postgres/0001_identity.sql"),
+    ),
+    (2, include_str!("../../migrations/postgres/0002_audit.sql")),
+    (3, include_str!("../../migrations/postgres/0003_alerts.sql")),
+    (4, include_str!("../../migrations/postgres/0004_vault.sql")),
+    (
+        5,
+        include_str!("../../migrations/postgres/0005_dnc_lists.sql"),
+    ),
 ];
 /// Arbitrary constant naming Callguard's migration lock.
 const MIGRATION_LOCK: i64 = 0x4341_4c4c_4755_4152;
@@ -81,13 +88,13 @@ impl PostgresStore {
             for (version, sql) in MIGRATIONS {
                 let tx = client.transaction().await.map_err(map_err)?;
                 let done = tx
-                    .query_opt("SELECT version FROM schema_migrations WHERE version = $1", &[version])
+                    .query_opt(crate::sql::MIGRATION_APPLIED.postgres(), &[version])
                     .await
                     .map_err(map_err)?;
                 if done.is_none() {
                     tx.batch_execute(sql).await.map_err(map_err)?;
                     tx.execute(
-                        "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
+                        crate::sql::RECORD_MIGRATION.postgres(),
                         &[version, &callguard_core::now()],
                     )
                     .await
@@ -1244,26 +1251,13 @@ impl AlertStore for PostgresStore {
         comment: &str,
         audit: AuditRecord,
     ) -> StoreResult<bool> {
-        let Some(from) = alert_transition_from(to) else {
+        let Some(statement) = crate::sql::transition_alert(to) else {
             return Ok(false);
-        };
-        let placeholders = from
-            .iter()
-            .map(|f| format!("'{f}'"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let (who, when, what) = if to == "acknowledged" {
-            ("acknowledged_by", "acknowledged_at", "acknowledge_comment")
-        } else {
-            ("resolved_by", "resolved_at", "resolve_comment")
         };
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(map_err)?;
         let n = tx
-            .execute(
-                &format!("UPDATE alerts SET status = $1, {who} = $2, {when} = $3, {what} = $4 WHERE id = $5 AND status IN ({placeholders})"),
-                &[&to, &by, &at, &comment, &id],
-            )
+            .execute(&statement, &[&to, &by, &at, &comment, &id])
             .await
             .map_err(map_err)?;
         if n != 1 {
