@@ -61,8 +61,9 @@ fn code_row(r: &Row) -> CodeRow {
     }
 }
 
-/// Applies a write (all but its audit records) inside `tx`; false when an expectation failed.
-async fn apply(tx: &Transaction<'_>, w: &VaultWrite) -> StoreResult<bool> {
+/// Writes the customers of `w` and replaces their index entries; false when a customer's
+/// version moved.
+async fn apply_customers(tx: &Transaction<'_>, w: &VaultWrite) -> StoreResult<bool> {
     for (c, expected) in &w.customers {
         let n = match expected {
             None => tx.execute(
@@ -98,6 +99,14 @@ async fn apply(tx: &Transaction<'_>, w: &VaultWrite) -> StoreResult<bool> {
             .await
             .map_err(map_err)?;
         }
+    }
+    Ok(true)
+}
+
+/// Applies a write (all but its audit records) inside `tx`; false when an expectation failed.
+async fn apply(tx: &Transaction<'_>, w: &VaultWrite) -> StoreResult<bool> {
+    if !apply_customers(tx, w).await? {
+        return Ok(false);
     }
     if let Some((i, expected)) = &w.interaction {
         let n = match expected {

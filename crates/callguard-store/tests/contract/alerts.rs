@@ -15,7 +15,7 @@ fn alert(id: &str, rule: &str, entry_index: u64) -> NewAlert {
     }
 }
 
-async fn an_alert_is_raised_once_and_moves_only_forward(f: Fixture) {
+async fn an_alert_is_raised_once_listed_newest_first_and_fed_oldest_first(f: Fixture) {
     let s = &f.store;
     assert!(s.insert_alert(&alert("a1", "lockout", 7)).await.unwrap());
     assert!(
@@ -44,7 +44,13 @@ async fn an_alert_is_raised_once_and_moves_only_forward(f: Fixture) {
         .collect();
     assert_eq!(fed, ["a2"], "oldest first after a sequence number");
     assert!(s.alert("nope").await.unwrap().is_none());
+}
+both_backends!(an_alert_is_raised_once_listed_newest_first_and_fed_oldest_first);
 
+async fn an_alert_moves_only_forward_and_each_step_is_audited(f: Fixture) {
+    let s = &f.store;
+    assert!(s.insert_alert(&alert("a1", "lockout", 7)).await.unwrap());
+    assert!(s.insert_alert(&alert("a2", "lockout", 8)).await.unwrap());
     let n = size(s).await;
     assert!(s
         .transition_alert(
@@ -119,4 +125,4 @@ async fn an_alert_is_raised_once_and_moves_only_forward(f: Fixture) {
     assert!(s.alerts(Some("open"), 10).await.unwrap().is_empty());
     assert_eq!(size(s).await, n + 3);
 }
-both_backends!(an_alert_is_raised_once_and_moves_only_forward);
+both_backends!(an_alert_moves_only_forward_and_each_step_is_audited);
