@@ -5,8 +5,10 @@
 #![forbid(unsafe_code)]
 
 pub mod dnc_lists;
+mod guarded;
 mod log;
 mod postgres;
+mod sql;
 mod sqlite;
 pub mod vault;
 
@@ -487,18 +489,3 @@ pub(crate) fn parse_status(s: &str) -> StoreResult<UserStatus> {
     UserStatus::parse(s)
         .ok_or_else(|| StoreError::Backend(format!("unknown status in database: {s:?}")))
 }
-
-/// Columns of `users` that make a [`User`], in the order both backends read them.
-pub(crate) const ALERT_COLUMNS: &str = "seq, id, rule, entry_index, severity, status, raised_at, subject, summary, acknowledged_by, acknowledged_at, acknowledge_comment, resolved_by, resolved_at, resolve_comment";
-
-/// The SQL that moves an alert to `to`, from the states that allow it.
-pub(crate) fn alert_transition_from(to: &str) -> Option<&'static [&'static str]> {
-    match to {
-        "acknowledged" => Some(&["open"]),
-        "resolved" => Some(&["open", "acknowledged"]),
-        _ => None,
-    }
-}
-
-pub(crate) const USER_COLUMNS: &str =
-    "id, username, role, status, failed_sign_ins, locked_until, created_at, activated_at, last_sign_in_at";

@@ -1,7 +1,8 @@
 //! The internal Do-Not-Call list and the consent ledger on PostgreSQL.
 
-use super::{append_tx, map_err, PostgresStore};
+use super::{map_err, PostgresStore};
 use crate::dnc_lists::*;
+use crate::guarded::Guarded;
 use crate::{AuditRecord, StoreResult};
 use async_trait::async_trait;
 use callguard_core::UnixTime;
@@ -41,33 +42,32 @@ impl DncListStore for PostgresStore {
         e: &InternalDncEntry,
         audit: AuditRecord,
     ) -> StoreResult<(InternalDncEntry, bool)> {
-        let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(map_err)?;
-        let n = tx
-            .execute(
-                &format!("INSERT INTO dnc_internal ({INTERNAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (number_index) DO NOTHING"),
-                &[&e.id, &e.number_index, &e.number_sealed, &e.source, &e.added_by, &e.added_at],
-            )
-            .await
-            .map_err(map_err)?;
-        if n == 0 {
-            let row = tx
-                .query_opt(
-                    &format!("SELECT {INTERNAL_COLUMNS} FROM dnc_internal WHERE number_index = $1"),
-                    &[&e.number_index],
-                )
-                .await
-                .map_err(map_err)?;
-            return row
-                .as_ref()
-                .map(|r| (internal_row(r), false))
-                .ok_or_else(|| {
+        self.guarded(move |tx| {
+            Box::pin(async move {
+                let n = tx
+                    .execute(
+                        &format!("INSERT INTO dnc_internal ({INTERNAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (number_index) DO NOTHING"),
+                        &[&e.id, &e.number_index, &e.number_sealed, &e.source, &e.added_by, &e.added_at],
+                    )
+                    .await
+                    .map_err(map_err)?;
+                if n == 1 {
+                    return Ok(Guarded::keep((e.clone(), true), audit));
+                }
+                let row = tx
+                    .query_opt(
+                        &format!("SELECT {INTERNAL_COLUMNS} FROM dnc_internal WHERE number_index = $1"),
+                        &[&e.number_index],
+                    )
+                    .await
+                    .map_err(map_err)?;
+                let existing = row.as_ref().map(|r| (internal_row(r), false)).ok_or_else(|| {
                     crate::StoreError::Backend("an internal DNC entry vanished".into())
-                });
-        }
-        append_tx(&tx, &[audit]).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok((e.clone(), true))
+                })?;
+                Ok(Guarded::Undo(existing))
+            })
+        })
+        .await
     }
 
     async fn internal_dnc_entries(&self, limit: u64) -> StoreResult<Vec<InternalDncEntry>> {
@@ -98,16 +98,18 @@ impl DncListStore for PostgresStore {
     }
 
     async fn record_consent(&self, k: &ConsentRecord, audit: AuditRecord) -> StoreResult<()> {
-        let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(map_err)?;
-        tx.execute(
-            &format!("INSERT INTO consent_ledger ({CONSENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"),
-            &[&k.id, &k.number_index, &k.number_sealed, &k.purpose, &k.channel, &k.source, &k.evidence_sealed, &k.recorded_by, &k.granted_at, &k.revoked_at, &k.revoked_by],
-        )
+        self.guarded(move |tx| {
+            Box::pin(async move {
+                tx.execute(
+                    &format!("INSERT INTO consent_ledger ({CONSENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"),
+                    &[&k.id, &k.number_index, &k.number_sealed, &k.purpose, &k.channel, &k.source, &k.evidence_sealed, &k.recorded_by, &k.granted_at, &k.revoked_at, &k.revoked_by],
+                )
+                .await
+                .map_err(map_err)?;
+                Ok(Guarded::keep((), audit))
+            })
+        })
         .await
-        .map_err(map_err)?;
-        append_tx(&tx, &[audit]).await?;
-        tx.commit().await.map_err(map_err)
     }
 
     async fn consent(&self, id: &str) -> StoreResult<Option<ConsentRecord>> {
@@ -145,21 +147,19 @@ impl DncListStore for PostgresStore {
         at: UnixTime,
         audit: AuditRecord,
     ) -> StoreResult<bool> {
-        let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(map_err)?;
-        let n = tx
-            .execute(
-                "UPDATE consent_ledger SET revoked_at = $1, revoked_by = $2 WHERE id = $3 AND revoked_at IS NULL",
-                &[&at, &by, &id],
-            )
-            .await
-            .map_err(map_err)?;
-        if n != 1 {
-            return Ok(false);
-        }
-        append_tx(&tx, &[audit]).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(true)
+        self.guarded(move |tx| {
+            Box::pin(async move {
+                let n = tx
+                    .execute(
+                        "UPDATE consent_ledger SET revoked_at = $1, revoked_by = $2 WHERE id = $3 AND revoked_at IS NULL",
+                        &[&at, &by, &id],
+                    )
+                    .await
+                    .map_err(map_err)?;
+                Ok(Guarded::changed(n == 1, audit))
+            })
+        })
+        .await
     }
 
     async fn consented(

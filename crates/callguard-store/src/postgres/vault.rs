@@ -1,6 +1,9 @@
-//! The vault's tables on PostgreSQL.
+//! The vault's tables on PostgreSQL: vault keys, customers and their search index,
+//! interactions, verification codes (all written by [`VaultStore::vault_commit`] at once), and
+//! the key shares.
 
-use super::{append_tx, map_err, PostgresStore};
+use super::{map_err, PostgresStore};
+use crate::guarded::Guarded;
 use crate::vault::*;
 use crate::StoreResult;
 use async_trait::async_trait;
@@ -58,8 +61,9 @@ fn code_row(r: &Row) -> CodeRow {
     }
 }
 
-/// Applies a write inside `tx`; false when an expectation failed.
-async fn apply(tx: &Transaction<'_>, w: &VaultWrite) -> StoreResult<bool> {
+/// Writes the customers of `w` and replaces their index entries; false when a customer's
+/// version moved.
+async fn apply_customers(tx: &Transaction<'_>, w: &VaultWrite) -> StoreResult<bool> {
     for (c, expected) in &w.customers {
         let n = match expected {
             None => tx.execute(
@@ -95,6 +99,14 @@ async fn apply(tx: &Transaction<'_>, w: &VaultWrite) -> StoreResult<bool> {
             .await
             .map_err(map_err)?;
         }
+    }
+    Ok(true)
+}
+
+/// Applies a write (all but its audit records) inside `tx`; false when an expectation failed.
+async fn apply(tx: &Transaction<'_>, w: &VaultWrite) -> StoreResult<bool> {
+    if !apply_customers(tx, w).await? {
+        return Ok(false);
     }
     if let Some((i, expected)) = &w.interaction {
         let n = match expected {
@@ -153,9 +165,6 @@ async fn apply(tx: &Transaction<'_>, w: &VaultWrite) -> StoreResult<bool> {
         )
         .await
         .map_err(map_err)?;
-    }
-    if !w.audit.is_empty() {
-        append_tx(tx, &w.audit).await?;
     }
     Ok(true)
 }
@@ -273,13 +282,15 @@ impl VaultStore for PostgresStore {
     }
 
     async fn vault_commit(&self, write: VaultWrite) -> StoreResult<bool> {
-        let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(map_err)?;
-        if !apply(&tx, &write).await? {
-            return Ok(false);
-        }
-        tx.commit().await.map_err(map_err)?;
-        Ok(true)
+        self.guarded(move |tx| {
+            Box::pin(async move {
+                if !apply(&tx, &write).await? {
+                    return Ok(Guarded::Undo(false));
+                }
+                Ok(Guarded::Keep(true, write.audit))
+            })
+        })
+        .await
     }
 
     async fn wrapped_keys(

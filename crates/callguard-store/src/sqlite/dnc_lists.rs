@@ -1,7 +1,8 @@
 //! The internal Do-Not-Call list and the consent ledger on SQLite.
 
-use super::{append_tx, begin, SqliteStore};
+use super::SqliteStore;
 use crate::dnc_lists::*;
+use crate::guarded::Guarded;
 use crate::{AuditRecord, StoreResult};
 use async_trait::async_trait;
 use callguard_core::UnixTime;
@@ -84,19 +85,16 @@ impl DncListStore for SqliteStore {
         audit: AuditRecord,
     ) -> StoreResult<(InternalDncEntry, bool)> {
         let e = entry.clone();
-        self.write(move |c| {
-            let tx = begin(c)?;
+        self.guarded(move |tx| {
             let n = tx.execute(
                 &format!("INSERT INTO dnc_internal ({INTERNAL_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (number_index) DO NOTHING"),
                 params![e.id, e.number_index, e.number_sealed, e.source, e.added_by, e.added_at],
             )?;
             if n == 0 {
-                let existing = internal_by_index(&tx, &e.number_index)?;
-                return Ok(existing.map(|x| (x, false)));
+                let existing = internal_by_index(tx, &e.number_index)?;
+                return Ok(Guarded::Undo(existing.map(|x| (x, false))));
             }
-            append_tx(&tx, &[audit])?;
-            tx.commit()?;
-            Ok(Some((e, true)))
+            Ok(Guarded::keep(Some((e, true)), audit))
         })
         .await?
         .ok_or_else(|| crate::StoreError::Backend("an internal DNC entry vanished".into()))
@@ -131,14 +129,12 @@ impl DncListStore for SqliteStore {
 
     async fn record_consent(&self, consent: &ConsentRecord, audit: AuditRecord) -> StoreResult<()> {
         let k = consent.clone();
-        self.write(move |c| {
-            let tx = begin(c)?;
+        self.guarded(move |tx| {
             tx.execute(
                 &format!("INSERT INTO consent_ledger ({CONSENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
                 params![k.id, k.number_index, k.number_sealed, k.purpose, k.channel, k.source, k.evidence_sealed, k.recorded_by, k.granted_at, k.revoked_at, k.revoked_by],
             )?;
-            append_tx(&tx, &[audit])?;
-            tx.commit()
+            Ok(Guarded::keep((), audit))
         })
         .await
     }
@@ -181,18 +177,12 @@ impl DncListStore for SqliteStore {
         audit: AuditRecord,
     ) -> StoreResult<bool> {
         let (id, by) = (id.to_owned(), by.to_owned());
-        self.write(move |c| {
-            let tx = begin(c)?;
+        self.guarded(move |tx| {
             let n = tx.execute(
                 "UPDATE consent_ledger SET revoked_at = ?1, revoked_by = ?2 WHERE id = ?3 AND revoked_at IS NULL",
                 params![at, by, id],
             )?;
-            if n != 1 {
-                return Ok(false);
-            }
-            append_tx(&tx, &[audit])?;
-            tx.commit()?;
-            Ok(true)
+            Ok(Guarded::changed(n == 1, audit))
         })
         .await
     }

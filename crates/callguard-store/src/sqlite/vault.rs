@@ -1,6 +1,9 @@
-//! The vault's tables on SQLite.
+//! The vault's tables on SQLite: vault keys, customers and their search index, interactions,
+//! verification codes (all written by [`VaultStore::vault_commit`] at once), and the key shares
+//! in their own file.
 
-use super::{append_tx, begin, SqliteStore};
+use super::{begin, SqliteStore};
+use crate::guarded::Guarded;
 use crate::vault::*;
 use crate::StoreResult;
 use async_trait::async_trait;
@@ -57,7 +60,7 @@ fn code_row(r: &Row<'_>) -> rusqlite::Result<CodeRow> {
     })
 }
 
-/// Applies a write inside `tx`; false when an expectation failed.
+/// Applies a write (all but its audit records) inside `tx`; false when an expectation failed.
 fn apply(tx: &Connection, w: &VaultWrite) -> rusqlite::Result<bool> {
     for (c, expected) in &w.customers {
         let n = match expected {
@@ -133,9 +136,6 @@ fn apply(tx: &Connection, w: &VaultWrite) -> rusqlite::Result<bool> {
             "DELETE FROM verification_codes WHERE customer_id = ?1",
             [customer_id],
         )?;
-    }
-    if !w.audit.is_empty() {
-        append_tx(tx, &w.audit)?;
     }
     Ok(true)
 }
@@ -261,13 +261,11 @@ impl VaultStore for SqliteStore {
     }
 
     async fn vault_commit(&self, write: VaultWrite) -> StoreResult<bool> {
-        self.write(move |c| {
-            let tx = begin(c)?;
-            if !apply(&tx, &write)? {
-                return Ok(false);
+        self.guarded(move |tx| {
+            if !apply(tx, &write)? {
+                return Ok(Guarded::Undo(false));
             }
-            tx.commit()?;
-            Ok(true)
+            Ok(Guarded::Keep(true, write.audit))
         })
         .await
     }

@@ -1,0 +1,34 @@
+//! The shape every audited write shares on both backends. A write is a closure run by its
+//! backend's guarded-write helper (`SqliteStore::guarded`, `PostgresStore::guarded`) inside one
+//! transaction; the closure answers with a [`Guarded`]: keep the change together with the audit
+//! records that describe it, or undo it and log nothing. The helper appends the records in the
+//! same transaction and only then commits, so no change is committed without its entries.
+
+use callguard_core::audit::AuditRecord;
+
+/// What a guarded write decided.
+pub(crate) enum Guarded<R> {
+    /// Commit the change with these audit records (appended in the same transaction); answer `R`.
+    Keep(R, Vec<AuditRecord>),
+    /// Roll the change back, append nothing; answer `R` (e.g. `false`).
+    Undo(R),
+}
+
+impl<R> Guarded<R> {
+    /// Keep the change with its one audit record.
+    pub(crate) fn keep(value: R, audit: AuditRecord) -> Self {
+        Self::Keep(value, vec![audit])
+    }
+}
+
+impl Guarded<bool> {
+    /// The common single-statement shape: `true` kept with `audit` when the change `took`,
+    /// `false` undone otherwise.
+    pub(crate) fn changed(took: bool, audit: AuditRecord) -> Self {
+        if took {
+            Self::keep(true, audit)
+        } else {
+            Self::Undo(false)
+        }
+    }
+}

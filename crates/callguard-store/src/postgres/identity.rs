@@ -1,0 +1,563 @@
+//! Staff accounts on PostgreSQL: creation and first-time setup, sign-in facts, failed attempts
+//! and lockout, spent second factors, recovery codes, roles, status and dormancy. Sessions,
+//! challenges and passkeys are in `sessions`.
+
+use super::sessions::{insert_session, to_passkey};
+use super::{map_err, PostgresStore};
+use crate::guarded::Guarded;
+use crate::log::lockout_record;
+use crate::sql::{self, CREDENTIAL_COLUMNS, USER_COLUMNS};
+use crate::*;
+use callguard_core::audit::record::user as user_ref;
+use deadpool_postgres::Transaction;
+use tokio_postgres::Row;
+
+fn to_user(r: &Row) -> StoreResult<User> {
+    let role: String = r.get(2);
+    let status: String = r.get(3);
+    Ok(User {
+        id: r.get(0),
+        username: r.get(1),
+        role: parse_role(&role)?,
+        status: parse_status(&status)?,
+        failed_sign_ins: r.get(4),
+        locked_until: r.get(5),
+        created_at: r.get(6),
+        activated_at: r.get(7),
+        last_sign_in_at: r.get(8),
+    })
+}
+
+/// `CREDENTIAL_COLUMNS` from column `at` on.
+fn credentials_at(r: &Row, at: usize) -> Credentials {
+    Credentials {
+        password_hash: r.get(at),
+        totp_sealed: r.get(at + 1),
+        totp_last_step: r.get(at + 2),
+        totp_fail_step: r.get(at + 3),
+        totp_fail_count: r.get(at + 4),
+    }
+}
+
+/// Spends a second factor inside `tx`; false when it was already spent.
+async fn spend_factor(
+    tx: &Transaction<'_>,
+    user_id: &str,
+    factor: &SpentFactor,
+    now: UnixTime,
+) -> StoreResult<bool> {
+    let n = match factor {
+        SpentFactor::TotpStep(step) => {
+            tx.execute(sql::SPEND_TOTP_STEP.postgres(), &[step, &user_id])
+                .await
+        }
+        SpentFactor::RecoveryCode(hash) => {
+            tx.execute(sql::SPEND_RECOVERY_CODE.postgres(), &[&now, &user_id, hash])
+                .await
+        }
+        SpentFactor::Passkey {
+            credential_id,
+            passkey,
+        } => {
+            tx.execute(
+                sql::SPEND_PASSKEY.postgres(),
+                &[passkey, &now, &user_id, credential_id],
+            )
+            .await
+        }
+    }
+    .map_err(map_err)?;
+    Ok(n == 1)
+}
+
+async fn insert_codes(tx: &Transaction<'_>, user_id: &str, hashes: &[String]) -> StoreResult<()> {
+    tx.execute(sql::DELETE_RECOVERY_CODES_OF.postgres(), &[&user_id])
+        .await
+        .map_err(map_err)?;
+    for h in hashes {
+        tx.execute(sql::INSERT_RECOVERY_CODE.postgres(), &[&user_id, h])
+            .await
+            .map_err(map_err)?;
+    }
+    Ok(())
+}
+
+/// Rows `tx.execute` touched, as a store result.
+async fn execute(
+    tx: &Transaction<'_>,
+    statement: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> StoreResult<u64> {
+    tx.execute(statement, params).await.map_err(map_err)
+}
+
+/// Counts a wrong answer to a challenge; deletes the challenge at its limit.
+async fn count_challenge_attempt(tx: &Transaction<'_>, hash: &String, max: i64) -> StoreResult<()> {
+    let attempts = tx
+        .query_opt(sql::COUNT_CHALLENGE_ATTEMPT.postgres(), &[hash])
+        .await
+        .map_err(map_err)?
+        .map(|r| r.get::<_, i64>(0));
+    if attempts.is_some_and(|n| n >= max) {
+        execute(tx, sql::DELETE_CHALLENGE.postgres(), &[hash]).await?;
+    }
+    Ok(())
+}
+
+/// Counts a failed attempt against account `id`; returns the account after it, and the
+/// `auth.account_locked` entry when this failure locked it.
+async fn count_failure(
+    tx: &Transaction<'_>,
+    id: &String,
+    a: &FailedAttempt,
+    source: Option<&str>,
+) -> StoreResult<(Option<User>, Option<AuditRecord>)> {
+    if let Some(step) = a.totp_step {
+        execute(tx, sql::COUNT_TOTP_FAILURE.postgres(), &[&step, id]).await?;
+    }
+    let before: Option<i64> = tx
+        .query_opt(
+            "SELECT locked_until FROM users WHERE id = $1 FOR UPDATE",
+            &[id],
+        )
+        .await
+        .map_err(map_err)?
+        .and_then(|r| r.get(0));
+    let row = tx
+        .query_opt(
+            sql::COUNT_SIGN_IN_FAILURE.postgres(),
+            &[&a.now, &a.lockout_max, &a.lock_until, id],
+        )
+        .await
+        .map_err(map_err)?;
+    let Some(r) = &row else {
+        return Ok((None, None));
+    };
+    let u = to_user(r)?;
+    let was_locked = before.is_some_and(|t| t > a.now);
+    let locked = (u.is_locked(a.now) && !was_locked)
+        .then(|| lockout_record(id, u.failed_sign_ins, a.lock_until, source));
+    Ok((Some(u), locked))
+}
+
+#[async_trait]
+impl UserStore for PostgresStore {
+    async fn create_pending_user(
+        &self,
+        u: NewPendingUser,
+        audit: AuditRecord,
+    ) -> StoreResult<User> {
+        self.guarded(move |tx| {
+            Box::pin(async move {
+                let row = tx
+                    .query_one(
+                        sql::INSERT_PENDING_USER.postgres(),
+                        &[
+                            &u.id,
+                            &u.username,
+                            &u.role.as_str(),
+                            &u.setup_token_hash,
+                            &u.setup_expires_at,
+                            &u.created_at,
+                        ],
+                    )
+                    .await
+                    .map_err(map_err)?;
+                Ok(Guarded::keep(row, audit))
+            })
+        })
+        .await
+        .and_then(|row| to_user(&row))
+    }
+
+    async fn create_active_user(&self, u: NewActiveUser, audit: AuditRecord) -> StoreResult<User> {
+        self.guarded(move |tx| {
+            Box::pin(async move {
+                let row = tx
+                    .query_one(
+                        &format!(
+                            "INSERT INTO users (id, username, role, status, password_hash, totp_sealed, created_at, activated_at)
+                             VALUES ($1, $2, $3, 'active', $4, $5, $6, $6) RETURNING {USER_COLUMNS}"
+                        ),
+                        &[&u.id, &u.username, &u.role.as_str(), &u.password_hash, &u.totp_sealed, &u.created_at],
+                    )
+                    .await
+                    .map_err(map_err)?;
+                insert_codes(&tx, &u.id, &u.recovery_code_hashes).await?;
+                Ok(Guarded::keep(row, audit))
+            })
+        })
+        .await
+        .and_then(|row| to_user(&row))
+    }
+
+    async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
+        let c = self.client().await?;
+        c.query_opt(sql::USER_BY_ID.postgres(), &[&id])
+            .await
+            .map_err(map_err)?
+            .as_ref()
+            .map(to_user)
+            .transpose()
+    }
+
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
+        let c = self.client().await?;
+        c.query_opt(sql::USER_BY_USERNAME.postgres(), &[&username])
+            .await
+            .map_err(map_err)?
+            .as_ref()
+            .map(to_user)
+            .transpose()
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        let c = self.client().await?;
+        c.query(sql::LIST_USERS.postgres(), &[])
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(to_user)
+            .collect()
+    }
+
+    async fn credentials(&self, user_id: &str) -> StoreResult<Option<Credentials>> {
+        let c = self.client().await?;
+        Ok(c.query_opt(sql::CREDENTIALS.postgres(), &[&user_id])
+            .await
+            .map_err(map_err)?
+            .map(|r| credentials_at(&r, 0)))
+    }
+
+    async fn sign_in_facts(&self, username: &str) -> StoreResult<Option<SignInFacts>> {
+        let c = self.client().await?;
+        let Some(row) = c
+            .query_opt(
+                &format!(
+                    "SELECT {USER_COLUMNS}, {CREDENTIAL_COLUMNS},
+                        (SELECT COUNT(*) FROM recovery_codes r WHERE r.user_id = users.id AND r.used_at IS NULL)
+                     FROM users WHERE username = $1"
+                ),
+                &[&username],
+            )
+            .await
+            .map_err(map_err)?
+        else {
+            return Ok(None);
+        };
+        let user = to_user(&row)?;
+        let credentials = credentials_at(&row, 9);
+        let unused_recovery_codes: i64 = row.get(14);
+        let passkeys = c
+            .query(sql::PASSKEYS_OF.postgres(), &[&user.id])
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(to_passkey)
+            .collect();
+        Ok(Some(SignInFacts {
+            user,
+            credentials,
+            unused_recovery_codes,
+            passkeys,
+        }))
+    }
+
+    async fn challenge_facts(
+        &self,
+        token_hash: &str,
+        kind: &str,
+        now: UnixTime,
+    ) -> StoreResult<Option<(Challenge, User, Credentials)>> {
+        let c = self.client().await?;
+        let cols = USER_COLUMNS
+            .split(", ")
+            .map(|c| format!("u.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let Some(r) = c
+            .query_opt(
+                &format!(
+                    "SELECT {cols}, u.password_hash, u.totp_sealed, u.totp_last_step, u.totp_fail_step, u.totp_fail_count,
+                            ch.token_hash, ch.kind, ch.user_id, ch.payload, ch.attempts, ch.expires_at
+                     FROM challenges ch JOIN users u ON u.id = ch.user_id
+                     WHERE ch.token_hash = $1 AND ch.kind = $2 AND ch.expires_at > $3"
+                ),
+                &[&token_hash, &kind, &now],
+            )
+            .await
+            .map_err(map_err)?
+        else {
+            return Ok(None);
+        };
+        let user = to_user(&r)?;
+        let creds = credentials_at(&r, 9);
+        let ch = Challenge {
+            token_hash: r.get(14),
+            kind: r.get(15),
+            user_id: r.get(16),
+            payload: r.get(17),
+            attempts: r.get(18),
+            expires_at: r.get(19),
+        };
+        Ok(Some((ch, user, creds)))
+    }
+
+    async fn user_by_setup_token(
+        &self,
+        token_hash: &str,
+        now: UnixTime,
+    ) -> StoreResult<Option<User>> {
+        let c = self.client().await?;
+        c.query_opt(sql::USER_BY_SETUP_TOKEN.postgres(), &[&token_hash, &now])
+            .await
+            .map_err(map_err)?
+            .as_ref()
+            .map(to_user)
+            .transpose()
+    }
+
+    async fn complete_setup(
+        &self,
+        s: CompletedSetup,
+        challenge_hash: &str,
+        session: &Session,
+        session_token_hash: &str,
+        audit: AuditRecord,
+    ) -> StoreResult<bool> {
+        self.guarded(move |tx| {
+            Box::pin(async move {
+                if execute(&tx, sql::DELETE_CHALLENGE.postgres(), &[&challenge_hash]).await? != 1 {
+                    return Ok(Guarded::Undo(false));
+                }
+                let n = execute(
+                    &tx,
+                    sql::ACTIVATE_USER.postgres(),
+                    &[
+                        &s.password_hash,
+                        &s.totp_sealed,
+                        &s.totp_step,
+                        &s.now,
+                        &s.user_id,
+                        &s.setup_token_hash,
+                    ],
+                )
+                .await?;
+                if n != 1 {
+                    return Ok(Guarded::Undo(false));
+                }
+                insert_codes(&tx, &s.user_id, &s.recovery_code_hashes).await?;
+                insert_session(&tx, session, session_token_hash).await?;
+                Ok(Guarded::keep(true, audit))
+            })
+        })
+        .await
+    }
+
+    async fn reset_setup(
+        &self,
+        user_id: &str,
+        token_hash: &str,
+        expires_at: UnixTime,
+        audit: AuditRecord,
+    ) -> StoreResult<bool> {
+        self.guarded(move |tx| {
+            Box::pin(async move {
+                let n = execute(
+                    &tx,
+                    sql::RESET_SETUP.postgres(),
+                    &[&token_hash, &expires_at, &user_id],
+                )
+                .await?;
+                if n != 1 {
+                    return Ok(Guarded::Undo(false));
+                }
+                for wipe in sql::WIPED_ON_RESET {
+                    execute(&tx, wipe.postgres(), &[&user_id]).await?;
+                }
+                Ok(Guarded::keep(true, audit))
+            })
+        })
+        .await
+    }
+
+    async fn fail_attempt(
+        &self,
+        a: FailedAttempt,
+        audit: AuditRecord,
+    ) -> StoreResult<Option<User>> {
+        self.guarded(move |tx| {
+            Box::pin(async move {
+                if let Some(ch) = &a.challenge_hash {
+                    count_challenge_attempt(&tx, ch, a.challenge_max).await?;
+                }
+                let source = audit.source.clone();
+                let mut records = vec![audit];
+                let mut after = None;
+                if let Some(id) = &a.user_id {
+                    let (user, locked) = count_failure(&tx, id, &a, source.as_deref()).await?;
+                    records.extend(locked);
+                    after = user;
+                }
+                Ok(Guarded::Keep(after, records))
+            })
+        })
+        .await
+    }
+
+    async fn complete_sign_in(&self, s: CompletedSignIn, audit: AuditRecord) -> StoreResult<bool> {
+        self.guarded(move |tx| {
+            Box::pin(async move {
+                if execute(&tx, sql::DELETE_CHALLENGE.postgres(), &[&s.challenge_hash]).await? != 1
+                {
+                    return Ok(Guarded::Undo(false));
+                }
+                if !spend_factor(&tx, &s.user_id, &s.factor, s.session.created_at).await? {
+                    return Ok(Guarded::Undo(false));
+                }
+                execute(
+                    &tx,
+                    sql::SIGNED_IN.postgres(),
+                    &[&s.session.created_at, &s.user_id],
+                )
+                .await?;
+                insert_session(&tx, &s.session, &s.token_hash).await?;
+                Ok(Guarded::keep(true, audit))
+            })
+        })
+        .await
+    }
+
+    async fn complete_reauthentication(
+        &self,
+        session_id: &str,
+        user_id: &str,
+        factor: SpentFactor,
+        now: UnixTime,
+        audit: AuditRecord,
+    ) -> StoreResult<bool> {
+        self.guarded(move |tx| {
+            Box::pin(async move {
+                if !spend_factor(&tx, user_id, &factor, now).await? {
+                    return Ok(Guarded::Undo(false));
+                }
+                execute(&tx, sql::CLEAR_FAILURES.postgres(), &[&user_id]).await?;
+                execute(
+                    &tx,
+                    sql::MARK_REAUTHENTICATED.postgres(),
+                    &[&now, &session_id],
+                )
+                .await?;
+                Ok(Guarded::keep(true, audit))
+            })
+        })
+        .await
+    }
+
+    async fn replace_recovery_codes(
+        &self,
+        user_id: &str,
+        code_hashes: &[String],
+        audit: AuditRecord,
+    ) -> StoreResult<()> {
+        self.guarded(move |tx| {
+            Box::pin(async move {
+                insert_codes(&tx, user_id, code_hashes).await?;
+                Ok(Guarded::keep((), audit))
+            })
+        })
+        .await
+    }
+
+    async fn unused_recovery_codes(&self, user_id: &str) -> StoreResult<i64> {
+        let c = self.client().await?;
+        let row = c
+            .query_one(sql::UNUSED_RECOVERY_CODES.postgres(), &[&user_id])
+            .await
+            .map_err(map_err)?;
+        Ok(row.get(0))
+    }
+
+    async fn unlock(&self, user_id: &str, audit: AuditRecord) -> StoreResult<bool> {
+        self.guarded(move |tx| {
+            Box::pin(async move {
+                let n = execute(&tx, sql::UNLOCK.postgres(), &[&user_id]).await?;
+                Ok(Guarded::changed(n == 1, audit))
+            })
+        })
+        .await
+    }
+
+    async fn set_role(&self, user_id: &str, role: Role, audit: AuditRecord) -> StoreResult<bool> {
+        self.guarded(move |tx| {
+            Box::pin(async move {
+                if execute(&tx, sql::SET_ROLE.postgres(), &[&role.as_str(), &user_id]).await? != 1 {
+                    return Ok(Guarded::Undo(false));
+                }
+                execute(&tx, sql::DELETE_SESSIONS_OF.postgres(), &[&user_id]).await?;
+                Ok(Guarded::keep(true, audit))
+            })
+        })
+        .await
+    }
+
+    async fn set_status(
+        &self,
+        user_id: &str,
+        status: UserStatus,
+        now: UnixTime,
+        audit: AuditRecord,
+    ) -> StoreResult<bool> {
+        self.guarded(move |tx| {
+            Box::pin(async move {
+                // Enabling an account restarts its dormancy clock.
+                let n = execute(
+                    &tx,
+                    "UPDATE users SET status = $1::text,
+                        last_sign_in_at = CASE WHEN $1::text = 'active' THEN $2 ELSE last_sign_in_at END
+                     WHERE id = $3 AND status <> 'pending'",
+                    &[&status.as_str(), &now, &user_id],
+                )
+                .await?;
+                if n != 1 {
+                    return Ok(Guarded::Undo(false));
+                }
+                if status == UserStatus::Disabled {
+                    execute(&tx, sql::DELETE_SESSIONS_OF.postgres(), &[&user_id]).await?;
+                }
+                Ok(Guarded::keep(true, audit))
+            })
+        })
+        .await
+    }
+
+    async fn disable_dormant(
+        &self,
+        cutoff: UnixTime,
+        audit: AuditRecord,
+    ) -> StoreResult<Vec<String>> {
+        self.guarded(move |tx| {
+            Box::pin(async move {
+                let ids: Vec<String> = tx
+                    .query(sql::DISABLE_DORMANT.postgres(), &[&cutoff])
+                    .await
+                    .map_err(map_err)?
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
+                if ids.is_empty() {
+                    return Ok(Guarded::Undo(ids));
+                }
+                for id in &ids {
+                    execute(&tx, sql::DELETE_SESSIONS_OF.postgres(), &[id]).await?;
+                }
+                let records: Vec<AuditRecord> = ids
+                    .iter()
+                    .map(|id| audit.clone().target(user_ref(id)))
+                    .collect();
+                Ok(Guarded::Keep(ids, records))
+            })
+        })
+        .await
+    }
+}

@@ -1,0 +1,185 @@
+//! The PostgreSQL backend, for several stateless nodes sharing one database. Same behaviour as
+//! the SQLite backend; migrations run under an advisory lock so that nodes starting together do
+//! not race.
+//!
+//! This module holds the pool, migrations and the audited-write helper
+//! [`PostgresStore::guarded`]; the aggregates live in the submodules.
+
+use crate::guarded::Guarded;
+use crate::*;
+use deadpool_postgres::Transaction;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::NoTls;
+
+mod alerts;
+mod audit;
+mod dnc_lists;
+mod identity;
+mod sessions;
+mod vault;
+
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        include_str!("../../migrations/postgres/0001_identity.sql"),
+    ),
+    (2, include_str!("../../migrations/postgres/0002_audit.sql")),
+    (3, include_str!("../../migrations/postgres/0003_alerts.sql")),
+    (4, include_str!("../../migrations/postgres/0004_vault.sql")),
+    (
+        5,
+        include_str!("../../migrations/postgres/0005_dnc_lists.sql"),
+    ),
+];
+/// Arbitrary constant naming Callguard's migration lock.
+const MIGRATION_LOCK: i64 = 0x4341_4c4c_4755_4152;
+
+/// The PostgreSQL implementation of every store trait.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: Pool,
+}
+
+fn map_err(e: tokio_postgres::Error) -> StoreError {
+    if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+        StoreError::Conflict
+    } else {
+        // The database's message, without the connection string (tokio-postgres never prints it).
+        StoreError::Backend(e.to_string())
+    }
+}
+
+fn pool_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(format!("PostgreSQL connection: {e}"))
+}
+
+impl PostgresStore {
+    /// Connects with `url` (`postgres://user@host:port/db`) and applies migrations.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let pg: tokio_postgres::Config = url
+            .parse()
+            .map_err(|_| StoreError::Backend("the PostgreSQL URL could not be parsed".into()))?;
+        let mgr = Manager::from_config(
+            pg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(mgr).max_size(16).build().map_err(pool_err)?;
+        let store = Self { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn client(&self) -> StoreResult<deadpool_postgres::Object> {
+        self.pool.get().await.map_err(pool_err)
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        let mut client = self.client().await?;
+        client
+            .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(map_err)?;
+        let result = async {
+            client
+                .batch_execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+                )
+                .await
+                .map_err(map_err)?;
+            for (version, sql) in MIGRATIONS {
+                let tx = client.transaction().await.map_err(map_err)?;
+                let done = tx
+                    .query_opt(crate::sql::MIGRATION_APPLIED.postgres(), &[version])
+                    .await
+                    .map_err(map_err)?;
+                if done.is_none() {
+                    tx.batch_execute(sql).await.map_err(map_err)?;
+                    tx.execute(
+                        crate::sql::RECORD_MIGRATION.postgres(),
+                        &[version, &callguard_core::now()],
+                    )
+                    .await
+                    .map_err(map_err)?;
+                }
+                tx.commit().await.map_err(map_err)?;
+            }
+            Ok::<(), StoreError>(())
+        }
+        .await;
+        client
+            .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(map_err)?;
+        result
+    }
+}
+
+/// The transaction a guarded write's closure works in (it derefs to [`Transaction`]). `'env` is
+/// what the closure borrows from its caller (the `&str` arguments of a trait method); the marker
+/// records that this outlives the transaction, which a plain
+/// `for<'t> FnOnce(&'t Transaction<'t>) -> … + 't` bound cannot say, so that closures may
+/// borrow their arguments instead of copying them.
+struct Tx<'t, 'env> {
+    tx: &'t Transaction<'t>,
+    _env: PhantomData<&'t &'env ()>,
+}
+
+impl<'t> std::ops::Deref for Tx<'t, '_> {
+    type Target = Transaction<'t>;
+
+    fn deref(&self) -> &Transaction<'t> {
+        self.tx
+    }
+}
+
+/// What a guarded write's closure returns: its work as a future borrowing the transaction.
+type TxFuture<'t, R> = Pin<Box<dyn Future<Output = StoreResult<Guarded<R>>> + Send + 't>>;
+
+impl PostgresStore {
+    /// An audited write (see [`Guarded`]). `change` runs in a fresh transaction; when it keeps
+    /// its work, the audit records it names are appended in that same transaction (the log head
+    /// locked `FOR UPDATE`) before the commit, so the change is never committed without its
+    /// entries. An undone change is rolled back (the transaction dropped) and logs nothing.
+    async fn guarded<'env, R, F>(&self, change: F) -> StoreResult<R>
+    where
+        R: Send,
+        F: for<'t> FnOnce(Tx<'t, 'env>) -> TxFuture<'t, R> + Send,
+    {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(map_err)?;
+        let work = Tx {
+            tx: &tx,
+            _env: PhantomData,
+        };
+        match change(work).await? {
+            Guarded::Undo(value) => Ok(value),
+            Guarded::Keep(value, records) => {
+                if !records.is_empty() {
+                    audit::append_tx(&tx, &records).await?;
+                }
+                tx.commit().await.map_err(map_err)?;
+                Ok(value)
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Health for PostgresStore {
+    async fn ping(&self) -> StoreResult<()> {
+        let c = self.client().await?;
+        c.query_one("SELECT 1", &[]).await.map_err(map_err)?;
+        Ok(())
+    }
+
+    fn backend_name(&self) -> &'static str {
+        "postgres"
+    }
+}

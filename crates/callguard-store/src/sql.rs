@@ -1,0 +1,323 @@
+//! SQL that both backends run word for word, written once with PostgreSQL's `$N` placeholders.
+//!
+//! SQLite would accept `$1` as well, but as a *named* parameter, and it numbers named parameters
+//! by first appearance: in `SET a = $2 WHERE id = $1` the value bound first would land in `a`.
+//! [`Sql::sqlite`] therefore rewrites every `$N` into SQLite's own `?N` (numbered exactly as on
+//! PostgreSQL), once per statement, and keeps the result. Only text that really is the same on
+//! both lives here; statements that differ (casts, `FOR UPDATE`, JSON access, arrays, SQLite's
+//! `RETURNING`-less inserts) stay in their backend's modules.
+
+use std::sync::OnceLock;
+
+/// One statement in PostgreSQL's spelling, with its SQLite spelling made on first use.
+pub(crate) struct Sql {
+    text: &'static str,
+    sqlite: OnceLock<String>,
+}
+
+impl Sql {
+    const fn new(text: &'static str) -> Self {
+        Self {
+            text,
+            sqlite: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn postgres(&self) -> &'static str {
+        self.text
+    }
+
+    pub(crate) fn sqlite(&self) -> &str {
+        self.sqlite.get_or_init(|| to_sqlite(self.text))
+    }
+}
+
+/// `$N` → `?N`. A `$` not followed by a digit (a JSON path such as `'$.actor'`) is left alone.
+pub(crate) fn to_sqlite(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push('?');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+macro_rules! user_columns {
+    () => {
+        "id, username, role, status, failed_sign_ins, locked_until, created_at, activated_at, last_sign_in_at"
+    };
+}
+macro_rules! session_columns {
+    () => {
+        "id, user_id, created_at, last_seen_at, reauth_at, source, user_agent"
+    };
+}
+macro_rules! passkey_columns {
+    () => {
+        "id, user_id, credential_id, name, passkey, created_at, last_used_at"
+    };
+}
+macro_rules! alert_columns {
+    () => {
+        "seq, id, rule, entry_index, severity, status, raised_at, subject, summary, acknowledged_by, acknowledged_at, acknowledge_comment, resolved_by, resolved_at, resolve_comment"
+    };
+}
+
+/// Columns of `users` that make a [`crate::User`], in the order both backends read them.
+pub(crate) const USER_COLUMNS: &str = user_columns!();
+/// What a sign-in checks besides the account, in the order of [`crate::Credentials`].
+pub(crate) const CREDENTIAL_COLUMNS: &str =
+    "password_hash, totp_sealed, totp_last_step, totp_fail_step, totp_fail_count";
+/// Columns of `alerts` that make an [`crate::AlertRow`].
+pub(crate) const ALERT_COLUMNS: &str = alert_columns!();
+
+// ---- migrations ---------------------------------------------------------------------------
+
+pub(crate) static MIGRATION_APPLIED: Sql =
+    Sql::new("SELECT version FROM schema_migrations WHERE version = $1");
+pub(crate) static RECORD_MIGRATION: Sql =
+    Sql::new("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)");
+
+// ---- users --------------------------------------------------------------------------------
+
+pub(crate) static INSERT_PENDING_USER: Sql = Sql::new(concat!(
+    "INSERT INTO users (id, username, role, status, setup_token_hash, setup_expires_at, created_at)
+     VALUES ($1, $2, $3, 'pending', $4, $5, $6) RETURNING ",
+    user_columns!()
+));
+pub(crate) static USER_BY_ID: Sql = Sql::new(concat!(
+    "SELECT ",
+    user_columns!(),
+    " FROM users WHERE id = $1"
+));
+pub(crate) static USER_BY_USERNAME: Sql = Sql::new(concat!(
+    "SELECT ",
+    user_columns!(),
+    " FROM users WHERE username = $1"
+));
+pub(crate) static LIST_USERS: Sql = Sql::new(concat!(
+    "SELECT ",
+    user_columns!(),
+    " FROM users ORDER BY username"
+));
+pub(crate) static USER_BY_SETUP_TOKEN: Sql = Sql::new(concat!(
+    "SELECT ",
+    user_columns!(),
+    " FROM users WHERE setup_token_hash = $1 AND setup_expires_at > $2 AND status = 'pending'"
+));
+pub(crate) static CREDENTIALS: Sql = Sql::new(
+    "SELECT password_hash, totp_sealed, totp_last_step, totp_fail_step, totp_fail_count FROM users WHERE id = $1",
+);
+pub(crate) static ACTIVATE_USER: Sql = Sql::new(
+    "UPDATE users SET status = 'active', password_hash = $1, totp_sealed = $2, totp_last_step = $3,
+        setup_token_hash = NULL, setup_expires_at = NULL, activated_at = $4, last_sign_in_at = $4,
+        failed_sign_ins = 0, locked_until = NULL
+     WHERE id = $5 AND status = 'pending' AND setup_token_hash = $6 AND setup_expires_at > $4",
+);
+pub(crate) static RESET_SETUP: Sql = Sql::new(
+    "UPDATE users SET status = 'pending', password_hash = NULL, totp_sealed = NULL, totp_last_step = NULL,
+        setup_token_hash = $1, setup_expires_at = $2, failed_sign_ins = 0, locked_until = NULL WHERE id = $3",
+);
+/// What a setup reset wipes besides the credentials.
+pub(crate) static WIPED_ON_RESET: [&Sql; 3] = [
+    &DELETE_RECOVERY_CODES_OF,
+    &DELETE_SESSIONS_OF,
+    &DELETE_PASSKEYS_OF,
+];
+pub(crate) static COUNT_TOTP_FAILURE: Sql = Sql::new(
+    "UPDATE users SET totp_fail_count = CASE WHEN totp_fail_step = $1 THEN totp_fail_count + 1 ELSE 1 END,
+        totp_fail_step = $1 WHERE id = $2",
+);
+/// Counts a failed sign-in; locks at the limit; a lock that ran out starts the count afresh.
+pub(crate) static COUNT_SIGN_IN_FAILURE: Sql = Sql::new(concat!(
+    "UPDATE users SET
+        failed_sign_ins = CASE WHEN locked_until IS NOT NULL AND locked_until <= $1 THEN 1 ELSE failed_sign_ins + 1 END,
+        locked_until = CASE
+            WHEN locked_until IS NOT NULL AND locked_until <= $1 THEN NULL
+            WHEN failed_sign_ins + 1 >= $2 THEN $3
+            ELSE locked_until END
+     WHERE id = $4 AND status = 'active' RETURNING ",
+    user_columns!()
+));
+pub(crate) static SIGNED_IN: Sql = Sql::new(
+    "UPDATE users SET failed_sign_ins = 0, locked_until = NULL, last_sign_in_at = $1 WHERE id = $2",
+);
+pub(crate) static CLEAR_FAILURES: Sql =
+    Sql::new("UPDATE users SET failed_sign_ins = 0, locked_until = NULL WHERE id = $1");
+pub(crate) static UNLOCK: Sql = Sql::new(
+    "UPDATE users SET failed_sign_ins = 0, locked_until = NULL, totp_fail_count = 0 WHERE id = $1",
+);
+pub(crate) static SET_ROLE: Sql = Sql::new("UPDATE users SET role = $1 WHERE id = $2");
+pub(crate) static DISABLE_DORMANT: Sql = Sql::new(
+    "UPDATE users SET status = 'disabled' WHERE status = 'active' AND role <> 'customer'
+       AND COALESCE(last_sign_in_at, activated_at, created_at) < $1 RETURNING id",
+);
+
+// ---- second factors -----------------------------------------------------------------------
+
+pub(crate) static SPEND_TOTP_STEP: Sql = Sql::new(
+    "UPDATE users SET totp_last_step = $1 WHERE id = $2 AND (totp_last_step IS NULL OR totp_last_step < $1)",
+);
+pub(crate) static SPEND_RECOVERY_CODE: Sql = Sql::new(
+    "UPDATE recovery_codes SET used_at = $1 WHERE user_id = $2 AND code_hash = $3 AND used_at IS NULL",
+);
+pub(crate) static SPEND_PASSKEY: Sql = Sql::new(
+    "UPDATE passkeys SET passkey = $1, last_used_at = $2 WHERE user_id = $3 AND credential_id = $4",
+);
+pub(crate) static DELETE_RECOVERY_CODES_OF: Sql =
+    Sql::new("DELETE FROM recovery_codes WHERE user_id = $1");
+pub(crate) static INSERT_RECOVERY_CODE: Sql =
+    Sql::new("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)");
+pub(crate) static UNUSED_RECOVERY_CODES: Sql =
+    Sql::new("SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL");
+
+// ---- sessions -----------------------------------------------------------------------------
+
+pub(crate) static INSERT_SESSION: Sql = Sql::new(concat!(
+    "INSERT INTO sessions (",
+    session_columns!(),
+    ", token_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+));
+pub(crate) static SESSION_BY_TOKEN: Sql = Sql::new(concat!(
+    "SELECT ",
+    session_columns!(),
+    " FROM sessions WHERE token_hash = $1"
+));
+pub(crate) static SESSIONS_OF: Sql = Sql::new(concat!(
+    "SELECT ",
+    session_columns!(),
+    " FROM sessions WHERE user_id = $1 ORDER BY created_at DESC"
+));
+pub(crate) static TOUCH_SESSION: Sql =
+    Sql::new("UPDATE sessions SET last_seen_at = $1 WHERE id = $2 AND last_seen_at < $1");
+pub(crate) static MARK_REAUTHENTICATED: Sql =
+    Sql::new("UPDATE sessions SET reauth_at = $1, last_seen_at = $1 WHERE id = $2");
+pub(crate) static DELETE_SESSION: Sql = Sql::new("DELETE FROM sessions WHERE id = $1");
+pub(crate) static DELETE_SESSIONS_OF: Sql = Sql::new("DELETE FROM sessions WHERE user_id = $1");
+pub(crate) static DELETE_EXPIRED_SESSIONS: Sql =
+    Sql::new("DELETE FROM sessions WHERE last_seen_at < $1 OR created_at < $2");
+
+// ---- challenges ---------------------------------------------------------------------------
+
+pub(crate) static INSERT_CHALLENGE: Sql = Sql::new(
+    "INSERT INTO challenges (token_hash, kind, user_id, payload, attempts, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+);
+pub(crate) static CHALLENGE: Sql = Sql::new(
+    "SELECT token_hash, kind, user_id, payload, attempts, expires_at FROM challenges
+     WHERE token_hash = $1 AND kind = $2 AND expires_at > $3",
+);
+pub(crate) static COUNT_CHALLENGE_ATTEMPT: Sql = Sql::new(
+    "UPDATE challenges SET attempts = attempts + 1 WHERE token_hash = $1 RETURNING attempts",
+);
+pub(crate) static DELETE_CHALLENGE: Sql = Sql::new("DELETE FROM challenges WHERE token_hash = $1");
+pub(crate) static DELETE_EXPIRED_CHALLENGES: Sql =
+    Sql::new("DELETE FROM challenges WHERE expires_at <= $1");
+
+// ---- passkeys -----------------------------------------------------------------------------
+
+pub(crate) static INSERT_PASSKEY: Sql = Sql::new(concat!(
+    "INSERT INTO passkeys (",
+    passkey_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+));
+pub(crate) static PASSKEYS_OF: Sql = Sql::new(concat!(
+    "SELECT ",
+    passkey_columns!(),
+    " FROM passkeys WHERE user_id = $1 ORDER BY created_at"
+));
+pub(crate) static DELETE_PASSKEY: Sql =
+    Sql::new("DELETE FROM passkeys WHERE user_id = $1 AND id = $2");
+pub(crate) static DELETE_PASSKEYS_OF: Sql = Sql::new("DELETE FROM passkeys WHERE user_id = $1");
+
+// ---- the audit log ------------------------------------------------------------------------
+
+pub(crate) static AUDIT_HEAD: Sql = Sql::new("SELECT frontier FROM audit_head WHERE id = 1");
+pub(crate) static UPDATE_AUDIT_HEAD: Sql =
+    Sql::new("UPDATE audit_head SET frontier = $1 WHERE id = 1");
+pub(crate) static INSERT_AUDIT_ENTRY: Sql =
+    Sql::new("INSERT INTO audit_entries (idx, entry, leaf_hash) VALUES ($1, $2, $3)");
+pub(crate) static INSERT_AUDIT_NODE: Sql =
+    Sql::new("INSERT INTO audit_nodes (level, idx, hash) VALUES ($1, $2, $3)");
+pub(crate) static AUDIT_ENTRIES: Sql = Sql::new(
+    "SELECT idx, entry, leaf_hash FROM audit_entries WHERE idx >= $1 ORDER BY idx LIMIT $2",
+);
+pub(crate) static INSERT_CHECKPOINT: Sql = Sql::new(
+    "INSERT INTO audit_checkpoints (size, root, note, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (size) DO NOTHING",
+);
+pub(crate) static LATEST_CHECKPOINT: Sql = Sql::new(
+    "SELECT size, root, note, created_at FROM audit_checkpoints ORDER BY size DESC LIMIT 1",
+);
+pub(crate) static CHECKPOINTS: Sql =
+    Sql::new("SELECT size, root, note, created_at FROM audit_checkpoints ORDER BY size");
+
+// ---- alerts -------------------------------------------------------------------------------
+
+pub(crate) static INSERT_ALERT: Sql = Sql::new(
+    "INSERT INTO alerts (id, rule, entry_index, severity, status, raised_at, subject, summary)
+     VALUES ($1, $2, $3, $4, 'open', $5, $6, $7) ON CONFLICT (rule, entry_index) DO NOTHING",
+);
+pub(crate) static ALERTS_AFTER: Sql = Sql::new(concat!(
+    "SELECT ",
+    alert_columns!(),
+    " FROM alerts WHERE seq > $1 ORDER BY seq LIMIT $2"
+));
+pub(crate) static ALERT: Sql = Sql::new(concat!(
+    "SELECT ",
+    alert_columns!(),
+    " FROM alerts WHERE id = $1"
+));
+
+/// The statement that moves an alert to `to` (`acknowledged` or `resolved`) from the states that
+/// allow it, in PostgreSQL's spelling: `$1` status, `$2` by, `$3` at, `$4` comment, `$5` id.
+/// `None` for any other `to`.
+pub(crate) fn transition_alert(to: &str) -> Option<String> {
+    let (from, who, when, what) = match to {
+        "acknowledged" => (
+            "'open'",
+            "acknowledged_by",
+            "acknowledged_at",
+            "acknowledge_comment",
+        ),
+        "resolved" => (
+            "'open', 'acknowledged'",
+            "resolved_by",
+            "resolved_at",
+            "resolve_comment",
+        ),
+        _ => return None,
+    };
+    Some(format!(
+        "UPDATE alerts SET status = $1, {who} = $2, {when} = $3, {what} = $4 WHERE id = $5 AND status IN ({from})"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_become_numbered_sqlite_parameters_and_json_paths_stay() {
+        assert_eq!(
+            to_sqlite("UPDATE t SET a = $2 WHERE id = $1 AND j->>'$.x' = $10"),
+            "UPDATE t SET a = ?2 WHERE id = ?1 AND j->>'$.x' = ?10"
+        );
+        assert_eq!(USER_BY_ID.sqlite(), USER_BY_ID.sqlite());
+        assert!(!SET_ROLE.sqlite().contains('$'));
+    }
+
+    #[test]
+    fn alerts_move_only_from_the_states_that_allow_it() {
+        assert!(transition_alert("reopened").is_none());
+        let ack = transition_alert("acknowledged").unwrap_or_default();
+        assert!(ack.ends_with("status IN ('open')"), "{ack}");
+        let resolve = transition_alert("resolved").unwrap_or_default();
+        assert!(
+            resolve.ends_with("status IN ('open', 'acknowledged')"),
+            "{resolve}"
+        );
+    }
+}

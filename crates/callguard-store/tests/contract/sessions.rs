@@ -1,0 +1,91 @@
+//! Sessions and sign-in challenges: their lifetimes, expiry and spent attempts.
+
+use super::*;
+
+async fn sessions_and_challenges_live_and_die(f: Fixture) {
+    let s = &f.store;
+    let id = ready(s, "dave").await;
+    challenge(s, "c0", &id, "sign-in").await;
+    let first = session("s1", &id, 100);
+    let done = s
+        .complete_sign_in(
+            CompletedSignIn {
+                user_id: id.clone(),
+                challenge_hash: "c0".into(),
+                factor: SpentFactor::TotpStep(1),
+                session: first.clone(),
+                token_hash: "th1".into(),
+            },
+            a("auth.sign_in"),
+        )
+        .await
+        .unwrap();
+    assert!(done);
+    assert_eq!(s.session_by_token("th1").await.unwrap().unwrap(), first);
+    s.touch_session("s1", 150).await.unwrap();
+    s.touch_session("s1", 120).await.unwrap();
+    assert_eq!(
+        s.session_by_token("th1")
+            .await
+            .unwrap()
+            .unwrap()
+            .last_seen_at,
+        150
+    );
+    assert_eq!(s.sessions_of(&id).await.unwrap().len(), 1);
+    assert_eq!(s.delete_expired_sessions(140, 0).await.unwrap(), 0);
+    assert_eq!(s.delete_expired_sessions(151, 0).await.unwrap(), 1);
+    assert!(s.session_by_token("th1").await.unwrap().is_none());
+    let n = size(s).await;
+    assert!(!s.delete_session("s1", a("auth.sign_out")).await.unwrap());
+    assert_eq!(size(s).await, n, "nothing to end, nothing logged");
+
+    let ch = Challenge {
+        token_hash: "c1".into(),
+        kind: "sign-in".into(),
+        user_id: id.clone(),
+        payload: "{}".into(),
+        attempts: 0,
+        expires_at: 200,
+    };
+    s.create_challenge(&ch).await.unwrap();
+    assert!(
+        s.challenge("c1", "setup", 100).await.unwrap().is_none(),
+        "kinds do not mix"
+    );
+    assert!(
+        s.challenge("c1", "sign-in", 200).await.unwrap().is_none(),
+        "expired"
+    );
+    for _ in 0..4 {
+        let attempt = FailedAttempt {
+            challenge_hash: Some("c1".into()),
+            challenge_max: 5,
+            ..FailedAttempt::default()
+        };
+        s.fail_attempt(attempt, a("auth.sign_in").failure())
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        s.challenge("c1", "sign-in", 100)
+            .await
+            .unwrap()
+            .unwrap()
+            .attempts,
+        4
+    );
+    let attempt = FailedAttempt {
+        challenge_hash: Some("c1".into()),
+        challenge_max: 5,
+        ..FailedAttempt::default()
+    };
+    s.fail_attempt(attempt, a("auth.sign_in").failure())
+        .await
+        .unwrap();
+    assert!(
+        s.challenge("c1", "sign-in", 100).await.unwrap().is_none(),
+        "five wrong answers spend a challenge"
+    );
+}
+both_backends!(sessions_and_challenges_live_and_die);
