@@ -603,6 +603,8 @@ async fn run(opts: &Options, scratch: &mut Scratch) -> Res<()> {
 
     // 2. The import.
     let data = scratch.dir.join("data");
+    // `dnc import` works on an existing installation only.
+    std::fs::create_dir_all(&data)?;
     let import = run_import(&bin, &data, &file, &scratch.dir)?;
     let dnc_dir = data.join("dnc");
     let (reg_path, reg_size) = registry_file(&dnc_dir)?;

@@ -582,6 +582,12 @@ impl Raw {
         Ok(audit)
     }
 
+    /// Whether a data directory was configured (file or environment), rather than defaulted.
+    #[must_use]
+    pub fn data_dir_configured(&self) -> bool {
+        self.get("data_dir").is_some()
+    }
+
     /// Whether a log level was configured (file or environment).
     #[must_use]
     pub fn log_level_configured(&self) -> bool {

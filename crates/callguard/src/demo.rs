@@ -5,6 +5,7 @@
 use callguard_core::totp::TotpSecret;
 use callguard_core::{Role, Secret};
 use callguard_server::{Runtime, Settings};
+use std::path::Path;
 
 const PEOPLE: [(&str, Role, &str); 4] = [
     ("demo-admin", Role::Admin, "admin demo passphrase 2026"),
@@ -72,6 +73,49 @@ const DEMO_CUSTOMERS: [DemoCustomer; 3] = [
         answers: ["Łódź", "Reksio"],
     },
 ];
+
+/// The file that marks a data directory as a demo's.
+const MARKER: &str = "callguard-demo";
+
+/// Makes `dir` the demo's: a new or empty directory, or one an earlier demo marked. A directory
+/// holding anything else (a real instance's data, most likely, when CALLGUARD_DATA_DIR is set
+/// in the shell) is refused: the demo adds accounts whose passwords it prints.
+pub fn claim_data_dir(dir: &Path) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let marker = dir.join(MARKER);
+    if dir.exists() && !marker.exists() {
+        let empty = std::fs::read_dir(dir)
+            .map_err(|e| {
+                format!(
+                    "cannot read the demo's data directory {}: {e}",
+                    dir.display()
+                )
+            })?
+            .next()
+            .is_none();
+        if !empty {
+            return Err(format!(
+                "{} holds data that is not a demo's, and the demo adds accounts whose passwords it prints: give the demo a new or empty directory with --data-dir DIR, or unset CALLGUARD_DATA_DIR (and `data_dir` in --config) for a new temporary one",
+                dir.display()
+            )
+            .into());
+        }
+    }
+    let made = |e: std::io::Error| {
+        format!(
+            "cannot prepare the demo's data directory {}: {e}",
+            dir.display()
+        )
+    };
+    callguard_server::bootstrap::create_private_dir(dir).map_err(made)?;
+    if !marker.exists() {
+        callguard_server::bootstrap::write_private_file(
+            &marker,
+            b"This directory holds a `callguard demo` instance: accounts with published passwords. Never serve it for real.\n",
+        )
+        .map_err(made)?;
+    }
+    Ok(())
+}
 
 pub async fn run(
     settings: Settings,
@@ -154,7 +198,10 @@ pub async fn run(
         |u| u.to_string(),
     );
     println!("================ CALLGUARD DEMO — demo credentials, never use them for real ================");
-    println!("Data directory: {}", settings.data_dir.display());
+    println!(
+        "Data directory: {} (not removed on exit: delete it when done, or run the demo on it again with --data-dir)",
+        settings.data_dir.display()
+    );
     println!(
         "Open {url}/login (the certificate is self-signed: accept it once), then sign in as:\n"
     );

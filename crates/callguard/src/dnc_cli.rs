@@ -3,10 +3,12 @@
 //! counts and checksums, never numbers.
 
 use callguard_core::audit::AuditRecord;
+use callguard_core::dnc::call_list::{self, neutralise, write_record, Layout};
 use callguard_core::dnc::import::{ImportError, Importer};
 use callguard_core::dnc::number::Callee;
 use callguard_server::features::dnc::registry::Reason;
 use callguard_server::Runtime;
+use std::borrow::Cow;
 use std::io::{BufRead, Write};
 use std::path::Path;
 
@@ -115,6 +117,9 @@ pub async fn import(
         .detail("skipped_lines", report.skipped);
     rt.store.append(vec![audit]).await?;
     rt.dnc.commit(&staged)?;
+    if report.header {
+        eprintln!("  line 1 names columns: read as a header, not a number");
+    }
     for (line, why) in &report.skipped_lines {
         eprintln!("  skipped line {line}: {why}");
     }
@@ -130,6 +135,37 @@ pub async fn import(
         set.size_in_bytes() as f64 / report.numbers.max(1) as f64
     );
     Ok(())
+}
+
+/// A row's cells as the scrub writes them. The number column holds the E.164 number that was
+/// checked (`+12025550123`): the dialer calls exactly what was checked, and a cell of `+` and
+/// digits only is, to a spreadsheet, at most a number (shown as such), never a function,
+/// reference or command, so it gets no `'` (which would break dialers reading the file). Every
+/// other cell, and a number column that did not hold a valid number, is neutralised (OWASP).
+fn output_cells<'a>(
+    record: &'a csv::StringRecord,
+    column: usize,
+    callee: Option<&Callee>,
+) -> Vec<Cow<'a, str>> {
+    record
+        .iter()
+        .enumerate()
+        .map(|(i, cell)| match callee {
+            Some(c) if i == column => Cow::Owned(c.e164()),
+            _ => neutralise(cell),
+        })
+        .collect()
+}
+
+fn create(path: &Path) -> Result<std::io::BufWriter<std::fs::File>, AnyError> {
+    let file =
+        std::fs::File::create(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(std::io::BufWriter::with_capacity(1 << 20, file))
+}
+
+fn put(w: &mut impl Write, path: &Path, line: &str) -> Result<(), AnyError> {
+    w.write_all(line.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()).into())
 }
 
 pub async fn scrub(
@@ -148,46 +184,52 @@ pub async fn scrub(
         .current()
         .ok_or("no national registry is loaded: run `callguard dnc import FILE` first")?;
     let total = std::fs::metadata(input).map(|m| m.len()).unwrap_or(0);
+    // Every line is read as a record; whether the first one is a header is decided from it.
     let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
         .flexible(true)
         .from_path(input)
         .map_err(|e| format!("cannot read {}: {e}", input.display()))?;
-    let headers = rdr
-        .headers()
-        .map_err(|e| format!("{}: {e}", input.display()))?
-        .clone();
-    let col = match column {
-        Some(c) => match c.parse::<usize>() {
-            Ok(i) if i >= 1 && i <= headers.len() => i - 1,
-            _ => headers
-                .iter()
-                .position(|h| h.eq_ignore_ascii_case(c))
-                .ok_or_else(|| {
-                    format!(
-                        "no column {c:?} in {} (columns: {})",
-                        input.display(),
-                        headers.iter().collect::<Vec<_>>().join(", ")
-                    )
-                })?,
-        },
-        None => headers
-            .iter()
-            .position(|h| {
-                let h = h.to_ascii_lowercase();
-                h.contains("phone") || h.contains("number") || h.contains("tel")
-            })
-            .unwrap_or(0),
+    let mut first = csv::StringRecord::new();
+    let has_first = rdr
+        .read_record(&mut first)
+        .map_err(|e| format!("{}: {e}", input.display()))?;
+    let layout = if has_first {
+        let cells: Vec<&str> = first.iter().collect();
+        call_list::layout(&cells, column).map_err(|e| format!("{}: {e}", input.display()))?
+    } else {
+        Layout {
+            column: 0,
+            header: false,
+        }
     };
+    let col = layout.column;
     let default_report = out.with_extension("removed.csv");
     let report_path = report_path.unwrap_or(&default_report);
-    let mut kept_w =
-        csv::Writer::from_path(out).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
-    let mut removed_w = csv::Writer::from_path(report_path)
-        .map_err(|e| format!("cannot write {}: {e}", report_path.display()))?;
-    kept_w.write_record(&headers)?;
-    let mut report_headers = headers.clone();
-    report_headers.push_field("removed_because");
-    removed_w.write_record(&report_headers)?;
+    let mut kept_w = create(out)?;
+    let mut removed_w = create(report_path)?;
+    let mut line = String::with_capacity(256);
+    // The first row is checked like every other unless it is a header.
+    let mut pending = None;
+    if layout.header {
+        let mut cells: Vec<Cow<'_, str>> = first.iter().map(neutralise).collect();
+        write_record(&mut line, cells.iter().map(AsRef::as_ref));
+        put(&mut kept_w, out, &line)?;
+        cells.push(Cow::Borrowed("removed_because"));
+        line.clear();
+        write_record(&mut line, cells.iter().map(AsRef::as_ref));
+        put(&mut removed_w, report_path, &line)?;
+        eprintln!(
+            "  line 1 is a header; the numbers are in column {}",
+            col + 1
+        );
+    } else if has_first {
+        eprintln!(
+            "  no header line: every line is a row to check, the numbers in column {}",
+            col + 1
+        );
+        pending = Some(first);
+    }
     let (mut kept, mut rows) = (0u64, 0u64);
     let (mut national, mut internal, mut no_consent, mut invalid) = (0u64, 0u64, 0u64, 0u64);
     let mut progress = Progress::new(total, "scrubbing");
@@ -197,6 +239,7 @@ pub async fn scrub(
     let mut chunk: Vec<csv::StringRecord> = Vec::with_capacity(SCRUB_CHUNK);
     loop {
         chunk.clear();
+        chunk.extend(pending.take());
         while chunk.len() < SCRUB_CHUNK {
             let mut record = csv::StringRecord::new();
             if !rdr
@@ -221,9 +264,12 @@ pub async fn scrub(
             // A call list is scrubbed ahead of the calls: calling windows are the dialer's, at
             // dialling time.
             let verdict = rt.dnc.verdict(&registry, callee.as_ref(), &facts, None);
+            let mut cells = output_cells(record, col, callee.as_ref());
+            line.clear();
             if verdict.allowed {
                 kept += 1;
-                kept_w.write_record(record)?;
+                write_record(&mut line, cells.iter().map(AsRef::as_ref));
+                put(&mut kept_w, out, &line)?;
                 continue;
             }
             for r in &verdict.reasons {
@@ -236,16 +282,20 @@ pub async fn scrub(
                 }
             }
             let reasons: Vec<&str> = verdict.reasons.iter().map(|r| r.as_str()).collect();
-            let mut with_reason = record.clone();
-            with_reason.push_field(&reasons.join(" "));
-            removed_w.write_record(&with_reason)?;
+            cells.push(Cow::Owned(reasons.join(" ")));
+            write_record(&mut line, cells.iter().map(AsRef::as_ref));
+            put(&mut removed_w, report_path, &line)?;
         }
         progress.show(position, rows);
     }
     progress.show(total, rows);
     progress.done();
-    kept_w.flush()?;
-    removed_w.flush()?;
+    kept_w
+        .flush()
+        .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    removed_w
+        .flush()
+        .map_err(|e| format!("cannot write {}: {e}", report_path.display()))?;
     let mut audit = AuditRecord::new("dnc.scrub", "cli")
         .detail("rows", rows)
         .detail("kept", kept)

@@ -32,8 +32,14 @@ enum Command {
     /// Serve the API and web pages over HTTPS until SIGTERM or Ctrl-C.
     Serve,
     /// Serve a throw-away instance with demo staff of every role and print how to sign in.
+    ///
+    /// The data goes to --data-dir DIR if given, else to the configured data directory
+    /// (CALLGUARD_DATA_DIR or `data_dir` in --config), else to a new directory under the
+    /// system's temp dir; the banner names it. It is not removed on exit: delete it when done,
+    /// or run the demo on it again. The demo refuses a directory that holds a real instance's
+    /// data, since it adds accounts whose passwords it prints.
     Demo {
-        /// Where to keep the demo's data (default: a new directory under the system's temp dir).
+        /// Where to keep the demo's data (stronger than CALLGUARD_DATA_DIR; not removed on exit).
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
     },
@@ -143,8 +149,21 @@ enum DncCommand {
         source: Option<String>,
     },
     /// Remove numbers that may not be called from a CSV call list, keeping its other columns.
+    ///
+    /// Every row is checked. The first line is a header only when none of its cells is a valid
+    /// phone number and its phone column reads like a column name (letters, at most two
+    /// digits); otherwise it is a row like any other, so a list of bare numbers, one per line,
+    /// is checked from its first line. Both outputs have a header only if the input had one.
+    ///
+    /// Spreadsheet safety (OWASP, CSV injection): in both outputs a cell that a spreadsheet
+    /// would read as a formula (starting with =, +, -, @, tab or carriage return, also after
+    /// leading spaces) gets a leading single quote ', and a cell holding a comma, semicolon,
+    /// tab, quote or line break is quoted. The phone column is written as the E.164 number
+    /// that was checked (e.g. +12025550123): '+' and digits only, which a spreadsheet can at
+    /// most show as a number, never run, and which dialers read as is, so it gets no quote
+    /// mark. A phone cell that is not a valid number is neutralised like any other cell.
     Scrub {
-        /// The call list (CSV with a header line).
+        /// The call list (CSV, with or without a header line).
         input: PathBuf,
         /// Where the callable rows go.
         #[arg(long)]
@@ -152,7 +171,8 @@ enum DncCommand {
         /// Where removed rows go, with the reason (default: OUT with .removed.csv).
         #[arg(long)]
         report: Option<PathBuf>,
-        /// The phone column: a header name or a 1-based index (default: the first header
+        /// The phone column: a 1-based index, or a header name (default: the only column of
+        /// the first line holding a valid number; with a header line, the first header
         /// containing "phone", "number" or "tel", else the first column).
         #[arg(long)]
         column: Option<String>,
@@ -211,6 +231,27 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
+    // Only `serve` (and `demo`) may start a new installation; every other command that opens
+    // the data directory works on an existing one, so a wrong path is an error, not a new
+    // empty instance.
+    let offline = matches!(
+        cli.command,
+        Command::Serve
+            | Command::Demo { .. }
+            | Command::Config { .. }
+            | Command::Audit {
+                command: AuditCommand::Verify {
+                    export: Some(_),
+                    ..
+                }
+            }
+    );
+    if !offline {
+        if let Err(e) = existing_data_dir(&settings.data_dir) {
+            return fail(&e);
+        }
+    }
+    let data_dir_configured = raw.data_dir_configured();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         // Blocking work is bounded by its own limits (database readers, hashing threads); this
@@ -229,9 +270,14 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::Demo { data_dir } => {
-                settings.data_dir = data_dir.unwrap_or_else(|| {
-                    std::env::temp_dir().join(format!("callguard-demo-{}", callguard_core::now()))
-                });
+                // --data-dir, then the configured data directory, then a new temporary one.
+                settings.data_dir = match data_dir {
+                    Some(dir) => dir,
+                    None if data_dir_configured => settings.data_dir,
+                    None => std::env::temp_dir()
+                        .join(format!("callguard-demo-{}", callguard_core::now())),
+                };
+                demo::claim_data_dir(&settings.data_dir)?;
                 settings.kek =
                     callguard_server::KekSource::File(settings.data_dir.join("keys").join("kek"));
                 let origin = settings.audit.origin.clone();
@@ -461,6 +507,22 @@ async fn find(
     rt.store.user_by_username(username).await?.ok_or_else(|| {
         format!("no account named {username:?}; `callguard user list` shows them").into()
     })
+}
+
+/// The data directory of an existing installation.
+fn existing_data_dir(dir: &std::path::Path) -> Result<(), String> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let what = if dir.exists() {
+        "is not a directory"
+    } else {
+        "does not exist"
+    };
+    Err(format!(
+        "data directory {} {what}; nothing was created. Start `callguard serve` once to create a new installation there, or set CALLGUARD_DATA_DIR (or `data_dir` in the --config file) to the right one",
+        dir.display()
+    ))
 }
 
 fn api(e: callguard_server::error::Error) -> AnyError {

@@ -2,6 +2,7 @@
 //! bad line refuses the whole file (naming the lines), or bad lines are reported and skipped.
 //! Duplicates collapse. The checksum of the input is kept for the audit log.
 
+use super::call_list::names_a_column;
 use super::elias_fano::{BuildError, EliasFano};
 use super::nanp::{self, Invalid, Nanp};
 use sha2::{Digest, Sha256};
@@ -24,6 +25,8 @@ pub struct ImportReport {
     pub skipped_lines: Vec<(u64, Invalid)>,
     /// Hex SHA-256 of the input bytes.
     pub sha256: String,
+    /// Whether line 1 was a header (and so not a number).
+    pub header: bool,
 }
 
 /// Why an import was refused.
@@ -49,6 +52,7 @@ pub struct Importer {
     bad: u64,
     bad_lines: Vec<(u64, Invalid)>,
     hasher: Sha256,
+    header: bool,
 }
 
 impl Importer {
@@ -61,18 +65,26 @@ impl Importer {
             bad: 0,
             bad_lines: Vec::new(),
             hasher: Sha256::new(),
+            header: false,
         }
     }
 
-    /// Feeds one line (without its newline). The first line may be a CSV header.
+    /// Feeds one line (without its newline). The first line may be a CSV header, but only one
+    /// that names columns (letters, at most two digits): a line holding a number, even a
+    /// garbled one, is checked like every other. A byte-order mark before it is ignored.
     pub fn line(&mut self, line: &str) {
         self.lines += 1;
         self.hasher.update(line.as_bytes());
         self.hasher.update(b"\n");
+        let line = if self.lines == 1 {
+            line.strip_prefix('\u{feff}').unwrap_or(line)
+        } else {
+            line
+        };
         match nanp::parse_registry_line(line) {
             Ok(Some(n)) => self.numbers.push(n),
             Ok(None) => {}
-            Err(_) if self.lines == 1 && line.chars().any(|c| c.is_ascii_alphabetic()) => {} // header
+            Err(_) if self.lines == 1 && names_a_column(line) => self.header = true,
             Err(e) => {
                 self.bad += 1;
                 if self.bad_lines.len() < MAX_REPORTED {
@@ -112,6 +124,7 @@ impl Importer {
             skipped: self.bad,
             skipped_lines: self.bad_lines,
             sha256: data_encoding::HEXLOWER.encode(&self.hasher.finalize()),
+            header: self.header,
         };
         Ok((set, report))
     }
@@ -177,6 +190,29 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(msg.contains("line(s) 2") && !msg.contains("7183"), "{msg}");
+    }
+
+    #[test]
+    fn a_first_line_holding_a_number_is_checked_and_never_skipped_as_a_header() {
+        // A garbled or annotated number on line 1 is a bad line, as it would be on line 2.
+        for first in ["202-555-O123", "tel:+12025550123", "2025550123 ext 5"] {
+            match import(&format!("{first}\n3035550100\n"), false) {
+                Err(ImportError::BadLines { lines, .. }) => assert_eq!(lines, vec![1], "{first}"),
+                other => panic!("{first}: expected line 1 refused, got {other:?}"),
+            }
+        }
+        // A header names columns: it is skipped, and only on line 1.
+        for header in ["AreaCode,PhoneNumber", "phone", "Phone 1"] {
+            let (set, report) = import(&format!("{header}\n3035550100\n"), false).unwrap();
+            assert_eq!((set.len(), report.skipped), (1, 0), "{header}");
+        }
+        assert!(import("3035550100\nphone\n", false).is_err());
+    }
+
+    #[test]
+    fn a_byte_order_mark_does_not_hide_the_first_number() {
+        let (set, report) = import("\u{feff}2025550123\n3035550100\n", false).unwrap();
+        assert_eq!((set.len(), report.skipped), (2, 0));
     }
 
     #[test]

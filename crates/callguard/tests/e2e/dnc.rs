@@ -234,10 +234,11 @@ async fn the_national_registry_is_imported_checked_replaced_and_scrubbed_against
     assert!(scrubbed.status.success(), "{}", scrubbed.describe());
     assert_eq!(
         std::fs::read_to_string(&out).unwrap(),
-        "name,phone,notes\nCy,+48 601 234 567,pl\n"
+        // The phone column holds the E.164 number that was checked.
+        "name,phone,notes\nCy,+48601234567,pl\n"
     );
     let removed = std::fs::read_to_string(server.root().join("callable.removed.csv")).unwrap();
-    assert_eq!(removed, "name,phone,notes,removed_because\nAda,+1 202 555 0123,\"vip, call first\",national_dnc\nDee,garbage,x,invalid_number\n");
+    assert_eq!(removed, "name,phone,notes,removed_because\nAda,+12025550123,\"vip, call first\",national_dnc\nDee,garbage,x,invalid_number\n");
 
     // Imports (refused ones too) and the scrub are in the audit log, with counts, not numbers.
     let compliance = server.new_account("dnc-auditor", "compliance").await;
@@ -840,20 +841,20 @@ async fn an_opt_out_and_a_consent_revocation_take_effect_on_the_very_next_check(
     run(args(None));
     assert_eq!(
         std::fs::read_to_string(&out).unwrap(),
-        "name,phone\nBo,+1 312 555 0100\nCy,+48 601 234 567\n"
+        "name,phone\nBo,+13125550100\nCy,+48601234567\n"
     );
     assert_eq!(
         std::fs::read_to_string(&report).unwrap(),
-        "name,phone,removed_because\nAnn,+1 212 555 0100,internal_dnc\nDee,garbage,invalid_number\n"
+        "name,phone,removed_because\nAnn,+12125550100,internal_dnc\nDee,garbage,invalid_number\n"
     );
     run(args(Some("telemarketing")));
     assert_eq!(
         std::fs::read_to_string(&out).unwrap(),
-        "name,phone\nCy,+48 601 234 567\n"
+        "name,phone\nCy,+48601234567\n"
     );
     assert_eq!(
         std::fs::read_to_string(&report).unwrap(),
-        "name,phone,removed_because\nAnn,+1 212 555 0100,internal_dnc no_consent\nBo,+1 312 555 0100,no_consent\nDee,garbage,invalid_number\n"
+        "name,phone,removed_because\nAnn,+12125550100,internal_dnc no_consent\nBo,+13125550100,no_consent\nDee,garbage,invalid_number\n"
     );
     let refused = server.cli(&[
         "dnc",
