@@ -3,9 +3,9 @@
 
 use crate::features::account::service::Account;
 use crate::features::dnc::service::DncChecks;
+use crate::features::gdpr::service::Gdpr;
 use crate::features::ops::service::Readiness;
 use crate::features::staff::service::Accounts;
-use crate::features::gdpr::service::Gdpr;
 use crate::features::{alerts, keys};
 use crate::http::tls;
 use crate::runtime::Runtime;

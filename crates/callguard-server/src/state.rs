@@ -8,10 +8,10 @@ use crate::features::dnc::registry::Dnc;
 use crate::features::dnc::service::DncChecks;
 use crate::features::gdpr::service::Gdpr;
 use crate::features::interactions::service::Interactions;
+use crate::features::ops::service::Readiness;
 use crate::features::signin::service::Identity;
 use crate::features::staff::service::Accounts;
 use crate::features::vault::service::Vault;
-use crate::features::ops::service::Readiness;
 use crate::metrics::Metrics;
 use std::sync::Arc;
 

@@ -182,9 +182,10 @@ pub async fn run(
             c.answers[1]
         );
         if i == 0 {
-            let token = callguard_server::features::gdpr::service::invite(&rt.store, &rt.accounts(), id)
-                .await
-                .map_err(|e| e.to_string())?;
+            let token =
+                callguard_server::features::gdpr::service::invite(&rt.store, &rt.accounts(), id)
+                    .await
+                    .map_err(|e| e.to_string())?;
             line.push_str(&format!(
                 "\n  {:<17} portal: open /portal/setup and enter the invitation {}",
                 "",

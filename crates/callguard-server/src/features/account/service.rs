@@ -2,28 +2,14 @@
 //! or adding a passkey needs a recent re-authentication.
 
 use crate::error::Error;
-use crate::hasher::Hasher;
-use crate::metrics::Metrics;
-use crate::principal::{Actor, Audience, Principal, RequestContext};
+use crate::principal::Principal;
 use callguard_core::audit::record::user as user_ref;
-use callguard_core::audit::AuditRecord;
-use callguard_core::identity::{self as policy, Session, User, UserStatus};
-use callguard_core::kek::{Keyring, Sealing};
-use callguard_core::throttle::AddressThrottle;
+use callguard_core::identity::{self as policy, Session};
 use callguard_core::token::{self, TokenKind};
-use callguard_core::totp::{self, TotpSecret};
-use callguard_core::{now, password, Role, Secret, UnixTime};
-use callguard_store::{
-    Challenge, CompletedSetup, CompletedSignIn, Credentials, FailedAttempt, NewActiveUser,
-    NewPendingUser, PasskeyRecord, SpentFactor, Store, StoreError,
-};
-use serde::{Deserialize, Serialize};
-use std::net::IpAddr;
+use callguard_core::{now, Secret};
+use callguard_store::{Challenge, PasskeyRecord, StoreError};
 use std::sync::Arc;
-use webauthn_rs::prelude::{
-    Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential,
-    RegisterPublicKeyCredential, Webauthn,
-};
+use webauthn_rs::prelude::{RegisterPublicKeyCredential, Webauthn};
 
 use crate::features::signin::service::{internal, Identity, PasskeyRegistrationPayload};
 
@@ -64,7 +50,10 @@ impl Account {
             .actor()
             .record("session.revoke")
             .target(format!("session:{session_id}"));
-        self.identity.store.delete_session(session_id, audit).await?;
+        self.identity
+            .store
+            .delete_session(session_id, audit)
+            .await?;
         Ok(())
     }
 
@@ -85,18 +74,24 @@ impl Account {
             .actor()
             .record("account.recovery_codes_replace")
             .target(user_ref(&principal.user.id));
-        self.identity.store
+        self.identity
+            .store
             .replace_recovery_codes(&principal.user.id, &hashes, audit)
             .await?;
         Ok(codes)
     }
 
     pub async fn unused_recovery_codes(&self, principal: &Principal) -> Result<i64, Error> {
-        Ok(self.identity.store.unused_recovery_codes(&principal.user.id).await?)
+        Ok(self
+            .identity
+            .store
+            .unused_recovery_codes(&principal.user.id)
+            .await?)
     }
 
     fn webauthn(&self) -> Result<&Webauthn, Error> {
-        self.identity.webauthn
+        self.identity
+            .webauthn
             .as_deref()
             .ok_or(Error::NotConfigured("passkeys need a valid public_url"))
     }
@@ -110,6 +105,7 @@ impl Account {
         let user_uuid =
             uuid::Uuid::parse_str(&principal.user.id).map_err(|_| internal("user id"))?;
         let existing: Vec<_> = self
+            .identity
             .passkeys(&principal.user.id)
             .await?
             .iter()
@@ -124,7 +120,8 @@ impl Account {
             )
             .map_err(|_| internal("webauthn registration start"))?;
         let challenge = token::generate(TokenKind::Challenge);
-        self.identity.store
+        self.identity
+            .store
             .create_challenge(&Challenge {
                 token_hash: token::hash(challenge.expose()),
                 kind: "passkey-registration".into(),
@@ -187,7 +184,8 @@ impl Account {
             .actor()
             .record("passkey.register")
             .target(format!("passkey:{}", record.id));
-        self.identity.store
+        self.identity
+            .store
             .add_passkey(&record, audit)
             .await
             .map_err(|e| match e {

@@ -168,8 +168,6 @@ async fn audit_page(
     )
 }
 
-
-
 /// This feature's pages, each with its access rule.
 pub fn routes() -> Vec<PageRoute> {
     use Access::Signed;

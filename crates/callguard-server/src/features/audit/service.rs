@@ -4,10 +4,10 @@
 //! transaction of each change.
 
 use crate::error::Error;
+use crate::principal::Actor;
 use callguard_core::audit::merkle::{self, Hash, Subtree};
 use callguard_core::audit::note::{self, NoteSigner};
 use callguard_core::audit::AuditRecord;
-use crate::principal::Actor;
 use callguard_store::{AuditFilter, Store, StoredCheckpoint, StoredEntry};
 use std::io::Write;
 use std::path::{Path, PathBuf};

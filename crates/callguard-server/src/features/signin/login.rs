@@ -2,28 +2,13 @@
 //! factor (TOTP, a recovery code or a passkey) on the challenge the first step issued.
 
 use crate::error::Error;
-use crate::hasher::Hasher;
-use crate::metrics::Metrics;
-use crate::principal::{Actor, Audience, Principal, RequestContext};
+use crate::principal::{Actor, Audience, RequestContext};
 use callguard_core::audit::record::user as user_ref;
-use callguard_core::audit::AuditRecord;
-use callguard_core::identity::{self as policy, Session, User, UserStatus};
-use callguard_core::kek::{Keyring, Sealing};
-use callguard_core::throttle::AddressThrottle;
+use callguard_core::identity::{self as policy, UserStatus};
 use callguard_core::token::{self, TokenKind};
-use callguard_core::totp::{self, TotpSecret};
-use callguard_core::{now, password, Role, Secret, UnixTime};
-use callguard_store::{
-    Challenge, CompletedSetup, CompletedSignIn, Credentials, FailedAttempt, NewActiveUser,
-    NewPendingUser, PasskeyRecord, SpentFactor, Store, StoreError,
-};
-use serde::{Deserialize, Serialize};
-use std::net::IpAddr;
-use std::sync::Arc;
-use webauthn_rs::prelude::{
-    Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential,
-    RegisterPublicKeyCredential, Webauthn,
-};
+use callguard_core::{now, Secret};
+use callguard_store::{Challenge, CompletedSignIn, FailedAttempt};
+use webauthn_rs::prelude::Passkey;
 
 use super::service::*;
 

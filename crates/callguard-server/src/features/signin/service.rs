@@ -5,7 +5,7 @@
 use crate::error::Error;
 use crate::hasher::Hasher;
 use crate::metrics::Metrics;
-use crate::principal::{Actor, Audience, Principal, RequestContext};
+use crate::principal::{Actor, Principal, RequestContext};
 use callguard_core::audit::record::user as user_ref;
 use callguard_core::audit::AuditRecord;
 use callguard_core::identity::{self as policy, Session, User, UserStatus};
@@ -15,20 +15,18 @@ use callguard_core::token::{self, TokenKind};
 use callguard_core::totp::{self, TotpSecret};
 use callguard_core::{now, password, Role, Secret, UnixTime};
 use callguard_store::{
-    Challenge, CompletedSetup, CompletedSignIn, Credentials, FailedAttempt, NewActiveUser,
-    NewPendingUser, PasskeyRecord, SpentFactor, Store, StoreError,
+    Credentials, FailedAttempt, NewActiveUser, NewPendingUser, SpentFactor, Store, StoreError,
 };
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use std::sync::Arc;
 use webauthn_rs::prelude::{
-    Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential,
-    RegisterPublicKeyCredential, Webauthn,
+    Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential, Webauthn,
 };
 
 /// Name shown in authenticator apps next to the account.
 pub const ISSUER: &str = "Callguard";
-const SETUP_CHALLENGE_SECONDS: i64 = 15 * 60;
+pub(crate) const SETUP_CHALLENGE_SECONDS: i64 = 15 * 60;
 
 /// The answer to the first setup step.
 pub struct SetupStarted {
@@ -63,20 +61,20 @@ pub enum SecondFactor {
 }
 
 #[derive(Serialize, Deserialize)]
-struct SetupPayload {
-    setup_token_hash: String,
-    password_hash: String,
-    totp_sealed: String,
+pub(crate) struct SetupPayload {
+    pub(crate) setup_token_hash: String,
+    pub(crate) password_hash: String,
+    pub(crate) totp_sealed: String,
 }
 
 #[derive(Serialize, Deserialize, Default)]
-struct SignInPayload {
-    webauthn: Option<PasskeyAuthentication>,
+pub(crate) struct SignInPayload {
+    pub(crate) webauthn: Option<PasskeyAuthentication>,
 }
 
 #[derive(Serialize, Deserialize)]
-struct PasskeyRegistrationPayload {
-    state: PasskeyRegistration,
+pub(crate) struct PasskeyRegistrationPayload {
+    pub(crate) state: PasskeyRegistration,
 }
 
 pub(crate) fn totp_aad(user_id: &str) -> String {
@@ -115,7 +113,6 @@ impl Identity {
             webauthn,
         }
     }
-
 
     /// Creates a pending account and returns its one-time setup token (valid 72 hours).
     pub async fn create_user(
@@ -205,7 +202,7 @@ impl Identity {
         Ok((user, codes))
     }
 
-    fn check_throttle(&self, ctx: &RequestContext) -> Result<(), Error> {
+    pub(crate) fn check_throttle(&self, ctx: &RequestContext) -> Result<(), Error> {
         self.throttle.check(ctx.source, now()).map_err(|wait| {
             self.metrics.sign_in("throttled");
             Error::Throttled(wait)
@@ -214,7 +211,7 @@ impl Identity {
 
     /// Records a failed attempt (audit entry, counters, lockout) and answers with the error to
     /// show: `AccountLocked` when this failure locked the account.
-    async fn fail(
+    pub(crate) async fn fail(
         &self,
         attempt: FailedAttempt,
         audit: AuditRecord,
@@ -247,7 +244,7 @@ impl Identity {
     }
 
     /// A refusal that names no account (unknown token or challenge): audited and throttled.
-    async fn refuse(
+    pub(crate) async fn refuse(
         &self,
         action: &str,
         reason: &str,
@@ -261,7 +258,7 @@ impl Identity {
         self.fail(FailedAttempt::default(), audit, shown, ctx).await
     }
 
-    async fn passkeys(&self, user_id: &str) -> Result<Vec<Passkey>, Error> {
+    pub(crate) async fn passkeys(&self, user_id: &str) -> Result<Vec<Passkey>, Error> {
         Ok(self
             .store
             .passkeys_of(user_id)
@@ -273,7 +270,7 @@ impl Identity {
 
     /// Checks a second factor for `user` without spending it; `webauthn_state` is the state of
     /// step one. The store spends an accepted factor atomically with what it unlocks.
-    async fn check_second_factor(
+    pub(crate) async fn check_second_factor(
         &self,
         user: &User,
         known: Option<Credentials>,
@@ -522,13 +519,13 @@ impl Identity {
 }
 
 /// The outcome of checking a second factor, before anything is spent.
-enum Checked {
+pub(crate) enum Checked {
     Accepted(SpentFactor),
     Rejected { totp_step: Option<i64> },
 }
 
 /// A new session for `user_id` (not yet stored) and its token.
-fn new_session(user_id: &str, ctx: &RequestContext) -> (Secret<String>, Session) {
+pub(crate) fn new_session(user_id: &str, ctx: &RequestContext) -> (Secret<String>, Session) {
     let now = now();
     let token = token::generate(TokenKind::Session);
     let session = Session {
@@ -543,7 +540,7 @@ fn new_session(user_id: &str, ctx: &RequestContext) -> (Secret<String>, Session)
     (token, session)
 }
 
-fn factor_name(f: &SecondFactor) -> &'static str {
+pub(crate) fn factor_name(f: &SecondFactor) -> &'static str {
     match f {
         SecondFactor::Totp(_) => "totp",
         SecondFactor::Recovery(_) => "recovery",

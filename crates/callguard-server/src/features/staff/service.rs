@@ -4,28 +4,13 @@
 //! account's credentials.
 
 use crate::error::Error;
-use crate::hasher::Hasher;
-use crate::metrics::Metrics;
-use crate::principal::{Actor, Audience, Principal, RequestContext};
+use crate::principal::{Actor, Principal};
 use callguard_core::audit::record::user as user_ref;
-use callguard_core::audit::AuditRecord;
-use callguard_core::identity::{self as policy, Session, User, UserStatus};
-use callguard_core::kek::{Keyring, Sealing};
-use callguard_core::throttle::AddressThrottle;
+use callguard_core::identity::{self as policy, User, UserStatus};
 use callguard_core::token::{self, TokenKind};
-use callguard_core::totp::{self, TotpSecret};
-use callguard_core::{now, password, Role, Secret, UnixTime};
-use callguard_store::{
-    Challenge, CompletedSetup, CompletedSignIn, Credentials, FailedAttempt, NewActiveUser,
-    NewPendingUser, PasskeyRecord, SpentFactor, Store, StoreError,
-};
-use serde::{Deserialize, Serialize};
-use std::net::IpAddr;
+use callguard_core::{now, Role, Secret};
+use callguard_store::{NewPendingUser, Store};
 use std::sync::Arc;
-use webauthn_rs::prelude::{
-    Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential,
-    RegisterPublicKeyCredential, Webauthn,
-};
 
 use crate::features::signin::service::{internal, Identity};
 
@@ -51,7 +36,9 @@ impl Accounts {
         if role == Role::Admin {
             self.identity.require_recent_authentication(admin)?;
         }
-        self.identity.create_user(username, role, &admin.actor()).await
+        self.identity
+            .create_user(username, role, &admin.actor())
+            .await
     }
 
     /// A staff account an admin acts on. Portal accounts are not the admin's to unlock, reset
