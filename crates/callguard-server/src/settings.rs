@@ -36,7 +36,7 @@ pub struct Settings {
 #[derive(Debug, Clone, Default)]
 pub struct CustomerSettings {
     pub vault: vault::service::VaultSettings,
-    pub policy: interactions::service::Policy,
+    pub policy: interactions::model::Policy,
     pub notify: notify::NotifySettings,
 }
 

@@ -325,7 +325,7 @@ impl Raw {
     }
 
     fn customer_settings(&self) -> Result<callguard_server::CustomerSettings, ConfigError> {
-        use callguard_server::features::interactions::service::OperationKind;
+        use callguard_server::features::interactions::model::OperationKind;
         use callguard_server::notify::{SmsSettings, SmtpSettings, SmtpTls};
         let mut c = callguard_server::CustomerSettings::default();
         if let Some(n) =

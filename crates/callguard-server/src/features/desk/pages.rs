@@ -7,7 +7,7 @@
 //! cookie, the URL or any store, so reloading the page shows the masked record again.
 
 use crate::error::{Error, FieldProblem};
-use crate::features::interactions::service::{
+use crate::features::interactions::model::{
     Answer, Direction, InteractionChannel, InteractionView, NewInteraction, OperationKind,
     OperationRequest, VerifyRequest, VerifyResponse,
 };
@@ -947,7 +947,7 @@ async fn reveal(
             field,
             reason,
             &id,
-            crate::features::interactions::service::level_of,
+            crate::features::interactions::model::level_of,
         )
         .await
     {

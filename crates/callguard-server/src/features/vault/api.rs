@@ -116,7 +116,7 @@ pub async fn reveal(
             r.field,
             r.reason,
             &r.interaction_id,
-            crate::features::interactions::service::level_of,
+            crate::features::interactions::model::level_of,
         )
         .await?;
     Ok(Json(RevealResponse {
