@@ -57,7 +57,10 @@ fn production_code(text: &str) -> String {
 
 /// `features/<name>/...` -> `<name>`.
 fn feature_of(rel: &str) -> Option<&str> {
-    rel.strip_prefix("features/")?.split('/').next().filter(|f| !f.ends_with(".rs"))
+    rel.strip_prefix("features/")?
+        .split('/')
+        .next()
+        .filter(|f| !f.ends_with(".rs"))
 }
 
 fn is_front_end(rel: &str) -> bool {
@@ -86,13 +89,24 @@ fn services_know_nothing_of_http() {
         if is_front_end(&rel) || rel.ends_with("/mod.rs") {
             continue;
         }
-        for banned in ["axum", "askama", "crate::http", "crate::web", "AppState", "hyper"] {
+        for banned in [
+            "axum",
+            "askama",
+            "crate::http",
+            "crate::web",
+            "AppState",
+            "hyper",
+        ] {
             if code.contains(banned) {
                 offences.push(format!("{rel} uses {banned}"));
             }
         }
     }
-    assert!(offences.is_empty(), "services must not know HTTP:\n{}", offences.join("\n"));
+    assert!(
+        offences.is_empty(),
+        "services must not know HTTP:\n{}",
+        offences.join("\n")
+    );
 }
 
 #[test]
@@ -120,7 +134,9 @@ fn features_use_each_others_services_never_their_front_ends() {
 fn feature_folders_depend_on_each_other_without_a_cycle() {
     let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (rel, code) in rust_files(&src().join("features")) {
-        let Some(own) = feature_of(&rel) else { continue };
+        let Some(own) = feature_of(&rel) else {
+            continue;
+        };
         let deps = edges.entry(own.to_owned()).or_default();
         for other in features_named(&code) {
             if other != own {
@@ -128,7 +144,10 @@ fn feature_folders_depend_on_each_other_without_a_cycle() {
             }
         }
     }
-    assert!(edges.len() >= 10, "the feature folders were not found: {edges:?}");
+    assert!(
+        edges.len() >= 10,
+        "the feature folders were not found: {edges:?}"
+    );
     // Depth-first search; a node met again while still on the stack closes a cycle.
     fn visit(
         n: &str,

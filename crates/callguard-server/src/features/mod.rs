@@ -18,7 +18,7 @@ pub mod staff;
 pub mod vault;
 
 use crate::http::routes::ApiRoute;
-use crate::web::PageRoute;
+use crate::http::routes::PageRoute;
 
 /// Every API route. The router registers exactly these, each behind its access check, and the
 /// OpenAPI document lists exactly these.

@@ -94,7 +94,7 @@ pub async fn authorize(
     {
         let sent = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok());
         let expected = cookie(req.headers(), CSRF_COOKIE);
-        if !crate::web::csrf::tokens_match(sent, expected) {
+        if !crate::http::csrf::tokens_match(sent, expected) {
             return deny(Error::Csrf);
         }
     }

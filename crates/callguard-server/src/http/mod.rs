@@ -3,14 +3,15 @@
 //! and TLS. It knows no feature: the features hand it their routes.
 
 pub mod access;
+pub mod csrf;
 pub mod openapi;
 pub mod problem;
 pub mod routes;
 pub mod tls;
 
 use crate::error::Error;
+use crate::http::routes::PageRoute;
 use crate::state::AppState;
-use crate::web::PageRoute;
 use access::{Access, Surface};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{header, HeaderName, HeaderValue};

@@ -5,6 +5,7 @@ use crate::error::Error;
 use crate::http::access::Access;
 use crate::state::AppState;
 use axum::routing::MethodRouter;
+use callguard_core::Secret;
 use schemars::JsonSchema;
 
 pub type Params = axum::extract::Query<std::collections::HashMap<String, String>>;
@@ -20,6 +21,9 @@ pub fn number(q: &Params, name: &str, default: Option<u64>) -> Result<u64, Error
             .ok_or_else(|| Error::BadRequest(format!("query parameter `{name}` is required"))),
     }
 }
+
+/// A page route with its access rule.
+pub type PageRoute = (&'static str, Access, MethodRouter<AppState>);
 
 /// Produces a JSON Schema for a wire type, for the OpenAPI document.
 pub type SchemaFn = fn(&mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema;
@@ -73,4 +77,10 @@ impl ApiRoute {
         self.response = Some((status, schema::<T>));
         self
     }
+}
+
+/// Secrets the answer must carry in the clear (new recovery codes, shown once).
+#[must_use]
+pub fn exposed(codes: &[Secret<String>]) -> Vec<String> {
+    codes.iter().map(|c| c.expose().clone()).collect()
 }

@@ -2,23 +2,20 @@
 //! anti-forgery token and checked forms, cookies, rendering, error pages and static assets.
 
 pub mod assets;
-pub mod csrf;
 
 use crate::error::Error;
-use crate::http::access::{cookie, Access, CSRF_COOKIE, SESSION_COOKIE};
+use crate::http::access::{cookie, CSRF_COOKIE, SESSION_COOKIE};
+use crate::http::csrf;
 use crate::http::problem::PROBLEM_TYPES;
 use crate::principal::Principal;
-use crate::state::AppState;
 use askama::Template;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::MethodRouter;
 use axum::Form;
 use callguard_core::{Permission, Role, Secret};
 use serde::Deserialize;
 
-/// A page route with its access rule.
-pub type PageRoute = (&'static str, Access, MethodRouter<AppState>);
+pub use crate::http::routes::PageRoute;
 
 /// The signed-in person as the layout shows them.
 pub struct Who {
@@ -193,3 +190,29 @@ macro_rules! csrf_forms {
 pub(crate) use csrf_forms;
 
 csrf_forms!(CsrfOnly);
+
+/// Ten new recovery codes, shown once (after setup, or when replaced).
+#[derive(Template)]
+#[template(path = "recovery.html")]
+pub(crate) struct RecoveryPage {
+    pub(crate) csrf: String,
+    pub(crate) who: Option<Who>,
+    pub(crate) error: String,
+    pub(crate) notice: String,
+    pub(crate) codes: Vec<String>,
+}
+
+/// The password and a second factor again, before a sensitive action.
+#[derive(Deserialize)]
+pub(crate) struct ReauthForm {
+    #[serde(default)]
+    pub(crate) csrf: String,
+    #[serde(default)]
+    pub(crate) password: Secret<String>,
+    #[serde(default)]
+    pub(crate) code: String,
+    #[serde(default)]
+    pub(crate) next: String,
+}
+
+csrf_forms!(ReauthForm);

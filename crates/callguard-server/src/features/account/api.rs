@@ -1,9 +1,8 @@
 //! My account over the JSON API: who I am, my sessions, recovery codes and passkeys.
 
 use crate::error::Error;
-use crate::features::signin::api::reveal;
 use crate::http::access::{Access, ApiJson};
-use crate::http::routes::{route, ApiRoute};
+use crate::http::routes::{exposed, route, ApiRoute};
 use crate::principal::Principal;
 use crate::state::AppState;
 use axum::extract::{Path, State};
@@ -120,7 +119,7 @@ async fn regenerate_codes(
 ) -> Result<Json<RecoveryCodes>, Error> {
     let codes = s.account.regenerate_recovery_codes(&p).await?;
     Ok(Json(RecoveryCodes {
-        recovery_codes: reveal(&codes),
+        recovery_codes: exposed(&codes),
     }))
 }
 

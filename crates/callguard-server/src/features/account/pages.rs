@@ -1,19 +1,18 @@
 //! My account pages: home, sessions, passkeys, recovery codes, re-authentication.
 
 use super::api::{session_view, SessionView};
-use crate::features::signin::pages::{second_factor, RecoveryPage};
-use crate::features::staff::pages::users_view;
+use crate::features::signin::service::SecondFactor;
 use crate::http::access::Access;
 use crate::principal::{Principal, RequestContext};
 use crate::state::AppState;
 use crate::web::{csrf_of, error_page, render, who, Checked, CsrfOnly, PageRoute, Who};
+use crate::web::{ReauthForm, RecoveryPage};
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use callguard_core::{rfc3339, Permission, Role, Secret};
-use serde::Deserialize;
+use callguard_core::{rfc3339, Permission, Role};
 
 #[derive(Template)]
 #[template(path = "home.html")]
@@ -161,18 +160,6 @@ async fn delete_passkey(
     }
 }
 
-#[derive(Deserialize)]
-struct ReauthForm {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    password: Secret<String>,
-    #[serde(default)]
-    code: String,
-    #[serde(default)]
-    next: String,
-}
-
 async fn regenerate_codes(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -183,7 +170,7 @@ async fn regenerate_codes(
     let mut p = p;
     if let Err(e) = s
         .identity
-        .reauthenticate(&mut p, f.password, second_factor(f.code), &ctx)
+        .reauthenticate(&mut p, f.password, SecondFactor::typed(f.code), &ctx)
         .await
     {
         return account_page(&s, &headers, &p, e.to_string(), String::new()).await;
@@ -207,38 +194,11 @@ async fn regenerate_codes(
     }
 }
 
-async fn reauth(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    ctx: RequestContext,
-    mut p: Principal,
-    Checked(f): Checked<ReauthForm>,
-) -> Response {
-    // Only our own paths: never an open redirect.
-    let next = if f.next.starts_with('/') && !f.next.starts_with("//") && !f.next.contains('\\') {
-        f.next.clone()
-    } else {
-        "/app".into()
-    };
-    match s
-        .identity
-        .reauthenticate(&mut p, f.password, second_factor(f.code), &ctx)
-        .await
-    {
-        Ok(()) => Redirect::to(&next).into_response(),
-        Err(e) if next == "/admin/users" => {
-            users_view(&s, &headers, &p, e.to_string(), String::new(), None).await
-        }
-        Err(e) => error_page(&headers, &e, who(&p)),
-    }
-}
-
 /// This feature's pages, each with its access rule.
 pub fn routes() -> Vec<PageRoute> {
     use Access::Signed;
     use Permission::*;
     vec![
-        ("/reauth", Signed(OwnAccount), post(reauth)),
         ("/app", Signed(OwnAccount), get(home)),
         ("/account", Signed(OwnAccount), get(account)),
         (
@@ -258,5 +218,3 @@ pub fn routes() -> Vec<PageRoute> {
         ),
     ]
 }
-
-crate::web::csrf_forms!(ReauthForm);

@@ -940,15 +940,8 @@ async fn reveal(
         return interaction_view(&s, &headers, &p, &interaction, Extra::error(&e));
     };
     let extra = match s
-        .vault
-        .reveal(
-            &p,
-            &customer,
-            field,
-            reason,
-            &id,
-            crate::features::interactions::model::level_of,
-        )
+        .interactions
+        .reveal(&p, &customer, field, reason, &id)
         .await
     {
         Ok(value) => Extra {

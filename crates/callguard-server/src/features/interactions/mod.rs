@@ -2,5 +2,6 @@
 pub mod api;
 pub mod model;
 pub mod operations;
+pub mod reveal;
 pub mod service;
 pub mod verify;

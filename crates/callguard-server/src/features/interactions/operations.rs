@@ -2,19 +2,17 @@
 //! invoice, a note): each gated by the level the policy asks, validated field by field, and
 //! committed with its audit entry only if the interaction did not change meanwhile.
 
-use crate::error::Error;
-use crate::features::vault::service::{
-    self as vault, masked_view, Opened, Problems,
-};
-use crate::principal::{customer_ref, Principal};
-use callguard_core::vault::validate;
-use callguard_core::{now, rfc3339};
-use callguard_store::{InteractionRow, VaultWrite};
 use super::model::*;
 use super::service::*;
-use callguard_core::audit::AuditRecord;
-use callguard_store::{CustomerRow, IndexEntry};
+use crate::error::Error;
 use crate::features::vault::service::Record;
+use crate::features::vault::service::{self as vault, masked_view, Opened, Problems};
+use crate::principal::{customer_ref, Principal};
+use callguard_core::audit::AuditRecord;
+use callguard_core::vault::validate;
+use callguard_core::{now, rfc3339};
+use callguard_store::{CustomerRow, IndexEntry};
+use callguard_store::{InteractionRow, VaultWrite};
 
 /// What an operation changes, gathered before the one guarded write.
 struct Change {
@@ -67,7 +65,9 @@ impl Interactions {
         if st.level < needed {
             self.vault
                 .store()
-                .append(vec![audit.failure().detail("refused", "verification_level")])
+                .append(vec![audit
+                    .failure()
+                    .detail("refused", "verification_level")])
                 .await?;
             return Err(Error::VerificationRequired(needed));
         }
@@ -139,10 +139,9 @@ impl Interactions {
         let mut trecord = target.record.clone();
         trecord.services.push(service);
         let trow = self.vault.resealed(&target, &trecord)?;
-        change.other_index.push((
-            target.row.id.clone(),
-            trecord.index(self.vault.index_key()),
-        ));
+        change
+            .other_index
+            .push((target.row.id.clone(), trecord.index(self.vault.index_key())));
         change.others.push((trow, Some(target.row.version)));
         change.fields.push("services");
         change.audit = change
@@ -172,7 +171,10 @@ impl Interactions {
         let mut index = Vec::new();
         if !change.fields.is_empty() {
             let row = self.vault.resealed(o, &change.record)?;
-            index.push((o.row.id.clone(), change.record.index(self.vault.index_key())));
+            index.push((
+                o.row.id.clone(),
+                change.record.index(self.vault.index_key()),
+            ));
             customers.push((row, Some(o.row.version)));
         }
         customers.extend(change.others);
@@ -200,7 +202,9 @@ impl Interactions {
 
 fn change_contact(change: &mut Change, d: ChangeContact) {
     if d.phones.is_none() && d.emails.is_none() {
-        change.problems.add("data", "give `phones`, `emails` or both");
+        change
+            .problems
+            .add("data", "give `phones`, `emails` or both");
     }
     if let Some(list) = &d.phones {
         change.record.phones = vault::check_phones(list, "data.phones", &mut change.problems);
@@ -221,8 +225,7 @@ fn change_address(change: &mut Change, d: ChangeAddress) {
 fn duplicate_invoice(change: &mut Change, d: DuplicateInvoice) {
     let ok = !d.invoice.is_empty()
         && d.invoice.len() <= 40
-        && d
-            .invoice
+        && d.invoice
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "/-_.".contains(c));
     if ok {

@@ -5,10 +5,9 @@
 //! needs which level. Failures are limited per interaction and per customer, and every attempt is
 //! audited (the alert rules watch `interaction.verify` failures).
 
+use super::model::*;
 use crate::error::Error;
-use crate::features::vault::service::{
-    masked_view, Opened, Problems, Vault,
-};
+use crate::features::vault::service::{masked_view, Opened, Problems, Vault};
 use crate::notify::Notifier;
 use crate::principal::{customer_ref, Principal};
 use callguard_core::vault::crypto::IndexKind;
@@ -18,7 +17,6 @@ use callguard_store::{InteractionRow, VaultWrite};
 use rand::Rng;
 use serde::Serialize;
 use std::sync::Arc;
-use super::model::*;
 
 /// Failed verification attempts one interaction allows before verification locks in it.
 pub const MAX_FAILURES_PER_INTERACTION: i64 = 5;

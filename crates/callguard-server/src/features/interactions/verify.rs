@@ -2,19 +2,17 @@
 //! each method, one-time codes (portal codes and OTPs by SMS or e-mail), and the guarded write of
 //! the outcome with its attempt limits.
 
+use super::model::*;
+use super::service::*;
 use crate::error::Error;
-use crate::features::vault::service::{
-    Opened, Vault,
-};
+use crate::features::vault::service::{Opened, Vault};
 use crate::notify::Channel;
 use crate::principal::{customer_actor, customer_of, customer_ref, Actor, Principal};
 use callguard_core::vault::crypto::IndexKind;
 use callguard_core::vault::validate;
 use callguard_core::{now, rfc3339, Secret, UnixTime};
-use callguard_store::{CodeRow, InteractionRow, VaultWrite};
-use super::model::*;
-use super::service::*;
 use callguard_store::CustomerRow;
+use callguard_store::{CodeRow, InteractionRow, VaultWrite};
 
 /// What one check found.
 #[derive(Default)]
@@ -58,7 +56,9 @@ fn precheck(i: &InteractionRow, st: &CallState, req: &VerifyRequest) -> Result<b
     }
     let second_step = matches!(
         req,
-        VerifyRequest::PortalCode { .. } | VerifyRequest::OtpSend { .. } | VerifyRequest::Otp { .. }
+        VerifyRequest::PortalCode { .. }
+            | VerifyRequest::OtpSend { .. }
+            | VerifyRequest::Otp { .. }
     );
     if second_step && st.level < 1 {
         return Err(Error::State(
@@ -191,14 +191,17 @@ impl Interactions {
                         "knowledge questions need the interaction linked to a customer: identify by national id or service first, or link the customer",
                     ));
                 };
-                let given: Vec<(String, Secret<String>)> =
-                    answers.into_iter().map(|a| (a.question, a.answer)).collect();
+                let given: Vec<(String, Secret<String>)> = answers
+                    .into_iter()
+                    .map(|a| (a.question, a.answer))
+                    .collect();
                 self.vault.answers_match(o, &given).await?
             }
             VerifyRequest::PortalCode { code } => match customer {
                 Some(o) => {
-                    attempt.code_used =
-                        self.match_code(&o.row.id, "portal", None, code.expose()).await?;
+                    attempt.code_used = self
+                        .match_code(&o.row.id, "portal", None, code.expose())
+                        .await?;
                     attempt.code_used.is_some()
                 }
                 None => false,

@@ -5,7 +5,7 @@
 use super::service::SecondFactor;
 use crate::error::Error;
 use crate::http::access::{Access, ApiJson};
-use crate::http::routes::{route, ApiRoute};
+use crate::http::routes::{exposed, route, ApiRoute};
 use crate::principal::{AudienceKind, PortalSide, Principal, RequestContext, StaffSide};
 use crate::state::AppState;
 use axum::extract::State;
@@ -109,10 +109,6 @@ fn factor(method: MfaMethod, code: Secret<String>) -> SecondFactor {
     }
 }
 
-pub(crate) fn reveal(codes: &[Secret<String>]) -> Vec<String> {
-    codes.iter().map(|c| c.expose().clone()).collect()
-}
-
 async fn setup<A: AudienceKind>(
     State(s): State<AppState>,
     ctx: RequestContext,
@@ -141,7 +137,7 @@ async fn setup_confirm<A: AudienceKind>(
     Ok(Json(SetupConfirmResponse {
         token: signed.token.expose().clone(),
         expires_at: rfc3339(signed.expires_at),
-        recovery_codes: reveal(&signed.recovery_codes),
+        recovery_codes: exposed(&signed.recovery_codes),
     }))
 }
 

@@ -10,7 +10,7 @@ use crate::principal::{Principal, RequestContext};
 use crate::state::AppState;
 use crate::web::{
     cleared_session_cookie, csrf_of, error_page, render, session_cookie, who, with_cookies,
-    Checked, CsrfOnly, PageRoute, Who,
+    Checked, CsrfOnly, PageRoute, RecoveryPage, Who,
 };
 use askama::Template;
 use axum::extract::State;
@@ -62,16 +62,6 @@ struct EnrolPage {
     challenge: String,
     totp_secret: String,
     qr_svg_base64: String,
-}
-
-#[derive(Template)]
-#[template(path = "recovery.html")]
-pub(crate) struct RecoveryPage {
-    pub(crate) csrf: String,
-    pub(crate) who: Option<Who>,
-    pub(crate) error: String,
-    pub(crate) notice: String,
-    pub(crate) codes: Vec<String>,
 }
 
 async fn root(State(s): State<AppState>, headers: HeaderMap, ctx: RequestContext) -> Redirect {
@@ -379,15 +369,6 @@ async fn setup_confirm(
             },
             &[],
         ),
-    }
-}
-
-pub(crate) fn second_factor(code: String) -> SecondFactor {
-    let code = Secret::new(code);
-    if code.expose().trim().len() == callguard_core::totp::DIGITS as usize {
-        SecondFactor::Totp(code)
-    } else {
-        SecondFactor::Recovery(code)
     }
 }
 

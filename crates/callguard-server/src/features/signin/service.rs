@@ -60,6 +60,20 @@ pub enum SecondFactor {
     WebAuthn(Secret<String>),
 }
 
+impl SecondFactor {
+    /// A code typed into a form: six digits are an authenticator code, anything else a
+    /// recovery code.
+    #[must_use]
+    pub fn typed(code: String) -> Self {
+        let code = Secret::new(code);
+        if code.expose().trim().len() == callguard_core::totp::DIGITS as usize {
+            SecondFactor::Totp(code)
+        } else {
+            SecondFactor::Recovery(code)
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 pub(crate) struct SetupPayload {
     pub(crate) setup_token_hash: String,

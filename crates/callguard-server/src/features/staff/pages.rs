@@ -2,14 +2,18 @@
 
 use super::api::user_view;
 use crate::error::Error;
+use crate::features::signin::service::SecondFactor;
 use crate::http::access::Access;
 use crate::principal::Principal;
+use crate::principal::RequestContext;
 use crate::state::AppState;
+use crate::web::ReauthForm;
 use crate::web::{csrf_of, error_page, render, who, Checked, CsrfOnly, PageRoute, Who};
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::Redirect;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use callguard_core::{Permission, Role, Secret};
 use serde::Deserialize;
@@ -155,11 +159,39 @@ async fn unlock_user(
     }
 }
 
+/// Re-authentication before a sensitive admin action, from the users page.
+async fn reauth(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    ctx: RequestContext,
+    mut p: Principal,
+    Checked(f): Checked<ReauthForm>,
+) -> Response {
+    // Only our own paths: never an open redirect.
+    let next = if f.next.starts_with('/') && !f.next.starts_with("//") && !f.next.contains('\\') {
+        f.next.clone()
+    } else {
+        "/app".into()
+    };
+    match s
+        .identity
+        .reauthenticate(&mut p, f.password, SecondFactor::typed(f.code), &ctx)
+        .await
+    {
+        Ok(()) => Redirect::to(&next).into_response(),
+        Err(e) if next == "/admin/users" => {
+            users_view(&s, &headers, &p, e.to_string(), String::new(), None).await
+        }
+        Err(e) => error_page(&headers, &e, who(&p)),
+    }
+}
+
 /// This feature's pages, each with its access rule.
 pub fn routes() -> Vec<PageRoute> {
     use Access::Signed;
     use Permission::*;
     vec![
+        ("/reauth", Signed(OwnAccount), post(reauth)),
         (
             "/admin/users",
             Signed(UsersRead),

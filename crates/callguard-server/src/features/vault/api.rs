@@ -109,15 +109,8 @@ pub async fn reveal(
     ApiJson(r): ApiJson<RevealRequest>,
 ) -> Result<Json<RevealResponse>, Error> {
     let value = s
-        .vault
-        .reveal(
-            &p,
-            &id,
-            r.field,
-            r.reason,
-            &r.interaction_id,
-            crate::features::interactions::model::level_of,
-        )
+        .interactions
+        .reveal(&p, &id, r.field, r.reason, &r.interaction_id)
         .await?;
     Ok(Json(RevealResponse {
         field: r.field,

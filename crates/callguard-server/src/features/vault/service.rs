@@ -875,99 +875,12 @@ impl Vault {
         }))
     }
 
-    /// Reveals one field (SPEC C3): agents only, during their own active interaction with this
-    /// customer at verification level 1 or more, for a listed reason, within the per-agent rate
-    /// limit. Every reveal and every refused reveal is audited with the field, the reason and
-    /// the interaction, never the value.
-    pub async fn reveal(
-        &self,
-        p: &Principal,
-        id: &str,
-        field: Field,
-        reason: RevealReason,
-        interaction_id: &str,
-        level_of: impl Fn(&str) -> i64,
-    ) -> Result<serde_json::Value, Error> {
-        let base = p
-            .actor()
-            .record("customer.reveal")
-            .target(customer_ref(id))
-            .detail("field", field.as_str())
-            .detail("reason", reason.as_str());
-        let refuse = |why: &'static str, outside: bool, err: Error| {
-            let mut r = base.clone().failure().detail("refused", why);
-            if outside {
-                r = r.detail("outside_interaction", true);
-            } else {
-                r.interaction = Some(interaction_id.to_owned());
-            }
-            (r, err)
-        };
-        let interaction = self.store.interaction(interaction_id).await?;
-        let checked = match &interaction {
-            None => Err(refuse(
-                "no_such_interaction",
-                true,
-                Error::State(
-                    "the interaction does not exist: start one with POST /api/v1/interactions",
-                ),
-            )),
-            Some(i) if i.agent_id != p.user.id => Err(refuse(
-                "not_your_interaction",
-                true,
-                Error::State("the interaction belongs to another agent"),
-            )),
-            Some(i) if i.status != "active" => Err(refuse(
-                "interaction_ended",
-                true,
-                Error::State(
-                    "the interaction has ended: reveals happen only during an active interaction",
-                ),
-            )),
-            Some(i) if i.customer_id.as_deref() != Some(id) => Err(refuse(
-                "other_customer",
-                true,
-                Error::State("the interaction is not with this customer"),
-            )),
-            Some(i) if level_of(&i.state) < 1 => Err(refuse(
-                "not_verified",
-                false,
-                Error::VerificationRequired(1),
-            )),
-            Some(i) => Ok(i.clone()),
-        };
-        let i = match checked {
-            Ok(i) => i,
-            Err((record, err)) => {
-                self.store.append(vec![record]).await?;
-                return Err(err);
-            }
-        };
-        if !self.reveals.allow(&p.user.id, now()) {
-            let (record, err) =
-                refuse("rate_limited", false, Error::Throttled(self.reveals.window));
-            self.store.append(vec![record]).await?;
-            return Err(err);
+    /// Takes one reveal from the agent's allowance; `Err` holds the window to wait (seconds).
+    pub fn take_reveal(&self, agent_id: &str) -> Result<(), i64> {
+        if self.reveals.allow(agent_id, now()) {
+            Ok(())
+        } else {
+            Err(self.reveals.window)
         }
-        let o = self.open(id).await?;
-        let value = o.record.field(field);
-        let mut audit = base;
-        audit.interaction = Some(i.id.clone());
-        audit = audit.detail("level", level_of(&i.state));
-        // The reveal counts only if the interaction is unchanged when its entry commits.
-        let ok = self
-            .store
-            .vault_commit(VaultWrite {
-                interaction_guard: Some((i.id.clone(), i.version)),
-                audit: vec![audit],
-                ..VaultWrite::default()
-            })
-            .await?;
-        if !ok {
-            return Err(Error::State(
-                "the interaction changed meanwhile (ended?); check it and try again",
-            ));
-        }
-        Ok(value)
     }
 }
