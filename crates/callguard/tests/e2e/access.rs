@@ -200,8 +200,7 @@ async fn every_route_answers_every_role_as_the_matrix_says(backend: Backend) {
     }
     // The customer: registered by the agent, invited by the CLI, set up in the portal.
     let agent = accounts.iter().find(|a| a.role == "agent").unwrap();
-    let customer_id =
-        crate::vault::create_customer(&api, agent, crate::vault::customer_body()).await;
+    let customer_id = crate::calls::register_demo_customer(&api, agent).await;
     let invite = server.cli(&["customer", "invite", &customer_id]);
     assert!(invite.status.success(), "{}", invite.describe());
     let customer_token =

@@ -2,6 +2,7 @@
 //! every wrapped data key and TOTP secret moves to the new key, the server keeps answering, the
 //! old key file is gone, and a restart on the new key finds everything.
 
+use crate::calls::register_demo_customer;
 use crate::harness::{Backend, Server};
 use crate::vault::{audit_entries, create_customer, customer_body};
 use serde_json::json;
@@ -38,7 +39,7 @@ async fn the_key_encryption_key_rotates_under_a_running_server(backend: Backend)
     let api = server.api();
     let agent = server.new_account("kai-agent", "agent").await;
     let compliance = server.new_account("kira-compliance", "compliance").await;
-    let first = create_customer(&api, &agent, customer_body()).await;
+    let first = register_demo_customer(&api, &agent).await;
     let kek_file = server.data_dir.join("keys").join("kek");
     let old_key = std::fs::read_to_string(&kek_file).unwrap();
     let before = kek_ids(&server).await;

@@ -32,6 +32,7 @@ macro_rules! both_backends {
 mod access;
 mod alerts;
 mod audit;
+mod calls;
 mod dnc;
 mod dnc_cli;
 mod harness;

@@ -4,6 +4,10 @@
 //! which two different compliance officers carry out; afterwards nothing brings the data back,
 //! not even the customer's row restored from a copy of the database taken before.
 
+use crate::calls::{
+    by_portal_code, issue_portal_code, register_demo_customer, reveal_because, start_call_id,
+    try_start_call, verify, verify_level1, verify_level2_with_portal_code,
+};
 use crate::harness::{Api, Backend, Server, Totp};
 use crate::vault::{audit_entries, create_customer, customer_body, PESEL, PHONE};
 use serde_json::{json, Value};
@@ -78,7 +82,7 @@ async fn a_customer_hands_a_portal_code_to_the_agent_and_sees_who_looked(backend
     let server = Server::start(backend).await;
     let api = server.api();
     let agent = server.new_account("pola-agent", "agent").await;
-    let id = create_customer(&api, &agent, customer_body()).await;
+    let id = register_demo_customer(&api, &agent).await;
     let other = {
         let mut b = customer_body();
         b["phones"] = json!(["+48605111222"]);
@@ -163,44 +167,9 @@ async fn a_customer_hands_a_portal_code_to_the_agent_and_sees_who_looked(backend
         .expect_problem(403, "forbidden");
 
     // The call: identified by PESEL, then the code from the portal reaches level 2.
-    let call = api
-        .post(
-            "/api/v1/interactions",
-            Some(&agent.token),
-            json!({"channel": "phone", "direction": "inbound", "from": PHONE}),
-        )
-        .await
-        .expect(201)
-        .json();
-    let call_id = call["id"].as_str().unwrap().to_owned();
-    let verify = |interaction: String, body: Value| {
-        let api = &api;
-        let token = agent.token.clone();
-        async move {
-            api.post(
-                &format!("/api/v1/interactions/{interaction}/verify"),
-                Some(&token),
-                body,
-            )
-            .await
-        }
-    };
-    verify(
-        call_id.clone(),
-        json!({"method": "national_id", "value": PESEL}),
-    )
-    .await
-    .expect(200);
-    let issued = api
-        .post(
-            "/api/v1/portal/verification-code",
-            Some(&customer.token),
-            json!({}),
-        )
-        .await
-        .expect(200)
-        .json();
-    let code = issued["code"].as_str().unwrap().to_owned();
+    let call_id = start_call_id(&api, &agent, PHONE).await;
+    verify_level1(&api, &agent, &call_id, PESEL).await;
+    let code = issue_portal_code(&api, &customer.token).await;
     assert_eq!(code.len(), 9, "ABCD-EFGH: {code}");
     assert!(
         code.chars()
@@ -210,61 +179,26 @@ async fn a_customer_hands_a_portal_code_to_the_agent_and_sees_who_looked(backend
     // Another customer's portal code does not verify this caller.
     let other_token = invite(&server, &other);
     let (other_customer, _, _) = portal_set_up_full(&api, &other_token, &other).await;
-    let foreign = api
-        .post(
-            "/api/v1/portal/verification-code",
-            Some(&other_customer.token),
-            json!({}),
-        )
+    let foreign = issue_portal_code(&api, &other_customer.token).await;
+    verify(&api, &agent, &call_id, by_portal_code(&foreign))
         .await
-        .expect(200)
-        .str("code");
-    verify(
-        call_id.clone(),
-        json!({"method": "portal_code", "code": foreign}),
-    )
-    .await
-    .expect_problem(422, "verification-failed");
+        .expect_problem(422, "verification-failed");
     // Read out loud, in lower case and without the dash, it still works — once.
     let spoken = code.replace('-', " ").to_lowercase();
-    let level = verify(
-        call_id.clone(),
-        json!({"method": "portal_code", "code": spoken}),
-    )
-    .await
-    .expect(200)
-    .json();
-    assert_eq!(level["level"], 2);
-    let call2 = api
-        .post(
-            "/api/v1/interactions",
-            Some(&agent.token),
-            json!({"channel": "phone", "direction": "inbound", "from": PHONE}),
-        )
+    let level = verify_level2_with_portal_code(&api, &agent, &call_id, &spoken)
         .await
-        .expect(201)
-        .str("id");
-    verify(
-        call2.clone(),
-        json!({"method": "national_id", "value": PESEL}),
-    )
-    .await
-    .expect(200);
-    verify(
-        call2.clone(),
-        json!({"method": "portal_code", "code": code}),
-    )
-    .await
-    .expect_problem(422, "verification-failed");
+        .json();
+    assert_eq!(level["level"], 2);
+    let call2 = start_call_id(&api, &agent, PHONE).await;
+    verify_level1(&api, &agent, &call2, PESEL).await;
+    verify(&api, &agent, &call2, by_portal_code(&code))
+        .await
+        .expect_problem(422, "verification-failed");
 
     // A reveal, then the customer sees it: when, which agent, which field, why.
-    api.post(
-        &format!("/api/v1/customers/{id}/reveal"),
-        Some(&agent.token),
-        json!({"field": "address", "reason": "service_issue", "interaction_id": call_id}),
-    )
-    .await
-    .expect(200);
+    reveal_because(&api, &agent, &id, &call_id, "address", "service_issue")
+        .await
+        .expect(200);
     let log = api
         .get("/api/v1/portal/access-log", Some(&customer.token))
         .await
@@ -303,7 +237,7 @@ async fn erasure_needs_two_compliance_officers_and_survives_no_backup(backend: B
     let agent = server.new_account("ewa-agent", "agent").await;
     let first = server.new_account("filip-compliance", "compliance").await;
     let second = server.new_account("gosia-compliance", "compliance").await;
-    let id = create_customer(&api, &agent, customer_body()).await;
+    let id = register_demo_customer(&api, &agent).await;
     let token = invite(&server, &id);
     let (customer, password, totp) = portal_set_up_full(&api, &token, &id).await;
 
@@ -422,13 +356,7 @@ async fn erasure_needs_two_compliance_officers_and_survives_no_backup(backend: B
     api.get(&format!("/api/v1/customers/{id}"), Some(&agent.token))
         .await
         .expect_problem(404, "not-found");
-    let call = api
-        .post(
-            "/api/v1/interactions",
-            Some(&agent.token),
-            json!({"channel": "phone", "direction": "inbound", "from": PHONE, "customer_id": id}),
-        )
-        .await;
+    let call = try_start_call(&api, &agent, PHONE, Some(&id)).await;
     assert_eq!(call.status, 404, "{}", call.text);
 
     // The log keeps a tombstone naming both officers, and no personal data.

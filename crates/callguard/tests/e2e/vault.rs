@@ -4,6 +4,11 @@
 //! codes travel through local servers that speak SMTP and the SMS provider's HTTP API; no
 //! personal value ever reaches a file, a database row or the audit log.
 
+use crate::calls::{
+    add_note, by_national_id, by_otp, by_security_answers, change_contact, otp_send,
+    register_demo_customer, reveal, reveal_because, send_otp, start_call, start_call_for,
+    start_call_id, verify, verify_level1, verify_level2_with_otp,
+};
 use crate::harness::{Account, Api, Backend, Deployment, Server};
 use crate::storage::{contains, files_under};
 use callguard_testkit::{SmsApiSink, SmtpSink};
@@ -122,51 +127,6 @@ pub async fn create_customer(api: &Api, agent: &Account, body: Value) -> String 
     id
 }
 
-async fn verify(
-    api: &Api,
-    agent: &Account,
-    interaction: &str,
-    body: Value,
-) -> crate::harness::Answer {
-    api.post(
-        &format!("/api/v1/interactions/{interaction}/verify"),
-        Some(&agent.token),
-        body,
-    )
-    .await
-}
-
-async fn reveal(
-    api: &Api,
-    agent: &Account,
-    customer: &str,
-    interaction: &str,
-    field: &str,
-) -> crate::harness::Answer {
-    api.post(
-        &format!("/api/v1/customers/{customer}/reveal"),
-        Some(&agent.token),
-        json!({"field": field, "reason": "caller_request", "interaction_id": interaction}),
-    )
-    .await
-}
-
-async fn operate(
-    api: &Api,
-    agent: &Account,
-    customer: &str,
-    interaction: &str,
-    kind: &str,
-    data: Value,
-) -> crate::harness::Answer {
-    api.post(
-        &format!("/api/v1/customers/{customer}/operations"),
-        Some(&agent.token),
-        json!({"interaction_id": interaction, "kind": kind, "data": data}),
-    )
-    .await
-}
-
 /// Every audit entry up to now, read by a compliance officer (reading is itself logged, so
 /// the pages stop at the size the first page reported).
 pub async fn audit_entries(api: &Api, compliance: &Account) -> Vec<Value> {
@@ -210,7 +170,7 @@ async fn a_call_goes_from_identification_to_a_level_two_change_with_every_refusa
     let compliance = server.new_account("celina-compliance", "compliance").await;
     let admin = server.admin_session().await;
 
-    let id = create_customer(&api, &agent, customer_body()).await;
+    let id = register_demo_customer(&api, &agent).await;
 
     // Search by phone answers masked, for staff who may read customers; admins may not.
     let found = api
@@ -235,15 +195,7 @@ async fn a_call_goes_from_identification_to_a_level_two_change_with_every_refusa
     assert_masked(&seen_by_compliance);
 
     // The call comes in: the number pops the customer up, masked, at level 0.
-    let call = api
-        .post(
-            "/api/v1/interactions",
-            Some(&agent.token),
-            json!({"channel": "phone", "direction": "inbound", "from": PHONE}),
-        )
-        .await
-        .expect(201)
-        .json();
+    let call = start_call(&api, &agent, PHONE).await;
     let call_id = call["id"].as_str().unwrap().to_owned();
     assert_eq!(call["verification_level"], 0);
     assert_eq!(call["customer_id"], id.as_str());
@@ -253,24 +205,12 @@ async fn a_call_goes_from_identification_to_a_level_two_change_with_every_refusa
     reveal(&api, &agent, &id, &call_id, "phones")
         .await
         .expect_problem(403, "verification-required");
-    verify(
-        &api,
-        &agent,
-        &call_id,
-        json!({"method": "otp_send", "channel": "sms"}),
-    )
-    .await
-    .expect_problem(409, "wrong-state");
-    operate(
-        &api,
-        &agent,
-        &id,
-        &call_id,
-        "add_note",
-        json!({"text": NOTE}),
-    )
-    .await
-    .expect_problem(403, "verification-required");
+    verify(&api, &agent, &call_id, otp_send("sms"))
+        .await
+        .expect_problem(409, "wrong-state");
+    add_note(&api, &agent, &id, &call_id, NOTE)
+        .await
+        .expect_problem(403, "verification-required");
     // Compliance and supervisors never reveal; another agent cannot use this call.
     reveal(&api, &compliance, &id, &call_id, "phones")
         .await
@@ -278,34 +218,16 @@ async fn a_call_goes_from_identification_to_a_level_two_change_with_every_refusa
     reveal(&api, &supervisor, &id, &call_id, "phones")
         .await
         .expect_problem(403, "forbidden");
-    verify(
-        &api,
-        &other_agent,
-        &call_id,
-        json!({"method": "national_id", "value": PESEL}),
-    )
-    .await
-    .expect_problem(404, "not-found");
+    verify(&api, &other_agent, &call_id, by_national_id(PESEL))
+        .await
+        .expect_problem(404, "not-found");
 
     // Level 1: a wrong PESEL counts; the right one identifies.
-    let wrong = verify(
-        &api,
-        &agent,
-        &call_id,
-        json!({"method": "national_id", "value": "02070803628"}),
-    )
-    .await
-    .expect_problem(422, "verification-failed");
+    let wrong = verify(&api, &agent, &call_id, by_national_id("02070803628"))
+        .await
+        .expect_problem(422, "verification-failed");
     assert!(wrong.text.contains("4 attempts left"), "{}", wrong.text);
-    let level = verify(
-        &api,
-        &agent,
-        &call_id,
-        json!({"method": "national_id", "value": PESEL}),
-    )
-    .await
-    .expect(200)
-    .json();
+    let level = verify_level1(&api, &agent, &call_id, PESEL).await.json();
     assert_eq!(level["level"], 1);
     assert_eq!(level["attempts_left"], 4);
 
@@ -315,97 +237,44 @@ async fn a_call_goes_from_identification_to_a_level_two_change_with_every_refusa
         .expect(200)
         .json();
     assert_eq!(revealed["value"], json!([PHONE]));
-    api.post(
-        &format!("/api/v1/customers/{id}/reveal"),
-        Some(&agent.token),
-        json!({"field": "phones", "reason": "because I want to", "interaction_id": call_id}),
-    )
-    .await
-    .expect_problem(400, "bad-request");
-    api.post(
-        &format!("/api/v1/customers/{id}/reveal"),
-        Some(&agent.token),
-        json!({"field": "security_questions", "reason": "caller_request", "interaction_id": call_id}),
-    )
-    .await
-    .expect_problem(400, "bad-request");
+    reveal_because(&api, &agent, &id, &call_id, "phones", "because I want to")
+        .await
+        .expect_problem(400, "bad-request");
+    reveal(&api, &agent, &id, &call_id, "security_questions")
+        .await
+        .expect_problem(400, "bad-request");
 
     // Level 1 allows a note, not a change of contact details.
-    operate(
-        &api,
-        &agent,
-        &id,
-        &call_id,
-        "add_note",
-        json!({"text": NOTE}),
-    )
-    .await
-    .expect(200);
-    operate(
-        &api,
-        &agent,
-        &id,
-        &call_id,
-        "change_contact",
-        json!({"phones": [NEW_PHONE]}),
-    )
-    .await
-    .expect_problem(403, "verification-required");
+    add_note(&api, &agent, &id, &call_id, NOTE)
+        .await
+        .expect(200);
+    change_contact(&api, &agent, &id, &call_id, &[NEW_PHONE])
+        .await
+        .expect_problem(403, "verification-required");
 
     // Level 2 by a code sent to the registered phone: a wrong code counts, the right one works
     // once.
-    let sent = verify(
-        &api,
-        &agent,
-        &call_id,
-        json!({"method": "otp_send", "channel": "sms"}),
-    )
-    .await
-    .expect(200)
-    .json();
+    let sent = send_otp(&api, &agent, &call_id, "sms").await.json();
     assert_eq!(sent["sent_to"], "+48 *** *** 567");
     let messages = sms.wait_for(1, Duration::from_secs(10)).await;
     assert_eq!(messages[0].to, PHONE);
     let code = code_in(&messages[0].body);
-    verify(
-        &api,
-        &agent,
-        &call_id,
-        json!({"method": "otp", "code": "00000000"}),
-    )
-    .await
-    .expect_problem(422, "verification-failed");
-    let level = verify(
-        &api,
-        &agent,
-        &call_id,
-        json!({"method": "otp", "code": code}),
-    )
-    .await
-    .expect(200)
-    .json();
+    verify(&api, &agent, &call_id, by_otp("00000000"))
+        .await
+        .expect_problem(422, "verification-failed");
+    let level = verify_level2_with_otp(&api, &agent, &call_id, &code)
+        .await
+        .json();
     assert_eq!(level["level"], 2);
-    verify(
-        &api,
-        &agent,
-        &call_id,
-        json!({"method": "otp", "code": code}),
-    )
-    .await
-    .expect_problem(409, "wrong-state");
+    verify(&api, &agent, &call_id, by_otp(&code))
+        .await
+        .expect_problem(409, "wrong-state");
 
     // Level 2: the change goes through, and search follows the new number at once.
-    let changed = operate(
-        &api,
-        &agent,
-        &id,
-        &call_id,
-        "change_contact",
-        json!({"phones": [NEW_PHONE]}),
-    )
-    .await
-    .expect(200)
-    .json();
+    let changed = change_contact(&api, &agent, &id, &call_id, &[NEW_PHONE])
+        .await
+        .expect(200)
+        .json();
     assert_eq!(changed["customer"]["phones"][0], "+48 *** *** 888");
     let by_new = api
         .get("/api/v1/customers?phone=%2B48602999888", Some(&agent.token))
@@ -421,14 +290,7 @@ async fn a_call_goes_from_identification_to_a_level_two_change_with_every_refusa
     assert_eq!(by_old["customers"], json!([]));
 
     // An e-mail code reaches the registered address over SMTP.
-    verify(
-        &api,
-        &agent,
-        &call_id,
-        json!({"method": "otp_send", "channel": "email"}),
-    )
-    .await
-    .expect(200);
+    send_otp(&api, &agent, &call_id, "email").await;
     let mails = smtp.wait_for(1, Duration::from_secs(10)).await;
     assert_eq!(mails[0].to, vec![EMAIL.to_owned()]);
 
@@ -443,16 +305,9 @@ async fn a_call_goes_from_identification_to_a_level_two_change_with_every_refusa
     reveal(&api, &agent, &id, &call_id, "emails")
         .await
         .expect_problem(409, "wrong-state");
-    operate(
-        &api,
-        &agent,
-        &id,
-        &call_id,
-        "add_note",
-        json!({"text": "late"}),
-    )
-    .await
-    .expect_problem(409, "wrong-state");
+    add_note(&api, &agent, &id, &call_id, "late")
+        .await
+        .expect_problem(409, "wrong-state");
     let mut alerted = false;
     for _ in 0..50 {
         let alerts = api
@@ -561,26 +416,15 @@ async fn verification_locks_after_five_failures_and_raises_an_alert(backend: Bac
     let api = server.api();
     let agent = server.new_account("vera-agent", "agent").await;
     let supervisor = server.new_account("sam-supervisor", "supervisor").await;
-    let id = create_customer(&api, &agent, customer_body()).await;
-    let call = api
-        .post(
-            "/api/v1/interactions",
-            Some(&agent.token),
-            json!({"channel": "phone", "direction": "inbound", "from": PHONE}),
-        )
-        .await
-        .expect(201)
-        .json();
+    let id = register_demo_customer(&api, &agent).await;
+    let call = start_call(&api, &agent, PHONE).await;
     let call_id = call["id"].as_str().unwrap();
     for left in (0..5).rev() {
         let a = verify(
             &api,
             &agent,
             call_id,
-            json!({"method": "security_answers", "answers": [
-                {"question": "Town of birth?", "answer": "Kraków"},
-                {"question": "First pet?", "answer": ANSWER_2}
-            ]}),
+            by_security_answers(&[("Town of birth?", "Kraków"), ("First pet?", ANSWER_2)]),
         )
         .await
         .expect_problem(422, "verification-failed");
@@ -595,10 +439,7 @@ async fn verification_locks_after_five_failures_and_raises_an_alert(backend: Bac
         &api,
         &agent,
         call_id,
-        json!({"method": "security_answers", "answers": [
-            {"question": "Town of birth?", "answer": ANSWER_1},
-            {"question": "First pet?", "answer": ANSWER_2}
-        ]}),
+        by_security_answers(&[("Town of birth?", ANSWER_1), ("First pet?", ANSWER_2)]),
     )
     .await
     .expect_problem(423, "verification-locked");
@@ -613,23 +454,15 @@ async fn verification_locks_after_five_failures_and_raises_an_alert(backend: Bac
     assert_eq!(view["locked"], true);
     assert_eq!(view["attempts_left"], 0);
     // A new call may verify with the right answers, normalised (case, spaces, punctuation).
-    let call2 = api
-        .post(
-            "/api/v1/interactions",
-            Some(&agent.token),
-            json!({"channel": "phone", "direction": "inbound", "from": PHONE, "customer_id": id}),
-        )
-        .await
-        .expect(201)
-        .json();
+    let call2 = start_call_for(&api, &agent, PHONE, &id).await;
     let level = verify(
         &api,
         &agent,
         call2["id"].as_str().unwrap(),
-        json!({"method": "security_answers", "answers": [
-            {"question": "Town of birth?", "answer": "  BOLESŁAWIEC nad bobrem. "},
-            {"question": "first pet?", "answer": "burek  pierwszy"}
-        ]}),
+        by_security_answers(&[
+            ("Town of birth?", "  BOLESŁAWIEC nad bobrem. "),
+            ("first pet?", "burek  pierwszy"),
+        ]),
     )
     .await
     .expect(200)
@@ -639,35 +472,16 @@ async fn verification_locks_after_five_failures_and_raises_an_alert(backend: Bac
     // the right identifier is refused in any new call.
     let mut calls = Vec::new();
     for _ in 0..2 {
-        calls.push(
-            api.post(
-                "/api/v1/interactions",
-                Some(&agent.token),
-                json!({"channel": "phone", "direction": "inbound", "from": PHONE}),
-            )
-            .await
-            .expect(201)
-            .str("id"),
-        );
+        calls.push(start_call_id(&api, &agent, PHONE).await);
     }
     for _ in 0..5 {
-        verify(
-            &api,
-            &agent,
-            &calls[0],
-            json!({"method": "national_id", "value": "02070803628"}),
-        )
-        .await
-        .expect_problem(422, "verification-failed");
+        verify(&api, &agent, &calls[0], by_national_id("02070803628"))
+            .await
+            .expect_problem(422, "verification-failed");
     }
-    let refused = verify(
-        &api,
-        &agent,
-        &calls[1],
-        json!({"method": "national_id", "value": PESEL}),
-    )
-    .await
-    .expect_problem(423, "verification-locked");
+    let refused = verify(&api, &agent, &calls[1], by_national_id(PESEL))
+        .await
+        .expect_problem(423, "verification-locked");
     assert!(refused.text.contains("24 hours"), "{}", refused.text);
     let mut alerted = false;
     for _ in 0..50 {
