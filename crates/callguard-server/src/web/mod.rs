@@ -200,6 +200,8 @@ pub(crate) struct RecoveryPage {
     pub(crate) error: String,
     pub(crate) notice: String,
     pub(crate) codes: Vec<String>,
+    /// Where "continue" leads.
+    pub(crate) home: String,
 }
 
 /// The password and a second factor again, before a sensitive action.

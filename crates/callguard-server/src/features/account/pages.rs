@@ -186,6 +186,7 @@ async fn regenerate_codes(
                     error: String::new(),
                     notice: "New recovery codes; the old ones no longer work.".into(),
                     codes: codes.iter().map(|x| x.expose().clone()).collect(),
+                    home: "/app".into(),
                 },
                 &[],
             )

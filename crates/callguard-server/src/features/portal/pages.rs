@@ -1,386 +1,32 @@
-//! The customer portal's pages (SPEC roles, C3, C10): sign-in with password and TOTP, first-time
-//! setup from the invite token, my data in the clear, a one-time code to read to an agent, who
-//! looked at my data, export and erasure requests. Customer accounts only: every sign-in step
-//! goes through [`Audience::Portal`], so staff are never admitted here (and customers never at
-//! the staff sign-in). The services are [`crate::portal`]'s, shared with the JSON API.
+//! The customer portal's pages (SPEC roles, C3, C10): my data in the clear, a one-time code to
+//! read to an agent, who looked at my data, export and erasure requests. Customer accounts only;
+//! sign-in and setup are [`crate::features::signin`]'s pages for the portal audience.
 
 use crate::error::Error;
 use crate::features::gdpr::service::{AccessEntry, MyData, RequestKind, Requests};
-use crate::features::signin::pages::qr_base64;
-use crate::features::signin::service::SecondFactor;
 use crate::http::access::Access;
-use crate::principal::{Audience, Principal, RequestContext};
+use crate::http::routes::PageRoute;
+use crate::principal::Principal;
 use crate::state::AppState;
-use crate::web::{
-    cleared_session_cookie, csrf_of, error_page, render, session_cookie, who, with_cookies,
-    Checked, CsrfOnly, Who,
-};
+use crate::web::{csrf_of, error_page, render, who, Checked, CsrfOnly, Who};
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post, MethodRouter};
-use callguard_core::{rfc3339, Permission, Secret};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use callguard_core::{rfc3339, Permission};
 use serde::Deserialize;
 
-/// The portal's routes: sign-in and setup are public, the rest is for customers only.
-pub fn routes() -> Vec<(&'static str, Access, MethodRouter<AppState>)> {
-    use Access::{Public, Signed};
+/// The portal's pages, for customers only.
+pub fn routes() -> Vec<PageRoute> {
+    use Access::Signed;
     use Permission::Portal;
     vec![
-        ("/portal/login", Public, get(login_page).post(login_submit)),
-        ("/portal/login/mfa", Public, post(mfa_submit)),
-        ("/portal/setup", Public, get(setup_page).post(setup_submit)),
-        ("/portal/setup/confirm", Public, post(setup_confirm)),
         ("/portal", Signed(Portal), get(home)),
         ("/portal/verification-code", Signed(Portal), post(new_code)),
         ("/portal/requests", Signed(Portal), post(make_request)),
         ("/portal/export", Signed(Portal), get(export)),
-        ("/portal/logout", Signed(Portal), post(logout)),
     ]
-}
-
-// ---- sign-in ----------------------------------------------------------------------------------
-
-#[derive(Template)]
-#[template(path = "portal_login.html")]
-struct LoginPage {
-    csrf: String,
-    who: Option<Who>,
-    error: String,
-    notice: String,
-    customer_id: String,
-}
-
-#[derive(Template)]
-#[template(path = "portal_mfa.html")]
-struct MfaPage {
-    csrf: String,
-    who: Option<Who>,
-    error: String,
-    notice: String,
-    challenge: String,
-}
-
-fn login_form(headers: &HeaderMap, error: String, notice: String, customer_id: String) -> Response {
-    let c = csrf_of(headers);
-    let status = if error.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNAUTHORIZED
-    };
-    render(
-        status,
-        LoginPage {
-            csrf: c.token,
-            who: None,
-            error,
-            notice,
-            customer_id,
-        },
-        &c.new_cookie.into_iter().collect::<Vec<_>>(),
-    )
-}
-
-async fn login_page(headers: HeaderMap) -> Response {
-    login_form(&headers, String::new(), String::new(), String::new())
-}
-
-#[derive(Deserialize)]
-pub struct LoginForm {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    customer_id: String,
-    #[serde(default)]
-    password: Secret<String>,
-}
-
-async fn login_submit(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    ctx: RequestContext,
-    Checked(f): Checked<LoginForm>,
-) -> Response {
-    let customer_id = f.customer_id.trim().to_owned();
-    match s
-        .identity
-        .begin_sign_in_as(Audience::Portal, &customer_id, f.password, &ctx)
-        .await
-    {
-        Ok(started) => {
-            let c = csrf_of(&headers);
-            render(
-                StatusCode::OK,
-                MfaPage {
-                    csrf: c.token,
-                    who: None,
-                    error: String::new(),
-                    notice: String::new(),
-                    challenge: started.challenge.expose().clone(),
-                },
-                &[],
-            )
-        }
-        Err(e) => login_form(&headers, e.to_string(), String::new(), customer_id),
-    }
-}
-
-#[derive(Deserialize)]
-pub struct MfaForm {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    challenge: Secret<String>,
-    #[serde(default)]
-    method: String,
-    #[serde(default)]
-    code: String,
-}
-
-async fn mfa_submit(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    ctx: RequestContext,
-    Checked(f): Checked<MfaForm>,
-) -> Response {
-    let factor = match f.method.as_str() {
-        "totp" => SecondFactor::Totp(Secret::new(f.code)),
-        "recovery" => SecondFactor::Recovery(Secret::new(f.code)),
-        _ => {
-            return error_page(
-                &headers,
-                &Error::BadRequest("unknown second-factor method".into()),
-                None,
-            )
-        }
-    };
-    match s
-        .identity
-        .finish_sign_in_as(Audience::Portal, &f.challenge, factor, &ctx)
-        .await
-    {
-        Ok(signed) => with_cookies(
-            Redirect::to("/portal").into_response(),
-            &[session_cookie(&signed.token)],
-        ),
-        Err(e @ (Error::SecondFactorRejected | Error::TotpLocked(_))) => {
-            let c = csrf_of(&headers);
-            render(
-                crate::http::problem::status_of(&e),
-                MfaPage {
-                    csrf: c.token,
-                    who: None,
-                    error: e.to_string(),
-                    notice: String::new(),
-                    challenge: f.challenge.expose().clone(),
-                },
-                &[],
-            )
-        }
-        Err(e) => login_form(&headers, e.to_string(), String::new(), String::new()),
-    }
-}
-
-async fn logout(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    p: Principal,
-    _: Checked<CsrfOnly>,
-) -> Response {
-    if let Err(e) = s.identity.sign_out(&p).await {
-        return error_page(&headers, &e, who(&p));
-    }
-    with_cookies(
-        Redirect::to("/portal/login").into_response(),
-        &[cleared_session_cookie()],
-    )
-}
-
-// ---- first-time setup -------------------------------------------------------------------------
-
-#[derive(Template)]
-#[template(path = "portal_setup.html")]
-struct SetupPage {
-    csrf: String,
-    who: Option<Who>,
-    error: String,
-    notice: String,
-    token: String,
-}
-
-#[derive(Template)]
-#[template(path = "portal_enrol.html")]
-struct EnrolPage {
-    csrf: String,
-    who: Option<Who>,
-    error: String,
-    notice: String,
-    challenge: String,
-    totp_secret: String,
-    qr_svg_base64: String,
-}
-
-#[derive(Template)]
-#[template(path = "portal_recovery.html")]
-struct RecoveryPage {
-    csrf: String,
-    who: Option<Who>,
-    error: String,
-    notice: String,
-    codes: Vec<String>,
-}
-
-fn setup_form(headers: &HeaderMap, status: StatusCode, error: String, token: String) -> Response {
-    let c = csrf_of(headers);
-    render(
-        status,
-        SetupPage {
-            csrf: c.token,
-            who: None,
-            error,
-            notice: String::new(),
-            token,
-        },
-        &c.new_cookie.into_iter().collect::<Vec<_>>(),
-    )
-}
-
-#[derive(Deserialize)]
-pub struct TokenQuery {
-    #[serde(default)]
-    token: String,
-}
-
-/// The setup form, with the invite token filled in when the link carried it.
-async fn setup_page(
-    headers: HeaderMap,
-    q: Result<Query<TokenQuery>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let token = q.map(|Query(q)| q.token).unwrap_or_default();
-    // Only token-shaped text is put back into the page.
-    let token = if token.len() <= 200
-        && token
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
-    {
-        token
-    } else {
-        String::new()
-    };
-    setup_form(&headers, StatusCode::OK, String::new(), token)
-}
-
-#[derive(Deserialize)]
-pub struct SetupForm {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    token: Secret<String>,
-    #[serde(default)]
-    password: Secret<String>,
-    #[serde(default)]
-    password_again: Secret<String>,
-}
-
-async fn setup_submit(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    ctx: RequestContext,
-    Checked(f): Checked<SetupForm>,
-) -> Response {
-    if f.password.expose() != f.password_again.expose() {
-        let e = Error::Validation("the two passwords differ; type the same password twice".into());
-        return setup_form(
-            &headers,
-            crate::http::problem::status_of(&e),
-            e.to_string(),
-            String::new(),
-        );
-    }
-    let token = Secret::new(f.token.expose().trim().to_owned());
-    match s
-        .identity
-        .begin_setup_as(Audience::Portal, &token, f.password, &ctx)
-        .await
-    {
-        Ok(started) => {
-            let c = csrf_of(&headers);
-            render(
-                StatusCode::OK,
-                EnrolPage {
-                    csrf: c.token,
-                    who: None,
-                    error: String::new(),
-                    notice: format!("Customer {}: one step left.", started.username),
-                    challenge: started.challenge.expose().clone(),
-                    totp_secret: started.totp_secret.expose().clone(),
-                    qr_svg_base64: qr_base64(started.otpauth_uri.expose()),
-                },
-                &[],
-            )
-        }
-        Err(e) => setup_form(
-            &headers,
-            crate::http::problem::status_of(&e),
-            e.to_string(),
-            String::new(),
-        ),
-    }
-}
-
-#[derive(Deserialize)]
-pub struct ConfirmForm {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    challenge: Secret<String>,
-    #[serde(default)]
-    code: Secret<String>,
-}
-
-async fn setup_confirm(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    ctx: RequestContext,
-    Checked(f): Checked<ConfirmForm>,
-) -> Response {
-    match s
-        .identity
-        .confirm_setup_as(Audience::Portal, &f.challenge, &f.code, &ctx)
-        .await
-    {
-        Ok(signed) => {
-            let principal = s
-                .identity
-                .authenticate(signed.token.expose(), ctx.source)
-                .await
-                .ok();
-            let c = csrf_of(&headers);
-            render(
-                StatusCode::OK,
-                RecoveryPage {
-                    csrf: c.token,
-                    who: principal.as_ref().and_then(who),
-                    error: String::new(),
-                    notice: "Your portal account is ready and you are signed in.".into(),
-                    codes: signed
-                        .recovery_codes
-                        .iter()
-                        .map(|x| x.expose().clone())
-                        .collect(),
-                },
-                &[session_cookie(&signed.token)],
-            )
-        }
-        // A wrong code means starting setup again (a new secret), so say so.
-        Err(e) => setup_form(
-            &headers,
-            crate::http::problem::status_of(&e),
-            format!("{e} (start the setup again with your invite token)"),
-            String::new(),
-        ),
-    }
 }
 
 // ---- my data --------------------------------------------------------------------------------
@@ -615,7 +261,7 @@ async fn export(State(s): State<AppState>, headers: HeaderMap, p: Principal) -> 
     resp
 }
 
-crate::web::csrf_forms!(ConfirmForm, LoginForm, MfaForm, RequestForm, SetupForm);
+crate::web::csrf_forms!(RequestForm);
 
 #[cfg(test)]
 mod tests {
