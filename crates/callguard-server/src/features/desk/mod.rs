@@ -1,2 +1,3 @@
-//! The agent desk (SPEC C10): calls, screen-pop, verification, reveals and operations on pages.
+//! The agent desk (SPEC C10): the desk page, registering a caller, and the call screen. Pages
+//! only: every decision is made by the interactions and vault services.
 pub mod pages;

@@ -7,27 +7,34 @@
 //! `callguard_core::vault::crypto`). The database holds the sealed fields, the data key's
 //! wrapped half and blind indexes; the key store holds the other half.
 
+pub use super::record::{
+    masked_view, CustomerView, MaskedNationalId, NewCustomer, Note, Opened, Record, RevealReason,
+    SecurityQuestionInput,
+};
+use super::record::{national_index_value, StoredAnswer};
+use super::validate::check_text;
+pub use super::validate::{check_address, check_emails, check_phones, check_services, Problems};
 use crate::error::{Error, FieldProblem};
 use crate::hasher::Hasher;
 use crate::principal::customer_ref;
 use crate::principal::{Actor, Principal};
 use callguard_core::kek::{Keyring, Sealing};
 use callguard_core::vault::crypto::{DataKey, IndexKey, IndexKind, KeyShare};
-use callguard_core::vault::model::{Address, Field, NationalId, NationalIdKind};
-use callguard_core::vault::{mask, validate};
-use callguard_core::{now, rfc3339, Role, Secret, UnixTime};
-use callguard_store::{CustomerRow, IndexEntry, Store, StoreError, VaultWrite};
+use callguard_core::vault::model::{Field, NationalId, NationalIdKind};
+use callguard_core::vault::validate;
+use callguard_core::{now, Role, Secret, UnixTime};
+use callguard_store::{CustomerRow, Store, StoreError, VaultWrite};
 use rand::Rng;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 /// Name of the sealed index key in `vault_keys`.
 const INDEX_KEY_NAME: &str = "blind-index";
+
 /// The sealed field holding security questions and their answers' Argon2id hashes. It is not a
 /// [`Field`]: nobody can reveal it.
-const SECURITY_FIELD: &str = "security_questions";
+pub(crate) const SECURITY_FIELD: &str = "security_questions";
+
 /// Most customers one search answers with.
 const SEARCH_LIMIT: u64 = 20;
 
@@ -54,343 +61,6 @@ pub async fn load_index_key(store: &Arc<dyn Store>, kek: &Keyring) -> Result<Ind
     }
     Err("the blind index key could not be stored".into())
 }
-
-// ---- the record -----------------------------------------------------------------------------
-
-/// A note on a customer, written by an agent during an interaction.
-#[derive(Clone, Serialize, Deserialize, JsonSchema)]
-pub struct Note {
-    pub at: String,
-    /// `user:<id>` of the agent.
-    pub by: String,
-    pub interaction: Option<String>,
-    pub text: String,
-}
-
-#[derive(Clone, Serialize, Deserialize)]
-struct StoredAnswer {
-    question: String,
-    /// Argon2id PHC string of the normalised answer.
-    answer_hash: String,
-}
-
-/// A customer's record in the clear: only ever in memory, for one request.
-#[derive(Clone, Default, Serialize, Deserialize)]
-pub struct Record {
-    pub full_name: String,
-    pub phones: Vec<String>,
-    pub emails: Vec<String>,
-    pub national_id: Option<NationalId>,
-    pub date_of_birth: Option<String>,
-    pub address: Option<Address>,
-    pub services: Vec<String>,
-    pub notes: Vec<Note>,
-}
-
-impl std::fmt::Debug for Record {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Record(<redacted>)")
-    }
-}
-
-impl Record {
-    /// One field as JSON (what a reveal returns and what gets sealed).
-    #[must_use]
-    pub fn field(&self, field: Field) -> serde_json::Value {
-        use serde_json::{json, Value};
-        match field {
-            Field::FullName => json!(self.full_name),
-            Field::Phones => json!(self.phones),
-            Field::Emails => json!(self.emails),
-            Field::NationalId => self
-                .national_id
-                .as_ref()
-                .map_or(Value::Null, |n| json!({"kind": n.kind, "value": n.value})),
-            Field::DateOfBirth => json!(self.date_of_birth),
-            Field::Address => self
-                .address
-                .as_ref()
-                .and_then(|a| serde_json::to_value(a).ok())
-                .unwrap_or(Value::Null),
-            Field::Services => json!(self.services),
-            Field::Notes => serde_json::to_value(&self.notes).unwrap_or(Value::Null),
-        }
-    }
-
-    fn set(&mut self, field: Field, v: serde_json::Value) -> Result<(), serde_json::Error> {
-        match field {
-            Field::FullName => self.full_name = serde_json::from_value(v)?,
-            Field::Phones => self.phones = serde_json::from_value(v)?,
-            Field::Emails => self.emails = serde_json::from_value(v)?,
-            Field::NationalId => self.national_id = serde_json::from_value(v)?,
-            Field::DateOfBirth => self.date_of_birth = serde_json::from_value(v)?,
-            Field::Address => self.address = serde_json::from_value(v)?,
-            Field::Services => self.services = serde_json::from_value(v)?,
-            Field::Notes => self.notes = serde_json::from_value(v)?,
-        }
-        Ok(())
-    }
-
-    /// The blind index entries of this record.
-    #[must_use]
-    pub fn index(&self, key: &IndexKey) -> Vec<IndexEntry> {
-        let mut out = Vec::new();
-        let mut add = |kind: IndexKind, value: &str| {
-            out.push(IndexEntry {
-                kind: kind.as_str().to_owned(),
-                hash: key.blind(kind, value),
-            });
-        };
-        for p in &self.phones {
-            add(IndexKind::Phone, p);
-        }
-        for e in &self.emails {
-            add(IndexKind::Email, e);
-        }
-        if let Some(n) = &self.national_id {
-            add(
-                IndexKind::NationalId,
-                &national_index_value(n.kind, &n.value),
-            );
-        }
-        for s in &self.services {
-            if let Ok(v) = validate::service(s) {
-                add(IndexKind::Service, &v);
-            }
-        }
-        out
-    }
-}
-
-/// What the national id blind index hashes: kind and normalised value.
-fn national_index_value(kind: NationalIdKind, normalised: &str) -> String {
-    format!("{}:{normalised}", kind.as_str())
-}
-
-/// A customer opened for one request: the row it came from, its data key and its record.
-pub struct Opened {
-    pub row: CustomerRow,
-    pub key: DataKey,
-    pub record: Record,
-    answers: Vec<StoredAnswer>,
-}
-
-impl Opened {
-    /// The security questions (never their answers).
-    #[must_use]
-    pub fn questions(&self) -> Vec<String> {
-        self.answers.iter().map(|a| a.question.clone()).collect()
-    }
-}
-
-// ---- wire types -------------------------------------------------------------------------------
-
-/// A knowledge question and its answer, as registered.
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SecurityQuestionInput {
-    pub question: String,
-    /// Stored only as an Argon2id hash of its normalised form (case, spaces and punctuation
-    /// do not matter).
-    pub answer: Secret<String>,
-}
-
-/// `POST /api/v1/customers`.
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewCustomer {
-    pub full_name: String,
-    /// E.164 numbers, e.g. `+48600100200`.
-    #[serde(default)]
-    pub phones: Vec<String>,
-    #[serde(default)]
-    pub emails: Vec<String>,
-    pub national_id: Option<NationalId>,
-    /// `YYYY-MM-DD`; must match a PESEL's embedded date when both are given.
-    pub date_of_birth: Option<String>,
-    pub address: Option<Address>,
-    /// Service or account names (a hosting login, a contract number), searchable exactly.
-    #[serde(default)]
-    pub services: Vec<String>,
-    #[serde(default)]
-    pub security_questions: Vec<SecurityQuestionInput>,
-}
-
-impl std::fmt::Debug for NewCustomer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("NewCustomer(<redacted>)")
-    }
-}
-
-/// A masked national identifier.
-#[derive(Serialize, JsonSchema)]
-pub struct MaskedNationalId {
-    pub kind: NationalIdKind,
-    pub masked: String,
-}
-
-/// A customer as staff see it: every personal field masked.
-#[derive(Serialize, JsonSchema)]
-pub struct CustomerView {
-    pub id: String,
-    pub full_name: String,
-    pub phones: Vec<String>,
-    pub emails: Vec<String>,
-    pub national_id: Option<MaskedNationalId>,
-    pub date_of_birth: Option<String>,
-    pub address: Option<String>,
-    pub services: Vec<String>,
-    /// How many notes there are (reveal `notes` to read them).
-    pub notes: usize,
-    /// The knowledge questions the caller can be asked (never the answers).
-    pub security_questions: Vec<String>,
-    pub created_at: String,
-    pub updated_at: String,
-}
-
-/// A masked view of a record.
-#[must_use]
-pub fn masked_view(o: &Opened) -> CustomerView {
-    let r = &o.record;
-    CustomerView {
-        id: o.row.id.clone(),
-        full_name: mask::name(&r.full_name),
-        phones: r.phones.iter().map(|p| mask::phone(p)).collect(),
-        emails: r.emails.iter().map(|e| mask::email(e)).collect(),
-        national_id: r.national_id.as_ref().map(|n| MaskedNationalId {
-            kind: n.kind,
-            masked: mask::national_id(n.kind, &n.value),
-        }),
-        date_of_birth: r
-            .date_of_birth
-            .as_deref()
-            .and_then(|d| validate::date_of_birth(d).ok())
-            .map(mask::date_of_birth),
-        address: r.address.as_ref().map(mask::address),
-        services: r.services.iter().map(|s| mask::service(s)).collect(),
-        notes: r.notes.len(),
-        security_questions: o.questions(),
-        created_at: rfc3339(o.row.created_at),
-        updated_at: rfc3339(o.row.updated_at),
-    }
-}
-
-/// Why a field may be revealed. A fixed list, so that the tamper-evident log never holds free
-/// text an agent typed (which could itself be personal data).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum RevealReason {
-    /// The caller asked to hear or confirm the value.
-    CallerRequest,
-    /// Needed to confirm a detail the caller gave.
-    IdentityCheck,
-    /// Needed to carry out an operation the caller asked for.
-    Operation,
-    /// Delivery, billing or service problem that needs the value.
-    ServiceIssue,
-    /// Investigating suspected fraud on this account.
-    FraudInvestigation,
-}
-
-impl RevealReason {
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RevealReason::CallerRequest => "caller_request",
-            RevealReason::IdentityCheck => "identity_check",
-            RevealReason::Operation => "operation",
-            RevealReason::ServiceIssue => "service_issue",
-            RevealReason::FraudInvestigation => "fraud_investigation",
-        }
-    }
-}
-
-// ---- validation -------------------------------------------------------------------------------
-
-/// Collects every invalid field of a request; the messages never hold the values.
-#[derive(Default)]
-pub struct Problems(pub Vec<FieldProblem>);
-
-impl Problems {
-    pub fn add(&mut self, field: impl Into<String>, detail: impl ToString) {
-        self.0.push(FieldProblem {
-            field: field.into(),
-            detail: detail.to_string(),
-        });
-    }
-
-    pub fn into_result(self) -> Result<(), Error> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::InvalidFields(self.0))
-        }
-    }
-}
-
-const MAX_LIST: usize = 10;
-
-/// Validates and normalises phones into `out`.
-pub fn check_phones(list: &[String], name: &str, p: &mut Problems) -> Vec<String> {
-    if list.len() > MAX_LIST {
-        p.add(name, format!("at most {MAX_LIST} entries"));
-    }
-    let mut out = Vec::new();
-    for (i, v) in list.iter().enumerate() {
-        match validate::phone(v) {
-            Ok(n) if !out.contains(&n) => out.push(n),
-            Ok(_) => {}
-            Err(e) => p.add(format!("{name}[{i}]"), e),
-        }
-    }
-    out
-}
-
-pub fn check_emails(list: &[String], name: &str, p: &mut Problems) -> Vec<String> {
-    if list.len() > MAX_LIST {
-        p.add(name, format!("at most {MAX_LIST} entries"));
-    }
-    let mut out = Vec::new();
-    for (i, v) in list.iter().enumerate() {
-        match validate::email(v) {
-            Ok(n) if !out.contains(&n) => out.push(n),
-            Ok(_) => {}
-            Err(e) => p.add(format!("{name}[{i}]"), e),
-        }
-    }
-    out
-}
-
-pub fn check_address(a: &Address, name: &str, p: &mut Problems) {
-    if let Err(e) = validate::address(a) {
-        p.add(name, e);
-    }
-}
-
-pub fn check_services(list: &[String], name: &str, p: &mut Problems) -> Vec<String> {
-    if list.len() > MAX_LIST {
-        p.add(name, format!("at most {MAX_LIST} entries"));
-    }
-    let mut out = Vec::new();
-    for (i, v) in list.iter().enumerate() {
-        match validate::service(v) {
-            Ok(_) => out.push(v.trim().to_owned()),
-            Err(e) => p.add(format!("{name}[{i}]"), e),
-        }
-    }
-    out
-}
-
-fn check_text(v: &str, name: &str, max: usize, p: &mut Problems) {
-    let len = v.trim().chars().count();
-    if len == 0 || len > max {
-        p.add(name, format!("must have 1 to {max} characters"));
-    } else if v.chars().any(char::is_control) {
-        p.add(name, "must not contain control characters");
-    }
-}
-
-// ---- reveal rate limit ------------------------------------------------------------------------
 
 /// Reveals per agent within a sliding window (per node).
 struct RevealLimiter {
@@ -432,8 +102,6 @@ impl Default for VaultSettings {
         }
     }
 }
-
-// ---- the service ------------------------------------------------------------------------------
 
 /// The vault service.
 pub struct Vault {

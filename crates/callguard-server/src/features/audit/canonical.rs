@@ -1,0 +1,336 @@
+//! The fast check that an entry's stored text is exactly its RFC 8785 canonical form with the
+//! right index, without building a JSON value: `audit verify` runs it on every entry.
+
+/// Whether `text` is, byte for byte, what `jcs::canonical` makes of the JSON object it holds,
+/// with a top-level `"index"` member equal to `index`. Sound but not complete: a yes means that
+/// parsing and canonicalising `text` gives `text` back and that it claims `index`; a no only
+/// means "take the slow path". Canonical here means: no whitespace; object members in strictly
+/// increasing UTF-16 order of their keys; strings escaped exactly as `jcs` escapes them (only
+/// `\"`, `\\`, `\b`, `\f`, `\n`, `\r`, `\t` and lower-case `\u00xx` for the other control
+/// characters); integers only, without leading zeros or `-0`, within `i64` or `u64`.
+pub(crate) fn is_canonical_entry(text: &str, index: u64) -> bool {
+    let mut s = CanonicalScan {
+        b: text.as_bytes(),
+        at: 0,
+        index,
+        found_index: false,
+    };
+    s.object(1, true) && s.at == s.b.len() && s.found_index
+}
+
+/// Nesting deeper than this takes the slow path (serde_json itself stops at 128).
+const MAX_FAST_DEPTH: usize = 64;
+
+struct CanonicalScan<'a> {
+    b: &'a [u8],
+    at: usize,
+    index: u64,
+    found_index: bool,
+}
+
+impl CanonicalScan<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.at).copied()
+    }
+
+    fn eat(&mut self, c: u8) -> bool {
+        if self.peek() == Some(c) {
+            self.at += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn literal(&mut self, lit: &[u8]) -> bool {
+        if self.b.get(self.at..).is_some_and(|r| r.starts_with(lit)) {
+            self.at += lit.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> bool {
+        match self.peek() {
+            Some(b'{') => self.object(depth + 1, false),
+            Some(b'[') => self.array(depth + 1),
+            Some(b'"') => self.string().is_some(),
+            Some(b't') => self.literal(b"true"),
+            Some(b'f') => self.literal(b"false"),
+            Some(b'n') => self.literal(b"null"),
+            Some(b'-' | b'0'..=b'9') => self.number().is_some(),
+            _ => false,
+        }
+    }
+
+    fn object(&mut self, depth: usize, top: bool) -> bool {
+        if depth > MAX_FAST_DEPTH || !self.eat(b'{') {
+            return false;
+        }
+        if self.eat(b'}') {
+            return true;
+        }
+        let mut previous: Option<(usize, usize)> = None;
+        loop {
+            let Some(key) = self.string() else {
+                return false;
+            };
+            if previous.is_some_and(|p| !self.key_less(p, key)) {
+                return false;
+            }
+            previous = Some(key);
+            if !self.eat(b':') {
+                return false;
+            }
+            if top && self.b.get(key.0..key.1) == Some(&b"index"[..]) {
+                let Some((_, value)) = self.number() else {
+                    return false;
+                };
+                if value != Some(self.index) {
+                    return false;
+                }
+                self.found_index = true;
+            } else if !self.value(depth) {
+                return false;
+            }
+            if self.eat(b'}') {
+                return true;
+            }
+            if !self.eat(b',') {
+                return false;
+            }
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> bool {
+        if depth > MAX_FAST_DEPTH || !self.eat(b'[') {
+            return false;
+        }
+        if self.eat(b']') {
+            return true;
+        }
+        loop {
+            if !self.value(depth) {
+                return false;
+            }
+            if self.eat(b']') {
+                return true;
+            }
+            if !self.eat(b',') {
+                return false;
+            }
+        }
+    }
+
+    /// A canonical string; the byte range of its contents.
+    fn string(&mut self) -> Option<(usize, usize)> {
+        if !self.eat(b'"') {
+            return None;
+        }
+        let start = self.at;
+        loop {
+            match self.peek()? {
+                b'"' => {
+                    let end = self.at;
+                    self.at += 1;
+                    return Some((start, end));
+                }
+                b'\\' => {
+                    self.at += 1;
+                    match self.peek()? {
+                        b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't' => self.at += 1,
+                        b'u' => {
+                            let v = unicode_escape(self.b.get(self.at + 1..self.at + 5)?)?;
+                            // Only control characters that have no short escape.
+                            if v >= 0x20 || matches!(v, 0x08 | 0x09 | 0x0a | 0x0c | 0x0d) {
+                                return None;
+                            }
+                            self.at += 5;
+                        }
+                        _ => return None,
+                    }
+                }
+                0x00..=0x1f => return None,
+                _ => self.at += 1,
+            }
+        }
+    }
+
+    /// A canonical integer in range; its byte range, and its value when it is a `u64`.
+    fn number(&mut self) -> Option<((usize, usize), Option<u64>)> {
+        let start = self.at;
+        let negative = self.eat(b'-');
+        let digits_start = self.at;
+        while matches!(self.peek(), Some(b'0'..=b'9')) {
+            self.at += 1;
+        }
+        let digits = self.b.get(digits_start..self.at)?;
+        if digits.is_empty()
+            || (digits.len() > 1 && digits.first() == Some(&b'0'))
+            || (negative && digits == b"0")
+            || matches!(self.peek(), Some(b'.' | b'e' | b'E'))
+        {
+            return None;
+        }
+        let mut v: u64 = 0;
+        for d in digits {
+            v = v.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+        }
+        if negative && v > 1u64 << 63 {
+            return None;
+        }
+        Some(((start, self.at), (!negative).then_some(v)))
+    }
+
+    /// Whether the key at `a` sorts strictly before the key at `b` (UTF-16 code units).
+    fn key_less(&self, a: (usize, usize), b: (usize, usize)) -> bool {
+        let (Some(ka), Some(kb)) = (self.b.get(a.0..a.1), self.b.get(b.0..b.1)) else {
+            return false;
+        };
+        let plain = |k: &[u8]| k.iter().all(|&c| c < 0x80 && c != b'\\');
+        if plain(ka) && plain(kb) {
+            // ASCII: bytes are the UTF-16 code units.
+            return ka < kb;
+        }
+        match (unescape(ka), unescape(kb)) {
+            (Some(x), Some(y)) => x.encode_utf16().lt(y.encode_utf16()),
+            _ => false,
+        }
+    }
+}
+
+/// The value of the four lower-case hex digits of a `\u00xx` escape.
+fn unicode_escape(hex: &[u8]) -> Option<u32> {
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(u32::from(c - b'0')),
+        b'a'..=b'f' => Some(u32::from(c - b'a') + 10),
+        _ => None,
+    };
+    let mut v = 0;
+    for &c in hex {
+        v = v * 16 + digit(c)?;
+    }
+    (hex.len() == 4).then_some(v)
+}
+
+/// The text of a canonical string's contents.
+fn unescape(raw: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(raw).ok()?;
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        out.push(match chars.next()? {
+            '"' => '"',
+            '\\' => '\\',
+            'b' => '\u{8}',
+            'f' => '\u{c}',
+            'n' => '\n',
+            'r' => '\r',
+            't' => '\t',
+            'u' => {
+                let hex: String = chars.by_ref().take(4).collect();
+                char::from_u32(unicode_escape(hex.as_bytes())?)?
+            }
+            _ => return None,
+        });
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use callguard_core::audit::jcs;
+    use callguard_core::audit::AuditRecord;
+
+    /// What the slow path accepts: the text parses, claims `index` and is its canonical form.
+    fn slow(text: &str, index: u64) -> bool {
+        serde_json::from_str::<serde_json::Value>(text)
+            .ok()
+            .filter(|v| v.get("index").and_then(serde_json::Value::as_u64) == Some(index))
+            .and_then(|v| jcs::canonical(&v).ok())
+            .is_some_and(|c| c == text)
+    }
+
+    #[test]
+    fn the_fast_check_accepts_real_entries() {
+        let r = AuditRecord::new("auth.sign_in", "user:u1")
+            .target("user:u1")
+            .source("192.0.2.1")
+            .detail("method", "totp")
+            .detail("n", -42)
+            .detail("big", u64::MAX)
+            .detail(
+                "tricky",
+                "quote\" back\\ nl\n tab\t bell\u{7} del\u{7f} é € 😀",
+            )
+            .detail(
+                "list",
+                serde_json::json!([1, [true, null], {"b": {}, "a": []}]),
+            )
+            .detail("\u{1F600}", 1)
+            .detail("\u{FB33}", 2);
+        for index in [0, 7, 1_000_000, u64::MAX] {
+            let (text, _) = r.leaf(index).unwrap();
+            assert!(is_canonical_entry(&text, index), "{text}");
+            assert!(slow(&text, index));
+            assert!(!is_canonical_entry(&text, index.wrapping_add(1)));
+        }
+    }
+
+    #[test]
+    fn the_fast_check_never_accepts_what_the_slow_path_refuses() {
+        let good = r#"{"a":"x","details":{"k":[1,-2,"s"]},"index":5,"z":null}"#;
+        assert!(is_canonical_entry(good, 5) && slow(good, 5));
+        let samples = [
+            r#"{"a":"x", "index":5}"#,
+            r#"{"index":5,"a":"x"}"#,
+            r#"{"a":1,"a":2,"index":5}"#,
+            r#"{"index":05}"#,
+            r#"{"index":5.0}"#,
+            r#"{"index":5e0}"#,
+            r#"{"index":-0,"x":1}"#,
+            r#"{"index":5,"x":-0}"#,
+            r#"{"index":5,"x":1.5}"#,
+            r#"{"index":5,"x":18446744073709551616}"#,
+            r#"{"index":5,"x":-9223372036854775809}"#,
+            r#"{"index":5,"x":-9223372036854775808}"#,
+            r#"{"index":5,"x":"\u0041"}"#,
+            r#"{"index":5,"x":"\u000A"}"#,
+            r#"{"index":5,"x":"\u001F"}"#,
+            r#"{"index":5,"x":"\u001f"}"#,
+            r#"{"index":5,"x":"\/"}"#,
+            "{\"index\":5,\"x\":\"\t\"}",
+            r#"{"index":"5"}"#,
+            r#"{"index":5}x"#,
+            r#"{"index":5"#,
+            r#"{"details":{"index":5}}"#,
+            r#"{"ind\u0065x":5}"#,
+            r#"[{"index":5}]"#,
+            r#"{"index":5,"x":tru}"#,
+            r#"{"index":5,"x":[1,]}"#,
+            r#"{"index":5,"x":{"b":1,"a":2}}"#,
+            "{\"index\":5,\"\u{FB33}\":2,\"\u{1F600}\":1}",
+            "{\"\u{1F600}\":1,\"index\":5,\"\u{FB33}\":2}",
+        ];
+        for text in samples {
+            if is_canonical_entry(text, 5) {
+                assert!(
+                    slow(text, 5),
+                    "fast accepted what the slow path refuses: {text}"
+                );
+            }
+        }
+        let deep = format!(
+            "{{\"index\":5,\"x\":{}1{}}}",
+            "[".repeat(100),
+            "]".repeat(100)
+        );
+        assert!(!is_canonical_entry(&deep, 5));
+    }
+}
