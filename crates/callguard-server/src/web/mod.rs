@@ -166,7 +166,7 @@ pub(crate) struct CsrfOnly {
 }
 
 #[derive(Template)]
-#[template(path = "problem.html")]
+#[template(path = "web/problem.html")]
 pub(crate) struct ProblemPage {
     pub(crate) csrf: String,
     pub(crate) who: Option<Who>,
@@ -193,7 +193,7 @@ csrf_forms!(CsrfOnly);
 
 /// Ten new recovery codes, shown once (after setup, or when replaced).
 #[derive(Template)]
-#[template(path = "recovery.html")]
+#[template(path = "web/recovery.html")]
 pub(crate) struct RecoveryPage {
     pub(crate) csrf: String,
     pub(crate) who: Option<Who>,

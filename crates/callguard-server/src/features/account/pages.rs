@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use callguard_core::{rfc3339, Permission, Role};
 
 #[derive(Template)]
-#[template(path = "home.html")]
+#[template(path = "account/home.html")]
 struct HomePage {
     csrf: String,
     who: Option<Who>,
@@ -33,7 +33,7 @@ struct PasskeyRow {
 }
 
 #[derive(Template)]
-#[template(path = "account.html")]
+#[template(path = "account/account.html")]
 struct AccountPage {
     csrf: String,
     who: Option<Who>,

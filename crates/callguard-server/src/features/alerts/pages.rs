@@ -13,7 +13,7 @@ use callguard_core::Permission;
 use serde::Deserialize;
 
 #[derive(Template)]
-#[template(path = "alerts.html")]
+#[template(path = "alerts/alerts.html")]
 struct AlertsPage {
     csrf: String,
     who: Option<Who>,

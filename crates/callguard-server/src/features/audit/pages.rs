@@ -26,7 +26,7 @@ struct AuditRow {
 }
 
 #[derive(Template)]
-#[template(path = "audit.html")]
+#[template(path = "audit/audit.html")]
 struct AuditBrowser {
     csrf: String,
     who: Option<Who>,

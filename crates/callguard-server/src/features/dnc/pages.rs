@@ -34,7 +34,7 @@ struct ConsentRow {
 }
 
 #[derive(Template)]
-#[template(path = "dnc.html")]
+#[template(path = "dnc/dnc.html")]
 struct DncPage {
     csrf: String,
     who: Option<Who>,

@@ -42,7 +42,7 @@ pub struct AccessRow {
 }
 
 #[derive(Template)]
-#[template(path = "portal.html")]
+#[template(path = "portal/portal.html")]
 struct PortalPage {
     csrf: String,
     who: Option<Who>,

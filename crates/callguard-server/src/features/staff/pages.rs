@@ -29,7 +29,7 @@ struct UserRow {
 }
 
 #[derive(Template)]
-#[template(path = "users.html")]
+#[template(path = "staff/users.html")]
 struct UsersPage {
     csrf: String,
     who: Option<Who>,

@@ -46,7 +46,7 @@ pub(crate) struct Gate {
 }
 
 #[derive(Template)]
-#[template(path = "interaction.html")]
+#[template(path = "desk/interaction.html")]
 pub(crate) struct InteractionPage {
     pub(crate) csrf: String,
     pub(crate) who: Option<Who>,

@@ -121,7 +121,7 @@ pub(crate) struct FoundRow {
 }
 
 #[derive(Template)]
-#[template(path = "desk.html")]
+#[template(path = "desk/desk.html")]
 pub(crate) struct DeskPage {
     pub(crate) csrf: String,
     pub(crate) who: Option<Who>,
