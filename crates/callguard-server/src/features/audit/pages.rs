@@ -10,6 +10,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
 use callguard_core::{rfc3339, Permission};
+use callguard_store::{AuditFilter, StoredEntry};
+use std::collections::HashMap;
 
 struct AuditRow {
     index: u64,
@@ -50,28 +52,14 @@ async fn audit_page(
     axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
 ) -> Response {
     let c = csrf_of(&headers);
-    let field = |k: &str| {
-        q.get(k)
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-    };
-    let filter = callguard_store::AuditFilter {
-        actor: field("actor"),
-        action: field("action"),
-        target: field("target"),
-        from: field("from"),
-        to: field("to"),
-        before: field("before").and_then(|b| b.parse().ok()),
-        limit: 50,
-    };
+    let filter = filter_of(&q);
     // Browsing the log is itself recorded (PCI DSS 10.2.1.3), by the service.
     let found = match s.audit.search(&p.actor(), &filter).await {
         Ok(f) => f,
         Err(e) => return error_page(&headers, &e, who(&p)),
     };
-    let (tree_size, latest) = (found.tree_size, found.latest);
     // People read names; the log keeps ids. Show both.
-    let names: std::collections::HashMap<String, String> = s
+    let names: HashMap<String, String> = s
         .accounts
         .list_users()
         .await
@@ -79,72 +67,18 @@ async fn audit_page(
         .into_iter()
         .map(|u| (callguard_core::audit::record::user(&u.id), u.username))
         .collect();
-    let label = |id: &str| match names.get(id) {
-        Some(name) => format!("{name} ({})", id.chars().take(13).collect::<String>()),
-        None => id.to_owned(),
-    };
-    let rows: Vec<_> = found.entries.iter().map(|(e, _)| e).collect();
-    let mut entries = Vec::with_capacity(rows.len());
-    for (e, proof) in &found.entries {
-        let v: serde_json::Value = serde_json::from_str(&e.text).unwrap_or_default();
-        let text = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_owned();
-        entries.push(AuditRow {
-            index: e.index,
-            time: text("time"),
-            actor_label: label(&text("actor")),
-            target_label: label(&text("target")),
-            actor: text("actor"),
-            action: text("action"),
-            target: text("target"),
-            outcome: text("outcome"),
-            source: text("source"),
-            // One `key: value` per line reads better than JSON.
-            details: v
-                .get("details")
-                .and_then(|d| d.as_object())
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, v)| {
-                            format!(
-                                "{k}: {}",
-                                v.as_str().map_or_else(|| v.to_string(), str::to_owned)
-                            )
-                        })
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                })
-                .unwrap_or_default(),
-            proof: proof.clone(),
-        });
-    }
-    let older = match rows.last() {
-        Some(last) if rows.len() as u64 == filter.limit && last.index > 0 => {
-            let mut params: Vec<(String, String)> = Vec::new();
-            for (k, v) in [
-                ("actor", &filter.actor),
-                ("action", &filter.action),
-                ("from", &filter.from),
-                ("to", &filter.to),
-            ] {
-                if let Some(v) = v {
-                    params.push((k.to_owned(), v.clone()));
-                }
-            }
-            params.push(("before".into(), last.index.to_string()));
-            let query: Vec<String> = params
-                .iter()
-                .map(|(k, v)| {
-                    format!(
-                        "{k}={}",
-                        url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
-                    )
-                })
-                .collect();
-            format!("/audit?{}", query.join("&"))
+    let entries = found
+        .entries
+        .iter()
+        .map(|(e, proof)| row(e, proof, &names))
+        .collect();
+    let older = match found.entries.last() {
+        Some((last, _)) if found.entries.len() as u64 == filter.limit && last.index > 0 => {
+            older_link(&filter, last.index)
         }
         _ => String::new(),
     };
-    let checkpoint = latest.as_ref().map_or("none yet".to_owned(), |cp| {
+    let checkpoint = found.latest.as_ref().map_or("none yet".to_owned(), |cp| {
         format!("{} entries, signed {}", cp.size, rfc3339(cp.created_at))
     });
     render(
@@ -154,7 +88,7 @@ async fn audit_page(
             who: who(&p),
             error: String::new(),
             notice: String::new(),
-            tree_size,
+            tree_size: found.tree_size,
             checkpoint,
             verifier_key: s.audit.verifier_key(),
             entries,
@@ -166,6 +100,88 @@ async fn audit_page(
         },
         &c.new_cookie.into_iter().collect::<Vec<_>>(),
     )
+}
+
+/// The filter the query asks for, 50 entries a page.
+fn filter_of(q: &HashMap<String, String>) -> AuditFilter {
+    let field = |k: &str| {
+        q.get(k)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    AuditFilter {
+        actor: field("actor"),
+        action: field("action"),
+        target: field("target"),
+        from: field("from"),
+        to: field("to"),
+        before: field("before").and_then(|b| b.parse().ok()),
+        limit: 50,
+    }
+}
+
+/// One entry as the browser shows it: names beside ids, details one `key: value` per line.
+fn row(e: &StoredEntry, proof: &str, names: &HashMap<String, String>) -> AuditRow {
+    let label = |id: &str| match names.get(id) {
+        Some(name) => format!("{name} ({})", id.chars().take(13).collect::<String>()),
+        None => id.to_owned(),
+    };
+    let v: serde_json::Value = serde_json::from_str(&e.text).unwrap_or_default();
+    let text = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_owned();
+    let details = v
+        .get("details")
+        .and_then(|d| d.as_object())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    format!(
+                        "{k}: {}",
+                        v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default();
+    AuditRow {
+        index: e.index,
+        time: text("time"),
+        actor_label: label(&text("actor")),
+        target_label: label(&text("target")),
+        actor: text("actor"),
+        action: text("action"),
+        target: text("target"),
+        outcome: text("outcome"),
+        source: text("source"),
+        details,
+        proof: proof.to_owned(),
+    }
+}
+
+/// The link to the next older page with the same filter.
+fn older_link(filter: &AuditFilter, before: u64) -> String {
+    let mut params: Vec<(&str, String)> = Vec::new();
+    for (k, v) in [
+        ("actor", &filter.actor),
+        ("action", &filter.action),
+        ("from", &filter.from),
+        ("to", &filter.to),
+    ] {
+        if let Some(v) = v {
+            params.push((k, v.clone()));
+        }
+    }
+    params.push(("before", before.to_string()));
+    let query: Vec<String> = params
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{k}={}",
+                url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
+            )
+        })
+        .collect();
+    format!("/audit?{}", query.join("&"))
 }
 
 /// This feature's pages, each with its access rule.

@@ -70,6 +70,62 @@ fn actor_label(actor: &str, names: &std::collections::HashMap<String, String>) -
     }
 }
 
+/// The internal list's newest entries, masked, with who added each.
+async fn opt_out_rows(
+    s: &AppState,
+    names: &std::collections::HashMap<String, String>,
+) -> Result<Vec<OptOutRow>, crate::error::Error> {
+    Ok(s.dnc_lists
+        .internal_list(100)
+        .await?
+        .into_iter()
+        .map(|e| OptOutRow {
+            added_by: actor_label(&e.added_by, names),
+            id: e.id,
+            number: e.number,
+            source: e.source,
+            added_at: e.added_at,
+        })
+        .collect())
+}
+
+/// The newest consent records, masked.
+async fn consent_rows(s: &AppState) -> Result<Vec<ConsentRow>, crate::error::Error> {
+    Ok(s.dnc_lists
+        .consents(None, 100)
+        .await?
+        .into_iter()
+        .map(|k| ConsentRow {
+            id: k.id,
+            number: k.number,
+            purpose: k.purpose,
+            channel: k.channel,
+            source: k.source,
+            granted_at: k.granted_at,
+            revoked_at: k.revoked_at.unwrap_or_default(),
+            active: k.active,
+        })
+        .collect())
+}
+
+impl DncPage {
+    /// The registry in force: size, source, age and checksum.
+    fn show_registry(&mut self, r: &crate::features::dnc::registry::Registry, age: i64) {
+        self.has_registry = true;
+        self.stale = age > crate::features::dnc::registry::MAX_AGE_SECONDS;
+        self.numbers = r.info.numbers;
+        self.source = r.info.source.clone();
+        self.imported_at = rfc3339(r.info.imported_at);
+        self.age_days = age / 86_400;
+        self.sha256 = r.info.sha256.clone();
+        self.bytes = r.set.size_in_bytes();
+        self.bytes_per_number = format!(
+            "{:.3}",
+            r.set.size_in_bytes() as f64 / r.info.numbers.max(1) as f64
+        );
+    }
+}
+
 async fn dnc_view(
     s: &AppState,
     headers: &HeaderMap,
@@ -89,45 +145,22 @@ async fn dnc_view(
         Ok(users) => users.into_iter().map(|u| (u.id, u.username)).collect(),
         Err(_) => std::collections::HashMap::new(),
     };
-    let mut opt_outs = Vec::new();
-    if sees_lists {
-        match s.dnc_lists.internal_list(100).await {
-            Ok(list) => {
-                opt_outs = list
-                    .into_iter()
-                    .map(|e| OptOutRow {
-                        added_by: actor_label(&e.added_by, &names),
-                        id: e.id,
-                        number: e.number,
-                        source: e.source,
-                        added_at: e.added_at,
-                    })
-                    .collect();
-            }
-            Err(e) => error = e.to_string(),
-        }
-    }
-    let mut consents = Vec::new();
-    if sees_consents {
-        match s.dnc_lists.consents(None, 100).await {
-            Ok(list) => {
-                consents = list
-                    .into_iter()
-                    .map(|k| ConsentRow {
-                        id: k.id,
-                        number: k.number,
-                        purpose: k.purpose,
-                        channel: k.channel,
-                        source: k.source,
-                        granted_at: k.granted_at,
-                        revoked_at: k.revoked_at.unwrap_or_default(),
-                        active: k.active,
-                    })
-                    .collect();
-            }
-            Err(e) => error = e.to_string(),
-        }
-    }
+    let opt_outs = if sees_lists {
+        opt_out_rows(s, &names).await.unwrap_or_else(|e| {
+            error = e.to_string();
+            Vec::new()
+        })
+    } else {
+        Vec::new()
+    };
+    let consents = if sees_consents {
+        consent_rows(s).await.unwrap_or_else(|e| {
+            error = e.to_string();
+            Vec::new()
+        })
+    } else {
+        Vec::new()
+    };
     let mut page = DncPage {
         csrf: c.token,
         who: who(p),
@@ -150,18 +183,7 @@ async fn dnc_view(
         consents,
     };
     if let Some(r) = &registry {
-        page.has_registry = true;
-        page.stale = age > crate::features::dnc::registry::MAX_AGE_SECONDS;
-        page.numbers = r.info.numbers;
-        page.source = r.info.source.clone();
-        page.imported_at = rfc3339(r.info.imported_at);
-        page.age_days = age / 86_400;
-        page.sha256 = r.info.sha256.clone();
-        page.bytes = r.set.size_in_bytes();
-        page.bytes_per_number = format!(
-            "{:.3}",
-            r.set.size_in_bytes() as f64 / r.info.numbers.max(1) as f64
-        );
+        page.show_registry(r, age);
     }
     render(
         StatusCode::OK,

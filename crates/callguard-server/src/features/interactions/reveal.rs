@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::features::vault::service::RevealReason;
 use crate::principal::{customer_ref, Principal};
 use callguard_core::vault::model::Field;
-use callguard_store::VaultWrite;
+use callguard_store::{InteractionRow, VaultWrite};
 
 impl Interactions {
     /// Reveals one field (SPEC C3): agents only, during their own active interaction with this
@@ -40,38 +40,17 @@ impl Interactions {
             (r, err)
         };
         let interaction = self.vault.store().interaction(interaction_id).await?;
-        let checked = match &interaction {
-            None => Err(refuse(
-                "no_such_interaction",
-                true,
-                Error::State(
+        let checked = match interaction {
+            Some(i) => revealable(p, i, id),
+            None => Err(Refusal {
+                why: "no_such_interaction",
+                outside: true,
+                error: Error::State(
                     "the interaction does not exist: start one with POST /api/v1/interactions",
                 ),
-            )),
-            Some(i) if i.agent_id != p.user.id => Err(refuse(
-                "not_your_interaction",
-                true,
-                Error::State("the interaction belongs to another agent"),
-            )),
-            Some(i) if i.status != "active" => Err(refuse(
-                "interaction_ended",
-                true,
-                Error::State(
-                    "the interaction has ended: reveals happen only during an active interaction",
-                ),
-            )),
-            Some(i) if i.customer_id.as_deref() != Some(id) => Err(refuse(
-                "other_customer",
-                true,
-                Error::State("the interaction is not with this customer"),
-            )),
-            Some(i) if state_of(&i.state).level < 1 => Err(refuse(
-                "not_verified",
-                false,
-                Error::VerificationRequired(1),
-            )),
-            Some(i) => Ok(i.clone()),
-        };
+            }),
+        }
+        .map_err(|r| refuse(r.why, r.outside, r.error));
         let i = match checked {
             Ok(i) => i,
             Err((record, err)) => {
@@ -106,4 +85,50 @@ impl Interactions {
         }
         Ok(value)
     }
+}
+
+/// Why a reveal is refused: the audit reason, whether it happened outside an interaction of the
+/// agent's, and the error.
+struct Refusal {
+    why: &'static str,
+    outside: bool,
+    error: Error,
+}
+
+/// The interaction, if a reveal of customer `id` may happen in it.
+fn revealable(p: &Principal, i: InteractionRow, id: &str) -> Result<InteractionRow, Refusal> {
+    let refusal = |why, outside, error| {
+        Err(Refusal {
+            why,
+            outside,
+            error,
+        })
+    };
+    if i.agent_id != p.user.id {
+        return refusal(
+            "not_your_interaction",
+            true,
+            Error::State("the interaction belongs to another agent"),
+        );
+    }
+    if i.status != "active" {
+        return refusal(
+            "interaction_ended",
+            true,
+            Error::State(
+                "the interaction has ended: reveals happen only during an active interaction",
+            ),
+        );
+    }
+    if i.customer_id.as_deref() != Some(id) {
+        return refusal(
+            "other_customer",
+            true,
+            Error::State("the interaction is not with this customer"),
+        );
+    }
+    if state_of(&i.state).level < 1 {
+        return refusal("not_verified", false, Error::VerificationRequired(1));
+    }
+    Ok(i)
 }

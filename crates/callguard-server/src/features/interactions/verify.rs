@@ -338,14 +338,14 @@ impl Interactions {
             .map(|c| c.id))
     }
 
-    async fn send_otp(
+    /// Sends a one-time code to the customer's first registered contact for `channel`; returns
+    /// the contact masked and the provider's receipt.
+    async fn deliver(
         &self,
-        p: &Principal,
-        i: &InteractionRow,
-        mut st: CallState,
         o: &Opened,
         channel: Channel,
-    ) -> Result<VerifyResponse, Error> {
+        code: &Secret<String>,
+    ) -> Result<(String, crate::notify::Delivery), Error> {
         let (to, masked) = match channel {
             Channel::Sms => o
                 .record
@@ -361,12 +361,9 @@ impl Interactions {
         .ok_or(Error::State(
             "the customer has no registered contact for that channel",
         ))?;
-        let code = otp_code();
-        let t = now();
-        let code_id = uuid::Uuid::new_v4().to_string();
         let delivery = self
             .notifier
-            .send_code(channel, &Secret::new(to), &code, (CODE_SECONDS / 60) as u32)
+            .send_code(channel, &Secret::new(to), code, (CODE_SECONDS / 60) as u32)
             .await
             .map_err(|e| match e {
                 crate::notify::NotifyError::NotConfigured(_) => Error::NotConfigured(
@@ -379,6 +376,21 @@ impl Interactions {
                     )
                 }
             })?;
+        Ok((masked, delivery))
+    }
+
+    async fn send_otp(
+        &self,
+        p: &Principal,
+        i: &InteractionRow,
+        mut st: CallState,
+        o: &Opened,
+        channel: Channel,
+    ) -> Result<VerifyResponse, Error> {
+        let code = otp_code();
+        let t = now();
+        let code_id = uuid::Uuid::new_v4().to_string();
+        let (masked, delivery) = self.deliver(o, channel, &code).await?;
         let channel_name = match channel {
             Channel::Sms => "sms",
             Channel::Email => "email",

@@ -127,61 +127,9 @@ pub(crate) async fn register(
     Checked(f): Checked<RegisterForm>,
 ) -> Response {
     let (mut page, cookies) = DeskPage::new(&headers, &p);
-    let mut bad_kind = false;
-    let national_id = match given(&f.national_id) {
-        None => None,
-        Some(value) => {
-            let kind = match f.national_id_kind.as_str() {
-                "pesel" | "" => Some(NationalIdKind::Pesel),
-                "nip" => Some(NationalIdKind::Nip),
-                "regon" => Some(NationalIdKind::Regon),
-                _ => None,
-            };
-            match kind {
-                Some(kind) => Some(NationalId { kind, value }),
-                None => {
-                    bad_kind = true;
-                    None
-                }
-            }
-        }
-    };
-    let any_address = [&f.line1, &f.line2, &f.postal_code, &f.city, &f.country]
-        .iter()
-        .any(|v| !v.trim().is_empty());
-    let address = any_address.then(|| Address {
-        line1: f.line1.trim().to_owned(),
-        line2: given(&f.line2),
-        postal_code: f.postal_code.trim().to_owned(),
-        city: f.city.trim().to_owned(),
-        country: f.country.trim().to_uppercase(),
-    });
-    let mut questions = Vec::new();
-    for (q, a) in [(&f.question_0, &f.answer_0), (&f.question_1, &f.answer_1)] {
-        if !q.trim().is_empty() || !a.expose().trim().is_empty() {
-            questions.push(SecurityQuestionInput {
-                question: q.clone(),
-                answer: a.clone(),
-            });
-        }
-    }
-    let new = NewCustomer {
-        full_name: f.full_name.clone(),
-        phones: given(&f.phone).into_iter().collect(),
-        emails: given(&f.email).into_iter().collect(),
-        national_id,
-        date_of_birth: given(&f.date_of_birth),
-        address,
-        services: given(&f.service).into_iter().collect(),
-        security_questions: questions,
-    };
-    let result = if bad_kind {
-        Err(Error::InvalidFields(vec![FieldProblem {
-            field: "national_id_kind".into(),
-            detail: "choose PESEL, NIP or REGON".into(),
-        }]))
-    } else {
-        s.vault.create(&p.actor(), new).await
+    let result = match f.customer() {
+        Ok(new) => s.vault.create(&p.actor(), new).await,
+        Err(e) => Err(e),
     };
     match result {
         Ok(id) => {
@@ -193,25 +141,13 @@ pub(crate) async fn register(
             render(StatusCode::CREATED, page, &cookies)
         }
         Err(e) => {
-            if let Error::InvalidFields(list) = &e {
-                page.problems = problems_by_input(list);
-                page.error = format!(
-                    "The customer was not registered: {} field(s) need correcting (marked below).",
-                    list.len()
-                );
-                // A problem without an input of its own is named in the message itself.
-                let elsewhere: Vec<String> = page
-                    .problems
-                    .iter()
-                    .filter(|(input, _)| !REGISTER_INPUTS.contains(&input.as_str()))
-                    .map(|(input, detail)| format!("{input}: {detail}"))
-                    .collect();
-                if !elsewhere.is_empty() {
-                    page.error = format!("{} Also: {}.", page.error, elsewhere.join("; "));
+            page.error = match &e {
+                Error::InvalidFields(list) => {
+                    page.problems = problems_by_input(list);
+                    refused_fields(&page.problems, list.len())
                 }
-            } else {
-                page.error = readable(&e);
-            }
+                _ => readable(&e),
+            };
             // Everything typed comes back, except the security answers.
             page.form = RegisterForm {
                 answer_0: Secret::default(),
@@ -220,6 +156,85 @@ pub(crate) async fn register(
             };
             render(crate::http::problem::status_of(&e), page, &cookies)
         }
+    }
+}
+
+/// The message above a refused registration; a problem without an input of its own is named in
+/// the message itself.
+fn refused_fields(problems: &BTreeMap<String, String>, count: usize) -> String {
+    let message = format!(
+        "The customer was not registered: {count} field(s) need correcting (marked below)."
+    );
+    let elsewhere: Vec<String> = problems
+        .iter()
+        .filter(|(input, _)| !REGISTER_INPUTS.contains(&input.as_str()))
+        .map(|(input, detail)| format!("{input}: {detail}"))
+        .collect();
+    if elsewhere.is_empty() {
+        message
+    } else {
+        format!("{message} Also: {}.", elsewhere.join("; "))
+    }
+}
+
+impl RegisterForm {
+    /// The customer the form describes; a national id of an unknown kind is refused here.
+    fn customer(&self) -> Result<NewCustomer, Error> {
+        let national_id = match given(&self.national_id) {
+            None => None,
+            Some(value) => {
+                let kind = match self.national_id_kind.as_str() {
+                    "pesel" | "" => NationalIdKind::Pesel,
+                    "nip" => NationalIdKind::Nip,
+                    "regon" => NationalIdKind::Regon,
+                    _ => {
+                        return Err(Error::InvalidFields(vec![FieldProblem {
+                            field: "national_id_kind".into(),
+                            detail: "choose PESEL, NIP or REGON".into(),
+                        }]))
+                    }
+                };
+                Some(NationalId { kind, value })
+            }
+        };
+        let any_address = [
+            &self.line1,
+            &self.line2,
+            &self.postal_code,
+            &self.city,
+            &self.country,
+        ]
+        .iter()
+        .any(|v| !v.trim().is_empty());
+        let address = any_address.then(|| Address {
+            line1: self.line1.trim().to_owned(),
+            line2: given(&self.line2),
+            postal_code: self.postal_code.trim().to_owned(),
+            city: self.city.trim().to_owned(),
+            country: self.country.trim().to_uppercase(),
+        });
+        let mut questions = Vec::new();
+        for (q, a) in [
+            (&self.question_0, &self.answer_0),
+            (&self.question_1, &self.answer_1),
+        ] {
+            if !q.trim().is_empty() || !a.expose().trim().is_empty() {
+                questions.push(SecurityQuestionInput {
+                    question: q.clone(),
+                    answer: a.clone(),
+                });
+            }
+        }
+        Ok(NewCustomer {
+            full_name: self.full_name.clone(),
+            phones: given(&self.phone).into_iter().collect(),
+            emails: given(&self.email).into_iter().collect(),
+            national_id,
+            date_of_birth: given(&self.date_of_birth),
+            address,
+            services: given(&self.service).into_iter().collect(),
+            security_questions: questions,
+        })
     }
 }
 
