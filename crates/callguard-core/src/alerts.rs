@@ -534,6 +534,27 @@ mod tests {
     }
 
     #[test]
+    fn a_phone_search_outside_an_interaction_raises_access_outside_interaction() {
+        let mut e = Engine::new(Rules::default());
+        let search = |index: u64, outside: bool| {
+            let mut s = seen(index, 1_000, "customer.search", false, "", "192.0.2.1");
+            s.actor = "user:agent1".into();
+            s.target = None;
+            s.details = json!({"by": "phone", "results": 1, "outside_interaction": outside});
+            s
+        };
+        assert!(e.feed(&search(1, false)).is_empty());
+        let raised = e.feed(&search(2, true));
+        assert_eq!(raised.len(), 1, "{:?}", raised.iter().map(|r| r.rule).collect::<Vec<_>>());
+        assert_eq!(raised[0].rule, "access_outside_interaction");
+        assert_eq!(raised[0].subject, "user:agent1");
+        assert_eq!(
+            raised[0].summary,
+            "user:agent1 searched customers by phone outside an active interaction"
+        );
+    }
+
+    #[test]
     fn entries_read_back_from_the_api_shape() {
         let v = json!({"index": 3, "time": "2026-11-24T22:30:00Z", "actor": "user:a", "action": "auth.sign_in", "target": "user:a", "interaction": null, "outcome": "failure", "source": "192.0.2.1", "details": {}});
         let s = Seen::from_entry(&v).unwrap();
