@@ -195,7 +195,10 @@ async fn a_national_id_is_held_by_one_customer_at_a_time(f: Fixture) {
     assert_eq!(size(s).await, 1);
     // Other kinds may be shared (a household's phone); the holder may rewrite its own entries.
     assert!(s
-        .vault_commit(new_customer("c3", vec![national("h-other"), phone("h-home")]))
+        .vault_commit(new_customer(
+            "c3",
+            vec![national("h-other"), phone("h-home")]
+        ))
         .await
         .unwrap());
     assert_eq!(
@@ -231,7 +234,10 @@ async fn a_national_id_is_held_by_one_customer_at_a_time(f: Fixture) {
         .vault_commit(new_customer("c4", vec![national("h-id")]))
         .await
         .unwrap());
-    let holders = s.customers_by_index("national_id", "h-id", 10).await.unwrap();
+    let holders = s
+        .customers_by_index("national_id", "h-id", 10)
+        .await
+        .unwrap();
     assert_eq!(holders.len(), 1);
     assert_eq!(holders[0].id, "c4");
 }
@@ -280,7 +286,9 @@ async fn reopen(f: &Fixture) -> Arc<dyn Store> {
     }
 }
 
-both_backends!(an_older_database_holding_one_national_id_twice_still_migrates_and_keeps_the_first_holder);
+both_backends!(
+    an_older_database_holding_one_national_id_twice_still_migrates_and_keeps_the_first_holder
+);
 async fn an_older_database_holding_one_national_id_twice_still_migrates_and_keeps_the_first_holder(
     f: Fixture,
 ) {
