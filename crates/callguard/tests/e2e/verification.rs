@@ -4,10 +4,10 @@
 //! other look-up outside one.
 
 use crate::calls::{
-    by_national_id, by_security_answers, register_demo_customer, start_call_for, start_call_id,
-    verify,
+    add_note, by_national_id, by_security_answers, register_demo_customer, start_call_for,
+    start_call_id, verify,
 };
-use crate::harness::{Account, Api, Backend, Server};
+use crate::harness::{Account, Api, Backend, Deployment, Server};
 use crate::vault::{
     audit_entries, customer_body, ANSWER_1, ANSWER_2, EMAIL, NAME, PESEL, PHONE, SERVICE,
 };
@@ -18,6 +18,7 @@ both_backends!(
     one_answer_sent_twice_is_not_two_answers_and_fails_verification,
     a_second_customer_with_a_registered_national_id_is_refused_naming_no_one,
     simultaneous_registrations_with_one_national_id_leave_exactly_one_customer,
+    a_national_id_held_twice_before_the_rule_stays_with_the_first_holder_and_the_other_cannot_change,
     a_phone_search_outside_an_interaction_alerts_and_one_inside_does_not,
 );
 
@@ -40,6 +41,17 @@ async fn stored_customers(server: &Server) -> i64 {
     }
 }
 
+/// Runs `sql` on a stopped deployment's database, as an older Callguard could have left it.
+async fn on_database(deployment: &Deployment, sql: &str) {
+    match &deployment.pg {
+        Some(pg) => pg.connect().await.batch_execute(sql).await.unwrap(),
+        None => {
+            let db = rusqlite::Connection::open(deployment.data_dir.join("callguard.db")).unwrap();
+            db.execute_batch(sql).unwrap();
+        }
+    }
+}
+
 /// Someone else, with the demo customer's PESEL (and date of birth, which the PESEL encodes).
 fn impostor_body(n: usize) -> Value {
     let mut body = customer_body();
@@ -55,6 +67,19 @@ async fn one_answer_sent_twice_is_not_two_answers_and_fails_verification(backend
     let api = server.api();
     let agent = server.new_account("kira-agent", "agent").await;
     let compliance = server.new_account("konrad-compliance", "compliance").await;
+    // A customer cannot be registered with one question twice either.
+    let mut body = customer_body();
+    body["security_questions"][1]["question"] = json!("TOWN of  birth?");
+    let refused = api
+        .post("/api/v1/customers", Some(&agent.token), body)
+        .await
+        .expect_problem(422, "invalid-fields")
+        .json();
+    assert_eq!(
+        refused["errors"][0]["field"], "security_questions[1].question",
+        "{refused}"
+    );
+    assert_eq!(stored_customers(&server).await, 0);
     let id = register_demo_customer(&api, &agent).await;
     let call = start_call_for(&api, &agent, PHONE, &id).await;
     let call_id = call["id"].as_str().unwrap();
@@ -66,7 +91,10 @@ async fn one_answer_sent_twice_is_not_two_answers_and_fails_verification(backend
             4,
         ),
         (
-            [("Town of birth?", ANSWER_1), ("  town OF   birth? ", ANSWER_1)],
+            [
+                ("Town of birth?", ANSWER_1),
+                ("  town OF   birth? ", ANSWER_1),
+            ],
             3,
         ),
         ([("First pet?", ANSWER_2), ("FIRST PET?", ANSWER_2)], 2),
@@ -201,7 +229,11 @@ async fn simultaneous_registrations_with_one_national_id_leave_exactly_one_custo
 }
 
 /// Waits until the supervisors' alert list holds an alert that `wanted` picks: all alerts then.
-async fn alerts_once(api: &Api, supervisor: &Account, wanted: impl Fn(&Value) -> bool) -> Vec<Value> {
+async fn alerts_once(
+    api: &Api,
+    supervisor: &Account,
+    wanted: impl Fn(&Value) -> bool,
+) -> Vec<Value> {
     for _ in 0..100 {
         let alerts = api
             .get("/api/v1/alerts", Some(&supervisor.token))
@@ -236,9 +268,12 @@ async fn a_phone_search_outside_an_interaction_alerts_and_one_inside_does_not(ba
     .await
     .expect(200);
     // Without a call: an alert on the agent who searched.
-    api.get("/api/v1/customers?phone=%2B48601234567", Some(&outside.token))
-        .await
-        .expect(200);
+    api.get(
+        "/api/v1/customers?phone=%2B48601234567",
+        Some(&outside.token),
+    )
+    .await
+    .expect(200);
     let on = |who: &Account| format!("user:{}", who.id);
     let alerts = alerts_once(&api, &supervisor, |a| {
         a["rule"] == "access_outside_interaction" && a["subject"] == on(&outside)
@@ -256,5 +291,81 @@ async fn a_phone_search_outside_an_interaction_alerts_and_one_inside_does_not(ba
     assert!(
         !alert.to_string().contains("601234567"),
         "the alert holds the number: {alert}"
+    );
+}
+
+async fn a_national_id_held_twice_before_the_rule_stays_with_the_first_holder_and_the_other_cannot_change(
+    backend: Backend,
+) {
+    // An older database: the impostor registered while national ids were not unique (made here
+    // by hiding the genuine customer's entry and the unique index for one registration).
+    let server = Server::start(backend).await;
+    let agent = server.new_account("kuba-agent", "agent").await;
+    let genuine = register_demo_customer(&server.api(), &agent).await;
+    let deployment = server.stop_keeping_data();
+    on_database(
+        &deployment,
+        "UPDATE customer_index SET kind = 'hidden' WHERE kind = 'national_id';
+         DROP INDEX customer_index_national_id_unique;",
+    )
+    .await;
+    let server = Server::start_with(deployment, &[]).await;
+    let api = server.api();
+    let agent = Account {
+        token: api.sign_in(&agent).await,
+        ..agent
+    };
+    let impostor = api
+        .post("/api/v1/customers", Some(&agent.token), impostor_body(1))
+        .await
+        .expect(201)
+        .str("id");
+    let deployment = server.stop_keeping_data();
+    on_database(
+        &deployment,
+        &format!(
+            "UPDATE customer_index SET kind = 'national_id' WHERE kind = 'hidden';
+             UPDATE customers SET created_at = created_at - 100 WHERE id = '{genuine}';
+             DELETE FROM schema_migrations WHERE version = 8;"
+        ),
+    )
+    .await;
+
+    // The upgrade: migration 0008 runs on this database without failing.
+    let server = Server::start_with(deployment, &[]).await;
+    let api = server.api();
+    let agent = Account {
+        token: api.sign_in(&agent).await,
+        ..agent
+    };
+    // The genuine customer is the one their PESEL identifies, and their record changes as usual.
+    let call = start_call_id(&api, &agent, "+48609555444").await;
+    let level = verify(&api, &agent, &call, by_national_id(PESEL))
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(level["customer_id"], genuine.as_str());
+    add_note(&api, &agent, &genuine, &call, "asked about an invoice")
+        .await
+        .expect(200);
+    // The later record can be reached otherwise, but cannot change until the duplicate is
+    // resolved; the refusal names no one.
+    let call = start_call_for(&api, &agent, "+48607770001", &impostor).await;
+    let call = call["id"].as_str().unwrap();
+    verify(
+        &api,
+        &agent,
+        call,
+        json!({"method": "service", "value": "impostor-1"}),
+    )
+    .await
+    .expect(200);
+    let refused = add_note(&api, &agent, &impostor, call, "wants a new address")
+        .await
+        .expect_problem(409, "duplicate-national-id");
+    assert!(
+        !refused.text.contains(&genuine) && !refused.text.contains(PESEL),
+        "{}",
+        refused.text
     );
 }
