@@ -308,21 +308,29 @@ impl Engine {
                 ),
             );
         }
-        if matches!(e.action.as_str(), "customer.reveal" | "customer.read")
-            && e.details
-                .get("outside_interaction")
-                .and_then(Value::as_bool)
-                == Some(true)
+        // Every look-up an agent makes outside an active interaction: a read, a reveal, a search.
+        if matches!(
+            e.action.as_str(),
+            "customer.reveal" | "customer.read" | "customer.search"
+        ) && e
+            .details
+            .get("outside_interaction")
+            .and_then(Value::as_bool)
+            == Some(true)
         {
+            let what = if e.action == "customer.search" {
+                format!(
+                    "searched customers by {}",
+                    e.details.get("by").and_then(Value::as_str).unwrap_or("?")
+                )
+            } else {
+                format!("accessed {}", e.target.as_deref().unwrap_or("a customer"))
+            };
             raise(
                 "access_outside_interaction",
                 Severity::High,
                 e.actor.clone(),
-                format!(
-                    "{} accessed {} outside an active interaction",
-                    e.actor,
-                    e.target.as_deref().unwrap_or("a customer")
-                ),
+                format!("{} {what} outside an active interaction", e.actor),
             );
         }
         if e.failed && e.action == "interaction.verify" {
@@ -531,6 +539,32 @@ mod tests {
         assert!(fails
             .iter()
             .any(|r| r.rule == "verification_failures" && r.subject == "customer:c9"));
+    }
+
+    #[test]
+    fn a_phone_search_outside_an_interaction_raises_access_outside_interaction() {
+        let mut e = Engine::new(Rules::default());
+        let search = |index: u64, outside: bool| {
+            let mut s = seen(index, 1_000, "customer.search", false, "", "192.0.2.1");
+            s.actor = "user:agent1".into();
+            s.target = None;
+            s.details = json!({"by": "phone", "results": 1, "outside_interaction": outside});
+            s
+        };
+        assert!(e.feed(&search(1, false)).is_empty());
+        let raised = e.feed(&search(2, true));
+        assert_eq!(
+            raised.len(),
+            1,
+            "{:?}",
+            raised.iter().map(|r| r.rule).collect::<Vec<_>>()
+        );
+        assert_eq!(raised[0].rule, "access_outside_interaction");
+        assert_eq!(raised[0].subject, "user:agent1");
+        assert_eq!(
+            raised[0].summary,
+            "user:agent1 searched customers by phone outside an active interaction"
+        );
     }
 
     #[test]

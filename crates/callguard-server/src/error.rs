@@ -41,6 +41,9 @@ pub enum Error {
     Validation(String),
     #[error("that username is already taken")]
     UsernameTaken,
+    /// Another customer holds this national id; which one is never said.
+    #[error("{0}")]
+    DuplicateNationalId(&'static str),
     #[error("not found")]
     NotFound,
     #[error("this path does not accept that method; see /api/v1/openapi.json")]
@@ -98,6 +101,7 @@ impl Error {
             Error::PasswordRejected(_) => "password-rejected",
             Error::Validation(_) => "validation-failed",
             Error::UsernameTaken => "username-taken",
+            Error::DuplicateNationalId(_) => "duplicate-national-id",
             Error::NotFound => "not-found",
             Error::MethodNotAllowed => "method-not-allowed",
             Error::Csrf => "csrf",

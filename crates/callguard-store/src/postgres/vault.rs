@@ -80,6 +80,8 @@ async fn apply_customers(tx: &Transaction<'_>, w: &VaultWrite) -> StoreResult<bo
             return Ok(false);
         }
     }
+    // Only the same entry twice is skipped: a national id another customer holds is a conflict
+    // (`customer_index_national_id_unique`).
     for (customer_id, entries) in &w.index {
         tx.execute(
             "DELETE FROM customer_index WHERE customer_id = $1",
@@ -93,7 +95,7 @@ async fn apply_customers(tx: &Transaction<'_>, w: &VaultWrite) -> StoreResult<bo
             tx.execute(
                 "INSERT INTO customer_index (kind, hash, customer_id)
                  SELECT k, h, $3 FROM unnest($1::text[], $2::text[]) AS t(k, h)
-                 ON CONFLICT DO NOTHING",
+                 ON CONFLICT (kind, hash, customer_id) DO NOTHING",
                 &[&kinds, &hashes, customer_id],
             )
             .await

@@ -83,7 +83,10 @@ fn apply(tx: &Connection, w: &VaultWrite) -> rusqlite::Result<bool> {
             [customer_id],
         )?;
         let mut st = tx.prepare_cached(
-            "INSERT OR IGNORE INTO customer_index (kind, hash, customer_id) VALUES (?1, ?2, ?3)",
+            // Only the same entry twice is skipped: a national id another customer holds is a
+            // conflict (`customer_index_national_id_unique`).
+            "INSERT INTO customer_index (kind, hash, customer_id) VALUES (?1, ?2, ?3)
+             ON CONFLICT (kind, hash, customer_id) DO NOTHING",
         )?;
         for e in entries {
             st.execute(params![e.kind, e.hash, customer_id])?;

@@ -154,3 +154,185 @@ async fn key_shares_are_stored_once_and_destroyed_for_good(f: Fixture) {
         assert!(!bytes.windows(32).any(|w| w == [7u8; 32]), "secure_delete");
     }
 }
+
+fn national(hash: &str) -> IndexEntry {
+    IndexEntry {
+        kind: "national_id".into(),
+        hash: hash.into(),
+    }
+}
+
+fn phone(hash: &str) -> IndexEntry {
+    IndexEntry {
+        kind: "phone".into(),
+        hash: hash.into(),
+    }
+}
+
+fn new_customer(id: &str, index: Vec<IndexEntry>) -> VaultWrite {
+    VaultWrite {
+        customers: vec![(customer_row(id), None)],
+        index: vec![(id.into(), index)],
+        audit: vec![a("customer.create")],
+        ..VaultWrite::default()
+    }
+}
+
+both_backends!(a_national_id_is_held_by_one_customer_at_a_time);
+async fn a_national_id_is_held_by_one_customer_at_a_time(f: Fixture) {
+    let s = &f.store;
+    assert!(s
+        .vault_commit(new_customer("c1", vec![national("h-id"), phone("h-home")]))
+        .await
+        .unwrap());
+    // A second holder of the same national id is refused whole: no row, no entry, no log.
+    assert!(matches!(
+        s.vault_commit(new_customer("c2", vec![national("h-id"), phone("h-home")]))
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(s.customer("c2").await.unwrap().is_none());
+    assert_eq!(size(s).await, 1);
+    // Other kinds may be shared (a household's phone); the holder may rewrite its own entries.
+    assert!(s
+        .vault_commit(new_customer(
+            "c3",
+            vec![national("h-other"), phone("h-home")]
+        ))
+        .await
+        .unwrap());
+    assert_eq!(
+        s.customers_by_index("phone", "h-home", 10)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(s
+        .vault_commit(VaultWrite {
+            index: vec![("c1".into(), vec![national("h-id"), phone("h-new")])],
+            audit: vec![a("customer.operation")],
+            ..VaultWrite::default()
+        })
+        .await
+        .unwrap());
+    // Once the holder is erased (its entries gone), the national id is free again.
+    let mut erased = customer_row("c1");
+    erased.version = 2;
+    erased.status = "erased".into();
+    erased.wrapped_key = None;
+    assert!(s
+        .vault_commit(VaultWrite {
+            customers: vec![(erased, Some(1))],
+            index: vec![("c1".into(), Vec::new())],
+            audit: vec![a("customer.erase")],
+            ..VaultWrite::default()
+        })
+        .await
+        .unwrap());
+    assert!(s
+        .vault_commit(new_customer("c4", vec![national("h-id")]))
+        .await
+        .unwrap());
+    let holders = s
+        .customers_by_index("national_id", "h-id", 10)
+        .await
+        .unwrap();
+    assert_eq!(holders.len(), 1);
+    assert_eq!(holders[0].id, "c4");
+}
+
+/// Runs `sql` on the fixture's database directly, as an older version of Callguard would have.
+fn raw(f: &Fixture, sql: &str) {
+    match &f.cleanup {
+        None => {
+            let db = rusqlite::Connection::open(f.dir.join("t.db")).unwrap();
+            db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+            db.execute_batch(sql).unwrap();
+        }
+        Some((admin, name)) => {
+            let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+            let out = std::process::Command::new("psql")
+                .args([
+                    &format!("{base}/{name}"),
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "-qc",
+                    sql,
+                ])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+async fn reopen(f: &Fixture) -> Arc<dyn Store> {
+    match &f.cleanup {
+        None => open(None, &f.dir.join("t.db")).await.unwrap(),
+        Some((admin, name)) => {
+            let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+            open(
+                Some(&format!("{base}/{name}")),
+                std::path::Path::new("/nonexistent"),
+            )
+            .await
+            .unwrap()
+        }
+    }
+}
+
+both_backends!(
+    an_older_database_holding_one_national_id_twice_still_migrates_and_keeps_the_first_holder
+);
+async fn an_older_database_holding_one_national_id_twice_still_migrates_and_keeps_the_first_holder(
+    f: Fixture,
+) {
+    // The database as it was before national ids were unique: two holders of one id.
+    raw(
+        &f,
+        "DROP INDEX customer_index_national_id_unique;
+         DELETE FROM schema_migrations WHERE version = 8;
+         INSERT INTO customers (id, status, version, wrapped_key, kek_id, fields, created_at, updated_at, verify_failures)
+             VALUES ('c-later', 'active', 1, NULL, 'k1', '{}', 2000, 2000, 0),
+                    ('c-first', 'active', 1, NULL, 'k1', '{}', 1000, 1000, 0);
+         INSERT INTO customer_index (kind, hash, customer_id)
+             VALUES ('national_id', 'h-twice', 'c-later'), ('national_id', 'h-twice', 'c-first'),
+                    ('phone', 'h-phone', 'c-later'), ('phone', 'h-phone', 'c-first');",
+    );
+    let s = reopen(&f).await;
+    // The first holder keeps the national id; the later one is set aside for review, not lost.
+    let holders = s
+        .customers_by_index("national_id", "h-twice", 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        holders.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        ["c-first"]
+    );
+    let set_aside = s
+        .customers_by_index("national_id_duplicate", "h-twice", 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        set_aside.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        ["c-later"]
+    );
+    assert_eq!(
+        s.customers_by_index("phone", "h-phone", 10)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    // From now on the id is unique.
+    assert!(matches!(
+        s.vault_commit(new_customer("c-third", vec![national("h-twice")]))
+            .await,
+        Err(StoreError::Conflict)
+    ));
+}

@@ -43,3 +43,4 @@ mod requests;
 mod signin;
 mod storage;
 mod vault;
+mod verification;

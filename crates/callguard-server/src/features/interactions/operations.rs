@@ -11,7 +11,7 @@ use crate::principal::{customer_ref, Principal};
 use callguard_core::audit::AuditRecord;
 use callguard_core::vault::validate;
 use callguard_core::{now, rfc3339};
-use callguard_store::{CustomerRow, IndexEntry};
+use callguard_store::{CustomerRow, IndexEntry, StoreError};
 use callguard_store::{InteractionRow, VaultWrite};
 
 /// What an operation changes, gathered before the one guarded write.
@@ -179,7 +179,7 @@ impl Interactions {
         }
         customers.extend(change.others);
         index.extend(change.other_index);
-        let ok = self
+        let committed = self
             .vault
             .store()
             .vault_commit(VaultWrite {
@@ -189,7 +189,18 @@ impl Interactions {
                 audit: vec![audit],
                 ..VaultWrite::default()
             })
-            .await?;
+            .await;
+        let ok = match committed {
+            // The one unique entry an operation's write can meet: a national id that another
+            // customer holds (a duplicate from before national ids were unique, set aside by
+            // migration 0008). No operation changes a national id itself.
+            Err(StoreError::Conflict) => {
+                return Err(Error::DuplicateNationalId(
+                    "this customer's national id is also on another customer's record; the duplicate must be resolved (ask compliance) before this record can change; nothing was changed",
+                ))
+            }
+            other => other?,
+        };
         if ok {
             Ok(())
         } else {

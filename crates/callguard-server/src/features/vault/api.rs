@@ -123,7 +123,7 @@ pub fn routes() -> Vec<ApiRoute> {
     use Access::Signed;
     use Permission::*;
     vec![
-        route("POST", "/api/v1/customers", Signed(CustomersCreate), "Registers a customer; every field is validated (E.164, PESEL/NIP/REGON checksums, PESEL birth date) and sealed. 422 lists every invalid field.", post(create_customer))
+        route("POST", "/api/v1/customers", Signed(CustomersCreate), "Registers a customer; every field is validated (E.164, PESEL/NIP/REGON checksums, PESEL birth date) and sealed. 422 lists every invalid field; 409 `duplicate-national-id` when another customer holds the national id.", post(create_customer))
             .takes::<crate::features::vault::service::NewCustomer>().gives::<CreatedCustomer>(201),
         route("GET", "/api/v1/customers", Signed(CustomersRead), "Search by `phone` (E.164), masked; `interaction_id` ties the look-up to a call (agents without one raise an alert).", get(search_customers))
             .gives::<CustomerList>(200),

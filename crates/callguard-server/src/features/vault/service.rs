@@ -7,6 +7,7 @@
 //! `callguard_core::vault::crypto`). The database holds the sealed fields, the data key's
 //! wrapped half and blind indexes; the key store holds the other half.
 
+use super::questions::{distinct_questions, question_key, questions_named, MAX_QUESTIONS};
 pub use super::record::{
     masked_view, CustomerView, MaskedNationalId, NewCustomer, Note, Opened, Record, RevealReason,
     SecurityQuestionInput,
@@ -25,7 +26,7 @@ use callguard_core::vault::validate;
 use callguard_core::{now, Role, Secret, UnixTime};
 use callguard_store::{CustomerRow, Store, StoreError, VaultWrite};
 use rand::Rng;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 /// Name of the sealed index key in `vault_keys`.
@@ -115,6 +116,14 @@ pub struct Vault {
 fn internal(what: &str) -> Error {
     tracing::error!(what, "vault failure");
     Error::Internal
+}
+
+/// The refusal of a national id another customer holds; it never says who.
+#[must_use]
+pub fn duplicate_national_id() -> Error {
+    Error::DuplicateNationalId(
+        "another customer already holds this national id, so it cannot be registered again; nothing was stored. If the caller is that customer, identify them by national id in a call instead",
+    )
 }
 
 /// A new customer id: 12 random digits, easy to read out on the phone and to type as a portal
@@ -274,9 +283,10 @@ impl Vault {
             check_address(a, "address", &mut p);
         }
         let services = check_services(&c.services, "services", &mut p);
-        if c.security_questions.len() > 5 {
+        if c.security_questions.len() > MAX_QUESTIONS {
             p.add("security_questions", "at most 5 questions");
         }
+        let mut asked = BTreeSet::new();
         for (i, q) in c.security_questions.iter().enumerate() {
             check_text(
                 &q.question,
@@ -284,6 +294,12 @@ impl Vault {
                 200,
                 &mut p,
             );
+            if !asked.insert(question_key(&q.question)) {
+                p.add(
+                    format!("security_questions[{i}].question"),
+                    "asks the same as an earlier question: give each question once",
+                );
+            }
             let a = validate::security_answer(q.answer.expose());
             if a.chars().count() < 2 || a.chars().count() > 200 {
                 p.add(
@@ -313,6 +329,11 @@ impl Vault {
             notes: Vec::new(),
         };
         let index = record.index(&self.index);
+        // A national id belongs to one customer. This look-up answers the common case early;
+        // the blind index's unique entry decides when two registrations race.
+        if self.national_id_held(&record, None).await? {
+            return Err(self.refuse_duplicate_national_id(actor).await);
+        }
         for _ in 0..3 {
             let id = new_customer_id();
             let (key, wrapped, share) = DataKey::generate(&id, self.kek.as_ref());
@@ -360,6 +381,10 @@ impl Vault {
                 Ok(true) => return Ok(id),
                 Err(StoreError::Conflict) => {
                     let _ = self.store.destroy_share(&id).await;
+                    // Either the id was taken (try another) or the national id was, meanwhile.
+                    if self.national_id_held(&record, None).await? {
+                        return Err(self.refuse_duplicate_national_id(actor).await);
+                    }
                     continue;
                 }
                 Ok(false) => return Err(internal("a new customer was refused")),
@@ -367,6 +392,42 @@ impl Vault {
             }
         }
         Err(internal("no free customer id after three tries"))
+    }
+
+    /// Whether a customer other than `except` holds `record`'s national id (in the blind index).
+    pub async fn national_id_held(
+        &self,
+        record: &Record,
+        except: Option<&str>,
+    ) -> Result<bool, Error> {
+        let Some(n) = &record.national_id else {
+            return Ok(false);
+        };
+        let kind = IndexKind::NationalId;
+        let holders = self
+            .store
+            .customers_by_index(
+                kind.as_str(),
+                &self
+                    .index
+                    .blind(kind, &national_index_value(n.kind, &n.value)),
+                2,
+            )
+            .await?;
+        Ok(holders.iter().any(|c| Some(c.id.as_str()) != except))
+    }
+
+    /// Logs a registration refused for a national id another customer holds (neither the value
+    /// nor the holder), and the error that says so.
+    async fn refuse_duplicate_national_id(&self, actor: &Actor) -> Error {
+        let audit = actor
+            .record("customer.create")
+            .failure()
+            .detail("refused", "duplicate_national_id");
+        if let Err(e) = self.store.append(vec![audit]).await {
+            return e.into();
+        }
+        duplicate_national_id()
     }
 
     /// Customers whose phone number is `phone` (E.164), opened.
@@ -444,23 +505,25 @@ impl Vault {
             .any(|s| subtle::ConstantTimeEq::ct_eq(s.as_bytes(), given.as_bytes()).into())
     }
 
-    /// Checks knowledge answers: every answer given must be right, and at least two (or all
-    /// the questions there are, when fewer) must be given. Hashing runs off the runtime.
+    /// Checks knowledge answers: every answer given must be right, and they must answer at least
+    /// two different questions on file (or every question there is, when fewer). The same
+    /// question asked twice, in whatever letter case or spacing, counts once. Hashing runs off
+    /// the runtime.
     pub async fn answers_match(
         &self,
         o: &Opened,
         given: &[(String, Secret<String>)],
     ) -> Result<bool, Error> {
-        let needed = o.answers.len().min(2);
-        if o.answers.is_empty() || given.len() < needed {
+        let (named, answered) = questions_named(&o.answers, given);
+        let on_file = distinct_questions(&o.answers);
+        let needed = on_file.min(2);
+        // More answers than a customer can have questions is never a right set; no hashing then.
+        if on_file == 0 || given.len() > MAX_QUESTIONS || answered < needed {
             return Ok(false);
         }
         let mut all = true;
-        for (question, answer) in given {
-            let stored = o
-                .answers
-                .iter()
-                .find(|a| a.question.eq_ignore_ascii_case(question.trim()));
+        for ((_, answer), stored) in given.iter().zip(named) {
+            let stored = stored.and_then(|i| o.answers.get(i));
             let normalised = Secret::new(validate::security_answer(answer.expose()));
             // An unknown question still costs one hash, so timing does not tell which.
             let ok = self
