@@ -263,7 +263,8 @@ impl Engine {
                 ),
             );
         }
-        let privileged = |role: Option<&str>| matches!(role, Some("supervisor" | "compliance" | "admin"));
+        let privileged =
+            |role: Option<&str>| matches!(role, Some("supervisor" | "compliance" | "admin"));
         let created_by = e
             .details
             .get("created_by")
@@ -475,10 +476,24 @@ mod tests {
         let mut change = seen(0, 1_000, "user.role_change", false, "user:u2", "192.0.2.1");
         change.details = json!({"from": "agent", "to": "admin"});
         assert_eq!(e.feed(&change)[0].rule, "role_change");
-        for (i, role) in ["admin", "compliance", "supervisor"].into_iter().enumerate() {
-            let mut create = seen(1 + i as u64, 1_001, "user.create", false, "user:u3", "192.0.2.1");
+        for (i, role) in ["admin", "compliance", "supervisor"]
+            .into_iter()
+            .enumerate()
+        {
+            let mut create = seen(
+                1 + i as u64,
+                1_001,
+                "user.create",
+                false,
+                "user:u3",
+                "192.0.2.1",
+            );
             create.details = json!({"role": role});
-            assert_eq!(e.feed(&create)[0].rule, "privileged_account_created", "{role}");
+            assert_eq!(
+                e.feed(&create)[0].rule,
+                "privileged_account_created",
+                "{role}"
+            );
         }
         let mut agent = seen(9, 1_002, "user.create", false, "user:u4", "192.0.2.1");
         agent.details = json!({"role": "agent"});
@@ -493,7 +508,11 @@ mod tests {
         let raised = e.feed(&setup);
         assert_eq!(raised[0].rule, "privileged_first_sign_in");
         assert_eq!(raised[0].subject, "user:u5");
-        assert!(raised[0].summary.contains("user:admin1"), "{}", raised[0].summary);
+        assert!(
+            raised[0].summary.contains("user:admin1"),
+            "{}",
+            raised[0].summary
+        );
         let mut agent = seen(1, 1_001, "auth.setup", false, "user:u6", "192.0.2.1");
         agent.details = json!({"role": "agent", "created_by": "user:admin1"});
         assert!(e.feed(&agent).is_empty());

@@ -189,8 +189,14 @@ impl UserStore for PostgresStore {
                     )
                     .await
                     .map_err(map_err)?;
-                set_provenance(&tx, &u.id, &u.created_by, u.confirmed_by.as_deref(), u.created_at)
-                    .await?;
+                set_provenance(
+                    &tx,
+                    &u.id,
+                    &u.created_by,
+                    u.confirmed_by.as_deref(),
+                    u.created_at,
+                )
+                .await?;
                 Ok(Guarded::keep(row, audit))
             })
         })
@@ -565,7 +571,8 @@ impl UserStore for PostgresStore {
     ) -> StoreResult<bool> {
         self.guarded(move |tx| {
             Box::pin(async move {
-                let n = execute(&tx, sql::CONFIRM_OFFICER.postgres(), &[&by, &now, &user_id]).await?;
+                let n =
+                    execute(&tx, sql::CONFIRM_OFFICER.postgres(), &[&by, &now, &user_id]).await?;
                 Ok(Guarded::changed(n == 1, audit))
             })
         })

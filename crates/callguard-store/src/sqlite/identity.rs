@@ -192,7 +192,13 @@ impl UserStore for SqliteStore {
                         ],
                         user_row,
                     )?;
-                set_provenance(tx, &u.id, &u.created_by, u.confirmed_by.as_deref(), u.created_at)?;
+                set_provenance(
+                    tx,
+                    &u.id,
+                    &u.created_by,
+                    u.confirmed_by.as_deref(),
+                    u.created_at,
+                )?;
                 Ok(Guarded::keep(row, audit))
             })
             .await?;

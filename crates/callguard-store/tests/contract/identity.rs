@@ -370,9 +370,17 @@ async fn a_compliance_account_is_confirmed_once_and_loses_it_with_a_new_role_or_
     let s = &f.store;
     let mut new = pending("olga");
     new.role = Role::Compliance;
-    let id = s.create_pending_user(new, a("user.create")).await.unwrap().id;
+    let id = s
+        .create_pending_user(new, a("user.create"))
+        .await
+        .unwrap()
+        .id;
     let p = s.provenance(&id).await.unwrap().unwrap();
-    assert_eq!(p.created_by.as_deref(), Some("user:admin-1"), "the creator is kept");
+    assert_eq!(
+        p.created_by.as_deref(),
+        Some("user:admin-1"),
+        "the creator is kept"
+    );
     assert_eq!(p.confirmed_at, None);
     let before = size(s).await;
     assert!(
@@ -381,7 +389,11 @@ async fn a_compliance_account_is_confirmed_once_and_loses_it_with_a_new_role_or_
             .unwrap(),
         "an account not yet set up cannot be confirmed"
     );
-    assert_eq!(size(s).await, before, "a refused confirmation appends nothing");
+    assert_eq!(
+        size(s).await,
+        before,
+        "a refused confirmation appends nothing"
+    );
     let officer = s
         .create_active_user(
             NewActiveUser {
