@@ -7,8 +7,11 @@
 use callguard_server::features::{api_routes, page_routes};
 use std::collections::BTreeSet;
 
-/// Every page POST with its API counterpart (method, path), or why it has none.
-const PAGE_POSTS: &[(&str, Result<(&str, &str), &str>)] = &[
+/// A page POST's API counterpart (method, path), or why it has none.
+type Counterpart = Result<(&'static str, &'static str), &'static str>;
+
+/// Every page POST with its API counterpart.
+const PAGE_POSTS: &[(&str, Counterpart)] = &[
     ("/login", Ok(("POST", "/api/v1/auth/login"))),
     ("/login/mfa", Ok(("POST", "/api/v1/auth/mfa"))),
     ("/setup", Ok(("POST", "/api/v1/auth/setup"))),
