@@ -252,6 +252,8 @@ fn user(seq: u64) -> NewPendingUser {
         ),
         setup_expires_at: now + 86_400,
         created_at: now,
+        created_by: "cli".into(),
+        confirmed_by: None,
     }
 }
 

@@ -263,17 +263,42 @@ impl Engine {
                 ),
             );
         }
+        let privileged =
+            |role: Option<&str>| matches!(role, Some("supervisor" | "compliance" | "admin"));
+        let created_by = e
+            .details
+            .get("created_by")
+            .and_then(Value::as_str)
+            .unwrap_or("?");
         if !e.failed
             && e.action == "user.create"
-            && e.details.get("role").and_then(Value::as_str) == Some("admin")
+            && privileged(e.details.get("role").and_then(Value::as_str))
         {
+            let role = e.details.get("role").and_then(Value::as_str).unwrap_or("?");
             raise(
-                "admin_created",
-                Severity::Medium,
+                "privileged_account_created",
+                Severity::High,
                 e.target.clone().unwrap_or_default(),
                 format!(
-                    "{} created the admin account {}",
+                    "{} created the {role} account {}",
                     e.actor,
+                    e.target.as_deref().unwrap_or("?")
+                ),
+            );
+        }
+        // Setting up an account is its first sign-in: whoever holds the setup token now holds
+        // the account (after a creation or a credential reset).
+        if !e.failed
+            && e.action == "auth.setup"
+            && privileged(e.details.get("role").and_then(Value::as_str))
+        {
+            let role = e.details.get("role").and_then(Value::as_str).unwrap_or("?");
+            raise(
+                "privileged_first_sign_in",
+                Severity::High,
+                e.target.clone().unwrap_or_default(),
+                format!(
+                    "the {role} account {} (created by {created_by}) signed in for the first time",
                     e.target.as_deref().unwrap_or("?")
                 ),
             );
@@ -459,9 +484,46 @@ mod tests {
         let mut change = seen(0, 1_000, "user.role_change", false, "user:u2", "192.0.2.1");
         change.details = json!({"from": "agent", "to": "admin"});
         assert_eq!(e.feed(&change)[0].rule, "role_change");
-        let mut create = seen(1, 1_001, "user.create", false, "user:u3", "192.0.2.1");
-        create.details = json!({"role": "admin"});
-        assert_eq!(e.feed(&create)[0].rule, "admin_created");
+        for (i, role) in ["admin", "compliance", "supervisor"]
+            .into_iter()
+            .enumerate()
+        {
+            let mut create = seen(
+                1 + i as u64,
+                1_001,
+                "user.create",
+                false,
+                "user:u3",
+                "192.0.2.1",
+            );
+            create.details = json!({"role": role});
+            assert_eq!(
+                e.feed(&create)[0].rule,
+                "privileged_account_created",
+                "{role}"
+            );
+        }
+        let mut agent = seen(9, 1_002, "user.create", false, "user:u4", "192.0.2.1");
+        agent.details = json!({"role": "agent"});
+        assert!(e.feed(&agent).is_empty(), "creating an agent is routine");
+    }
+
+    #[test]
+    fn the_first_sign_in_of_a_privileged_account_raises_an_alert_naming_its_creator() {
+        let mut e = Engine::new(Rules::default());
+        let mut setup = seen(0, 1_000, "auth.setup", false, "user:u5", "192.0.2.1");
+        setup.details = json!({"role": "compliance", "created_by": "user:admin1"});
+        let raised = e.feed(&setup);
+        assert_eq!(raised[0].rule, "privileged_first_sign_in");
+        assert_eq!(raised[0].subject, "user:u5");
+        assert!(
+            raised[0].summary.contains("user:admin1"),
+            "{}",
+            raised[0].summary
+        );
+        let mut agent = seen(1, 1_001, "auth.setup", false, "user:u6", "192.0.2.1");
+        agent.details = json!({"role": "agent", "created_by": "user:admin1"});
+        assert!(e.feed(&agent).is_empty());
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub const CHALLENGE_SECONDS: i64 = 5 * 60;
 pub const CHALLENGE_ATTEMPTS: i64 = 5;
 /// Sensitive admin actions need a re-authentication this recent.
 pub const REAUTH_SECONDS: i64 = 5 * 60;
+/// How long a compliance account nobody confirmed waits, by default, before it may approve an
+/// erasure (and then only once the alerts about it were acknowledged by someone else).
+pub const CONFIRMATION_WAIT_SECONDS: i64 = 7 * 24 * 60 * 60;
 
 /// An account's lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -86,6 +89,35 @@ impl User {
             .or(self.activated_at)
             .unwrap_or(self.created_at);
         self.status == UserStatus::Active && now - last > DORMANT_SECONDS
+    }
+}
+
+/// Where a staff account's rights come from (separation of duties): who created it, when its
+/// current role was granted, and who confirmed the person behind it. Kept beside [`User`], read
+/// only where duties are checked and accounts are listed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Provenance {
+    pub user_id: String,
+    /// `user:<id>` of the admin who created the account, `cli` for the operator, `None` for
+    /// accounts older than this record.
+    pub created_by: Option<String>,
+    /// When a role change gave the account its current role (`None`: its role since creation).
+    pub role_granted_at: Option<UnixTime>,
+    /// Who confirmed the person behind a compliance account: `user:<id>` of an existing officer,
+    /// `cli` (the operator created it), `system` (an officer before this record existed).
+    /// Cleared whenever the role or the credentials change.
+    pub confirmed_by: Option<String>,
+    pub confirmed_at: Option<UnixTime>,
+}
+
+impl Provenance {
+    /// When the person now holding `user` got its current rights: the later of its setup (which
+    /// a credential reset repeats) and the role change that gave it its role.
+    #[must_use]
+    pub fn rights_since(&self, user: &User) -> UnixTime {
+        user.activated_at
+            .unwrap_or(user.created_at)
+            .max(self.role_granted_at.unwrap_or(user.created_at))
     }
 }
 

@@ -36,6 +36,13 @@ impl Role {
         self != Role::Customer
     }
 
+    /// Whether granting this role needs a re-authentication and raises an alert: roles that
+    /// watch others (supervisor, compliance) or administer accounts (admin).
+    #[must_use]
+    pub fn is_privileged(self) -> bool {
+        matches!(self, Role::Supervisor | Role::Compliance | Role::Admin)
+    }
+
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
@@ -73,6 +80,8 @@ impl Role {
             CustomersRead => matches!(self, Role::Agent | Role::Supervisor | Role::Compliance),
             // GDPR requests are compliance's; erasure needs two of them (checked by the service).
             CustomersGdpr => self == Role::Compliance,
+            // A second officer vouches for a new one before it may approve erasures.
+            OfficersConfirm => self == Role::Compliance,
             // The portal: a customer's own data, codes, consents and requests.
             Portal => self == Role::Customer,
         }
@@ -143,6 +152,8 @@ pub enum Permission {
     CustomersOperate,
     /// GDPR export and erasure requests and approvals.
     CustomersGdpr,
+    /// Confirm a new compliance officer (the second pair of eyes on a privileged grant).
+    OfficersConfirm,
     /// The customer portal: one's own data, verification codes, consents, requests.
     Portal,
 }

@@ -112,7 +112,10 @@ fn build_state(
     ));
     let (vault, interactions) = runtime.customer_services(&settings.customers)?;
     let dnc_lists = Arc::new(runtime.dnc_lists());
-    let accounts = Arc::new(Accounts::new(runtime.store.clone(), identity.clone()));
+    let accounts = Arc::new(
+        Accounts::new(runtime.store.clone(), identity.clone())
+            .with_settings(settings.staff.clone()),
+    );
     Ok(AppState {
         gdpr: Arc::new(Gdpr::new(vault.clone(), accounts.clone())),
         account: Arc::new(Account::new(identity.clone())),

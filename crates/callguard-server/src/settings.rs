@@ -30,6 +30,8 @@ pub struct Settings {
     pub alerts: alerts::service::AlertSettings,
     pub dnc: dnc::registry::DncSettings,
     pub customers: CustomerSettings,
+    /// Separation of duties in account administration.
+    pub staff: crate::features::staff::service::StaffSettings,
 }
 
 /// Settings of the vault, caller verification and one-time code delivery.

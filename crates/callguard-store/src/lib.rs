@@ -23,7 +23,7 @@ pub use vault::{
 use async_trait::async_trait;
 pub use callguard_core::audit::merkle::{Frontier, Hash, Subtree};
 pub use callguard_core::audit::AuditRecord;
-use callguard_core::identity::{Session, User, UserStatus};
+use callguard_core::identity::{Provenance, Session, User, UserStatus};
 use callguard_core::{Role, UnixTime};
 use std::sync::Arc;
 
@@ -49,6 +49,10 @@ pub struct NewPendingUser {
     pub setup_token_hash: String,
     pub setup_expires_at: UnixTime,
     pub created_at: UnixTime,
+    /// `user:<id>` of the admin who creates it, or `cli`.
+    pub created_by: String,
+    /// Set when the creator vouches for the person (the operator at the CLI).
+    pub confirmed_by: Option<String>,
 }
 
 /// An account created ready to use (the demo and tests that bypass first-time setup).
@@ -61,6 +65,8 @@ pub struct NewActiveUser {
     pub totp_sealed: Vec<u8>,
     pub recovery_code_hashes: Vec<String>,
     pub created_at: UnixTime,
+    pub created_by: String,
+    pub confirmed_by: Option<String>,
 }
 
 /// What a sign-in needs to check besides the account itself.
@@ -242,8 +248,21 @@ pub trait UserStore: Send + Sync {
     ) -> StoreResult<()>;
     async fn unused_recovery_codes(&self, user_id: &str) -> StoreResult<i64>;
     async fn unlock(&self, user_id: &str, audit: AuditRecord) -> StoreResult<bool>;
-    /// Changes a role and ends that person's sessions.
+    /// Changes a role and ends that person's sessions; the new role needs a new confirmation.
     async fn set_role(&self, user_id: &str, role: Role, audit: AuditRecord) -> StoreResult<bool>;
+    /// Where an account's rights come from (who created it, who confirmed it).
+    async fn provenance(&self, user_id: &str) -> StoreResult<Option<Provenance>>;
+    /// The provenance of every account, ordered as [`UserStore::list_users`].
+    async fn provenances(&self) -> StoreResult<Vec<Provenance>>;
+    /// Records that `by` confirmed the person behind an active compliance account nobody had
+    /// confirmed; false (nothing changed or logged) otherwise.
+    async fn confirm_officer(
+        &self,
+        user_id: &str,
+        by: &str,
+        now: UnixTime,
+        audit: AuditRecord,
+    ) -> StoreResult<bool>;
     /// Enables or disables an account; disabling ends its sessions.
     async fn set_status(
         &self,
@@ -412,6 +431,8 @@ pub trait AlertStore: Send + Sync {
     /// Alerts stored after `seq`, oldest first (for live feeds).
     async fn alerts_after(&self, seq: i64, limit: u64) -> StoreResult<Vec<AlertRow>>;
     async fn alert(&self, id: &str) -> StoreResult<Option<AlertRow>>;
+    /// Alerts about `subject` (`user:<id>`, …), oldest first, at most `limit`.
+    async fn alerts_about(&self, subject: &str, limit: u64) -> StoreResult<Vec<AlertRow>>;
     /// Acknowledges (`to` = "acknowledged", from "open") or resolves (`to` = "resolved", from
     /// "open" or "acknowledged") an alert with a comment; false when it is not in a state
     /// that allows it.

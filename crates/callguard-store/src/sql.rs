@@ -122,12 +122,33 @@ pub(crate) static RESET_SETUP: Sql = Sql::new(
     "UPDATE users SET status = 'pending', password_hash = NULL, totp_sealed = NULL, totp_last_step = NULL,
         setup_token_hash = $1, setup_expires_at = $2, failed_sign_ins = 0, locked_until = NULL WHERE id = $3",
 );
-/// What a setup reset wipes besides the credentials.
-pub(crate) static WIPED_ON_RESET: [&Sql; 3] = [
+/// What a setup reset wipes besides the credentials: whoever sets the account up again is a
+/// person nobody has confirmed yet.
+pub(crate) static WIPED_ON_RESET: [&Sql; 4] = [
     &DELETE_RECOVERY_CODES_OF,
     &DELETE_SESSIONS_OF,
     &DELETE_PASSKEYS_OF,
+    &CLEAR_CONFIRMATION,
 ];
+pub(crate) static CLEAR_CONFIRMATION: Sql =
+    Sql::new("UPDATE users SET confirmed_by = NULL, confirmed_at = NULL WHERE id = $1");
+/// A new role needs a new confirmation.
+pub(crate) static ROLE_GRANTED: Sql = Sql::new(
+    "UPDATE users SET role_granted_at = $1, confirmed_by = NULL, confirmed_at = NULL WHERE id = $2",
+);
+pub(crate) static SET_PROVENANCE: Sql = Sql::new(
+    "UPDATE users SET created_by = $1, confirmed_by = $2, confirmed_at = $3 WHERE id = $4",
+);
+pub(crate) static PROVENANCE: Sql = Sql::new(
+    "SELECT id, created_by, role_granted_at, confirmed_by, confirmed_at FROM users WHERE id = $1",
+);
+pub(crate) static PROVENANCES: Sql = Sql::new(
+    "SELECT id, created_by, role_granted_at, confirmed_by, confirmed_at FROM users ORDER BY username",
+);
+pub(crate) static CONFIRM_OFFICER: Sql = Sql::new(
+    "UPDATE users SET confirmed_by = $1, confirmed_at = $2
+     WHERE id = $3 AND role = 'compliance' AND status = 'active' AND confirmed_at IS NULL",
+);
 pub(crate) static COUNT_TOTP_FAILURE: Sql = Sql::new(
     "UPDATE users SET totp_fail_count = CASE WHEN totp_fail_step = $1 THEN totp_fail_count + 1 ELSE 1 END,
         totp_fail_step = $1 WHERE id = $2",
@@ -264,6 +285,11 @@ pub(crate) static ALERTS_AFTER: Sql = Sql::new(concat!(
     "SELECT ",
     alert_columns!(),
     " FROM alerts WHERE seq > $1 ORDER BY seq LIMIT $2"
+));
+pub(crate) static ALERTS_ABOUT: Sql = Sql::new(concat!(
+    "SELECT ",
+    alert_columns!(),
+    " FROM alerts WHERE subject = $1 ORDER BY seq LIMIT $2"
 ));
 pub(crate) static ALERT: Sql = Sql::new(concat!(
     "SELECT ",

@@ -39,6 +39,7 @@ pub const KEYS: &[Key] = &[
     Key { name: "alerts.working_hours", secret: false, about: "HH:MM-HH:MM; sign-ins outside it raise an alert (unset: rule off)" },
     Key { name: "alerts.utc_offset", secret: false, about: "offset of working hours from UTC, like +01:00 (default +00:00)" },
     Key { name: "alerts.weekends", secret: false, about: "true when Saturday and Sunday are working days (default false)" },
+    Key { name: "staff.confirmation_wait_seconds", secret: false, about: "how long a compliance account no officer confirmed waits before it may approve erasures, once every alert about it was handled by someone independent of it (default 604800, 7 days)" },
     Key { name: "dnc.calling_hours", secret: false, about: "HH:MM-HH:MM: when calls may start in the called party's local time (default 08:00-21:00, the TCPA's)" },
     Key { name: "dnc.calling_hours_regions", secret: false, about: "windows by region, time zone or country, most specific first, like \"US-FL=08:00-20:00; America/Chicago=09:00-20:00; CA=09:00-21:00\"" },
     Key { name: "vault.reveals_per_window", secret: false, about: "how many fields one agent may reveal within vault.reveal_window_seconds (default 30)" },
@@ -302,6 +303,7 @@ impl Raw {
             alerts,
             dnc,
             customers: self.customer_settings()?,
+            staff: self.staff_settings()?,
         })
     }
 
@@ -318,6 +320,25 @@ impl Raw {
                 .map_err(|_| ConfigError(format!("{} must be {what}", self.describe(key)))),
             None => Ok(None),
         }
+    }
+
+    fn staff_settings(
+        &self,
+    ) -> Result<callguard_server::features::staff::service::StaffSettings, ConfigError> {
+        let mut staff = callguard_server::features::staff::service::StaffSettings::default();
+        if let Some(wait) = self.number::<i64>(
+            "staff.confirmation_wait_seconds",
+            "a whole number of seconds, 0 or more",
+        )? {
+            if wait < 0 {
+                return Err(ConfigError(format!(
+                    "{} must be a whole number of seconds, 0 or more",
+                    self.describe("staff.confirmation_wait_seconds")
+                )));
+            }
+            staff.confirmation_wait_seconds = wait;
+        }
+        Ok(staff)
     }
 
     fn text(&self, key: &str) -> Option<String> {

@@ -89,8 +89,12 @@ enum UserCommand {
     List,
     /// Lift a lockout after too many failed sign-ins.
     Unlock { username: String },
-    /// Wipe an account's credentials and print a new setup token (lost authenticator).
+    /// Wipe an account's credentials and print a new setup token (lost authenticator). A
+    /// compliance account set up again must be confirmed again before it approves erasures.
     Reset { username: String },
+    /// Confirm the person behind a compliance account, so it may approve erasures (when no
+    /// other compliance officer can; recorded in the audit log as the operator's).
+    Confirm { username: String },
 }
 
 #[derive(Subcommand)]
@@ -423,6 +427,14 @@ async fn user_command(
                 .await
                 .map_err(api)?;
             println!("{}", token.expose());
+        }
+        UserCommand::Confirm { username } => {
+            let u = find(&rt, &username).await?;
+            accounts
+                .operator_confirm(&Actor::cli(), &u.id)
+                .await
+                .map_err(api)?;
+            eprintln!("{username} is confirmed and may approve erasures");
         }
     }
     Ok(())

@@ -75,6 +75,18 @@ impl AlertStore for PostgresStore {
         )
     }
 
+    async fn alerts_about(&self, subject: &str, limit: u64) -> StoreResult<Vec<AlertRow>> {
+        let c = self.client().await?;
+        Ok(
+            c.query(sql::ALERTS_ABOUT.postgres(), &[&subject, &(limit as i64)])
+                .await
+                .map_err(map_err)?
+                .iter()
+                .map(to_alert)
+                .collect(),
+        )
+    }
+
     async fn alert(&self, id: &str) -> StoreResult<Option<AlertRow>> {
         let c = self.client().await?;
         Ok(c.query_opt(sql::ALERT.postgres(), &[&id])

@@ -28,6 +28,32 @@ fn to_user(r: &Row) -> StoreResult<User> {
     })
 }
 
+fn to_provenance(r: &Row) -> Provenance {
+    Provenance {
+        user_id: r.get(0),
+        created_by: r.get(1),
+        role_granted_at: r.get(2),
+        confirmed_by: r.get(3),
+        confirmed_at: r.get(4),
+    }
+}
+
+/// Who created a new account and, when the creator vouches for the person, its confirmation.
+async fn set_provenance(
+    tx: &Transaction<'_>,
+    id: &str,
+    created_by: &str,
+    confirmed_by: Option<&str>,
+    at: UnixTime,
+) -> StoreResult<u64> {
+    tx.execute(
+        sql::SET_PROVENANCE.postgres(),
+        &[&created_by, &confirmed_by, &confirmed_by.map(|_| at), &id],
+    )
+    .await
+    .map_err(map_err)
+}
+
 /// `CREDENTIAL_COLUMNS` from column `at` on.
 fn credentials_at(r: &Row, at: usize) -> Credentials {
     Credentials {
@@ -163,6 +189,14 @@ impl UserStore for PostgresStore {
                     )
                     .await
                     .map_err(map_err)?;
+                set_provenance(
+                    &tx,
+                    &u.id,
+                    &u.created_by,
+                    u.confirmed_by.as_deref(),
+                    u.created_at,
+                )
+                .await?;
                 Ok(Guarded::keep(row, audit))
             })
         })
@@ -184,6 +218,8 @@ impl UserStore for PostgresStore {
                     .await
                     .map_err(map_err)?;
                 insert_codes(&tx, &u.id, &u.recovery_code_hashes).await?;
+                set_provenance(&tx, &u.id, &u.created_by, u.confirmed_by.as_deref(), u.created_at)
+                    .await?;
                 Ok(Guarded::keep(row, audit))
             })
         })
@@ -495,7 +531,49 @@ impl UserStore for PostgresStore {
                     return Ok(Guarded::Undo(false));
                 }
                 execute(&tx, sql::DELETE_SESSIONS_OF.postgres(), &[&user_id]).await?;
+                execute(
+                    &tx,
+                    sql::ROLE_GRANTED.postgres(),
+                    &[&callguard_core::now(), &user_id],
+                )
+                .await?;
                 Ok(Guarded::keep(true, audit))
+            })
+        })
+        .await
+    }
+
+    async fn provenance(&self, user_id: &str) -> StoreResult<Option<Provenance>> {
+        let c = self.client().await?;
+        Ok(c.query_opt(sql::PROVENANCE.postgres(), &[&user_id])
+            .await
+            .map_err(map_err)?
+            .as_ref()
+            .map(to_provenance))
+    }
+
+    async fn provenances(&self) -> StoreResult<Vec<Provenance>> {
+        let c = self.client().await?;
+        Ok(c.query(sql::PROVENANCES.postgres(), &[])
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(to_provenance)
+            .collect())
+    }
+
+    async fn confirm_officer(
+        &self,
+        user_id: &str,
+        by: &str,
+        now: UnixTime,
+        audit: AuditRecord,
+    ) -> StoreResult<bool> {
+        self.guarded(move |tx| {
+            Box::pin(async move {
+                let n =
+                    execute(&tx, sql::CONFIRM_OFFICER.postgres(), &[&by, &now, &user_id]).await?;
+                Ok(Guarded::changed(n == 1, audit))
             })
         })
         .await

@@ -72,6 +72,18 @@ impl AlertStore for SqliteStore {
         .await
     }
 
+    async fn alerts_about(&self, subject: &str, limit: u64) -> StoreResult<Vec<AlertRow>> {
+        let subject = subject.to_owned();
+        self.read(move |c| {
+            let mut st = c.prepare_cached(sql::ALERTS_ABOUT.sqlite())?;
+            let rows = st
+                .query_map(params![subject, limit as i64], alert_row)?
+                .collect();
+            rows
+        })
+        .await
+    }
+
     async fn alert(&self, id: &str) -> StoreResult<Option<AlertRow>> {
         let id = id.to_owned();
         self.read(move |c| c.query_row(sql::ALERT.sqlite(), [id], alert_row).optional())

@@ -57,6 +57,30 @@ fn to_user(t: UserTuple) -> StoreResult<User> {
     })
 }
 
+fn provenance_row(r: &Row<'_>) -> rusqlite::Result<Provenance> {
+    Ok(Provenance {
+        user_id: r.get(0)?,
+        created_by: r.get(1)?,
+        role_granted_at: r.get(2)?,
+        confirmed_by: r.get(3)?,
+        confirmed_at: r.get(4)?,
+    })
+}
+
+/// Who created a new account and, when the creator vouches for the person, its confirmation.
+fn set_provenance(
+    tx: &Connection,
+    id: &str,
+    created_by: &str,
+    confirmed_by: Option<&str>,
+    at: UnixTime,
+) -> rusqlite::Result<usize> {
+    tx.execute(
+        sql::SET_PROVENANCE.sqlite(),
+        params![created_by, confirmed_by, confirmed_by.map(|_| at), id],
+    )
+}
+
 /// `CREDENTIAL_COLUMNS` from column `at` on.
 fn credentials_at(r: &Row<'_>, at: usize) -> rusqlite::Result<Credentials> {
     Ok(Credentials {
@@ -168,6 +192,13 @@ impl UserStore for SqliteStore {
                         ],
                         user_row,
                     )?;
+                set_provenance(
+                    tx,
+                    &u.id,
+                    &u.created_by,
+                    u.confirmed_by.as_deref(),
+                    u.created_at,
+                )?;
                 Ok(Guarded::keep(row, audit))
             })
             .await?;
@@ -183,6 +214,7 @@ impl UserStore for SqliteStore {
                 params![u.id, u.username, u.role.as_str(), u.password_hash, u.totp_sealed, u.created_at],
             )?;
             insert_codes(tx, &u.id, &u.recovery_code_hashes)?;
+            set_provenance(tx, &u.id, &u.created_by, u.confirmed_by.as_deref(), u.created_at)?;
             Ok(Guarded::keep((), audit))
         })
         .await?;
@@ -479,7 +511,46 @@ impl UserStore for SqliteStore {
                 return Ok(Guarded::Undo(false));
             }
             tx.execute(sql::DELETE_SESSIONS_OF.sqlite(), [&id])?;
+            tx.execute(
+                sql::ROLE_GRANTED.sqlite(),
+                params![callguard_core::now(), id],
+            )?;
             Ok(Guarded::keep(true, audit))
+        })
+        .await
+    }
+
+    async fn provenance(&self, user_id: &str) -> StoreResult<Option<Provenance>> {
+        let id = user_id.to_owned();
+        self.read(move |c| {
+            c.query_row(sql::PROVENANCE.sqlite(), [id], provenance_row)
+                .optional()
+        })
+        .await
+    }
+
+    async fn provenances(&self) -> StoreResult<Vec<Provenance>> {
+        self.read(|c| {
+            let mut st = c.prepare(sql::PROVENANCES.sqlite())?;
+            let rows = st
+                .query_map([], provenance_row)?
+                .collect::<rusqlite::Result<Vec<_>>>();
+            rows
+        })
+        .await
+    }
+
+    async fn confirm_officer(
+        &self,
+        user_id: &str,
+        by: &str,
+        now: UnixTime,
+        audit: AuditRecord,
+    ) -> StoreResult<bool> {
+        let (id, by) = (user_id.to_owned(), by.to_owned());
+        self.guarded(move |tx| {
+            let n = tx.execute(sql::CONFIRM_OFFICER.sqlite(), params![by, now, id])?;
+            Ok(Guarded::changed(n == 1, audit))
         })
         .await
     }

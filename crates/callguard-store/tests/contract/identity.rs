@@ -12,6 +12,8 @@ fn pending(name: &str) -> NewPendingUser {
         setup_token_hash: format!("hash-{name}"),
         setup_expires_at: 2_000,
         created_at: 1_000,
+        created_by: "user:admin-1".into(),
+        confirmed_by: None,
     }
 }
 
@@ -361,3 +363,114 @@ async fn one_read_brings_everything_a_sign_in_step_needs(f: Fixture) {
     );
 }
 both_backends!(one_read_brings_everything_a_sign_in_step_needs);
+
+async fn a_compliance_account_is_confirmed_once_and_loses_it_with_a_new_role_or_credentials(
+    f: Fixture,
+) {
+    let s = &f.store;
+    let mut new = pending("olga");
+    new.role = Role::Compliance;
+    let id = s
+        .create_pending_user(new, a("user.create"))
+        .await
+        .unwrap()
+        .id;
+    let p = s.provenance(&id).await.unwrap().unwrap();
+    assert_eq!(
+        p.created_by.as_deref(),
+        Some("user:admin-1"),
+        "the creator is kept"
+    );
+    assert_eq!(p.confirmed_at, None);
+    let before = size(s).await;
+    assert!(
+        !s.confirm_officer(&id, "user:c1", 1_100, a("user.confirm"))
+            .await
+            .unwrap(),
+        "an account not yet set up cannot be confirmed"
+    );
+    assert_eq!(
+        size(s).await,
+        before,
+        "a refused confirmation appends nothing"
+    );
+    let officer = s
+        .create_active_user(
+            NewActiveUser {
+                id: uuid::Uuid::new_v4().to_string(),
+                username: "olga3".into(),
+                role: Role::Compliance,
+                password_hash: "$argon2id$x".into(),
+                totp_sealed: vec![9],
+                recovery_code_hashes: vec![],
+                created_at: 1_000,
+                created_by: "cli".into(),
+                confirmed_by: None,
+            },
+            a("user.create"),
+        )
+        .await
+        .unwrap()
+        .id;
+    assert!(s
+        .confirm_officer(&officer, "user:c1", 1_100, a("user.confirm"))
+        .await
+        .unwrap());
+    let p = s.provenance(&officer).await.unwrap().unwrap();
+    assert_eq!(
+        (p.confirmed_by.as_deref(), p.confirmed_at),
+        (Some("user:c1"), Some(1_100))
+    );
+    assert!(
+        !s.confirm_officer(&officer, "user:c2", 1_200, a("user.confirm"))
+            .await
+            .unwrap(),
+        "confirmed once"
+    );
+    assert!(s
+        .reset_setup(&officer, "hash-reset", 9_000, a("user.reset"))
+        .await
+        .unwrap());
+    assert_eq!(
+        s.provenance(&officer).await.unwrap().unwrap().confirmed_by,
+        None,
+        "whoever sets the account up again is not confirmed"
+    );
+    let ready = s
+        .create_active_user(
+            NewActiveUser {
+                id: uuid::Uuid::new_v4().to_string(),
+                username: "olga4".into(),
+                role: Role::Compliance,
+                password_hash: "$argon2id$x".into(),
+                totp_sealed: vec![9],
+                recovery_code_hashes: vec![],
+                created_at: 1_000,
+                created_by: "cli".into(),
+                confirmed_by: Some("cli".into()),
+            },
+            a("user.create"),
+        )
+        .await
+        .unwrap()
+        .id;
+    assert_eq!(
+        s.provenance(&ready).await.unwrap().unwrap().confirmed_at,
+        Some(1_000),
+        "the operator vouches at creation"
+    );
+    assert!(s
+        .set_role(&ready, Role::Agent, a("user.role_change"))
+        .await
+        .unwrap());
+    let p = s.provenance(&ready).await.unwrap().unwrap();
+    assert_eq!(p.confirmed_by, None, "a new role needs a new confirmation");
+    assert!(p.role_granted_at.is_some());
+    assert!(s
+        .provenances()
+        .await
+        .unwrap()
+        .iter()
+        .any(|p| p.user_id == ready));
+}
+both_backends!(a_compliance_account_is_confirmed_once_and_loses_it_with_a_new_role_or_credentials);

@@ -144,6 +144,8 @@ async fn ready(s: &Arc<dyn Store>, name: &str) -> String {
             totp_sealed: vec![9],
             recovery_code_hashes: vec!["a".into(), "b".into()],
             created_at: 1_000,
+            created_by: "cli".into(),
+            confirmed_by: None,
         },
         a("user.create"),
     )

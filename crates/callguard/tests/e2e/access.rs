@@ -62,6 +62,7 @@ const MATRIX: &[(&str, &str, Rule)] = &[
     ("PUT", "/api/v1/users/{id}/role", Roles(ADMIN)),
     ("POST", "/api/v1/users/{id}/enable", Roles(ADMIN)),
     ("POST", "/api/v1/users/{id}/disable", Roles(ADMIN)),
+    ("POST", "/api/v1/users/{id}/confirm", Roles(COMPLIANCE)),
     ("POST", "/api/v1/users/{id}/reset", Roles(ADMIN)),
     ("GET", "/api/v1/audit", Roles(COMPLIANCE)),
     ("GET", "/api/v1/audit/checkpoint", Roles(COMPLIANCE)),
@@ -112,6 +113,145 @@ const MATRIX: &[(&str, &str, Rule)] = &[
 ];
 
 const LOGOUT: (&str, &str) = ("POST", "/api/v1/auth/logout");
+
+/// Signed page POSTs with their API counterparts (method, path): a page must refuse exactly the
+/// roles its counterpart refuses (the server's own table is checked the same way by
+/// `callguard-server/tests/page_access.rs`). The sign-outs are left to the matrix above, since
+/// calling them ends the session.
+const PAGE_POSTS: &[(&str, &str, &str)] = &[
+    ("/reauth", "POST", "/api/v1/auth/reauth"),
+    (
+        "/account/sessions/{id}/revoke",
+        "DELETE",
+        "/api/v1/me/sessions/{id}",
+    ),
+    (
+        "/account/recovery-codes",
+        "POST",
+        "/api/v1/me/recovery-codes",
+    ),
+    (
+        "/account/passkeys/{id}/delete",
+        "DELETE",
+        "/api/v1/me/passkeys/{id}",
+    ),
+    ("/admin/users", "POST", "/api/v1/users"),
+    (
+        "/admin/users/{id}/unlock",
+        "POST",
+        "/api/v1/users/{id}/unlock",
+    ),
+    (
+        "/alerts/{id}/handle",
+        "POST",
+        "/api/v1/alerts/{id}/acknowledge",
+    ),
+    ("/dnc/internal", "POST", "/api/v1/dnc/internal"),
+    (
+        "/dnc/consents/{id}/revoke",
+        "POST",
+        "/api/v1/consents/{id}/revoke",
+    ),
+    ("/desk/customers", "POST", "/api/v1/customers"),
+    ("/desk/interactions", "POST", "/api/v1/interactions"),
+    (
+        "/desk/interactions/{id}/verify",
+        "POST",
+        "/api/v1/interactions/{id}/verify",
+    ),
+    (
+        "/desk/interactions/{id}/reveal",
+        "POST",
+        "/api/v1/customers/{id}/reveal",
+    ),
+    (
+        "/desk/interactions/{id}/operations",
+        "POST",
+        "/api/v1/customers/{id}/operations",
+    ),
+    (
+        "/desk/interactions/{id}/end",
+        "POST",
+        "/api/v1/interactions/{id}/end",
+    ),
+    (
+        "/portal/verification-code",
+        "POST",
+        "/api/v1/portal/verification-code",
+    ),
+    ("/portal/requests", "POST", "/api/v1/portal/requests"),
+];
+
+/// Whether an answer is the access check's refusal of the caller's role.
+fn refused_for_role(a: &crate::harness::Answer) -> bool {
+    a.status.as_u16() == 403
+        && a.header("content-type")
+            .is_some_and(|c| c.starts_with("application/problem+json"))
+        && a.json()["type"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("/problems/forbidden"))
+}
+
+/// Each page POST answers every role as its API counterpart does: refused for the same roles.
+async fn page_posts_answer_as_their_api_counterparts(
+    api: &crate::harness::Api,
+    callers: &[Caller<'_>],
+) -> usize {
+    // A valid double-submit pair, so an allowed role gets past the form's anti-forgery check
+    // and only the access rule can refuse.
+    let csrf = "c".repeat(43);
+    let mut compared = 0;
+    for caller in callers {
+        let Caller::Role(role, token) = caller else {
+            continue;
+        };
+        for (page, method, api_path) in PAGE_POSTS {
+            let id = uuid::Uuid::new_v4().to_string();
+            let page_answer = api
+                .send_raw(
+                    format!("{role} -> POST {page} (page)"),
+                    api.client
+                        .post(api.url(&page.replace("{id}", &id)))
+                        .bearer_auth(token)
+                        .header("cookie", format!("__Host-callguard_csrf={csrf}"))
+                        .form(&[("csrf", csrf.as_str())]),
+                )
+                .await;
+            let m: Method = method.parse().unwrap();
+            let body = matches!(*method, "POST" | "PUT").then(|| json!({}));
+            let api_answer = api
+                .call(
+                    m,
+                    &api_path.replace("{id}", &id),
+                    Some(token),
+                    body.as_ref(),
+                )
+                .await;
+            assert_eq!(
+                refused_for_role(&page_answer),
+                refused_for_role(&api_answer),
+                "{role}: POST {page} answered {} {} but its API counterpart {method} {api_path} answered {} {}",
+                page_answer.status,
+                page_answer.text.chars().take(200).collect::<String>(),
+                api_answer.status,
+                api_answer.text
+            );
+            let rule = MATRIX
+                .iter()
+                .find(|(m, p, _)| m == method && p == api_path)
+                .map(|(_, _, r)| *r)
+                .expect("every counterpart is in the matrix");
+            let allowed = matches!(rule, Public) || matches!(rule, Roles(r) if r.contains(role));
+            assert_eq!(
+                !refused_for_role(&page_answer),
+                allowed,
+                "{role}: POST {page} against the matrix's rule for {method} {api_path}"
+            );
+            compared += 1;
+        }
+    }
+    compared
+}
 
 /// The routes of the OpenAPI document, with whether each declares a security requirement.
 fn documented_routes(doc: &Value) -> Vec<(String, String, bool)> {
@@ -210,6 +350,9 @@ async fn every_route_answers_every_role_as_the_matrix_says(backend: Backend) {
     }
     callers.push(Caller::Role("customer", &customer_token));
     callers.push(Caller::Role("admin", &admin.token));
+
+    let compared = page_posts_answer_as_their_api_counterparts(&api, &callers).await;
+    assert_eq!(compared, PAGE_POSTS.len() * ROLES.len());
 
     let forged = format!("cgs_{}", "A".repeat(43));
     let mut checked = 0;

@@ -35,6 +35,7 @@ mod audit;
 mod calls;
 mod dnc;
 mod dnc_cli;
+mod duties;
 mod harness;
 mod keys;
 mod operations;

@@ -408,6 +408,20 @@ impl Gdpr {
                 "the officer who requested the erasure cannot approve it: a second compliance officer must",
             ));
         }
+        // The second pair of eyes must belong to a person someone vouched for: an admin who
+        // creates an officer and sets it up must not be able to approve through it.
+        if let Err(e) = self.accounts.require_erasure_standing(p).await {
+            self.vault
+                .store()
+                .append(vec![p
+                    .actor()
+                    .record("gdpr.erasure_approve")
+                    .target(customer_ref(id))
+                    .failure()
+                    .detail("refused", "unconfirmed_officer")])
+                .await?;
+            return Err(e);
+        }
         // Point of no return: without the share the data key cannot be rebuilt.
         self.vault.store().destroy_share(id).await?;
         let mut tomb = row.clone();

@@ -144,10 +144,17 @@ impl Identity {
         let setup = token::generate(TokenKind::Setup);
         let now = now();
         let id = uuid::Uuid::new_v4().to_string();
-        let audit = actor
+        // The operator at the CLI vouches for whom they hand the token to; an admin does not
+        // (a compliance account an admin creates waits for another officer's confirmation).
+        let confirmed_by = (actor.id == Actor::cli().id).then(|| actor.id.clone());
+        let mut audit = actor
             .record("user.create")
             .target(user_ref(&id))
-            .detail("role", role.as_str());
+            .detail("role", role.as_str())
+            .detail("created_by", actor.id.clone());
+        if let Some(by) = confirmed_by.as_ref().filter(|_| role == Role::Compliance) {
+            audit = audit.detail("confirmed_by", by.clone());
+        }
         let user = self
             .store
             .create_pending_user(
@@ -158,6 +165,8 @@ impl Identity {
                     setup_token_hash: token::hash(setup.expose()),
                     setup_expires_at: now + policy::SETUP_TOKEN_SECONDS,
                     created_at: now,
+                    created_by: actor.id.clone(),
+                    confirmed_by,
                 },
                 audit,
             )
@@ -190,7 +199,9 @@ impl Identity {
             .record("user.create")
             .target(user_ref(&id))
             .detail("role", role.as_str())
-            .detail("ready", true);
+            .detail("ready", true)
+            .detail("created_by", Actor::cli().id)
+            .detail("confirmed_by", Actor::cli().id);
         let user = self
             .store
             .create_active_user(
@@ -205,6 +216,8 @@ impl Identity {
                         .map(|c| token::hash_recovery_code(c.expose()))
                         .collect(),
                     created_at: now(),
+                    created_by: Actor::cli().id,
+                    confirmed_by: Some(Actor::cli().id),
                 },
                 audit,
             )

@@ -104,11 +104,11 @@ impl Identity {
                 .store
                 .user_by_id(&ch.user_id)
                 .await?
-                .is_some_and(|u| audience.admits(u.role))
-                .then_some(ch),
+                .filter(|u| audience.admits(u.role))
+                .map(|u| (ch, u)),
             None => None,
         };
-        let Some(ch) = owner_admitted else {
+        let Some((ch, owner)) = owner_admitted else {
             return Err(self
                 .refuse(
                     "auth.setup",
@@ -146,6 +146,12 @@ impl Identity {
             .map(|_| token::recovery_code())
             .collect();
         let (token, session) = new_session(&ch.user_id, ctx);
+        let created_by = self
+            .store
+            .provenance(&ch.user_id)
+            .await?
+            .and_then(|p| p.created_by)
+            .unwrap_or_else(|| "unknown".into());
         let audit = Actor {
             id: user_ref(&ch.user_id),
             source: Some(ctx.source.to_string()),
@@ -153,7 +159,11 @@ impl Identity {
         .record("auth.setup")
         .target(user_ref(&ch.user_id))
         .detail("second_factor", "totp")
-        .detail("session", session.id.clone());
+        .detail("session", session.id.clone())
+        // The account's first sign-in: who holds it now, and who created it (alerted for
+        // privileged roles).
+        .detail("role", owner.role.as_str())
+        .detail("created_by", created_by);
         let done = self
             .store
             .complete_setup(

@@ -1,5 +1,6 @@
 //! Staff administration over the JSON API: accounts, roles, lockouts, resets.
 
+use super::service::StaffAccount;
 use crate::error::Error;
 use crate::http::access::{Access, ApiJson};
 use crate::http::routes::{route, ApiRoute};
@@ -39,6 +40,17 @@ pub struct UserView {
     pub created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_sign_in_at: Option<String>,
+    /// Who created the account: `user:<id>` of the admin, `cli` for the operator (absent for
+    /// accounts older than this record).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+    /// Who confirmed the person behind a compliance account (`user:<id>` of an officer, `cli`,
+    /// or `system` for officers older than this record). A compliance account nobody
+    /// confirmed cannot approve an erasure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirmed_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirmed_at: Option<String>,
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -57,8 +69,20 @@ pub struct SetupTokenResponse {
     pub setup_token: String,
 }
 
+pub fn account_view(a: &StaffAccount) -> UserView {
+    UserView {
+        created_by: a.provenance.created_by.clone(),
+        confirmed_by: a.provenance.confirmed_by.clone(),
+        confirmed_at: a.provenance.confirmed_at.map(rfc3339),
+        ..user_view(&a.user)
+    }
+}
+
 pub fn user_view(u: &User) -> UserView {
     UserView {
+        created_by: None,
+        confirmed_by: None,
+        confirmed_at: None,
         id: u.id.clone(),
         username: u.username.clone(),
         role: u.role,
@@ -71,10 +95,20 @@ pub fn user_view(u: &User) -> UserView {
 }
 
 async fn list_users(State(s): State<AppState>) -> Result<Json<UserList>, Error> {
-    let users = s.accounts.list_users().await?;
+    let accounts = s.accounts.list_accounts().await?;
     Ok(Json(UserList {
-        users: users.iter().map(user_view).collect(),
+        users: accounts.iter().map(account_view).collect(),
     }))
+}
+
+async fn confirm_officer(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<UserView>, Error> {
+    Ok(Json(account_view(
+        &s.accounts.officer_confirm(&p, &id).await?,
+    )))
 }
 
 async fn create_user(
@@ -152,13 +186,14 @@ pub fn routes() -> Vec<ApiRoute> {
     use Permission::*;
     vec![
         route("GET", "/api/v1/users", Signed(UsersRead), "All staff accounts.", get(list_users)).gives::<UserList>(200),
-        route("POST", "/api/v1/users", Signed(UsersManage), "Creates a staff account and returns its one-time setup token (creating an admin needs re-authentication).", post(create_user))
+        route("POST", "/api/v1/users", Signed(UsersManage), "Creates a staff account and returns its one-time setup token, shown this once (creating a supervisor, compliance or admin account needs re-authentication and raises an alert, as does its first sign-in).", post(create_user))
             .takes::<CreateUserRequest>().gives::<CreateUserResponse>(201),
         route("POST", "/api/v1/users/{id}/unlock", Signed(UsersManage), "Lifts a lockout (needs re-authentication).", post(unlock_user)).gives::<UserView>(200),
         route("PUT", "/api/v1/users/{id}/role", Signed(UsersManage), "Changes a role and ends that person's sessions (needs re-authentication).", put(set_role))
             .takes::<SetRoleRequest>().gives::<UserView>(200),
         route("POST", "/api/v1/users/{id}/enable", Signed(UsersManage), "Enables a disabled account (needs re-authentication).", post(enable_user)).gives::<UserView>(200),
         route("POST", "/api/v1/users/{id}/disable", Signed(UsersManage), "Disables an account and ends its sessions (needs re-authentication).", post(disable_user)).gives::<UserView>(200),
+        route("POST", "/api/v1/users/{id}/confirm", Signed(OfficersConfirm), "An existing compliance officer confirms the person behind a new compliance account, which may then approve erasures (needs re-authentication; never one's own).", post(confirm_officer)).gives::<UserView>(200),
         route("POST", "/api/v1/users/{id}/reset", Signed(UsersManage), "Wipes an account's credentials and issues a new setup token (needs re-authentication).", post(reset_user))
             .gives::<SetupTokenResponse>(200),
     ]

@@ -1,7 +1,6 @@
 //! Staff administration pages: the list of accounts, creating one, lifting a lockout.
 
-use super::api::user_view;
-use crate::error::Error;
+use super::api::account_view;
 use crate::features::signin::service::SecondFactor;
 use crate::http::access::Access;
 use crate::principal::Principal;
@@ -26,6 +25,9 @@ struct UserRow {
     locked: bool,
     failed_sign_ins: i64,
     last_sign_in: String,
+    created_by: String,
+    /// For compliance accounts: who confirmed the person, or that nobody has yet.
+    confirmation: String,
 }
 
 #[derive(Template)]
@@ -49,7 +51,7 @@ pub(crate) async fn users_view(
     created: Option<(String, Secret<String>)>,
 ) -> Response {
     let c = csrf_of(headers);
-    let users = match s.accounts.list_users().await {
+    let users = match s.accounts.list_accounts().await {
         Ok(u) => u,
         Err(e) => return error_page(headers, &e, who(p)),
     };
@@ -71,9 +73,16 @@ pub(crate) async fn users_view(
             notice,
             users: users
                 .iter()
-                .map(|u| {
-                    let v = user_view(u);
+                .map(|a| {
+                    let v = account_view(a);
+                    let confirmation = match (v.role, &v.confirmed_by) {
+                        (Role::Compliance, Some(by)) => format!("confirmed by {by}"),
+                        (Role::Compliance, None) => "awaiting confirmation by an officer".into(),
+                        _ => String::new(),
+                    };
                     UserRow {
+                        created_by: v.created_by.clone().unwrap_or_else(|| "unknown".into()),
+                        confirmation,
                         id: v.id,
                         username: v.username,
                         role: v.role.to_string(),
@@ -111,10 +120,6 @@ async fn create_user(
     p: Principal,
     Checked(f): Checked<CreateUserForm>,
 ) -> Response {
-    // The page route only needs UsersRead to show the list; creating needs UsersManage.
-    if !p.user.role.allows(Permission::UsersManage) {
-        return error_page(&headers, &Error::Forbidden, who(&p));
-    }
     let role: Role = match f.role.parse() {
         Ok(r) => r,
         Err(e) => return users_view(&s, &headers, &p, e.to_string(), String::new(), None).await,
@@ -192,11 +197,10 @@ pub fn routes() -> Vec<PageRoute> {
     use Permission::*;
     vec![
         ("/reauth", Signed(OwnAccount), post(reauth)),
-        (
-            "/admin/users",
-            Signed(UsersRead),
-            get(users_page).post(create_user),
-        ),
+        // One path, two rules: the list needs what the API's list needs, creating what the
+        // API's POST /api/v1/users needs (the router merges the two).
+        ("/admin/users", Signed(UsersRead), get(users_page)),
+        ("/admin/users", Signed(UsersManage), post(create_user)),
         (
             "/admin/users/{id}/unlock",
             Signed(UsersManage),

@@ -1,0 +1,131 @@
+//! A page that changes something must need exactly what its API counterpart needs: the route
+//! table is the one statement of who may do what, and a page route whose rule differs from the
+//! API's makes that statement false (issue #10, item 7: `POST /admin/users` needed `UsersRead`
+//! while `POST /api/v1/users` needs `UsersManage`). The end-to-end access test checks the same
+//! pairs by calling them with every role.
+
+use callguard_server::features::{api_routes, page_routes};
+use std::collections::BTreeSet;
+
+/// A page POST's API counterpart (method, path), or why it has none.
+type Counterpart = Result<(&'static str, &'static str), &'static str>;
+
+/// Every page POST with its API counterpart.
+const PAGE_POSTS: &[(&str, Counterpart)] = &[
+    ("/login", Ok(("POST", "/api/v1/auth/login"))),
+    ("/login/mfa", Ok(("POST", "/api/v1/auth/mfa"))),
+    ("/setup", Ok(("POST", "/api/v1/auth/setup"))),
+    ("/setup/confirm", Ok(("POST", "/api/v1/auth/setup/confirm"))),
+    ("/logout", Ok(("POST", "/api/v1/auth/logout"))),
+    ("/reauth", Ok(("POST", "/api/v1/auth/reauth"))),
+    ("/portal/login", Ok(("POST", "/api/v1/portal/auth/login"))),
+    ("/portal/login/mfa", Ok(("POST", "/api/v1/portal/auth/mfa"))),
+    ("/portal/setup", Ok(("POST", "/api/v1/portal/auth/setup"))),
+    (
+        "/portal/setup/confirm",
+        Ok(("POST", "/api/v1/portal/auth/setup/confirm")),
+    ),
+    (
+        "/portal/logout",
+        Err("the portal's own sign-out, customers only; the API's logout serves every role"),
+    ),
+    (
+        "/account/sessions/{id}/revoke",
+        Ok(("DELETE", "/api/v1/me/sessions/{id}")),
+    ),
+    (
+        "/account/recovery-codes",
+        Ok(("POST", "/api/v1/me/recovery-codes")),
+    ),
+    (
+        "/account/passkeys/{id}/delete",
+        Ok(("DELETE", "/api/v1/me/passkeys/{id}")),
+    ),
+    ("/admin/users", Ok(("POST", "/api/v1/users"))),
+    (
+        "/admin/users/{id}/unlock",
+        Ok(("POST", "/api/v1/users/{id}/unlock")),
+    ),
+    (
+        "/alerts/{id}/handle",
+        Ok(("POST", "/api/v1/alerts/{id}/acknowledge")),
+    ),
+    ("/dnc/internal", Ok(("POST", "/api/v1/dnc/internal"))),
+    (
+        "/dnc/consents/{id}/revoke",
+        Ok(("POST", "/api/v1/consents/{id}/revoke")),
+    ),
+    (
+        "/desk/search",
+        Err("the desk is the agent's; the API's search also serves supervisors and compliance"),
+    ),
+    ("/desk/customers", Ok(("POST", "/api/v1/customers"))),
+    ("/desk/interactions", Ok(("POST", "/api/v1/interactions"))),
+    (
+        "/desk/interactions/{id}/verify",
+        Ok(("POST", "/api/v1/interactions/{id}/verify")),
+    ),
+    (
+        "/desk/interactions/{id}/reveal",
+        Ok(("POST", "/api/v1/customers/{id}/reveal")),
+    ),
+    (
+        "/desk/interactions/{id}/operations",
+        Ok(("POST", "/api/v1/customers/{id}/operations")),
+    ),
+    (
+        "/desk/interactions/{id}/end",
+        Ok(("POST", "/api/v1/interactions/{id}/end")),
+    ),
+    (
+        "/portal/verification-code",
+        Ok(("POST", "/api/v1/portal/verification-code")),
+    ),
+    ("/portal/requests", Ok(("POST", "/api/v1/portal/requests"))),
+];
+
+/// Whether a route entry's handler answers POST (axum's method router shows which it holds).
+fn handles_post(handler: &impl std::fmt::Debug) -> bool {
+    let shown = format!("{handler:?}");
+    assert!(
+        shown.contains("post: "),
+        "cannot tell the methods of a route from {shown:.200}"
+    );
+    !shown.contains("post: None")
+}
+
+#[test]
+fn every_page_post_needs_the_permission_of_its_api_counterpart() {
+    let api = api_routes();
+    let mut seen = BTreeSet::new();
+    for (path, access, handler) in page_routes() {
+        if !handles_post(&handler) {
+            continue;
+        }
+        seen.insert(path);
+        let Some((_, counterpart)) = PAGE_POSTS.iter().find(|(p, _)| *p == path) else {
+            panic!("the page POST {path} is not paired with its API counterpart in PAGE_POSTS");
+        };
+        let Ok((method, api_path)) = counterpart else {
+            continue;
+        };
+        let Some(r) = api
+            .iter()
+            .find(|r| r.method == *method && r.path == *api_path)
+        else {
+            panic!("{path}: its counterpart {method} {api_path} is not an API route");
+        };
+        assert_eq!(
+            access, r.access,
+            "POST {path} needs {access:?} but its API counterpart {method} {api_path} needs {:?}",
+            r.access
+        );
+    }
+    let listed: BTreeSet<&str> = PAGE_POSTS.iter().map(|(p, _)| *p).collect();
+    assert_eq!(
+        listed,
+        seen,
+        "PAGE_POSTS names pages that take no POST: {:?}",
+        listed.difference(&seen).collect::<Vec<_>>()
+    );
+}
