@@ -9,12 +9,15 @@
 //! database, loopback only.
 //!
 //! Left out, for every caller:
-//! - `POST /api/v1/auth/logout` ends the session the run uses; everything after it would be a
-//!   401 and the run would test nothing (its 204 and 401 are covered by `signin.rs`);
+//! - `POST /api/v1/auth/logout` and `DELETE /api/v1/me/sessions/{id}` end the session the run
+//!   uses (Schemathesis reuses the ids `GET /api/v1/me/sessions` answered, so it does find its
+//!   own); everything after would be a 401 and the run would test nothing as the role. Both
+//!   are covered by `signin.rs`, `operations.rs` and `access.rs`;
 //! - `GET /api/v1/alerts/stream` is an endless event stream, which Schemathesis would wait on
-//!   until its request timeout (covered by `alerts.rs`).
+//!   until its request timeout (covered by `alerts.rs` and `access.rs`).
 //!
-//! `DELETE /api/v1/me/sessions/{id}` stays: generated ids never name a live session.
+//! After each run the test checks that the role's session still works and that the role got
+//! successful answers, so a run that lost its session cannot pass by testing only 401s.
 
 use crate::harness::{Backend, Server};
 use std::process::{Command, Stdio};
@@ -31,7 +34,11 @@ const SEED: &str = "20240610";
 /// The checks that compare answers with the document.
 const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance";
 /// Operations no caller's run sends (see the module comment).
-const EXCLUDED: &[&str] = &["/api/v1/auth/logout", "/api/v1/alerts/stream"];
+const EXCLUDED: &[&str] = &[
+    "/api/v1/auth/logout",
+    "/api/v1/me/sessions/{id}",
+    "/api/v1/alerts/stream",
+];
 
 fn schemathesis_version() -> Option<String> {
     let out = Command::new("schemathesis")
