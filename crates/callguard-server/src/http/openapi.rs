@@ -318,13 +318,11 @@ mod tests {
                 }
                 Value::Array(a) => {
                     for (i, child) in a.iter().enumerate() {
-                        if at.ends_with("/allOf")
-                            || at.ends_with("/anyOf")
-                            || at.ends_with("/oneOf")
-                        {
-                            if !child.is_object() {
-                                bad.push(format!("{at}/{i}"));
-                            }
+                        let in_combinator = ["/allOf", "/anyOf", "/oneOf"]
+                            .iter()
+                            .any(|c| at.ends_with(c));
+                        if in_combinator && !child.is_object() {
+                            bad.push(format!("{at}/{i}"));
                         }
                         walk(child, &format!("{at}/{i}"), bad);
                     }
