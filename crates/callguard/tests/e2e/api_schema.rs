@@ -27,7 +27,7 @@ both_backends!(every_answer_matches_the_openapi_document_under_schemathesis);
 /// The Schemathesis release whose command line this test speaks (`scripts/test-all` installs it).
 const SCHEMATHESIS: &str = "4.32.5";
 /// Generated test cases per operation and phase: enough to reach every status each operation
-/// can answer, small enough to keep the run to about a minute per caller.
+/// can answer, small enough to keep the run to about 20 seconds per caller.
 const MAX_EXAMPLES: &str = "15";
 /// A fixed seed: the same requests every run.
 const SEED: &str = "20240610";
