@@ -49,6 +49,7 @@ pub fn router(state: AppState, api: Vec<ApiRoute>, pages: Vec<PageRoute>) -> Rou
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn(close_when_body_unread))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -83,6 +84,36 @@ async fn observe(
     let status = resp.status().as_u16();
     state.metrics.observe_request(&method, &route, status, secs);
     tracing::debug!(%method, %route, status, ms = secs * 1000.0, "request");
+    resp
+}
+
+/// An HTTP/1.1 connection whose request body was not read to the end (refused before reading:
+/// no session, wrong content type, too large) cannot carry another request, so hyper closes it
+/// after the answer. Without saying so, a client that sends its next request on it at once
+/// races the close and sees the connection reset. This answers `Connection: close` in exactly
+/// that case, so clients open a new connection instead.
+async fn close_when_body_unread(req: Request, next: Next) -> Response {
+    use axum::body::{Body, HttpBody};
+    use futures_util::stream::{self, StreamExt};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    if req.version() >= axum::http::Version::HTTP_2 || req.body().is_end_stream() {
+        return next.run(req).await;
+    }
+    let read_to_end = Arc::new(AtomicBool::new(false));
+    let (parts, body) = req.into_parts();
+    let flag = Arc::clone(&read_to_end);
+    let watched = body.into_data_stream().chain(stream::poll_fn(move |_| {
+        flag.store(true, Ordering::Relaxed);
+        std::task::Poll::Ready(None)
+    }));
+    let mut resp = next
+        .run(Request::from_parts(parts, Body::from_stream(watched)))
+        .await;
+    if !read_to_end.load(Ordering::Relaxed) {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     resp
 }
 
@@ -121,4 +152,41 @@ async fn security_headers(req: Request, next: Next) -> Response {
         set(h, header::CACHE_CONTROL, "no-store");
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::routing::post;
+    use tower::ServiceExt;
+
+    async fn connection_header(app: Router, body: &'static str) -> Option<String> {
+        let req = Request::post("/")
+            .header(header::CONTENT_TYPE, "text/plain")
+            .body(Body::from(body))
+            .unwrap();
+        let resp = app.oneshot(req).await.unwrap();
+        resp.headers()
+            .get(header::CONNECTION)
+            .map(|v| v.to_str().unwrap().to_owned())
+    }
+
+    #[tokio::test]
+    async fn an_answer_that_leaves_the_body_unread_closes_the_connection_openly() {
+        let refuses = Router::new()
+            .route("/", post(|| async { Error::Unauthenticated }))
+            .layer(middleware::from_fn(close_when_body_unread));
+        assert_eq!(
+            connection_header(refuses.clone(), "{\"a\": 1}")
+                .await
+                .as_deref(),
+            Some("close")
+        );
+        assert_eq!(connection_header(refuses, "").await, None);
+        let reads = Router::new()
+            .route("/", post(|body: String| async move { body }))
+            .layer(middleware::from_fn(close_when_body_unread));
+        assert_eq!(connection_header(reads, "{\"a\": 1}").await, None);
+    }
 }

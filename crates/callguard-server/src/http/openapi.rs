@@ -11,54 +11,15 @@ use serde_json::{json, Map, Value};
 #[must_use]
 pub fn document(routes: &[ApiRoute]) -> Value {
     let mut gen = SchemaSettings::openapi3().into_generator();
-    let problem = gen.subschema_for::<Problem>();
-    let problem = serde_json::to_value(problem).unwrap_or(Value::Null);
-    let problem_response = |description: &str| {
-        json!({
-            "description": description,
-            "content": { "application/problem+json": { "schema": problem.clone() } }
-        })
-    };
+    let problem = schema_value(&mut gen, |g| g.subschema_for::<Problem>());
     let mut paths = Map::new();
     for r in routes {
         let method = r.method.to_ascii_lowercase();
-        let mut responses = Map::new();
-        match r.response {
-            Some((status, f)) => {
-                let s = serde_json::to_value(f(&mut gen)).unwrap_or(Value::Null);
-                responses.insert(
-                    status.to_string(),
-                    json!({"description": "Success", "content": {"application/json": {"schema": s}}}),
-                );
-            }
-            None if r.path == "/metrics" => {
-                responses.insert("200".into(), json!({"description": "Prometheus text", "content": {"text/plain": {"schema": {"type": "string"}}}}));
-            }
-            None if r.path == "/api/v1/alerts/stream" => {
-                responses.insert("200".into(), json!({"description": "Server-sent events", "content": {"text/event-stream": {"schema": {"type": "string"}}}}));
-            }
-            None if r.path.starts_with("/api/v1/audit/") => {
-                responses.insert("200".into(), json!({"description": "Signed note or key", "content": {"text/plain": {"schema": {"type": "string"}}}}));
-            }
-            None if r.path.ends_with("openapi.json") => {
-                responses.insert("200".into(), json!({"description": "OpenAPI 3.0 document", "content": {"application/json": {"schema": {"type": "object"}}}}));
-            }
-            None => {
-                responses.insert("204".into(), json!({"description": "Done"}));
-            }
-        }
         let mut op = Map::new();
         op.insert("summary".into(), json!(r.summary));
         op.insert("operationId".into(), json!(operation_id(r.method, r.path)));
-        if r.request.is_some() {
-            responses.insert(
-                "400".into(),
-                problem_response("Malformed body, wrong types or unknown fields"),
-            );
-            responses.insert("413".into(), problem_response("Body too large"));
-        }
         if let Some(f) = r.request {
-            let s = serde_json::to_value(f(&mut gen)).unwrap_or(Value::Null);
+            let s = schema_value(&mut gen, f);
             op.insert(
                 "requestBody".into(),
                 json!({"required": true, "content": {"application/json": {"schema": s}}}),
@@ -74,38 +35,28 @@ pub fn document(routes: &[ApiRoute]) -> Value {
                     "x-callguard-permission".into(),
                     json!(format!("{permission:?}")),
                 );
-                responses.insert("401".into(), problem_response("No valid session"));
-                responses.insert(
-                    "403".into(),
-                    problem_response(
-                        "The role lacks the permission, or re-authentication is needed",
-                    ),
-                );
             }
             Access::Public => {
                 op.insert("security".into(), json!([]));
             }
         }
-        if r.path.starts_with("/api/v1/auth/") && r.access == Access::Public {
-            responses.insert(
-                "401".into(),
-                problem_response("Credentials, challenge or code not accepted"),
-            );
-            responses.insert(
-                "429".into(),
-                problem_response("Too many failures; see Retry-After"),
-            );
-        }
-        let params: Vec<Value> = r
-            .path
-            .split('/')
-            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        let mut params: Vec<Value> = path_params(r.path)
             .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
             .collect();
+        params.extend(r.query.iter().map(|(name, kind, required)| {
+            let schema = match *kind {
+                "integer" => json!({"type": "integer", "format": "uint64", "minimum": 0}),
+                _ => json!({"type": "string"}),
+            };
+            json!({"name": name, "in": "query", "required": required, "schema": schema})
+        }));
         if !params.is_empty() {
             op.insert("parameters".into(), Value::Array(params));
         }
-        op.insert("responses".into(), Value::Object(responses));
+        op.insert(
+            "responses".into(),
+            Value::Object(responses(r, &mut gen, &problem)),
+        );
         let entry = paths
             .entry(r.path.to_owned())
             .or_insert_with(|| Value::Object(Map::new()));
@@ -113,7 +64,13 @@ pub fn document(routes: &[ApiRoute]) -> Value {
             m.insert(method, Value::Object(op));
         }
     }
-    let schemas = serde_json::to_value(gen.definitions()).unwrap_or(Value::Null);
+    let mut definitions = gen.take_definitions();
+    for schema in definitions.values_mut() {
+        for visitor in gen.visitors_mut() {
+            visitor.visit_schema(schema);
+        }
+    }
+    let schemas = serde_json::to_value(definitions).unwrap_or(Value::Null);
     json!({
         "openapi": "3.0.3",
         "info": {
@@ -131,6 +88,132 @@ pub fn document(routes: &[ApiRoute]) -> Value {
         },
         "x-problem-types": PROBLEM_TYPES.iter().map(|(slug, title, about)| json!({"type": format!("/problems/{slug}"), "title": title, "about": about})).collect::<Vec<_>>(),
     })
+}
+
+/// A wire type's schema as OpenAPI 3.0 wants it: the generator's openapi3 visitors (which,
+/// among others, turn the JSON Schema `true` of a `serde_json::Value` into `{}`) run on every
+/// schema, not only on root schemas.
+fn schema_value(
+    gen: &mut schemars::gen::SchemaGenerator,
+    f: impl FnOnce(&mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema,
+) -> Value {
+    let mut schema = f(gen);
+    for visitor in gen.visitors_mut() {
+        visitor.visit_schema(&mut schema);
+    }
+    serde_json::to_value(schema).unwrap_or(Value::Null)
+}
+
+fn path_params(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/')
+        .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+}
+
+/// Every status a route can answer: those its shape implies, then those it declares with
+/// `.may` (see [`ApiRoute`]'s documentation for the rules).
+fn responses(
+    r: &ApiRoute,
+    gen: &mut schemars::gen::SchemaGenerator,
+    problem: &Value,
+) -> Map<String, Value> {
+    let mut out = Map::new();
+    let add_problem = |out: &mut Map<String, Value>, status: u16, description: &str| {
+        let mut response = json!({
+            "description": description,
+            "content": { "application/problem+json": { "schema": problem.clone() } }
+        });
+        // Every 429 and 503 problem says how long to wait (`Error::retry_after`).
+        if matches!(status, 429 | 503) {
+            response["headers"] = json!({"Retry-After": {
+                "description": "Seconds to wait before trying again",
+                "required": true,
+                "schema": {"type": "integer", "minimum": 1}
+            }});
+        }
+        out.entry(status.to_string()).or_insert(response);
+    };
+    match r.response {
+        Some((status, f)) => {
+            let s = schema_value(gen, f);
+            out.insert(
+                status.to_string(),
+                json!({"description": "Success", "content": {"application/json": {"schema": s}}}),
+            );
+        }
+        None if r.path == "/metrics" => {
+            out.insert("200".into(), json!({"description": "Prometheus text", "content": {"text/plain": {"schema": {"type": "string"}}}}));
+        }
+        None if r.path == "/api/v1/alerts/stream" => {
+            out.insert("200".into(), json!({"description": "Server-sent events", "content": {"text/event-stream": {"schema": {"type": "string"}}}}));
+        }
+        None if r.path.starts_with("/api/v1/audit/") => {
+            out.insert("200".into(), json!({"description": "Signed note or key", "content": {"text/plain": {"schema": {"type": "string"}}}}));
+        }
+        None if r.path.ends_with("openapi.json") => {
+            out.insert("200".into(), json!({"description": "OpenAPI 3.0 document", "content": {"application/json": {"schema": {"type": "object"}}}}));
+        }
+        None => {
+            out.insert("204".into(), json!({"description": "Done"}));
+        }
+    }
+    for (status, f) in &r.other_responses {
+        let s = schema_value(gen, *f);
+        out.insert(
+            status.to_string(),
+            json!({"description": problem_description(*status), "content": {"application/json": {"schema": s}}}),
+        );
+    }
+    if r.request.is_some() {
+        add_problem(
+            &mut out,
+            400,
+            "Malformed body, wrong types or unknown fields",
+        );
+        add_problem(&mut out, 413, "Body too large");
+    }
+    if !r.query.is_empty() {
+        add_problem(
+            &mut out,
+            400,
+            "A query parameter is malformed, unknown or missing",
+        );
+    }
+    if let Access::Signed(_) = r.access {
+        add_problem(&mut out, 401, "No valid session");
+        add_problem(
+            &mut out,
+            403,
+            "Refused: the role lacks the permission, or the problem `type` says why",
+        );
+    }
+    if path_params(r.path).next().is_some() {
+        add_problem(&mut out, 404, problem_description(404));
+    }
+    for status in &r.may {
+        add_problem(&mut out, *status, problem_description(*status));
+    }
+    out
+}
+
+/// What a problem status means, for the statuses routes declare with `.may`; the problem's
+/// `type` says exactly which case it is (`x-problem-types` lists them all).
+#[must_use]
+pub fn problem_description(status: u16) -> &'static str {
+    match status {
+        400 => "Malformed request",
+        401 => "Credentials, challenge, code or session not accepted",
+        403 => "Refused: the problem `type` says why (locked or disabled account, re-authentication, verification or a second approver needed)",
+        404 => "No such resource, or not one you may see",
+        409 => "Conflicts with the current state or an existing record",
+        413 => "Body too large",
+        422 => "A value is not accepted; for `invalid-fields`, `errors` lists every field",
+        423 => "Verification locked: too many failed attempts",
+        429 => "Too many attempts; wait as Retry-After says",
+        501 => "The feature is not configured on this server",
+        502 => "A service Callguard relies on did not take the request",
+        503 => "Busy or unavailable; retry shortly",
+        _ => "See the problem `type`",
+    }
 }
 
 fn operation_id(method: &str, path: &str) -> String {
@@ -172,6 +255,144 @@ mod tests {
                 doc["components"]["schemas"][name].is_object(),
                 "dangling $ref {name}"
             );
+        }
+    }
+
+    #[test]
+    fn the_problem_schema_requires_only_what_every_problem_carries() {
+        use crate::error::{Error, FieldProblem};
+        let doc = document(&routes());
+        let schema = &doc["components"]["schemas"]["Problem"];
+        let required: Vec<&str> = schema["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert!(!required.contains(&"errors"), "{required:?}");
+        let samples = [
+            Error::NotFound,
+            Error::Unauthenticated,
+            Error::Throttled(3),
+            Error::InvalidFields(vec![FieldProblem {
+                field: "phone".into(),
+                detail: "not E.164".into(),
+            }]),
+        ];
+        for e in samples {
+            let sent = serde_json::to_value(crate::http::problem::problem_of(&e)).unwrap();
+            for field in &required {
+                assert!(
+                    sent.get(field).is_some(),
+                    "{} lacks {field}: {sent}",
+                    e.slug()
+                );
+            }
+            for (field, _) in sent.as_object().unwrap() {
+                assert!(
+                    schema["properties"].get(field).is_some(),
+                    "{} sends undocumented {field}",
+                    e.slug()
+                );
+            }
+        }
+    }
+
+    /// Where OpenAPI 3.0 expects a schema, it must be an object: `true` (what schemars makes of
+    /// a `serde_json::Value`) is a JSON Schema but not an OpenAPI 3.0 one.
+    #[test]
+    fn every_schema_is_an_openapi_3_0_schema_object() {
+        fn walk(v: &Value, at: &str, bad: &mut Vec<String>) {
+            match v {
+                Value::Object(m) => {
+                    for (k, child) in m {
+                        let here = format!("{at}/{k}");
+                        let is_schema = matches!(k.as_str(), "schema" | "items" | "not")
+                            || at.ends_with("/properties")
+                            || at.ends_with("/schemas");
+                        if is_schema && !child.is_object() {
+                            bad.push(here.clone());
+                        }
+                        walk(child, &here, bad);
+                    }
+                }
+                Value::Array(a) => {
+                    for (i, child) in a.iter().enumerate() {
+                        let in_combinator = ["/allOf", "/anyOf", "/oneOf"]
+                            .iter()
+                            .any(|c| at.ends_with(c));
+                        if in_combinator && !child.is_object() {
+                            bad.push(format!("{at}/{i}"));
+                        }
+                        walk(child, &format!("{at}/{i}"), bad);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut bad = Vec::new();
+        walk(&document(&routes()), "", &mut bad);
+        assert!(bad.is_empty(), "not schema objects: {bad:?}");
+    }
+
+    #[test]
+    fn statuses_follow_from_the_route_shape_and_its_declared_extras() {
+        use crate::http::routes::route;
+        use callguard_core::Permission;
+        let handler = || axum::routing::post(|| async { "" });
+        let routes = vec![
+            route("GET", "/open", Access::Public, "", handler()),
+            route(
+                "POST",
+                "/things/{id}",
+                Access::Signed(Permission::OwnAccount),
+                "",
+                handler(),
+            )
+            .takes::<crate::features::alerts::api::AlertComment>()
+            .may(&[409, 429]),
+            route(
+                "GET",
+                "/list",
+                Access::Signed(Permission::OwnAccount),
+                "",
+                handler(),
+            )
+            .query("limit", "integer"),
+        ];
+        let doc = document(&routes);
+        let statuses = |path: &str, method: &str| -> Vec<String> {
+            doc["paths"][path][method]["responses"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect()
+        };
+        assert_eq!(statuses("/open", "get"), ["204"]);
+        assert_eq!(
+            statuses("/things/{id}", "post"),
+            ["204", "400", "401", "403", "404", "409", "413", "429"]
+        );
+        assert_eq!(statuses("/list", "get"), ["204", "400", "401", "403"]);
+        let throttled = &doc["paths"]["/things/{id}"]["post"]["responses"]["429"];
+        assert!(throttled["content"]["application/problem+json"].is_object());
+        assert_eq!(throttled["headers"]["Retry-After"]["required"], true);
+        assert_eq!(doc["paths"]["/list"]["get"]["parameters"][0]["in"], "query");
+    }
+
+    #[test]
+    fn every_declared_status_is_an_error_status_with_a_description() {
+        for r in routes() {
+            for status in &r.may {
+                assert!(
+                    (400..600).contains(status)
+                        && problem_description(*status) != problem_description(0),
+                    "{} {}: .may({status}) needs a line in problem_description",
+                    r.method,
+                    r.path
+                );
+            }
         }
     }
 

@@ -63,8 +63,8 @@ pub struct Problem {
     pub title: String,
     pub status: u16,
     pub detail: String,
-    /// For `invalid-fields`: every invalid field at once.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// For `invalid-fields`: every invalid field at once. Absent from every other problem.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldProblem>,
 }
 

@@ -25,7 +25,7 @@ fn random_nanp(rng: &mut rand::rngs::StdRng) -> u64 {
     }
 }
 
-async fn wait_for_registry(server: &Server, token: &str, sha: Option<&str>) -> Value {
+pub async fn wait_for_registry(server: &Server, token: &str, sha: Option<&str>) -> Value {
     let api = server.api();
     for _ in 0..100 {
         let status = api

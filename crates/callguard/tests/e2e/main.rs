@@ -31,6 +31,7 @@ macro_rules! both_backends {
 
 mod access;
 mod alerts;
+mod api_schema;
 mod audit;
 mod calls;
 mod dnc;

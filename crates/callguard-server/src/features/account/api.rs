@@ -194,9 +194,9 @@ pub fn routes() -> Vec<ApiRoute> {
             .gives::<RecoveryCodes>(200),
         route("GET", "/api/v1/me/passkeys", Signed(OwnAccount), "My passkeys.", get(list_passkeys)).gives::<PasskeyList>(200),
         route("POST", "/api/v1/me/passkeys/registration", Signed(OwnAccount), "Passkey registration, step 1: options for navigator.credentials.create.", post(start_passkey))
-            .gives::<PasskeyRegistrationStart>(200),
+            .gives::<PasskeyRegistrationStart>(200).may(&[501]),
         route("POST", "/api/v1/me/passkeys", Signed(OwnAccount), "Passkey registration, step 2: the browser's credential.", post(finish_passkey))
-            .takes::<PasskeyRegistrationFinish>().gives::<PasskeyView>(201),
+            .takes::<PasskeyRegistrationFinish>().gives::<PasskeyView>(201).may(&[422, 501]),
         route("DELETE", "/api/v1/me/passkeys/{id}", Signed(OwnAccount), "Removes one of my passkeys.", delete(delete_passkey)),
     ]
 }

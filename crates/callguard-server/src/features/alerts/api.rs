@@ -106,11 +106,11 @@ pub fn routes() -> Vec<ApiRoute> {
     use Permission::*;
     vec![
         route("GET", "/api/v1/alerts", Signed(AlertsRead), "Alerts, newest first; `status` = open, acknowledged or resolved; `limit` ≤ 500.", get(list_alerts))
-            .gives::<AlertList>(200),
+            .gives::<AlertList>(200).query("status", "string").query("limit", "integer").may(&[422]),
         route("GET", "/api/v1/alerts/stream", Signed(AlertsRead), "Live alerts as server-sent events (`event: alert`, `id` = seq; resumes after Last-Event-ID).", get(alert_stream)),
         route("POST", "/api/v1/alerts/{id}/acknowledge", Signed(AlertsManage), "Acknowledges an open alert with a comment (audited).", post(acknowledge_alert))
-            .takes::<AlertComment>().gives::<crate::features::alerts::service::AlertView>(200),
+            .takes::<AlertComment>().gives::<crate::features::alerts::service::AlertView>(200).may(&[422]),
         route("POST", "/api/v1/alerts/{id}/resolve", Signed(AlertsManage), "Resolves an alert with a comment (audited).", post(resolve_alert))
-            .takes::<AlertComment>().gives::<crate::features::alerts::service::AlertView>(200),
+            .takes::<AlertComment>().gives::<crate::features::alerts::service::AlertView>(200).may(&[422]),
     ]
 }

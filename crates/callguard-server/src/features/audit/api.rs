@@ -114,12 +114,12 @@ pub fn routes() -> Vec<ApiRoute> {
     use Permission::*;
     vec![
         route("GET", "/api/v1/audit", Signed(AuditRead), "Audit entries `start..start+limit` (limit ≤ 1000) and the tree size; the read itself is logged.", get(audit_entries))
-            .gives::<AuditPage>(200),
-        route("GET", "/api/v1/audit/checkpoint", Signed(AuditRead), "The latest signed checkpoint (C2SP tlog-checkpoint signed note, text/plain).", get(audit_checkpoint)),
+            .gives::<AuditPage>(200).query("start", "integer").query("limit", "integer").may(&[422]),
+        route("GET", "/api/v1/audit/checkpoint", Signed(AuditRead), "The latest signed checkpoint (C2SP tlog-checkpoint signed note, text/plain).", get(audit_checkpoint)).may(&[404]),
         route("GET", "/api/v1/audit/verifier-key", Signed(AuditRead), "The checkpoint verifier key in note format (name+keyhash+base64key, text/plain).", get(audit_verifier_key)),
         route("GET", "/api/v1/audit/proof/inclusion", Signed(AuditRead), "Inclusion proof of entry `index` in the tree of `tree_size` entries.", get(audit_inclusion))
-            .gives::<InclusionProof>(200),
+            .gives::<InclusionProof>(200).query_required("index", "integer").query_required("tree_size", "integer").may(&[422]),
         route("GET", "/api/v1/audit/proof/consistency", Signed(AuditRead), "Consistency proof between tree sizes `first` and `second`.", get(audit_consistency))
-            .gives::<ConsistencyProof>(200),
+            .gives::<ConsistencyProof>(200).query_required("first", "integer").query_required("second", "integer").may(&[422]),
     ]
 }

@@ -193,17 +193,18 @@ pub fn routes() -> Vec<ApiRoute> {
     use Permission::*;
     vec![
         route("POST", "/api/v1/dnc/check", Signed(DncCheck), "Checks up to 10,000 numbers before calling: the national registry, the internal DNC list, consent when a `purpose` is named (no active `call` consent for it: `no_consent`), and the calling window in each called party's local time at `at` (default now). Results in the order asked; garbage is `invalid_number`, never allowed.", post(dnc_check))
-            .takes::<DncCheckRequest>().gives::<DncCheckResponse>(200).limit(1 << 20),
+            .takes::<DncCheckRequest>().gives::<DncCheckResponse>(200).limit(1 << 20).may(&[422, 501]),
         route("POST", "/api/v1/dnc/internal", Signed(DncListManage), "Puts a number on the company's own Do-Not-Call list, effective for the very next check (audited). 201 when added, 200 when it was on the list already. Opt-outs are not removed through the API.", post(add_opt_out))
-            .takes::<OptOutRequest>().gives::<crate::features::dnc::lists::InternalDncView>(201),
+            .takes::<OptOutRequest>().gives::<crate::features::dnc::lists::InternalDncView>(201)
+            .gives_also::<crate::features::dnc::lists::InternalDncView>(200).may(&[422]),
         route("GET", "/api/v1/dnc/internal", Signed(DncListRead), "The internal Do-Not-Call list, newest first, numbers masked; `limit` ≤ 1000 (default 100).", get(list_opt_outs))
-            .gives::<InternalDncList>(200),
+            .gives::<InternalDncList>(200).query("limit", "integer").may(&[422]),
         route("POST", "/api/v1/consents", Signed(ConsentManage), "Records TCPA express written consent (number, purpose, channel, source, sealed evidence), effective for the very next check (audited).", post(grant_consent))
-            .takes::<ConsentRequest>().gives::<crate::features::dnc::lists::ConsentView>(201),
+            .takes::<ConsentRequest>().gives::<crate::features::dnc::lists::ConsentView>(201).may(&[422]),
         route("GET", "/api/v1/consents", Signed(ConsentRead), "Consent records, newest first, numbers masked; `number` narrows to one number, `limit` ≤ 1000 (default 100).", get(list_consents))
-            .gives::<ConsentList>(200),
+            .gives::<ConsentList>(200).query("number", "string").query("limit", "integer").may(&[422]),
         route("POST", "/api/v1/consents/{id}/revoke", Signed(ConsentManage), "Revokes a consent, effective for the very next check (audited); 422 when revoked already.", post(revoke_consent))
-            .gives::<crate::features::dnc::lists::ConsentView>(200),
+            .gives::<crate::features::dnc::lists::ConsentView>(200).may(&[422]),
         route("GET", "/api/v1/dnc/status", Signed(DncStatus), "The national registry in force: size, checksum, source, age, and whether it is stale (> 31 days).", get(dnc_status))
             .gives::<DncRegistryStatus>(200),
     ]

@@ -49,10 +49,10 @@ pub fn routes() -> Vec<ApiRoute> {
         route("GET", "/api/v1/gdpr/requests", Signed(CustomersGdpr), "Customers with pending export or erasure requests.", get(pending_requests))
             .gives::<PendingRequests>(200),
         route("POST", "/api/v1/customers/{id}/export", Signed(CustomersGdpr), "Handles an export request: recorded and delivered to the customer's portal; compliance sees field names only.", post(compliance_export))
-            .gives::<ExportReceipt>(200),
+            .gives::<ExportReceipt>(200).may(&[409]),
         route("POST", "/api/v1/customers/{id}/erasure", Signed(CustomersGdpr), "Requests erasure (first of two compliance officers).", post(request_erasure))
-            .gives::<ErasureStatus>(200),
+            .gives::<ErasureStatus>(200).may(&[409]),
         route("POST", "/api/v1/customers/{id}/erasure/approve", Signed(CustomersGdpr), "Approves erasure (a second, different officer): destroys the data key; only an audit tombstone stays.", post(approve_erasure))
-            .gives::<ErasureStatus>(200),
+            .gives::<ErasureStatus>(200).may(&[409]),
     ]
 }

@@ -67,14 +67,14 @@ pub fn routes() -> Vec<ApiRoute> {
     use Permission::*;
     vec![
         route("POST", "/api/v1/customers/{id}/operations", Signed(CustomersOperate), "An operation for the caller (change_contact, change_address, transfer_service, duplicate_invoice: level 2; add_note: level 1).", post(operate))
-            .takes::<crate::features::interactions::model::OperationRequest>().gives::<crate::features::interactions::model::OperationResponse>(200),
+            .takes::<crate::features::interactions::model::OperationRequest>().gives::<crate::features::interactions::model::OperationResponse>(200).may(&[409, 422]),
         route("POST", "/api/v1/interactions", Signed(InteractionsHandle), "Starts an interaction; a phone call is linked to the customer its number singles out (screen-pop, masked).", post(start_interaction))
-            .takes::<crate::features::interactions::model::NewInteraction>().gives::<crate::features::interactions::model::InteractionView>(201),
+            .takes::<crate::features::interactions::model::NewInteraction>().gives::<crate::features::interactions::model::InteractionView>(201).may(&[404, 422]),
         route("GET", "/api/v1/interactions/{id}", Signed(InteractionsHandle), "One of my interactions: level reached, steps, attempts left.", get(get_interaction))
             .gives::<crate::features::interactions::model::InteractionView>(200),
         route("POST", "/api/v1/interactions/{id}/verify", Signed(InteractionsHandle), "One verification attempt: national_id, service or security_answers (level 1); portal_code, or otp_send then otp (level 2, only from level 1).", post(verify))
-            .takes::<crate::features::interactions::model::VerifyRequest>().gives::<crate::features::interactions::model::VerifyResponse>(200),
+            .takes::<crate::features::interactions::model::VerifyRequest>().gives::<crate::features::interactions::model::VerifyResponse>(200).may(&[409, 422, 423, 501, 502]),
         route("POST", "/api/v1/interactions/{id}/end", Signed(InteractionsHandle), "Ends one of my interactions: reveals and operations stop at once.", post(end_interaction))
-            .gives::<crate::features::interactions::model::InteractionView>(200),
+            .gives::<crate::features::interactions::model::InteractionView>(200).may(&[409]),
     ]
 }

@@ -61,7 +61,7 @@ pub fn routes() -> Vec<ApiRoute> {
     
     vec![
         route("GET", "/healthz", Public, "Liveness: the process answers.", get(healthz)).gives::<Health>(200),
-        route("GET", "/readyz", Public, "Readiness: the database answers.", get(readyz)).gives::<Health>(200),
+        route("GET", "/readyz", Public, "Readiness: the database answers.", get(readyz)).gives::<Health>(200).gives_also::<Health>(503),
         route("GET", "/metrics", Public, "Prometheus metrics (text exposition format).", get(metrics)),
         route("GET", "/api/v1/openapi.json", Public, "This document.", get(openapi_json)),
     ]

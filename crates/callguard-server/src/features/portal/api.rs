@@ -76,14 +76,14 @@ pub fn routes() -> Vec<ApiRoute> {
     use Permission::*;
     vec![
         route("GET", "/api/v1/portal/me", Signed(Portal), "My data, in the clear (only I see it unmasked).", get(me))
-            .gives::<MyData>(200),
+            .gives::<MyData>(200).may(&[404]),
         route("POST", "/api/v1/portal/verification-code", Signed(Portal), "A one-time code to read to an agent on a call (single use, 10 minutes).", post(verification_code))
-            .gives::<VerificationCode>(200),
+            .gives::<VerificationCode>(200).may(&[404]),
         route("GET", "/api/v1/portal/access-log", Signed(Portal), "Who looked at or changed my data: when, which agent, which field, why.", get(my_access_log))
-            .gives::<AccessLog>(200),
+            .gives::<AccessLog>(200).may(&[404]),
         route("GET", "/api/v1/portal/export", Signed(Portal), "Everything stored about me (GDPR art. 15), with notes and the access log.", get(export))
-            .gives::<MyExport>(200),
+            .gives::<MyExport>(200).may(&[404]),
         route("POST", "/api/v1/portal/requests", Signed(Portal), "Ask for export or erasure (erasure then needs two compliance officers).", post(make_request))
-            .takes::<NewRequest>().gives::<Requests>(200),
+            .takes::<NewRequest>().gives::<Requests>(200).may(&[404, 409]),
     ]
 }

@@ -196,23 +196,23 @@ pub fn routes() -> Vec<ApiRoute> {
     use Permission::*;
     vec![
         route("POST", "/api/v1/auth/setup", Public, "First-time setup, step 1: setup token and new password; returns the TOTP secret to enrol.", post(setup::<StaffSide>))
-            .takes::<SetupRequest>().gives::<SetupResponse>(200),
+            .takes::<SetupRequest>().gives::<SetupResponse>(200).may(&[401, 422, 429, 503]),
         route("POST", "/api/v1/auth/setup/confirm", Public, "First-time setup, step 2: a code from the new authenticator; returns a session and ten recovery codes.", post(setup_confirm::<StaffSide>))
-            .takes::<SetupConfirmRequest>().gives::<SetupConfirmResponse>(200),
+            .takes::<SetupConfirmRequest>().gives::<SetupConfirmResponse>(200).may(&[401, 429]),
         route("POST", "/api/v1/auth/login", Public, "Sign-in, step 1: username and password; returns a challenge for the second factor (never a session).", post(login::<StaffSide>))
-            .takes::<LoginRequest>().gives::<LoginResponse>(200),
+            .takes::<LoginRequest>().gives::<LoginResponse>(200).may(&[401, 403, 429, 503]),
         route("POST", "/api/v1/auth/mfa", Public, "Sign-in, step 2: TOTP code, recovery code or WebAuthn assertion; returns a session token.", post(mfa::<StaffSide>))
-            .takes::<MfaRequest>().gives::<SessionResponse>(200),
+            .takes::<MfaRequest>().gives::<SessionResponse>(200).may(&[401, 403, 429]),
         route("POST", "/api/v1/portal/auth/setup", Public, "Portal setup, step 1: the token from `callguard customer invite` and a new password; returns the TOTP secret to enrol.", post(setup::<PortalSide>))
-            .takes::<SetupRequest>().gives::<SetupResponse>(200),
+            .takes::<SetupRequest>().gives::<SetupResponse>(200).may(&[401, 422, 429, 503]),
         route("POST", "/api/v1/portal/auth/setup/confirm", Public, "Portal setup, step 2: a code from the new authenticator; returns a session and ten recovery codes.", post(setup_confirm::<PortalSide>))
-            .takes::<SetupConfirmRequest>().gives::<SetupConfirmResponse>(200),
+            .takes::<SetupConfirmRequest>().gives::<SetupConfirmResponse>(200).may(&[401, 429]),
         route("POST", "/api/v1/portal/auth/login", Public, "Portal sign-in, step 1: customer id and password (customer accounts only).", post(login::<PortalSide>))
-            .takes::<LoginRequest>().gives::<LoginResponse>(200),
+            .takes::<LoginRequest>().gives::<LoginResponse>(200).may(&[401, 403, 429, 503]),
         route("POST", "/api/v1/portal/auth/mfa", Public, "Portal sign-in, step 2: TOTP or recovery code; returns a session token.", post(mfa::<PortalSide>))
-            .takes::<MfaRequest>().gives::<SessionResponse>(200),
+            .takes::<MfaRequest>().gives::<SessionResponse>(200).may(&[401, 403, 429]),
         route("POST", "/api/v1/auth/logout", Signed(OwnAccount), "Ends the current session.", post(logout)),
         route("POST", "/api/v1/auth/reauth", Signed(OwnAccount), "Confirms password and second factor again; sensitive actions need this within 5 minutes.", post(reauth))
-            .takes::<ReauthRequest>(),
+            .takes::<ReauthRequest>().may(&[429, 503]),
     ]
 }

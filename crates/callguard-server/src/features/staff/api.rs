@@ -187,14 +187,14 @@ pub fn routes() -> Vec<ApiRoute> {
     vec![
         route("GET", "/api/v1/users", Signed(UsersRead), "All staff accounts.", get(list_users)).gives::<UserList>(200),
         route("POST", "/api/v1/users", Signed(UsersManage), "Creates a staff account and returns its one-time setup token, shown this once (creating a supervisor, compliance or admin account needs re-authentication and raises an alert, as does its first sign-in).", post(create_user))
-            .takes::<CreateUserRequest>().gives::<CreateUserResponse>(201),
+            .takes::<CreateUserRequest>().gives::<CreateUserResponse>(201).may(&[409, 422]),
         route("POST", "/api/v1/users/{id}/unlock", Signed(UsersManage), "Lifts a lockout (needs re-authentication).", post(unlock_user)).gives::<UserView>(200),
         route("PUT", "/api/v1/users/{id}/role", Signed(UsersManage), "Changes a role and ends that person's sessions (needs re-authentication).", put(set_role))
-            .takes::<SetRoleRequest>().gives::<UserView>(200),
-        route("POST", "/api/v1/users/{id}/enable", Signed(UsersManage), "Enables a disabled account (needs re-authentication).", post(enable_user)).gives::<UserView>(200),
-        route("POST", "/api/v1/users/{id}/disable", Signed(UsersManage), "Disables an account and ends its sessions (needs re-authentication).", post(disable_user)).gives::<UserView>(200),
-        route("POST", "/api/v1/users/{id}/confirm", Signed(OfficersConfirm), "An existing compliance officer confirms the person behind a new compliance account, which may then approve erasures (needs re-authentication; never one's own).", post(confirm_officer)).gives::<UserView>(200),
+            .takes::<SetRoleRequest>().gives::<UserView>(200).may(&[422]),
+        route("POST", "/api/v1/users/{id}/enable", Signed(UsersManage), "Enables a disabled account (needs re-authentication).", post(enable_user)).gives::<UserView>(200).may(&[422]),
+        route("POST", "/api/v1/users/{id}/disable", Signed(UsersManage), "Disables an account and ends its sessions (needs re-authentication).", post(disable_user)).gives::<UserView>(200).may(&[422]),
+        route("POST", "/api/v1/users/{id}/confirm", Signed(OfficersConfirm), "An existing compliance officer confirms the person behind a new compliance account, which may then approve erasures (needs re-authentication; never one's own).", post(confirm_officer)).gives::<UserView>(200).may(&[409, 422]),
         route("POST", "/api/v1/users/{id}/reset", Signed(UsersManage), "Wipes an account's credentials and issues a new setup token (needs re-authentication).", post(reset_user))
-            .gives::<SetupTokenResponse>(200),
+            .gives::<SetupTokenResponse>(200).may(&[422]),
     ]
 }

@@ -124,12 +124,12 @@ pub fn routes() -> Vec<ApiRoute> {
     use Permission::*;
     vec![
         route("POST", "/api/v1/customers", Signed(CustomersCreate), "Registers a customer; every field is validated (E.164, PESEL/NIP/REGON checksums, PESEL birth date) and sealed. 422 lists every invalid field; 409 `duplicate-national-id` when another customer holds the national id.", post(create_customer))
-            .takes::<crate::features::vault::service::NewCustomer>().gives::<CreatedCustomer>(201),
+            .takes::<crate::features::vault::service::NewCustomer>().gives::<CreatedCustomer>(201).may(&[409, 422]),
         route("GET", "/api/v1/customers", Signed(CustomersRead), "Search by `phone` (E.164), masked; `interaction_id` ties the look-up to a call (agents without one raise an alert).", get(search_customers))
-            .gives::<CustomerList>(200),
+            .gives::<CustomerList>(200).query_required("phone", "string").query("interaction_id", "string").may(&[422]),
         route("GET", "/api/v1/customers/{id}", Signed(CustomersRead), "A customer, masked; `interaction_id` as for search.", get(get_customer))
-            .gives::<crate::features::vault::service::CustomerView>(200),
+            .gives::<crate::features::vault::service::CustomerView>(200).query("interaction_id", "string"),
         route("POST", "/api/v1/customers/{id}/reveal", Signed(CustomersReveal), "Reveals one field during the agent's active interaction with this customer at level 1 or more, for a listed reason; audited, rate-limited.", post(reveal))
-            .takes::<RevealRequest>().gives::<RevealResponse>(200),
+            .takes::<RevealRequest>().gives::<RevealResponse>(200).may(&[409, 429]),
     ]
 }
