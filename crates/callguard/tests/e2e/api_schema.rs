@@ -97,7 +97,7 @@ async fn every_answer_matches_the_openapi_document_under_schemathesis(backend: B
             .args(["--max-examples", MAX_EXAMPLES])
             .args(["--seed", SEED])
             .args(["--generation-database", "none"])
-            .args(["--workers", "2"])
+            .args(["--workers", "1"])
             .args(["--request-timeout", "30"])
             .arg("--tls-verify")
             .arg(&cert)

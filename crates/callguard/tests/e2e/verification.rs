@@ -311,10 +311,8 @@ async fn a_national_id_held_twice_before_the_rule_stays_with_the_first_holder_an
     .await;
     let server = Server::start_with(deployment, &[]).await;
     let api = server.api();
-    let agent = Account {
-        token: api.sign_in(&agent).await,
-        ..agent
-    };
+    // Sessions live in the database, so the agent's session survives the restart (and no further
+    // authenticator codes are needed: the server takes each 30-second step once).
     let impostor = api
         .post("/api/v1/customers", Some(&agent.token), impostor_body(1))
         .await
@@ -334,10 +332,8 @@ async fn a_national_id_held_twice_before_the_rule_stays_with_the_first_holder_an
     // The upgrade: migration 0008 runs on this database without failing.
     let server = Server::start_with(deployment, &[]).await;
     let api = server.api();
-    let agent = Account {
-        token: api.sign_in(&agent).await,
-        ..agent
-    };
+    // Sessions live in the database, so the agent's session survives the restart (and no further
+    // authenticator codes are needed: the server takes each 30-second step once).
     // The genuine customer is the one their PESEL identifies, and their record changes as usual.
     let call = start_call_id(&api, &agent, "+48609555444").await;
     let level = verify(&api, &agent, &call, by_national_id(PESEL))

@@ -312,6 +312,16 @@ impl Alerts {
         comment: &str,
     ) -> Result<AlertView, Error> {
         let comment = comment.trim();
+        // Control characters (a NUL above all, which PostgreSQL text cannot hold) are refused
+        // like any other malformed comment; line breaks and tabs are text.
+        let control = comment
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r');
+        if control {
+            return Err(Error::Validation(
+                "a comment may not contain control characters".into(),
+            ));
+        }
         if comment.is_empty() || comment.chars().count() > 1000 {
             return Err(Error::Validation(
                 "a comment of 1 to 1000 characters is required".into(),
