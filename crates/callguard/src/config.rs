@@ -39,6 +39,7 @@ pub const KEYS: &[Key] = &[
     Key { name: "alerts.working_hours", secret: false, about: "HH:MM-HH:MM; sign-ins outside it raise an alert (unset: rule off)" },
     Key { name: "alerts.utc_offset", secret: false, about: "offset of working hours from UTC, like +01:00 (default +00:00)" },
     Key { name: "alerts.weekends", secret: false, about: "true when Saturday and Sunday are working days (default false)" },
+    Key { name: "alerts.stream_check_seconds", secret: false, about: "how often an open alert stream re-checks that its session still stands, 1 to 30 (default 15; also before every event)" },
     Key { name: "dnc.calling_hours", secret: false, about: "HH:MM-HH:MM: when calls may start in the called party's local time (default 08:00-21:00, the TCPA's)" },
     Key { name: "dnc.calling_hours_regions", secret: false, about: "windows by region, time zone or country, most specific first, like \"US-FL=08:00-20:00; America/Chicago=09:00-20:00; CA=09:00-21:00\"" },
     Key { name: "vault.reveals_per_window", secret: false, about: "how many fields one agent may reveal within vault.reveal_window_seconds (default 30)" },
@@ -474,6 +475,20 @@ impl Raw {
                 )));
             }
             a.syslog = Some(v.trim().to_owned());
+        }
+        if let Some(n) = self.number::<u64>(
+            "alerts.stream_check_seconds",
+            "a whole number of seconds from 1 to 30",
+        )? {
+            if !(1..=callguard_server::features::alerts::service::STREAM_CHECK_MAX_SECONDS)
+                .contains(&n)
+            {
+                return Err(ConfigError(format!(
+                    "{} must be a whole number of seconds from 1 to 30",
+                    self.describe("alerts.stream_check_seconds")
+                )));
+            }
+            a.stream_check_seconds = n;
         }
         if let Some((v, _)) = self.get("alerts.working_hours") {
             let (start, end) = WorkingHours::parse_range(v).ok_or_else(|| {

@@ -27,7 +27,15 @@ pub struct AlertSettings {
     pub webhook_secret: Option<Secret<String>>,
     /// `host:port` of a syslog collector (UDP).
     pub syslog: Option<String>,
+    /// How often a live stream re-checks that its session still stands, in seconds (0: the
+    /// default, [`STREAM_CHECK_DEFAULT_SECONDS`]; at most [`STREAM_CHECK_MAX_SECONDS`]).
+    pub stream_check_seconds: u64,
 }
+
+/// How often, by default, a live stream re-checks its session (besides before every event).
+pub const STREAM_CHECK_DEFAULT_SECONDS: u64 = 15;
+/// The longest a live stream may go without re-checking its session.
+pub const STREAM_CHECK_MAX_SECONDS: u64 = 30;
 
 /// An alert as the API and the live feed show it.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
@@ -119,6 +127,15 @@ impl Alerts {
     #[must_use]
     pub fn subscribe(&self) -> broadcast::Receiver<AlertView> {
         self.feed.subscribe()
+    }
+
+    /// How often a live stream re-checks that its session still stands.
+    #[must_use]
+    pub fn stream_check(&self) -> Duration {
+        Duration::from_secs(match self.settings.stream_check_seconds {
+            0 => STREAM_CHECK_DEFAULT_SECONDS,
+            n => n.min(STREAM_CHECK_MAX_SECONDS),
+        })
     }
 
     /// Ends every live stream (graceful shutdown).
