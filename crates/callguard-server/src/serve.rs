@@ -69,7 +69,7 @@ pub async fn serve(
         shutdown.await;
         closing.close_streams();
     };
-    tls::serve(listener, tls_config, app, shutdown).await;
+    tls::serve(listener, tls_config, app, settings.http, shutdown).await;
     tasks.abort_all();
     // Cover everything acknowledged before stopping.
     if let Err(e) = runtime.audit.checkpoint().await {

@@ -30,6 +30,8 @@ pub struct Settings {
     pub alerts: alerts::service::AlertSettings,
     pub dnc: dnc::registry::DncSettings,
     pub customers: CustomerSettings,
+    /// Timeouts and the connection cap of the HTTPS listener.
+    pub http: crate::http::connection::ConnectionLimits,
 }
 
 /// Settings of the vault, caller verification and one-time code delivery.

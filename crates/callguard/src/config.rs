@@ -25,6 +25,11 @@ pub const KEYS: &[Key] = &[
     Key { name: "public_url", secret: false, about: "the https:// address people use; passkeys bind to its host (default https://localhost:PORT)" },
     Key { name: "tls.cert_file", secret: false, about: "PEM certificate chain; with tls.key_file, replaces the self-signed certificate" },
     Key { name: "tls.key_file", secret: false, about: "PEM private key for tls.cert_file" },
+    Key { name: "http.handshake_timeout_seconds", secret: false, about: "a TLS handshake must finish within this many seconds (default 10)" },
+    Key { name: "http.idle_timeout_seconds", secret: false, about: "a connection with no request in flight and no answer being sent is closed after this many seconds (default 60)" },
+    Key { name: "http.body_timeout_seconds", secret: false, about: "a request body must arrive whole within this many seconds of its headers, else the request fails and the connection closes (default 30)" },
+    Key { name: "http.keep_alive_seconds", secret: false, about: "HTTP/2: a quiet connection is pinged this often and closed when a ping goes unanswered as long (default 30)" },
+    Key { name: "http.max_connections", secret: false, about: "connections open at once; further ones are closed as soon as they are accepted (default 4096)" },
     Key { name: "kek_file", secret: false, about: "file holding the key-encryption key; created on first start (default DATA_DIR/keys/kek)" },
     Key { name: "kek", secret: true, about: "the key-encryption key itself (base64 of 32 bytes), instead of kek_file" },
     Key { name: "audit.origin", secret: false, about: "the audit log's name in its checkpoints and verifier key (default HOST/callguard-audit, HOST from public_url or localhost)" },
@@ -303,7 +308,46 @@ impl Raw {
             alerts,
             dnc,
             customers: self.customer_settings()?,
+            http: self.connection_limits()?,
         })
+    }
+
+    fn connection_limits(
+        &self,
+    ) -> Result<callguard_server::http::connection::ConnectionLimits, ConfigError> {
+        let mut limits = callguard_server::http::connection::ConnectionLimits::default();
+        for (key, slot) in [
+            (
+                "http.handshake_timeout_seconds",
+                &mut limits.handshake_timeout,
+            ),
+            ("http.idle_timeout_seconds", &mut limits.idle_timeout),
+            ("http.body_timeout_seconds", &mut limits.body_timeout),
+            ("http.keep_alive_seconds", &mut limits.keep_alive),
+        ] {
+            if let Some(n) = self.number::<u64>(key, "a whole number of seconds from 1 to 3600")? {
+                if !(1..=3600).contains(&n) {
+                    return Err(ConfigError(format!(
+                        "{} must be a whole number of seconds from 1 to 3600",
+                        self.describe(key)
+                    )));
+                }
+                *slot = std::time::Duration::from_secs(n);
+            }
+        }
+        if let Some(n) = self.number::<usize>(
+            "http.max_connections",
+            "a whole number of connections from 1 to 1000000",
+        )? {
+            if !(1..=1_000_000).contains(&n) {
+                return Err(ConfigError(format!(
+                    "{} must be a whole number of connections from 1 to 1000000",
+                    self.describe("http.max_connections")
+                )));
+            }
+            limits.max_connections = n;
+        }
+        Ok(limits)
     }
 
     fn number<T: std::str::FromStr>(
@@ -841,6 +885,63 @@ mod tests {
                 "CALLGUARD_DNC_CALLING_HOURS_REGIONS",
                 "US-FL=8pm",
                 "`dnc.calling_hours_regions`",
+            ),
+        ] {
+            let pairs: &'static [(&'static str, &'static str)] =
+                Box::leak(Box::new([(var, value)]));
+            let msg = Raw::load(None, &env_of(pairs))
+                .unwrap()
+                .settings()
+                .unwrap_err()
+                .to_string();
+            assert!(msg.contains(key) && msg.contains(var), "{msg}");
+        }
+    }
+
+    #[test]
+    fn connection_limits_default_to_bounded_values_and_bad_ones_name_their_key() {
+        use std::time::Duration;
+        let limits = Raw::load(None, &env_of(&[]))
+            .unwrap()
+            .settings()
+            .unwrap()
+            .http;
+        assert_eq!(limits.idle_timeout, Duration::from_secs(60));
+        assert_eq!(limits.body_timeout, Duration::from_secs(30));
+        assert_eq!(limits.max_connections, 4096);
+        let set = Raw::load(
+            None,
+            &env_of(&[
+                ("CALLGUARD_HTTP_IDLE_TIMEOUT_SECONDS", "2"),
+                ("CALLGUARD_HTTP_MAX_CONNECTIONS", "5"),
+            ]),
+        )
+        .unwrap()
+        .settings()
+        .unwrap()
+        .http;
+        assert_eq!(set.idle_timeout, Duration::from_secs(2));
+        assert_eq!(set.max_connections, 5);
+        for (var, value, key) in [
+            (
+                "CALLGUARD_HTTP_IDLE_TIMEOUT_SECONDS",
+                "0",
+                "`http.idle_timeout_seconds`",
+            ),
+            (
+                "CALLGUARD_HTTP_BODY_TIMEOUT_SECONDS",
+                "soon",
+                "`http.body_timeout_seconds`",
+            ),
+            (
+                "CALLGUARD_HTTP_MAX_CONNECTIONS",
+                "0",
+                "`http.max_connections`",
+            ),
+            (
+                "CALLGUARD_ALERTS_STREAM_CHECK_SECONDS",
+                "31",
+                "`alerts.stream_check_seconds`",
             ),
         ] {
             let pairs: &'static [(&'static str, &'static str)] =

@@ -33,6 +33,7 @@ mod access;
 mod alerts;
 mod audit;
 mod calls;
+mod connections;
 mod dnc;
 mod dnc_cli;
 mod harness;
