@@ -126,6 +126,7 @@ fn build_state(
         dnc_lists,
         alerts,
         metrics,
+        metrics_access: Arc::new(settings.metrics.clone()),
         readiness: Arc::new(Readiness::new(runtime.store.clone())),
         openapi: Arc::new(crate::http::openapi::document(
             &crate::features::api_routes(),

@@ -32,6 +32,8 @@ pub struct Settings {
     pub customers: CustomerSettings,
     /// Timeouts and the connection cap of the HTTPS listener.
     pub http: crate::http::connection::ConnectionLimits,
+    /// Who may read `/metrics`.
+    pub metrics: crate::features::ops::service::MetricsAccess,
 }
 
 /// Settings of the vault, caller verification and one-time code delivery.

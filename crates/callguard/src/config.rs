@@ -65,6 +65,8 @@ pub const KEYS: &[Key] = &[
     Key { name: "otp.sms_account_sid", secret: false, about: "SMS provider account id (unset: no SMS codes)" },
     Key { name: "otp.sms_auth_token", secret: true, about: "SMS provider auth token" },
     Key { name: "otp.sms_from", secret: false, about: "sending number (E.164) or sender id of code SMS" },
+    Key { name: "metrics.token", secret: true, about: "bearer token that reads /metrics from any address (at least 16 characters); without it only metrics.allow may" },
+    Key { name: "metrics.allow", secret: false, about: "addresses or networks that read /metrics without a token, comma-separated, or none (default 127.0.0.1, ::1: this machine only)" },
     Key { name: "log.level", secret: false, about: "error, warn, info, debug or trace (default info)" },
     Key { name: "log.format", secret: false, about: "text or json (default text)" },
 ];
@@ -309,7 +311,42 @@ impl Raw {
             dnc,
             customers: self.customer_settings()?,
             http: self.connection_limits()?,
+            metrics: self.metrics_access()?,
         })
+    }
+
+    fn metrics_access(
+        &self,
+    ) -> Result<callguard_server::features::ops::service::MetricsAccess, ConfigError> {
+        use callguard_server::features::ops::service::{MetricsAccess, Network};
+        let mut access = MetricsAccess::default();
+        if let Some(token) = self.text("metrics.token") {
+            if token.chars().count() < 16 || token.chars().any(char::is_whitespace) {
+                return Err(ConfigError(format!(
+                    "{} must be at least 16 characters without spaces",
+                    self.describe("metrics.token")
+                )));
+            }
+            access.token = Some(Secret::new(token));
+        }
+        if let Some(list) = self.text("metrics.allow") {
+            access.allow = if list.eq_ignore_ascii_case("none") {
+                Vec::new()
+            } else {
+                list.split(',')
+                    .map(|item| {
+                        Network::parse(item).ok_or_else(|| {
+                            ConfigError(format!(
+                                "{}: {:?} is not an address or network like 10.0.0.0/8; list them with commas, or write none",
+                                self.describe("metrics.allow"),
+                                item.trim()
+                            ))
+                        })
+                    })
+                    .collect::<Result<_, _>>()?
+            };
+        }
+        Ok(access)
     }
 
     fn connection_limits(
