@@ -107,6 +107,7 @@ fn build_state(
     let identity = Arc::new(runtime.identity(metrics.clone(), webauthn));
     let alerts = Arc::new(alerts::service::Alerts::new(
         runtime.store.clone(),
+        runtime.kek.clone(),
         settings.alerts.clone(),
         metrics.clone(),
     ));
@@ -164,6 +165,15 @@ fn background_tasks(settings: &Settings, runtime: &Runtime, state: &AppState) ->
     if let KekSource::File(p) = &settings.kek {
         tasks.spawn(keys::service::reload_keys(runtime.kek.clone(), p.clone()));
     }
+    // Free text written in the clear before its column was sealed is sealed once, at start.
+    let (store, kek) = (runtime.store.clone(), runtime.kek.clone());
+    tasks.spawn(async move {
+        match keys::service::seal_clear_text(&store, &kek).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(sealed = n, "sealed user agents and alert comments kept in the clear"),
+            Err(e) => tracing::warn!(error = %e, "could not seal text kept in the clear; retried at the next start"),
+        }
+    });
     // A registry imported by `callguard dnc import` replaces the one in force once loaded.
     let registry = runtime.dnc.clone();
     every(&mut tasks, Duration::from_secs(2), move || {

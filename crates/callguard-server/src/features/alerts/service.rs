@@ -8,6 +8,7 @@ use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::principal::Principal;
 use callguard_core::alerts::{Engine, Rules, Seen};
+use callguard_core::kek::Keyring;
 use callguard_core::Secret;
 use callguard_store::{AlertRow, NewAlert, Store};
 use hmac::{Hmac, Mac};
@@ -66,6 +67,7 @@ pub struct AlertView {
     pub resolve_comment: Option<String>,
 }
 
+/// The row without its comments, which are sealed at rest: [`Alerts`] opens them.
 impl From<&AlertRow> for AlertView {
     fn from(a: &AlertRow) -> Self {
         use callguard_core::rfc3339;
@@ -81,10 +83,10 @@ impl From<&AlertRow> for AlertView {
             entry_index: a.entry_index,
             acknowledged_by: a.acknowledged_by.clone(),
             acknowledged_at: a.acknowledged_at.map(rfc3339),
-            acknowledge_comment: a.acknowledge_comment.clone(),
+            acknowledge_comment: None,
             resolved_by: a.resolved_by.clone(),
             resolved_at: a.resolved_at.map(rfc3339),
-            resolve_comment: a.resolve_comment.clone(),
+            resolve_comment: None,
         }
     }
 }
@@ -92,6 +94,8 @@ impl From<&AlertRow> for AlertView {
 /// The alerts service of one node.
 pub struct Alerts {
     store: Arc<dyn Store>,
+    /// Seals the comments people leave on alerts.
+    kek: Arc<Keyring>,
     settings: AlertSettings,
     metrics: Arc<Metrics>,
     feed: broadcast::Sender<AlertView>,
@@ -105,7 +109,12 @@ const WARM_UP_ENTRIES: u64 = 50_000;
 
 impl Alerts {
     #[must_use]
-    pub fn new(store: Arc<dyn Store>, settings: AlertSettings, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        kek: Arc<Keyring>,
+        settings: AlertSettings,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let (feed, _) = broadcast::channel(1024);
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
@@ -115,6 +124,7 @@ impl Alerts {
         let (closing, _) = tokio::sync::watch::channel(false);
         Self {
             store,
+            kek,
             settings,
             metrics,
             feed,
@@ -195,7 +205,8 @@ impl Alerts {
                             self.metrics.alert_raised(raised.rule);
                             tracing::warn!(rule = raised.rule, subject = %alert.subject, "alert raised");
                             if let Ok(Some(row)) = self.store.alert(&alert.id).await {
-                                self.clone().deliver(AlertView::from(&row));
+                                let view = self.view(&row);
+                                self.clone().deliver(view);
                             }
                         }
                         Ok(false) => {}
@@ -218,7 +229,7 @@ impl Alerts {
                 Ok(rows) => {
                     for row in rows {
                         last = row.seq;
-                        let _ = self.feed.send(AlertView::from(&row));
+                        let _ = self.feed.send(self.view(&row));
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "alert feed cannot read alerts"),
@@ -306,7 +317,7 @@ impl Alerts {
             .alerts(status, limit.clamp(1, 500))
             .await?
             .iter()
-            .map(AlertView::from)
+            .map(|a| self.view(a))
             .collect())
     }
 
@@ -316,7 +327,7 @@ impl Alerts {
             .alerts_after(seq, 500)
             .await?
             .iter()
-            .map(AlertView::from)
+            .map(|a| self.view(a))
             .collect())
     }
 
@@ -348,9 +359,12 @@ impl Alerts {
             .detail("rule", current.rule.clone())
             .detail("comment_chars", comment.chars().count());
         let by = callguard_core::audit::record::user(&p.user.id);
+        // Free text: sealed by the key-encryption key, bound to the alert and the step.
+        let sealed =
+            callguard_core::kek::seal_text(self.kek.as_ref(), comment, &comment_aad(id, resolve));
         if !self
             .store
-            .transition_alert(id, to, &by, callguard_core::now(), comment, audit)
+            .transition_alert(id, to, &by, callguard_core::now(), &sealed, audit)
             .await?
         {
             return Err(Error::Validation(format!(
@@ -359,8 +373,30 @@ impl Alerts {
             )));
         }
         let row = self.store.alert(id).await?.ok_or(Error::NotFound)?;
-        Ok(AlertView::from(&row))
+        Ok(self.view(&row))
     }
+
+    /// An alert as shown, its comments opened.
+    fn view(&self, row: &AlertRow) -> AlertView {
+        let open = |stored: &Option<String>, resolve: bool| {
+            stored.as_deref().map(|c| {
+                callguard_core::kek::open_text(self.kek.as_ref(), c, &comment_aad(&row.id, resolve))
+                    .unwrap_or_default()
+            })
+        };
+        AlertView {
+            acknowledge_comment: open(&row.acknowledge_comment, false),
+            resolve_comment: open(&row.resolve_comment, true),
+            ..AlertView::from(row)
+        }
+    }
+}
+
+/// Associated data of an alert's sealed comment: the acknowledgement's or the resolution's.
+#[must_use]
+pub fn comment_aad(alert_id: &str, resolve: bool) -> String {
+    let step = if resolve { "resolve" } else { "acknowledge" };
+    format!("callguard:alert-comment:{alert_id}:{step}")
 }
 
 /// Hex HMAC-SHA256 of `timestamp.body`, as receivers recompute it.
