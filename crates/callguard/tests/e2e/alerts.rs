@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 both_backends!(
     alerts_reach_the_api_the_stream_the_webhook_and_syslog_and_are_handled_with_audited_comments,
     an_alert_stream_ends_when_its_session_ends,
+    repeated_throttling_of_one_address_raises_one_alert_and_few_audit_entries,
 );
 
 const SECRET: &str = "webhook-secret-for-the-e2e-test";
@@ -441,4 +442,87 @@ async fn an_alert_stream_ends_when_its_session_ends(backend: crate::harness::Bac
             .expect("the stream of a live session stays open");
         seen.push_str(&String::from_utf8_lossy(&chunk));
     }
+}
+
+/// A burst of sign-in attempts from one address is mostly turned away with 429, which writes
+/// nothing per request; once that address has been throttled repeatedly, one audit entry and
+/// one alert name it — and a second burst in the same window adds neither.
+async fn repeated_throttling_of_one_address_raises_one_alert_and_few_audit_entries(
+    backend: crate::harness::Backend,
+) {
+    let server = Server::start(backend).await;
+    let compliance = server.new_account("cmp-throttle", "compliance").await;
+    let victim = server.new_account("victim-throttle", "agent").await;
+    let api = server.api();
+    let attacker = server.api_from(loopback(77));
+    let mut sent = 0;
+    let mut throttled = 0;
+    for _burst in 0..2 {
+        for _ in 0..30 {
+            let answer = attacker
+                .login(&victim.username, "definitely not the password")
+                .await;
+            sent += 1;
+            match answer.status.as_u16() {
+                429 => throttled += 1,
+                401 => {}
+                other => panic!("unexpected {other}: {}", answer.text),
+            }
+        }
+        // Both bursts count: the alarm trips once, in the first.
+        assert!(throttled >= 10, "{throttled} of {sent} throttled");
+    }
+
+    // Something after both bursts whose alert, once seen, means the engine has read every entry
+    // written before it: a new admin account.
+    let admin = server.admin_session().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let alerts = loop {
+        let list = api
+            .get("/api/v1/alerts?limit=500", Some(&compliance.token))
+            .await
+            .expect(200)
+            .json();
+        let alerts = list["alerts"].as_array().unwrap().clone();
+        if alerts
+            .iter()
+            .any(|a| a["rule"] == "admin_created" && a["subject"] == format!("user:{}", admin.id))
+        {
+            break alerts;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no admin_created alert: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let about_address: Vec<&Value> = alerts
+        .iter()
+        .filter(|a| a["rule"] == "sign_in_throttled")
+        .collect();
+    assert_eq!(about_address.len(), 1, "{alerts:?}");
+    assert_eq!(about_address[0]["subject"], "address:127.0.0.77");
+
+    let page = api
+        .get("/api/v1/audit?start=0&limit=1000", Some(&compliance.token))
+        .await
+        .expect(200)
+        .json();
+    let from_attacker: Vec<&Value> = page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["source"] == "127.0.0.77")
+        .collect();
+    let marks: Vec<&&Value> = from_attacker
+        .iter()
+        .filter(|e| e["action"] == "auth.throttled")
+        .collect();
+    assert_eq!(marks.len(), 1, "{from_attacker:?}");
+    assert!(
+        from_attacker.len() <= sent - throttled + 1,
+        "{} entries for {sent} requests, {throttled} of them throttled",
+        from_attacker.len()
+    );
+    assert!(from_attacker.len() < 15, "{from_attacker:?}");
 }

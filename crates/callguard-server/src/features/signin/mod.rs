@@ -6,3 +6,4 @@ pub mod login;
 pub mod pages;
 pub mod service;
 pub mod setup;
+pub mod throttle_alarm;

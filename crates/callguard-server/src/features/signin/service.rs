@@ -106,6 +106,7 @@ pub struct Identity {
     pub(crate) kek: Arc<Keyring>,
     pub(crate) hasher: Hasher,
     pub(crate) throttle: AddressThrottle,
+    pub(crate) throttle_alarm: super::throttle_alarm::ThrottleAlarm,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) webauthn: Option<Arc<Webauthn>>,
 }
@@ -123,6 +124,7 @@ impl Identity {
             kek,
             hasher,
             throttle: AddressThrottle::new(),
+            throttle_alarm: super::throttle_alarm::ThrottleAlarm::default(),
             metrics,
             webauthn,
         }
@@ -219,6 +221,7 @@ impl Identity {
     pub(crate) fn check_throttle(&self, ctx: &RequestContext) -> Result<(), Error> {
         self.throttle.check(ctx.source, now()).map_err(|wait| {
             self.metrics.sign_in("throttled");
+            self.note_throttled(ctx, now());
             Error::Throttled(wait)
         })
     }
