@@ -32,19 +32,13 @@ impl Identity {
 
     /// Resolves once `session` has ended (logout, revocation, a disabled account, idle or
     /// absolute expiry), checking every `every`.
-    pub fn session_ended(
-        self: Arc<Self>,
-        session: Session,
-        every: Duration,
-    ) -> impl std::future::Future<Output = ()> + Send + 'static {
-        async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                if !self.session_alive(&session).await {
-                    return;
-                }
+    pub async fn session_ended(self: Arc<Self>, session: Session, every: Duration) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if !self.session_alive(&session).await {
+                return;
             }
         }
     }
