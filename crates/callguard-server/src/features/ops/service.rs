@@ -84,8 +84,7 @@ impl std::fmt::Display for Network {
 }
 
 /// Who may read `/metrics`: a peer on the allow-list (by default this machine: exactly
-/// 127.0.0.1 and ::1), or anyone presenting the metrics token. A token that is sent must be
-/// right, whoever sends it.
+/// 127.0.0.1 and ::1), whatever it sends, or any other peer presenting the metrics token.
 #[derive(Debug, Clone)]
 pub struct MetricsAccess {
     pub token: Option<Secret<String>>,
@@ -113,11 +112,12 @@ impl Default for MetricsAccess {
 impl MetricsAccess {
     /// Whether `peer`, sending `bearer` (if any), may read the metrics.
     pub fn check(&self, peer: IpAddr, bearer: Option<&str>) -> Result<(), Error> {
+        if self.allow.iter().any(|n| n.contains(peer)) {
+            return Ok(());
+        }
         match (bearer, &self.token) {
             (Some(sent), Some(token)) if same_token(sent, token.expose()) => Ok(()),
-            (Some(_), _) => Err(Error::Unauthenticated),
-            (None, _) if self.allow.iter().any(|n| n.contains(peer)) => Ok(()),
-            (None, _) => Err(Error::Unauthenticated),
+            _ => Err(Error::Unauthenticated),
         }
     }
 }
@@ -170,7 +170,7 @@ mod tests {
         assert!(access
             .check(other, Some("metrics-token-012345678"))
             .is_err());
-        assert!(access.check(local, Some("wrong")).is_err());
+        assert!(access.check(local, Some("an API session token")).is_ok());
         assert!(MetricsAccess::default()
             .check(other, Some("anything"))
             .is_err());
