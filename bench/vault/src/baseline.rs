@@ -387,7 +387,14 @@ pub fn serve_main(args: &[String]) -> Res<()> {
             .with_state(db);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         std::fs::write(address_file, listener.local_addr()?.to_string())?;
-        callguard_server::http::tls::serve(listener, tls, app, std::future::pending()).await;
+        callguard_server::http::tls::serve(
+            listener,
+            tls,
+            app,
+            callguard_server::http::connection::ConnectionLimits::default(),
+            std::future::pending(),
+        )
+        .await;
         Ok(())
     })
 }

@@ -249,6 +249,17 @@ impl Engine {
                 }
             }
         }
+        // One entry per address and window, written when the sign-in throttle has turned that
+        // address away repeatedly (the 429s themselves are not logged).
+        if e.action == "auth.throttled" {
+            let source = e.source.as_deref().unwrap_or("?");
+            raise(
+                "sign_in_throttled",
+                Severity::High,
+                format!("address:{source}"),
+                format!("sign-in requests from {source} were throttled again and again"),
+            );
+        }
         if !e.failed && e.action == "user.role_change" {
             let from = e.details.get("from").and_then(Value::as_str).unwrap_or("?");
             let to = e.details.get("to").and_then(Value::as_str).unwrap_or("?");
@@ -411,6 +422,22 @@ mod tests {
             source: Some(source.into()),
             details: json!({}),
         }
+    }
+
+    #[test]
+    fn a_throttled_address_raises_an_alert_about_that_address() {
+        let mut e = Engine::new(Rules::default());
+        let raised = e.feed(&seen(1, 100, "auth.throttled", true, "", "192.0.2.9"));
+        let throttled: Vec<_> = raised
+            .iter()
+            .filter(|r| r.rule == "sign_in_throttled")
+            .collect();
+        assert_eq!(throttled.len(), 1);
+        assert_eq!(throttled[0].subject, "address:192.0.2.9");
+        assert!(e
+            .feed(&seen(2, 101, "auth.sign_in", true, "user:u", "192.0.2.9"))
+            .iter()
+            .all(|r| r.rule != "sign_in_throttled"));
     }
 
     #[test]

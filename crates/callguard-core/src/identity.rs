@@ -149,6 +149,8 @@ pub struct Session {
     pub last_seen_at: UnixTime,
     pub reauth_at: UnixTime,
     pub source: String,
+    /// As stored: sealed by the key-encryption key (`kek::seal_text`), bound to the session id;
+    /// opened only to show the owner their sessions.
     pub user_agent: String,
 }
 

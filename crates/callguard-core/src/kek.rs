@@ -228,9 +228,70 @@ impl Sealing for Keyring {
     }
 }
 
+/// How a value sealed by the key-encryption key is kept in a text column: this prefix, then
+/// the sealed bytes in base64. A value without it was written in the clear before such columns
+/// were sealed, and is sealed on the next start or rotation.
+pub const SEALED_TEXT_PREFIX: &str = "sealed:";
+
+/// Seals free text for a text column (`sealed:` + base64).
+#[must_use]
+pub fn seal_text<K: Sealing + ?Sized>(keys: &K, plain: &str, aad: &str) -> String {
+    format!(
+        "{SEALED_TEXT_PREFIX}{}",
+        data_encoding::BASE64.encode(&keys.seal(plain.as_bytes(), aad))
+    )
+}
+
+/// The sealed bytes of a value written by [`seal_text`]; `None` for text kept in the clear.
+#[must_use]
+pub fn sealed_bytes(stored: &str) -> Option<Vec<u8>> {
+    stored
+        .strip_prefix(SEALED_TEXT_PREFIX)
+        .and_then(|b| data_encoding::BASE64.decode(b.as_bytes()).ok())
+}
+
+/// Opens a value written by [`seal_text`]; `None` when it is not sealed, or not for `aad`.
+#[must_use]
+pub fn open_text<K: Sealing + ?Sized>(keys: &K, stored: &str, aad: &str) -> Option<String> {
+    let sealed = sealed_bytes(stored)?;
+    let plain = keys.open(&sealed, aad).ok()?;
+    String::from_utf8(plain.expose().clone()).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sealed_text_opens_only_for_its_owner_and_hides_its_words() {
+        let k = KeyEncryptionKey::generate();
+        let stored = seal_text(
+            &k,
+            "Mozilla/5.0 (X11; Linux)",
+            "callguard:session-user-agent:s1",
+        );
+        assert!(stored.starts_with(SEALED_TEXT_PREFIX) && !stored.contains("Mozilla"));
+        assert_eq!(
+            open_text(&k, &stored, "callguard:session-user-agent:s1").as_deref(),
+            Some("Mozilla/5.0 (X11; Linux)")
+        );
+        assert_eq!(
+            open_text(&k, &stored, "callguard:session-user-agent:s2"),
+            None
+        );
+        assert_eq!(
+            open_text(
+                &KeyEncryptionKey::generate(),
+                &stored,
+                "callguard:session-user-agent:s1"
+            ),
+            None
+        );
+        assert_eq!(
+            open_text(&k, "Mozilla/5.0", "callguard:session-user-agent:s1"),
+            None
+        );
+    }
 
     #[test]
     fn sealed_values_open_only_with_the_same_owner_and_key() {

@@ -69,7 +69,7 @@ pub async fn serve(
         shutdown.await;
         closing.close_streams();
     };
-    tls::serve(listener, tls_config, app, shutdown).await;
+    tls::serve(listener, tls_config, app, settings.http, shutdown).await;
     tasks.abort_all();
     // Cover everything acknowledged before stopping.
     if let Err(e) = runtime.audit.checkpoint().await {
@@ -107,6 +107,7 @@ fn build_state(
     let identity = Arc::new(runtime.identity(metrics.clone(), webauthn));
     let alerts = Arc::new(alerts::service::Alerts::new(
         runtime.store.clone(),
+        runtime.kek.clone(),
         settings.alerts.clone(),
         metrics.clone(),
     ));
@@ -129,6 +130,7 @@ fn build_state(
         dnc_lists,
         alerts,
         metrics,
+        metrics_access: Arc::new(settings.metrics.clone()),
         readiness: Arc::new(Readiness::new(runtime.store.clone())),
         openapi: Arc::new(crate::http::openapi::document(
             &crate::features::api_routes(),
@@ -166,6 +168,15 @@ fn background_tasks(settings: &Settings, runtime: &Runtime, state: &AppState) ->
     if let KekSource::File(p) = &settings.kek {
         tasks.spawn(keys::service::reload_keys(runtime.kek.clone(), p.clone()));
     }
+    // Free text written in the clear before its column was sealed is sealed once, at start.
+    let (store, kek) = (runtime.store.clone(), runtime.kek.clone());
+    tasks.spawn(async move {
+        match keys::service::seal_clear_text(&store, &kek).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(sealed = n, "sealed user agents and alert comments kept in the clear"),
+            Err(e) => tracing::warn!(error = %e, "could not seal text kept in the clear; retried at the next start"),
+        }
+    });
     // A registry imported by `callguard dnc import` replaces the one in force once loaded.
     let registry = runtime.dnc.clone();
     every(&mut tasks, Duration::from_secs(2), move || {

@@ -32,6 +32,10 @@ pub struct Settings {
     pub customers: CustomerSettings,
     /// Separation of duties in account administration.
     pub staff: crate::features::staff::service::StaffSettings,
+    /// Timeouts and the connection cap of the HTTPS listener.
+    pub http: crate::http::connection::ConnectionLimits,
+    /// Who may read `/metrics`.
+    pub metrics: crate::features::ops::service::MetricsAccess,
 }
 
 /// Settings of the vault, caller verification and one-time code delivery.

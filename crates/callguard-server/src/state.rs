@@ -30,6 +30,8 @@ pub struct AppState {
     /// The pre-call verdict (registry, internal list, consent, calling hours).
     pub dnc_checks: Arc<DncChecks>,
     pub metrics: Arc<Metrics>,
+    /// Who may read `/metrics`.
+    pub metrics_access: Arc<crate::features::ops::service::MetricsAccess>,
     pub readiness: Arc<Readiness>,
     pub vault: Arc<Vault>,
     pub interactions: Arc<Interactions>,

@@ -127,15 +127,37 @@ pub enum SealedColumn {
     ConsentNumber,
     /// `consent_ledger.evidence_sealed`.
     ConsentEvidence,
+    /// `sessions.user_agent`, sealed text (`sealed:` + base64).
+    SessionUserAgent,
+    /// `alerts.acknowledge_comment`, sealed text.
+    AlertAcknowledgeComment,
+    /// `alerts.resolve_comment`, sealed text.
+    AlertResolveComment,
 }
 
 impl SealedColumn {
-    pub const ALL: [SealedColumn; 4] = [
+    pub const ALL: [SealedColumn; 7] = [
         SealedColumn::Totp,
         SealedColumn::DncInternalNumber,
         SealedColumn::ConsentNumber,
         SealedColumn::ConsentEvidence,
+        SealedColumn::SessionUserAgent,
+        SealedColumn::AlertAcknowledgeComment,
+        SealedColumn::AlertResolveComment,
     ];
+
+    /// Whether the column is text holding `sealed:` + base64 (its bytes are then the UTF-8 of
+    /// that text in [`VaultStore::sealed_page`] and [`VaultStore::replace_sealed`]) rather than
+    /// a binary column.
+    #[must_use]
+    pub fn is_text(self) -> bool {
+        matches!(
+            self,
+            SealedColumn::SessionUserAgent
+                | SealedColumn::AlertAcknowledgeComment
+                | SealedColumn::AlertResolveComment
+        )
+    }
 
     /// (table, id column, sealed column): fixed names, never from input.
     #[must_use]
@@ -145,6 +167,9 @@ impl SealedColumn {
             SealedColumn::DncInternalNumber => ("dnc_internal", "id", "number_sealed"),
             SealedColumn::ConsentNumber => ("consent_ledger", "id", "number_sealed"),
             SealedColumn::ConsentEvidence => ("consent_ledger", "id", "evidence_sealed"),
+            SealedColumn::SessionUserAgent => ("sessions", "id", "user_agent"),
+            SealedColumn::AlertAcknowledgeComment => ("alerts", "id", "acknowledge_comment"),
+            SealedColumn::AlertResolveComment => ("alerts", "id", "resolve_comment"),
         }
     }
 }

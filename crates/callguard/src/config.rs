@@ -25,6 +25,11 @@ pub const KEYS: &[Key] = &[
     Key { name: "public_url", secret: false, about: "the https:// address people use; passkeys bind to its host (default https://localhost:PORT)" },
     Key { name: "tls.cert_file", secret: false, about: "PEM certificate chain; with tls.key_file, replaces the self-signed certificate" },
     Key { name: "tls.key_file", secret: false, about: "PEM private key for tls.cert_file" },
+    Key { name: "http.handshake_timeout_seconds", secret: false, about: "a TLS handshake must finish within this many seconds (default 10)" },
+    Key { name: "http.idle_timeout_seconds", secret: false, about: "a connection with no request in flight and no answer being sent is closed after this many seconds (default 60)" },
+    Key { name: "http.body_timeout_seconds", secret: false, about: "a request body must arrive whole within this many seconds of its headers, else the request fails and the connection closes (default 30)" },
+    Key { name: "http.keep_alive_seconds", secret: false, about: "HTTP/2: a quiet connection is pinged this often and closed when a ping goes unanswered as long (default 30)" },
+    Key { name: "http.max_connections", secret: false, about: "connections open at once; further ones are closed as soon as they are accepted (default 4096)" },
     Key { name: "kek_file", secret: false, about: "file holding the key-encryption key; created on first start (default DATA_DIR/keys/kek)" },
     Key { name: "kek", secret: true, about: "the key-encryption key itself (base64 of 32 bytes), instead of kek_file" },
     Key { name: "audit.origin", secret: false, about: "the audit log's name in its checkpoints and verifier key (default HOST/callguard-audit, HOST from public_url or localhost)" },
@@ -40,6 +45,7 @@ pub const KEYS: &[Key] = &[
     Key { name: "alerts.utc_offset", secret: false, about: "offset of working hours from UTC, like +01:00 (default +00:00)" },
     Key { name: "alerts.weekends", secret: false, about: "true when Saturday and Sunday are working days (default false)" },
     Key { name: "staff.confirmation_wait_seconds", secret: false, about: "how long a compliance account no officer confirmed waits before it may approve erasures, once every alert about it was handled by someone independent of it (default 604800, 7 days)" },
+    Key { name: "alerts.stream_check_seconds", secret: false, about: "how often an open alert stream re-checks that its session still stands, 1 to 30 (default 15; also before every event)" },
     Key { name: "dnc.calling_hours", secret: false, about: "HH:MM-HH:MM: when calls may start in the called party's local time (default 08:00-21:00, the TCPA's)" },
     Key { name: "dnc.calling_hours_regions", secret: false, about: "windows by region, time zone or country, most specific first, like \"US-FL=08:00-20:00; America/Chicago=09:00-20:00; CA=09:00-21:00\"" },
     Key { name: "vault.reveals_per_window", secret: false, about: "how many fields one agent may reveal within vault.reveal_window_seconds (default 30)" },
@@ -60,6 +66,8 @@ pub const KEYS: &[Key] = &[
     Key { name: "otp.sms_account_sid", secret: false, about: "SMS provider account id (unset: no SMS codes)" },
     Key { name: "otp.sms_auth_token", secret: true, about: "SMS provider auth token" },
     Key { name: "otp.sms_from", secret: false, about: "sending number (E.164) or sender id of code SMS" },
+    Key { name: "metrics.token", secret: true, about: "bearer token that reads /metrics from any address (at least 16 characters); without it only metrics.allow may" },
+    Key { name: "metrics.allow", secret: false, about: "addresses or networks that read /metrics without a token, comma-separated, or none (default 127.0.0.1, ::1: this machine only)" },
     Key { name: "log.level", secret: false, about: "error, warn, info, debug or trace (default info)" },
     Key { name: "log.format", secret: false, about: "text or json (default text)" },
 ];
@@ -304,7 +312,81 @@ impl Raw {
             dnc,
             customers: self.customer_settings()?,
             staff: self.staff_settings()?,
+            http: self.connection_limits()?,
+            metrics: self.metrics_access()?,
         })
+    }
+
+    fn metrics_access(
+        &self,
+    ) -> Result<callguard_server::features::ops::service::MetricsAccess, ConfigError> {
+        use callguard_server::features::ops::service::{MetricsAccess, Network};
+        let mut access = MetricsAccess::default();
+        if let Some(token) = self.text("metrics.token") {
+            if token.chars().count() < 16 || token.chars().any(char::is_whitespace) {
+                return Err(ConfigError(format!(
+                    "{} must be at least 16 characters without spaces",
+                    self.describe("metrics.token")
+                )));
+            }
+            access.token = Some(Secret::new(token));
+        }
+        if let Some(list) = self.text("metrics.allow") {
+            access.allow = if list.eq_ignore_ascii_case("none") {
+                Vec::new()
+            } else {
+                list.split(',')
+                    .map(|item| {
+                        Network::parse(item).ok_or_else(|| {
+                            ConfigError(format!(
+                                "{}: {:?} is not an address or network like 10.0.0.0/8; list them with commas, or write none",
+                                self.describe("metrics.allow"),
+                                item.trim()
+                            ))
+                        })
+                    })
+                    .collect::<Result<_, _>>()?
+            };
+        }
+        Ok(access)
+    }
+
+    fn connection_limits(
+        &self,
+    ) -> Result<callguard_server::http::connection::ConnectionLimits, ConfigError> {
+        let mut limits = callguard_server::http::connection::ConnectionLimits::default();
+        for (key, slot) in [
+            (
+                "http.handshake_timeout_seconds",
+                &mut limits.handshake_timeout,
+            ),
+            ("http.idle_timeout_seconds", &mut limits.idle_timeout),
+            ("http.body_timeout_seconds", &mut limits.body_timeout),
+            ("http.keep_alive_seconds", &mut limits.keep_alive),
+        ] {
+            if let Some(n) = self.number::<u64>(key, "a whole number of seconds from 1 to 3600")? {
+                if !(1..=3600).contains(&n) {
+                    return Err(ConfigError(format!(
+                        "{} must be a whole number of seconds from 1 to 3600",
+                        self.describe(key)
+                    )));
+                }
+                *slot = std::time::Duration::from_secs(n);
+            }
+        }
+        if let Some(n) = self.number::<usize>(
+            "http.max_connections",
+            "a whole number of connections from 1 to 1000000",
+        )? {
+            if !(1..=1_000_000).contains(&n) {
+                return Err(ConfigError(format!(
+                    "{} must be a whole number of connections from 1 to 1000000",
+                    self.describe("http.max_connections")
+                )));
+            }
+            limits.max_connections = n;
+        }
+        Ok(limits)
     }
 
     fn number<T: std::str::FromStr>(
@@ -495,6 +577,20 @@ impl Raw {
                 )));
             }
             a.syslog = Some(v.trim().to_owned());
+        }
+        if let Some(n) = self.number::<u64>(
+            "alerts.stream_check_seconds",
+            "a whole number of seconds from 1 to 30",
+        )? {
+            if !(1..=callguard_server::features::alerts::service::STREAM_CHECK_MAX_SECONDS)
+                .contains(&n)
+            {
+                return Err(ConfigError(format!(
+                    "{} must be a whole number of seconds from 1 to 30",
+                    self.describe("alerts.stream_check_seconds")
+                )));
+            }
+            a.stream_check_seconds = n;
         }
         if let Some((v, _)) = self.get("alerts.working_hours") {
             let (start, end) = WorkingHours::parse_range(v).ok_or_else(|| {
@@ -847,6 +943,63 @@ mod tests {
                 "CALLGUARD_DNC_CALLING_HOURS_REGIONS",
                 "US-FL=8pm",
                 "`dnc.calling_hours_regions`",
+            ),
+        ] {
+            let pairs: &'static [(&'static str, &'static str)] =
+                Box::leak(Box::new([(var, value)]));
+            let msg = Raw::load(None, &env_of(pairs))
+                .unwrap()
+                .settings()
+                .unwrap_err()
+                .to_string();
+            assert!(msg.contains(key) && msg.contains(var), "{msg}");
+        }
+    }
+
+    #[test]
+    fn connection_limits_default_to_bounded_values_and_bad_ones_name_their_key() {
+        use std::time::Duration;
+        let limits = Raw::load(None, &env_of(&[]))
+            .unwrap()
+            .settings()
+            .unwrap()
+            .http;
+        assert_eq!(limits.idle_timeout, Duration::from_secs(60));
+        assert_eq!(limits.body_timeout, Duration::from_secs(30));
+        assert_eq!(limits.max_connections, 4096);
+        let set = Raw::load(
+            None,
+            &env_of(&[
+                ("CALLGUARD_HTTP_IDLE_TIMEOUT_SECONDS", "2"),
+                ("CALLGUARD_HTTP_MAX_CONNECTIONS", "5"),
+            ]),
+        )
+        .unwrap()
+        .settings()
+        .unwrap()
+        .http;
+        assert_eq!(set.idle_timeout, Duration::from_secs(2));
+        assert_eq!(set.max_connections, 5);
+        for (var, value, key) in [
+            (
+                "CALLGUARD_HTTP_IDLE_TIMEOUT_SECONDS",
+                "0",
+                "`http.idle_timeout_seconds`",
+            ),
+            (
+                "CALLGUARD_HTTP_BODY_TIMEOUT_SECONDS",
+                "soon",
+                "`http.body_timeout_seconds`",
+            ),
+            (
+                "CALLGUARD_HTTP_MAX_CONNECTIONS",
+                "0",
+                "`http.max_connections`",
+            ),
+            (
+                "CALLGUARD_ALERTS_STREAM_CHECK_SECONDS",
+                "31",
+                "`alerts.stream_check_seconds`",
             ),
         ] {
             let pairs: &'static [(&'static str, &'static str)] =

@@ -157,6 +157,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                 r if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
                     Error::PayloadTooLarge
                 }
+                r if crate::http::connection::caused_by_slow_body(&r) => Error::BadRequest(
+                    "the body did not arrive within the time allowed; send it in one go".into(),
+                ),
                 JsonRejection::MissingJsonContentType(_) => Error::BadRequest(
                     "send the body as JSON with `Content-Type: application/json`".into(),
                 ),

@@ -3,6 +3,7 @@
 //! and TLS. It knows no feature: the features hand it their routes.
 
 pub mod access;
+pub mod connection;
 pub mod csrf;
 pub mod openapi;
 pub mod problem;

@@ -1,7 +1,9 @@
 //! HTTPS: rustls with the ring provider, a certificate that is either configured or made
-//! self-signed on first start, and a connection loop with handshake and header timeouts and a
-//! graceful shutdown that lets in-flight requests finish.
+//! self-signed on first start, and a connection loop with handshake, header, idle, body and
+//! HTTP/2 keep-alive timeouts, a cap on open connections, and a graceful shutdown that lets
+//! in-flight requests finish.
 
+use crate::http::connection::{Activity, ConnectionLimits, Counted, Deadline};
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -122,17 +124,20 @@ pub fn server_config(paths: &CertificatePaths) -> Result<Arc<rustls::ServerConfi
 }
 
 /// Serves `app` over TLS on `listener` until `shutdown` resolves, then waits up to ten seconds
-/// for open connections to finish their requests.
+/// for open connections to finish their requests. At most `limits.max_connections` are open at
+/// once: a connection beyond that is closed as soon as it is accepted, before any TLS work.
 pub async fn serve(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     app: Router,
+    limits: ConnectionLimits,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let open = Arc::new(AtomicUsize::new(0));
     let all_closed = Arc::new(tokio::sync::Notify::new());
+    let mut refused = 0u64;
     tokio::pin!(shutdown);
     loop {
         let (stream, addr) = tokio::select! {
@@ -146,6 +151,19 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        if open.load(Ordering::Acquire) >= limits.max_connections {
+            drop(stream);
+            refused += 1;
+            // One line per thousand refusals, so a flood does not flood the log too.
+            if refused % 1000 == 1 {
+                tracing::warn!(
+                    limit = limits.max_connections,
+                    refused,
+                    "connection limit reached: new connections are closed at once"
+                );
+            }
+            continue;
+        }
         let acceptor = acceptor.clone();
         let app = app.clone();
         let mut stop = stop_rx.clone();
@@ -153,7 +171,7 @@ pub async fn serve(
         let all_closed = all_closed.clone();
         open.fetch_add(1, Ordering::AcqRel);
         tokio::spawn(async move {
-            serve_connection(acceptor, stream, addr, app, &mut stop).await;
+            serve_connection(acceptor, stream, addr, app, limits, &mut stop).await;
             if open.fetch_sub(1, Ordering::AcqRel) == 1 {
                 all_closed.notify_waiters();
             }
@@ -173,23 +191,42 @@ pub async fn serve(
     let _ = tokio::time::timeout(Duration::from_secs(10), wait).await;
 }
 
+/// How long a connection that is being closed (idle, a slow body) may take to say goodbye
+/// (an HTTP/2 GOAWAY, the answer to the slow request) before it is dropped.
+const CLOSING_GRACE: Duration = Duration::from_secs(1);
+
 async fn serve_connection(
     acceptor: TlsAcceptor,
     stream: tokio::net::TcpStream,
     addr: SocketAddr,
     app: Router,
+    limits: ConnectionLimits,
     stop: &mut tokio::sync::watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
-    let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await
+    let Ok(Ok(tls)) = tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream)).await
     else {
         return;
     };
-    let service =
-        hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-            req.extensions_mut().insert(ConnectInfo(addr));
-            app.clone().oneshot(req)
+    let activity = Activity::new();
+    let in_service = activity.clone();
+    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let guard = in_service.start();
+        let mut req = req.map(|b| {
+            axum::body::Body::new(Deadline::new(b, limits.body_timeout, in_service.clone()))
         });
+        req.extensions_mut().insert(ConnectInfo(addr));
+        let answer = app.clone().oneshot(req);
+        async move {
+            let response = answer.await?;
+            Ok::<_, std::convert::Infallible>(response.map(|inner| {
+                axum::body::Body::new(Counted {
+                    inner,
+                    _guard: guard,
+                })
+            }))
+        }
+    });
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -198,7 +235,9 @@ async fn serve_connection(
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(200);
+        .max_concurrent_streams(200)
+        .keep_alive_interval(Some(limits.keep_alive))
+        .keep_alive_timeout(limits.keep_alive);
     let conn = builder.serve_connection(TokioIo::new(tls), service);
     tokio::pin!(conn);
     tokio::select! {
@@ -206,6 +245,11 @@ async fn serve_connection(
         _ = stop.changed() => {
             conn.as_mut().graceful_shutdown();
             let _ = conn.await;
+        }
+        why = activity.expired(limits.idle_timeout) => {
+            tracing::debug!(?why, "closing a connection");
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(CLOSING_GRACE, conn).await;
         }
     }
 }

@@ -342,12 +342,17 @@ impl VaultStore for PostgresStore {
         limit: u64,
     ) -> StoreResult<Vec<(String, Vec<u8>)>> {
         let (table, id, col) = column.sql();
+        let value = if column.is_text() {
+            format!("convert_to({col}, 'UTF8')")
+        } else {
+            col.to_owned()
+        };
         let c = self.client().await?;
         let limit = limit as i64;
         let rows = c
             .query(
                 &format!(
-                    "SELECT {id}, {col} FROM {table} WHERE {id} > $1 AND {col} IS NOT NULL ORDER BY {id} LIMIT $2"
+                    "SELECT {id}, {value} FROM {table} WHERE {id} > $1 AND {col} IS NOT NULL ORDER BY {id} LIMIT $2"
                 ),
                 &[&after_id, &limit],
             )
@@ -364,10 +369,15 @@ impl VaultStore for PostgresStore {
         new: &[u8],
     ) -> StoreResult<bool> {
         let (table, idc, col) = column.sql();
+        let (old_value, new_value) = if column.is_text() {
+            ("convert_from($2, 'UTF8')", "convert_from($3, 'UTF8')")
+        } else {
+            ("$2", "$3")
+        };
         let c = self.client().await?;
         let n = c
             .execute(
-                &format!("UPDATE {table} SET {col} = $3 WHERE {idc} = $1 AND {col} = $2"),
+                &format!("UPDATE {table} SET {col} = {new_value} WHERE {idc} = $1 AND {col} = {old_value}"),
                 &[&id, &old, &new],
             )
             .await

@@ -325,10 +325,15 @@ impl VaultStore for SqliteStore {
         limit: u64,
     ) -> StoreResult<Vec<(String, Vec<u8>)>> {
         let (table, id, col) = column.sql();
+        let value = if column.is_text() {
+            format!("CAST({col} AS BLOB)")
+        } else {
+            col.to_owned()
+        };
         let after = after_id.to_owned();
         self.read(move |c| {
             let mut st = c.prepare_cached(&format!(
-                "SELECT {id}, {col} FROM {table} WHERE {id} > ?1 AND {col} IS NOT NULL ORDER BY {id} LIMIT ?2"
+                "SELECT {id}, {value} FROM {table} WHERE {id} > ?1 AND {col} IS NOT NULL ORDER BY {id} LIMIT ?2"
             ))?;
             let rows = st.query_map(params![after, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
             rows.collect()
@@ -344,11 +349,16 @@ impl VaultStore for SqliteStore {
         new: &[u8],
     ) -> StoreResult<bool> {
         let (table, idc, col) = column.sql();
+        let (old_value, new_value) = if column.is_text() {
+            ("CAST(?2 AS TEXT)", "CAST(?3 AS TEXT)")
+        } else {
+            ("?2", "?3")
+        };
         let (id, old, new) = (id.to_owned(), old.to_vec(), new.to_vec());
         self.write(move |c| {
             let tx = begin(c)?;
             let n = tx.execute(
-                &format!("UPDATE {table} SET {col} = ?3 WHERE {idc} = ?1 AND {col} = ?2"),
+                &format!("UPDATE {table} SET {col} = {new_value} WHERE {idc} = ?1 AND {col} = {old_value}"),
                 params![id, old, new],
             )?;
             tx.commit()?;

@@ -89,3 +89,43 @@ async fn sessions_and_challenges_live_and_die(f: Fixture) {
     );
 }
 both_backends!(sessions_and_challenges_live_and_die);
+
+/// A session's user agent is a sealed text column: key rotation pages through it as the bytes of
+/// its text and replaces a value only while it is still the one it read.
+async fn user_agents_page_and_replace_as_sealed_text(f: Fixture) {
+    let s = &f.store;
+    let id = ready(s, "erin").await;
+    challenge(s, "c9", &id, "sign-in").await;
+    let mut kept = session("s9", &id, 100);
+    kept.user_agent = "sealed:AAEC".into();
+    assert!(s
+        .complete_sign_in(
+            CompletedSignIn {
+                user_id: id.clone(),
+                challenge_hash: "c9".into(),
+                factor: SpentFactor::TotpStep(1),
+                session: kept,
+                token_hash: "th9".into(),
+            },
+            a("auth.sign_in"),
+        )
+        .await
+        .unwrap());
+    let column = SealedColumn::SessionUserAgent;
+    assert!(column.is_text());
+    let page = s.sealed_page(column, "", 10).await.unwrap();
+    assert_eq!(page, vec![("s9".to_owned(), b"sealed:AAEC".to_vec())]);
+    assert!(s.sealed_page(column, "s9", 10).await.unwrap().is_empty());
+    assert!(!s
+        .replace_sealed(column, "s9", b"sealed:other", b"sealed:BBBB")
+        .await
+        .unwrap());
+    assert!(s
+        .replace_sealed(column, "s9", b"sealed:AAEC", b"sealed:BBBB")
+        .await
+        .unwrap());
+    let stored = s.session_by_token("th9").await.unwrap().unwrap();
+    assert_eq!(stored.user_agent, "sealed:BBBB");
+}
+
+both_backends!(user_agents_page_and_replace_as_sealed_text);

@@ -12,7 +12,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 both_backends!(
-    alerts_reach_the_api_the_stream_the_webhook_and_syslog_and_are_handled_with_audited_comments
+    alerts_reach_the_api_the_stream_the_webhook_and_syslog_and_are_handled_with_audited_comments,
+    an_alert_stream_ends_when_its_session_ends,
+    repeated_throttling_of_one_address_raises_one_alert_and_few_audit_entries,
 );
 
 const SECRET: &str = "webhook-secret-for-the-e2e-test";
@@ -348,4 +350,208 @@ async fn alerts_reach_the_api_the_stream_the_webhook_and_syslog_and_are_handled_
         metrics.contains("callguard_alert_webhook_deliveries_total{outcome=\"retried\"} 1"),
         "{metrics}"
     );
+}
+
+/// Opens the live alert stream with `token`.
+async fn open_stream(api: &crate::harness::Api, token: &str) -> reqwest::Response {
+    let stream = api
+        .client
+        .get(api.url("/api/v1/alerts/stream"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    stream
+}
+
+/// Reads the stream until the server ends it; fails when it is still open after 30 s (the
+/// server re-checks every second in this test).
+async fn ends(mut stream: reqwest::Response, what: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match tokio::time::timeout_at(deadline, stream.chunk()).await {
+            Err(_) => panic!("{what}: the alert stream was still open 30 s later"),
+            Ok(Ok(Some(_))) => continue,
+            Ok(Ok(None) | Err(_)) => return,
+        }
+    }
+}
+
+/// An open alert stream ends with its session: after logout, after the session is revoked from
+/// another one, and after the account is disabled; a stream whose session stands stays open and
+/// still delivers.
+async fn an_alert_stream_ends_when_its_session_ends(backend: crate::harness::Backend) {
+    let server = Server::start_with(
+        Deployment::new(backend),
+        &[("CALLGUARD_ALERTS_STREAM_CHECK_SECONDS", "1")],
+    )
+    .await;
+    let api = server.api();
+    let admin = server.admin_session().await;
+    let stays = server.new_account("sup-stays", "supervisor").await;
+    let leaves = server.new_account("sup-leaves", "supervisor").await;
+    let revoked = server.new_account("sup-revoked", "supervisor").await;
+    let disabled = server.new_account("cmp-disabled", "compliance").await;
+
+    let staying = open_stream(&api, &stays.token).await;
+
+    // Logout.
+    let stream = open_stream(&api, &leaves.token).await;
+    api.post("/api/v1/auth/logout", Some(&leaves.token), json!({}))
+        .await
+        .expect(204);
+    ends(stream, "after logout").await;
+
+    // Revocation from another session of the same person.
+    let stream = open_stream(&api, &revoked.token).await;
+    let challenge = api
+        .login(&revoked.username, &revoked.password)
+        .await
+        .expect(200)
+        .str("challenge");
+    let other = api
+        .mfa(&challenge, "recovery", &revoked.recovery_codes[0])
+        .await
+        .expect(200)
+        .str("token");
+    let sessions = api
+        .get("/api/v1/me/sessions", Some(&other))
+        .await
+        .expect(200)
+        .json();
+    let first = sessions["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["current"] == false)
+        .expect("the streaming session is listed")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    api.call(
+        reqwest::Method::DELETE,
+        &format!("/api/v1/me/sessions/{first}"),
+        Some(&other),
+        None,
+    )
+    .await
+    .expect(204);
+    ends(stream, "after the session was revoked").await;
+
+    // The account is disabled by an admin.
+    let stream = open_stream(&api, &disabled.token).await;
+    api.post(
+        &format!("/api/v1/users/{}/disable", disabled.id),
+        Some(&admin.token),
+        json!({}),
+    )
+    .await
+    .expect(200);
+    ends(stream, "after the account was disabled").await;
+
+    // The stream whose session stands is still open and delivers the next alert (a new admin
+    // account raises one).
+    let mut staying = staying;
+    let created = api
+        .post(
+            "/api/v1/users",
+            Some(&admin.token),
+            json!({"username": format!("admin-{}", crate::harness::suffix()), "role": "admin"}),
+        )
+        .await;
+    assert!(created.status.is_success(), "{created:?}");
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !seen.contains("admin_created") {
+        let chunk = tokio::time::timeout_at(deadline, staying.chunk())
+            .await
+            .expect("an alert on the stream that stayed open")
+            .unwrap()
+            .expect("the stream of a live session stays open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
+/// A burst of sign-in attempts from one address is mostly turned away with 429, which writes
+/// nothing per request; once that address has been throttled repeatedly, one audit entry and
+/// one alert name it — and a second burst in the same window adds neither.
+async fn repeated_throttling_of_one_address_raises_one_alert_and_few_audit_entries(
+    backend: crate::harness::Backend,
+) {
+    let server = Server::start(backend).await;
+    let compliance = server.new_account("cmp-throttle", "compliance").await;
+    let victim = server.new_account("victim-throttle", "agent").await;
+    let api = server.api();
+    let attacker = server.api_from(loopback(77));
+    let mut sent = 0;
+    let mut throttled = 0;
+    for _burst in 0..2 {
+        for _ in 0..30 {
+            let answer = attacker
+                .login(&victim.username, "definitely not the password")
+                .await;
+            sent += 1;
+            match answer.status.as_u16() {
+                429 => throttled += 1,
+                401 => {}
+                other => panic!("unexpected {other}: {}", answer.text),
+            }
+        }
+        // Both bursts count: the alarm trips once, in the first.
+        assert!(throttled >= 10, "{throttled} of {sent} throttled");
+    }
+
+    // Something after both bursts whose alert, once seen, means the engine has read every entry
+    // written before it: a new admin account.
+    let admin = server.admin_session().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let alerts = loop {
+        let list = api
+            .get("/api/v1/alerts?limit=500", Some(&compliance.token))
+            .await
+            .expect(200)
+            .json();
+        let alerts = list["alerts"].as_array().unwrap().clone();
+        if alerts
+            .iter()
+            .any(|a| a["rule"] == "admin_created" && a["subject"] == format!("user:{}", admin.id))
+        {
+            break alerts;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no admin_created alert: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let about_address: Vec<&Value> = alerts
+        .iter()
+        .filter(|a| a["rule"] == "sign_in_throttled")
+        .collect();
+    assert_eq!(about_address.len(), 1, "{alerts:?}");
+    assert_eq!(about_address[0]["subject"], "address:127.0.0.77");
+
+    let page = api
+        .get("/api/v1/audit?start=0&limit=1000", Some(&compliance.token))
+        .await
+        .expect(200)
+        .json();
+    let from_attacker: Vec<&Value> = page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["source"] == "127.0.0.77")
+        .collect();
+    let marks: Vec<&&Value> = from_attacker
+        .iter()
+        .filter(|e| e["action"] == "auth.throttled")
+        .collect();
+    assert_eq!(marks.len(), 1, "{from_attacker:?}");
+    assert!(
+        from_attacker.len() <= sent - throttled + 1,
+        "{} entries for {sent} requests, {throttled} of them throttled",
+        from_attacker.len()
+    );
+    assert!(from_attacker.len() < 15, "{from_attacker:?}");
 }

@@ -233,3 +233,60 @@ async fn bad_configuration_stops_with_a_message_naming_the_key(backend: Backend)
         ran.describe()
     );
 }
+
+/// `/metrics` answers this machine's own address (exactly 127.0.0.1 and ::1 by default, not all
+/// of 127/8, so a client bound to 127.0.0.2 stands for any other peer), anyone with the metrics
+/// token (read from a file here), and nobody else. With `metrics.allow` the operator names the
+/// addresses that need no token.
+#[tokio::test]
+async fn metrics_answer_only_this_machine_or_the_metrics_token() {
+    const TOKEN: &str = "metrics-token-for-the-e2e-test";
+    let deployment = Deployment::new(Backend::Sqlite);
+    let token_file = deployment.root().join("metrics-token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let server = Server::start_with(
+        deployment,
+        &[("CALLGUARD_METRICS_TOKEN_FILE", token_file.to_str().unwrap())],
+    )
+    .await;
+    let get = |api: crate::harness::Api, token: Option<&'static str>| async move {
+        api.get("/metrics", token).await
+    };
+    let local = get(server.api(), None).await.expect(200);
+    assert!(local.text.contains("callguard_"), "{}", local.text);
+    for (token, what) in [
+        (None, "no token"),
+        (Some("metrics-token-for-the-e2e-tesT"), "a wrong token"),
+        (Some(""), "an empty token"),
+    ] {
+        let refused = get(server.api_from(loopback(2)), token).await;
+        assert_eq!(
+            refused.status, 401,
+            "{what} from another address: {refused:?}"
+        );
+        assert!(
+            !refused.text.contains("callguard_"),
+            "{what}: {}",
+            refused.text
+        );
+    }
+    let with_token = get(server.api_from(loopback(2)), Some(TOKEN))
+        .await
+        .expect(200);
+    assert!(with_token.text.contains("callguard_http_requests_total"));
+    drop(server);
+
+    // The operator's own allow-list replaces the default.
+    let server = Server::start_with(
+        Deployment::new(Backend::Sqlite),
+        &[("CALLGUARD_METRICS_ALLOW", "127.0.0.3, 10.0.0.0/8")],
+    )
+    .await;
+    get(server.api_from(loopback(3)), None).await.expect(200);
+    get(server.api(), None)
+        .await
+        .expect_problem(401, "unauthenticated");
+    get(server.api_from(loopback(4)), None)
+        .await
+        .expect_problem(401, "unauthenticated");
+}

@@ -296,3 +296,182 @@ async fn secrets_never_reach_disk_and_passwords_are_argon2id(backend: Backend) {
         }
     }
 }
+
+both_backends!(user_agents_and_alert_comments_are_sealed_at_rest_and_shown_to_their_owners);
+
+/// Every text value in the database, with where it is (PostgreSQL rows as text; bytea as hex).
+pub(crate) async fn database_text(server: &Server, backend: Backend) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    match backend {
+        Backend::Sqlite => {
+            let db = rusqlite::Connection::open_with_flags(
+                server.data_dir.join("callguard.db"),
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .unwrap();
+            let tables: Vec<String> = db
+                .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            for table in tables {
+                let mut stmt = db.prepare(&format!("SELECT * FROM \"{table}\"")).unwrap();
+                let columns = stmt.column_count();
+                let mut rows = stmt.query([]).unwrap();
+                while let Some(row) = rows.next().unwrap() {
+                    for c in 0..columns {
+                        if let rusqlite::types::ValueRef::Text(t)
+                        | rusqlite::types::ValueRef::Blob(t) = row.get_ref(c).unwrap()
+                        {
+                            out.push((format!("{table}, column {c}"), t.to_vec()));
+                        }
+                    }
+                }
+            }
+        }
+        Backend::Postgres => {
+            let db = server.pg.as_ref().unwrap().connect().await;
+            let tables: Vec<String> = db
+                .query("SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'", &[])
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            for table in tables {
+                for r in db
+                    .query(&format!("SELECT t::text FROM \"{table}\" t"), &[])
+                    .await
+                    .unwrap()
+                {
+                    out.push((table.clone(), r.get::<_, String>(0).into_bytes()));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Session user agents and the comments people leave on alerts are free text: sealed by the
+/// key-encryption key in the database (no trace of them in any file or row), yet their owners
+/// still see them in the sessions list and on the alert.
+async fn user_agents_and_alert_comments_are_sealed_at_rest_and_shown_to_their_owners(
+    backend: Backend,
+) {
+    const USER_AGENT: &str = "QuokkaBrowser/9.1 (distinctive e2e user agent)";
+    const COMMENT: &str = "phoned the quokka team lead: expected account";
+    let server = Server::start_with(
+        Deployment::new(backend),
+        &[("CALLGUARD_LOG_LEVEL", "debug")],
+    )
+    .await;
+    let api = server.api();
+    // A new admin account raises an alert; a compliance officer handles it.
+    let officer = server.new_account("olga-compliance", "compliance").await;
+    let _admin = server.admin_session().await;
+
+    // The officer signs in from a browser with a recognisable user agent.
+    let challenge = api
+        .send_raw(
+            "login".into(),
+            api.client
+                .post(api.url("/api/v1/auth/login"))
+                .header("user-agent", USER_AGENT)
+                .json(&json!({"username": officer.username, "password": officer.password})),
+        )
+        .await
+        .expect(200)
+        .str("challenge");
+    let token = api
+        .send_raw(
+            "mfa".into(),
+            api.client
+                .post(api.url("/api/v1/auth/mfa"))
+                .header("user-agent", USER_AGENT)
+                .json(&json!({"challenge": challenge, "method": "recovery", "code": officer.recovery_codes[0]})),
+        )
+        .await
+        .expect(200)
+        .str("token");
+    let sessions = api
+        .get("/api/v1/me/sessions", Some(&token))
+        .await
+        .expect(200)
+        .json();
+    let current = sessions["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["current"] == true)
+        .cloned()
+        .unwrap();
+    assert_eq!(current["user_agent"], USER_AGENT, "{sessions}");
+
+    // The alert appears; the officer acknowledges it with a comment and sees it back.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let id = loop {
+        let list = api
+            .get("/api/v1/alerts?status=open", Some(&token))
+            .await
+            .expect(200)
+            .json();
+        if let Some(a) = list["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["rule"] == "admin_created")
+        {
+            break a["id"].as_str().unwrap().to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no admin_created alert: {list}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let acknowledged = api
+        .post(
+            &format!("/api/v1/alerts/{id}/acknowledge"),
+            Some(&token),
+            json!({"comment": COMMENT}),
+        )
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(acknowledged["acknowledge_comment"], COMMENT);
+    let listed = api
+        .get("/api/v1/alerts?status=acknowledged", Some(&token))
+        .await
+        .expect(200)
+        .json();
+    assert!(
+        listed["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["id"] == id.as_str() && a["acknowledge_comment"] == COMMENT),
+        "{listed}"
+    );
+
+    // Neither is anywhere on disk (database, WAL, logs) or in any row.
+    let needles = [("the user agent", USER_AGENT), ("the comment", COMMENT)];
+    for file in files_under(server.root()) {
+        let bytes =
+            std::fs::read(&file).unwrap_or_else(|e| panic!("reading {}: {e}", file.display()));
+        for (what, needle) in needles {
+            assert!(
+                !contains(&bytes, needle.as_bytes()),
+                "{what} is in {}",
+                file.display()
+            );
+        }
+    }
+    for (place, value) in database_text(&server, backend).await {
+        for (what, needle) in needles {
+            assert!(!contains(&value, needle.as_bytes()), "{what} is in {place}");
+        }
+    }
+}

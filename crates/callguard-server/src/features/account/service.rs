@@ -11,7 +11,9 @@ use callguard_store::{Challenge, PasskeyRecord, StoreError};
 use std::sync::Arc;
 use webauthn_rs::prelude::{RegisterPublicKeyCredential, Webauthn};
 
-use crate::features::signin::service::{internal, Identity, PasskeyRegistrationPayload};
+use crate::features::signin::service::{
+    internal, user_agent_aad, Identity, PasskeyRegistrationPayload,
+};
 
 /// The self-service account service.
 pub struct Account {
@@ -24,6 +26,7 @@ impl Account {
         Self { identity }
     }
 
+    /// The principal's live sessions, user agents opened (sealed at rest).
     pub async fn sessions(&self, principal: &Principal) -> Result<Vec<Session>, Error> {
         let now = now();
         Ok(self
@@ -33,6 +36,15 @@ impl Account {
             .await?
             .into_iter()
             .filter(|s| s.is_live(now))
+            .map(|mut s| {
+                s.user_agent = callguard_core::kek::open_text(
+                    self.identity.kek.as_ref(),
+                    &s.user_agent,
+                    &user_agent_aad(&s.id),
+                )
+                .unwrap_or_default();
+                s
+            })
             .collect())
     }
 

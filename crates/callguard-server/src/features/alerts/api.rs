@@ -35,8 +35,13 @@ async fn list_alerts(State(s): State<AppState>, q: Params) -> Result<Json<AlertL
 }
 
 /// Server-sent events: `event: alert`, `id: SEQ`, `data: ALERT`. Resumes after
-/// `Last-Event-ID` when the browser reconnects.
-async fn alert_stream(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+/// `Last-Event-ID` when the browser reconnects. Ends when the session that opened it ends: the
+/// sign-in service re-checks it before every event and on a timer.
+async fn alert_stream(
+    State(s): State<AppState>,
+    p: Principal,
+    headers: axum::http::HeaderMap,
+) -> Response {
     use axum::response::sse::{Event, KeepAlive, Sse};
     use futures_util::stream::{self, StreamExt};
     let rx = s.alerts.subscribe();
@@ -63,20 +68,32 @@ async fn alert_stream(State(s): State<AppState>, headers: axum::http::HeaderMap)
             .chain(missed.iter().map(event))
             .collect::<Vec<_>>(),
     );
-    let live = stream::unfold((rx, last_sent), move |(mut rx, last)| async move {
-        loop {
-            match rx.recv().await {
-                Ok(a) if a.seq > last => {
-                    let next = a.seq;
-                    return Some((a, (rx, next)));
+    let identity = s.identity.clone();
+    let session = p.session.clone();
+    let ended = identity
+        .clone()
+        .session_ended(p.session, s.alerts.stream_check());
+    let live = stream::unfold((rx, last_sent), move |(mut rx, last)| {
+        let (identity, session) = (identity.clone(), session.clone());
+        async move {
+            loop {
+                match rx.recv().await {
+                    Ok(a) if a.seq > last => {
+                        if !identity.session_alive(&session).await {
+                            return None;
+                        }
+                        let next = a.seq;
+                        return Some((a, (rx, next)));
+                    }
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
                 }
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
             }
         }
     })
     .map(move |a| event(&a));
-    Sse::new(first.chain(live).take_until(s.alerts.closed()))
+    let until = futures_util::future::select(Box::pin(s.alerts.closed()), Box::pin(ended));
+    Sse::new(first.chain(live).take_until(until))
         .keep_alive(KeepAlive::default())
         .into_response()
 }

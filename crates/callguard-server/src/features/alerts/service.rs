@@ -8,6 +8,7 @@ use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::principal::Principal;
 use callguard_core::alerts::{Engine, Rules, Seen};
+use callguard_core::kek::Keyring;
 use callguard_core::Secret;
 use callguard_store::{AlertRow, NewAlert, Store};
 use hmac::{Hmac, Mac};
@@ -27,7 +28,15 @@ pub struct AlertSettings {
     pub webhook_secret: Option<Secret<String>>,
     /// `host:port` of a syslog collector (UDP).
     pub syslog: Option<String>,
+    /// How often a live stream re-checks that its session still stands, in seconds (0: the
+    /// default, [`STREAM_CHECK_DEFAULT_SECONDS`]; at most [`STREAM_CHECK_MAX_SECONDS`]).
+    pub stream_check_seconds: u64,
 }
+
+/// How often, by default, a live stream re-checks its session (besides before every event).
+pub const STREAM_CHECK_DEFAULT_SECONDS: u64 = 15;
+/// The longest a live stream may go without re-checking its session.
+pub const STREAM_CHECK_MAX_SECONDS: u64 = 30;
 
 /// An alert as the API and the live feed show it.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
@@ -58,6 +67,7 @@ pub struct AlertView {
     pub resolve_comment: Option<String>,
 }
 
+/// The row without its comments, which are sealed at rest: [`Alerts`] opens them.
 impl From<&AlertRow> for AlertView {
     fn from(a: &AlertRow) -> Self {
         use callguard_core::rfc3339;
@@ -73,10 +83,10 @@ impl From<&AlertRow> for AlertView {
             entry_index: a.entry_index,
             acknowledged_by: a.acknowledged_by.clone(),
             acknowledged_at: a.acknowledged_at.map(rfc3339),
-            acknowledge_comment: a.acknowledge_comment.clone(),
+            acknowledge_comment: None,
             resolved_by: a.resolved_by.clone(),
             resolved_at: a.resolved_at.map(rfc3339),
-            resolve_comment: a.resolve_comment.clone(),
+            resolve_comment: None,
         }
     }
 }
@@ -84,6 +94,8 @@ impl From<&AlertRow> for AlertView {
 /// The alerts service of one node.
 pub struct Alerts {
     store: Arc<dyn Store>,
+    /// Seals the comments people leave on alerts.
+    kek: Arc<Keyring>,
     settings: AlertSettings,
     metrics: Arc<Metrics>,
     feed: broadcast::Sender<AlertView>,
@@ -97,7 +109,12 @@ const WARM_UP_ENTRIES: u64 = 50_000;
 
 impl Alerts {
     #[must_use]
-    pub fn new(store: Arc<dyn Store>, settings: AlertSettings, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        kek: Arc<Keyring>,
+        settings: AlertSettings,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let (feed, _) = broadcast::channel(1024);
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
@@ -107,6 +124,7 @@ impl Alerts {
         let (closing, _) = tokio::sync::watch::channel(false);
         Self {
             store,
+            kek,
             settings,
             metrics,
             feed,
@@ -119,6 +137,15 @@ impl Alerts {
     #[must_use]
     pub fn subscribe(&self) -> broadcast::Receiver<AlertView> {
         self.feed.subscribe()
+    }
+
+    /// How often a live stream re-checks that its session still stands.
+    #[must_use]
+    pub fn stream_check(&self) -> Duration {
+        Duration::from_secs(match self.settings.stream_check_seconds {
+            0 => STREAM_CHECK_DEFAULT_SECONDS,
+            n => n.min(STREAM_CHECK_MAX_SECONDS),
+        })
     }
 
     /// Ends every live stream (graceful shutdown).
@@ -178,7 +205,8 @@ impl Alerts {
                             self.metrics.alert_raised(raised.rule);
                             tracing::warn!(rule = raised.rule, subject = %alert.subject, "alert raised");
                             if let Ok(Some(row)) = self.store.alert(&alert.id).await {
-                                self.clone().deliver(AlertView::from(&row));
+                                let view = self.view(&row);
+                                self.clone().deliver(view);
                             }
                         }
                         Ok(false) => {}
@@ -201,7 +229,7 @@ impl Alerts {
                 Ok(rows) => {
                     for row in rows {
                         last = row.seq;
-                        let _ = self.feed.send(AlertView::from(&row));
+                        let _ = self.feed.send(self.view(&row));
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "alert feed cannot read alerts"),
@@ -289,7 +317,7 @@ impl Alerts {
             .alerts(status, limit.clamp(1, 500))
             .await?
             .iter()
-            .map(AlertView::from)
+            .map(|a| self.view(a))
             .collect())
     }
 
@@ -299,7 +327,7 @@ impl Alerts {
             .alerts_after(seq, 500)
             .await?
             .iter()
-            .map(AlertView::from)
+            .map(|a| self.view(a))
             .collect())
     }
 
@@ -341,9 +369,12 @@ impl Alerts {
             .detail("rule", current.rule.clone())
             .detail("comment_chars", comment.chars().count());
         let by = callguard_core::audit::record::user(&p.user.id);
+        // Free text: sealed by the key-encryption key, bound to the alert and the step.
+        let sealed =
+            callguard_core::kek::seal_text(self.kek.as_ref(), comment, &comment_aad(id, resolve));
         if !self
             .store
-            .transition_alert(id, to, &by, callguard_core::now(), comment, audit)
+            .transition_alert(id, to, &by, callguard_core::now(), &sealed, audit)
             .await?
         {
             return Err(Error::Validation(format!(
@@ -352,8 +383,30 @@ impl Alerts {
             )));
         }
         let row = self.store.alert(id).await?.ok_or(Error::NotFound)?;
-        Ok(AlertView::from(&row))
+        Ok(self.view(&row))
     }
+
+    /// An alert as shown, its comments opened.
+    fn view(&self, row: &AlertRow) -> AlertView {
+        let open = |stored: &Option<String>, resolve: bool| {
+            stored.as_deref().map(|c| {
+                callguard_core::kek::open_text(self.kek.as_ref(), c, &comment_aad(&row.id, resolve))
+                    .unwrap_or_default()
+            })
+        };
+        AlertView {
+            acknowledge_comment: open(&row.acknowledge_comment, false),
+            resolve_comment: open(&row.resolve_comment, true),
+            ..AlertView::from(row)
+        }
+    }
+}
+
+/// Associated data of an alert's sealed comment: the acknowledgement's or the resolution's.
+#[must_use]
+pub fn comment_aad(alert_id: &str, resolve: bool) -> String {
+    let step = if resolve { "resolve" } else { "acknowledge" };
+    format!("callguard:alert-comment:{alert_id}:{step}")
 }
 
 /// Hex HMAC-SHA256 of `timestamp.body`, as receivers recompute it.

@@ -7,7 +7,8 @@
 //! 3. Every value sealed by the old key is re-sealed under the new one, each guarded by its old
 //!    value so a concurrent change is never overwritten: the customers' wrapped data keys (the
 //!    data keys, and so the customer data, stay as they are), the blind index key, TOTP secrets,
-//!    and the numbers and evidence of the Do-Not-Call list and consent ledger. Passes repeat until
+//!    the numbers and evidence of the Do-Not-Call list and consent ledger, session user agents and
+//!    alert comments (text still in the clear there is sealed too). Passes repeat until
 //!    one finds nothing left, after the servers have had time to switch.
 //! 4. `KEK_FILE.previous` is deleted: the old key is gone. One audit entry records the rotation
 //!    with both key ids (public fingerprints) and the counts.
@@ -55,7 +56,76 @@ fn aad(column: SealedColumn, id: &str) -> String {
         }
         SealedColumn::ConsentNumber => crate::features::dnc::lists::number_aad("consent", id),
         SealedColumn::ConsentEvidence => crate::features::dnc::lists::evidence_aad(id),
+        SealedColumn::SessionUserAgent => crate::features::signin::service::user_agent_aad(id),
+        SealedColumn::AlertAcknowledgeComment => {
+            crate::features::alerts::service::comment_aad(id, false)
+        }
+        SealedColumn::AlertResolveComment => {
+            crate::features::alerts::service::comment_aad(id, true)
+        }
     }
+}
+
+/// What a stored value of `column` holds: the sealed bytes, or (text columns only) free text
+/// written in the clear before the column was sealed.
+enum Stored {
+    Sealed(Vec<u8>),
+    Clear(String),
+}
+
+fn stored(column: SealedColumn, value: &[u8]) -> Stored {
+    if !column.is_text() {
+        return Stored::Sealed(value.to_vec());
+    }
+    let text = String::from_utf8_lossy(value);
+    match callguard_core::kek::sealed_bytes(&text) {
+        Some(bytes) => Stored::Sealed(bytes),
+        None => Stored::Clear(text.into_owned()),
+    }
+}
+
+/// The value to store for `plain` sealed by `key`: the bytes, or for a text column the UTF-8 of
+/// `sealed:` + base64.
+fn to_store<K: Sealing + ?Sized>(
+    column: SealedColumn,
+    key: &K,
+    plain: &[u8],
+    aad: &str,
+) -> Vec<u8> {
+    if column.is_text() {
+        callguard_core::kek::seal_text(key, &String::from_utf8_lossy(plain), aad).into_bytes()
+    } else {
+        key.seal(plain, aad)
+    }
+}
+
+/// Seals free text still kept in the clear in sealed text columns (written before they were
+/// sealed: session user agents, alert comments). Run once when a server starts; answers how
+/// many values it sealed. Each replacement is guarded by the old value.
+pub async fn seal_clear_text(store: &Arc<dyn Store>, kek: &Keyring) -> Result<u64, String> {
+    let db = |e: callguard_store::StoreError| e.to_string();
+    let mut sealed = 0;
+    for column in SealedColumn::ALL.into_iter().filter(|c| c.is_text()) {
+        let mut after = String::new();
+        loop {
+            let page = store.sealed_page(column, &after, PAGE).await.map_err(db)?;
+            let Some(last) = page.last() else { break };
+            after = last.0.clone();
+            for (id, value) in page {
+                if let Stored::Clear(text) = stored(column, &value) {
+                    let new = to_store(column, kek, text.as_bytes(), &aad(column, &id));
+                    if store
+                        .replace_sealed(column, &id, &value, &new)
+                        .await
+                        .map_err(db)?
+                    {
+                        sealed += 1;
+                    }
+                }
+            }
+        }
+    }
+    Ok(sealed)
 }
 
 /// Rotates the key in `kek_file` (see the module documentation). `progress` receives one line
@@ -206,21 +276,29 @@ async fn pass(
             }
         }
     }
-    // Other sealed values: TOTP secrets, DNC list numbers, consent numbers and evidence.
+    // Other sealed values: TOTP secrets, DNC list numbers, consent numbers and evidence, session
+    // user agents, alert comments.
     for column in SealedColumn::ALL {
         let mut after = String::new();
         loop {
             let page = store.sealed_page(column, &after, PAGE).await.map_err(db)?;
             let Some(last) = page.last() else { break };
             after = last.0.clone();
-            for (id, sealed) in page {
+            for (id, value) in page {
                 let a = aad(column, &id);
-                match ring.open_noting(&sealed, &a) {
+                let opened = match stored(column, &value) {
+                    Stored::Sealed(sealed) => ring.open_noting(&sealed, &a),
+                    // Text written in the clear before its column was sealed: seal it now.
+                    Stored::Clear(text) => {
+                        Ok((callguard_core::Secret::new(text.into_bytes()), false))
+                    }
+                };
+                match opened {
                     Ok((_, true)) => {}
                     Ok((plain, false)) => {
-                        let resealed = new_key.seal(plain.expose(), &a);
+                        let resealed = to_store(column, new_key, plain.expose(), &a);
                         if store
-                            .replace_sealed(column, &id, &sealed, &resealed)
+                            .replace_sealed(column, &id, &value, &resealed)
                             .await
                             .map_err(db)?
                         {

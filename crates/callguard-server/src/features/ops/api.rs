@@ -3,7 +3,7 @@
 use crate::http::access::Access;
 use crate::http::routes::{route, ApiRoute};
 use crate::state::AppState;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -39,7 +39,19 @@ async fn readyz(State(s): State<AppState>) -> Response {
     }
 }
 
-async fn metrics(State(s): State<AppState>) -> Response {
+/// The metrics, for a peer on `metrics.allow` or one presenting `metrics.token`.
+async fn metrics(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let bearer = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim());
+    if let Err(e) = s.metrics_access.check(peer.ip(), bearer) {
+        return e.into_response();
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -62,7 +74,7 @@ pub fn routes() -> Vec<ApiRoute> {
     vec![
         route("GET", "/healthz", Public, "Liveness: the process answers.", get(healthz)).gives::<Health>(200),
         route("GET", "/readyz", Public, "Readiness: the database answers.", get(readyz)).gives::<Health>(200).gives_also::<Health>(503),
-        route("GET", "/metrics", Public, "Prometheus metrics (text exposition format).", get(metrics)),
+        route("GET", "/metrics", Public, "Prometheus metrics (text exposition format), for addresses on `metrics.allow` (default 127.0.0.1 and ::1) or with `Authorization: Bearer` the `metrics.token`.", get(metrics)).may(&[401]),
         route("GET", "/api/v1/openapi.json", Public, "This document.", get(openapi_json)),
     ]
 }

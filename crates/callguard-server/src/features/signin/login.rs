@@ -218,7 +218,7 @@ impl Identity {
         };
         let mut totp_step = None;
         if let Checked::Accepted(spent) = checked {
-            let (token, session) = new_session(&user.id, ctx);
+            let (token, session) = new_session(&self.kek, &user.id, ctx);
             let audit = Actor {
                 id: user_ref(&user.id),
                 source: Some(ctx.source.to_string()),

@@ -106,6 +106,7 @@ pub struct Identity {
     pub(crate) kek: Arc<Keyring>,
     pub(crate) hasher: Hasher,
     pub(crate) throttle: AddressThrottle,
+    pub(crate) throttle_alarm: super::throttle_alarm::ThrottleAlarm,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) webauthn: Option<Arc<Webauthn>>,
 }
@@ -123,6 +124,7 @@ impl Identity {
             kek,
             hasher,
             throttle: AddressThrottle::new(),
+            throttle_alarm: super::throttle_alarm::ThrottleAlarm::default(),
             metrics,
             webauthn,
         }
@@ -232,6 +234,7 @@ impl Identity {
     pub(crate) fn check_throttle(&self, ctx: &RequestContext) -> Result<(), Error> {
         self.throttle.check(ctx.source, now()).map_err(|wait| {
             self.metrics.sign_in("throttled");
+            self.note_throttled(ctx, now());
             Error::Throttled(wait)
         })
     }
@@ -551,20 +554,32 @@ pub(crate) enum Checked {
     Rejected { totp_step: Option<i64> },
 }
 
-/// A new session for `user_id` (not yet stored) and its token.
-pub(crate) fn new_session(user_id: &str, ctx: &RequestContext) -> (Secret<String>, Session) {
+/// A new session for `user_id` (not yet stored) and its token. The user agent is sealed by the
+/// key-encryption key, bound to the session ([`user_agent_aad`]).
+pub(crate) fn new_session(
+    kek: &Keyring,
+    user_id: &str,
+    ctx: &RequestContext,
+) -> (Secret<String>, Session) {
     let now = now();
     let token = token::generate(TokenKind::Session);
+    let id = uuid::Uuid::new_v4().to_string();
+    let user_agent: String = ctx.user_agent.chars().take(200).collect();
     let session = Session {
-        id: uuid::Uuid::new_v4().to_string(),
+        user_agent: callguard_core::kek::seal_text(kek, &user_agent, &user_agent_aad(&id)),
+        id,
         user_id: user_id.to_owned(),
         created_at: now,
         last_seen_at: now,
         reauth_at: now,
         source: ctx.source.to_string(),
-        user_agent: ctx.user_agent.chars().take(200).collect(),
     };
     (token, session)
+}
+
+/// Associated data of a session's sealed user agent.
+pub(crate) fn user_agent_aad(session_id: &str) -> String {
+    format!("callguard:session-user-agent:{session_id}")
 }
 
 pub(crate) fn factor_name(f: &SecondFactor) -> &'static str {

@@ -145,7 +145,7 @@ impl Identity {
         let codes: Vec<Secret<String>> = (0..token::RECOVERY_CODES)
             .map(|_| token::recovery_code())
             .collect();
-        let (token, session) = new_session(&ch.user_id, ctx);
+        let (token, session) = new_session(&self.kek, &ch.user_id, ctx);
         let created_by = self
             .store
             .provenance(&ch.user_id)
