@@ -463,7 +463,7 @@ async fn an_alert_stream_ends_when_its_session_ends(backend: crate::harness::Bac
     assert!(created.status.is_success(), "{created:?}");
     let mut seen = String::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !seen.contains("admin_created") {
+    while !seen.contains("privileged_account_created") {
         let chunk = tokio::time::timeout_at(deadline, staying.chunk())
             .await
             .expect("an alert on the stream that stayed open")
@@ -515,13 +515,13 @@ async fn repeated_throttling_of_one_address_raises_one_alert_and_few_audit_entri
         let alerts = list["alerts"].as_array().unwrap().clone();
         if alerts
             .iter()
-            .any(|a| a["rule"] == "admin_created" && a["subject"] == format!("user:{}", admin.id))
+            .any(|a| a["rule"] == "privileged_account_created" && a["subject"] == format!("user:{}", admin.id))
         {
             break alerts;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "no admin_created alert: {list}"
+            "no privileged_account_created alert: {list}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };

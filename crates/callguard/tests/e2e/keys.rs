@@ -136,13 +136,13 @@ async fn the_key_encryption_key_rotates_under_a_running_server(backend: Backend)
             .as_array()
             .unwrap()
             .iter()
-            .find(|a| a["rule"] == "admin_created")
+            .find(|a| a["rule"] == "privileged_account_created")
         {
             break a["id"].as_str().unwrap().to_owned();
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "no admin_created alert: {list}"
+            "no privileged_account_created alert: {list}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     };

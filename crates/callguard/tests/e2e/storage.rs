@@ -422,13 +422,13 @@ async fn user_agents_and_alert_comments_are_sealed_at_rest_and_shown_to_their_ow
             .as_array()
             .unwrap()
             .iter()
-            .find(|a| a["rule"] == "admin_created")
+            .find(|a| a["rule"] == "privileged_account_created")
         {
             break a["id"].as_str().unwrap().to_owned();
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "no admin_created alert: {list}"
+            "no privileged_account_created alert: {list}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     };
