@@ -34,6 +34,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("../../migrations/postgres/0005_dnc_lists.sql"),
     ),
+    (
+        6,
+        include_str!("../../migrations/postgres/0006_sign_in_streaks.sql"),
+    ),
 ];
 /// Arbitrary constant naming Callguard's migration lock.
 const MIGRATION_LOCK: i64 = 0x4341_4c4c_4755_4152;

@@ -34,6 +34,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("../../migrations/sqlite/0005_dnc_lists.sql"),
     ),
+    (
+        6,
+        include_str!("../../migrations/sqlite/0006_sign_in_streaks.sql"),
+    ),
 ];
 /// Reads running at once, each on a blocking thread with a pooled connection. Further reads wait
 /// for a slot, so that a burst of reads reuses the pooled connections instead of opening (and

@@ -41,5 +41,6 @@ mod operations;
 mod portal;
 mod requests;
 mod signin;
+mod signin_limits;
 mod storage;
 mod vault;
