@@ -18,7 +18,7 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use callguard_core::password::{ARGON2_M_KIB, ARGON2_P, ARGON2_T};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -608,14 +608,36 @@ struct Http {
     base: String,
 }
 
+/// Attempts the server admits at once from one source address (its per-address rule): more
+/// concurrent sign-ins from one address wait for the earlier ones.
+const PER_ADDRESS: usize = callguard_core::throttle::FREE_FAILURES as usize;
+
+/// The `i`-th loopback source address `127.2.x.y` (the whole 127.0.0.0/8 is loopback on
+/// Linux): each client of a phase is a person at their own desk, with an address of its own.
+fn source(i: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(
+        127,
+        2,
+        u8::try_from(i / 250).unwrap_or(u8::MAX),
+        u8::try_from(i % 250 + 1).unwrap_or(1),
+    ))
+}
+
 impl Http {
-    /// A client that trusts only the server's own certificate and reaches `localhost` at `addr`.
+    /// A client from 127.0.0.1 (see [`Http::from`]).
     fn new(cert_pem: &[u8], addr: SocketAddr) -> Res<Self> {
+        Self::from(cert_pem, addr, IpAddr::V4(Ipv4Addr::LOCALHOST))
+    }
+
+    /// A client that trusts only the server's own certificate, reaches `localhost` at `addr`
+    /// and connects from `source`.
+    fn from(cert_pem: &[u8], addr: SocketAddr, source: IpAddr) -> Res<Self> {
         let client = reqwest::Client::builder()
             .use_rustls_tls()
             .tls_built_in_root_certs(false)
             .add_root_certificate(reqwest::Certificate::from_pem(cert_pem)?)
             .resolve("localhost", addr)
+            .local_address(source)
             .user_agent("callguard-bench-signin")
             .timeout(Duration::from_secs(120))
             .build()?;
@@ -741,16 +763,12 @@ async fn set_up(
     Ok((token, agent))
 }
 
-/// Makes `count` agents through the admin API and sets each up, `concurrency` at a time.
-async fn make_agents(
-    http: &Http,
-    admin_token: &str,
-    count: usize,
-    concurrency: usize,
-) -> Res<Vec<Agent>> {
+/// Makes `count` agents through the admin API and sets each up, one worker per client in
+/// `https` (each from its own address).
+async fn make_agents(https: &[Http], admin_token: &str, count: usize) -> Res<Vec<Agent>> {
     let next = Arc::new(AtomicU64::new(0));
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..concurrency.max(1) {
+    for http in https {
         let (http, next, admin) = (http.clone(), next.clone(), admin_token.to_owned());
         tasks.spawn(async move {
             let mut made = Vec::new();
@@ -943,12 +961,12 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-/// Runs `clients` sign-in loops; counts what completes within `seconds` after `warmup`.
+/// Runs one sign-in loop per client in `https`; counts what completes within `seconds` after
+/// `warmup`.
 async fn sign_in_phase(
-    http: &Http,
+    https: &[Http],
     pool: &Arc<Pool>,
     server_pid: u32,
-    clients: usize,
     warmup: f64,
     seconds: f64,
     totp: bool,
@@ -956,7 +974,7 @@ async fn sign_in_phase(
     let stats = Arc::new(Stats::default());
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..clients {
+    for http in https {
         tasks.spawn(sign_in_loop(
             http.clone(),
             pool.clone(),
@@ -1084,7 +1102,9 @@ fn status_key(r: &Result<u16, reqwest::Error>) -> String {
     }
 }
 
-/// Opens `n` connections, then sends `n` sign-ins (correct passwords) at once over them.
+/// Opens `n` connections, then sends `n` sign-ins (correct passwords) at once over them, at
+/// most [`PER_ADDRESS`] from each source address, so that every one is admitted at once and
+/// reaches the hashing queue.
 async fn flood(
     cert_pem: &[u8],
     addr: SocketAddr,
@@ -1092,7 +1112,9 @@ async fn flood(
     agents: &[Agent],
     n: usize,
 ) -> Res<FloodResult> {
-    let http = Http::new(cert_pem, addr)?;
+    let https: Vec<Http> = (0..n.div_ceil(PER_ADDRESS))
+        .map(|j| Http::from(cert_pem, addr, source(1_000 + j)))
+        .collect::<Res<_>>()?;
     let sampler = RssSampler::start(pid);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let idle_kib = memory_of(pid).map_or(0, |m| m.0);
@@ -1100,8 +1122,8 @@ async fn flood(
     // client then keeps idle.
     let t_connect = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..n {
-        let h = http.clone();
+    for i in 0..n {
+        let h = https[i / PER_ADDRESS].clone();
         tasks.spawn(async move {
             let r = h.client.get(format!("{}/healthz", h.base)).send().await;
             match r {
@@ -1130,7 +1152,7 @@ async fn flood(
     let mut threads_peak = 0;
     let mut logins = tokio::task::JoinSet::new();
     for i in 0..n {
-        let h = http.clone();
+        let h = https[i / PER_ADDRESS].clone();
         let a = agents
             .get(i % agents.len().max(1))
             .ok_or("no agents for the flood")?;
@@ -1193,7 +1215,7 @@ async fn flood(
             .await,
         Ok((200, _))
     );
-    drop(http);
+    drop(https);
     drop(fresh);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let closed_kib = memory_of(pid).map_or(0, |m| m.0);
@@ -1311,7 +1333,11 @@ async fn run() -> Res<()> {
         "the benchmark administrator's long passphrase",
     )
     .await?;
-    let agents = make_agents(&http, &admin_token, agents_needed, o.clients).await?;
+    // Each client signs in from an address of its own, as agents at their own desks do.
+    let https: Vec<Http> = (0..o.clients)
+        .map(|i| Http::from(&cert, addr, source(i)))
+        .collect::<Res<_>>()?;
+    let agents = make_agents(&https, &admin_token, agents_needed).await?;
     let setup_secs = t_setup.elapsed().as_secs_f64();
     let pool = Arc::new(Pool {
         agents: Mutex::new(agents.into()),
@@ -1325,14 +1351,14 @@ async fn run() -> Res<()> {
         "[4/7] full sign-ins (password + TOTP), {} clients, {} s + {} s warm-up",
         o.clients, o.seconds, o.warmup
     );
-    let full = sign_in_phase(&http, &pool, pid, o.clients, o.warmup, o.seconds, true).await;
+    let full = sign_in_phase(&https, &pool, pid, o.warmup, o.seconds, true).await;
     server.check_alive("the full sign-in phase")?;
     eprintln!(
         "[5/7] password step only, {} clients, {} s + 1 s warm-up",
         o.clients, o.login_seconds
     );
     memory.push(("full sign-in phase".into(), memory_of(pid)));
-    let login = sign_in_phase(&http, &pool, pid, o.clients, 1.0, o.login_seconds, false).await;
+    let login = sign_in_phase(&https, &pool, pid, 1.0, o.login_seconds, false).await;
     server.check_alive("the password-step phase")?;
     memory.push(("password-step phase".into(), memory_of(pid)));
 
@@ -1473,7 +1499,10 @@ async fn run() -> Res<()> {
         "flood: {} connections opened at once, then {} concurrent POST /api/v1/auth/login with correct passwords",
         fl.requests, fl.requests
     );
-    println!("  (from 127.0.0.1: correct passwords are never throttled, so every request reaches the hashing queue)");
+    println!(
+        "  (from {} loopback addresses, at most {PER_ADDRESS} each: the per-address rule admits {PER_ADDRESS} attempts at once from one address, so every request reaches the hashing queue)",
+        fl.requests.div_ceil(PER_ADDRESS)
+    );
     println!(
         "  connecting: {} in {:.1} s",
         counts(&fl.connected),

@@ -2,6 +2,12 @@
 //! each further attempt must wait longer — 1 s, 2 s, 4 s … up to a minute — before the server
 //! even looks at it. Attempts that come too early are turned away without hashing anything, so a
 //! flood costs the server almost nothing. The table is bounded and forgets quiet addresses.
+//!
+//! The rule holds under concurrency: an attempt is *admitted* before it is checked and counts as
+//! a failure until it is settled, so attempts still being checked use up the free failures as
+//! if they had failed. Three wrong passwords sent at once are all checked; a fourth sent with them
+//! is not admitted until the first three are settled ([`Refusal::Settling`]) — and if they failed,
+//! it must wait like any attempt after three failures.
 
 use crate::UnixTime;
 use std::collections::HashMap;
@@ -20,8 +26,20 @@ const MAX_ENTRIES: usize = 100_000;
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     failures: u32,
+    /// Attempts admitted and not settled yet.
+    pending: u32,
     last_failure: UnixTime,
     next_allowed: UnixTime,
+}
+
+/// Why an attempt was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The address must wait this many seconds.
+    Wait(i64),
+    /// Attempts from this address are still being checked, and were they all to fail this one
+    /// would have to wait: ask again once one of them is settled.
+    Settling,
 }
 
 /// The delay owed after `failures` failures.
@@ -46,41 +64,63 @@ impl AddressThrottle {
         Self::default()
     }
 
-    /// `Err(seconds)` when the address must wait that long before trying again.
-    pub fn check(&self, addr: IpAddr, now: UnixTime) -> Result<(), i64> {
-        let Ok(map) = self.entries.lock() else {
-            return Ok(());
-        };
-        match map.get(&addr) {
-            Some(e) if now - e.last_failure < FORGET_AFTER_SECONDS && now < e.next_allowed => {
-                Err(e.next_allowed - now)
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// Notes a failed attempt from `addr`.
-    pub fn record_failure(&self, addr: IpAddr, now: UnixTime) {
+    /// Admits one attempt from `addr` at `now`, or says why not. An admitted attempt must be
+    /// [settled](Self::settle) exactly once; until then it counts as a failure.
+    pub fn admit(&self, addr: IpAddr, now: UnixTime) -> Result<(), Refusal> {
         let Ok(mut map) = self.entries.lock() else {
-            return;
+            // A poisoned table cannot count: refuse rather than let attempts through uncounted.
+            return Err(Refusal::Wait(1));
         };
         if map.len() >= MAX_ENTRIES && !map.contains_key(&addr) {
-            map.retain(|_, e| now - e.last_failure < FORGET_AFTER_SECONDS);
+            // Forget quiet addresses; never one with attempts in flight.
+            map.retain(|_, e| e.pending > 0 || now - e.last_failure < FORGET_AFTER_SECONDS);
             if map.len() >= MAX_ENTRIES {
-                map.clear();
+                map.retain(|_, e| e.pending > 0);
             }
         }
         let e = map.entry(addr).or_insert(Entry {
             failures: 0,
+            pending: 0,
             last_failure: now,
             next_allowed: now,
         });
-        if now - e.last_failure >= FORGET_AFTER_SECONDS {
+        if e.pending == 0 && now - e.last_failure >= FORGET_AFTER_SECONDS {
             e.failures = 0;
+            e.next_allowed = now;
         }
-        e.failures = e.failures.saturating_add(1);
-        e.last_failure = now;
-        e.next_allowed = now + delay_after(e.failures);
+        if now < e.next_allowed {
+            return Err(Refusal::Wait(e.next_allowed - now));
+        }
+        if e.pending > 0 && delay_after(e.failures + e.pending) > 0 {
+            return Err(Refusal::Settling);
+        }
+        e.pending += 1;
+        Ok(())
+    }
+
+    /// Settles an admitted attempt: `failed` when it was checked and wrong (or refused in a way
+    /// that must look like it), otherwise it stops counting.
+    pub fn settle(&self, addr: IpAddr, now: UnixTime, failed: bool) {
+        let Ok(mut map) = self.entries.lock() else {
+            return;
+        };
+        let e = map.entry(addr).or_insert(Entry {
+            failures: 0,
+            pending: 0,
+            last_failure: now,
+            next_allowed: now,
+        });
+        e.pending = e.pending.saturating_sub(1);
+        if failed {
+            if now - e.last_failure >= FORGET_AFTER_SECONDS {
+                e.failures = 0;
+            }
+            e.failures = e.failures.saturating_add(1);
+            e.last_failure = now;
+            e.next_allowed = e.next_allowed.max(now + delay_after(e.failures));
+        } else if e.failures == 0 && e.pending == 0 {
+            map.remove(&addr);
+        }
     }
 
     /// Number of addresses currently remembered (for metrics).
@@ -108,24 +148,75 @@ mod tests {
         assert_eq!(delay_after(40), MAX_DELAY_SECONDS);
     }
 
+    fn fail(t: &AddressThrottle, ip: IpAddr, now: UnixTime) {
+        assert_eq!(t.admit(ip, now), Ok(()));
+        t.settle(ip, now, true);
+    }
+
     #[test]
     fn an_address_must_wait_after_repeated_failures_and_is_forgotten_later() {
         let t = AddressThrottle::new();
         let ip: IpAddr = "192.0.2.7".parse().unwrap();
         let other: IpAddr = "192.0.2.8".parse().unwrap();
         for _ in 0..3 {
-            assert!(t.check(ip, 1000).is_ok());
-            t.record_failure(ip, 1000);
+            fail(&t, ip, 1000);
         }
         // The third failure starts the delays: one second, then two, then four.
-        assert_eq!(t.check(ip, 1000), Err(1));
-        assert!(t.check(other, 1000).is_ok());
-        assert!(t.check(ip, 1001).is_ok());
-        t.record_failure(ip, 1001);
-        assert_eq!(t.check(ip, 1001), Err(2));
-        t.record_failure(ip, 1003);
-        assert_eq!(t.check(ip, 1003), Err(4));
-        t.record_failure(ip, 1003 + FORGET_AFTER_SECONDS);
-        assert!(t.check(ip, 1003 + FORGET_AFTER_SECONDS).is_ok());
+        assert_eq!(t.admit(ip, 1000), Err(Refusal::Wait(1)));
+        assert!(t.admit(other, 1000).is_ok());
+        fail(&t, ip, 1001);
+        assert_eq!(t.admit(ip, 1001), Err(Refusal::Wait(2)));
+        fail(&t, ip, 1003);
+        assert_eq!(t.admit(ip, 1003), Err(Refusal::Wait(4)));
+        fail(&t, ip, 1003 + FORGET_AFTER_SECONDS);
+        assert!(t.admit(ip, 1003 + FORGET_AFTER_SECONDS).is_ok());
+    }
+
+    #[test]
+    fn attempts_in_flight_use_up_the_free_failures_so_a_burst_gets_three_checks() {
+        let t = AddressThrottle::new();
+        let ip: IpAddr = "192.0.2.9".parse().unwrap();
+        // A burst: three admitted at once, the rest must wait for their outcome.
+        for _ in 0..3 {
+            assert_eq!(t.admit(ip, 1000), Ok(()));
+        }
+        for _ in 0..100 {
+            assert_eq!(t.admit(ip, 1000), Err(Refusal::Settling));
+        }
+        // They all fail: the rest of the burst must now wait a second.
+        for _ in 0..3 {
+            t.settle(ip, 1000, true);
+        }
+        assert_eq!(t.admit(ip, 1000), Err(Refusal::Wait(1)));
+        // After the wait, one at a time.
+        assert_eq!(t.admit(ip, 1001), Ok(()));
+        assert_eq!(t.admit(ip, 1001), Err(Refusal::Settling));
+        t.settle(ip, 1001, true);
+        assert_eq!(t.admit(ip, 1001), Err(Refusal::Wait(2)));
+    }
+
+    #[test]
+    fn right_answers_stop_counting_once_settled_and_leave_nothing_behind() {
+        let t = AddressThrottle::new();
+        let ip: IpAddr = "192.0.2.10".parse().unwrap();
+        for _ in 0..3 {
+            assert_eq!(t.admit(ip, 1000), Ok(()));
+        }
+        assert_eq!(t.admit(ip, 1000), Err(Refusal::Settling));
+        // One of the three was right: a place is free again.
+        t.settle(ip, 1000, false);
+        assert_eq!(t.admit(ip, 1000), Ok(()));
+        for _ in 0..3 {
+            t.settle(ip, 1000, false);
+        }
+        assert!(
+            t.is_empty(),
+            "an address that never failed is not remembered"
+        );
+        // A failure in flight while two more are admitted: still three at most.
+        fail(&t, ip, 2000);
+        assert_eq!(t.admit(ip, 2000), Ok(()));
+        assert_eq!(t.admit(ip, 2000), Ok(()));
+        assert_eq!(t.admit(ip, 2000), Err(Refusal::Settling));
     }
 }

@@ -19,7 +19,7 @@ pub enum Error {
     Forbidden,
     #[error("this action needs a fresh confirmation of your password and second factor: POST /api/v1/auth/reauth, then retry")]
     ReauthenticationRequired,
-    #[error("sign-in failed: the username or password is wrong")]
+    #[error("sign-in failed: the username or password is wrong, or the account is locked or disabled; if it keeps failing, ask an admin")]
     InvalidCredentials,
     #[error("the account is locked after too many failed sign-ins; it unlocks by itself after 30 minutes, or an admin can unlock it")]
     AccountLocked,

@@ -138,26 +138,86 @@ pub enum SpentFactor {
     },
 }
 
-/// A failed sign-in, setup or re-authentication attempt.
+/// The limits an attempt against an account is admitted under (see [`UserStore::admit_attempt`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptRule {
+    pub now: UnixTime,
+    /// Failures in a row (each counted from its admission) that lock the account.
+    pub lockout_max: i64,
+    /// When a lock set by this attempt ends.
+    pub lock_until: UnixTime,
+    /// For a TOTP code: the time step it is charged to and the wrong codes one step allows.
+    pub totp: Option<(i64, i64)>,
+}
+
+/// An attempt taken against an account before it was checked. It counts as a failure from its
+/// admission until it is settled as a success ([`UserStore::accept_password`],
+/// [`UserStore::complete_sign_in`], [`UserStore::complete_reauthentication`]); a failure needs
+/// no further counting ([`UserStore::fail_attempt`] only records it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptTicket {
+    pub user_id: String,
+    /// The account's current run of failures (see migration 0006).
+    pub epoch: i64,
+    /// The account's failure count with this attempt included.
+    pub failures: i64,
+    /// This attempt reached the limit: the account is locked unless it proves right.
+    pub locked_it: bool,
+    /// The TOTP step this attempt was charged to.
+    pub totp_step: Option<i64>,
+}
+
+/// The answer to [`UserStore::admit_attempt`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// Counted; check it, then settle it.
+    Admitted(AttemptTicket),
+    /// The account is locked: nothing was counted, nothing may be checked.
+    Locked,
+    /// This TOTP step has had its wrong codes: nothing was counted.
+    TotpLocked,
+    /// No such account, or one that has no credentials yet (pending).
+    Unavailable,
+}
+
+/// A challenge answer taken by [`UserStore::take_challenge`]: the challenge (its attempts
+/// including this one), its account and credentials, and the account's admission when asked.
+#[derive(Debug, Clone)]
+pub struct TakenChallenge {
+    pub challenge: Challenge,
+    pub user: User,
+    pub credentials: Credentials,
+    pub admission: Option<Admission>,
+}
+
+/// A failed sign-in, setup or re-authentication attempt, to record.
 #[derive(Debug, Clone, Default)]
 pub struct FailedAttempt {
-    /// The account it was against, when known; counts towards its lockout.
-    pub user_id: Option<String>,
-    /// Counts a wrong TOTP code in this time step.
-    pub totp_step: Option<i64>,
-    /// Counts a wrong answer to this challenge; it is deleted after `challenge_max` wrong answers.
+    /// The attempt as admitted against an account (already counted). When it took the place that
+    /// locks the account and the lock holds, an `auth.account_locked` entry follows.
+    pub ticket: Option<AttemptTicket>,
+    /// The challenge this attempt answered (its answer was counted when taken); deleted once it
+    /// has had `challenge_max` answers.
     pub challenge_hash: Option<String>,
     pub challenge_max: i64,
     pub now: UnixTime,
-    pub lockout_max: i64,
-    pub lock_until: UnixTime,
+}
+
+/// What recording a failure found.
+#[derive(Debug, Clone, Default)]
+pub struct RecordedFailure {
+    /// The account as it now is, when this failure locked it.
+    pub user: Option<User>,
+    /// This failure locked the account (`auth.account_locked` was logged).
+    pub locked: bool,
 }
 
 /// A successful second step of sign-in: the challenge is consumed, the factor spent, the
-/// failure count cleared and the session opened, all at once.
+/// failure count cleared and the session opened, all at once — provided the account is still
+/// active and not locked by failures after this attempt's admission.
 #[derive(Debug, Clone)]
 pub struct CompletedSignIn {
-    pub user_id: String,
+    pub ticket: AttemptTicket,
     pub challenge_hash: String,
     pub factor: SpentFactor,
     pub session: Session,
@@ -185,13 +245,37 @@ pub trait UserStore: Send + Sync {
     /// The account named `username` with its credentials, unused recovery codes and passkeys,
     /// in one read (the password step of a sign-in).
     async fn sign_in_facts(&self, username: &str) -> StoreResult<Option<SignInFacts>>;
-    /// The unexpired challenge with its account and credentials, in one read (the second step).
-    async fn challenge_facts(
+    /// Takes one attempt against account `user_id` before it is checked, atomically: unless the
+    /// account is locked (or, for a TOTP code, the step has had its wrong codes) the attempt is
+    /// counted as a failure at once, and the one that reaches `rule.lockout_max` locks the
+    /// account until `rule.lock_until`. Active and disabled accounts are counted (every attempt
+    /// on a disabled account fails). Refused attempts change no account; those against no
+    /// account (`None`, an unknown or pending one) or a locked one write a stand-in row instead,
+    /// so that every attempt costs the same write.
+    async fn admit_attempt(
+        &self,
+        user_id: Option<&str>,
+        rule: &AttemptRule,
+    ) -> StoreResult<Admission>;
+    /// Takes one answer on the unexpired challenge of `kind` with fewer than `max_answers`
+    /// answers so far, with its account and credentials, and with `rule` one attempt against the
+    /// account (as [`UserStore::admit_attempt`]); when the account refuses the attempt the
+    /// challenge is left as it was. `None`: no such challenge, or its answers are used up.
+    async fn take_challenge(
         &self,
         token_hash: &str,
         kind: &str,
+        max_answers: i64,
+        rule: Option<&AttemptRule>,
         now: UnixTime,
-    ) -> StoreResult<Option<(Challenge, User, Credentials)>>;
+    ) -> StoreResult<Option<TakenChallenge>>;
+    /// The password of an admitted attempt was right: the attempt stops counting (and the lock
+    /// goes, when this attempt set it) and the challenge of the second step is stored, at once.
+    async fn accept_password(
+        &self,
+        ticket: &AttemptTicket,
+        challenge: &Challenge,
+    ) -> StoreResult<()>;
     /// The pending account whose unexpired setup token hashes to `token_hash`.
     async fn user_by_setup_token(
         &self,
@@ -217,25 +301,28 @@ pub trait UserStore: Send + Sync {
         expires_at: UnixTime,
         audit: AuditRecord,
     ) -> StoreResult<bool>;
-    /// Records a failed attempt (see [`FailedAttempt`]). When it locks the account, a second
-    /// entry `auth.account_locked` follows. Returns the account as it now is.
+    /// Records a failed attempt (see [`FailedAttempt`]). When it locked the account, a second
+    /// entry `auth.account_locked` follows.
     async fn fail_attempt(
         &self,
         attempt: FailedAttempt,
         audit: AuditRecord,
-    ) -> StoreResult<Option<User>>;
-    /// Completes a sign-in; false when the factor or challenge was spent meanwhile (then
-    /// nothing changed and nothing was logged).
+    ) -> StoreResult<RecordedFailure>;
+    /// Completes a sign-in (see [`CompletedSignIn`]); false when the factor or challenge was
+    /// spent meanwhile, the account is no longer active, or failures admitted after this attempt
+    /// locked it (then nothing changed and nothing was logged).
     async fn complete_sign_in(
         &self,
         sign_in: CompletedSignIn,
         audit: AuditRecord,
     ) -> StoreResult<bool>;
-    /// Marks a session freshly re-authenticated, spending the factor; false when it was spent.
+    /// Marks a session freshly re-authenticated, spending the factor and clearing the failure
+    /// count; false when the factor was spent, or the account is inactive or locked as for
+    /// [`UserStore::complete_sign_in`].
     async fn complete_reauthentication(
         &self,
         session_id: &str,
-        user_id: &str,
+        ticket: &AttemptTicket,
         factor: SpentFactor,
         now: UnixTime,
         audit: AuditRecord,

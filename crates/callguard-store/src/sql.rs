@@ -115,12 +115,13 @@ pub(crate) static CREDENTIALS: Sql = Sql::new(
 pub(crate) static ACTIVATE_USER: Sql = Sql::new(
     "UPDATE users SET status = 'active', password_hash = $1, totp_sealed = $2, totp_last_step = $3,
         setup_token_hash = NULL, setup_expires_at = NULL, activated_at = $4, last_sign_in_at = $4,
-        failed_sign_ins = 0, locked_until = NULL
+        failed_sign_ins = 0, locked_until = NULL, sign_in_epoch = sign_in_epoch + 1
      WHERE id = $5 AND status = 'pending' AND setup_token_hash = $6 AND setup_expires_at > $4",
 );
 pub(crate) static RESET_SETUP: Sql = Sql::new(
     "UPDATE users SET status = 'pending', password_hash = NULL, totp_sealed = NULL, totp_last_step = NULL,
-        setup_token_hash = $1, setup_expires_at = $2, failed_sign_ins = 0, locked_until = NULL WHERE id = $3",
+        setup_token_hash = $1, setup_expires_at = $2, failed_sign_ins = 0, locked_until = NULL,
+        sign_in_epoch = sign_in_epoch + 1 WHERE id = $3",
 );
 /// What a setup reset wipes besides the credentials: whoever sets the account up again is a
 /// person nobody has confirmed yet.
@@ -149,28 +150,63 @@ pub(crate) static CONFIRM_OFFICER: Sql = Sql::new(
     "UPDATE users SET confirmed_by = $1, confirmed_at = $2
      WHERE id = $3 AND role = 'compliance' AND status = 'active' AND confirmed_at IS NULL",
 );
-pub(crate) static COUNT_TOTP_FAILURE: Sql = Sql::new(
-    "UPDATE users SET totp_fail_count = CASE WHEN totp_fail_step = $1 THEN totp_fail_count + 1 ELSE 1 END,
-        totp_fail_step = $1 WHERE id = $2",
-);
-/// Counts a failed sign-in; locks at the limit; a lock that ran out starts the count afresh.
-pub(crate) static COUNT_SIGN_IN_FAILURE: Sql = Sql::new(concat!(
+/// Takes one attempt against an account before it is checked (`$1` now, `$2` the failures that
+/// lock, `$3` the end of a lock set now, `$4` the account): counted as a failure at once, the one
+/// reaching the limit locks, a lock that ran out starts a new run at 1. Refused (no row) while
+/// the account is locked, pending or gone.
+pub(crate) static ADMIT_ATTEMPT: Sql = Sql::new(
     "UPDATE users SET
-        failed_sign_ins = CASE WHEN locked_until IS NOT NULL AND locked_until <= $1 THEN 1 ELSE failed_sign_ins + 1 END,
+        sign_in_epoch = CASE WHEN locked_until <= $1 THEN sign_in_epoch + 1 ELSE sign_in_epoch END,
+        failed_sign_ins = CASE WHEN locked_until <= $1 THEN 1 ELSE failed_sign_ins + 1 END,
         locked_until = CASE
-            WHEN locked_until IS NOT NULL AND locked_until <= $1 THEN NULL
-            WHEN failed_sign_ins + 1 >= $2 THEN $3
-            ELSE locked_until END
-     WHERE id = $4 AND status = 'active' RETURNING ",
-    user_columns!()
-));
-pub(crate) static SIGNED_IN: Sql = Sql::new(
-    "UPDATE users SET failed_sign_ins = 0, locked_until = NULL, last_sign_in_at = $1 WHERE id = $2",
+            WHEN (CASE WHEN locked_until <= $1 THEN 1 ELSE failed_sign_ins + 1 END) >= $2 THEN $3
+            ELSE CAST(NULL AS BIGINT) END
+     WHERE id = $4 AND status IN ('active', 'disabled')
+       AND ((locked_until IS NULL AND failed_sign_ins < $2) OR locked_until <= $1)
+     RETURNING sign_in_epoch, failed_sign_ins, locked_until",
 );
-pub(crate) static CLEAR_FAILURES: Sql =
-    Sql::new("UPDATE users SET failed_sign_ins = 0, locked_until = NULL WHERE id = $1");
+/// Charges one wrong TOTP code to step `$1` (at most `$2` per step) of account `$3`, before the
+/// code is checked; no row when the step has had its wrong codes.
+pub(crate) static ADMIT_TOTP_CODE: Sql = Sql::new(
+    "UPDATE users SET
+        totp_fail_count = CASE WHEN totp_fail_step = $1 THEN totp_fail_count + 1 ELSE 1 END,
+        totp_fail_step = $1
+     WHERE id = $3 AND (totp_fail_step IS NULL OR totp_fail_step <> $1 OR totp_fail_count < $2)",
+);
+/// What an attempt that counts against no account writes instead (see migration 0006).
+pub(crate) static STAND_IN_ATTEMPT: Sql =
+    Sql::new("UPDATE sign_in_stand_in SET attempts = attempts + 1 WHERE id = 1");
+/// Why an attempt was not admitted: the account's status and lock.
+pub(crate) static ADMISSION_STATE: Sql =
+    Sql::new("SELECT status, locked_until FROM users WHERE id = $1");
+/// A right password: its attempt (`$1` account, `$2` run) stops counting, and the lock goes with
+/// it when this attempt set it (`$3`). A lock set by a later attempt of the run stays: it is the
+/// tenth attempt admitted without a success in between, and each lock is logged once.
+pub(crate) static REFUND_ATTEMPT: Sql = Sql::new(
+    "UPDATE users SET failed_sign_ins = failed_sign_ins - 1,
+        locked_until = CASE WHEN $3 THEN CAST(NULL AS BIGINT) ELSE locked_until END
+     WHERE id = $1 AND sign_in_epoch = $2 AND failed_sign_ins > 0",
+);
+/// A completed sign-in or re-authentication (`$1` now, `$2` account, `$3` the attempt's run,
+/// `$4` the TOTP step it was charged to): refused unless the account is active and not locked by
+/// another run; clears the failures, starts a new run and gives back the TOTP charge.
+pub(crate) static SIGNED_IN: Sql = Sql::new(
+    "UPDATE users SET failed_sign_ins = 0, locked_until = CAST(NULL AS BIGINT),
+        sign_in_epoch = sign_in_epoch + 1,
+        totp_fail_count = CASE WHEN totp_fail_step = $4 AND totp_fail_count > 0
+            THEN totp_fail_count - 1 ELSE totp_fail_count END
+     WHERE id = $2 AND status = 'active'
+       AND (sign_in_epoch = $3 OR locked_until IS NULL OR locked_until <= $1)",
+);
+/// The last use of an account, after a sign-in.
+pub(crate) static TOUCH_LAST_SIGN_IN: Sql =
+    Sql::new("UPDATE users SET last_sign_in_at = $1 WHERE id = $2");
+/// Whether failure run `$2` of account `$1` holds a lock at `$3`.
+pub(crate) static LOCKED_IN_RUN: Sql =
+    Sql::new("SELECT 1 FROM users WHERE id = $1 AND sign_in_epoch = $2 AND locked_until > $3");
 pub(crate) static UNLOCK: Sql = Sql::new(
-    "UPDATE users SET failed_sign_ins = 0, locked_until = NULL, totp_fail_count = 0 WHERE id = $1",
+    "UPDATE users SET failed_sign_ins = 0, locked_until = NULL, totp_fail_count = 0,
+        sign_in_epoch = sign_in_epoch + 1 WHERE id = $1",
 );
 pub(crate) static SET_ROLE: Sql = Sql::new("UPDATE users SET role = $1 WHERE id = $2");
 pub(crate) static DISABLE_DORMANT: Sql = Sql::new(
@@ -231,9 +267,15 @@ pub(crate) static CHALLENGE: Sql = Sql::new(
     "SELECT token_hash, kind, user_id, payload, attempts, expires_at FROM challenges
      WHERE token_hash = $1 AND kind = $2 AND expires_at > $3",
 );
-pub(crate) static COUNT_CHALLENGE_ATTEMPT: Sql = Sql::new(
-    "UPDATE challenges SET attempts = attempts + 1 WHERE token_hash = $1 RETURNING attempts",
+/// Takes one answer on a challenge (`$1` hash, `$2` kind, `$3` now, `$4` answers allowed).
+pub(crate) static TAKE_CHALLENGE_ANSWER: Sql = Sql::new(
+    "UPDATE challenges SET attempts = attempts + 1
+     WHERE token_hash = $1 AND kind = $2 AND expires_at > $3 AND attempts < $4
+     RETURNING token_hash, kind, user_id, payload, attempts, expires_at",
 );
+/// Deletes a challenge that has had `$2` answers.
+pub(crate) static DELETE_SPENT_CHALLENGE: Sql =
+    Sql::new("DELETE FROM challenges WHERE token_hash = $1 AND attempts >= $2");
 pub(crate) static DELETE_CHALLENGE: Sql = Sql::new("DELETE FROM challenges WHERE token_hash = $1");
 pub(crate) static DELETE_EXPIRED_CHALLENGES: Sql =
     Sql::new("DELETE FROM challenges WHERE expires_at <= $1");

@@ -2,7 +2,7 @@
 //! and lockout, spent second factors, recovery codes, roles, status and dormancy. Sessions,
 //! challenges and passkeys are in `sessions`.
 
-use super::sessions::{insert_session, to_passkey};
+use super::sessions::{insert_challenge, insert_session, to_challenge, to_passkey};
 use super::{map_err, PostgresStore};
 use crate::guarded::Guarded;
 use crate::log::lockout_record;
@@ -117,53 +117,47 @@ async fn execute(
     tx.execute(statement, params).await.map_err(map_err)
 }
 
-/// Counts a wrong answer to a challenge; deletes the challenge at its limit.
-async fn count_challenge_attempt(tx: &Transaction<'_>, hash: &String, max: i64) -> StoreResult<()> {
-    let attempts = tx
-        .query_opt(sql::COUNT_CHALLENGE_ATTEMPT.postgres(), &[hash])
-        .await
-        .map_err(map_err)?
-        .map(|r| r.get::<_, i64>(0));
-    if attempts.is_some_and(|n| n >= max) {
-        execute(tx, sql::DELETE_CHALLENGE.postgres(), &[hash]).await?;
-    }
-    Ok(())
-}
-
-/// Counts a failed attempt against account `id`; returns the account after it, and the
-/// `auth.account_locked` entry when this failure locked it.
-async fn count_failure(
-    tx: &Transaction<'_>,
-    id: &String,
-    a: &FailedAttempt,
-    source: Option<&str>,
-) -> StoreResult<(Option<User>, Option<AuditRecord>)> {
-    if let Some(step) = a.totp_step {
-        execute(tx, sql::COUNT_TOTP_FAILURE.postgres(), &[&step, id]).await?;
-    }
-    let before: Option<i64> = tx
+/// Takes one attempt against account `id` inside `tx` (see [`UserStore::admit_attempt`]). A
+/// refusal after the account was counted (the TOTP step) must be rolled back by the caller.
+async fn admit(tx: &Transaction<'_>, id: &str, rule: &AttemptRule) -> StoreResult<Admission> {
+    let taken = tx
         .query_opt(
-            "SELECT locked_until FROM users WHERE id = $1 FOR UPDATE",
-            &[id],
-        )
-        .await
-        .map_err(map_err)?
-        .and_then(|r| r.get(0));
-    let row = tx
-        .query_opt(
-            sql::COUNT_SIGN_IN_FAILURE.postgres(),
-            &[&a.now, &a.lockout_max, &a.lock_until, id],
+            sql::ADMIT_ATTEMPT.postgres(),
+            &[&rule.now, &rule.lockout_max, &rule.lock_until, &id],
         )
         .await
         .map_err(map_err)?;
-    let Some(r) = &row else {
-        return Ok((None, None));
+    let Some(r) = taken else {
+        let status: Option<String> = tx
+            .query_opt(sql::ADMISSION_STATE.postgres(), &[&id])
+            .await
+            .map_err(map_err)?
+            .map(|r| r.get(0));
+        return Ok(match status.as_deref() {
+            Some("active" | "disabled") => Admission::Locked,
+            _ => Admission::Unavailable,
+        });
     };
-    let u = to_user(r)?;
-    let was_locked = before.is_some_and(|t| t > a.now);
-    let locked = (u.is_locked(a.now) && !was_locked)
-        .then(|| lockout_record(id, u.failed_sign_ins, a.lock_until, source));
-    Ok((Some(u), locked))
+    if let Some((step, max)) = rule.totp {
+        if execute(tx, sql::ADMIT_TOTP_CODE.postgres(), &[&step, &max, &id]).await? == 0 {
+            return Ok(Admission::TotpLocked);
+        }
+    }
+    Ok(Admission::Admitted(AttemptTicket {
+        user_id: id.to_owned(),
+        epoch: r.get(0),
+        failures: r.get(1),
+        locked_it: r.get::<_, Option<i64>>(2).is_some(),
+        totp_step: rule.totp.map(|(step, _)| step),
+    }))
+}
+
+/// Keep an admitted attempt, undo a refused one (nothing of it may stay counted).
+fn admitted<R>(admission: Option<&Admission>, value: R) -> Guarded<R> {
+    match admission {
+        None | Some(Admission::Admitted(_)) => Guarded::Keep(value, Vec::new()),
+        Some(_) => Guarded::Undo(value),
+    }
 }
 
 #[async_trait]
@@ -299,44 +293,97 @@ impl UserStore for PostgresStore {
         }))
     }
 
-    async fn challenge_facts(
+    async fn admit_attempt(
+        &self,
+        user_id: Option<&str>,
+        rule: &AttemptRule,
+    ) -> StoreResult<Admission> {
+        self.guarded(move |tx| {
+            Box::pin(async move {
+                let admission = admit(&tx, user_id.unwrap_or_default(), rule).await?;
+                if let Admission::Locked | Admission::Unavailable = admission {
+                    execute(&tx, sql::STAND_IN_ATTEMPT.postgres(), &[]).await?;
+                    return Ok(Guarded::Keep(admission, Vec::new()));
+                }
+                Ok(admitted(Some(&admission), admission.clone()))
+            })
+        })
+        .await
+    }
+
+    async fn take_challenge(
         &self,
         token_hash: &str,
         kind: &str,
+        max_answers: i64,
+        rule: Option<&AttemptRule>,
         now: UnixTime,
-    ) -> StoreResult<Option<(Challenge, User, Credentials)>> {
-        let c = self.client().await?;
-        let cols = USER_COLUMNS
-            .split(", ")
-            .map(|c| format!("u.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let Some(r) = c
-            .query_opt(
-                &format!(
-                    "SELECT {cols}, u.password_hash, u.totp_sealed, u.totp_last_step, u.totp_fail_step, u.totp_fail_count,
-                            ch.token_hash, ch.kind, ch.user_id, ch.payload, ch.attempts, ch.expires_at
-                     FROM challenges ch JOIN users u ON u.id = ch.user_id
-                     WHERE ch.token_hash = $1 AND ch.kind = $2 AND ch.expires_at > $3"
-                ),
-                &[&token_hash, &kind, &now],
-            )
-            .await
-            .map_err(map_err)?
-        else {
-            return Ok(None);
-        };
-        let user = to_user(&r)?;
-        let creds = credentials_at(&r, 9);
-        let ch = Challenge {
-            token_hash: r.get(14),
-            kind: r.get(15),
-            user_id: r.get(16),
-            payload: r.get(17),
-            attempts: r.get(18),
-            expires_at: r.get(19),
-        };
-        Ok(Some((ch, user, creds)))
+    ) -> StoreResult<Option<TakenChallenge>> {
+        self.guarded(move |tx| {
+            Box::pin(async move {
+                let Some(ch) = tx
+                    .query_opt(
+                        sql::TAKE_CHALLENGE_ANSWER.postgres(),
+                        &[&token_hash, &kind, &now, &max_answers],
+                    )
+                    .await
+                    .map_err(map_err)?
+                else {
+                    return Ok(Guarded::Undo(None));
+                };
+                let challenge = to_challenge(&ch);
+                let Some(r) = tx
+                    .query_opt(
+                        &format!(
+                            "SELECT {USER_COLUMNS}, {CREDENTIAL_COLUMNS} FROM users WHERE id = $1"
+                        ),
+                        &[&challenge.user_id],
+                    )
+                    .await
+                    .map_err(map_err)?
+                else {
+                    return Ok(Guarded::Undo(None));
+                };
+                let user = to_user(&r)?;
+                let credentials = credentials_at(&r, 9);
+                let admission = match rule {
+                    Some(rule) => Some(admit(&tx, &challenge.user_id, rule).await?),
+                    None => None,
+                };
+                let keep = admitted(admission.as_ref(), ());
+                let found = Some(TakenChallenge {
+                    challenge,
+                    user,
+                    credentials,
+                    admission,
+                });
+                Ok(match keep {
+                    Guarded::Keep(..) => Guarded::Keep(found, Vec::new()),
+                    Guarded::Undo(()) => Guarded::Undo(found),
+                })
+            })
+        })
+        .await
+    }
+
+    async fn accept_password(
+        &self,
+        ticket: &AttemptTicket,
+        challenge: &Challenge,
+    ) -> StoreResult<()> {
+        self.guarded(move |tx| {
+            Box::pin(async move {
+                execute(
+                    &tx,
+                    sql::REFUND_ATTEMPT.postgres(),
+                    &[&ticket.user_id, &ticket.epoch, &ticket.locked_it],
+                )
+                .await?;
+                insert_challenge(&*tx, challenge).await?;
+                Ok(Guarded::Keep((), Vec::new()))
+            })
+        })
+        .await
     }
 
     async fn user_by_setup_token(
@@ -421,21 +468,51 @@ impl UserStore for PostgresStore {
         &self,
         a: FailedAttempt,
         audit: AuditRecord,
-    ) -> StoreResult<Option<User>> {
+    ) -> StoreResult<RecordedFailure> {
         self.guarded(move |tx| {
             Box::pin(async move {
                 if let Some(ch) = &a.challenge_hash {
-                    count_challenge_attempt(&tx, ch, a.challenge_max).await?;
+                    execute(
+                        &tx,
+                        sql::DELETE_SPENT_CHALLENGE.postgres(),
+                        &[ch, &a.challenge_max],
+                    )
+                    .await?;
                 }
                 let source = audit.source.clone();
                 let mut records = vec![audit];
-                let mut after = None;
-                if let Some(id) = &a.user_id {
-                    let (user, locked) = count_failure(&tx, id, &a, source.as_deref()).await?;
-                    records.extend(locked);
-                    after = user;
+                let Some(t) = &a.ticket else {
+                    return Ok(Guarded::Keep(RecordedFailure::default(), records));
+                };
+                let locked = t.locked_it
+                    && tx
+                        .query_opt(
+                            sql::LOCKED_IN_RUN.postgres(),
+                            &[&t.user_id, &t.epoch, &a.now],
+                        )
+                        .await
+                        .map_err(map_err)?
+                        .is_some();
+                if !locked {
+                    return Ok(Guarded::Keep(RecordedFailure::default(), records));
                 }
-                Ok(Guarded::Keep(after, records))
+                let user = tx
+                    .query_opt(sql::USER_BY_ID.postgres(), &[&t.user_id])
+                    .await
+                    .map_err(map_err)?
+                    .as_ref()
+                    .map(to_user)
+                    .transpose()?;
+                if let Some(u) = &user {
+                    let until = u.locked_until.unwrap_or(a.now);
+                    records.push(lockout_record(
+                        &t.user_id,
+                        u.failed_sign_ins,
+                        until,
+                        source.as_deref(),
+                    ));
+                }
+                Ok(Guarded::Keep(RecordedFailure { user, locked }, records))
             })
         })
         .await
@@ -444,19 +521,21 @@ impl UserStore for PostgresStore {
     async fn complete_sign_in(&self, s: CompletedSignIn, audit: AuditRecord) -> StoreResult<bool> {
         self.guarded(move |tx| {
             Box::pin(async move {
+                let (t, now) = (&s.ticket, s.session.created_at);
                 if execute(&tx, sql::DELETE_CHALLENGE.postgres(), &[&s.challenge_hash]).await? != 1
                 {
                     return Ok(Guarded::Undo(false));
                 }
-                if !spend_factor(&tx, &s.user_id, &s.factor, s.session.created_at).await? {
-                    return Ok(Guarded::Undo(false));
-                }
-                execute(
+                let still = execute(
                     &tx,
                     sql::SIGNED_IN.postgres(),
-                    &[&s.session.created_at, &s.user_id],
+                    &[&now, &t.user_id, &t.epoch, &t.totp_step],
                 )
                 .await?;
+                if still != 1 || !spend_factor(&tx, &t.user_id, &s.factor, now).await? {
+                    return Ok(Guarded::Undo(false));
+                }
+                execute(&tx, sql::TOUCH_LAST_SIGN_IN.postgres(), &[&now, &t.user_id]).await?;
                 insert_session(&tx, &s.session, &s.token_hash).await?;
                 Ok(Guarded::keep(true, audit))
             })
@@ -467,17 +546,23 @@ impl UserStore for PostgresStore {
     async fn complete_reauthentication(
         &self,
         session_id: &str,
-        user_id: &str,
+        ticket: &AttemptTicket,
         factor: SpentFactor,
         now: UnixTime,
         audit: AuditRecord,
     ) -> StoreResult<bool> {
         self.guarded(move |tx| {
             Box::pin(async move {
-                if !spend_factor(&tx, user_id, &factor, now).await? {
+                let t = ticket;
+                let still = execute(
+                    &tx,
+                    sql::SIGNED_IN.postgres(),
+                    &[&now, &t.user_id, &t.epoch, &t.totp_step],
+                )
+                .await?;
+                if still != 1 || !spend_factor(&tx, &t.user_id, &factor, now).await? {
                     return Ok(Guarded::Undo(false));
                 }
-                execute(&tx, sql::CLEAR_FAILURES.postgres(), &[&user_id]).await?;
                 execute(
                     &tx,
                     sql::MARK_REAUTHENTICATED.postgres(),

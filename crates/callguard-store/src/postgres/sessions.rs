@@ -43,6 +43,26 @@ pub(super) async fn insert_session(
     Ok(())
 }
 
+pub(super) async fn insert_challenge(
+    c: &impl deadpool_postgres::GenericClient,
+    ch: &Challenge,
+) -> StoreResult<()> {
+    c.execute(
+        sql::INSERT_CHALLENGE.postgres(),
+        &[
+            &ch.token_hash,
+            &ch.kind,
+            &ch.user_id,
+            &ch.payload,
+            &ch.attempts,
+            &ch.expires_at,
+        ],
+    )
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
 pub(super) fn to_passkey(r: &Row) -> PasskeyRecord {
     PasskeyRecord {
         id: r.get(0),
@@ -55,7 +75,7 @@ pub(super) fn to_passkey(r: &Row) -> PasskeyRecord {
     }
 }
 
-fn to_challenge(r: &Row) -> Challenge {
+pub(super) fn to_challenge(r: &Row) -> Challenge {
     Challenge {
         token_hash: r.get(0),
         kind: r.get(1),
@@ -137,20 +157,7 @@ impl SessionStore for PostgresStore {
 impl ChallengeStore for PostgresStore {
     async fn create_challenge(&self, ch: &Challenge) -> StoreResult<()> {
         let c = self.client().await?;
-        c.execute(
-            sql::INSERT_CHALLENGE.postgres(),
-            &[
-                &ch.token_hash,
-                &ch.kind,
-                &ch.user_id,
-                &ch.payload,
-                &ch.attempts,
-                &ch.expires_at,
-            ],
-        )
-        .await
-        .map_err(map_err)?;
-        Ok(())
+        insert_challenge(&c, ch).await
     }
 
     async fn challenge(

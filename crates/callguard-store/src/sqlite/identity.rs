@@ -2,7 +2,7 @@
 //! lockout, spent second factors, recovery codes, roles, status and dormancy. Sessions,
 //! challenges and passkeys are in `sessions`.
 
-use super::sessions::{insert_session, passkey_row};
+use super::sessions::{challenge_row, insert_challenge, insert_session, passkey_row};
 use super::{backend, SqliteStore};
 use crate::guarded::Guarded;
 use crate::log::lockout_record;
@@ -127,46 +127,51 @@ fn insert_codes(tx: &Connection, user_id: &str, hashes: &[String]) -> rusqlite::
     Ok(())
 }
 
-/// Counts a wrong answer to a challenge; deletes the challenge at its limit.
-fn count_challenge_attempt(tx: &Connection, hash: &str, max: i64) -> rusqlite::Result<()> {
-    let attempts: Option<i64> = tx
-        .query_row(sql::COUNT_CHALLENGE_ATTEMPT.sqlite(), [hash], |r| r.get(0))
-        .optional()?;
-    if attempts.is_some_and(|n| n >= max) {
-        tx.execute(sql::DELETE_CHALLENGE.sqlite(), [hash])?;
-    }
-    Ok(())
-}
-
-/// Counts a failed attempt against account `id`; returns the account after it, and the
-/// `auth.account_locked` entry when this failure locked it.
-fn count_failure(
-    tx: &Connection,
-    id: &str,
-    a: &FailedAttempt,
-    source: Option<&str>,
-) -> rusqlite::Result<(Option<UserTuple>, Option<AuditRecord>)> {
-    if let Some(step) = a.totp_step {
-        tx.execute(sql::COUNT_TOTP_FAILURE.sqlite(), params![step, id])?;
-    }
-    let before: Option<Option<i64>> = tx
-        .query_row("SELECT locked_until FROM users WHERE id = ?1", [id], |r| {
-            r.get(0)
-        })
-        .optional()?;
-    let row = tx
+/// Takes one attempt against account `id` inside `tx` (see [`UserStore::admit_attempt`]). A
+/// refusal after the account was counted (the TOTP step) must be rolled back by the caller.
+fn admit(tx: &Connection, id: &str, rule: &AttemptRule) -> rusqlite::Result<Admission> {
+    let taken = tx
+        .prepare_cached(sql::ADMIT_ATTEMPT.sqlite())?
         .query_row(
-            sql::COUNT_SIGN_IN_FAILURE.sqlite(),
-            params![a.now, a.lockout_max, a.lock_until, id],
-            user_row,
+            params![rule.now, rule.lockout_max, rule.lock_until, id],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                ))
+            },
         )
         .optional()?;
-    let locked = row.as_ref().and_then(|r| {
-        let was_locked = before.flatten().is_some_and(|t| t > a.now);
-        let now_locked = r.5.is_some_and(|t| t > a.now);
-        (now_locked && !was_locked).then(|| lockout_record(id, r.4, a.lock_until, source))
-    });
-    Ok((row, locked))
+    let Some((epoch, failures, locked_until)) = taken else {
+        let status: Option<String> = tx
+            .query_row(sql::ADMISSION_STATE.sqlite(), [id], |r| r.get(0))
+            .optional()?;
+        return Ok(match status.as_deref() {
+            Some("active" | "disabled") => Admission::Locked,
+            _ => Admission::Unavailable,
+        });
+    };
+    if let Some((step, max)) = rule.totp {
+        if tx.execute(sql::ADMIT_TOTP_CODE.sqlite(), params![step, max, id])? == 0 {
+            return Ok(Admission::TotpLocked);
+        }
+    }
+    Ok(Admission::Admitted(AttemptTicket {
+        user_id: id.to_owned(),
+        epoch,
+        failures,
+        locked_it: locked_until.is_some(),
+        totp_step: rule.totp.map(|(step, _)| step),
+    }))
+}
+
+/// Keep an admitted attempt, undo a refused one (nothing of it may stay counted).
+fn admitted<R>(admission: Option<&Admission>, value: R) -> Guarded<R> {
+    match admission {
+        None | Some(Admission::Admitted(_)) => Guarded::Keep(value, Vec::new()),
+        Some(_) => Guarded::Undo(value),
+    }
 }
 
 #[async_trait]
@@ -303,39 +308,89 @@ impl UserStore for SqliteStore {
             .transpose()
     }
 
-    async fn challenge_facts(
+    async fn admit_attempt(
+        &self,
+        user_id: Option<&str>,
+        rule: &AttemptRule,
+    ) -> StoreResult<Admission> {
+        let (id, rule) = (user_id.unwrap_or_default().to_owned(), *rule);
+        self.guarded(move |tx| {
+            let admission = admit(tx, &id, &rule)?;
+            if let Admission::Locked | Admission::Unavailable = admission {
+                tx.execute(sql::STAND_IN_ATTEMPT.sqlite(), [])?;
+                return Ok(Guarded::Keep(admission, Vec::new()));
+            }
+            Ok(admitted(Some(&admission), admission.clone()))
+        })
+        .await
+    }
+
+    async fn take_challenge(
         &self,
         token_hash: &str,
         kind: &str,
+        max_answers: i64,
+        rule: Option<&AttemptRule>,
         now: UnixTime,
-    ) -> StoreResult<Option<(Challenge, User, Credentials)>> {
-        let (h, k) = (token_hash.to_owned(), kind.to_owned());
+    ) -> StoreResult<Option<TakenChallenge>> {
+        let (h, k, rule) = (token_hash.to_owned(), kind.to_owned(), rule.copied());
         let found = self
-            .read(move |c| {
-                let mut st = c.prepare_cached(&format!(
-                    "SELECT ch.token_hash, ch.kind, ch.user_id, ch.payload, ch.attempts, ch.expires_at,
-                            {cols}, u.password_hash, u.totp_sealed, u.totp_last_step, u.totp_fail_step, u.totp_fail_count
-                     FROM challenges ch JOIN users u ON u.id = ch.user_id
-                     WHERE ch.token_hash = ?1 AND ch.kind = ?2 AND ch.expires_at > ?3",
-                    cols = USER_COLUMNS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ")
-                ))?;
-                st.query_row(params![h, k, now], |r| {
-                    let ch = Challenge {
-                        token_hash: r.get(0)?,
-                        kind: r.get(1)?,
-                        user_id: r.get(2)?,
-                        payload: r.get(3)?,
-                        attempts: r.get(4)?,
-                        expires_at: r.get(5)?,
-                    };
-                    Ok((ch, user_at(r, 6)?, credentials_at(r, 15)?))
+            .guarded(move |tx| {
+                let Some(ch) = tx
+                    .prepare_cached(sql::TAKE_CHALLENGE_ANSWER.sqlite())?
+                    .query_row(params![h, k, now, max_answers], challenge_row)
+                    .optional()?
+                else {
+                    return Ok(Guarded::Undo(None));
+                };
+                let Some((user, creds)) = tx
+                    .prepare_cached(&format!(
+                        "SELECT {USER_COLUMNS}, {CREDENTIAL_COLUMNS} FROM users WHERE id = ?1"
+                    ))?
+                    .query_row([&ch.user_id], |r| Ok((user_row(r)?, credentials_at(r, 9)?)))
+                    .optional()?
+                else {
+                    return Ok(Guarded::Undo(None));
+                };
+                let admission = match &rule {
+                    Some(rule) => Some(admit(tx, &ch.user_id, rule)?),
+                    None => None,
+                };
+                let keep = admitted(admission.as_ref(), ());
+                let found = Some((ch, user, creds, admission));
+                Ok(match keep {
+                    Guarded::Keep(..) => Guarded::Keep(found, Vec::new()),
+                    Guarded::Undo(()) => Guarded::Undo(found),
                 })
-                .optional()
             })
             .await?;
         found
-            .map(|(ch, u, creds)| Ok((ch, to_user(u)?, creds)))
+            .map(|(challenge, u, credentials, admission)| {
+                Ok(TakenChallenge {
+                    challenge,
+                    user: to_user(u)?,
+                    credentials,
+                    admission,
+                })
+            })
             .transpose()
+    }
+
+    async fn accept_password(
+        &self,
+        ticket: &AttemptTicket,
+        challenge: &Challenge,
+    ) -> StoreResult<()> {
+        let (t, ch) = (ticket.clone(), challenge.clone());
+        self.guarded(move |tx| {
+            tx.execute(
+                sql::REFUND_ATTEMPT.sqlite(),
+                params![t.user_id, t.epoch, t.locked_it],
+            )?;
+            insert_challenge(tx, &ch)?;
+            Ok(Guarded::Keep((), Vec::new()))
+        })
+        .await
     }
 
     async fn user_by_setup_token(
@@ -416,38 +471,63 @@ impl UserStore for SqliteStore {
         &self,
         a: FailedAttempt,
         audit: AuditRecord,
-    ) -> StoreResult<Option<User>> {
-        let row = self
+    ) -> StoreResult<RecordedFailure> {
+        let (row, locked) = self
             .guarded(move |tx| {
                 if let Some(ch) = &a.challenge_hash {
-                    count_challenge_attempt(tx, ch, a.challenge_max)?;
+                    tx.execute(
+                        sql::DELETE_SPENT_CHALLENGE.sqlite(),
+                        params![ch, a.challenge_max],
+                    )?;
                 }
                 let source = audit.source.clone();
                 let mut records = vec![audit];
-                let mut after = None;
-                if let Some(id) = &a.user_id {
-                    let (row, locked) = count_failure(tx, id, &a, source.as_deref())?;
-                    records.extend(locked);
-                    after = row;
+                let Some(t) = &a.ticket else {
+                    return Ok(Guarded::Keep((None, false), records));
+                };
+                let locked = t.locked_it
+                    && tx
+                        .query_row(
+                            sql::LOCKED_IN_RUN.sqlite(),
+                            params![t.user_id, t.epoch, a.now],
+                            |_| Ok(()),
+                        )
+                        .optional()?
+                        .is_some();
+                if !locked {
+                    return Ok(Guarded::Keep((None, false), records));
                 }
-                Ok(Guarded::Keep(after, records))
+                let row = tx
+                    .prepare_cached(sql::USER_BY_ID.sqlite())?
+                    .query_row([&t.user_id], user_row)
+                    .optional()?;
+                if let Some(r) = &row {
+                    let until = r.5.unwrap_or(a.now);
+                    records.push(lockout_record(&t.user_id, r.4, until, source.as_deref()));
+                }
+                Ok(Guarded::Keep((row, locked), records))
             })
             .await?;
-        row.map(to_user).transpose()
+        Ok(RecordedFailure {
+            user: row.map(to_user).transpose()?,
+            locked,
+        })
     }
 
     async fn complete_sign_in(&self, s: CompletedSignIn, audit: AuditRecord) -> StoreResult<bool> {
         self.guarded(move |tx| {
+            let (t, now) = (&s.ticket, s.session.created_at);
             if tx.execute(sql::DELETE_CHALLENGE.sqlite(), [&s.challenge_hash])? != 1 {
                 return Ok(Guarded::Undo(false));
             }
-            if !spend_factor(tx, &s.user_id, &s.factor, s.session.created_at)? {
+            let still = tx.execute(
+                sql::SIGNED_IN.sqlite(),
+                params![now, t.user_id, t.epoch, t.totp_step],
+            )?;
+            if still != 1 || !spend_factor(tx, &t.user_id, &s.factor, now)? {
                 return Ok(Guarded::Undo(false));
             }
-            tx.execute(
-                sql::SIGNED_IN.sqlite(),
-                params![s.session.created_at, s.user_id],
-            )?;
+            tx.execute(sql::TOUCH_LAST_SIGN_IN.sqlite(), params![now, t.user_id])?;
             insert_session(tx, &s.session, &s.token_hash)?;
             Ok(Guarded::keep(true, audit))
         })
@@ -457,17 +537,20 @@ impl UserStore for SqliteStore {
     async fn complete_reauthentication(
         &self,
         session_id: &str,
-        user_id: &str,
+        ticket: &AttemptTicket,
         factor: SpentFactor,
         now: UnixTime,
         audit: AuditRecord,
     ) -> StoreResult<bool> {
-        let (sid, uid) = (session_id.to_owned(), user_id.to_owned());
+        let (sid, t) = (session_id.to_owned(), ticket.clone());
         self.guarded(move |tx| {
-            if !spend_factor(tx, &uid, &factor, now)? {
+            let still = tx.execute(
+                sql::SIGNED_IN.sqlite(),
+                params![now, t.user_id, t.epoch, t.totp_step],
+            )?;
+            if still != 1 || !spend_factor(tx, &t.user_id, &factor, now)? {
                 return Ok(Guarded::Undo(false));
             }
-            tx.execute(sql::CLEAR_FAILURES.sqlite(), [&uid])?;
             tx.execute(sql::MARK_REAUTHENTICATED.sqlite(), params![now, sid])?;
             Ok(Guarded::keep(true, audit))
         })

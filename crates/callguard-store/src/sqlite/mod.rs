@@ -35,6 +35,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/sqlite/0005_dnc_lists.sql"),
     ),
     (
+        6,
+        include_str!("../../migrations/sqlite/0006_sign_in_streaks.sql"),
+    ),
+    (
         7,
         include_str!("../../migrations/sqlite/0007_staff_duties.sql"),
     ),

@@ -52,7 +52,7 @@ pub(super) fn passkey_row(r: &Row<'_>) -> rusqlite::Result<PasskeyRecord> {
     })
 }
 
-fn challenge_row(r: &Row<'_>) -> rusqlite::Result<Challenge> {
+pub(super) fn challenge_row(r: &Row<'_>) -> rusqlite::Result<Challenge> {
     Ok(Challenge {
         token_hash: r.get(0)?,
         kind: r.get(1)?,
@@ -61,6 +61,19 @@ fn challenge_row(r: &Row<'_>) -> rusqlite::Result<Challenge> {
         attempts: r.get(4)?,
         expires_at: r.get(5)?,
     })
+}
+
+pub(super) fn insert_challenge(c: &Connection, ch: &Challenge) -> rusqlite::Result<()> {
+    c.prepare_cached(sql::INSERT_CHALLENGE.sqlite())?
+        .execute(params![
+            ch.token_hash,
+            ch.kind,
+            ch.user_id,
+            ch.payload,
+            ch.attempts,
+            ch.expires_at
+        ])?;
+    Ok(())
 }
 
 #[async_trait]
@@ -129,21 +142,7 @@ impl SessionStore for SqliteStore {
 impl ChallengeStore for SqliteStore {
     async fn create_challenge(&self, ch: &Challenge) -> StoreResult<()> {
         let ch = ch.clone();
-        self.write(move |c| {
-            c.execute(
-                sql::INSERT_CHALLENGE.sqlite(),
-                params![
-                    ch.token_hash,
-                    ch.kind,
-                    ch.user_id,
-                    ch.payload,
-                    ch.attempts,
-                    ch.expires_at
-                ],
-            )
-            .map(|_| ())
-        })
-        .await
+        self.write(move |c| insert_challenge(c, &ch)).await
     }
 
     async fn challenge(

@@ -153,3 +153,46 @@ async fn ready(s: &Arc<dyn Store>, name: &str) -> String {
     .unwrap()
     .id
 }
+
+/// The rule sign-ins use: ten failures lock for 1 800 s; with `totp`, three wrong codes a step.
+fn rule(now: i64, totp: Option<i64>) -> AttemptRule {
+    AttemptRule {
+        now,
+        lockout_max: 10,
+        lock_until: now + 1_800,
+        totp: totp.map(|step| (step, 3)),
+    }
+}
+
+/// One attempt admitted against `user_id` at `now`; panics when it is refused.
+async fn admitted(s: &Arc<dyn Store>, user_id: &str, now: i64) -> AttemptTicket {
+    match s
+        .admit_attempt(Some(user_id), &rule(now, None))
+        .await
+        .unwrap()
+    {
+        Admission::Admitted(t) => t,
+        other => panic!("attempt refused: {other:?}"),
+    }
+}
+
+/// Records an admitted attempt as failed.
+async fn failed(s: &Arc<dyn Store>, t: &AttemptTicket, now: i64) -> RecordedFailure {
+    s.fail_attempt(
+        FailedAttempt {
+            ticket: Some(t.clone()),
+            now,
+            challenge_max: 5,
+            ..FailedAttempt::default()
+        },
+        a("auth.sign_in").failure(),
+    )
+    .await
+    .unwrap()
+}
+
+/// The account's failure count and lock end.
+async fn lock_state(s: &Arc<dyn Store>, user_id: &str) -> (i64, Option<i64>) {
+    let u = s.user_by_id(user_id).await.unwrap().unwrap();
+    (u.failed_sign_ins, u.locked_until)
+}

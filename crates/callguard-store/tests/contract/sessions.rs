@@ -10,7 +10,7 @@ async fn sessions_and_challenges_live_and_die(f: Fixture) {
     let done = s
         .complete_sign_in(
             CompletedSignIn {
-                user_id: id.clone(),
+                ticket: admitted(s, &id, 100).await,
                 challenge_hash: "c0".into(),
                 factor: SpentFactor::TotpStep(1),
                 session: first.clone(),
@@ -57,24 +57,29 @@ async fn sessions_and_challenges_live_and_die(f: Fixture) {
         s.challenge("c1", "sign-in", 200).await.unwrap().is_none(),
         "expired"
     );
-    for _ in 0..4 {
-        let attempt = FailedAttempt {
-            challenge_hash: Some("c1".into()),
-            challenge_max: 5,
-            ..FailedAttempt::default()
-        };
-        s.fail_attempt(attempt, a("auth.sign_in").failure())
+    // Answers are taken before they are checked: five at once are all taken, a sixth is not.
+    for n in 1..=5 {
+        let taken = s
+            .take_challenge("c1", "sign-in", 5, None, 100)
             .await
+            .unwrap()
             .unwrap();
+        assert_eq!(taken.challenge.attempts, n);
     }
+    assert!(s
+        .take_challenge("c1", "sign-in", 5, None, 100)
+        .await
+        .unwrap()
+        .is_none());
     assert_eq!(
         s.challenge("c1", "sign-in", 100)
             .await
             .unwrap()
             .unwrap()
             .attempts,
-        4
+        5
     );
+    // Recording the fifth wrong answer deletes the spent challenge.
     let attempt = FailedAttempt {
         challenge_hash: Some("c1".into()),
         challenge_max: 5,
@@ -98,10 +103,11 @@ async fn user_agents_page_and_replace_as_sealed_text(f: Fixture) {
     challenge(s, "c9", &id, "sign-in").await;
     let mut kept = session("s9", &id, 100);
     kept.user_agent = "sealed:AAEC".into();
+    let ticket = admitted(s, &id, 100).await;
     assert!(s
         .complete_sign_in(
             CompletedSignIn {
-                user_id: id.clone(),
+                ticket,
                 challenge_hash: "c9".into(),
                 factor: SpentFactor::TotpStep(1),
                 session: kept,

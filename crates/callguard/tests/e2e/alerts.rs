@@ -513,10 +513,10 @@ async fn repeated_throttling_of_one_address_raises_one_alert_and_few_audit_entri
             .expect(200)
             .json();
         let alerts = list["alerts"].as_array().unwrap().clone();
-        if alerts
-            .iter()
-            .any(|a| a["rule"] == "privileged_account_created" && a["subject"] == format!("user:{}", admin.id))
-        {
+        if alerts.iter().any(|a| {
+            a["rule"] == "privileged_account_created"
+                && a["subject"] == format!("user:{}", admin.id)
+        }) {
             break alerts;
         }
         assert!(

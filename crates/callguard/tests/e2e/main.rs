@@ -44,6 +44,7 @@ mod operations;
 mod portal;
 mod requests;
 mod signin;
+mod signin_limits;
 mod storage;
 mod vault;
 mod verification;

@@ -60,10 +60,7 @@ async fn metrics_count_sign_ins_and_lockouts_and_probes_answer(backend: Backend)
             .login(&acct.username, "certainly not it, no")
             .await
             .status;
-        assert!(
-            status == 401 || status == 403,
-            "attempt {attempt}: {status}"
-        );
+        assert_eq!(status, 401, "attempt {attempt}: the lock is not told");
     }
     let text = api.get("/metrics", None).await.expect(200).text;
     assert_eq!(
@@ -79,12 +76,12 @@ async fn metrics_count_sign_ins_and_lockouts_and_probes_answer(backend: Backend)
         Some(10.0),
         "{text}"
     );
-    // Attempts on the locked account are counted apart.
+    // Attempts on the locked account are counted apart (and answered as a wrong password).
     server
         .api_from(loopback(120))
         .login(&acct.username, &acct.password)
         .await
-        .expect_problem(403, "account-locked");
+        .expect_problem(401, "invalid-credentials");
 
     // Request metrics name route templates, never the identifiers in a path.
     let id = uuid::Uuid::new_v4().to_string();

@@ -10,12 +10,13 @@ use callguard_core::audit::record::user as user_ref;
 use callguard_core::audit::AuditRecord;
 use callguard_core::identity::{self as policy, Session, User, UserStatus};
 use callguard_core::kek::{Keyring, Sealing};
-use callguard_core::throttle::AddressThrottle;
+use callguard_core::throttle::{AddressThrottle, Refusal};
 use callguard_core::token::{self, TokenKind};
 use callguard_core::totp::{self, TotpSecret};
 use callguard_core::{now, password, Role, Secret, UnixTime};
 use callguard_store::{
-    Credentials, FailedAttempt, NewActiveUser, NewPendingUser, SpentFactor, Store, StoreError,
+    Admission, AttemptRule, Credentials, FailedAttempt, NewActiveUser, NewPendingUser, SpentFactor,
+    Store, StoreError,
 };
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
@@ -23,6 +24,10 @@ use std::sync::Arc;
 use webauthn_rs::prelude::{
     Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential, Webauthn,
 };
+
+/// How long an attempt may wait for earlier attempts from its address to be settled before it
+/// is turned away (see [`Identity::admit_address`]).
+const ADMISSION_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Name shown in authenticator apps next to the account.
 pub const ISSUER: &str = "Callguard";
@@ -107,6 +112,8 @@ pub struct Identity {
     pub(crate) hasher: Hasher,
     pub(crate) throttle: AddressThrottle,
     pub(crate) throttle_alarm: super::throttle_alarm::ThrottleAlarm,
+    /// Woken whenever an attempt is settled, for attempts waiting on their address.
+    pub(crate) settled: tokio::sync::Notify,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) webauthn: Option<Arc<Webauthn>>,
 }
@@ -125,6 +132,7 @@ impl Identity {
             hasher,
             throttle: AddressThrottle::new(),
             throttle_alarm: super::throttle_alarm::ThrottleAlarm::default(),
+            settled: tokio::sync::Notify::new(),
             metrics,
             webauthn,
         }
@@ -231,42 +239,86 @@ impl Identity {
         Ok((user, codes))
     }
 
-    pub(crate) fn check_throttle(&self, ctx: &RequestContext) -> Result<(), Error> {
-        self.throttle.check(ctx.source, now()).map_err(|wait| {
-            self.metrics.sign_in("throttled");
-            self.note_throttled(ctx, now());
-            Error::Throttled(wait)
-        })
+    /// Admits one attempt from the request's address under the per-address rule, before
+    /// anything is checked; it counts as a failure until settled (see
+    /// [`callguard_core::throttle`]). While earlier attempts from the address are still being
+    /// checked and would use up its free failures, this waits (at most [`ADMISSION_WAIT`]) for
+    /// them, so that a burst of right passwords from one address (many people behind one NAT)
+    /// is served in turn rather than refused.
+    pub(crate) async fn admit_address(
+        &self,
+        ctx: &RequestContext,
+    ) -> Result<AddressAttempt<'_>, Error> {
+        let deadline = tokio::time::Instant::now() + ADMISSION_WAIT;
+        loop {
+            let settled = self.settled.notified();
+            tokio::pin!(settled);
+            // Registered before looking, so that a settlement in between is not missed.
+            settled.as_mut().enable();
+            match self.throttle.admit(ctx.source, now()) {
+                Ok(()) => {
+                    return Ok(AddressAttempt {
+                        identity: self,
+                        source: ctx.source,
+                        failed: false,
+                    })
+                }
+                Err(Refusal::Wait(wait)) => {
+                    self.metrics.sign_in("throttled");
+                    self.note_throttled(ctx, now());
+                    return Err(Error::Throttled(wait));
+                }
+                Err(Refusal::Settling) => {
+                    if tokio::time::timeout_at(deadline, settled).await.is_err() {
+                        self.metrics.sign_in("throttled");
+                        self.note_throttled(ctx, now());
+                        return Err(Error::Throttled(1));
+                    }
+                }
+            }
+        }
     }
 
-    /// Records a failed attempt (audit entry, counters, lockout) and answers with the error to
-    /// show: `AccountLocked` when this failure locked the account.
+    /// The limits an attempt against an account is admitted under; `totp_step` for a TOTP code.
+    pub(crate) fn attempt_rule(now: UnixTime, totp_step: Option<i64>) -> AttemptRule {
+        AttemptRule {
+            now,
+            lockout_max: policy::MAX_FAILED_SIGN_INS,
+            lock_until: now + policy::LOCKOUT_SECONDS,
+            totp: totp_step.map(|step| (step, totp::MAX_FAILURES_PER_STEP)),
+        }
+    }
+
+    /// Records a failed attempt (audit entry; the account counted it when it was admitted) and
+    /// settles its address as failed. Answers `shown`, or `AccountLocked` when this failure
+    /// locked the account and `tell_lock` (only where the password was proven before: never on
+    /// the password step, whose answers must not tell a locked account from others).
     pub(crate) async fn fail(
         &self,
         attempt: FailedAttempt,
         audit: AuditRecord,
         shown: Error,
-        ctx: &RequestContext,
+        mut address: AddressAttempt<'_>,
+        tell_lock: bool,
     ) -> Error {
+        address.fail();
         let now = now();
-        self.throttle.record_failure(ctx.source, now);
-        let user_known = attempt.user_id.is_some();
         let attempt = FailedAttempt {
             now,
-            lockout_max: policy::MAX_FAILED_SIGN_INS,
-            lock_until: now + policy::LOCKOUT_SECONDS,
             challenge_max: policy::CHALLENGE_ATTEMPTS,
             ..attempt
         };
         match self.store.fail_attempt(attempt, audit).await {
-            Ok(Some(u)) if user_known && u.is_locked(now) => {
-                if u.failed_sign_ins >= policy::MAX_FAILED_SIGN_INS
-                    && u.locked_until == Some(now + policy::LOCKOUT_SECONDS)
-                {
-                    self.metrics.lockout();
+            Ok(recorded) if recorded.locked => {
+                self.metrics.lockout();
+                if let Some(u) = &recorded.user {
                     tracing::warn!(user_id = %u.id, "account locked after too many failed sign-ins");
                 }
-                Error::AccountLocked
+                if tell_lock {
+                    Error::AccountLocked
+                } else {
+                    shown
+                }
             }
             Ok(_) => shown,
             Err(e) => e.into(),
@@ -279,13 +331,15 @@ impl Identity {
         action: &str,
         reason: &str,
         shown: Error,
+        address: AddressAttempt<'_>,
         ctx: &RequestContext,
     ) -> Error {
         let audit = Actor::anonymous(ctx)
             .record(action)
             .failure()
             .detail("reason", reason.to_owned());
-        self.fail(FailedAttempt::default(), audit, shown, ctx).await
+        self.fail(FailedAttempt::default(), audit, shown, address, false)
+            .await
     }
 
     pub(crate) async fn passkeys(&self, user_id: &str) -> Result<Vec<Passkey>, Error> {
@@ -299,7 +353,8 @@ impl Identity {
     }
 
     /// Checks a second factor for `user` without spending it; `webauthn_state` is the state of
-    /// step one. The store spends an accepted factor atomically with what it unlocks.
+    /// step one. The attempt must have been admitted first (the TOTP step's wrong codes are
+    /// counted there); the store spends an accepted factor atomically with what it unlocks.
     pub(crate) async fn check_second_factor(
         &self,
         user: &User,
@@ -318,12 +373,6 @@ impl Identity {
                         .await?
                         .ok_or(Error::InvalidCredentials)?,
                 };
-                let step = totp::step_of(now);
-                if creds.totp_fail_step == Some(step)
-                    && creds.totp_fail_count >= totp::MAX_FAILURES_PER_STEP
-                {
-                    return Err(Error::TotpLocked(totp::end_of_step(now) - now));
-                }
                 let sealed = creds.totp_sealed.ok_or_else(|| internal("no totp"))?;
                 let secret = self
                     .kek
@@ -333,9 +382,7 @@ impl Identity {
                 Ok(
                     match secret.verify(code.expose(), now, creds.totp_last_step) {
                         Some(matched) => Checked::Accepted(SpentFactor::TotpStep(matched)),
-                        None => Checked::Rejected {
-                            totp_step: Some(step),
-                        },
+                        None => Checked::Rejected,
                     },
                 )
             }
@@ -343,7 +390,7 @@ impl Identity {
                 token::hash_recovery_code(code.expose()),
             ))),
             SecondFactor::WebAuthn(assertion) => {
-                let rejected = Checked::Rejected { totp_step: None };
+                let rejected = Checked::Rejected;
                 let (Some(wa), Some(state)) = (&self.webauthn, webauthn_state) else {
                     return Ok(rejected);
                 };
@@ -422,7 +469,8 @@ impl Identity {
         Ok(())
     }
 
-    /// Confirms password and second factor again for sensitive actions.
+    /// Confirms password and second factor again for sensitive actions. One admitted attempt
+    /// against the account covers both (and the TOTP step, for a code).
     pub async fn reauthenticate(
         &self,
         principal: &mut Principal,
@@ -430,7 +478,8 @@ impl Identity {
         factor: SecondFactor,
         ctx: &RequestContext,
     ) -> Result<(), Error> {
-        self.check_throttle(ctx)?;
+        let address = self.admit_address(ctx).await?;
+        let permit = self.hasher.reserve()?;
         let now = now();
         let method = factor_name(&factor);
         let failure = |reason: &str| {
@@ -442,72 +491,69 @@ impl Identity {
                 .detail("method", method)
                 .detail("reason", reason.to_owned())
         };
+        let totp_step = matches!(factor, SecondFactor::Totp(_)).then(|| totp::step_of(now));
+        let rule = Self::attempt_rule(now, totp_step);
+        let ticket = match self
+            .store
+            .admit_attempt(Some(&principal.user.id), &rule)
+            .await?
+        {
+            Admission::Admitted(t) => t,
+            Admission::Locked => {
+                self.store.append(vec![failure("account_locked")]).await?;
+                return Err(Error::AccountLocked);
+            }
+            Admission::TotpLocked => {
+                self.store.append(vec![failure("totp_locked")]).await?;
+                return Err(Error::TotpLocked(totp::end_of_step(now) - now));
+            }
+            Admission::Unavailable => return Err(Error::Unauthenticated),
+        };
         let hash = self
             .store
             .credentials(&principal.user.id)
             .await?
             .and_then(|c| c.password_hash);
-        if !self.hasher.verify(password, hash).await? {
-            let attempt = FailedAttempt {
-                user_id: Some(principal.user.id.clone()),
-                ..FailedAttempt::default()
-            };
+        let attempt = FailedAttempt {
+            ticket: Some(ticket.clone()),
+            ..FailedAttempt::default()
+        };
+        if !self.hasher.verify_reserved(permit, password, hash).await? {
             return Err(self
                 .fail(
                     attempt,
                     failure("invalid_credentials"),
                     Error::InvalidCredentials,
-                    ctx,
+                    address,
+                    true,
                 )
                 .await);
         }
-        let checked = match self
+        let checked = self
             .check_second_factor(&principal.user, None, &factor, None)
-            .await
-        {
-            Ok(c) => c,
-            Err(e @ Error::TotpLocked(_)) => {
-                self.store.append(vec![failure("totp_locked")]).await?;
-                return Err(e);
+            .await?;
+        if let Checked::Accepted(spent) = checked {
+            let audit = principal
+                .actor()
+                .record("auth.reauthenticate")
+                .target(user_ref(&principal.user.id))
+                .detail("method", method);
+            if self
+                .store
+                .complete_reauthentication(&principal.session.id, &ticket, spent, now, audit)
+                .await?
+            {
+                principal.session.reauth_at = now;
+                return Ok(());
             }
-            Err(e) => return Err(e),
-        };
-        let totp_step = match checked {
-            Checked::Accepted(spent) => {
-                let audit = principal
-                    .actor()
-                    .record("auth.reauthenticate")
-                    .target(user_ref(&principal.user.id))
-                    .detail("method", method);
-                if self
-                    .store
-                    .complete_reauthentication(
-                        &principal.session.id,
-                        &principal.user.id,
-                        spent,
-                        now,
-                        audit,
-                    )
-                    .await?
-                {
-                    principal.session.reauth_at = now;
-                    return Ok(());
-                }
-                None
-            }
-            Checked::Rejected { totp_step } => totp_step,
-        };
-        let attempt = FailedAttempt {
-            user_id: Some(principal.user.id.clone()),
-            totp_step,
-            ..FailedAttempt::default()
-        };
+        }
         Err(self
             .fail(
                 attempt,
                 failure("second_factor_rejected"),
                 Error::SecondFactorRejected,
-                ctx,
+                address,
+                true,
             )
             .await)
     }
@@ -551,7 +597,31 @@ impl Identity {
 /// The outcome of checking a second factor, before anything is spent.
 pub(crate) enum Checked {
     Accepted(SpentFactor),
-    Rejected { totp_step: Option<i64> },
+    Rejected,
+}
+
+/// One attempt admitted from an address (see [`Identity::admit_address`]). Settled when dropped:
+/// as a failure after [`AddressAttempt::fail`], otherwise as no failure (a right answer, or an
+/// attempt that ended before anything was checked).
+pub(crate) struct AddressAttempt<'a> {
+    identity: &'a Identity,
+    source: IpAddr,
+    failed: bool,
+}
+
+impl AddressAttempt<'_> {
+    pub(crate) fn fail(&mut self) {
+        self.failed = true;
+    }
+}
+
+impl Drop for AddressAttempt<'_> {
+    fn drop(&mut self) {
+        self.identity
+            .throttle
+            .settle(self.source, now(), self.failed);
+        self.identity.settled.notify_waiters();
+    }
 }
 
 /// A new session for `user_id` (not yet stored) and its token. The user agent is sealed by the

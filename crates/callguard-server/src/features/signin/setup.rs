@@ -4,6 +4,7 @@
 use crate::error::Error;
 use crate::principal::{Actor, Audience, RequestContext};
 use callguard_core::audit::record::user as user_ref;
+use callguard_core::identity as policy;
 use callguard_core::kek::Sealing;
 use callguard_core::token::{self, TokenKind};
 use callguard_core::totp::TotpSecret;
@@ -31,7 +32,7 @@ impl Identity {
         password: Secret<String>,
         ctx: &RequestContext,
     ) -> Result<SetupStarted, Error> {
-        self.check_throttle(ctx)?;
+        let address = self.admit_address(ctx).await?;
         let now = now();
         let token_hash = token::hash(setup_token.expose());
         let Some(user) = self
@@ -45,6 +46,7 @@ impl Identity {
                     "auth.setup",
                     "invalid_setup_token",
                     Error::SetupTokenInvalid,
+                    address,
                     ctx,
                 )
                 .await);
@@ -96,24 +98,23 @@ impl Identity {
         code: &Secret<String>,
         ctx: &RequestContext,
     ) -> Result<SignedIn, Error> {
-        self.check_throttle(ctx)?;
+        let address = self.admit_address(ctx).await?;
         let now = now();
         let ch_hash = token::hash(challenge.expose());
-        let owner_admitted = match self.store.challenge(&ch_hash, "setup", now).await? {
-            Some(ch) => self
-                .store
-                .user_by_id(&ch.user_id)
-                .await?
-                .filter(|u| audience.admits(u.role))
-                .map(|u| (ch, u)),
-            None => None,
-        };
+        // One answer is taken on the challenge before the code is checked.
+        let owner_admitted = self
+            .store
+            .take_challenge(&ch_hash, "setup", policy::CHALLENGE_ATTEMPTS, None, now)
+            .await?
+            .filter(|t| audience.admits(t.user.role))
+            .map(|t| (t.challenge, t.user));
         let Some((ch, owner)) = owner_admitted else {
             return Err(self
                 .refuse(
                     "auth.setup",
                     "invalid_challenge",
                     Error::ChallengeInvalid,
+                    address,
                     ctx,
                 )
                 .await);
@@ -139,7 +140,7 @@ impl Identity {
                 ..FailedAttempt::default()
             };
             return Err(self
-                .fail(attempt, audit, Error::SecondFactorRejected, ctx)
+                .fail(attempt, audit, Error::SecondFactorRejected, address, false)
                 .await);
         };
         let codes: Vec<Secret<String>> = (0..token::RECOVERY_CODES)
