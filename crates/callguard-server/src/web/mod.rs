@@ -218,3 +218,36 @@ pub(crate) struct ReauthForm {
 }
 
 csrf_forms!(ReauthForm);
+
+/// What the last action on a page says above it: an error, a notice, or nothing.
+#[derive(Debug, Default)]
+pub(crate) struct Flash {
+    pub(crate) error: String,
+    pub(crate) notice: String,
+}
+
+impl Flash {
+    /// The action failed: say why.
+    pub(crate) fn error(e: impl std::fmt::Display) -> Self {
+        Self {
+            error: e.to_string(),
+            notice: String::new(),
+        }
+    }
+
+    /// The action worked: say what happened.
+    pub(crate) fn notice(text: impl Into<String>) -> Self {
+        Self {
+            error: String::new(),
+            notice: text.into(),
+        }
+    }
+
+    /// The outcome of an action: `done` when it worked, the error otherwise.
+    pub(crate) fn of<T>(result: Result<T, Error>, done: impl Into<String>) -> Self {
+        match result {
+            Ok(_) => Self::notice(done),
+            Err(e) => Self::error(e),
+        }
+    }
+}

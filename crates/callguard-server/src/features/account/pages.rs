@@ -5,7 +5,7 @@ use crate::features::signin::service::SecondFactor;
 use crate::http::access::Access;
 use crate::principal::{Principal, RequestContext};
 use crate::state::AppState;
-use crate::web::{csrf_of, error_page, render, who, Checked, CsrfOnly, PageRoute, Who};
+use crate::web::{csrf_of, error_page, render, who, Checked, CsrfOnly, Flash, PageRoute, Who};
 use crate::web::{ReauthForm, RecoveryPage};
 use askama::Template;
 use axum::extract::{Path, State};
@@ -65,13 +65,8 @@ async fn home(headers: HeaderMap, p: Principal) -> Response {
     )
 }
 
-async fn account_page(
-    s: &AppState,
-    headers: &HeaderMap,
-    p: &Principal,
-    error: String,
-    notice: String,
-) -> Response {
+async fn account_page(s: &AppState, headers: &HeaderMap, p: &Principal, flash: Flash) -> Response {
+    let Flash { error, notice } = flash;
     let c = csrf_of(headers);
     let sessions = match s.account.sessions(p).await {
         Ok(x) => x,
@@ -113,7 +108,7 @@ async fn account_page(
 }
 
 async fn account(State(s): State<AppState>, headers: HeaderMap, p: Principal) -> Response {
-    account_page(&s, &headers, &p, String::new(), String::new()).await
+    account_page(&s, &headers, &p, Flash::default()).await
 }
 
 async fn revoke_session(
@@ -123,19 +118,11 @@ async fn revoke_session(
     Path(id): Path<String>,
     _: Checked<CsrfOnly>,
 ) -> Response {
-    match s.account.revoke_session(&p, &id).await {
-        Ok(()) => {
-            account_page(
-                &s,
-                &headers,
-                &p,
-                String::new(),
-                "The session has ended.".into(),
-            )
-            .await
-        }
-        Err(e) => account_page(&s, &headers, &p, e.to_string(), String::new()).await,
-    }
+    let flash = Flash::of(
+        s.account.revoke_session(&p, &id).await,
+        "The session has ended.",
+    );
+    account_page(&s, &headers, &p, flash).await
 }
 
 async fn delete_passkey(
@@ -145,19 +132,11 @@ async fn delete_passkey(
     Path(id): Path<String>,
     _: Checked<CsrfOnly>,
 ) -> Response {
-    match s.account.delete_passkey(&p, &id).await {
-        Ok(()) => {
-            account_page(
-                &s,
-                &headers,
-                &p,
-                String::new(),
-                "The passkey was removed.".into(),
-            )
-            .await
-        }
-        Err(e) => account_page(&s, &headers, &p, e.to_string(), String::new()).await,
-    }
+    let flash = Flash::of(
+        s.account.delete_passkey(&p, &id).await,
+        "The passkey was removed.",
+    );
+    account_page(&s, &headers, &p, flash).await
 }
 
 async fn regenerate_codes(
@@ -173,7 +152,7 @@ async fn regenerate_codes(
         .reauthenticate(&mut p, f.password, SecondFactor::typed(f.code), &ctx)
         .await
     {
-        return account_page(&s, &headers, &p, e.to_string(), String::new()).await;
+        return account_page(&s, &headers, &p, Flash::error(&e)).await;
     }
     match s.account.regenerate_recovery_codes(&p).await {
         Ok(codes) => {
@@ -191,7 +170,7 @@ async fn regenerate_codes(
                 &[],
             )
         }
-        Err(e) => account_page(&s, &headers, &p, e.to_string(), String::new()).await,
+        Err(e) => account_page(&s, &headers, &p, Flash::error(&e)).await,
     }
 }
 

@@ -3,7 +3,7 @@
 use crate::http::access::Access;
 use crate::principal::Principal;
 use crate::state::AppState;
-use crate::web::{csrf_of, error_page, render, who, Checked, PageRoute, Who};
+use crate::web::{csrf_of, error_page, render, who, Checked, Flash, PageRoute, Who};
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -22,13 +22,8 @@ struct AlertsPage {
     alerts: Vec<crate::features::alerts::service::AlertView>,
 }
 
-async fn alerts_view(
-    s: &AppState,
-    headers: &HeaderMap,
-    p: &Principal,
-    error: String,
-    notice: String,
-) -> Response {
+async fn alerts_view(s: &AppState, headers: &HeaderMap, p: &Principal, flash: Flash) -> Response {
+    let Flash { error, notice } = flash;
     let c = csrf_of(headers);
     let mut alerts = match s.alerts.list(Some("open"), 200).await {
         Ok(a) => a,
@@ -60,7 +55,7 @@ async fn alerts_view(
 }
 
 async fn alerts_page(State(s): State<AppState>, headers: HeaderMap, p: Principal) -> Response {
-    alerts_view(&s, &headers, &p, String::new(), String::new()).await
+    alerts_view(&s, &headers, &p, Flash::default()).await
 }
 
 #[derive(Deserialize)]
@@ -88,25 +83,16 @@ async fn handle_alert(
                 &s,
                 &headers,
                 &p,
-                "choose acknowledge or resolve".into(),
-                String::new(),
+                Flash::error("choose acknowledge or resolve"),
             )
             .await
         }
     };
-    match s.alerts.transition(&p, &id, resolve, &f.comment).await {
-        Ok(a) => {
-            alerts_view(
-                &s,
-                &headers,
-                &p,
-                String::new(),
-                format!("Alert {} is {}.", a.rule, a.status),
-            )
-            .await
-        }
-        Err(e) => alerts_view(&s, &headers, &p, e.to_string(), String::new()).await,
-    }
+    let flash = match s.alerts.transition(&p, &id, resolve, &f.comment).await {
+        Ok(a) => Flash::notice(format!("Alert {} is {}.", a.rule, a.status)),
+        Err(e) => Flash::error(&e),
+    };
+    alerts_view(&s, &headers, &p, flash).await
 }
 
 /// This feature's pages, each with its access rule.

@@ -3,7 +3,7 @@
 use crate::http::access::Access;
 use crate::principal::Principal;
 use crate::state::AppState;
-use crate::web::{csrf_of, render, who, Checked, CsrfOnly, PageRoute, Who};
+use crate::web::{csrf_of, render, who, Checked, CsrfOnly, Flash, PageRoute, Who};
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -58,7 +58,7 @@ struct DncPage {
 }
 
 async fn dnc_page(State(s): State<AppState>, headers: HeaderMap, p: Principal) -> Response {
-    dnc_view(&s, &headers, &p, String::new(), String::new()).await
+    dnc_view(&s, &headers, &p, Flash::default()).await
 }
 
 /// `user:<id>` as the username, `cli` as the operator; anything else as it is.
@@ -126,13 +126,8 @@ impl DncPage {
     }
 }
 
-async fn dnc_view(
-    s: &AppState,
-    headers: &HeaderMap,
-    p: &Principal,
-    mut error: String,
-    notice: String,
-) -> Response {
+async fn dnc_view(s: &AppState, headers: &HeaderMap, p: &Principal, flash: Flash) -> Response {
+    let Flash { mut error, notice } = flash;
     let c = csrf_of(headers);
     let registry = s.dnc.current();
     let age = registry
@@ -208,20 +203,21 @@ async fn add_opt_out(
     p: Principal,
     Checked(f): Checked<OptOutForm>,
 ) -> Response {
-    match s.dnc_lists.opt_out(&p.actor(), &f.number, &f.source).await {
+    let flash = match s.dnc_lists.opt_out(&p.actor(), &f.number, &f.source).await {
         Ok((e, true)) => {
             let notice = format!(
                 "{} is on the internal Do-Not-Call list from now on.",
                 e.number
             );
-            dnc_view(&s, &headers, &p, String::new(), notice).await
+            Flash::notice(notice)
         }
         Ok((e, false)) => {
             let notice = format!("{} was on the internal list already.", e.number);
-            dnc_view(&s, &headers, &p, String::new(), notice).await
+            Flash::notice(notice)
         }
-        Err(e) => dnc_view(&s, &headers, &p, e.to_string(), String::new()).await,
-    }
+        Err(e) => Flash::error(&e),
+    };
+    dnc_view(&s, &headers, &p, flash).await
 }
 
 async fn revoke_consent(
@@ -231,16 +227,17 @@ async fn revoke_consent(
     Path(id): Path<String>,
     _: Checked<CsrfOnly>,
 ) -> Response {
-    match s.dnc_lists.revoke_consent(&p.actor(), &id).await {
+    let flash = match s.dnc_lists.revoke_consent(&p.actor(), &id).await {
         Ok(k) => {
             let notice = format!(
                 "Consent for {} ({} by {}) is revoked from now on.",
                 k.number, k.purpose, k.channel
             );
-            dnc_view(&s, &headers, &p, String::new(), notice).await
+            Flash::notice(notice)
         }
-        Err(e) => dnc_view(&s, &headers, &p, e.to_string(), String::new()).await,
-    }
+        Err(e) => Flash::error(&e),
+    };
+    dnc_view(&s, &headers, &p, flash).await
 }
 
 /// This feature's pages, each with its access rule.

@@ -8,7 +8,7 @@ use crate::http::access::Access;
 use crate::http::routes::PageRoute;
 use crate::principal::Principal;
 use crate::state::AppState;
-use crate::web::{csrf_of, error_page, render, who, Checked, CsrfOnly, Who};
+use crate::web::{csrf_of, error_page, render, who, Checked, CsrfOnly, Flash, Who};
 use askama::Template;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -100,10 +100,10 @@ async fn home_view(
     s: &AppState,
     headers: &HeaderMap,
     p: &Principal,
-    error: String,
-    notice: String,
+    flash: Flash,
     code: Option<(String, String)>,
 ) -> Response {
+    let Flash { error, notice } = flash;
     let data = match s.gdpr.read_mine(p).await {
         Ok(d) => d,
         Err(e) => return error_page(headers, &e, who(p)),
@@ -167,7 +167,7 @@ async fn home_view(
 }
 
 async fn home(State(s): State<AppState>, headers: HeaderMap, p: Principal) -> Response {
-    home_view(&s, &headers, &p, String::new(), String::new(), None).await
+    home_view(&s, &headers, &p, Flash::default(), None).await
 }
 
 async fn new_code(
@@ -177,18 +177,11 @@ async fn new_code(
     _: Checked<CsrfOnly>,
 ) -> Response {
     match s.interactions.issue_portal_code_for(&p).await {
-        Ok(v) => {
-            home_view(
-                &s,
-                &headers,
-                &p,
-                String::new(),
-                String::new(),
-                Some((v.0.expose().clone(), rfc3339(v.1))),
-            )
-            .await
+        Ok((code, expires)) => {
+            let code = Some((code.expose().clone(), rfc3339(expires)));
+            home_view(&s, &headers, &p, Flash::default(), code).await
         }
-        Err(e) => home_view(&s, &headers, &p, e.to_string(), String::new(), None).await,
+        Err(e) => home_view(&s, &headers, &p, Flash::error(&e), None).await,
     }
 }
 
@@ -213,14 +206,14 @@ async fn make_request(
         "erasure" if f.confirm == "yes" => RequestKind::Erasure,
         "erasure" => {
             let msg = "Tick the box to confirm that you want your data erased.".to_owned();
-            return home_view(&s, &headers, &p, msg, String::new(), None).await;
+            return home_view(&s, &headers, &p, Flash::error(msg), None).await;
         }
         _ => {
             let msg = "Choose export or erasure.".to_owned();
-            return home_view(&s, &headers, &p, msg, String::new(), None).await;
+            return home_view(&s, &headers, &p, Flash::error(msg), None).await;
         }
     };
-    match s.gdpr.request_mine(&p, kind).await {
+    let flash = match s.gdpr.request_mine(&p, kind).await {
         Ok(_) => {
             let notice = match kind {
                 RequestKind::Export => {
@@ -230,10 +223,11 @@ async fn make_request(
                     "Your erasure request is recorded. Two compliance officers carry it out; after that your data cannot be recovered, and this account closes."
                 }
             };
-            home_view(&s, &headers, &p, String::new(), notice.into(), None).await
+            Flash::notice(notice)
         }
-        Err(e) => home_view(&s, &headers, &p, e.to_string(), String::new(), None).await,
-    }
+        Err(e) => Flash::error(&e),
+    };
+    home_view(&s, &headers, &p, flash, None).await
 }
 
 /// My data as a JSON file to keep (GDPR art. 15).

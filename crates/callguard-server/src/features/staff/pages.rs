@@ -7,7 +7,7 @@ use crate::principal::Principal;
 use crate::principal::RequestContext;
 use crate::state::AppState;
 use crate::web::ReauthForm;
-use crate::web::{csrf_of, error_page, render, who, Checked, CsrfOnly, PageRoute, Who};
+use crate::web::{csrf_of, error_page, render, who, Checked, CsrfOnly, Flash, PageRoute, Who};
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -46,10 +46,10 @@ pub(crate) async fn users_view(
     s: &AppState,
     headers: &HeaderMap,
     p: &Principal,
-    error: String,
-    notice: String,
+    flash: Flash,
     created: Option<(String, Secret<String>)>,
 ) -> Response {
+    let Flash { error, notice } = flash;
     let c = csrf_of(headers);
     let users = match s.accounts.list_accounts().await {
         Ok(u) => u,
@@ -101,7 +101,7 @@ pub(crate) async fn users_view(
 }
 
 async fn users_page(State(s): State<AppState>, headers: HeaderMap, p: Principal) -> Response {
-    users_view(&s, &headers, &p, String::new(), String::new(), None).await
+    users_view(&s, &headers, &p, Flash::default(), None).await
 }
 
 #[derive(Deserialize)]
@@ -122,7 +122,7 @@ async fn create_user(
 ) -> Response {
     let role: Role = match f.role.parse() {
         Ok(r) => r,
-        Err(e) => return users_view(&s, &headers, &p, e.to_string(), String::new(), None).await,
+        Err(e) => return users_view(&s, &headers, &p, Flash::error(&e), None).await,
     };
     let username = f.username.trim().to_owned();
     match s.accounts.admin_create_user(&p, &username, role).await {
@@ -131,13 +131,12 @@ async fn create_user(
                 &s,
                 &headers,
                 &p,
-                String::new(),
-                format!("Account {username} created."),
+                Flash::notice(format!("Account {username} created.")),
                 Some((username, token)),
             )
             .await
         }
-        Err(e) => users_view(&s, &headers, &p, e.to_string(), String::new(), None).await,
+        Err(e) => users_view(&s, &headers, &p, Flash::error(&e), None).await,
     }
 }
 
@@ -154,13 +153,12 @@ async fn unlock_user(
                 &s,
                 &headers,
                 &p,
-                String::new(),
-                format!("{} is unlocked.", u.username),
+                Flash::notice(format!("{} is unlocked.", u.username)),
                 None,
             )
             .await
         }
-        Err(e) => users_view(&s, &headers, &p, e.to_string(), String::new(), None).await,
+        Err(e) => users_view(&s, &headers, &p, Flash::error(&e), None).await,
     }
 }
 
@@ -185,7 +183,7 @@ async fn reauth(
     {
         Ok(()) => Redirect::to(&next).into_response(),
         Err(e) if next == "/admin/users" => {
-            users_view(&s, &headers, &p, e.to_string(), String::new(), None).await
+            users_view(&s, &headers, &p, Flash::error(&e), None).await
         }
         Err(e) => error_page(&headers, &e, who(&p)),
     }
