@@ -248,10 +248,10 @@ test("a signed-out visitor of the portal is sent to the portal's own sign-in", a
   const page = await context.newPage();
   await withScreenshot("portal-signed-out", page, server, async () => {
     await page.goto(`${server.url}/portal`);
-    await page.waitForURL(/\/portal\/login$/);
+    await page.waitForURL(/\/portal\/login\?next=%2Fportal$/);
     await page.waitForSelector('[data-testid="portal-login-form"]');
     await page.goto(`${server.url}/desk`);
-    await page.waitForURL(/\/login$/);
+    await page.waitForURL(/\/login\?next=%2Fdesk$/);
     assert.ok(!page.url().includes("/portal"));
   });
   await context.close();

@@ -52,7 +52,7 @@ test("a new admin sets up TOTP from the page, signs in with password and code, a
 
     // The session cookie is gone: a signed-in page sends us back to sign-in.
     await page.goto(`${server.url}/account`);
-    await page.waitForURL(/\/login$/);
+    await page.waitForURL(/\/login\?next=%2Faccount$/);
 
     await signInWithPassword(page, "alice");
     // The password alone is not enough: the second-factor page follows.
@@ -86,7 +86,7 @@ test("a wrong authenticator code is refused on the page", async () => {
     await page.click('[data-testid="totp-form"] button[type="submit"]');
     assert.match(await page.textContent('[data-testid="error"]'), /not accepted/);
     await page.goto(`${server.url}/app`);
-    await page.waitForURL(/\/login$/);
+    await page.waitForURL(/\/login\?next=%2Fapp$/);
   });
   await context.close();
 });
@@ -154,6 +154,46 @@ test("pages carry a strict CSP and the other security headers, and forms without
       return window.__inlineRan;
     });
     assert.equal(ran, false);
+  });
+  await context.close();
+});
+
+test("sign-in returns you to the page you were going to, never to another site, and refusals are pages with a way back", async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await withScreenshot("return-to-and-error-pages", page, server, async () => {
+    const secret = await setUp(page, "rita");
+
+    // A refused page is a page: the layout (who is signed in) and a way back, not problem+json.
+    const denied = await page.goto(`${server.url}/desk`);
+    assert.equal(denied.status(), 403);
+    assert.match(denied.headers()["content-type"], /text\/html/);
+    assert.match(await page.textContent('[data-testid="who"]'), /rita · admin/);
+    assert.match(await page.textContent('[data-testid="way-back"]'), /Back to the start page/);
+    const missing = await page.goto(`${server.url}/no-such-page`);
+    assert.equal(missing.status(), 404);
+    assert.match(missing.headers()["content-type"], /text\/html/);
+    await page.waitForSelector('[data-testid="way-back"] a');
+
+    // Signed out, a page sends you to sign-in and, once signed in, back to that page.
+    await page.goto(`${server.url}/app`);
+    await signOut(page);
+    await page.goto(`${server.url}/admin/users`);
+    await page.waitForURL(/\/login\?next=%2Fadmin%2Fusers$/);
+    await page.fill('input[name="username"]', "rita");
+    await page.fill('input[name="password"]', PASSWORD);
+    await page.click('[data-testid="login-form"] button[type="submit"]');
+    await page.fill('[data-testid="totp-form"] input[name="code"]', totp(secret, Date.now() / 1000 + 30));
+    await page.click('[data-testid="totp-form"] button[type="submit"]');
+    await page.waitForURL(/\/admin\/users$/);
+
+    // Only a path on this server is carried: another site, protocol-relative or absolute, is dropped.
+    for (const evil of ["//evil.example", "https://evil.example/x", "/\\evil.example"]) {
+      await page.goto(`${server.url}/login?next=${encodeURIComponent(evil)}`);
+      assert.equal(await page.inputValue('[data-testid="login-form"] input[name="next"]'), "", evil);
+    }
+    await page.goto(`${server.url}/login?next=${encodeURIComponent("/audit?action=auth.setup")}`);
+    assert.equal(await page.inputValue('[data-testid="login-form"] input[name="next"]'), "/audit?action=auth.setup");
   });
   await context.close();
 });

@@ -59,6 +59,7 @@ pub async fn serve(
         state.clone(),
         crate::features::api_routes(),
         crate::features::page_routes(),
+        crate::web::page_error,
     );
 
     write_address_file(&settings.data_dir, bound);

@@ -30,11 +30,44 @@ pub enum Access {
     Signed(Permission),
 }
 
-/// How a denial is shown: API routes answer problem+json, pages redirect to sign-in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Renders a refusal as a page (the page kit's error page), given to the router by whoever
+/// builds it, so that this module needs no page kit.
+pub type PageError = fn(&axum::http::HeaderMap, &Error, Option<&Principal>) -> Response;
+
+/// How a denial is shown: API routes answer problem+json; pages send a signed-out visitor to
+/// sign-in (coming back afterwards) and show any other refusal as a page.
+#[derive(Clone, Copy)]
 pub enum Surface {
     Api,
-    Page,
+    Page(PageError),
+}
+
+/// The sign-in page for `uri`, with the path to come back to after signing in (a GET of one
+/// of our own paths only).
+fn sign_in_for(uri: &axum::http::Uri, method: &Method) -> String {
+    let sign_in = if uri.path().starts_with("/portal") {
+        "/portal/login"
+    } else {
+        "/login"
+    };
+    let back = uri.path_and_query().map_or("/", |p| p.as_str());
+    if *method != Method::GET || safe_return_path(back).is_none() {
+        return sign_in.to_owned();
+    }
+    let next: String = url::form_urlencoded::byte_serialize(back.as_bytes()).collect();
+    format!("{sign_in}?next={next}")
+}
+
+/// `path` when it is a path on this server (`/…`, not `//host/…`, no backslash or control
+/// character): the only kind of place a sign-in or a form may send the browser on to.
+#[must_use]
+pub fn safe_return_path(path: &str) -> Option<&str> {
+    let ok = path.starts_with('/')
+        && !path.starts_with("//")
+        && !path.contains('\\')
+        && !path.chars().any(char::is_control)
+        && path.len() <= 2000;
+    ok.then_some(path)
 }
 
 /// Reads a cookie's value from the request headers.
@@ -69,15 +102,13 @@ pub async fn authorize(
         return next.run(req).await;
     };
     // Customers sign in at the portal's own page, staff at theirs.
-    let sign_in = if req.uri().path().starts_with("/portal") {
-        "/portal/login"
-    } else {
-        "/login"
-    };
-    let deny = |e: Error| -> Response {
+    let sign_in = sign_in_for(req.uri(), req.method());
+    let page_headers = req.headers().clone();
+    let deny = |e: Error, p: Option<&Principal>| -> Response {
         match (surface, &e) {
-            (Surface::Page, Error::Unauthenticated) => Redirect::to(sign_in).into_response(),
-            _ => e.into_response(),
+            (Surface::Page(_), Error::Unauthenticated) => Redirect::to(&sign_in).into_response(),
+            (Surface::Page(render), _) => render(&page_headers, &e, p),
+            (Surface::Api, _) => e.into_response(),
         }
     };
     let headers = req.headers();
@@ -86,16 +117,18 @@ pub async fn authorize(
         None => (cookie(headers, SESSION_COOKIE).map(str::to_owned), true),
     };
     let Some(token) = token else {
-        return deny(Error::Unauthenticated);
+        return deny(Error::Unauthenticated, None);
     };
     // A cookie is sent by the browser on its own, so a state-changing API call made with it
     // must also prove it came from our page (double-submit token in a header).
-    if by_cookie && surface == Surface::Api && !matches!(*req.method(), Method::GET | Method::HEAD)
+    if by_cookie
+        && matches!(surface, Surface::Api)
+        && !matches!(*req.method(), Method::GET | Method::HEAD)
     {
         let sent = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok());
         let expected = cookie(req.headers(), CSRF_COOKIE);
         if !crate::http::csrf::tokens_match(sent, expected) {
-            return deny(Error::Csrf);
+            return deny(Error::Csrf, None);
         }
     }
     let source = req
@@ -104,11 +137,11 @@ pub async fn authorize(
         .map_or(std::net::IpAddr::from([127, 0, 0, 1]), |c| c.0.ip());
     let principal = match state.identity.authenticate(&token, source).await {
         Ok(p) => p,
-        Err(e) => return deny(e),
+        Err(e) => return deny(e, None),
     };
     if !principal.user.role.allows(permission) {
         tracing::info!(user_id = %principal.user.id, role = %principal.user.role, ?permission, "denied");
-        return deny(Error::Forbidden);
+        return deny(Error::Forbidden, Some(&principal));
     }
     req.extensions_mut().insert(principal);
     next.run(req).await
@@ -220,5 +253,38 @@ mod tests {
         );
         assert_eq!(cookie(&h, SESSION_COOKIE), Some("cgs_x"));
         assert_eq!(cookie(&h, CSRF_COOKIE), None);
+    }
+
+    #[test]
+    fn only_paths_of_this_server_are_places_to_return_to() {
+        for ok in ["/app", "/audit?action=auth.setup", "/admin/users"] {
+            assert_eq!(safe_return_path(ok), Some(ok));
+        }
+        for evil in [
+            "//evil.example",
+            "https://evil.example/x",
+            "/\\evil.example",
+            "evil",
+            "",
+            "/\u{0}x",
+            "javascript:alert(1)",
+        ] {
+            assert_eq!(safe_return_path(evil), None, "{evil}");
+        }
+    }
+
+    #[test]
+    fn a_signed_out_visit_is_sent_to_its_own_sign_in_with_the_way_back() {
+        let uri: axum::http::Uri = "/audit?action=x".parse().unwrap();
+        assert_eq!(
+            sign_in_for(&uri, &Method::GET),
+            "/login?next=%2Faudit%3Faction%3Dx"
+        );
+        let portal: axum::http::Uri = "/portal".parse().unwrap();
+        assert_eq!(
+            sign_in_for(&portal, &Method::GET),
+            "/portal/login?next=%2Fportal"
+        );
+        assert_eq!(sign_in_for(&uri, &Method::POST), "/login");
     }
 }

@@ -27,7 +27,12 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The whole application: API and pages, each route behind its access check, with security
 /// headers, body limits and metrics on everything.
-pub fn router(state: AppState, api: Vec<ApiRoute>, pages: Vec<PageRoute>) -> Router {
+pub fn router(
+    state: AppState,
+    api: Vec<ApiRoute>,
+    pages: Vec<PageRoute>,
+    page_error: access::PageError,
+) -> Router {
     let mut app = Router::new();
     for r in api {
         // A route may accept more than the default body size (a batch of numbers to check).
@@ -43,10 +48,18 @@ pub fn router(state: AppState, api: Vec<ApiRoute>, pages: Vec<PageRoute>) -> Rou
     for (path, access, handler) in pages {
         app = app.route(
             path,
-            with_access(handler, state.clone(), access, Surface::Page),
+            with_access(handler, state.clone(), access, Surface::Page(page_error)),
         );
     }
-    app.fallback(|| async { Error::NotFound })
+    // A browser asking for a page that does not exist gets a page; everything else problem+json.
+    let not_found = move |headers: axum::http::HeaderMap| async move {
+        if wants_html(&headers) {
+            page_error(&headers, &Error::NotFound, None)
+        } else {
+            Error::NotFound.into_response()
+        }
+    };
+    app.fallback(not_found)
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(middleware::from_fn(security_headers))
@@ -153,6 +166,14 @@ async fn security_headers(req: Request, next: Next) -> Response {
         set(h, header::CACHE_CONTROL, "no-store");
     }
     resp
+}
+
+/// Whether the client asked for HTML (a browser navigating), not JSON.
+fn wants_html(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"))
 }
 
 #[cfg(test)]

@@ -137,6 +137,11 @@ pub(crate) fn cleared_session_cookie() -> String {
     format!("{SESSION_COOKIE}=; {COOKIE_ATTRS}; Max-Age=0")
 }
 
+/// A refusal shown as a page in the layout, with a way back (the router's page error).
+pub fn page_error(headers: &HeaderMap, e: &Error, p: Option<&Principal>) -> Response {
+    error_page(headers, e, p.and_then(who))
+}
+
 pub(crate) fn error_page(headers: &HeaderMap, e: &Error, who: Option<Who>) -> Response {
     let c = csrf_of(headers);
     let p = crate::http::problem::problem_of(e);

@@ -5,7 +5,7 @@
 
 use super::service::SecondFactor;
 use crate::error::Error;
-use crate::http::access::{cookie, Access, SESSION_COOKIE};
+use crate::http::access::{cookie, safe_return_path, Access, SESSION_COOKIE};
 use crate::http::problem::status_of;
 use crate::principal::{Audience, AudienceKind, PortalSide, Principal, RequestContext, StaffSide};
 use crate::state::AppState;
@@ -69,6 +69,8 @@ struct LoginPage {
     error: String,
     notice: String,
     username: String,
+    /// Where to go after signing in (a path on this server), or empty.
+    next: String,
 }
 
 #[derive(Template)]
@@ -83,6 +85,7 @@ struct MfaPage {
     has_webauthn: bool,
     has_recovery: bool,
     webauthn_json: String,
+    next: String,
 }
 
 #[derive(Template)]
@@ -121,12 +124,18 @@ async fn root(State(s): State<AppState>, headers: HeaderMap, ctx: RequestContext
     }
 }
 
+/// Only a path on this server is kept as the place to go after signing in.
+fn next_of(text: &str) -> String {
+    safe_return_path(text).unwrap_or_default().to_owned()
+}
+
 /// The sign-in form, empty or with the reason the last try failed.
 fn login_form(
     side: Side,
     headers: &HeaderMap,
     error: Option<&Error>,
     username: String,
+    next: String,
 ) -> Response {
     let c = csrf_of(headers);
     render(
@@ -138,13 +147,24 @@ fn login_form(
             error: error.map(ToString::to_string).unwrap_or_default(),
             notice: String::new(),
             username,
+            next,
         },
         &c.new_cookie.into_iter().collect::<Vec<_>>(),
     )
 }
 
-async fn login_page<A: AudienceKind>(headers: HeaderMap) -> Response {
-    login_form(Side::of(A::AUDIENCE), &headers, None, String::new())
+#[derive(Deserialize)]
+struct NextQuery {
+    #[serde(default)]
+    next: String,
+}
+
+async fn login_page<A: AudienceKind>(
+    headers: HeaderMap,
+    q: Result<Query<NextQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let next = q.map(|Query(q)| next_of(&q.next)).unwrap_or_default();
+    login_form(Side::of(A::AUDIENCE), &headers, None, String::new(), next)
 }
 
 #[derive(Deserialize)]
@@ -156,6 +176,8 @@ struct LoginForm {
     username: String,
     #[serde(default)]
     password: Secret<String>,
+    #[serde(default)]
+    next: String,
 }
 
 async fn login_submit<A: AudienceKind>(
@@ -172,7 +194,7 @@ async fn login_submit<A: AudienceKind>(
         .await
     {
         Ok(started) => started,
-        Err(e) => return login_form(side, &headers, Some(&e), username),
+        Err(e) => return login_form(side, &headers, Some(&e), username, next_of(&f.next)),
     };
     let json = started
         .webauthn_options
@@ -192,6 +214,7 @@ async fn login_submit<A: AudienceKind>(
             has_webauthn: started.methods.contains(&"webauthn"),
             has_recovery: side.portal || started.methods.contains(&"recovery"),
             webauthn_json: json,
+            next: next_of(&f.next),
         },
         &[],
     )
@@ -207,6 +230,8 @@ struct MfaForm {
     method: String,
     #[serde(default)]
     code: String,
+    #[serde(default)]
+    next: String,
 }
 
 async fn mfa_submit<A: AudienceKind>(
@@ -233,8 +258,9 @@ async fn mfa_submit<A: AudienceKind>(
         .finish_sign_in_as(A::AUDIENCE, &f.challenge, factor, &ctx)
         .await
     {
+        // Back where the person was going: a path on this server only, never another site.
         Ok(signed) => with_cookies(
-            Redirect::to(side.home).into_response(),
+            Redirect::to(safe_return_path(&f.next).unwrap_or(side.home)).into_response(),
             &[session_cookie(&signed.token)],
         ),
         Err(e @ (Error::SecondFactorRejected | Error::TotpLocked(_))) => {
@@ -251,11 +277,12 @@ async fn mfa_submit<A: AudienceKind>(
                     has_webauthn: false,
                     has_recovery: true,
                     webauthn_json: String::new(),
+                    next: next_of(&f.next),
                 },
                 &[],
             )
         }
-        Err(e) => login_form(side, &headers, Some(&e), String::new()),
+        Err(e) => login_form(side, &headers, Some(&e), String::new(), next_of(&f.next)),
     }
 }
 

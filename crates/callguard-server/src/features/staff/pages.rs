@@ -171,11 +171,9 @@ async fn reauth(
     Checked(f): Checked<ReauthForm>,
 ) -> Response {
     // Only our own paths: never an open redirect.
-    let next = if f.next.starts_with('/') && !f.next.starts_with("//") && !f.next.contains('\\') {
-        f.next.clone()
-    } else {
-        "/app".into()
-    };
+    let next = crate::http::access::safe_return_path(&f.next)
+        .unwrap_or("/app")
+        .to_owned();
     match s
         .identity
         .reauthenticate(&mut p, f.password, SecondFactor::typed(f.code), &ctx)
