@@ -184,12 +184,16 @@ const PAGE_POSTS: &[(&str, &str, &str)] = &[
 
 /// Whether an answer is the access check's refusal of the caller's role.
 fn refused_for_role(a: &crate::harness::Answer) -> bool {
+    let content_type = a.header("content-type").unwrap_or_default();
     a.status.as_u16() == 403
-        && a.header("content-type")
-            .is_some_and(|c| c.starts_with("application/problem+json"))
-        && a.json()["type"]
-            .as_str()
-            .is_some_and(|t| t.ends_with("/problems/forbidden"))
+        && if content_type.starts_with("application/problem+json") {
+            a.json()["type"]
+                .as_str()
+                .is_some_and(|t| t.ends_with("/problems/forbidden"))
+        } else {
+            // Pages refuse with a page in the layout that names the problem type.
+            content_type.starts_with("text/html") && a.text.contains("/problems/forbidden")
+        }
 }
 
 /// Each page POST answers every role as its API counterpart does: refused for the same roles.
