@@ -82,7 +82,8 @@ pub fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a 
         .map(|(_, v)| v)
 }
 
-fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+/// The bearer token of `Authorization: Bearer TOKEN`, if any.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

@@ -6,7 +6,7 @@
 //! the account's first sign-in; the audit log and the users list name the creating admin.
 
 use crate::calls::register_demo_customer;
-use crate::harness::{Account, Api, Backend, Deployment, Server};
+use crate::harness::{alert_when, Account, Api, Backend, Deployment, Server};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -73,27 +73,11 @@ impl Str for Value {
 
 /// Waits for an alert of `rule` about `subject` (the engine follows the log asynchronously).
 async fn alert(api: &Api, watcher: &Account, rule: &str, subject: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let list = api
-            .get("/api/v1/alerts?limit=500", Some(&watcher.token))
-            .await
-            .expect(200)
-            .json();
-        if let Some(a) = list["alerts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["rule"] == rule && a["subject"] == subject)
-        {
-            return a.clone();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no {rule} alert about {subject}: {list}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    alert_when(api, &watcher.token, |a| {
+        a["rule"] == rule && a["subject"] == subject
+    })
+    .await
+    .0
 }
 
 /// The audit entries (as compliance reads them) with `action` on `target`.

@@ -851,3 +851,29 @@ impl Totp {
             .expect("a wrong code")
     }
 }
+
+/// Waits (up to 30 s: the alert engine follows the log asynchronously) until the alerts that
+/// `token` may read hold one that `wanted` picks; answers the first such alert and the whole list.
+pub async fn alert_when(api: &Api, token: &str, wanted: impl Fn(&Value) -> bool) -> (Value, Value) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let list = api
+            .get("/api/v1/alerts?limit=500", Some(token))
+            .await
+            .expect(200)
+            .json();
+        if let Some(a) = list["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| wanted(a))
+        {
+            return (a.clone(), list);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the expected alert never came: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

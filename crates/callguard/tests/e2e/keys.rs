@@ -3,7 +3,7 @@
 //! old key file is gone, and a restart on the new key finds everything.
 
 use crate::calls::register_demo_customer;
-use crate::harness::{Backend, Server};
+use crate::harness::{alert_when, Backend, Server};
 use crate::vault::{audit_entries, create_customer, customer_body};
 use serde_json::json;
 
@@ -125,27 +125,11 @@ async fn the_key_encryption_key_rotates_under_a_running_server(backend: Backend)
     // Sealed free text: a session's user agent and a comment on an alert (a new admin raises one).
     let officer = sign_in_as_browser(&api, &compliance, 0, "KeyringBrowser/2.0").await;
     let _admin = server.admin_session().await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let alert = loop {
-        let list = api
-            .get("/api/v1/alerts?status=open", Some(&officer))
-            .await
-            .expect(200)
-            .json();
-        if let Some(a) = list["alerts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["rule"] == "privileged_account_created")
-        {
-            break a["id"].as_str().unwrap().to_owned();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no privileged_account_created alert: {list}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    };
+    let (alert, _) = alert_when(&api, &officer, |a| {
+        a["rule"] == "privileged_account_created"
+    })
+    .await;
+    let alert = alert["id"].as_str().unwrap().to_owned();
     api.post(
         &format!("/api/v1/alerts/{alert}/acknowledge"),
         Some(&officer),

@@ -2,7 +2,7 @@
 //! session token, setup token or recovery code in any file under the deployment (database, WAL,
 //! logs) or in any column; passwords stored as argon2id at OWASP's parameters.
 
-use crate::harness::{Backend, Deployment, Server, ARGON2ID_PREFIX};
+use crate::harness::{alert_when, Backend, Deployment, Server, ARGON2ID_PREFIX};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -411,27 +411,8 @@ async fn user_agents_and_alert_comments_are_sealed_at_rest_and_shown_to_their_ow
     assert_eq!(current["user_agent"], USER_AGENT, "{sessions}");
 
     // The alert appears; the officer acknowledges it with a comment and sees it back.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let id = loop {
-        let list = api
-            .get("/api/v1/alerts?status=open", Some(&token))
-            .await
-            .expect(200)
-            .json();
-        if let Some(a) = list["alerts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["rule"] == "privileged_account_created")
-        {
-            break a["id"].as_str().unwrap().to_owned();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no privileged_account_created alert: {list}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    };
+    let (alert, _) = alert_when(&api, &token, |a| a["rule"] == "privileged_account_created").await;
+    let id = alert["id"].as_str().unwrap().to_owned();
     let acknowledged = api
         .post(
             &format!("/api/v1/alerts/{id}/acknowledge"),

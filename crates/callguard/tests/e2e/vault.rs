@@ -9,7 +9,7 @@ use crate::calls::{
     register_demo_customer, reveal, reveal_because, send_otp, start_call, start_call_for,
     start_call_id, verify, verify_level1, verify_level2_with_otp,
 };
-use crate::harness::{Account, Api, Backend, Deployment, Server};
+use crate::harness::{alert_when, Account, Api, Backend, Deployment, Server};
 use crate::storage::{contains, files_under};
 use callguard_testkit::{SmsApiSink, SmtpSink};
 use serde_json::{json, Value};
@@ -308,25 +308,11 @@ async fn a_call_goes_from_identification_to_a_level_two_change_with_every_refusa
     add_note(&api, &agent, &id, &call_id, "late")
         .await
         .expect_problem(409, "wrong-state");
-    let mut alerted = false;
-    for _ in 0..50 {
-        let alerts = api
-            .get("/api/v1/alerts", Some(&supervisor.token))
-            .await
-            .expect(200)
-            .json();
-        if alerts["alerts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|a| a["rule"] == "access_outside_interaction")
-        {
-            alerted = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert!(alerted, "a reveal after the call ended raises an alert");
+    // A reveal after the call ended raises an alert.
+    alert_when(&api, &supervisor.token, |a| {
+        a["rule"] == "access_outside_interaction"
+    })
+    .await;
 
     // The log tells the story with ids and field names only.
     let entries = audit_entries(&api, &compliance).await;
@@ -483,25 +469,11 @@ async fn verification_locks_after_five_failures_and_raises_an_alert(backend: Bac
         .await
         .expect_problem(423, "verification-locked");
     assert!(refused.text.contains("24 hours"), "{}", refused.text);
-    let mut alerted = false;
-    for _ in 0..50 {
-        let alerts = api
-            .get("/api/v1/alerts", Some(&supervisor.token))
-            .await
-            .expect(200)
-            .json();
-        if alerts["alerts"].as_array().unwrap().iter().any(|a| {
-            a["rule"] == "verification_failures" && a["subject"] == format!("customer:{id}")
-        }) {
-            alerted = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert!(
-        alerted,
-        "repeated verification failures on one customer raise an alert"
-    );
+    // Repeated verification failures on one customer raise an alert.
+    alert_when(&api, &supervisor.token, |a| {
+        a["rule"] == "verification_failures" && a["subject"] == format!("customer:{id}")
+    })
+    .await;
 }
 
 async fn invalid_customers_are_refused_field_by_field_and_nothing_is_stored(backend: Backend) {

@@ -7,7 +7,7 @@ use crate::calls::{
     add_note, by_national_id, by_security_answers, register_demo_customer, start_call_for,
     start_call_id, verify,
 };
-use crate::harness::{Account, Api, Backend, Deployment, Server};
+use crate::harness::{alert_when, Account, Api, Backend, Deployment, Server};
 use crate::vault::{
     audit_entries, customer_body, ANSWER_1, ANSWER_2, EMAIL, NAME, PESEL, PHONE, SERVICE,
 };
@@ -234,21 +234,8 @@ async fn alerts_once(
     supervisor: &Account,
     wanted: impl Fn(&Value) -> bool,
 ) -> Vec<Value> {
-    for _ in 0..100 {
-        let alerts = api
-            .get("/api/v1/alerts", Some(&supervisor.token))
-            .await
-            .expect(200)
-            .json()["alerts"]
-            .as_array()
-            .unwrap()
-            .clone();
-        if alerts.iter().any(&wanted) {
-            return alerts;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("the expected alert never came");
+    let (_, list) = alert_when(api, &supervisor.token, wanted).await;
+    list["alerts"].as_array().unwrap().clone()
 }
 
 async fn a_phone_search_outside_an_interaction_alerts_and_one_inside_does_not(backend: Backend) {

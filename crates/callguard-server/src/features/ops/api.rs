@@ -45,10 +45,7 @@ async fn metrics(
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: axum::http::HeaderMap,
 ) -> Response {
-    let bearer = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim());
+    let bearer = crate::http::access::bearer(&headers);
     if let Err(e) = s.metrics_access.check(peer.ip(), bearer) {
         return e.into_response();
     }
