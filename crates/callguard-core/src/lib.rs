@@ -8,6 +8,7 @@ pub mod dnc;
 pub mod identity;
 pub mod kek;
 pub mod password;
+pub mod payments;
 pub mod role;
 pub mod secret;
 pub mod throttle;

@@ -12,6 +12,7 @@ pub mod gdpr;
 pub mod interactions;
 pub mod keys;
 pub mod ops;
+pub mod payments;
 pub mod portal;
 pub mod signin;
 pub mod staff;
