@@ -70,7 +70,8 @@ pub async fn serve(
         shutdown.await;
         closing.close_streams();
     };
-    tls::serve(listener, tls_config, app, settings.http, shutdown).await;
+    let proxies = crate::http::proxied::TrustedProxies::new(settings.trusted_proxies.clone());
+    tls::serve(listener, tls_config, app, settings.http, proxies, shutdown).await;
     tasks.abort_all();
     // Cover everything acknowledged before stopping.
     if let Err(e) = runtime.audit.checkpoint().await {

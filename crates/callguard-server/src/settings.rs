@@ -36,6 +36,8 @@ pub struct Settings {
     pub http: crate::http::connection::ConnectionLimits,
     /// Who may read `/metrics`.
     pub metrics: crate::features::ops::service::MetricsAccess,
+    /// Peers whose `X-Forwarded-For` or PROXY protocol header names the client.
+    pub trusted_proxies: Vec<callguard_core::net::Network>,
 }
 
 /// Settings of the vault, caller verification and one-time code delivery.

@@ -29,6 +29,7 @@ pub const KEYS: &[Key] = &[
     Key { name: "http.idle_timeout_seconds", secret: false, about: "a connection with no request in flight and no answer being sent is closed after this many seconds (default 60)" },
     Key { name: "http.body_timeout_seconds", secret: false, about: "a request body must arrive whole within this many seconds of its headers, else the request fails and the connection closes (default 30)" },
     Key { name: "http.keep_alive_seconds", secret: false, about: "HTTP/2: a quiet connection is pinged this often and closed when a ping goes unanswered as long (default 30)" },
+    Key { name: "http.trusted_proxies", secret: false, about: "load balancers and reverse proxies (addresses or networks; a TOML array, comma-separated in the environment) whose X-Forwarded-For header or PROXY protocol header names the client; from every other peer both are ignored (default none)" },
     Key { name: "http.max_connections", secret: false, about: "connections open at once; further ones are closed as soon as they are accepted (default 4096)" },
     Key { name: "kek_file", secret: false, about: "file holding the key-encryption key; created on first start (default DATA_DIR/keys/kek)" },
     Key { name: "kek", secret: true, about: "the key-encryption key itself (base64 of 32 bytes), instead of kek_file" },
@@ -154,9 +155,20 @@ impl Raw {
                     toml::Value::String(s) => s,
                     toml::Value::Integer(i) => i.to_string(),
                     toml::Value::Boolean(b) => b.to_string(),
+                    // Lists (`http.trusted_proxies = ["10.0.0.0/8", "::1"]`) are read like their
+                    // comma-separated environment form.
+                    toml::Value::Array(items)
+                        if items.iter().all(|i| matches!(i, toml::Value::String(_))) =>
+                    {
+                        items
+                            .iter()
+                            .filter_map(|i| i.as_str())
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    }
                     _ => {
                         return Err(ConfigError(format!(
-                            "key `{name}` {origin} must be a string"
+                            "key `{name}` {origin} must be a string (or, for a list, an array of strings)"
                         )))
                     }
                 };
@@ -314,7 +326,27 @@ impl Raw {
             staff: self.staff_settings()?,
             http: self.connection_limits()?,
             metrics: self.metrics_access()?,
+            trusted_proxies: self.networks("http.trusted_proxies")?,
         })
+    }
+
+    /// A list of addresses or networks (`10.0.0.0/8, ::1`); empty when unset.
+    fn networks(&self, key: &str) -> Result<Vec<callguard_core::net::Network>, ConfigError> {
+        let Some(list) = self.text(key) else {
+            return Ok(Vec::new());
+        };
+        list.split(',')
+            .filter(|item| !item.trim().is_empty())
+            .map(|item| {
+                callguard_core::net::Network::parse(item).ok_or_else(|| {
+                    ConfigError(format!(
+                        "{}: {:?} is not an address or network like 10.0.0.0/8 or 2001:db8::/32",
+                        self.describe(key),
+                        item.trim()
+                    ))
+                })
+            })
+            .collect()
     }
 
     fn metrics_access(

@@ -7,6 +7,7 @@ pub mod connection;
 pub mod csrf;
 pub mod openapi;
 pub mod problem;
+pub mod proxied;
 pub mod routes;
 pub mod tls;
 

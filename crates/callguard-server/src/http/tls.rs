@@ -4,6 +4,7 @@
 //! in-flight requests finish.
 
 use crate::http::connection::{Activity, ConnectionLimits, Counted, Deadline};
+use crate::http::proxied::{read_proxy_header, TrustedProxies};
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -126,11 +127,13 @@ pub fn server_config(paths: &CertificatePaths) -> Result<Arc<rustls::ServerConfi
 /// Serves `app` over TLS on `listener` until `shutdown` resolves, then waits up to ten seconds
 /// for open connections to finish their requests. At most `limits.max_connections` are open at
 /// once: a connection beyond that is closed as soon as it is accepted, before any TLS work.
+/// Requests from `proxies` are attributed to the client they name.
 pub async fn serve(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     app: Router,
     limits: ConnectionLimits,
+    proxies: TrustedProxies,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
@@ -169,9 +172,11 @@ pub async fn serve(
         let mut stop = stop_rx.clone();
         let open = open.clone();
         let all_closed = all_closed.clone();
+        let proxies = proxies.clone();
         open.fetch_add(1, Ordering::AcqRel);
         tokio::spawn(async move {
-            serve_connection(acceptor, stream, addr, app, limits, &mut stop).await;
+            let peer = Peer { addr, proxies };
+            serve_connection(acceptor, stream, peer, app, limits, &mut stop).await;
             if open.fetch_sub(1, Ordering::AcqRel) == 1 {
                 all_closed.notify_waiters();
             }
@@ -195,15 +200,33 @@ pub async fn serve(
 /// (an HTTP/2 GOAWAY, the answer to the slow request) before it is dropped.
 const CLOSING_GRACE: Duration = Duration::from_secs(1);
 
+/// Who is at the other end of a connection: its address, and the proxies trusted to name
+/// someone else.
+struct Peer {
+    addr: SocketAddr,
+    proxies: TrustedProxies,
+}
+
 async fn serve_connection(
     acceptor: TlsAcceptor,
-    stream: tokio::net::TcpStream,
-    addr: SocketAddr,
+    mut stream: tokio::net::TcpStream,
+    peer: Peer,
     app: Router,
     limits: ConnectionLimits,
     stop: &mut tokio::sync::watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
+    let Peer { mut addr, proxies } = peer;
+    if proxies.trusts(addr.ip()) {
+        match read_proxy_header(&mut stream, limits.handshake_timeout).await {
+            Ok(Some(client)) => addr = client,
+            Ok(None) => {}
+            Err(e) => {
+                tracing::info!(error = %e, "closing a connection from a trusted proxy");
+                return;
+            }
+        }
+    }
     let Ok(Ok(tls)) = tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream)).await
     else {
         return;
@@ -215,7 +238,9 @@ async fn serve_connection(
         let mut req = req.map(|b| {
             axum::body::Body::new(Deadline::new(b, limits.body_timeout, in_service.clone()))
         });
-        req.extensions_mut().insert(ConnectInfo(addr));
+        let client = proxies.client_of(addr.ip(), req.headers());
+        req.extensions_mut()
+            .insert(ConnectInfo(SocketAddr::new(client, addr.port())));
         let answer = app.clone().oneshot(req);
         async move {
             let response = answer.await?;

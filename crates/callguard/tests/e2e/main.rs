@@ -42,6 +42,7 @@ mod harness;
 mod keys;
 mod operations;
 mod portal;
+mod proxies;
 mod requests;
 mod signin;
 mod signin_limits;
