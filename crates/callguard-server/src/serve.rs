@@ -66,8 +66,20 @@ pub async fn serve(
     tracing::info!(address = %bound, public_url = %public_url, backend = runtime.store.backend_name(), "callguard is serving");
     println!("callguard listening on https://{bound} (open {public_url})");
     let closing = state.alerts.clone();
+    let readiness = state.readiness.clone();
+    let drain = settings.drain;
     let shutdown = async move {
         shutdown.await;
+        // Readiness goes false first, so balancers stop sending new work; requests that still
+        // arrive meanwhile are served as usual.
+        readiness.start_draining();
+        if !drain.is_zero() {
+            tracing::info!(
+                seconds = drain.as_secs(),
+                "draining: /readyz answers 503 before the listener closes"
+            );
+            tokio::time::sleep(drain).await;
+        }
         closing.close_streams();
     };
     let proxies = crate::http::proxied::TrustedProxies::new(settings.trusted_proxies.clone());

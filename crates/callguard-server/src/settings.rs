@@ -38,6 +38,9 @@ pub struct Settings {
     pub metrics: crate::features::ops::service::MetricsAccess,
     /// Peers whose `X-Forwarded-For` or PROXY protocol header names the client.
     pub trusted_proxies: Vec<callguard_core::net::Network>,
+    /// On SIGTERM, how long `/readyz` answers 503 while requests are still served, before the
+    /// listener closes (so a balancer's health check notices first).
+    pub drain: std::time::Duration,
 }
 
 /// Settings of the vault, caller verification and one-time code delivery.

@@ -30,6 +30,7 @@ pub const KEYS: &[Key] = &[
     Key { name: "http.body_timeout_seconds", secret: false, about: "a request body must arrive whole within this many seconds of its headers, else the request fails and the connection closes (default 30)" },
     Key { name: "http.keep_alive_seconds", secret: false, about: "HTTP/2: a quiet connection is pinged this often and closed when a ping goes unanswered as long (default 30)" },
     Key { name: "http.trusted_proxies", secret: false, about: "load balancers and reverse proxies (addresses or networks; a TOML array, comma-separated in the environment) whose X-Forwarded-For header or PROXY protocol header names the client; from every other peer both are ignored (default none)" },
+    Key { name: "http.drain_seconds", secret: false, about: "on SIGTERM, seconds during which /readyz answers 503 while requests are still served, before the listener closes (default 3 when http.trusted_proxies is set, else 0)" },
     Key { name: "http.max_connections", secret: false, about: "connections open at once; further ones are closed as soon as they are accepted (default 4096)" },
     Key { name: "kek_file", secret: false, about: "file holding the key-encryption key; created on first start (default DATA_DIR/keys/kek)" },
     Key { name: "kek", secret: true, about: "the key-encryption key itself (base64 of 32 bytes), instead of kek_file" },
@@ -327,7 +328,27 @@ impl Raw {
             http: self.connection_limits()?,
             metrics: self.metrics_access()?,
             trusted_proxies: self.networks("http.trusted_proxies")?,
+            drain: self.drain()?,
         })
+    }
+
+    /// The drain period: configured, or 3 s behind a balancer (two of HAProxy's 1 s health
+    /// checks fail first), none for a node on its own.
+    fn drain(&self) -> Result<std::time::Duration, ConfigError> {
+        let configured = self.number::<u64>(
+            "http.drain_seconds",
+            "a whole number of seconds from 0 to 300",
+        )?;
+        if configured.is_some_and(|s| s > 300) {
+            return Err(ConfigError(format!(
+                "{} must be a whole number of seconds from 0 to 300",
+                self.describe("http.drain_seconds")
+            )));
+        }
+        let behind_balancer = self.text("http.trusted_proxies").is_some();
+        Ok(std::time::Duration::from_secs(
+            configured.unwrap_or(if behind_balancer { 3 } else { 0 }),
+        ))
     }
 
     /// A list of addresses or networks (`10.0.0.0/8, ::1`); empty when unset.

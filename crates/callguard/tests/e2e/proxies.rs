@@ -223,7 +223,41 @@ async fn haproxy_passes_the_client_address_with_the_proxy_protocol(backend: Back
     );
 }
 
+async fn a_stopping_node_says_it_is_not_ready_before_it_stops_serving(backend: Backend) {
+    let mut server = Server::start_with(
+        Deployment::new(backend),
+        &[("CALLGUARD_HTTP_DRAIN_SECONDS", "3")],
+    )
+    .await;
+    let api = server.api();
+    assert_eq!(
+        api.get("/readyz", None).await.expect(200).json()["status"],
+        "ready"
+    );
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    // Readiness goes false first, while requests are still served.
+    let mut draining = false;
+    for _ in 0..50 {
+        let a = api.get("/readyz", None).await;
+        if a.status == 503 {
+            assert_eq!(a.json()["status"], "draining");
+            draining = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(draining, "/readyz answers 503 once SIGTERM arrived");
+    api.get("/healthz", None).await.expect(200);
+    let status = server.wait_for_exit(Duration::from_secs(30)).await;
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+}
+
 both_backends!(
+    a_stopping_node_says_it_is_not_ready_before_it_stops_serving,
     forwarded_for_counts_only_from_a_trusted_proxy,
     the_throttle_follows_the_client_behind_the_balancer,
     haproxy_passes_the_client_address_with_the_proxy_protocol

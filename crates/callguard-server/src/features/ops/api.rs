@@ -23,19 +23,18 @@ async fn healthz() -> Json<Health> {
 }
 
 async fn readyz(State(s): State<AppState>) -> Response {
-    if s.readiness.ready().await {
-        Json(Health {
+    match s.readiness.ready().await {
+        Ok(()) => Json(Health {
             status: "ready".into(),
         })
-        .into_response()
-    } else {
-        (
+        .into_response(),
+        Err(why) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(Health {
-                status: "database unavailable".into(),
+                status: why.as_str().into(),
             }),
         )
-            .into_response()
+            .into_response(),
     }
 }
 
@@ -70,7 +69,7 @@ pub fn routes() -> Vec<ApiRoute> {
     
     vec![
         route("GET", "/healthz", Public, "Liveness: the process answers.", get(healthz)).gives::<Health>(200),
-        route("GET", "/readyz", Public, "Readiness: the database answers.", get(readyz)).gives::<Health>(200).gives_also::<Health>(503),
+        route("GET", "/readyz", Public, "Readiness for a load balancer: the database answers and the node is not draining.", get(readyz)).gives::<Health>(200).gives_also::<Health>(503),
         route("GET", "/metrics", Public, "Prometheus metrics (text exposition format), for addresses on `metrics.allow` (default 127.0.0.1 and ::1) or with `Authorization: Bearer` the `metrics.token`.", get(metrics)).may(&[401]),
         route("GET", "/api/v1/openapi.json", Public, "This document.", get(openapi_json)),
     ]

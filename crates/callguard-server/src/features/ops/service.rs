@@ -5,26 +5,59 @@ use crate::error::Error;
 use callguard_core::Secret;
 use callguard_store::Store;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// Readiness of this node.
 pub struct Readiness {
     store: Arc<dyn Store>,
+    draining: AtomicBool,
+}
+
+/// Why a node is not ready, as a load balancer's health check is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotReady {
+    /// Stopping: finishing open requests, taking no new ones once the balancer has noticed.
+    Draining,
+    DatabaseUnavailable,
+}
+
+impl NotReady {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Draining => "draining",
+            Self::DatabaseUnavailable => "database unavailable",
+        }
+    }
 }
 
 impl Readiness {
     #[must_use]
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+        Self {
+            store,
+            draining: AtomicBool::new(false),
+        }
     }
 
-    /// Whether the database answers; the reason is logged, never returned.
-    pub async fn ready(&self) -> bool {
+    /// From now on the node answers "not ready" so that balancers stop sending it new work,
+    /// while it goes on serving what still arrives.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    /// Whether the node should get new work: not draining, and the database answers (the
+    /// database's error is logged, never returned).
+    pub async fn ready(&self) -> Result<(), NotReady> {
+        if self.draining.load(Ordering::Acquire) {
+            return Err(NotReady::Draining);
+        }
         match self.store.ping().await {
-            Ok(()) => true,
+            Ok(()) => Ok(()),
             Err(e) => {
                 tracing::error!(error = %e, "readiness check failed");
-                false
+                Err(NotReady::DatabaseUnavailable)
             }
         }
     }
