@@ -211,6 +211,15 @@ fn background_tasks(settings: &Settings, runtime: &Runtime, state: &AppState) ->
             }
         }
     });
+    let vault = state.vault.clone();
+    every(&mut tasks, Duration::from_secs(60), move || {
+        let vault = vault.clone();
+        async move {
+            if let Err(e) = vault.forget_spent_allowances().await {
+                tracing::warn!(error = %e, "forgetting spent allowances failed");
+            }
+        }
+    });
     tasks
 }
 

@@ -534,6 +534,24 @@ pub trait AlertStore: Send + Sync {
     ) -> StoreResult<bool>;
 }
 
+/// Allowances shared by every node on the database: at most `max` uses of a key within any
+/// `window` seconds (reveals per agent, ...). On one SQLite node and on many PostgreSQL nodes
+/// alike, of simultaneous takers at most the allowance succeed.
+#[async_trait]
+pub trait LimitStore: Send + Sync {
+    /// Takes one use of `key`'s allowance at `now` if fewer than `max` uses fall within the
+    /// last `window` seconds; `false` (and nothing recorded) when the allowance is used up.
+    async fn take_allowance(
+        &self,
+        key: &str,
+        now: UnixTime,
+        window: i64,
+        max: i64,
+    ) -> StoreResult<bool>;
+    /// Forgets uses older than `before` (housekeeping); how many were forgotten.
+    async fn forget_allowances_before(&self, before: UnixTime) -> StoreResult<u64>;
+}
+
 /// Liveness of the database itself.
 #[async_trait]
 pub trait Health: Send + Sync {
@@ -553,6 +571,7 @@ pub trait Store:
     + VaultStore
     + KeyShareStore
     + DncListStore
+    + LimitStore
     + Health
 {
 }
@@ -566,6 +585,7 @@ impl<T> Store for T where
         + VaultStore
         + KeyShareStore
         + DncListStore
+        + LimitStore
         + Health
 {
 }

@@ -363,6 +363,16 @@ pub(crate) fn transition_alert(to: &str) -> Option<String> {
     ))
 }
 
+// ---- shared allowances ---------------------------------------------------------------------
+
+pub(crate) static FORGET_KEY_USES: Sql =
+    Sql::new("DELETE FROM allowance_uses WHERE key = $1 AND at <= $2");
+pub(crate) static COUNT_KEY_USES: Sql =
+    Sql::new("SELECT COUNT(*) FROM allowance_uses WHERE key = $1");
+pub(crate) static RECORD_KEY_USE: Sql =
+    Sql::new("INSERT INTO allowance_uses (key, at) VALUES ($1, $2)");
+pub(crate) static FORGET_USES_BEFORE: Sql = Sql::new("DELETE FROM allowance_uses WHERE at < $1");
+
 #[cfg(test)]
 mod tests {
     use super::*;

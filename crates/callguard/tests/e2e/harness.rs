@@ -106,6 +106,26 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
+/// Copies the directory `from` to `to` (permissions included), leaving out the paths in `skip`
+/// (relative to `from`).
+fn copy_tree(from: &Path, to: &Path, skip: &[&Path]) {
+    std::fs::create_dir_all(to).expect("create the copy");
+    let _ = std::fs::set_permissions(to, std::fs::metadata(from).expect("source").permissions());
+    for entry in std::fs::read_dir(from).expect("read the directory") {
+        let entry = entry.expect("directory entry");
+        let name = entry.file_name();
+        if skip.iter().any(|s| s.as_os_str() == name) {
+            continue;
+        }
+        let (src, dst) = (entry.path(), to.join(&name));
+        if entry.file_type().expect("file type").is_dir() {
+            copy_tree(&src, &dst, &[]);
+        } else {
+            std::fs::copy(&src, &dst).expect("copy a file");
+        }
+    }
+}
+
 /// A fresh database `callguard_e2e_<random>` for one test, dropped when the test ends.
 pub struct PgDatabase {
     admin_url: String,
@@ -182,6 +202,8 @@ impl Ran {
 /// One installation of Callguard: a fresh data directory and, on PostgreSQL, a fresh database.
 pub struct Deployment {
     pub pg: Option<PgDatabase>,
+    /// Another node's database this deployment joins (see [`Deployment::another_node`]).
+    joined_database: Option<String>,
     pub data_dir: PathBuf,
     commands_run: AtomicU32,
     // Last, so that the directory outlives everything that writes into it.
@@ -201,6 +223,33 @@ impl Deployment {
         let data_dir = root.path().join("data");
         Self {
             pg,
+            joined_database: None,
+            data_dir,
+            commands_run: AtomicU32::new(0),
+            root,
+        }
+    }
+
+    /// A second node of this (PostgreSQL, already started) deployment: a data directory of its
+    /// own holding copies of the first one's files (the key-encryption key, the audit signing
+    /// key, the TLS certificate, the witness), on the same database. The first deployment keeps
+    /// owning the database.
+    pub fn another_node(&self) -> Deployment {
+        let url = self
+            .pg
+            .as_ref()
+            .expect("several nodes share a PostgreSQL database")
+            .url
+            .clone();
+        let root = tempfile::Builder::new()
+            .prefix("callguard-e2e-node-")
+            .tempdir()
+            .expect("temp dir");
+        let data_dir = root.path().join("data");
+        copy_tree(&self.data_dir, &data_dir, &[Path::new("run")]);
+        Self {
+            pg: None,
+            joined_database: Some(url),
             data_dir,
             commands_run: AtomicU32::new(0),
             root,
@@ -225,8 +274,13 @@ impl Deployment {
         cmd.env_remove("RUST_LOG");
         cmd.env("CALLGUARD_DATA_DIR", &self.data_dir)
             .env("CALLGUARD_LISTEN", "127.0.0.1:0");
-        if let Some(pg) = &self.pg {
-            cmd.env("CALLGUARD_DATABASE_URL", &pg.url);
+        if let Some(url) = self
+            .pg
+            .as_ref()
+            .map(|pg| &pg.url)
+            .or(self.joined_database.as_ref())
+        {
+            cmd.env("CALLGUARD_DATABASE_URL", url);
         }
         cmd.stdin(Stdio::null());
         cmd

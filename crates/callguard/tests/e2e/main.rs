@@ -44,6 +44,7 @@ mod operations;
 mod portal;
 mod proxies;
 mod requests;
+mod shared_limits;
 mod signin;
 mod signin_limits;
 mod storage;

@@ -70,7 +70,7 @@ fn address(i: usize) -> IpAddr {
 
 /// One client per source address, each with its connection already open (TLS done), so that
 /// a burst reaches the server together.
-async fn warm_clients(server: &Server, sources: impl IntoIterator<Item = IpAddr>) -> Vec<Api> {
+pub async fn warm_clients(server: &Server, sources: impl IntoIterator<Item = IpAddr>) -> Vec<Api> {
     let mut clients = Vec::new();
     for source in sources {
         let api = server.api_from(source);
@@ -82,7 +82,7 @@ async fn warm_clients(server: &Server, sources: impl IntoIterator<Item = IpAddr>
 
 /// Sends one request per client at the same moment (each task waits on one barrier) and answers
 /// them in client order.
-async fn at_once<F, Fut>(clients: Vec<Api>, send: F) -> Vec<Answer>
+pub async fn at_once<F, Fut>(clients: Vec<Api>, send: F) -> Vec<Answer>
 where
     F: Fn(usize, Arc<Api>) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = Answer> + Send + 'static,

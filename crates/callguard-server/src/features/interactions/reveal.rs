@@ -58,7 +58,7 @@ impl Interactions {
                 return Err(err);
             }
         };
-        if let Err(window) = self.vault.take_reveal(&p.user.id) {
+        if let Err(window) = self.vault.take_reveal(&p.user.id).await? {
             let (record, err) = refuse("rate_limited", false, Error::Throttled(window));
             self.vault.store().append(vec![record]).await?;
             return Err(err);

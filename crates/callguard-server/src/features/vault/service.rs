@@ -23,11 +23,11 @@ use callguard_core::kek::{Keyring, Sealing};
 use callguard_core::vault::crypto::{DataKey, IndexKey, IndexKind, KeyShare};
 use callguard_core::vault::model::{Field, NationalId, NationalIdKind};
 use callguard_core::vault::validate;
-use callguard_core::{now, Role, Secret, UnixTime};
+use callguard_core::{now, Role, Secret};
 use callguard_store::{CustomerRow, Store, StoreError, VaultWrite};
 use rand::Rng;
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// Name of the sealed index key in `vault_keys`.
 const INDEX_KEY_NAME: &str = "blind-index";
@@ -63,30 +63,6 @@ pub async fn load_index_key(store: &Arc<dyn Store>, kek: &Keyring) -> Result<Ind
     Err("the blind index key could not be stored".into())
 }
 
-/// Reveals per agent within a sliding window (per node).
-struct RevealLimiter {
-    max: usize,
-    window: i64,
-    seen: Mutex<HashMap<String, VecDeque<UnixTime>>>,
-}
-
-impl RevealLimiter {
-    fn allow(&self, agent: &str, now: UnixTime) -> bool {
-        let Ok(mut seen) = self.seen.lock() else {
-            return false;
-        };
-        let q = seen.entry(agent.to_owned()).or_default();
-        while q.front().is_some_and(|t| *t <= now - self.window) {
-            q.pop_front();
-        }
-        if q.len() >= self.max {
-            return false;
-        }
-        q.push_back(now);
-        true
-    }
-}
-
 /// Vault settings.
 #[derive(Debug, Clone)]
 pub struct VaultSettings {
@@ -110,7 +86,8 @@ pub struct Vault {
     kek: Arc<Keyring>,
     index: Arc<IndexKey>,
     hasher: Hasher,
-    reveals: RevealLimiter,
+    reveals_per_window: i64,
+    reveal_window: i64,
 }
 
 fn internal(what: &str) -> Error {
@@ -147,11 +124,8 @@ impl Vault {
             kek,
             index,
             hasher,
-            reveals: RevealLimiter {
-                max: settings.reveals_per_window,
-                window: settings.reveal_window_seconds,
-                seen: Mutex::new(HashMap::new()),
-            },
+            reveals_per_window: i64::try_from(settings.reveals_per_window).unwrap_or(i64::MAX),
+            reveal_window: settings.reveal_window_seconds,
         }
     }
 
@@ -606,12 +580,30 @@ impl Vault {
         }))
     }
 
-    /// Takes one reveal from the agent's allowance; `Err` holds the window to wait (seconds).
-    pub fn take_reveal(&self, agent_id: &str) -> Result<(), i64> {
-        if self.reveals.allow(agent_id, now()) {
+    /// Takes one reveal from the agent's allowance, which every node on the database shares;
+    /// `Ok(Err(window))` when it is used up (the window to wait, in seconds).
+    pub async fn take_reveal(&self, agent_id: &str) -> Result<Result<(), i64>, Error> {
+        let granted = self
+            .store
+            .take_allowance(
+                &format!("reveal:{agent_id}"),
+                now(),
+                self.reveal_window,
+                self.reveals_per_window,
+            )
+            .await?;
+        Ok(if granted {
             Ok(())
         } else {
-            Err(self.reveals.window)
-        }
+            Err(self.reveal_window)
+        })
+    }
+
+    /// Forgets reveal uses that have left every window (housekeeping).
+    pub async fn forget_spent_allowances(&self) -> Result<u64, Error> {
+        Ok(self
+            .store
+            .forget_allowances_before(now() - self.reveal_window)
+            .await?)
     }
 }

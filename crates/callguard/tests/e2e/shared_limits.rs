@@ -1,0 +1,65 @@
+//! Limits that hold under a burst and across nodes: every node on one database draws from the
+//! same allowance, so a limit does not multiply by the number of nodes behind a balancer.
+
+use crate::calls::{register_demo_customer, start_call_for, verify_level1};
+use crate::harness::{Backend, Deployment, Server};
+use crate::signin_limits::{at_once, warm_clients};
+use crate::vault::{PESEL, PHONE};
+use serde_json::json;
+
+const ALLOWANCE: &str = "5";
+
+/// 20 simultaneous reveals by one agent in one verified call: exactly the allowance (5) is
+/// served, the rest are refused as throttled, whichever node each one reached.
+async fn reveal_burst(servers: &[&Server]) -> (usize, usize) {
+    let first = servers[0];
+    let api = first.api();
+    let agent = first.new_account("rhea", "agent").await;
+    let customer = register_demo_customer(&api, &agent).await;
+    let call = start_call_for(&api, &agent, PHONE, &customer).await;
+    let call_id = call["id"].as_str().unwrap().to_owned();
+    verify_level1(&api, &agent, &call_id, PESEL).await;
+    let mut clients = Vec::new();
+    for i in 0..20 {
+        clients
+            .extend(warm_clients(servers[i % servers.len()], [crate::harness::loopback(1)]).await);
+    }
+    let path = format!("/api/v1/customers/{customer}/reveal");
+    let body = json!({"field": "phones", "reason": "caller_request", "interaction_id": call_id});
+    let token = agent.token.clone();
+    let answers: Vec<u16> = at_once(clients, move |_, api| {
+        let (path, body, token) = (path.clone(), body.clone(), token.clone());
+        async move { api.post(&path, Some(&token), body).await }
+    })
+    .await
+    .iter()
+    .map(|a| a.status.as_u16())
+    .collect();
+    let served = answers.iter().filter(|s| **s == 200).count();
+    let throttled = answers.iter().filter(|s| **s == 429).count();
+    assert_eq!(served + throttled, 20, "only 200 or 429: {answers:?}");
+    (served, throttled)
+}
+
+async fn a_burst_of_reveals_gets_exactly_the_allowance(backend: Backend) {
+    let server = Server::start_with(
+        Deployment::new(backend),
+        &[("CALLGUARD_VAULT_REVEALS_PER_WINDOW", ALLOWANCE)],
+    )
+    .await;
+    assert_eq!(reveal_burst(&[&server]).await, (5, 15));
+}
+
+both_backends!(a_burst_of_reveals_gets_exactly_the_allowance);
+
+#[tokio::test]
+async fn two_nodes_on_one_database_share_one_reveal_allowance() {
+    let env = [("CALLGUARD_VAULT_REVEALS_PER_WINDOW", ALLOWANCE)];
+    let first = Server::start_with(Deployment::new(Backend::Postgres), &env).await;
+    let second = Server::start_with(first.another_node(), &env).await;
+    assert_eq!(
+        reveal_burst(&[&first, &second]).await,
+        (5, 15),
+        "the allowance is not doubled by a second node"
+    );
+}
