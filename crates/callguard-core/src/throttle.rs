@@ -23,13 +23,81 @@ pub const FORGET_AFTER_SECONDS: i64 = 15 * 60;
 /// Most addresses remembered at once; beyond it the quiet ones are dropped first.
 const MAX_ENTRIES: usize = 100_000;
 
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    failures: u32,
+/// How long an admitted attempt may stay unsettled before it stops counting (its node died
+/// while checking it): far longer than any check takes.
+pub const PENDING_LEASE_SECONDS: i64 = 60;
+
+/// What is remembered of one address. Its transitions are pure, so that the in-memory table of
+/// one node and the shared table of many (PostgreSQL) apply the same rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    pub failures: u32,
     /// Attempts admitted and not settled yet.
-    pending: u32,
-    last_failure: UnixTime,
-    next_allowed: UnixTime,
+    pub pending: u32,
+    pub last_failure: UnixTime,
+    pub next_allowed: UnixTime,
+    /// Until when the pending attempts count; after it they are taken as lost.
+    pub pending_until: UnixTime,
+}
+
+impl Entry {
+    /// An address seen for the first time at `now`.
+    #[must_use]
+    pub fn new(now: UnixTime) -> Self {
+        Self {
+            failures: 0,
+            pending: 0,
+            last_failure: now,
+            next_allowed: now,
+            pending_until: now,
+        }
+    }
+
+    /// Admits one attempt at `now` (it is now pending), or says why not.
+    pub fn admit(&mut self, now: UnixTime) -> Result<(), Refusal> {
+        if self.pending > 0 && now > self.pending_until {
+            self.pending = 0;
+        }
+        if self.pending == 0 && now - self.last_failure >= FORGET_AFTER_SECONDS {
+            self.failures = 0;
+            self.next_allowed = now;
+        }
+        if now < self.next_allowed {
+            return Err(Refusal::Wait(self.next_allowed - now));
+        }
+        if self.pending > 0 && delay_after(self.failures + self.pending) > 0 {
+            return Err(Refusal::Settling);
+        }
+        self.pending += 1;
+        self.pending_until = now + PENDING_LEASE_SECONDS;
+        Ok(())
+    }
+
+    /// Settles an admitted attempt: `failed` when it was checked and wrong (or refused in a way
+    /// that must look like it), otherwise it stops counting.
+    pub fn settle(&mut self, now: UnixTime, failed: bool) {
+        self.pending = self.pending.saturating_sub(1);
+        if failed {
+            if now - self.last_failure >= FORGET_AFTER_SECONDS {
+                self.failures = 0;
+            }
+            self.failures = self.failures.saturating_add(1);
+            self.last_failure = now;
+            self.next_allowed = self.next_allowed.max(now + delay_after(self.failures));
+        }
+    }
+
+    /// Whether there is nothing worth remembering: no failure and nothing in flight.
+    #[must_use]
+    pub fn is_clean(&self) -> bool {
+        self.failures == 0 && self.pending == 0
+    }
+
+    /// Whether the address may be forgotten at `now` (quiet for long enough, nothing in flight).
+    #[must_use]
+    pub fn is_quiet(&self, now: UnixTime) -> bool {
+        self.pending == 0 && now - self.last_failure >= FORGET_AFTER_SECONDS
+    }
 }
 
 /// Why an attempt was not admitted.
@@ -73,29 +141,14 @@ impl AddressThrottle {
         };
         if map.len() >= MAX_ENTRIES && !map.contains_key(&addr) {
             // Forget quiet addresses; never one with attempts in flight.
-            map.retain(|_, e| e.pending > 0 || now - e.last_failure < FORGET_AFTER_SECONDS);
+            map.retain(|_, e| !e.is_quiet(now));
             if map.len() >= MAX_ENTRIES {
                 map.retain(|_, e| e.pending > 0);
             }
         }
-        let e = map.entry(addr).or_insert(Entry {
-            failures: 0,
-            pending: 0,
-            last_failure: now,
-            next_allowed: now,
-        });
-        if e.pending == 0 && now - e.last_failure >= FORGET_AFTER_SECONDS {
-            e.failures = 0;
-            e.next_allowed = now;
-        }
-        if now < e.next_allowed {
-            return Err(Refusal::Wait(e.next_allowed - now));
-        }
-        if e.pending > 0 && delay_after(e.failures + e.pending) > 0 {
-            return Err(Refusal::Settling);
-        }
-        e.pending += 1;
-        Ok(())
+        map.entry(addr)
+            .or_insert_with(|| Entry::new(now))
+            .admit(now)
     }
 
     /// Settles an admitted attempt: `failed` when it was checked and wrong (or refused in a way
@@ -104,21 +157,9 @@ impl AddressThrottle {
         let Ok(mut map) = self.entries.lock() else {
             return;
         };
-        let e = map.entry(addr).or_insert(Entry {
-            failures: 0,
-            pending: 0,
-            last_failure: now,
-            next_allowed: now,
-        });
-        e.pending = e.pending.saturating_sub(1);
-        if failed {
-            if now - e.last_failure >= FORGET_AFTER_SECONDS {
-                e.failures = 0;
-            }
-            e.failures = e.failures.saturating_add(1);
-            e.last_failure = now;
-            e.next_allowed = e.next_allowed.max(now + delay_after(e.failures));
-        } else if e.failures == 0 && e.pending == 0 {
+        let e = map.entry(addr).or_insert_with(|| Entry::new(now));
+        e.settle(now, failed);
+        if !failed && e.is_clean() {
             map.remove(&addr);
         }
     }
@@ -218,5 +259,20 @@ mod tests {
         assert_eq!(t.admit(ip, 2000), Ok(()));
         assert_eq!(t.admit(ip, 2000), Ok(()));
         assert_eq!(t.admit(ip, 2000), Err(Refusal::Settling));
+    }
+
+    #[test]
+    fn attempts_of_a_node_that_died_stop_counting_after_their_lease() {
+        let mut e = Entry::new(1000);
+        for _ in 0..3 {
+            assert_eq!(e.admit(1000), Ok(()));
+        }
+        assert_eq!(e.admit(1000), Err(Refusal::Settling));
+        // Never settled: the node checking them is gone.
+        assert_eq!(
+            e.admit(1000 + PENDING_LEASE_SECONDS),
+            Err(Refusal::Settling)
+        );
+        assert_eq!(e.admit(1001 + PENDING_LEASE_SECONDS), Ok(()));
     }
 }

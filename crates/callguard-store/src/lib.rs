@@ -550,6 +550,18 @@ pub trait LimitStore: Send + Sync {
     ) -> StoreResult<bool>;
     /// Forgets uses older than `before` (housekeeping); how many were forgotten.
     async fn forget_allowances_before(&self, before: UnixTime) -> StoreResult<u64>;
+
+    /// The per-address sign-in throttle shared by every node: admits one attempt from
+    /// `address` at `now` under [`callguard_core::throttle::Entry::admit`], atomically.
+    async fn admit_address(
+        &self,
+        address: &str,
+        now: UnixTime,
+    ) -> StoreResult<Result<(), callguard_core::throttle::Refusal>>;
+    /// Settles an attempt admitted by [`LimitStore::admit_address`].
+    async fn settle_address(&self, address: &str, now: UnixTime, failed: bool) -> StoreResult<()>;
+    /// Forgets addresses quiet since before `before` with nothing in flight (housekeeping).
+    async fn forget_quiet_addresses(&self, before: UnixTime) -> StoreResult<u64>;
 }
 
 /// Liveness of the database itself.

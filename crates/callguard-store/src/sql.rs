@@ -372,6 +372,22 @@ pub(crate) static COUNT_KEY_USES: Sql =
 pub(crate) static RECORD_KEY_USE: Sql =
     Sql::new("INSERT INTO allowance_uses (key, at) VALUES ($1, $2)");
 pub(crate) static FORGET_USES_BEFORE: Sql = Sql::new("DELETE FROM allowance_uses WHERE at < $1");
+/// The address's entry, made when new, its row locked until the transaction ends (an upsert
+/// that changes nothing still locks: a plain insert-if-missing then select would let another
+/// node delete the row in between).
+pub(crate) static ADDRESS_ENTRY_LOCKED: Sql = Sql::new(
+    "INSERT INTO address_throttle (address, failures, pending, last_failure, next_allowed, pending_until) \
+     VALUES ($1, 0, 0, $2, $2, $2) ON CONFLICT (address) DO UPDATE SET address = excluded.address \
+     RETURNING failures, pending, last_failure, next_allowed, pending_until",
+);
+pub(crate) static ADDRESS_UPDATE: Sql = Sql::new(
+    "UPDATE address_throttle SET failures = $2, pending = $3, last_failure = $4, next_allowed = $5, pending_until = $6 \
+     WHERE address = $1",
+);
+pub(crate) static ADDRESS_FORGET: Sql = Sql::new("DELETE FROM address_throttle WHERE address = $1");
+pub(crate) static ADDRESSES_FORGET_QUIET: Sql = Sql::new(
+    "DELETE FROM address_throttle WHERE last_failure < $1 AND (pending = 0 OR pending_until < $1)",
+);
 
 #[cfg(test)]
 mod tests {

@@ -6,3 +6,14 @@ CREATE TABLE allowance_uses (
 );
 CREATE INDEX allowance_uses_by_key ON allowance_uses (key, at);
 CREATE INDEX allowance_uses_by_time ON allowance_uses (at);
+
+-- The per-address sign-in throttle when several nodes share the database (PostgreSQL): what
+-- callguard_core::throttle::Entry remembers of an address.
+CREATE TABLE address_throttle (
+    address TEXT PRIMARY KEY,
+    failures INTEGER NOT NULL,
+    pending INTEGER NOT NULL,
+    last_failure BIGINT NOT NULL,
+    next_allowed BIGINT NOT NULL,
+    pending_until BIGINT NOT NULL
+);

@@ -63,3 +63,30 @@ async fn two_nodes_on_one_database_share_one_reveal_allowance() {
         "the allowance is not doubled by a second node"
     );
 }
+
+/// One address failing sign-ins on two nodes of one database: three failures are free in all,
+/// not three per node; the fourth is refused whichever node it reaches.
+#[tokio::test]
+async fn the_sign_in_throttle_of_an_address_holds_across_nodes() {
+    let first = Server::start(Backend::Postgres).await;
+    let second = Server::start_with(first.another_node(), &[]).await;
+    let source = crate::harness::loopback(31);
+    let (a, b) = (first.api_from(source), second.api_from(source));
+    let wrong = "not the password, not at all";
+    for api in [&a, &b, &a] {
+        api.login("nobody-anywhere", wrong)
+            .await
+            .expect_problem(401, "invalid-credentials");
+    }
+    for api in [&b, &a] {
+        api.login("nobody-anywhere", wrong)
+            .await
+            .expect_problem(429, "throttled");
+    }
+    // Another address is not affected, on either node.
+    second
+        .api_from(crate::harness::loopback(32))
+        .login("nobody-anywhere", wrong)
+        .await
+        .expect_problem(401, "invalid-credentials");
+}

@@ -2,6 +2,7 @@
 //! sessions, re-authentication, account administration. HTTP handlers and web pages both call
 //! this; neither makes a security decision of its own.
 
+use super::address::AddressLimits;
 use crate::error::Error;
 use crate::hasher::Hasher;
 use crate::metrics::Metrics;
@@ -10,7 +11,7 @@ use callguard_core::audit::record::user as user_ref;
 use callguard_core::audit::AuditRecord;
 use callguard_core::identity::{self as policy, Session, User, UserStatus};
 use callguard_core::kek::{Keyring, Sealing};
-use callguard_core::throttle::{AddressThrottle, Refusal};
+use callguard_core::throttle::Refusal;
 use callguard_core::token::{self, TokenKind};
 use callguard_core::totp::{self, TotpSecret};
 use callguard_core::{now, password, Role, Secret, UnixTime};
@@ -28,6 +29,8 @@ use webauthn_rs::prelude::{
 /// How long an attempt may wait for earlier attempts from its address to be settled before it
 /// is turned away (see [`Identity::admit_address`]).
 const ADMISSION_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How often an attempt waiting on a shared (PostgreSQL) address entry looks again.
+const SHARED_POLL: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Name shown in authenticator apps next to the account.
 pub const ISSUER: &str = "Callguard";
@@ -110,10 +113,10 @@ pub struct Identity {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) kek: Arc<Keyring>,
     pub(crate) hasher: Hasher,
-    pub(crate) throttle: AddressThrottle,
+    pub(crate) throttle: AddressLimits,
     pub(crate) throttle_alarm: super::throttle_alarm::ThrottleAlarm,
     /// Woken whenever an attempt is settled, for attempts waiting on their address.
-    pub(crate) settled: tokio::sync::Notify,
+    pub(crate) settled: Arc<tokio::sync::Notify>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) webauthn: Option<Arc<Webauthn>>,
 }
@@ -126,13 +129,14 @@ impl Identity {
         metrics: Arc<Metrics>,
         webauthn: Option<Arc<Webauthn>>,
     ) -> Self {
+        let throttle_store = store.clone();
         Self {
             store,
             kek,
             hasher,
-            throttle: AddressThrottle::new(),
+            throttle: AddressLimits::for_store(&throttle_store),
             throttle_alarm: super::throttle_alarm::ThrottleAlarm::default(),
-            settled: tokio::sync::Notify::new(),
+            settled: Arc::new(tokio::sync::Notify::new()),
             metrics,
             webauthn,
         }
@@ -255,7 +259,7 @@ impl Identity {
             tokio::pin!(settled);
             // Registered before looking, so that a settlement in between is not missed.
             settled.as_mut().enable();
-            match self.throttle.admit(ctx.source, now()) {
+            match self.throttle.admit(ctx.source, now()).await {
                 Ok(()) => {
                     return Ok(AddressAttempt {
                         identity: self,
@@ -269,7 +273,15 @@ impl Identity {
                     return Err(Error::Throttled(wait));
                 }
                 Err(Refusal::Settling) => {
-                    if tokio::time::timeout_at(deadline, settled).await.is_err() {
+                    // Other nodes' settlements wake nobody here: look again now and then.
+                    let look_again = if self.throttle.is_shared() {
+                        deadline.min(tokio::time::Instant::now() + SHARED_POLL)
+                    } else {
+                        deadline
+                    };
+                    if tokio::time::timeout_at(look_again, settled).await.is_err()
+                        && tokio::time::Instant::now() >= deadline
+                    {
                         self.metrics.sign_in("throttled");
                         self.note_throttled(ctx, now());
                         return Err(Error::Throttled(1));
@@ -577,6 +589,9 @@ impl Identity {
             )
             .await?;
         self.store.delete_expired_challenges(now).await?;
+        self.throttle
+            .forget_quiet(now - callguard_core::throttle::FORGET_AFTER_SECONDS)
+            .await?;
         let audit = Actor {
             id: "system".into(),
             source: None,
@@ -619,8 +634,7 @@ impl Drop for AddressAttempt<'_> {
     fn drop(&mut self) {
         self.identity
             .throttle
-            .settle(self.source, now(), self.failed);
-        self.identity.settled.notify_waiters();
+            .settle(self.source, now(), self.failed, &self.identity.settled);
     }
 }
 
