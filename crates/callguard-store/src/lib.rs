@@ -564,10 +564,22 @@ pub trait LimitStore: Send + Sync {
     async fn forget_quiet_addresses(&self, before: UnixTime) -> StoreResult<u64>;
 }
 
+/// A change another node (or a command) made that this node must react to at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Sessions may have ended: a logout, revocation, expiry, a disabled account, a new role.
+    Sessions,
+}
+
 /// Liveness of the database itself.
 #[async_trait]
 pub trait Health: Send + Sync {
     async fn ping(&self) -> StoreResult<()>;
+    /// Changes made elsewhere, as they happen (PostgreSQL's LISTEN/NOTIFY); `None` where this
+    /// node is the only one (SQLite).
+    fn subscribe_changes(&self) -> Option<tokio::sync::broadcast::Receiver<Change>> {
+        None
+    }
     /// Which backend this is, for logs and metrics.
     fn backend_name(&self) -> &'static str;
 }

@@ -17,3 +17,17 @@ CREATE TABLE address_throttle (
     next_allowed BIGINT NOT NULL,
     pending_until BIGINT NOT NULL
 );
+
+-- Every node learns at once that sessions may have ended (a logout, a revocation, expiry, a
+-- disabled account or a changed role), whichever node or command made the change: each node
+-- LISTENs on this channel and re-checks its open event streams.
+CREATE FUNCTION callguard_sessions_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('callguard_sessions', '');
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER sessions_ended AFTER DELETE ON sessions
+    FOR EACH STATEMENT EXECUTE FUNCTION callguard_sessions_changed();
+CREATE TRIGGER accounts_changed AFTER UPDATE OF status, role ON users
+    FOR EACH STATEMENT EXECUTE FUNCTION callguard_sessions_changed();

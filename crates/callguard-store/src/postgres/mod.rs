@@ -17,6 +17,7 @@ use tokio_postgres::NoTls;
 
 mod alerts;
 mod audit;
+mod changes;
 mod dnc_lists;
 mod identity;
 mod limits;
@@ -59,6 +60,10 @@ const MIGRATION_LOCK: i64 = 0x4341_4c4c_4755_4152;
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: Pool,
+    /// For the change listener's own connection.
+    config: tokio_postgres::Config,
+    changes: tokio::sync::broadcast::Sender<Change>,
+    listening: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn map_err(e: tokio_postgres::Error) -> StoreError {
@@ -81,14 +86,19 @@ impl PostgresStore {
             .parse()
             .map_err(|_| StoreError::Backend("the PostgreSQL URL could not be parsed".into()))?;
         let mgr = Manager::from_config(
-            pg,
+            pg.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
         let pool = Pool::builder(mgr).max_size(16).build().map_err(pool_err)?;
-        let store = Self { pool };
+        let store = Self {
+            pool,
+            config: pg,
+            changes: tokio::sync::broadcast::channel(16).0,
+            listening: std::sync::Arc::default(),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -194,6 +204,10 @@ impl Health for PostgresStore {
         let c = self.client().await?;
         c.query_one("SELECT 1", &[]).await.map_err(map_err)?;
         Ok(())
+    }
+
+    fn subscribe_changes(&self) -> Option<tokio::sync::broadcast::Receiver<Change>> {
+        Some(self.subscribe())
     }
 
     fn backend_name(&self) -> &'static str {

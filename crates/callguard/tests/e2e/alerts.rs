@@ -353,7 +353,7 @@ async fn alerts_reach_the_api_the_stream_the_webhook_and_syslog_and_are_handled_
 }
 
 /// Opens the live alert stream with `token`.
-async fn open_stream(api: &crate::harness::Api, token: &str) -> reqwest::Response {
+pub async fn open_stream(api: &crate::harness::Api, token: &str) -> reqwest::Response {
     let stream = api
         .client
         .get(api.url("/api/v1/alerts/stream"))

@@ -90,3 +90,47 @@ async fn the_sign_in_throttle_of_an_address_holds_across_nodes() {
         .await
         .expect_problem(401, "invalid-credentials");
 }
+
+/// Reads `stream` until the server ends it; fails when it is still open after 10 s.
+async fn ends_within_ten_seconds(mut stream: reqwest::Response, what: &str) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, stream.chunk()).await {
+            Err(_) => panic!("{what}: the alert stream was still open 10 s later"),
+            Ok(Ok(Some(_))) => continue,
+            Ok(Ok(None) | Err(_)) => return,
+        }
+    }
+}
+
+/// A session ended through one node ends its alert stream on another node at once (PostgreSQL
+/// LISTEN/NOTIFY): the nodes here re-check open streams only every 30 s on their own, so only
+/// the notification can end them within the test's 10 s. Logout and a disabled account alike.
+#[tokio::test]
+async fn a_session_ended_on_one_node_ends_its_stream_on_another_at_once() {
+    use crate::alerts::open_stream;
+    let ends = ends_within_ten_seconds;
+    let env = [("CALLGUARD_ALERTS_STREAM_CHECK_SECONDS", "30")];
+    let first = Server::start_with(Deployment::new(Backend::Postgres), &env).await;
+    let second = Server::start_with(first.another_node(), &env).await;
+    let admin = first.admin_session().await;
+    let leaving = first.new_account("sup-leaving", "supervisor").await;
+    let disabled = first.new_account("sup-disabled", "supervisor").await;
+    let (a, b) = (first.api(), second.api());
+
+    let stream = open_stream(&b, &leaving.token).await;
+    a.post("/api/v1/auth/logout", Some(&leaving.token), json!({}))
+        .await
+        .expect(204);
+    ends(stream, "a logout on the other node").await;
+
+    let stream = open_stream(&b, &disabled.token).await;
+    a.post(
+        &format!("/api/v1/users/{}/disable", disabled.id),
+        Some(&admin.token),
+        json!({}),
+    )
+    .await
+    .expect(200);
+    ends(stream, "the account disabled on the other node").await;
+}

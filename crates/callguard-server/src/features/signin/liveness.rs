@@ -31,12 +31,28 @@ impl Identity {
     }
 
     /// Resolves once `session` has ended (logout, revocation, a disabled account, idle or
-    /// absolute expiry), checking every `every`.
+    /// absolute expiry), checking every `every` and, on PostgreSQL, at once whenever any node
+    /// ends a session or changes an account.
     pub async fn session_ended(self: Arc<Self>, session: Session, every: Duration) {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut changes = self.store.subscribe_changes();
         loop {
-            tick.tick().await;
+            match changes.as_mut() {
+                Some(rx) => {
+                    tokio::select! {
+                        _ = tick.tick() => {}
+                        heard = rx.recv() => {
+                            if let Err(tokio::sync::broadcast::error::RecvError::Closed) = heard {
+                                changes = None;
+                            }
+                        }
+                    }
+                }
+                None => {
+                    tick.tick().await;
+                }
+            }
             if !self.session_alive(&session).await {
                 return;
             }
