@@ -68,6 +68,8 @@ pub enum Error {
     VerificationFailed(i64),
     #[error("{0}")]
     Unavailable(&'static str),
+    #[error("the database cannot be reached just now; nothing was changed unless a later read shows it, try again shortly")]
+    DatabaseUnavailable,
     #[error("something went wrong on our side; it has been logged")]
     Internal,
 }
@@ -114,6 +116,7 @@ impl Error {
             Error::FourEyes(_) => "four-eyes",
             Error::VerificationFailed(_) => "verification-failed",
             Error::Unavailable(_) => "unavailable",
+            Error::DatabaseUnavailable => "database-unavailable",
             Error::Internal => "internal",
         }
     }
@@ -123,6 +126,7 @@ impl Error {
         match self {
             Error::Throttled(s) | Error::TotpLocked(s) => Some(*s),
             Error::Busy => Some(1),
+            Error::DatabaseUnavailable => Some(2),
             _ => None,
         }
     }
@@ -137,6 +141,10 @@ impl From<callguard_store::StoreError> for Error {
             callguard_store::StoreError::Backend(msg) => {
                 tracing::error!(error = %msg, "store error");
                 Error::Internal
+            }
+            callguard_store::StoreError::Unavailable(msg) => {
+                tracing::warn!(error = %msg, "the database is unreachable");
+                Error::DatabaseUnavailable
             }
         }
     }

@@ -33,9 +33,13 @@ pub enum StoreError {
     /// A unique value (a username, a token) is already taken.
     #[error("already exists")]
     Conflict,
-    /// The database could not be reached or answered with an error.
+    /// The database answered with an error.
     #[error("database error: {0}")]
     Backend(String),
+    /// The database cannot be reached (refused, closed connection, shutting down, restarting):
+    /// the same request may succeed shortly.
+    #[error("database unreachable: {0}")]
+    Unavailable(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -192,6 +192,14 @@ fn responses(
     for status in &r.may {
         add_problem(&mut out, *status, problem_description(*status));
     }
+    // Everything but liveness may find the database unreachable (a restart, a failover).
+    if r.path != "/healthz" {
+        add_problem(
+            &mut out,
+            503,
+            "The database (or, for sign-in, the password hasher) is busy or unreachable; retry after Retry-After",
+        );
+    }
     out
 }
 

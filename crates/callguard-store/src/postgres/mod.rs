@@ -69,14 +69,29 @@ pub struct PostgresStore {
 fn map_err(e: tokio_postgres::Error) -> StoreError {
     if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
         StoreError::Conflict
+    } else if unreachable(&e) {
+        StoreError::Unavailable(e.to_string())
     } else {
         // The database's message, without the connection string (tokio-postgres never prints it).
         StoreError::Backend(e.to_string())
     }
 }
 
+/// A broken or refused connection, or a server shutting down or starting up (SQLSTATE classes
+/// 08 and 57): nothing wrong with the request itself.
+fn unreachable(e: &tokio_postgres::Error) -> bool {
+    match e.code() {
+        Some(code) => {
+            let class = &code.code()[..2.min(code.code().len())];
+            class == "08" || class == "57"
+        }
+        None => e.is_closed() || e.as_db_error().is_none(),
+    }
+}
+
+/// No connection from the pool: the database is unreachable.
 fn pool_err(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(format!("PostgreSQL connection: {e}"))
+    StoreError::Unavailable(format!("PostgreSQL connection: {e}"))
 }
 
 impl PostgresStore {

@@ -114,6 +114,7 @@ fn clone_err(e: &StoreError) -> StoreError {
     match e {
         StoreError::Conflict => StoreError::Conflict,
         StoreError::Backend(m) => StoreError::Backend(m.clone()),
+        StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
     }
 }
 

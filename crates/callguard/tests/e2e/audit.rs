@@ -38,7 +38,7 @@ const ENTRY_FIELDS: [&str; 9] = [
 
 /// Entries `start..end` through `GET /api/v1/audit`, page by page (each read appends an
 /// `audit.read` entry of its own, beyond `end`).
-async fn read_log(server: &Server, token: &str, start: u64, end: u64) -> Vec<Value> {
+pub async fn read_log(server: &Server, token: &str, start: u64, end: u64) -> Vec<Value> {
     let api = server.api();
     let mut out: Vec<Value> = Vec::new();
     while start + (out.len() as u64) < end {
@@ -69,7 +69,7 @@ async fn read_log(server: &Server, token: &str, start: u64, end: u64) -> Vec<Val
 }
 
 /// The tree size of a signed checkpoint note (its second line).
-fn note_size(note: &str) -> u64 {
+pub fn note_size(note: &str) -> u64 {
     note.lines()
         .nth(1)
         .and_then(|l| l.parse().ok())
@@ -388,7 +388,7 @@ async fn db_of(deployment: &Deployment) -> Db {
 
 /// Runs the independent verifier (tests/browser/verify-cli.mjs, JavaScript) on `input`;
 /// answers its exit code and its verdicts.
-fn js_verify(input: &Value) -> (i32, Value) {
+pub fn js_verify(input: &Value) -> (i32, Value) {
     use std::io::Write;
     let script = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/browser/verify-cli.mjs")

@@ -230,6 +230,14 @@ impl Deployment {
         }
     }
 
+    /// A deployment on a database the test manages itself (a throw-away cluster, say): a fresh
+    /// data directory, `url` as its database.
+    pub fn on_database(url: &str) -> Self {
+        let mut d = Self::new(Backend::Sqlite);
+        d.joined_database = Some(url.to_owned());
+        d
+    }
+
     /// A second node of this (PostgreSQL, already started) deployment: a data directory of its
     /// own holding copies of the first one's files (the key-encryption key, the audit signing
     /// key, the TLS certificate, the witness), on the same database. The first deployment keeps
@@ -238,9 +246,9 @@ impl Deployment {
         let url = self
             .pg
             .as_ref()
-            .expect("several nodes share a PostgreSQL database")
-            .url
-            .clone();
+            .map(|pg| pg.url.clone())
+            .or_else(|| self.joined_database.clone())
+            .expect("several nodes share a PostgreSQL database");
         let root = tempfile::Builder::new()
             .prefix("callguard-e2e-node-")
             .tempdir()

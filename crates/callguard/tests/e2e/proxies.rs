@@ -121,7 +121,7 @@ async fn the_throttle_follows_the_client_behind_the_balancer(backend: Backend) {
     );
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -129,7 +129,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-struct Haproxy(Child);
+pub struct Haproxy(Child);
 
 impl Drop for Haproxy {
     fn drop(&mut self) {
@@ -138,8 +138,8 @@ impl Drop for Haproxy {
     }
 }
 
-/// HAProxy with the README's configuration, binding `port` and balancing to `node`.
-fn haproxy(dir: &std::path::Path, port: u16, node: std::net::SocketAddr) -> Haproxy {
+/// HAProxy with the README's configuration, binding `port` and balancing to `nodes`.
+pub fn haproxy(dir: &std::path::Path, port: u16, nodes: &[std::net::SocketAddr]) -> Haproxy {
     let documented = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/haproxy.cfg"),
     )
@@ -151,7 +151,9 @@ fn haproxy(dir: &std::path::Path, port: u16, node: std::net::SocketAddr) -> Hapr
             config.push_str(&format!("    bind 127.0.0.1:{port}\n"));
         } else if t.starts_with("server ") {
             if t.starts_with("server node1 ") {
-                config.push_str(&format!("    server node1 {node}\n"));
+                for (i, node) in nodes.iter().enumerate() {
+                    config.push_str(&format!("    server node{} {node}\n", i + 1));
+                }
             }
         } else {
             config.push_str(line);
@@ -187,7 +189,7 @@ async fn haproxy_passes_the_client_address_with_the_proxy_protocol(backend: Back
     let _balancer = haproxy(
         server.root(),
         port,
-        std::net::SocketAddr::from(([127, 0, 0, 1], node_port)),
+        &[std::net::SocketAddr::from(([127, 0, 0, 1], node_port))],
     );
     // Through the balancer from 127.0.0.9: HAProxy connects from 127.0.0.1, the PROXY header
     // names 127.0.0.9.
