@@ -1,6 +1,6 @@
 //! Three `callguard serve` nodes on one PostgreSQL behind HAProxy (the README's
-//! `deploy/haproxy.cfg`), all on loopback, under a steady load of calls (start, verify, reveal,
-//! end) from several agents; one node is killed with SIGKILL mid-load and restarted, and
+//! `deploy/haproxy.cfg`), all on loopback, under a steady load of calls (start with the
+//! screen-pop, verify, reveal, a note, end) from several agents; one node is killed with SIGKILL mid-load and restarted, and
 //! PostgreSQL (a throw-away cluster of the test's own, made with the system's `initdb`) is
 //! restarted once. Afterwards every action a client saw acknowledged is in the audit log exactly
 //! once, the log has no gap, `callguard audit verify` passes and so does the independent
@@ -123,6 +123,8 @@ struct Seen {
     started: Vec<String>,
     /// Interactions whose reveal was acknowledged (200).
     revealed: Vec<String>,
+    /// Interactions whose note (an operation) was acknowledged.
+    noted: Vec<String>,
     answers: u64,
     unavailable: u64,
     transport_errors: u64,
@@ -228,6 +230,20 @@ async fn agent_load(
                     match send(&api, &seen, &t, &path, reveal.clone()).await {
                         Some((200, _)) => {
                             seen.lock().unwrap().revealed.push(id.clone());
+                            break;
+                        }
+                        Some(_) => break,
+                        None => {}
+                    }
+                }
+            }
+            if verified {
+                let note = json!({"interaction_id": id, "kind": "add_note", "data": {"text": "called about the invoice"}});
+                let path = format!("/api/v1/customers/{customer}/operations");
+                for _ in 0..20 {
+                    match send(&api, &seen, &t, &path, note.clone()).await {
+                        Some((s, _)) if s < 300 => {
+                            seen.lock().unwrap().noted.push(id.clone());
                             break;
                         }
                         Some(_) => break,
@@ -367,10 +383,11 @@ async fn three_nodes_behind_haproxy_survive_a_killed_node_and_a_database_restart
         "the outages were felt"
     );
     eprintln!(
-        "cluster load: {} answers, {} calls started, {} reveals, {} × 503, {} broken connections",
+        "cluster load: {} answers, {} calls started, {} reveals, {} notes, {} × 503, {} broken connections",
         seen.answers,
         seen.started.len(),
         seen.revealed.len(),
+        seen.noted.len(),
         seen.unavailable,
         seen.transport_errors
     );
@@ -407,6 +424,9 @@ async fn three_nodes_behind_haproxy_survive_a_killed_node_and_a_database_restart
     }
     for id in &seen.revealed {
         assert_eq!(count("customer.reveal", id), 1, "the reveal in {id}");
+    }
+    for id in &seen.noted {
+        assert_eq!(count("customer.operation", id), 1, "the note in {id}");
     }
     // `callguard audit verify` from a node, and the independent verifier on the whole log.
     let verified = third.run(third.command(&["audit", "verify"]));
