@@ -36,6 +36,8 @@ pub struct Settings {
     pub http: crate::http::connection::ConnectionLimits,
     /// Who may read `/metrics`.
     pub metrics: crate::features::ops::service::MetricsAccess,
+    /// The card payment gateway; `None` turns payments off.
+    pub payment_gateway: Option<crate::features::payments::gateway::GatewaySettings>,
 }
 
 /// Settings of the vault, caller verification and one-time code delivery.
