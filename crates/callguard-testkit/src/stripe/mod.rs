@@ -20,7 +20,7 @@
 //! keeps brand, last four, expiry, a fingerprint and the card's test behaviour. Nothing is
 //! printed.
 
-mod cards;
+pub(crate) mod cards;
 mod objects;
 
 use axum::body::Bytes;
