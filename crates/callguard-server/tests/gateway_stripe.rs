@@ -15,6 +15,7 @@ async fn start() -> Target {
         base_url: peer.base_url(),
         secret_key: peer.secret_key().to_owned(),
         peer: Some(peer),
+        description: "Invoice 1207",
     }
 }
 
@@ -56,11 +57,24 @@ against_the_peer!(
 
 #[tokio::test]
 async fn a_gateway_that_is_not_listening_is_unreachable() {
-    let target = start().await;
-    let gw = target.gateway();
-    drop(target.peer);
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    let out = charge(&gw, &new_key(), &card("4242424242424242"), eur(100), true).await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base_url = url::Url::parse(&format!("http://{}", closed.local_addr().unwrap())).unwrap();
+    drop(closed);
+    let target = Target {
+        base_url,
+        secret_key: callguard_testkit::STRIPE_TEST_KEY.into(),
+        peer: None,
+        description: "Invoice 1207",
+    };
+    let out = charge_as(
+        &target,
+        &target.gateway(),
+        &new_key(),
+        &card("4242424242424242"),
+        eur(100),
+        true,
+    )
+    .await;
     assert_eq!(out, Err(GatewayError::Unreachable));
 }
 
@@ -69,7 +83,8 @@ async fn the_card_number_goes_out_once_to_tokenise_and_the_charge_carries_only_t
     let target = start().await;
     let peer = target.peer.as_ref().unwrap();
     let before = peer.requests();
-    charge(
+    charge_as(
+        &target,
         &target.gateway(),
         &new_key(),
         &card("4242424242424242"),

@@ -187,8 +187,10 @@ impl StripeGateway {
             .field(&["payment_method"], payment_method)
             .field(&["payment_method_types", "0"], "card")
             .field(&["confirm"], "true")
-            .field(&["description"], request.description)
             .field(&["metadata", "payment_id"], request.reference);
+        if !request.description.is_empty() {
+            form.field(&["description"], request.description);
+        }
         if request.moto {
             form.field(&["payment_method_options", "card", "moto"], "true");
         } else if let Some(url) = request.return_url {
