@@ -209,6 +209,16 @@ impl StripePeer {
         ledger.intents.get(payment_intent).map(|i| i.refunded)
     }
 
+    /// Forgets every object and idempotency key (counters stay): a benchmark calls it between
+    /// rounds so the peer's maps do not grow without end.
+    pub fn forget(&self) {
+        let mut ledger = self.state.ledger.lock().unwrap();
+        let (requests, charges) = (ledger.requests, ledger.charges);
+        *ledger = Ledger::default();
+        ledger.requests = requests;
+        ledger.charges = charges;
+    }
+
     /// Plays the card holder at the bank's 3-D Secure page: passes or fails the check.
     pub fn finish_3ds(&self, payment_intent: &str, passed: bool) -> bool {
         let mut ledger = self.state.ledger.lock().unwrap();
