@@ -100,3 +100,37 @@ async fn the_card_number_goes_out_once_to_tokenise_and_the_charge_carries_only_t
     );
     assert_eq!(peer.charges(), 1);
 }
+
+#[tokio::test]
+async fn a_burst_of_the_same_charge_under_one_key_charges_once() {
+    let target = start().await;
+    let gw = std::sync::Arc::new(target.gateway());
+    let key = new_key();
+    let visa = std::sync::Arc::new(card("4242424242424242"));
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let (gw, key, visa) = (gw.clone(), key.clone(), visa.clone());
+        let description = target.description;
+        tasks.push(tokio::spawn(async move {
+            use callguard_server::features::payments::gateway::{ChargeRequest, Gateway};
+            gw.charge(&ChargeRequest {
+                idempotency_key: &key,
+                amount: eur(1999),
+                card: &visa,
+                description,
+                reference: "pay_burst",
+                moto: true,
+                return_url: None,
+            })
+            .await
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.unwrap().unwrap());
+    }
+    assert!(outcomes.windows(2).all(|w| w[0] == w[1]), "{outcomes:?}");
+    let peer = target.peer.as_ref().unwrap();
+    assert_eq!(peer.charges_with_key(&format!("{key}-pi")), 1);
+    assert_eq!(peer.charges(), 1);
+}
