@@ -392,6 +392,7 @@ pub fn serve_main(args: &[String]) -> Res<()> {
             tls,
             app,
             callguard_server::http::connection::ConnectionLimits::default(),
+            callguard_server::http::proxied::TrustedProxies::default(),
             std::future::pending(),
         )
         .await;

@@ -41,6 +41,8 @@ pub struct Settings {
     /// On SIGTERM, how long `/readyz` answers 503 while requests are still served, before the
     /// listener closes (so a balancer's health check notices first).
     pub drain: std::time::Duration,
+    /// The card payment gateway; `None` turns payments off.
+    pub payment_gateway: Option<crate::features::payments::gateway::GatewaySettings>,
 }
 
 /// Settings of the vault, caller verification and one-time code delivery.

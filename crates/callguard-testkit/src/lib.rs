@@ -4,11 +4,15 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod adyen;
 mod sms;
 mod smtp;
+mod stripe;
 
+pub use adyen::{AdyenPeer, ADYEN_TEST_KEY, ADYEN_TEST_MERCHANT};
 pub use sms::{SmsApiSink, SmsMessage};
 pub use smtp::{SmtpMessage, SmtpSink};
+pub use stripe::{StripePeer, STRIPE_TEST_KEY};
 
 use std::time::Duration;
 use tokio::sync::watch;
