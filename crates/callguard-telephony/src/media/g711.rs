@@ -265,7 +265,7 @@ mod tests {
         std::fs::write(&input, bytes).unwrap();
         let status = Command::new("sox")
             .args([
-                "-D", "-t", "raw", "-r", "8000", "-c", "1", "-b", "16", "-e", "signed",
+                "-V1", "-D", "-t", "raw", "-r", "8000", "-c", "1", "-b", "16", "-e", "signed",
             ])
             .args(["-L"])
             .arg(&input)

@@ -2,7 +2,9 @@
 //! DTMF detector, the merge of both DTMF paths, prompts. No sockets and no async here: the SIP
 //! edge feeds packets and frames in and sends what comes out.
 
+pub mod dtmf;
 pub mod g711;
+pub mod goertzel;
 pub mod rfc4733;
 pub mod rtp;
 
