@@ -282,6 +282,25 @@ impl ToneDetector {
         2.0 * tones / (covered * energy)
     }
 
+    /// The power at the eight DTMF frequencies, in one pass (the eight filters side by side
+    /// vectorise).
+    fn powers(&self, x: &[f32]) -> [f32; 8] {
+        let c = self.coefficients;
+        let (mut s1, mut s2) = ([0.0f32; 8], [0.0f32; 8]);
+        for &v in x {
+            for k in 0..8 {
+                let s = v + c[k] * s1[k] - s2[k];
+                s2[k] = s1[k];
+                s1[k] = s;
+            }
+        }
+        let mut p = [0.0f32; 8];
+        for k in 0..8 {
+            p[k] = s1[k] * s1[k] + s2[k] * s2[k] - c[k] * s1[k] * s2[k];
+        }
+        p
+    }
+
     fn power(&self, x: &[f32], coefficient: f32) -> f32 {
         let (mut s1, mut s2) = (0.0f32, 0.0f32);
         for &v in x {
@@ -303,10 +322,7 @@ impl ToneDetector {
         if energy < ENERGY_FLOOR {
             return None;
         }
-        let mut p = [0.0f32; 8];
-        for (pi, &c) in p.iter_mut().zip(self.coefficients.iter()) {
-            *pi = self.power(x, c);
-        }
+        let p = self.powers(x);
         let (row, row_power) = strongest(&p[..4], GROUP_MARGIN)?;
         let (col, col_power) = strongest(&p[4..], GROUP_MARGIN)?;
         let twist = row_power / col_power;
