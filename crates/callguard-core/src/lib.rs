@@ -10,6 +10,7 @@ pub mod kek;
 pub mod net;
 pub mod password;
 pub mod payments;
+pub mod recording;
 pub mod role;
 pub mod secret;
 pub mod throttle;

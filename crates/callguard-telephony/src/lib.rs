@@ -7,3 +7,5 @@
 //!   prompts. Pure signal processing, no sockets.
 //! - `sip/`: the SIP endpoint (trunk access list, registrar for agents' softphones, calls).
 #![forbid(unsafe_code)]
+
+pub mod media;
