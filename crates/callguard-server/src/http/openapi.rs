@@ -383,7 +383,10 @@ mod tests {
             statuses("/things/{id}", "post"),
             ["204", "400", "401", "403", "404", "409", "413", "429", "503"]
         );
-        assert_eq!(statuses("/list", "get"), ["204", "400", "401", "403", "503"]);
+        assert_eq!(
+            statuses("/list", "get"),
+            ["204", "400", "401", "403", "503"]
+        );
         let throttled = &doc["paths"]["/things/{id}"]["post"]["responses"]["429"];
         assert!(throttled["content"]["application/problem+json"].is_object());
         assert_eq!(throttled["headers"]["Retry-After"]["required"], true);
