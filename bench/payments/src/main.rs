@@ -11,6 +11,10 @@
 //! Both drive the same local Stripe test peer (callguard-testkit) on 127.0.0.1 over plain HTTP,
 //! which runs on its own runtime thread(s); the ratio (1) / (2) is the client's overhead, goal
 //! ≥ 0.8. The peer forgets its objects between rounds so its maps stay small.
+//!
+//! On a busy machine rates move with the neighbours' load, so each phase also reports the CPU
+//! time per charge of the clients' thread and of the peer's thread (Linux, from
+//! `/proc/thread-self/stat`, in 10 ms ticks; with one thread each, the default).
 #![forbid(unsafe_code)]
 
 use callguard_core::payments::{CardDetails, Currency, Money};
@@ -159,8 +163,38 @@ async fn plain_charge(http: &reqwest::Client, base: &url::Url, key: &str, idem: 
     }
 }
 
+/// CPU time (user + system) of the calling thread so far; zero where /proc is not there.
+fn thread_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name and state.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
+/// What one measured phase gave.
+struct Phase {
+    per_second: f64,
+    failed: u64,
+    /// CPU of the clients' and the peer's thread per charge, in microseconds.
+    client_us: f64,
+    peer_us: f64,
+}
+
 /// Charges per second of `clients` concurrent loops over `seconds`, after a warm-up.
-async fn measure(driver: &Driver, o: &Options, amount: Money) -> Res<(f64, u64)> {
+async fn measure(
+    driver: &Driver,
+    o: &Options,
+    amount: Money,
+    peer_rt: &tokio::runtime::Handle,
+) -> Res<Phase> {
     let run = |secs: u64| async move {
         let done = Arc::new(AtomicU64::new(0));
         let failed = Arc::new(AtomicU64::new(0));
@@ -188,7 +222,21 @@ async fn measure(driver: &Driver, o: &Options, amount: Money) -> Res<(f64, u64)>
         ))
     };
     run(o.warmup).await?;
-    run(o.seconds).await
+    let cpu = || async {
+        let client = tokio::spawn(async { thread_cpu() }).await?;
+        let peer = peer_rt.spawn(async { thread_cpu() }).await?;
+        Res::Ok((client, peer))
+    };
+    let before = cpu().await?;
+    let (per_second, failed) = run(o.seconds).await?;
+    let after = cpu().await?;
+    let charges = (per_second * o.seconds as f64).max(1.0);
+    Ok(Phase {
+        per_second,
+        failed,
+        client_us: (after.0 - before.0).as_secs_f64() * 1e6 / charges,
+        peer_us: (after.1 - before.1).as_secs_f64() * 1e6 / charges,
+    })
 }
 
 fn main() -> Res<()> {
@@ -202,10 +250,10 @@ fn main() -> Res<()> {
         .worker_threads(o.client_threads)
         .enable_all()
         .build()?;
-    client_rt.block_on(run(&o, &peer))
+    client_rt.block_on(run(&o, &peer, peer_rt.handle()))
 }
 
-async fn run(o: &Options, peer: &StripePeer) -> Res<()> {
+async fn run(o: &Options, peer: &StripePeer, peer_rt: &tokio::runtime::Handle) -> Res<()> {
     let now = i64::try_from(std::time::UNIX_EPOCH.elapsed()?.as_secs())?;
     let card = CardDetails::parse("4242424242424242", "12", "2031", "123", None, now)?;
     let settings = StripeSettings {
@@ -232,28 +280,55 @@ async fn run(o: &Options, peer: &StripePeer) -> Res<()> {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!(
-        "{:<6} {:>22} {:>22} {:>7}",
-        "round", "Stripe client /s", "plain reqwest /s", "ratio"
+        "{:<6} {:>14} {:>14} {:>7}   {:>22} {:>22}",
+        "round", "client /s", "plain /s", "ratio", "client CPU µs/charge", "peer CPU µs/charge"
     );
     let (mut sum_gw, mut sum_plain) = (0.0, 0.0);
+    let (mut cpu_gw, mut cpu_plain, mut peer_gw, mut peer_plain) = (0.0, 0.0, 0.0, 0.0);
     for round in 1..=o.rounds {
         peer.forget();
-        let (gw, gw_failed) = measure(&gateway, o, amount).await?;
+        let gw = measure(&gateway, o, amount, peer_rt).await?;
         peer.forget();
-        let (pl, pl_failed) = measure(&plain, o, amount).await?;
-        if gw_failed + pl_failed > 0 {
-            return Err(format!("{gw_failed} client and {pl_failed} plain charges failed").into());
+        let pl = measure(&plain, o, amount, peer_rt).await?;
+        if gw.failed + pl.failed > 0 {
+            return Err(format!(
+                "{} client and {} plain charges failed",
+                gw.failed, pl.failed
+            )
+            .into());
         }
-        println!("{round:<6} {gw:>22.0} {pl:>22.0} {:>7.3}", gw / pl);
-        sum_gw += gw;
-        sum_plain += pl;
+        println!(
+            "{round:<6} {:>14.0} {:>14.0} {:>7.3}   {:>10.0} vs {:>8.0} {:>10.0} vs {:>8.0}",
+            gw.per_second,
+            pl.per_second,
+            gw.per_second / pl.per_second,
+            gw.client_us,
+            pl.client_us,
+            gw.peer_us,
+            pl.peer_us
+        );
+        sum_gw += gw.per_second;
+        sum_plain += pl.per_second;
+        cpu_gw += gw.client_us;
+        cpu_plain += pl.client_us;
+        peer_gw += gw.peer_us;
+        peer_plain += pl.peer_us;
     }
     let n = o.rounds as f64;
     println!(
-        "mean   {:>22.0} {:>22.0} {:>7.3}   (goal >= 0.8)",
+        "mean   {:>14.0} {:>14.0} {:>7.3}   {:>10.0} vs {:>8.0} {:>10.0} vs {:>8.0}   (goal: ratio >= 0.8)",
         sum_gw / n,
         sum_plain / n,
-        sum_gw / sum_plain
+        sum_gw / sum_plain,
+        cpu_gw / n,
+        cpu_plain / n,
+        peer_gw / n,
+        peer_plain / n
+    );
+    println!(
+        "client CPU per charge, Stripe client over plain: {:.3}; charges per CPU-second of client + peer, Stripe client over plain: {:.3}",
+        cpu_gw / cpu_plain,
+        (cpu_plain + peer_plain) / (cpu_gw + peer_gw)
     );
     println!(
         "peer totals: {} requests, {} charges",

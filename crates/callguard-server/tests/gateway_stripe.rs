@@ -134,3 +134,25 @@ async fn a_burst_of_the_same_charge_under_one_key_charges_once() {
     assert_eq!(peer.charges_with_key(&format!("{key}-pi")), 1);
     assert_eq!(peer.charges(), 1);
 }
+
+#[tokio::test]
+async fn a_rate_limit_or_a_gateway_failure_charges_nothing_and_a_retry_charges_once() {
+    let target = start().await;
+    let peer = target.peer.as_ref().unwrap();
+    let gw = target.gateway();
+    let key = new_key();
+    let visa = card("4242424242424242");
+    peer.fail_next(1, 429);
+    let out = charge_as(&target, &gw, &key, &visa, eur(1999), true).await;
+    assert_eq!(out, Err(GatewayError::RateLimited));
+    peer.fail_next(1, 503);
+    let out = charge_as(&target, &gw, &key, &visa, eur(1999), true).await;
+    assert_eq!(out, Err(GatewayError::Rejected("HTTP 503".into())));
+    assert_eq!(peer.charges(), 0);
+    let out = charge_as(&target, &gw, &key, &visa, eur(1999), true).await;
+    assert!(matches!(
+        out,
+        Ok(callguard_server::features::payments::gateway::ChargeOutcome::Authorised { .. })
+    ));
+    assert_eq!(peer.charges_with_key(&format!("{key}-pi")), 1);
+}

@@ -55,6 +55,8 @@ struct Peer {
     salt: [u8; 16],
     ledger: Mutex<Ledger>,
     delay: Mutex<Delay>,
+    /// The next `.0` requests are answered with status `.1` and not processed.
+    failures: Mutex<(usize, u16)>,
 }
 
 /// The next `requests` answers (to `path` only, when set) wait `pause` after the request was
@@ -138,6 +140,7 @@ impl StripePeer {
             salt: rand_salt(addr.port()),
             ledger: Mutex::new(Ledger::default()),
             delay: Mutex::new(Delay::default()),
+            failures: Mutex::new((0, 500)),
         });
         let app = Router::new()
             .route("/3ds/{id}", get(three_ds_page).post(three_ds_finish))
@@ -180,6 +183,12 @@ impl StripePeer {
             pause,
             path: Some(path.to_owned()),
         };
+    }
+
+    /// Answer the next `requests` requests with `status` without processing them: 429 with
+    /// Stripe's `rate_limit` error, or a 5xx with an `api_error`.
+    pub fn fail_next(&self, requests: usize, status: u16) {
+        *self.state.failures.lock().unwrap() = (requests, status);
     }
 
     /// PaymentIntents confirmed (charges attempted, authorised or declined) under this
@@ -295,6 +304,9 @@ impl Peer {
     ) -> Answer {
         let mut ledger = self.ledger.lock().unwrap();
         ledger.requests += 1;
+        if let Some(refused) = self.planned_failure() {
+            return refused;
+        }
         if let Err(refused) = self.authenticate(headers) {
             return refused;
         }
@@ -344,6 +356,21 @@ impl Peer {
             );
         }
         answer
+    }
+
+    fn planned_failure(&self) -> Option<Answer> {
+        let mut failures = self.failures.lock().unwrap();
+        if failures.0 == 0 {
+            return None;
+        }
+        failures.0 -= 1;
+        let status = StatusCode::from_u16(failures.1).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let error = if status == StatusCode::TOO_MANY_REQUESTS {
+            json!({ "type": "invalid_request_error", "code": "rate_limit", "message": "Too many requests hit the API too quickly." })
+        } else {
+            json!({ "type": "api_error", "message": "An unknown error occurred." })
+        };
+        Some(Answer::error(status, error, false))
     }
 
     fn authenticate(&self, headers: &HeaderMap) -> Result<(), Answer> {
