@@ -78,6 +78,14 @@ const PAGE_POSTS: &[(&str, Counterpart)] = &[
         Ok(("POST", "/api/v1/interactions/{id}/end")),
     ),
     (
+        "/desk/interactions/{id}/wrap-up",
+        Ok(("POST", "/api/v1/interactions/{id}/wrap-up")),
+    ),
+    (
+        "/desk/interactions/{id}/opt-out",
+        Ok(("POST", "/api/v1/dnc/internal")),
+    ),
+    (
         "/portal/verification-code",
         Ok(("POST", "/api/v1/portal/verification-code")),
     ),

@@ -46,6 +46,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         8,
         include_str!("../../migrations/postgres/0008_unique_national_id.sql"),
     ),
+    (
+        12,
+        include_str!("../../migrations/postgres/0012_interaction_wrap_up.sql"),
+    ),
 ];
 /// Arbitrary constant naming Callguard's migration lock.
 const MIGRATION_LOCK: i64 = 0x4341_4c4c_4755_4152;

@@ -46,6 +46,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         8,
         include_str!("../../migrations/sqlite/0008_unique_national_id.sql"),
     ),
+    (
+        12,
+        include_str!("../../migrations/sqlite/0012_interaction_wrap_up.sql"),
+    ),
 ];
 /// Reads running at once, each on a blocking thread with a pooled connection. Further reads wait
 /// for a slot, so that a burst of reads reuses the pooled connections instead of opening (and

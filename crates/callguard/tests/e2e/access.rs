@@ -97,6 +97,8 @@ const MATRIX: &[(&str, &str, Rule)] = &[
     ("GET", "/api/v1/interactions/{id}", Roles(AGENT)),
     ("POST", "/api/v1/interactions/{id}/verify", Roles(AGENT)),
     ("POST", "/api/v1/interactions/{id}/end", Roles(AGENT)),
+    ("POST", "/api/v1/interactions/{id}/wrap-up", Roles(AGENT)),
+    ("GET", "/api/v1/me/interactions", Roles(AGENT)),
     ("POST", "/api/v1/portal/auth/setup", Public),
     ("POST", "/api/v1/portal/auth/setup/confirm", Public),
     ("POST", "/api/v1/portal/auth/login", Public),
@@ -173,6 +175,16 @@ const PAGE_POSTS: &[(&str, &str, &str)] = &[
         "/desk/interactions/{id}/end",
         "POST",
         "/api/v1/interactions/{id}/end",
+    ),
+    (
+        "/desk/interactions/{id}/wrap-up",
+        "POST",
+        "/api/v1/interactions/{id}/wrap-up",
+    ),
+    (
+        "/desk/interactions/{id}/opt-out",
+        "POST",
+        "/api/v1/dnc/internal",
     ),
     (
         "/portal/verification-code",

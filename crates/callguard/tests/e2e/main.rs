@@ -48,3 +48,4 @@ mod signin_limits;
 mod storage;
 mod vault;
 mod verification;
+mod wrap_up;

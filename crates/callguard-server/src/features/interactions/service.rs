@@ -94,7 +94,11 @@ impl Interactions {
             .ok_or(Error::NotFound)
     }
 
-    async fn view(&self, i: &InteractionRow, candidates: usize) -> Result<InteractionView, Error> {
+    pub(crate) async fn view(
+        &self,
+        i: &InteractionRow,
+        candidates: usize,
+    ) -> Result<InteractionView, Error> {
         let st = state_of(&i.state);
         let customer = match &i.customer_id {
             Some(c) => match self.vault.open(c).await {
@@ -119,6 +123,7 @@ impl Interactions {
             otp_pending: st.otp.as_ref().map(|o| o.channel.clone()),
             started_at: rfc3339(i.started_at),
             ended_at: i.ended_at.map(rfc3339),
+            disposition: i.disposition.clone(),
         })
     }
 
@@ -167,6 +172,7 @@ impl Interactions {
             started_at: t,
             ended_at: None,
             state: serde_json::to_string(&CallState::default()).map_err(|_| Error::Internal)?,
+            disposition: None,
         };
         let mut audit = p
             .actor()

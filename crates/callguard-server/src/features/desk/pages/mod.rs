@@ -5,6 +5,7 @@
 
 pub mod call;
 pub mod register;
+pub mod wrap;
 
 use crate::error::Error;
 use crate::features::interactions::model::{Direction, InteractionChannel, NewInteraction};
@@ -65,6 +66,16 @@ pub(crate) fn routes() -> Vec<(&'static str, Access, MethodRouter<AppState>)> {
             "/desk/interactions/{id}/end",
             Signed(InteractionsHandle),
             post(end),
+        ),
+        (
+            "/desk/interactions/{id}/wrap-up",
+            Signed(InteractionsHandle),
+            post(wrap::wrap_up),
+        ),
+        (
+            "/desk/interactions/{id}/opt-out",
+            Signed(DncListManage),
+            post(wrap::opt_out),
         ),
     ]
 }
