@@ -107,6 +107,46 @@ test("an agent handles a call from the desk to wrap-up without scrolling at 1366
   await context.close();
 });
 
+test("the desk keeps my open call across a reload and finds a customer however the number is typed", async () => {
+  const context = await browser.newContext({ viewport: DESKTOP });
+  const page = await context.newPage();
+  await withScreenshot("desk-calls", page, server, async () => {
+    await setUpThroughPages(server, page, "olek", "agent", PASSWORD);
+    await startCall(page, PHONE_NUMBER);
+    const callUrl = page.url();
+    // A second tab (or a reload) of the desk lists the open call, which resumes where it was.
+    const other = await context.newPage();
+    await other.goto(`${server.url}/desk`);
+    assert.equal(await other.locator('[data-testid="open-call"]').count(), 1);
+    await other.click('[data-testid="open-call"]');
+    assert.equal(other.url(), callUrl);
+    await other.close();
+
+    await page.goto(`${server.url}/desk`);
+    assert.equal(await page.evaluate(() => document.activeElement?.name), "from", "the caller's number has the focus");
+    assert.match(await text(page, "shortcuts"), /\/ search/);
+    for (const q of ["601 234 567", "+48 601-234-567", "44051401359", "Hosting-Kowalczyk-PL"]) {
+      await page.keyboard.press("Escape");
+      await page.locator("body").click({ position: { x: 5, y: 300 } });
+      await page.keyboard.press("/");
+      assert.equal(await page.evaluate(() => document.activeElement?.name), "q", "/ focuses the search");
+      await page.fill('[data-testid="search-form"] input[name="q"]', q);
+      await page.click('[data-testid="search-form"] button');
+      await page.waitForSelector('[data-testid="search-results"]');
+      assert.match(await text(page, "search-results"), /Z\*\*\* W\*\*\*/, q);
+    }
+    // Nobody has this number: the registration form offers it.
+    await page.fill('[data-testid="search-form"] input[name="q"]', "500 100 299");
+    await page.click('[data-testid="search-form"] button');
+    await page.waitForSelector('[data-testid="no-results"]');
+    assert.equal(await page.inputValue('[data-testid="register-form"] input[name="phone"]'), "+48500100299");
+    await assertAccessible(page, "desk");
+    await page.goto(`${server.url}/desk`);
+    await page.screenshot({ path: "../../docs/screenshots/desk-1366x768.png" });
+  });
+  await context.close();
+});
+
 test("the call screen and the desk fit a 390×844 phone", async () => {
   const context = await browser.newContext({ viewport: PHONE, isMobile: true, hasTouch: true });
   const page = await context.newPage();
@@ -115,6 +155,8 @@ test("the call screen and the desk fit a 390×844 phone", async () => {
     await assertNoHorizontalOverflow(page, "home");
     await page.goto(`${server.url}/desk`);
     await assertNoHorizontalOverflow(page, "desk");
+    await assertAccessible(page, "desk on a phone");
+    await page.screenshot({ path: "../../docs/screenshots/desk-390x844.png" });
     await startCall(page, PHONE_NUMBER);
     await assertNoHorizontalOverflow(page, "call screen");
     await assertInFirstViewport(page, '[data-testid="level-badge"]');
