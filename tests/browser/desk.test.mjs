@@ -7,6 +7,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { DESKTOP, PHONE as PHONE_SIZE, assertAccessible, assertNoHorizontalOverflow } from "./checks.mjs";
 import { Server, launchBrowser, setUpThroughPages, totp, withScreenshot } from "./harness.mjs";
 
 let server;
@@ -223,10 +224,20 @@ test("an agent takes a call from identification to a level-2 change with the cod
       const rows = await customer.locator('[data-testid="access-row"]').allTextContents();
       const reveal = rows.find((r) => r.includes("revealed"));
       assert.ok(reveal, `a reveal in ${rows.join(" | ")}`);
-      assert.match(reveal, /agent [0-9a-f-]{36}/);
+      assert.match(reveal, /agent #[0-9A-F]{6}/);
+      assert.doesNotMatch(reveal, /olga|[0-9a-f]{8}-[0-9a-f]{4}-/, "neither the username nor the account id");
       assert.match(reveal, /address/);
       assert.match(reveal, /a delivery, billing or service problem/);
       assert.ok(rows.some((r) => r.includes("changed on your behalf")), "the change is listed");
+
+      // The portal passes axe-core and is made for the phone the caller holds while talking.
+      await assertAccessible(customer, "portal");
+      await customer.setViewportSize(DESKTOP);
+      await customer.screenshot({ path: "../../docs/screenshots/portal-1366x768.png" });
+      await customer.setViewportSize(PHONE_SIZE);
+      await assertNoHorizontalOverflow(customer, "portal on a phone");
+      await assertAccessible(customer, "portal on a phone");
+      await customer.screenshot({ path: "../../docs/screenshots/portal-390x844.png" });
 
       // Everything stored about them, as a JSON file to keep.
       const [download] = await Promise.all([

@@ -36,6 +36,10 @@ async fn alerts_view(s: &AppState, headers: &HeaderMap, p: &Principal, flash: Fl
             .unwrap_or_default(),
     );
     alerts.sort_by_key(|a| std::cmp::Reverse(a.seq));
+    let names = crate::web::staff_names(s).await;
+    for a in &mut alerts {
+        a.summary = crate::web::named(&a.summary, &names);
+    }
     let status = if error.is_empty() {
         StatusCode::OK
     } else {
