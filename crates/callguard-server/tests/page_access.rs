@@ -47,6 +47,22 @@ const PAGE_POSTS: &[(&str, Counterpart)] = &[
         Ok(("POST", "/api/v1/users/{id}/unlock")),
     ),
     (
+        "/admin/users/{id}/role",
+        Ok(("PUT", "/api/v1/users/{id}/role")),
+    ),
+    (
+        "/admin/users/{id}/enable",
+        Ok(("POST", "/api/v1/users/{id}/enable")),
+    ),
+    (
+        "/admin/users/{id}/disable",
+        Ok(("POST", "/api/v1/users/{id}/disable")),
+    ),
+    (
+        "/admin/users/{id}/reset",
+        Ok(("POST", "/api/v1/users/{id}/reset")),
+    ),
+    (
         "/alerts/{id}/handle",
         Ok(("POST", "/api/v1/alerts/{id}/acknowledge")),
     ),

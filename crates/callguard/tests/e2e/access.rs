@@ -143,6 +143,22 @@ const PAGE_POSTS: &[(&str, &str, &str)] = &[
         "POST",
         "/api/v1/users/{id}/unlock",
     ),
+    ("/admin/users/{id}/role", "PUT", "/api/v1/users/{id}/role"),
+    (
+        "/admin/users/{id}/enable",
+        "POST",
+        "/api/v1/users/{id}/enable",
+    ),
+    (
+        "/admin/users/{id}/disable",
+        "POST",
+        "/api/v1/users/{id}/disable",
+    ),
+    (
+        "/admin/users/{id}/reset",
+        "POST",
+        "/api/v1/users/{id}/reset",
+    ),
     (
         "/alerts/{id}/handle",
         "POST",

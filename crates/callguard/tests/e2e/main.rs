@@ -30,6 +30,7 @@ macro_rules! both_backends {
 }
 
 mod access;
+mod admin_pages;
 mod alerts;
 mod api_schema;
 mod audit;

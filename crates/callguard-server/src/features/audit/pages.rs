@@ -90,7 +90,10 @@ async fn audit_page(
             checkpoint,
             verifier_key: s.audit.verifier_key(),
             entries,
-            f_actor: q.get("actor").map(|a| a.trim().to_owned()).unwrap_or_default(),
+            f_actor: q
+                .get("actor")
+                .map(|a| a.trim().to_owned())
+                .unwrap_or_default(),
             f_action: filter.action.unwrap_or_default(),
             f_from: filter.from.unwrap_or_default(),
             f_to: filter.to.unwrap_or_default(),
