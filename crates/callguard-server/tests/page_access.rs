@@ -68,6 +68,18 @@ const PAGE_POSTS: &[(&str, Counterpart)] = &[
     ),
     ("/dnc/internal", Ok(("POST", "/api/v1/dnc/internal"))),
     (
+        "/compliance/requests/{id}/export",
+        Ok(("POST", "/api/v1/customers/{id}/export")),
+    ),
+    (
+        "/compliance/requests/{id}/erasure",
+        Ok(("POST", "/api/v1/customers/{id}/erasure")),
+    ),
+    (
+        "/compliance/requests/{id}/erasure/approve",
+        Ok(("POST", "/api/v1/customers/{id}/erasure/approve")),
+    ),
+    (
         "/dnc/consents/{id}/revoke",
         Ok(("POST", "/api/v1/consents/{id}/revoke")),
     ),

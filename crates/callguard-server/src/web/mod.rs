@@ -26,6 +26,7 @@ pub struct Who {
     pub sees_audit: bool,
     pub sees_dnc: bool,
     pub sees_desk: bool,
+    pub sees_requests: bool,
     /// A portal customer: sees the portal's navigation, never the staff's.
     pub is_customer: bool,
 }
@@ -39,6 +40,7 @@ pub(crate) fn who(p: &Principal) -> Option<Who> {
         sees_audit: p.user.role.allows(Permission::AuditRead),
         sees_dnc: p.user.role.allows(Permission::DncStatus),
         sees_desk: p.user.role.allows(Permission::InteractionsHandle),
+        sees_requests: p.user.role.allows(Permission::CustomersGdpr),
         is_customer: p.user.role == Role::Customer,
     })
 }

@@ -166,6 +166,21 @@ const PAGE_POSTS: &[(&str, &str, &str)] = &[
     ),
     ("/dnc/internal", "POST", "/api/v1/dnc/internal"),
     (
+        "/compliance/requests/{id}/export",
+        "POST",
+        "/api/v1/customers/{id}/export",
+    ),
+    (
+        "/compliance/requests/{id}/erasure",
+        "POST",
+        "/api/v1/customers/{id}/erasure",
+    ),
+    (
+        "/compliance/requests/{id}/erasure/approve",
+        "POST",
+        "/api/v1/customers/{id}/erasure/approve",
+    ),
+    (
         "/dnc/consents/{id}/revoke",
         "POST",
         "/api/v1/consents/{id}/revoke",

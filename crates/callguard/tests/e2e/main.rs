@@ -35,6 +35,7 @@ mod alerts;
 mod api_schema;
 mod audit;
 mod calls;
+mod compliance_pages;
 mod connections;
 mod dnc;
 mod dnc_cli;
