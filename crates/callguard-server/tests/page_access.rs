@@ -67,6 +67,8 @@ const PAGE_POSTS: &[(&str, Counterpart)] = &[
         Ok(("POST", "/api/v1/alerts/{id}/acknowledge")),
     ),
     ("/dnc/internal", Ok(("POST", "/api/v1/dnc/internal"))),
+    ("/dnc/check", Ok(("POST", "/api/v1/dnc/check"))),
+    ("/dnc/consents", Ok(("POST", "/api/v1/consents"))),
     (
         "/compliance/requests/{id}/export",
         Ok(("POST", "/api/v1/customers/{id}/export")),

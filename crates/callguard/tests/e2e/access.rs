@@ -165,6 +165,8 @@ const PAGE_POSTS: &[(&str, &str, &str)] = &[
         "/api/v1/alerts/{id}/acknowledge",
     ),
     ("/dnc/internal", "POST", "/api/v1/dnc/internal"),
+    ("/dnc/check", "POST", "/api/v1/dnc/check"),
+    ("/dnc/consents", "POST", "/api/v1/consents"),
     (
         "/compliance/requests/{id}/export",
         "POST",

@@ -8,20 +8,100 @@ use crate::portal::{invite, portal_set_up_full};
 use crate::vault::PESEL;
 use serde_json::json;
 
-both_backends!(compliance_handles_requests_with_their_deadline_and_four_eyes_on_the_page);
+both_backends!(
+    compliance_handles_requests_with_their_deadline_and_four_eyes_on_the_page,
+    the_dnc_page_checks_a_number_and_records_a_consent_for_the_roles_allowed,
+);
 
 /// A page form POST in `who`'s session, with a valid double-submit anti-forgery pair.
 async fn post_form(api: &Api, who: &Account, path: &str) -> Answer {
+    post_fields(api, who, path, &[]).await
+}
+
+async fn post_fields(api: &Api, who: &Account, path: &str, fields: &[(&str, &str)]) -> Answer {
     let csrf = "q".repeat(43);
+    let mut form: Vec<(&str, &str)> = vec![("csrf", csrf.as_str())];
+    form.extend_from_slice(fields);
     api.send_raw(
         format!("{} -> POST {path} (page)", who.username),
         api.client
             .post(api.url(path))
             .bearer_auth(&who.token)
             .header("cookie", format!("__Host-callguard_csrf={csrf}"))
-            .form(&[("csrf", csrf.as_str())]),
+            .form(&form),
     )
     .await
+}
+
+async fn the_dnc_page_checks_a_number_and_records_a_consent_for_the_roles_allowed(
+    backend: Backend,
+) {
+    let server = Server::start(backend).await;
+    let api = server.api();
+    let agent = server.new_account("kasia-agent", "agent").await;
+    let supervisor = server.new_account("leon-supervisor", "supervisor").await;
+    let compliance = server.new_account("mira-compliance", "compliance").await;
+    let check = [("number", "+1 202 555 0123"), ("purpose", "telemarketing")];
+
+    let none = post_fields(&api, &agent, "/dnc/check", &check).await;
+    assert!(
+        none.text
+            .contains("no national Do-Not-Call registry is loaded"),
+        "{}",
+        none.text
+    );
+    crate::dnc::import_registry(&server, &supervisor.token, "2025550123\n").await;
+    let refused = post_fields(&api, &agent, "/dnc/check", &check).await;
+    assert_eq!(refused.status.as_u16(), 200, "{}", refused.text);
+    assert!(refused.text.contains("do not call"), "{}", refused.text);
+    assert!(refused
+        .text
+        .contains("on the national Do-Not-Call registry"));
+    assert!(refused.text.contains("no active consent for this purpose"));
+    assert!(
+        !refused.text.contains("data-testid=\"numbers\""),
+        "an agent sees the verdict, not the registry's status"
+    );
+    let bad = post_fields(&api, &agent, "/dnc/check", &[("number", "12")]).await;
+    assert!(
+        bad.text.contains("not a valid phone number"),
+        "{}",
+        bad.text
+    );
+
+    // Consent: compliance records it (evidence sealed); a supervisor may not.
+    let consent = [
+        ("number", "+1 303 555 0100"),
+        ("purpose", "telemarketing"),
+        ("channel", "call"),
+        ("source", "paper"),
+        ("evidence", "signed form no. 77 in the red binder"),
+    ];
+    let denied = post_fields(&api, &supervisor, "/dnc/consents", &consent).await;
+    assert_eq!(denied.status.as_u16(), 403, "{}", denied.text);
+    let missing = post_fields(&api, &compliance, "/dnc/consents", &consent[..4]).await;
+    assert!(missing.text.contains("evidence"), "{}", missing.text);
+    let recorded = post_fields(&api, &compliance, "/dnc/consents", &consent).await;
+    assert_eq!(recorded.status.as_u16(), 200, "{}", recorded.text);
+    assert!(
+        recorded.text.contains("Consent recorded"),
+        "{}",
+        recorded.text
+    );
+    assert!(
+        !recorded.text.contains("red binder"),
+        "evidence is not shown"
+    );
+    assert_eq!(
+        recorded.text.matches("data-testid=\"consent-row\"").count(),
+        1
+    );
+    let listed = api
+        .get("/api/v1/consents", Some(&compliance.token))
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(listed["consents"].as_array().unwrap().len(), 1, "{listed}");
 }
 
 async fn compliance_handles_requests_with_their_deadline_and_four_eyes_on_the_page(

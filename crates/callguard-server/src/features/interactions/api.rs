@@ -75,11 +75,10 @@ pub async fn my_interactions(
     State(s): State<AppState>,
     p: Principal,
 ) -> Result<Json<Vec<super::wrap_up::InteractionSummary>>, Error> {
-    Ok(Json(s.interactions.mine(&p, MY_LIST).await?))
+    Ok(Json(
+        s.interactions.mine(&p, super::wrap_up::MY_LIST).await?,
+    ))
 }
-
-/// How many of my interactions the list shows.
-pub const MY_LIST: u64 = 20;
 
 pub fn routes() -> Vec<ApiRoute> {
     use Access::Signed;

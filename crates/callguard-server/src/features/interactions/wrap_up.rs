@@ -13,6 +13,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// How many of my interactions the desk and `GET /api/v1/me/interactions` list.
+pub const MY_LIST: u64 = 20;
+
 /// `POST /api/v1/interactions/{id}/wrap-up`.
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

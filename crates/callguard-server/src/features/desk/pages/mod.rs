@@ -185,7 +185,7 @@ impl DeskPage {
         // The list is an aid: a failure to read it leaves it empty rather than the desk unusable.
         let mine = s
             .interactions
-            .mine(p, crate::features::interactions::api::MY_LIST)
+            .mine(p, crate::features::interactions::wrap_up::MY_LIST)
             .await
             .unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "the agent's calls could not be listed");
