@@ -4,7 +4,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import https from "node:https";
-import { DESKTOP, PHONE, assertAccessible, assertNoHorizontalOverflow } from "./checks.mjs";
+import { DESKTOP, PHONE, assertAccessible, assertNoHorizontalOverflow, saveScreenshot } from "./checks.mjs";
 import { Server, launchBrowser, setUpThroughPages, withScreenshot } from "./harness.mjs";
 
 let server;
@@ -87,10 +87,10 @@ test("a supervisor sees a burst of failed sign-ins appear live and acknowledges 
     assert.match(table, /sam/);
     await assertAccessible(page, "alerts");
     await page.setViewportSize(DESKTOP);
-    await page.screenshot({ path: "../../docs/screenshots/alerts-1366x768.png" });
+    await saveScreenshot(page, "alerts-1366x768");
     await page.setViewportSize(PHONE);
     await assertNoHorizontalOverflow(page, "alerts on a phone");
-    await page.screenshot({ path: "../../docs/screenshots/alerts-390x844.png" });
+    await saveScreenshot(page, "alerts-390x844");
   });
   await context.close();
 });

@@ -4,7 +4,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { Server, launchBrowser, setUpThroughPages, withScreenshot } from "./harness.mjs";
-import { DESKTOP, PHONE, assertAccessible, assertInFirstViewport, assertNoHorizontalOverflow } from "./checks.mjs";
+import { DESKTOP, PHONE, assertAccessible, assertInFirstViewport, assertNoHorizontalOverflow, saveScreenshot } from "./checks.mjs";
 
 let server;
 let browser;
@@ -91,7 +91,7 @@ test("an agent handles a call from the desk to wrap-up without scrolling at 1366
     assert.match(await text(page, "notice"), /Note added/);
     await assertAccessible(page, "call screen, level 1");
     await assertNoHorizontalOverflow(page, "call screen at 1366");
-    await page.screenshot({ path: "../../docs/screenshots/call-screen-1366x768.png" });
+    await saveScreenshot(page, "call-screen-1366x768");
 
     await page.selectOption('[data-testid="wrap-up-form"] select', "resolved");
     await assertInFirstViewport(page, '[data-testid="wrap-up-form"] button');
@@ -142,7 +142,7 @@ test("the desk keeps my open call across a reload and finds a customer however t
     assert.equal(await page.inputValue('[data-testid="register-form"] input[name="phone"]'), "+48500100299");
     await assertAccessible(page, "desk");
     await page.goto(`${server.url}/desk`);
-    await page.screenshot({ path: "../../docs/screenshots/desk-1366x768.png" });
+    await saveScreenshot(page, "desk-1366x768");
   });
   await context.close();
 });
@@ -156,11 +156,11 @@ test("the call screen and the desk fit a 390×844 phone", async () => {
     await page.goto(`${server.url}/desk`);
     await assertNoHorizontalOverflow(page, "desk");
     await assertAccessible(page, "desk on a phone");
-    await page.screenshot({ path: "../../docs/screenshots/desk-390x844.png" });
+    await saveScreenshot(page, "desk-390x844");
     await startCall(page, PHONE_NUMBER);
     await assertNoHorizontalOverflow(page, "call screen");
     await assertInFirstViewport(page, '[data-testid="level-badge"]');
-    await page.screenshot({ path: "../../docs/screenshots/call-screen-390x844.png" });
+    await saveScreenshot(page, "call-screen-390x844");
   });
   await context.close();
 });

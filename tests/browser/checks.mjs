@@ -53,3 +53,9 @@ export async function assertInFirstViewport(page, selector) {
   assert.ok(box, `${selector} is on the page`);
   assert.ok(box.bottom <= box.h && box.right <= box.w && box.top >= 0, `${selector} is inside the first ${box.w}×${box.h} viewport: ${JSON.stringify(box)}`);
 }
+
+/** Saves the README's screenshot `name` under docs/screenshots/, when UPDATE_SCREENSHOTS=1. */
+export async function saveScreenshot(page, name) {
+  if (process.env.UPDATE_SCREENSHOTS !== "1") return;
+  await page.screenshot({ path: new URL(`../../docs/screenshots/${name}.png`, import.meta.url).pathname });
+}

@@ -7,7 +7,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { DESKTOP, PHONE as PHONE_SIZE, assertAccessible, assertNoHorizontalOverflow } from "./checks.mjs";
+import { DESKTOP, PHONE as PHONE_SIZE, assertAccessible, assertNoHorizontalOverflow, saveScreenshot } from "./checks.mjs";
 import { Server, launchBrowser, setUpThroughPages, totp, withScreenshot } from "./harness.mjs";
 
 let server;
@@ -233,11 +233,11 @@ test("an agent takes a call from identification to a level-2 change with the cod
       // The portal passes axe-core and is made for the phone the caller holds while talking.
       await assertAccessible(customer, "portal");
       await customer.setViewportSize(DESKTOP);
-      await customer.screenshot({ path: "../../docs/screenshots/portal-1366x768.png" });
+      await saveScreenshot(customer, "portal-1366x768");
       await customer.setViewportSize(PHONE_SIZE);
       await assertNoHorizontalOverflow(customer, "portal on a phone");
       await assertAccessible(customer, "portal on a phone");
-      await customer.screenshot({ path: "../../docs/screenshots/portal-390x844.png" });
+      await saveScreenshot(customer, "portal-390x844");
 
       // Everything stored about them, as a JSON file to keep.
       const [download] = await Promise.all([

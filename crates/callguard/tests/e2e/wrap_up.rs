@@ -197,6 +197,25 @@ async fn the_call_screen_wraps_up_and_takes_an_opt_out_for_the_agents_own_call_o
         assert!(screen.contains(&format!("value=\"{code}\"")), "{code}");
     }
     assert!(screen.contains("data-testid=\"register-caller\""));
+    // "Register this caller" carries the number to the registration form, as a search made in
+    // this call (no alert about a look-up outside a call).
+    assert!(
+        screen.contains("name=\"q\" value=\"+48500100200\""),
+        "{screen}"
+    );
+    let desk = post_form(
+        &api,
+        &agent,
+        "/desk/search",
+        &[("q", "+48500100200"), ("interaction", call.as_str())],
+    )
+    .await;
+    assert_eq!(desk.status.as_u16(), 200, "{}", desk.text);
+    assert!(
+        desk.text.contains("name=\"phone\" value=\"+48500100200\""),
+        "{}",
+        desk.text
+    );
     assert!(screen.contains("data-testid=\"opt-out-form\""));
 
     // A number that is not one is refused on the page and lists nothing.
@@ -291,6 +310,11 @@ async fn the_call_screen_wraps_up_and_takes_an_opt_out_for_the_agents_own_call_o
         .expect(200)
         .json();
     assert_eq!(view["disposition"], "wrong_number");
+    let closed = api.get(&path, Some(&agent.token)).await.expect(200).text;
+    assert!(
+        !closed.contains("value=\"+48500100200\""),
+        "the number is dropped with the call: {closed}"
+    );
     assert_eq!(view["status"], "ended");
 
     // A supervisor has no call screen to wrap up from.

@@ -38,6 +38,10 @@ pub(crate) struct CallState {
     /// Operations carried out in the interaction, in order (their `as_str` names).
     #[serde(default)]
     pub(crate) ops: Vec<String>,
+    /// The caller's number, sealed, while a phone call linked to nobody is open: it pre-fills
+    /// "register this caller". Dropped when the call ends or is wrapped up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) caller_sealed: Option<String>,
 }
 
 pub(crate) fn state_of(s: &str) -> CallState {

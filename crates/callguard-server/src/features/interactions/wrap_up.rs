@@ -84,6 +84,7 @@ impl Interactions {
             next.ended_at = Some(now());
         }
         next.disposition = Some(code.to_owned());
+        next.state = super::service::without_caller(&i.state)?;
         next.version += 1;
         let mut audit = p
             .actor()
@@ -109,6 +110,18 @@ impl Interactions {
             ));
         }
         self.view(&next, 0).await
+    }
+
+    /// The number of the caller on my open, unlinked phone call `id` (for registering them).
+    pub async fn caller_number(&self, p: &Principal, id: &str) -> Result<Option<String>, Error> {
+        let i = self.own(p, id).await?;
+        let st = state_of(&i.state);
+        Ok(
+            match (&i.customer_id, i.status.as_str(), st.caller_sealed) {
+                (None, "active", Some(sealed)) => self.vault.open_caller(&i.id, &sealed),
+                _ => None,
+            },
+        )
     }
 
     /// My interactions, newest first: the open ones and the recent ones.

@@ -287,7 +287,10 @@ mod tests {
             "customer:123456789012",
         );
         assert_eq!(row.what, "revealed");
-        assert_eq!(row.by, "agent 0f8fad5b-d9cb-469f-a165-70867728950e");
+        assert_eq!(
+            row.by, "agent #0F8FAD",
+            "a short reference, not the account id"
+        );
         assert_eq!(row.detail, "date of birth");
         assert_eq!(row.reason, "a delivery, billing or service problem");
         let mine = access_row(

@@ -83,6 +83,8 @@ pub(crate) struct InteractionPage {
     pub(crate) disposition: String,
     pub(crate) dispositions: Vec<String>,
     pub(crate) timeline: Vec<InteractionSummary>,
+    /// The caller's number on an open call linked to nobody, for "register this caller".
+    pub(crate) caller_number: String,
 }
 
 impl InteractionPage {
@@ -235,7 +237,14 @@ pub(crate) async fn interaction_view(
             tracing::warn!(error = %e, "the customer's timeline could not be read");
             Vec::new()
         });
-    interaction_screen(s, headers, p, v, extra, timeline)
+    let caller_number = s
+        .interactions
+        .caller_number(p, &v.id)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    interaction_screen(s, headers, p, v, extra, (timeline, caller_number))
 }
 
 fn interaction_screen(
@@ -244,7 +253,7 @@ fn interaction_screen(
     p: &Principal,
     v: &InteractionView,
     extra: Extra,
-    timeline: Vec<InteractionSummary>,
+    (timeline, caller_number): (Vec<InteractionSummary>, String),
 ) -> Response {
     let c = csrf_of(headers);
     let active = v.status == "active";
@@ -318,6 +327,7 @@ fn interaction_screen(
         disposition: v.disposition.clone().unwrap_or_default(),
         dispositions: s.interactions.dispositions().to_vec(),
         timeline,
+        caller_number,
     };
     render(
         extra.status.unwrap_or(StatusCode::OK),

@@ -231,6 +231,9 @@ pub(crate) struct SearchForm {
     /// A phone in any format, an e-mail, a national id or a service name.
     #[serde(default)]
     pub(crate) q: String,
+    /// The call the search is made in, if any (audited as inside it).
+    #[serde(default)]
+    pub(crate) interaction: String,
 }
 
 pub(crate) async fn search(
@@ -246,7 +249,8 @@ pub(crate) async fn search(
         _ => None,
     };
     page.searched = phone.clone().unwrap_or_default();
-    match s.vault.search_any(&p, &f.q, None).await {
+    let inside = given(&f.interaction);
+    match s.vault.search_any(&p, &f.q, inside.as_deref()).await {
         Ok(found) => {
             page.searched_done = true;
             if found.is_empty() {
