@@ -164,3 +164,25 @@ test("the call screen and the desk fit a 390×844 phone", async () => {
   });
   await context.close();
 });
+
+test("times show in the time zone chosen for the account, with the UTC value on hover", async () => {
+  const context = await browser.newContext({ viewport: DESKTOP, timezoneId: "Europe/Warsaw" });
+  const page = await context.newPage();
+  await withScreenshot("time-zone", page, server, async () => {
+    await setUpThroughPages(server, page, "zofia", "agent", PASSWORD);
+    await page.goto(`${server.url}/account`);
+    const first = page.locator('[data-testid="sessions"] time').first();
+    const utc = await first.getAttribute("datetime");
+    assert.equal(await first.getAttribute("title"), `${utc} (UTC)`);
+    assert.match(await first.textContent(), /GMT\+1|CET/, "the browser's zone by default");
+    await page.selectOption('[data-testid="tz-select"]', "Asia/Tokyo");
+    assert.match(await first.textContent(), /GMT\+9|JST/);
+    // Kept for this account: another page, later, shows the same zone.
+    await startCall(page, "+48500100298");
+    assert.match(await page.locator('[data-testid="interaction-status"] time').textContent(), /GMT\+9|JST/);
+    await page.goto(`${server.url}/account`);
+    assert.equal(await page.inputValue('[data-testid="tz-select"]'), "Asia/Tokyo");
+    await assertAccessible(page, "account with the time-zone setting");
+  });
+  await context.close();
+});
