@@ -71,6 +71,7 @@ test("a supervisor sees a burst of failed sign-ins appear live and acknowledges 
     const row = page.locator('[data-testid="alert-row"]', { hasText: "failed_sign_ins" });
     await row.waitFor({ timeout: 20000 });
     assert.match(await row.textContent(), /5 failed sign-ins or second factors/);
+    assert.doesNotMatch(await row.textContent(), /user:[0-9a-f]{8}-/, "a live alert names staff too");
     assert.match(await row.textContent(), /open/);
 
     await row.locator('input[name="comment"]').fill("checked with sam: typo storm from the training room");
