@@ -4,6 +4,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import https from "node:https";
+import { DESKTOP, PHONE, assertAccessible, assertNoHorizontalOverflow, saveScreenshot } from "./checks.mjs";
 import { Server, launchBrowser, setUpThroughPages, withScreenshot } from "./harness.mjs";
 
 let server;
@@ -70,6 +71,7 @@ test("a supervisor sees a burst of failed sign-ins appear live and acknowledges 
     const row = page.locator('[data-testid="alert-row"]', { hasText: "failed_sign_ins" });
     await row.waitFor({ timeout: 20000 });
     assert.match(await row.textContent(), /5 failed sign-ins or second factors/);
+    assert.doesNotMatch(await row.textContent(), /user:[0-9a-f]{8}-/, "a live alert names staff too");
     assert.match(await row.textContent(), /open/);
 
     await row.locator('input[name="comment"]').fill("checked with sam: typo storm from the training room");
@@ -77,6 +79,19 @@ test("a supervisor sees a burst of failed sign-ins appear live and acknowledges 
     await page.waitForSelector('[data-testid="notice"]');
     const updated = page.locator('[data-testid="alert-row"]', { hasText: "failed_sign_ins" });
     assert.match(await updated.locator(".status").textContent(), /acknowledged/);
+
+    // People, not ids: every alert names staff by username; the page passes axe-core and fits
+    // both screen sizes.
+    await page.goto(`${server.url}/alerts`);
+    const table = (await page.textContent('[data-testid="alerts"]')) || "";
+    assert.doesNotMatch(table, /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-/, "no account id on the alerts page");
+    assert.match(table, /sam/);
+    await assertAccessible(page, "alerts");
+    await page.setViewportSize(DESKTOP);
+    await saveScreenshot(page, "alerts-1366x768");
+    await page.setViewportSize(PHONE);
+    await assertNoHorizontalOverflow(page, "alerts on a phone");
+    await saveScreenshot(page, "alerts-390x844");
   });
   await context.close();
 });
@@ -98,6 +113,13 @@ test("a compliance officer browses the audit log with verified inclusion proofs,
     assert.ok(rows.length >= 1);
     assert.ok(rows.every((r) => r.includes("auth.setup")), "the filter applies");
     assert.match(await page.textContent('[data-testid="verifier-key"]'), /^localhost\/callguard-audit\+[0-9a-f]{8}\+/);
+
+    // The actor filter takes a username, and actors read as usernames.
+    await page.goto(`${server.url}/audit?actor=cora`);
+    const actors = await page.locator('[data-testid="audit-row"] td:nth-child(3)').allTextContents();
+    assert.ok(actors.length >= 1, "cora's own entries");
+    assert.ok(actors.every((a) => a.trim() === "cora"), actors.join(" | "));
+    await assertAccessible(page, "audit log");
   });
   await context.close();
 

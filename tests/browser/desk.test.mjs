@@ -7,6 +7,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { DESKTOP, PHONE as PHONE_SIZE, assertAccessible, assertNoHorizontalOverflow, saveScreenshot } from "./checks.mjs";
 import { Server, launchBrowser, setUpThroughPages, totp, withScreenshot } from "./harness.mjs";
 
 let server;
@@ -153,7 +154,7 @@ test("an agent takes a call from identification to a level-2 change with the cod
     assert.equal(await text(agent, "level"), "0");
     assert.equal(await text(agent, "attempts-left"), "5");
     assert.ok(await agent.isDisabled('[data-testid="reveal-address"] button'), "no reveal at level 0");
-    assert.ok(await agent.isDisabled('[data-testid="verify-portal-code"] button'), "no level 2 from level 0");
+    assert.equal(await agent.locator('[data-testid="verify-portal-code"]').count(), 0, "only the next step: no level 2 from level 0");
 
     // Level 1: the caller gives their PESEL.
     await agent.fill('[data-testid="verify-national-id"] input[name="value"]', PESEL);
@@ -201,6 +202,7 @@ test("an agent takes a call from identification to a level-2 change with the cod
     assert.equal(await text(agent, "level"), "2");
     assert.match(await text(agent, "notice"), /Level 2 reached/);
     assert.ok(await agent.isEnabled('[data-testid="op-change_contact"] button'));
+    await agent.click('[data-testid="op-change_contact-open"] summary');
     await agent.fill('[data-testid="op-change_contact"] input[name="phones"]', NEW_PHONE);
     await agent.click('[data-testid="op-change_contact"] button[type="submit"]');
     assert.match(await text(agent, "notice"), /Contact details changed/);
@@ -222,10 +224,20 @@ test("an agent takes a call from identification to a level-2 change with the cod
       const rows = await customer.locator('[data-testid="access-row"]').allTextContents();
       const reveal = rows.find((r) => r.includes("revealed"));
       assert.ok(reveal, `a reveal in ${rows.join(" | ")}`);
-      assert.match(reveal, /agent [0-9a-f-]{36}/);
+      assert.match(reveal, /agent #[0-9A-F]{6}/);
+      assert.doesNotMatch(reveal, /olga|[0-9a-f]{8}-[0-9a-f]{4}-/, "neither the username nor the account id");
       assert.match(reveal, /address/);
       assert.match(reveal, /a delivery, billing or service problem/);
       assert.ok(rows.some((r) => r.includes("changed on your behalf")), "the change is listed");
+
+      // The portal passes axe-core and is made for the phone the caller holds while talking.
+      await assertAccessible(customer, "portal");
+      await customer.setViewportSize(DESKTOP);
+      await saveScreenshot(customer, "portal-1366x768");
+      await customer.setViewportSize(PHONE_SIZE);
+      await assertNoHorizontalOverflow(customer, "portal on a phone");
+      await assertAccessible(customer, "portal on a phone");
+      await saveScreenshot(customer, "portal-390x844");
 
       // Everything stored about them, as a JSON file to keep.
       const [download] = await Promise.all([

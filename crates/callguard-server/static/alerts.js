@@ -35,6 +35,14 @@
     return form;
   }
 
+  // Staff by username, as the page's own rows show them (accounts known when the page loaded).
+  function named(text) {
+    const table = document.querySelector('[data-testid="alerts"]');
+    let names = {};
+    try { names = JSON.parse((table && table.dataset.names) || "{}"); } catch (e) { names = {}; }
+    return String(text).replace(/user:[0-9a-f-]{36}/g, (m) => names[m] || m);
+  }
+
   function render(alert) {
     const tr = document.createElement("tr");
     tr.dataset.testid = "alert-row";
@@ -42,7 +50,7 @@
     tr.dataset.alertId = alert.id;
     tr.dataset.seq = String(alert.seq);
     tr.className = "sev-" + alert.severity + " fresh";
-    for (const text of [alert.raised_at, alert.severity, alert.rule, alert.summary]) {
+    for (const text of [alert.raised_at, alert.severity, alert.rule, named(alert.summary)]) {
       const td = document.createElement("td");
       td.textContent = text;
       tr.append(td);

@@ -47,10 +47,40 @@ const PAGE_POSTS: &[(&str, Counterpart)] = &[
         Ok(("POST", "/api/v1/users/{id}/unlock")),
     ),
     (
+        "/admin/users/{id}/role",
+        Ok(("PUT", "/api/v1/users/{id}/role")),
+    ),
+    (
+        "/admin/users/{id}/enable",
+        Ok(("POST", "/api/v1/users/{id}/enable")),
+    ),
+    (
+        "/admin/users/{id}/disable",
+        Ok(("POST", "/api/v1/users/{id}/disable")),
+    ),
+    (
+        "/admin/users/{id}/reset",
+        Ok(("POST", "/api/v1/users/{id}/reset")),
+    ),
+    (
         "/alerts/{id}/handle",
         Ok(("POST", "/api/v1/alerts/{id}/acknowledge")),
     ),
     ("/dnc/internal", Ok(("POST", "/api/v1/dnc/internal"))),
+    ("/dnc/check", Ok(("POST", "/api/v1/dnc/check"))),
+    ("/dnc/consents", Ok(("POST", "/api/v1/consents"))),
+    (
+        "/compliance/requests/{id}/export",
+        Ok(("POST", "/api/v1/customers/{id}/export")),
+    ),
+    (
+        "/compliance/requests/{id}/erasure",
+        Ok(("POST", "/api/v1/customers/{id}/erasure")),
+    ),
+    (
+        "/compliance/requests/{id}/erasure/approve",
+        Ok(("POST", "/api/v1/customers/{id}/erasure/approve")),
+    ),
     (
         "/dnc/consents/{id}/revoke",
         Ok(("POST", "/api/v1/consents/{id}/revoke")),
@@ -76,6 +106,14 @@ const PAGE_POSTS: &[(&str, Counterpart)] = &[
     (
         "/desk/interactions/{id}/end",
         Ok(("POST", "/api/v1/interactions/{id}/end")),
+    ),
+    (
+        "/desk/interactions/{id}/wrap-up",
+        Ok(("POST", "/api/v1/interactions/{id}/wrap-up")),
+    ),
+    (
+        "/desk/interactions/{id}/opt-out",
+        Ok(("POST", "/api/v1/dnc/internal")),
     ),
     (
         "/portal/verification-code",

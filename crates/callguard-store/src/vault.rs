@@ -69,6 +69,8 @@ pub struct InteractionRow {
     pub ended_at: Option<UnixTime>,
     /// JSON owned by the server: level, steps used, failures, lock, pending OTP.
     pub state: String,
+    /// The wrap-up code the agent chose, once chosen.
+    pub disposition: Option<String>,
 }
 
 /// A one-time verification code (portal code or OTP), stored as a keyed hash.
@@ -198,6 +200,18 @@ pub trait VaultStore: Send + Sync {
         limit: u64,
     ) -> StoreResult<Vec<CustomerRow>>;
     async fn interaction(&self, id: &str) -> StoreResult<Option<InteractionRow>>;
+    /// An agent's interactions, newest first, at most `limit`.
+    async fn agent_interactions(
+        &self,
+        agent_id: &str,
+        limit: u64,
+    ) -> StoreResult<Vec<InteractionRow>>;
+    /// A customer's interactions (any agent), newest first, at most `limit`.
+    async fn customer_interactions(
+        &self,
+        customer_id: &str,
+        limit: u64,
+    ) -> StoreResult<Vec<InteractionRow>>;
     /// Unused, unexpired codes of a customer for `purpose`.
     async fn live_codes(
         &self,

@@ -57,6 +57,7 @@ pub const KEYS: &[Key] = &[
     Key { name: "verification.level.transfer_service", secret: false, about: "verification level a service transfer needs (default 2)" },
     Key { name: "verification.level.duplicate_invoice", secret: false, about: "verification level a duplicate invoice needs (default 2)" },
     Key { name: "verification.level.add_note", secret: false, about: "verification level adding a note needs (default 1)" },
+    Key { name: "desk.dispositions", secret: false, about: "wrap-up codes agents choose from when a call ends, comma-separated, each 1 to 40 of a-z, 0-9, _ (default resolved, callback_needed, escalated, transferred, wrong_number, no_action)" },
     Key { name: "otp.sender_name", secret: false, about: "who one-time code messages say they come from (default Callguard)" },
     Key { name: "otp.smtp_host", secret: false, about: "SMTP server that e-mails one-time codes (unset: no e-mail codes)" },
     Key { name: "otp.smtp_port", secret: false, about: "its port (default 587)" },
@@ -545,6 +546,30 @@ impl Raw {
         self.get(key).map(|(v, _)| v.trim().to_owned())
     }
 
+    /// The wrap-up codes of `desk.dispositions`: at least one, each a short lower-case word.
+    fn dispositions(&self, list: &str) -> Result<Vec<String>, ConfigError> {
+        use callguard_server::features::interactions::wrap_up::valid_disposition_code;
+        let mut codes: Vec<String> = Vec::new();
+        for code in list.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+            if !valid_disposition_code(code) {
+                return Err(ConfigError(format!(
+                    "{} lists {code:?}: each code must be 1 to 40 lower-case letters, digits or _, like callback_needed",
+                    self.describe("desk.dispositions")
+                )));
+            }
+            if !codes.iter().any(|c| c == code) {
+                codes.push(code.to_owned());
+            }
+        }
+        if codes.is_empty() {
+            return Err(ConfigError(format!(
+                "{} must list at least one code, like resolved, escalated",
+                self.describe("desk.dispositions")
+            )));
+        }
+        Ok(codes)
+    }
+
     fn customer_settings(&self) -> Result<callguard_server::CustomerSettings, ConfigError> {
         use callguard_server::features::interactions::model::OperationKind;
         use callguard_server::notify::{SmsSettings, SmtpSettings, SmtpTls};
@@ -577,6 +602,9 @@ impl Raw {
                 }
                 c.policy.levels.insert(kind, level);
             }
+        }
+        if let Some(list) = self.text("desk.dispositions") {
+            c.policy.dispositions = self.dispositions(&list)?;
         }
         if let Some(name) = self.text("otp.sender_name") {
             c.notify.sender_name = name;
@@ -942,6 +970,35 @@ mod tests {
                 .find(|(n, _)| *n == k)
                 .map(|(_, v)| (*v).to_owned())
         }
+    }
+
+    #[test]
+    fn wrap_up_codes_come_from_desk_dispositions_and_a_bad_code_names_the_key() {
+        let raw = Raw::load(
+            None,
+            &env_of(&[("CALLGUARD_DESK_DISPOSITIONS", "sale, no_sale,sale")]),
+        )
+        .unwrap();
+        assert_eq!(
+            raw.customer_settings().unwrap().policy.dispositions,
+            ["sale", "no_sale"]
+        );
+        let bad = Raw::load(
+            None,
+            &env_of(&[("CALLGUARD_DESK_DISPOSITIONS", "Sale Done")]),
+        )
+        .unwrap();
+        let msg = bad.customer_settings().err().unwrap().to_string();
+        assert!(msg.contains("`desk.dispositions`"), "{msg}");
+        let empty = Raw::load(None, &env_of(&[("CALLGUARD_DESK_DISPOSITIONS", " , ")])).unwrap();
+        assert!(empty.customer_settings().is_err());
+        let default = Raw::load(None, &env_of(&[])).unwrap();
+        assert!(default
+            .customer_settings()
+            .unwrap()
+            .policy
+            .dispositions
+            .contains(&"resolved".to_owned()));
     }
 
     #[test]

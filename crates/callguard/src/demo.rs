@@ -144,8 +144,15 @@ pub async fn run(
             codes.get(1).map(|c| c.expose().as_str()).unwrap_or_default(),
         ));
     }
-    // Demo customers (fictitious; the PESELs and NIP have valid checksums), and a portal
-    // invitation for the first.
+    // A small sample national Do-Not-Call registry (US numbers reserved for fiction), so the
+    // Do-Not-Call page and its "check a number" form have something to show.
+    let sample = settings.data_dir.join("demo-dnc-registry.txt");
+    let numbers: String = (100..120).map(|n| format!("202555{n:04}\n")).collect();
+    std::fs::write(&sample, numbers)
+        .map_err(|e| format!("cannot write {}: {e}", sample.display()))?;
+    crate::dnc_cli::import(&rt, &sample, false, Some("demo sample registry".into())).await?;
+    // Demo customers (fictitious; the PESELs and NIP have valid checksums), each invited to the
+    // portal.
     let (vault, _) = rt.customer_services(&settings.customers)?;
     let mut customers = Vec::new();
     for c in DEMO_CUSTOMERS {
@@ -170,7 +177,7 @@ pub async fn run(
         customers.push((id, c));
     }
     let mut customer_lines = Vec::new();
-    for (i, (id, c)) in customers.iter().enumerate() {
+    for (id, c) in &customers {
         let mut line = format!(
             "  customer {id}  {}  phone {}  {} {}  service {}  answers: {:?} / {:?}",
             c.name,
@@ -181,17 +188,15 @@ pub async fn run(
             c.answers[0],
             c.answers[1]
         );
-        if i == 0 {
-            let token =
-                callguard_server::features::gdpr::service::invite(&rt.store, &rt.accounts(), id)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            line.push_str(&format!(
-                "\n  {:<17} portal: open /portal/setup and enter the invitation {}",
-                "",
-                token.expose()
-            ));
-        }
+        let token =
+            callguard_server::features::gdpr::service::invite(&rt.store, &rt.accounts(), id)
+                .await
+                .map_err(|e| e.to_string())?;
+        line.push_str(&format!(
+            "\n  {:<17} portal: open /portal/setup and enter the invitation {}",
+            "",
+            token.expose()
+        ));
         customer_lines.push(line);
     }
     let url = settings.public_url.clone().map_or_else(
@@ -215,6 +220,9 @@ pub async fn run(
     for l in &customer_lines {
         println!("{l}");
     }
+    println!(
+        "\nDo-Not-Call: a sample registry of 20 numbers, +1 202 555 0100 to 0119, is loaded; check one on {url}/dnc."
+    );
     println!();
     println!("==========================================================================================");
     callguard_server::serve(settings, rt, shutdown).await?;

@@ -55,6 +55,7 @@ pub fn page_routes() -> Vec<PageRoute> {
         dnc::pages::routes(),
         desk::pages::routes(),
         portal::pages::routes(),
+        gdpr::pages::routes(),
         crate::web::assets::routes(),
     ]
     .into_iter()

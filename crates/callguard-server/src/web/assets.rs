@@ -41,6 +41,10 @@ async fn static_file(Path(file): Path<String>) -> Response {
             include_str!("../../static/webauthn.js"),
             "text/javascript; charset=utf-8",
         ),
+        "call.js" => (
+            include_str!("../../static/call.js"),
+            "text/javascript; charset=utf-8",
+        ),
         "alerts.js" => (
             include_str!("../../static/alerts.js"),
             "text/javascript; charset=utf-8",

@@ -26,6 +26,7 @@ pub struct Who {
     pub sees_audit: bool,
     pub sees_dnc: bool,
     pub sees_desk: bool,
+    pub sees_requests: bool,
     /// A portal customer: sees the portal's navigation, never the staff's.
     pub is_customer: bool,
 }
@@ -39,6 +40,7 @@ pub(crate) fn who(p: &Principal) -> Option<Who> {
         sees_audit: p.user.role.allows(Permission::AuditRead),
         sees_dnc: p.user.role.allows(Permission::DncStatus),
         sees_desk: p.user.role.allows(Permission::InteractionsHandle),
+        sees_requests: p.user.role.allows(Permission::CustomersGdpr),
         is_customer: p.user.role == Role::Customer,
     })
 }
@@ -254,5 +256,55 @@ impl Flash {
             Ok(_) => Self::notice(done),
             Err(e) => Self::error(e),
         }
+    }
+}
+
+/// Staff usernames by audit reference (`user:{id}`): people read names, the log keeps ids.
+/// A failure to list them leaves ids shown rather than the page failing.
+pub(crate) async fn staff_names(
+    s: &crate::state::AppState,
+) -> std::collections::HashMap<String, String> {
+    s.accounts
+        .list_users()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|u| (callguard_core::audit::record::user(&u.id), u.username))
+        .collect()
+}
+
+/// `text` with every staff reference (`user:{id}`) it holds replaced by the username.
+pub(crate) fn named(text: &str, names: &std::collections::HashMap<String, String>) -> String {
+    if !text.contains("user:") {
+        return text.to_owned();
+    }
+    let mut out = text.to_owned();
+    for (reference, name) in names {
+        if out.contains(reference.as_str()) {
+            out = out.replace(reference.as_str(), name);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod naming_tests {
+    use super::named;
+    use std::collections::HashMap;
+
+    #[test]
+    fn staff_references_in_a_sentence_read_as_usernames() {
+        let names = HashMap::from([(
+            "user:05e5245b-3e8c-4ebd-8c45-b88147be973d".to_owned(),
+            "olga".to_owned(),
+        )]);
+        assert_eq!(
+            named(
+                "user:05e5245b-3e8c-4ebd-8c45-b88147be973d changed the role of user:other",
+                &names
+            ),
+            "olga changed the role of user:other"
+        );
+        assert_eq!(named("nothing to name", &names), "nothing to name");
     }
 }

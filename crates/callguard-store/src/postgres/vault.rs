@@ -12,7 +12,7 @@ use deadpool_postgres::Transaction;
 use tokio_postgres::Row;
 
 const CUSTOMER_COLUMNS: &str = "id, status, version, wrapped_key, kek_id, fields, created_at, updated_at, verify_failures, verify_window_start, requests";
-const INTERACTION_COLUMNS: &str = "id, version, agent_id, customer_id, channel, direction, from_hash, status, started_at, ended_at, state";
+const INTERACTION_COLUMNS: &str = "id, version, agent_id, customer_id, channel, direction, from_hash, status, started_at, ended_at, state, disposition";
 const CODE_COLUMNS: &str =
     "id, customer_id, purpose, code_hash, interaction_id, created_at, expires_at, used_at";
 
@@ -45,6 +45,7 @@ fn interaction_row(r: &Row) -> InteractionRow {
         started_at: r.get(8),
         ended_at: r.get(9),
         state: r.get(10),
+        disposition: r.get(11),
     }
 }
 
@@ -113,12 +114,12 @@ async fn apply(tx: &Transaction<'_>, w: &VaultWrite) -> StoreResult<bool> {
     if let Some((i, expected)) = &w.interaction {
         let n = match expected {
             None => tx.execute(
-                &format!("INSERT INTO interactions ({INTERACTION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"),
-                &[&i.id, &i.version, &i.agent_id, &i.customer_id, &i.channel, &i.direction, &i.from_hash, &i.status, &i.started_at, &i.ended_at, &i.state],
+                &format!("INSERT INTO interactions ({INTERACTION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"),
+                &[&i.id, &i.version, &i.agent_id, &i.customer_id, &i.channel, &i.direction, &i.from_hash, &i.status, &i.started_at, &i.ended_at, &i.state, &i.disposition],
             ).await,
             Some(v) => tx.execute(
-                "UPDATE interactions SET version = $2, customer_id = $3, status = $4, ended_at = $5, state = $6 WHERE id = $1 AND version = $7",
-                &[&i.id, &i.version, &i.customer_id, &i.status, &i.ended_at, &i.state, v],
+                "UPDATE interactions SET version = $2, customer_id = $3, status = $4, ended_at = $5, state = $6, disposition = $8 WHERE id = $1 AND version = $7",
+                &[&i.id, &i.version, &i.customer_id, &i.status, &i.ended_at, &i.state, v, &i.disposition],
             ).await,
         }
         .map_err(map_err)?;
@@ -260,6 +261,23 @@ impl VaultStore for PostgresStore {
         .await
         .map_err(map_err)?
         .map(|r| interaction_row(&r)))
+    }
+
+    async fn agent_interactions(
+        &self,
+        agent_id: &str,
+        limit: u64,
+    ) -> StoreResult<Vec<InteractionRow>> {
+        self.interactions_where("agent_id", agent_id, limit).await
+    }
+
+    async fn customer_interactions(
+        &self,
+        customer_id: &str,
+        limit: u64,
+    ) -> StoreResult<Vec<InteractionRow>> {
+        self.interactions_where("customer_id", customer_id, limit)
+            .await
     }
 
     async fn live_codes(
@@ -450,5 +468,29 @@ impl KeyShareStore for PostgresStore {
             .await
             .map_err(map_err)?;
         Ok(n == 1)
+    }
+}
+
+impl PostgresStore {
+    /// Interactions whose `column` (a constant of this file) equals `value`, newest first.
+    async fn interactions_where(
+        &self,
+        column: &'static str,
+        value: &str,
+        limit: u64,
+    ) -> StoreResult<Vec<InteractionRow>> {
+        let c = self.client().await?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = c
+            .query(
+                &format!(
+                    "SELECT {INTERACTION_COLUMNS} FROM interactions WHERE {column} = $1
+                     ORDER BY started_at DESC, id DESC LIMIT $2"
+                ),
+                &[&value, &limit],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(rows.iter().map(interaction_row).collect())
     }
 }

@@ -11,7 +11,7 @@ use callguard_core::UnixTime;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 const CUSTOMER_COLUMNS: &str = "id, status, version, wrapped_key, kek_id, fields, created_at, updated_at, verify_failures, verify_window_start, requests";
-const INTERACTION_COLUMNS: &str = "id, version, agent_id, customer_id, channel, direction, from_hash, status, started_at, ended_at, state";
+const INTERACTION_COLUMNS: &str = "id, version, agent_id, customer_id, channel, direction, from_hash, status, started_at, ended_at, state, disposition";
 const CODE_COLUMNS: &str =
     "id, customer_id, purpose, code_hash, interaction_id, created_at, expires_at, used_at";
 
@@ -44,6 +44,7 @@ fn interaction_row(r: &Row<'_>) -> rusqlite::Result<InteractionRow> {
         started_at: r.get(8)?,
         ended_at: r.get(9)?,
         state: r.get(10)?,
+        disposition: r.get(11)?,
     })
 }
 
@@ -95,12 +96,12 @@ fn apply(tx: &Connection, w: &VaultWrite) -> rusqlite::Result<bool> {
     if let Some((i, expected)) = &w.interaction {
         let n = match expected {
             None => tx.execute(
-                &format!("INSERT INTO interactions ({INTERACTION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
-                params![i.id, i.version, i.agent_id, i.customer_id, i.channel, i.direction, i.from_hash, i.status, i.started_at, i.ended_at, i.state],
+                &format!("INSERT INTO interactions ({INTERACTION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
+                params![i.id, i.version, i.agent_id, i.customer_id, i.channel, i.direction, i.from_hash, i.status, i.started_at, i.ended_at, i.state, i.disposition],
             )?,
             Some(v) => tx.execute(
-                "UPDATE interactions SET version = ?2, customer_id = ?3, status = ?4, ended_at = ?5, state = ?6 WHERE id = ?1 AND version = ?7",
-                params![i.id, i.version, i.customer_id, i.status, i.ended_at, i.state, v],
+                "UPDATE interactions SET version = ?2, customer_id = ?3, status = ?4, ended_at = ?5, state = ?6, disposition = ?8 WHERE id = ?1 AND version = ?7",
+                params![i.id, i.version, i.customer_id, i.status, i.ended_at, i.state, v, i.disposition],
             )?,
         };
         if n != 1 {
@@ -242,6 +243,23 @@ impl VaultStore for SqliteStore {
             .optional()
         })
         .await
+    }
+
+    async fn agent_interactions(
+        &self,
+        agent_id: &str,
+        limit: u64,
+    ) -> StoreResult<Vec<InteractionRow>> {
+        self.interactions_where("agent_id", agent_id, limit).await
+    }
+
+    async fn customer_interactions(
+        &self,
+        customer_id: &str,
+        limit: u64,
+    ) -> StoreResult<Vec<InteractionRow>> {
+        self.interactions_where("customer_id", customer_id, limit)
+            .await
     }
 
     async fn live_codes(
@@ -484,6 +502,27 @@ impl KeyShareStore for SqliteStore {
         self.with_shares_blocking(move |c| {
             c.execute("DELETE FROM key_shares WHERE customer_id = ?1", [id])
                 .map(|n| n == 1)
+        })
+        .await
+    }
+}
+
+impl SqliteStore {
+    /// Interactions whose `column` (a constant of this file) equals `value`, newest first.
+    async fn interactions_where(
+        &self,
+        column: &'static str,
+        value: &str,
+        limit: u64,
+    ) -> StoreResult<Vec<InteractionRow>> {
+        let (value, limit) = (value.to_owned(), i64::try_from(limit).unwrap_or(i64::MAX));
+        self.point_read(move |c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {INTERACTION_COLUMNS} FROM interactions WHERE {column} = ?1
+                 ORDER BY started_at DESC, id DESC LIMIT ?2"
+            ))?;
+            let rows = st.query_map(params![value, limit], interaction_row)?;
+            rows.collect()
         })
         .await
     }

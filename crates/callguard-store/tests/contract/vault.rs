@@ -31,7 +31,69 @@ fn interaction_row(id: &str, customer: &str) -> InteractionRow {
         started_at: 1_000,
         ended_at: None,
         state: "{}".into(),
+        disposition: None,
     }
+}
+
+both_backends!(an_agents_and_a_customers_interactions_list_newest_first_with_the_wrap_up_code);
+async fn an_agents_and_a_customers_interactions_list_newest_first_with_the_wrap_up_code(
+    f: Fixture,
+) {
+    let s = &f.store;
+    assert!(s
+        .vault_commit(VaultWrite {
+            customers: vec![(customer_row("c1"), None)],
+            audit: vec![a("customer.create")],
+            ..VaultWrite::default()
+        })
+        .await
+        .unwrap());
+    for (id, agent, at) in [
+        ("i1", "agent", 1_000),
+        ("i2", "other", 2_000),
+        ("i3", "agent", 3_000),
+    ] {
+        let mut row = interaction_row(id, "c1");
+        row.agent_id = agent.into();
+        row.started_at = at;
+        assert!(s
+            .vault_commit(VaultWrite {
+                interaction: Some((row, None)),
+                audit: vec![a("interaction.start")],
+                ..VaultWrite::default()
+            })
+            .await
+            .unwrap());
+    }
+    let mut wrapped = s.interaction("i1").await.unwrap().unwrap();
+    wrapped.version = 2;
+    wrapped.status = "ended".into();
+    wrapped.disposition = Some("resolved".into());
+    assert!(s
+        .vault_commit(VaultWrite {
+            interaction: Some((wrapped, Some(1))),
+            audit: vec![a("interaction.wrap_up")],
+            ..VaultWrite::default()
+        })
+        .await
+        .unwrap());
+    let mine: Vec<String> = s
+        .agent_interactions("agent", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(mine, ["i3", "i1"]);
+    let timeline = s.customer_interactions("c1", 2).await.unwrap();
+    assert_eq!(
+        timeline.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(),
+        ["i3", "i2"],
+        "newest first, limited"
+    );
+    let first = s.customer_interactions("c1", 10).await.unwrap();
+    assert_eq!(first[2].disposition.as_deref(), Some("resolved"));
+    assert!(s.agent_interactions("nobody", 10).await.unwrap().is_empty());
 }
 
 both_backends!(a_vault_write_applies_whole_or_not_at_all_when_a_version_or_code_moved);

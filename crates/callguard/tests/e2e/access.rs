@@ -97,6 +97,8 @@ const MATRIX: &[(&str, &str, Rule)] = &[
     ("GET", "/api/v1/interactions/{id}", Roles(AGENT)),
     ("POST", "/api/v1/interactions/{id}/verify", Roles(AGENT)),
     ("POST", "/api/v1/interactions/{id}/end", Roles(AGENT)),
+    ("POST", "/api/v1/interactions/{id}/wrap-up", Roles(AGENT)),
+    ("GET", "/api/v1/me/interactions", Roles(AGENT)),
     ("POST", "/api/v1/portal/auth/setup", Public),
     ("POST", "/api/v1/portal/auth/setup/confirm", Public),
     ("POST", "/api/v1/portal/auth/login", Public),
@@ -141,12 +143,45 @@ const PAGE_POSTS: &[(&str, &str, &str)] = &[
         "POST",
         "/api/v1/users/{id}/unlock",
     ),
+    ("/admin/users/{id}/role", "PUT", "/api/v1/users/{id}/role"),
+    (
+        "/admin/users/{id}/enable",
+        "POST",
+        "/api/v1/users/{id}/enable",
+    ),
+    (
+        "/admin/users/{id}/disable",
+        "POST",
+        "/api/v1/users/{id}/disable",
+    ),
+    (
+        "/admin/users/{id}/reset",
+        "POST",
+        "/api/v1/users/{id}/reset",
+    ),
     (
         "/alerts/{id}/handle",
         "POST",
         "/api/v1/alerts/{id}/acknowledge",
     ),
     ("/dnc/internal", "POST", "/api/v1/dnc/internal"),
+    ("/dnc/check", "POST", "/api/v1/dnc/check"),
+    ("/dnc/consents", "POST", "/api/v1/consents"),
+    (
+        "/compliance/requests/{id}/export",
+        "POST",
+        "/api/v1/customers/{id}/export",
+    ),
+    (
+        "/compliance/requests/{id}/erasure",
+        "POST",
+        "/api/v1/customers/{id}/erasure",
+    ),
+    (
+        "/compliance/requests/{id}/erasure/approve",
+        "POST",
+        "/api/v1/customers/{id}/erasure/approve",
+    ),
     (
         "/dnc/consents/{id}/revoke",
         "POST",
@@ -173,6 +208,16 @@ const PAGE_POSTS: &[(&str, &str, &str)] = &[
         "/desk/interactions/{id}/end",
         "POST",
         "/api/v1/interactions/{id}/end",
+    ),
+    (
+        "/desk/interactions/{id}/wrap-up",
+        "POST",
+        "/api/v1/interactions/{id}/wrap-up",
+    ),
+    (
+        "/desk/interactions/{id}/opt-out",
+        "POST",
+        "/api/v1/dnc/internal",
     ),
     (
         "/portal/verification-code",

@@ -287,7 +287,7 @@ async fn the_national_registry_is_imported_checked_replaced_and_scrubbed_against
 both_backends!(calling_windows_follow_the_called_party_across_time_zones);
 
 /// Imports `numbers` (one per line) as the national registry and waits until the server uses it.
-async fn import_registry(server: &Server, token: &str, numbers: &str) {
+pub async fn import_registry(server: &Server, token: &str, numbers: &str) {
     let file = server
         .root()
         .join(format!("registry-{}.txt", crate::harness::suffix()));

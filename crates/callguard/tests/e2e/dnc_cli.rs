@@ -291,6 +291,14 @@ fn the_demo_keeps_its_data_in_callguard_data_dir_unless_told_otherwise_and_says_
             && banner.contains("not removed"),
         "{banner}"
     );
+    // Every page has something to show: every demo customer is invited to the portal, and a
+    // sample Do-Not-Call registry is loaded.
+    assert_eq!(
+        banner.matches("portal: open /portal/setup").count(),
+        3,
+        "{banner}"
+    );
+    assert!(banner.contains("sample registry of 20 numbers"), "{banner}");
 
     // --data-dir is the stronger setting.
     let banner = demo_banner(

@@ -18,7 +18,7 @@ both_backends!(
 
 /// Makes every session of `user_id` older than the re-authentication window, as if the person
 /// had signed in long ago.
-async fn age_sessions(server: &Server, user_id: &str) {
+pub async fn age_sessions(server: &Server, user_id: &str) {
     let sql =
         format!("UPDATE sessions SET reauth_at = reauth_at - 3600 WHERE user_id = '{user_id}'");
     match &server.pg {
@@ -34,7 +34,7 @@ async fn age_sessions(server: &Server, user_id: &str) {
 }
 
 /// Password and a recovery code again: the session may do sensitive things for five minutes.
-async fn reauthenticate(api: &Api, who: &mut Account) {
+pub async fn reauthenticate(api: &Api, who: &mut Account) {
     let code = who.recovery_codes.pop().expect("a recovery code left");
     api.post(
         "/api/v1/auth/reauth",

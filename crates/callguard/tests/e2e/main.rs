@@ -30,11 +30,13 @@ macro_rules! both_backends {
 }
 
 mod access;
+mod admin_pages;
 mod alerts;
 mod api_schema;
 mod audit;
 mod calls;
 mod cluster;
+mod compliance_pages;
 mod connections;
 mod dnc;
 mod dnc_cli;
@@ -51,3 +53,4 @@ mod signin_limits;
 mod storage;
 mod vault;
 mod verification;
+mod wrap_up;

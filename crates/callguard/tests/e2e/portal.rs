@@ -18,8 +18,8 @@ both_backends!(
 );
 
 /// A customer's portal session.
-struct Customer {
-    token: String,
+pub struct Customer {
+    pub token: String,
 }
 
 /// Sets up a portal account; answers its first session token.
@@ -30,7 +30,7 @@ pub async fn portal_set_up(api: &Api, setup_token: &str, customer_id: &str) -> S
         .token
 }
 
-async fn portal_set_up_full(
+pub async fn portal_set_up_full(
     api: &Api,
     setup_token: &str,
     customer_id: &str,
@@ -65,7 +65,7 @@ async fn portal_set_up_full(
     (Customer { token }, password, totp)
 }
 
-fn invite(server: &Server, customer_id: &str) -> String {
+pub fn invite(server: &Server, customer_id: &str) -> String {
     let ran = server.cli(&["customer", "invite", customer_id]);
     assert!(ran.status.success(), "{}", ran.describe());
     let lines: Vec<&str> = ran.stdout.lines().collect();

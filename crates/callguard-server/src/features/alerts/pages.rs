@@ -20,6 +20,8 @@ struct AlertsPage {
     error: String,
     notice: String,
     alerts: Vec<crate::features::alerts::service::AlertView>,
+    /// Staff usernames by reference, for the alerts that arrive live.
+    names_json: String,
 }
 
 async fn alerts_view(s: &AppState, headers: &HeaderMap, p: &Principal, flash: Flash) -> Response {
@@ -36,6 +38,11 @@ async fn alerts_view(s: &AppState, headers: &HeaderMap, p: &Principal, flash: Fl
             .unwrap_or_default(),
     );
     alerts.sort_by_key(|a| std::cmp::Reverse(a.seq));
+    let names = crate::web::staff_names(s).await;
+    for a in &mut alerts {
+        a.summary = crate::web::named(&a.summary, &names);
+    }
+    let names_json = serde_json::to_string(&names).unwrap_or_else(|_| "{}".into());
     let status = if error.is_empty() {
         StatusCode::OK
     } else {
@@ -49,6 +56,7 @@ async fn alerts_view(s: &AppState, headers: &HeaderMap, p: &Principal, flash: Fl
             error,
             notice,
             alerts,
+            names_json,
         },
         &c.new_cookie.into_iter().collect::<Vec<_>>(),
     )

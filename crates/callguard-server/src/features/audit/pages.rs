@@ -52,21 +52,19 @@ async fn audit_page(
     axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
 ) -> Response {
     let c = csrf_of(&headers);
-    let filter = filter_of(&q);
+    // People read names; the log keeps ids. The actor filter takes either.
+    let names = crate::web::staff_names(&s).await;
+    let mut filter = filter_of(&q);
+    if let Some(actor) = &filter.actor {
+        if let Some((id, _)) = names.iter().find(|(_, name)| *name == actor) {
+            filter.actor = Some(id.clone());
+        }
+    }
     // Browsing the log is itself recorded (PCI DSS 10.2.1.3), by the service.
     let found = match s.audit.search(&p.actor(), &filter).await {
         Ok(f) => f,
         Err(e) => return error_page(&headers, &e, who(&p)),
     };
-    // People read names; the log keeps ids. Show both.
-    let names: HashMap<String, String> = s
-        .accounts
-        .list_users()
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .map(|u| (callguard_core::audit::record::user(&u.id), u.username))
-        .collect();
     let entries = found
         .entries
         .iter()
@@ -92,7 +90,10 @@ async fn audit_page(
             checkpoint,
             verifier_key: s.audit.verifier_key(),
             entries,
-            f_actor: filter.actor.unwrap_or_default(),
+            f_actor: q
+                .get("actor")
+                .map(|a| a.trim().to_owned())
+                .unwrap_or_default(),
             f_action: filter.action.unwrap_or_default(),
             f_from: filter.from.unwrap_or_default(),
             f_to: filter.to.unwrap_or_default(),
@@ -122,10 +123,7 @@ fn filter_of(q: &HashMap<String, String>) -> AuditFilter {
 
 /// One entry as the browser shows it: names beside ids, details one `key: value` per line.
 fn row(e: &StoredEntry, proof: &str, names: &HashMap<String, String>) -> AuditRow {
-    let label = |id: &str| match names.get(id) {
-        Some(name) => format!("{name} ({})", id.chars().take(13).collect::<String>()),
-        None => id.to_owned(),
-    };
+    let label = |id: &str| names.get(id).cloned().unwrap_or_else(|| id.to_owned());
     let v: serde_json::Value = serde_json::from_str(&e.text).unwrap_or_default();
     let text = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_owned();
     let details = v

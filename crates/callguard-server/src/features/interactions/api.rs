@@ -62,6 +62,24 @@ pub async fn end_interaction(
 
 /// This feature's API routes, each with its access rule.
 #[rustfmt::skip]
+pub async fn wrap_up(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    ApiJson(r): ApiJson<super::wrap_up::WrapUpRequest>,
+) -> Result<Json<InteractionView>, Error> {
+    Ok(Json(s.interactions.wrap_up(&p, &id, &r.disposition).await?))
+}
+
+pub async fn my_interactions(
+    State(s): State<AppState>,
+    p: Principal,
+) -> Result<Json<Vec<super::wrap_up::InteractionSummary>>, Error> {
+    Ok(Json(
+        s.interactions.mine(&p, super::wrap_up::MY_LIST).await?,
+    ))
+}
+
 pub fn routes() -> Vec<ApiRoute> {
     use Access::Signed;
     use Permission::*;
@@ -76,5 +94,9 @@ pub fn routes() -> Vec<ApiRoute> {
             .takes::<crate::features::interactions::model::VerifyRequest>().gives::<crate::features::interactions::model::VerifyResponse>(200).may(&[409, 422, 423, 501, 502]),
         route("POST", "/api/v1/interactions/{id}/end", Signed(InteractionsHandle), "Ends one of my interactions: reveals and operations stop at once.", post(end_interaction))
             .gives::<crate::features::interactions::model::InteractionView>(200).may(&[409]),
+        route("POST", "/api/v1/interactions/{id}/wrap-up", Signed(InteractionsHandle), "Wraps up one of my interactions with a disposition code from the configured list (desk.dispositions), once; an active one ends with it.", post(wrap_up))
+            .takes::<super::wrap_up::WrapUpRequest>().gives::<crate::features::interactions::model::InteractionView>(200).may(&[409, 422]),
+        route("GET", "/api/v1/me/interactions", Signed(InteractionsHandle), "My latest interactions, newest first, open and ended, with the level reached and the wrap-up code.", get(my_interactions))
+            .gives::<Vec<super::wrap_up::InteractionSummary>>(200),
     ]
 }

@@ -5,3 +5,4 @@ pub mod operations;
 pub mod reveal;
 pub mod service;
 pub mod verify;
+pub mod wrap_up;

@@ -35,6 +35,13 @@ pub(crate) struct CallState {
     pub(crate) failures: i64,
     pub(crate) locked: bool,
     pub(crate) otp: Option<PendingOtp>,
+    /// Operations carried out in the interaction, in order (their `as_str` names).
+    #[serde(default)]
+    pub(crate) ops: Vec<String>,
+    /// The caller's number, sealed, while a phone call linked to nobody is open: it pre-fills
+    /// "register this caller". Dropped when the call ends or is wrapped up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) caller_sealed: Option<String>,
 }
 
 pub(crate) fn state_of(s: &str) -> CallState {
@@ -91,7 +98,19 @@ impl OperationKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     pub levels: BTreeMap<OperationKind, i64>,
+    /// The wrap-up codes an agent picks from when a call is done (`desk.dispositions`).
+    pub dispositions: Vec<String>,
 }
+
+/// The wrap-up codes offered when `desk.dispositions` is not set.
+pub const DEFAULT_DISPOSITIONS: [&str; 6] = [
+    "resolved",
+    "callback_needed",
+    "escalated",
+    "transferred",
+    "wrong_number",
+    "no_action",
+];
 
 impl Default for Policy {
     fn default() -> Self {
@@ -99,7 +118,13 @@ impl Default for Policy {
         for k in OperationKind::ALL {
             levels.insert(k, if k == OperationKind::AddNote { 1 } else { 2 });
         }
-        Self { levels }
+        Self {
+            levels,
+            dispositions: DEFAULT_DISPOSITIONS
+                .iter()
+                .map(|d| (*d).to_owned())
+                .collect(),
+        }
     }
 }
 
@@ -158,6 +183,8 @@ pub struct InteractionView {
     pub otp_pending: Option<String>,
     pub started_at: String,
     pub ended_at: Option<String>,
+    /// The wrap-up code, once the agent chose one.
+    pub disposition: Option<String>,
 }
 
 /// One knowledge answer.

@@ -90,7 +90,7 @@ impl Interactions {
             OperationKind::DuplicateInvoice => duplicate_invoice(&mut change, data(&r)?),
             OperationKind::AddNote => add_note(&mut change, p, &i, data(&r)?),
         }
-        self.commit_operation(&i, &st, &o, change).await?;
+        self.commit_operation(&i, &st, &o, change, r.kind).await?;
         let after = self.vault.open(customer_id).await?;
         Ok(OperationResponse {
             kind: r.kind,
@@ -158,8 +158,16 @@ impl Interactions {
         st: &CallState,
         o: &Opened,
         change: Change,
+        kind: OperationKind,
     ) -> Result<(), Error> {
         change.problems.into_result()?;
+        // The interaction remembers what was done in it (for the customer's timeline); writing
+        // it with its version also keeps the old guarantee that it did not change meanwhile.
+        let mut next = i.clone();
+        let mut done = st.clone();
+        done.ops.push(kind.as_str().to_owned());
+        next.state = serde_json::to_string(&done).map_err(|_| Error::Internal)?;
+        next.version += 1;
         let steps: Vec<String> = st.steps.iter().map(|s| s.method.clone()).collect();
         let codes: Vec<String> = st.steps.iter().filter_map(|s| s.code_id.clone()).collect();
         let audit = change
@@ -185,7 +193,7 @@ impl Interactions {
             .vault_commit(VaultWrite {
                 customers,
                 index,
-                interaction_guard: Some((i.id.clone(), i.version)),
+                interaction: Some((next, Some(i.version))),
                 audit: vec![audit],
                 ..VaultWrite::default()
             })

@@ -94,7 +94,11 @@ impl Interactions {
             .ok_or(Error::NotFound)
     }
 
-    async fn view(&self, i: &InteractionRow, candidates: usize) -> Result<InteractionView, Error> {
+    pub(crate) async fn view(
+        &self,
+        i: &InteractionRow,
+        candidates: usize,
+    ) -> Result<InteractionView, Error> {
         let st = state_of(&i.state);
         let customer = match &i.customer_id {
             Some(c) => match self.vault.open(c).await {
@@ -119,6 +123,7 @@ impl Interactions {
             otp_pending: st.otp.as_ref().map(|o| o.channel.clone()),
             started_at: rfc3339(i.started_at),
             ended_at: i.ended_at.map(rfc3339),
+            disposition: i.disposition.clone(),
         })
     }
 
@@ -155,6 +160,10 @@ impl Interactions {
         };
         let id = uuid::Uuid::new_v4().to_string();
         let t = now();
+        let mut state = CallState::default();
+        if customer_id.is_none() {
+            state.caller_sealed = from_hash.as_ref().map(|e| self.vault.seal_caller(&id, e));
+        }
         let row = InteractionRow {
             id: id.clone(),
             version: 1,
@@ -166,7 +175,8 @@ impl Interactions {
             status: "active".into(),
             started_at: t,
             ended_at: None,
-            state: serde_json::to_string(&CallState::default()).map_err(|_| Error::Internal)?,
+            state: serde_json::to_string(&state).map_err(|_| Error::Internal)?,
+            disposition: None,
         };
         let mut audit = p
             .actor()
@@ -203,6 +213,7 @@ impl Interactions {
         let mut next = i.clone();
         next.status = "ended".into();
         next.ended_at = Some(now());
+        next.state = without_caller(&i.state)?;
         next.version += 1;
         let mut audit = p.actor().record("interaction.end");
         audit.interaction = Some(i.id.clone());
@@ -223,6 +234,13 @@ impl Interactions {
         }
         self.view(&next, 0).await
     }
+}
+
+/// An interaction's state without the caller's sealed number (once the call is over).
+pub(crate) fn without_caller(state: &str) -> Result<String, Error> {
+    let mut st = state_of(state);
+    st.caller_sealed = None;
+    serde_json::to_string(&st).map_err(|_| Error::Internal)
 }
 
 /// The customer an attempt linked the interaction to, when it was not linked before.

@@ -70,11 +70,23 @@ fn reason_text(r: &str) -> String {
     }
 }
 
+/// How the portal names a member of staff: "agent #" and a short, stable reference, never the
+/// username (staff names stay inside the company) nor the full account id.
+fn agent_label(id: &str) -> String {
+    let short: String = id
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .take(6)
+        .collect::<String>()
+        .to_uppercase();
+    format!("agent #{short}")
+}
+
 fn access_row(e: AccessEntry, me: &str) -> AccessRow {
     let by = if e.by == me {
         "you".to_owned()
     } else if let Some(id) = e.by.strip_prefix("user:") {
-        format!("agent {id}")
+        agent_label(id)
     } else {
         e.by
     };
@@ -275,7 +287,10 @@ mod tests {
             "customer:123456789012",
         );
         assert_eq!(row.what, "revealed");
-        assert_eq!(row.by, "agent 0f8fad5b-d9cb-469f-a165-70867728950e");
+        assert_eq!(
+            row.by, "agent #0F8FAD",
+            "a short reference, not the account id"
+        );
         assert_eq!(row.detail, "date of birth");
         assert_eq!(row.reason, "a delivery, billing or service problem");
         let mine = access_row(

@@ -1,4 +1,6 @@
-//! Staff administration pages: the list of accounts, creating one, lifting a lockout.
+//! Staff administration pages: the list of accounts, creating one, and every action the API
+//! offers on one (role, disable/enable, reset with a new setup token, unlock), each behind the
+//! re-authentication step the page asks for visibly.
 
 use super::api::account_view;
 use crate::features::signin::service::SecondFactor;
@@ -30,6 +32,12 @@ struct UserRow {
     confirmation: String,
 }
 
+impl UserRow {
+    fn is_role(&self, role: &str) -> bool {
+        self.role == role
+    }
+}
+
 #[derive(Template)]
 #[template(path = "staff/users.html")]
 struct UsersPage {
@@ -40,6 +48,11 @@ struct UsersPage {
     users: Vec<UserRow>,
     setup_token: String,
     created_username: String,
+    /// Whether the admin confirmed it is them recently, and until when (RFC 3339).
+    reauth_open: bool,
+    reauth_until: String,
+    /// My own account id: no action on one's own row.
+    me: String,
 }
 
 pub(crate) async fn users_view(
@@ -95,9 +108,27 @@ pub(crate) async fn users_view(
                 .collect(),
             setup_token,
             created_username,
+            reauth_open: p.session.recently_authenticated(callguard_core::now()),
+            reauth_until: callguard_core::rfc3339(
+                p.session.reauth_at + callguard_core::identity::REAUTH_SECONDS,
+            ),
+            me: p.user.id.clone(),
         },
         &c.new_cookie.into_iter().collect::<Vec<_>>(),
     )
+}
+
+/// The page with an action's error, answered with the error's own status (403 for a missing
+/// re-authentication, as the API answers).
+async fn users_failed(
+    s: &AppState,
+    headers: &HeaderMap,
+    p: &Principal,
+    e: &crate::error::Error,
+) -> Response {
+    let mut r = users_view(s, headers, p, Flash::error(e), None).await;
+    *r.status_mut() = crate::http::problem::status_of(e);
+    r
 }
 
 async fn users_page(State(s): State<AppState>, headers: HeaderMap, p: Principal) -> Response {
@@ -162,6 +193,96 @@ async fn unlock_user(
     }
 }
 
+#[derive(Deserialize)]
+struct RoleForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    role: String,
+}
+
+async fn set_role(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    p: Principal,
+    Path(id): Path<String>,
+    Checked(f): Checked<RoleForm>,
+) -> Response {
+    let role: Role = match f.role.parse() {
+        Ok(r) => r,
+        Err(e) => return users_view(&s, &headers, &p, Flash::error(&e), None).await,
+    };
+    let flash = match s.accounts.admin_set_role(&p, &id, role).await {
+        Ok(u) => Flash::notice(format!(
+            "{} is now {}; their sessions ended, so the new rights apply at their next sign-in.",
+            u.username, u.role
+        )),
+        Err(e) => return users_failed(&s, &headers, &p, &e).await,
+    };
+    users_view(&s, &headers, &p, flash, None).await
+}
+
+async fn set_enabled(
+    s: &AppState,
+    headers: &HeaderMap,
+    p: &Principal,
+    id: &str,
+    on: bool,
+) -> Response {
+    let flash = match s.accounts.admin_set_enabled(p, id, on).await {
+        Ok(u) if on => Flash::notice(format!("{} is enabled and may sign in again.", u.username)),
+        Ok(u) => Flash::notice(format!("{} is disabled; their sessions ended.", u.username)),
+        Err(e) => return users_failed(s, headers, p, &e).await,
+    };
+    users_view(s, headers, p, flash, None).await
+}
+
+async fn enable_user(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    p: Principal,
+    Path(id): Path<String>,
+    _: Checked<CsrfOnly>,
+) -> Response {
+    set_enabled(&s, &headers, &p, &id, true).await
+}
+
+async fn disable_user(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    p: Principal,
+    Path(id): Path<String>,
+    _: Checked<CsrfOnly>,
+) -> Response {
+    set_enabled(&s, &headers, &p, &id, false).await
+}
+
+/// Wipes the account's credentials and shows the new setup token once, with the setup link.
+async fn reset_user(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    p: Principal,
+    Path(id): Path<String>,
+    _: Checked<CsrfOnly>,
+) -> Response {
+    match s.accounts.admin_reset_setup(&p, &id).await {
+        Ok(token) => {
+            let name = s
+                .accounts
+                .list_users()
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .find(|u| u.id == id)
+                .map_or_else(|| "the account".to_owned(), |u| u.username);
+            let notice =
+                format!("{name}'s credentials are wiped: they set up again with the token below.");
+            users_view(&s, &headers, &p, Flash::notice(notice), Some((name, token))).await
+        }
+        Err(e) => users_failed(&s, &headers, &p, &e).await,
+    }
+}
+
 /// Re-authentication before a sensitive admin action, from the users page.
 async fn reauth(
     State(s): State<AppState>,
@@ -202,7 +323,27 @@ pub fn routes() -> Vec<PageRoute> {
             Signed(UsersManage),
             post(unlock_user),
         ),
+        (
+            "/admin/users/{id}/role",
+            Signed(UsersManage),
+            post(set_role),
+        ),
+        (
+            "/admin/users/{id}/enable",
+            Signed(UsersManage),
+            post(enable_user),
+        ),
+        (
+            "/admin/users/{id}/disable",
+            Signed(UsersManage),
+            post(disable_user),
+        ),
+        (
+            "/admin/users/{id}/reset",
+            Signed(UsersManage),
+            post(reset_user),
+        ),
     ]
 }
 
-crate::web::csrf_forms!(CreateUserForm);
+crate::web::csrf_forms!(CreateUserForm, RoleForm);

@@ -133,6 +133,24 @@ impl Vault {
         &self.store
     }
 
+    /// A caller's number sealed for one interaction (kept only while an unlinked call is open).
+    pub(crate) fn seal_caller(&self, interaction: &str, e164: &str) -> String {
+        callguard_core::kek::seal_text(
+            &*self.kek,
+            e164,
+            &format!("interaction-caller:{interaction}"),
+        )
+    }
+
+    /// The caller's number sealed by [`Vault::seal_caller`]; `None` when it does not open.
+    pub(crate) fn open_caller(&self, interaction: &str, sealed: &str) -> Option<String> {
+        callguard_core::kek::open_text(
+            &*self.kek,
+            sealed,
+            &format!("interaction-caller:{interaction}"),
+        )
+    }
+
     pub fn index_key(&self) -> &Arc<IndexKey> {
         &self.index
     }

@@ -10,6 +10,7 @@ use crate::error::{Error, FieldProblem};
 use crate::features::interactions::model::{
     Answer, InteractionView, OperationKind, OperationRequest, VerifyRequest, VerifyResponse,
 };
+use crate::features::interactions::wrap_up::InteractionSummary;
 use crate::features::vault::service::CustomerView;
 use crate::notify::Channel;
 use crate::principal::Principal;
@@ -72,16 +73,29 @@ pub(crate) struct InteractionPage {
     pub(crate) notes: usize,
     pub(crate) reasons: Vec<ReasonOption>,
     pub(crate) can_reveal: bool,
-    pub(crate) can_identify: bool,
-    pub(crate) can_confirm: bool,
     pub(crate) contact: Gate,
     pub(crate) address: Gate,
     pub(crate) note: Gate,
     pub(crate) invoice: Gate,
     pub(crate) transfer: Gate,
+    /// The caller as the bar names them: the masked name, or what is known without one.
+    pub(crate) caller: String,
+    pub(crate) disposition: String,
+    pub(crate) dispositions: Vec<String>,
+    pub(crate) timeline: Vec<InteractionSummary>,
+    /// The caller's number on an open call linked to nobody, for "register this caller".
+    pub(crate) caller_number: String,
 }
 
 impl InteractionPage {
+    pub(crate) fn level_name(&self) -> &'static str {
+        match self.level {
+            0 => "not verified",
+            1 => "identified",
+            _ => "verified",
+        }
+    }
+
     pub(crate) fn level_meaning(&self) -> &'static str {
         match self.level {
             0 => "not verified: nothing can be revealed or changed yet",
@@ -204,12 +218,42 @@ pub(crate) fn method_label(m: &str) -> String {
     }
 }
 
-pub(crate) fn interaction_view(
+/// How many earlier contacts the call screen lists.
+const TIMELINE: u64 = 8;
+
+pub(crate) async fn interaction_view(
     s: &AppState,
     headers: &HeaderMap,
     p: &Principal,
     v: &InteractionView,
     extra: Extra,
+) -> Response {
+    // The timeline is an aid: a failure to read it leaves it empty rather than losing the call.
+    let timeline = s
+        .interactions
+        .timeline(p, &v.id, TIMELINE)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "the customer's timeline could not be read");
+            Vec::new()
+        });
+    let caller_number = s
+        .interactions
+        .caller_number(p, &v.id)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    interaction_screen(s, headers, p, v, extra, (timeline, caller_number))
+}
+
+fn interaction_screen(
+    s: &AppState,
+    headers: &HeaderMap,
+    p: &Principal,
+    v: &InteractionView,
+    extra: Extra,
+    (timeline, caller_number): (Vec<InteractionSummary>, String),
 ) -> Response {
     let c = csrf_of(headers);
     let active = v.status == "active";
@@ -274,19 +318,31 @@ pub(crate) fn interaction_view(
         profile,
         reasons: reason_options(),
         can_reveal: active && linked && level >= 1,
-        can_identify: active && !v.locked && level == 0,
-        can_confirm: active && !v.locked && linked && level == 1,
         contact: open(policy.required(OperationKind::ChangeContact)),
         address: open(policy.required(OperationKind::ChangeAddress)),
         note: open(policy.required(OperationKind::AddNote)),
         invoice: open(policy.required(OperationKind::DuplicateInvoice)),
         transfer: open(policy.required(OperationKind::TransferService)),
+        caller: caller_name(v),
+        disposition: v.disposition.clone().unwrap_or_default(),
+        dispositions: s.interactions.dispositions().to_vec(),
+        timeline,
+        caller_number,
     };
     render(
         extra.status.unwrap_or(StatusCode::OK),
         page,
         &c.new_cookie.into_iter().collect::<Vec<_>>(),
     )
+}
+
+/// The caller as the bar names them, without revealing anything.
+pub(crate) fn caller_name(v: &InteractionView) -> String {
+    match (&v.customer, v.candidates) {
+        (Some(c), _) => c.full_name.clone(),
+        (None, 0) => "Unknown caller".into(),
+        (None, n) => format!("Caller ({n} customers share the number)"),
+    }
 }
 
 /// Renders the interaction after an action; when even reading it fails, a plain error page.
@@ -298,7 +354,7 @@ pub(crate) async fn show(
     extra: Extra,
 ) -> Response {
     match s.interactions.get(p, id).await {
-        Ok(v) => interaction_view(s, headers, p, &v, extra),
+        Ok(v) => interaction_view(s, headers, p, &v, extra).await,
         Err(e) => crate::web::error_page(headers, &e, who(p)),
     }
 }
@@ -450,7 +506,7 @@ pub(crate) async fn reveal(
     let Some(customer) = interaction.customer_id.clone() else {
         let e =
             Error::State("the interaction is not linked to a customer: identify the caller first");
-        return interaction_view(&s, &headers, &p, &interaction, Extra::error(&e));
+        return interaction_view(&s, &headers, &p, &interaction, Extra::error(&e)).await;
     };
     let extra = match s
         .interactions
@@ -563,7 +619,7 @@ pub(crate) async fn operate(
     let Some(customer) = interaction.customer_id.clone() else {
         let e =
             Error::State("the interaction is not linked to a customer: identify the caller first");
-        return interaction_view(&s, &headers, &p, &interaction, Extra::error(&e));
+        return interaction_view(&s, &headers, &p, &interaction, Extra::error(&e)).await;
     };
     let r = OperationRequest {
         interaction_id: id.clone(),
@@ -593,8 +649,11 @@ pub(crate) async fn end(
             &headers,
             &p,
             &v,
-            Extra::notice("The interaction has ended: reveals and operations are closed."),
-        ),
+            Extra::notice(
+                "The call has ended: reveals and operations are closed. Choose its outcome to wrap up.",
+            ),
+        )
+        .await,
         Err(e) => show(&s, &headers, &p, &id, Extra::error(&e)).await,
     }
 }

@@ -5,9 +5,12 @@
 
 pub mod call;
 pub mod register;
+pub mod wrap;
 
 use crate::error::Error;
 use crate::features::interactions::model::{Direction, InteractionChannel, NewInteraction};
+use crate::features::interactions::wrap_up::InteractionSummary;
+use crate::features::vault::lookup::{classify, Lookup};
 use crate::features::vault::service::{CustomerView, RevealReason};
 use crate::http::access::Access;
 use crate::principal::Principal;
@@ -65,6 +68,16 @@ pub(crate) fn routes() -> Vec<(&'static str, Access, MethodRouter<AppState>)> {
             "/desk/interactions/{id}/end",
             Signed(InteractionsHandle),
             post(end),
+        ),
+        (
+            "/desk/interactions/{id}/wrap-up",
+            Signed(InteractionsHandle),
+            post(wrap::wrap_up),
+        ),
+        (
+            "/desk/interactions/{id}/opt-out",
+            Signed(DncListManage),
+            post(wrap::opt_out),
         ),
     ]
 }
@@ -136,6 +149,12 @@ pub(crate) struct DeskPage {
     pub(crate) problems: BTreeMap<String, String>,
     pub(crate) created_id: String,
     pub(crate) start_problems: BTreeMap<String, String>,
+    /// What was typed in the search box.
+    pub(crate) query: String,
+    /// The number a search found nobody for, offered to the registration form.
+    pub(crate) register_phone: String,
+    pub(crate) open_calls: Vec<InteractionSummary>,
+    pub(crate) recent_calls: Vec<InteractionSummary>,
 }
 
 impl DeskPage {
@@ -155,8 +174,24 @@ impl DeskPage {
 }
 
 impl DeskPage {
-    pub(crate) fn new(headers: &HeaderMap, p: &Principal) -> (Self, Vec<String>) {
+    /// The desk with my calls listed: the open ones first (so a reload or a second tab finds a
+    /// call again), then the recent ones.
+    pub(crate) async fn new(
+        s: &AppState,
+        headers: &HeaderMap,
+        p: &Principal,
+    ) -> (Self, Vec<String>) {
         let c = csrf_of(headers);
+        // The list is an aid: a failure to read it leaves it empty rather than the desk unusable.
+        let mine = s
+            .interactions
+            .mine(p, crate::features::interactions::wrap_up::MY_LIST)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "the agent's calls could not be listed");
+                Vec::new()
+            });
+        let (open_calls, recent_calls) = mine.into_iter().partition(|c| c.status == "active");
         (
             Self {
                 csrf: c.token,
@@ -170,14 +205,22 @@ impl DeskPage {
                 problems: BTreeMap::new(),
                 created_id: String::new(),
                 start_problems: BTreeMap::new(),
+                query: String::new(),
+                register_phone: String::new(),
+                open_calls,
+                recent_calls,
             },
             c.new_cookie.into_iter().collect(),
         )
     }
 }
 
-pub(crate) async fn desk_page(headers: HeaderMap, p: Principal) -> Response {
-    let (page, cookies) = DeskPage::new(&headers, &p);
+pub(crate) async fn desk_page(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    p: Principal,
+) -> Response {
+    let (page, cookies) = DeskPage::new(&s, &headers, &p).await;
     render(StatusCode::OK, page, &cookies)
 }
 
@@ -185,8 +228,12 @@ pub(crate) async fn desk_page(headers: HeaderMap, p: Principal) -> Response {
 pub(crate) struct SearchForm {
     #[serde(default)]
     pub(crate) csrf: String,
+    /// A phone in any format, an e-mail, a national id or a service name.
     #[serde(default)]
-    pub(crate) phone: String,
+    pub(crate) q: String,
+    /// The call the search is made in, if any (audited as inside it).
+    #[serde(default)]
+    pub(crate) interaction: String,
 }
 
 pub(crate) async fn search(
@@ -195,11 +242,20 @@ pub(crate) async fn search(
     p: Principal,
     Checked(f): Checked<SearchForm>,
 ) -> Response {
-    let (mut page, cookies) = DeskPage::new(&headers, &p);
-    page.searched = f.phone.trim().to_owned();
-    match s.vault.search_phone(&p, &f.phone, None).await {
+    let (mut page, cookies) = DeskPage::new(&s, &headers, &p).await;
+    page.query = f.q.trim().to_owned();
+    let phone = match classify(&f.q) {
+        Ok(Lookup::Digits { phone, .. }) => phone,
+        _ => None,
+    };
+    page.searched = phone.clone().unwrap_or_default();
+    let inside = given(&f.interaction);
+    match s.vault.search_any(&p, &f.q, inside.as_deref()).await {
         Ok(found) => {
             page.searched_done = true;
+            if found.is_empty() {
+                page.register_phone = phone.unwrap_or_default();
+            }
             page.found = found.iter().map(found_row).collect();
             render(StatusCode::OK, page, &cookies)
         }
@@ -259,7 +315,7 @@ pub(crate) async fn start(
     p: Principal,
     Checked(f): Checked<StartForm>,
 ) -> Response {
-    let (mut page, cookies) = DeskPage::new(&headers, &p);
+    let (mut page, cookies) = DeskPage::new(&s, &headers, &p).await;
     let channel = match f.channel.as_str() {
         "phone" | "" => Some(InteractionChannel::Phone),
         "chat" => Some(InteractionChannel::Chat),

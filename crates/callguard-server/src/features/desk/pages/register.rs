@@ -126,7 +126,7 @@ pub(crate) async fn register(
     p: Principal,
     Checked(f): Checked<RegisterForm>,
 ) -> Response {
-    let (mut page, cookies) = DeskPage::new(&headers, &p);
+    let (mut page, cookies) = DeskPage::new(&s, &headers, &p).await;
     let result = match f.customer() {
         Ok(new) => s.vault.create(&p.actor(), new).await,
         Err(e) => Err(e),

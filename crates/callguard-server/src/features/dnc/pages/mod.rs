@@ -1,5 +1,7 @@
 //! The Do-Not-Call page: registry status, the internal list and consents, and their forms.
 
+pub mod check;
+
 use crate::http::access::Access;
 use crate::principal::Principal;
 use crate::state::AppState;
@@ -49,9 +51,13 @@ struct DncPage {
     sha256: String,
     bytes: u64,
     bytes_per_number: String,
+    sees_status: bool,
     sees_lists: bool,
     sees_consents: bool,
     can_revoke: bool,
+    can_grant: bool,
+    consent_sources: &'static [&'static str],
+    consent_channels: &'static [&'static str],
     opt_out_sources: &'static [&'static str],
     opt_outs: Vec<OptOutRow>,
     consents: Vec<ConsentRow>,
@@ -126,7 +132,12 @@ impl DncPage {
     }
 }
 
-async fn dnc_view(s: &AppState, headers: &HeaderMap, p: &Principal, flash: Flash) -> Response {
+pub(crate) async fn dnc_view(
+    s: &AppState,
+    headers: &HeaderMap,
+    p: &Principal,
+    flash: Flash,
+) -> Response {
     let Flash { mut error, notice } = flash;
     let c = csrf_of(headers);
     let registry = s.dnc.current();
@@ -170,9 +181,13 @@ async fn dnc_view(s: &AppState, headers: &HeaderMap, p: &Principal, flash: Flash
         sha256: String::new(),
         bytes: 0,
         bytes_per_number: String::new(),
+        sees_status: role.allows(Permission::DncStatus),
         sees_lists,
         sees_consents,
         can_revoke: role.allows(Permission::ConsentManage),
+        can_grant: role.allows(Permission::ConsentManage),
+        consent_sources: crate::features::dnc::lists::CONSENT_SOURCES,
+        consent_channels: crate::features::dnc::lists::CHANNELS,
         opt_out_sources: crate::features::dnc::lists::OPT_OUT_SOURCES,
         opt_outs,
         consents,
@@ -247,6 +262,12 @@ pub fn routes() -> Vec<PageRoute> {
     vec![
         ("/dnc", Signed(DncStatus), get(dnc_page)),
         ("/dnc/internal", Signed(DncListManage), post(add_opt_out)),
+        ("/dnc/check", Signed(DncCheck), post(check::check_number)),
+        (
+            "/dnc/consents",
+            Signed(ConsentManage),
+            post(check::grant_consent),
+        ),
         (
             "/dnc/consents/{id}/revoke",
             Signed(ConsentManage),
