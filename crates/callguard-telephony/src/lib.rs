@@ -7,3 +7,18 @@
 //!   prompts. Pure signal processing, no sockets.
 //! - `sip/`: the SIP endpoint (trunk access list, registrar for agents' softphones, calls).
 #![forbid(unsafe_code)]
+
+pub mod sip;
+
+use callguard_server::FrontEnd;
+use sip::registrar::SipAccounts;
+use std::sync::Arc;
+
+/// The SIP edge as a front end of `callguard serve`: it runs on the server's metrics and
+/// stops with the server.
+#[must_use]
+pub fn front_end(bound: sip::Bound, accounts: Arc<dyn SipAccounts>) -> FrontEnd {
+    Box::new(move |state, tasks| {
+        tasks.spawn(bound.run(state.metrics.clone(), accounts));
+    })
+}

@@ -11,6 +11,7 @@ use callguard_server::principal::Actor;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// Callguard: a contact-center platform whose first job is to keep callers' data and money safe.
 ///
@@ -235,6 +236,10 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
+    let sip = match raw.sip_settings() {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
     // Only `serve` (and `demo`) may start a new installation; every other command that opens
     // the data directory works on an existing one, so a wrong path is an error, not a new
     // empty instance.
@@ -269,8 +274,16 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve => {
+                let mut front_ends = Vec::new();
+                if let Some(sip) = sip {
+                    let bound = callguard_telephony::sip::bind(sip).await?;
+                    front_ends.push(callguard_telephony::front_end(
+                        bound,
+                        Arc::new(callguard_telephony::sip::registrar::NoCredentialsIssued),
+                    ));
+                }
                 let rt = callguard_server::Runtime::open(&settings).await?;
-                callguard_server::serve(settings, rt, shutdown_signal()).await?;
+                callguard_server::serve_with(settings, rt, shutdown_signal(), front_ends).await?;
                 Ok(())
             }
             Command::Demo { data_dir } => {
@@ -289,7 +302,7 @@ fn main() -> ExitCode {
                     origin,
                     ..callguard_server::AuditSettings::defaults(&settings.data_dir)
                 };
-                demo::run(settings, shutdown_signal()).await
+                demo::run(settings, sip, shutdown_signal()).await
             }
             Command::User { command } => user_command(&settings, command).await,
             Command::Keys {
