@@ -8,6 +8,7 @@
 //! - `sip/`: the SIP endpoint (trunk access list, registrar for agents' softphones, calls).
 #![forbid(unsafe_code)]
 
+pub mod media;
 pub mod sip;
 
 use callguard_server::FrontEnd;
