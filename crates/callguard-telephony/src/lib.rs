@@ -20,6 +20,36 @@ use std::sync::Arc;
 #[must_use]
 pub fn front_end(bound: sip::Bound, accounts: Arc<dyn SipAccounts>) -> FrontEnd {
     Box::new(move |state, tasks| {
-        tasks.spawn(bound.run(state.metrics.clone(), accounts));
+        tasks.spawn(bound.run(state.metrics.clone(), state.interactions.clone(), accounts));
     })
+}
+
+/// The built-in prompts with each `<prompt-name>.wav` found in `dir` in place of its own.
+pub fn load_prompts(dir: &std::path::Path) -> Result<media::prompts::PromptSet, String> {
+    let mut set = media::prompts::PromptSet::builtin();
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot read the directory {}: {e}", dir.display()))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Some(name) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".wav"))
+        else {
+            continue;
+        };
+        let Some(prompt) = media::prompts::Prompt::from_name(name) else {
+            return Err(format!(
+                "{} names no prompt; the names are: {}",
+                path.display(),
+                media::prompts::Prompt::all()
+                    .map(|p| p.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        };
+        set.load_wav_file(prompt, &path)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(set)
 }

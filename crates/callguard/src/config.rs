@@ -72,6 +72,8 @@ pub const KEYS: &[Key] = &[
     Key { name: "sip.trunks", secret: false, about: "carriers' addresses or networks whose INVITEs are answered, comma-separated or a TOML array; every other INVITE gets 403" },
     Key { name: "sip.realm", secret: false, about: "digest realm of the registrar for agents' softphones (default callguard)" },
     Key { name: "sip.media_address", secret: false, about: "address written in SDP answers and bound for RTP (default the sip.listen address; required when that is 0.0.0.0 or ::)" },
+    Key { name: "sip.ivr_menu", secret: false, about: "IVR choices, key=queue comma-separated (default 1=billing,2=support, as the built-in menu prompt says)" },
+    Key { name: "sip.prompts_dir", secret: false, about: "directory of WAV files (8 kHz mono PCM16, A-law or µ-law) named after the prompts they replace, e.g. recording-notice.wav, ivr-menu.wav" },
     Key { name: "sip.rtp_ports", secret: false, about: "RTP port range, one even port per call (default 16000-16999)" },
     Key { name: "log.level", secret: false, about: "error, warn, info, debug or trace (default info)" },
     Key { name: "log.format", secret: false, about: "text or json (default text)" },
@@ -352,10 +354,12 @@ impl Raw {
                     self.describe("sip.media_address")
                 ))
             })?,
-            None if listen.ip().is_unspecified() => return Err(ConfigError(format!(
+            None if listen.ip().is_unspecified() => {
+                return Err(ConfigError(format!(
                 "{} listens on every address: set sip.media_address to the address callers reach",
                 self.describe("sip.listen")
-            ))),
+            )))
+            }
             None => listen.ip(),
         };
         let rtp_ports = match self.text("sip.rtp_ports") {
@@ -378,12 +382,24 @@ impl Raw {
                 self.describe("sip.realm")
             )));
         }
+        let menu = match self.text("sip.ivr_menu") {
+            Some(m) => callguard_telephony::sip::ivr::Menu::parse(&m)
+                .map_err(|e| ConfigError(format!("{}: {e}", self.describe("sip.ivr_menu"))))?,
+            None => callguard_telephony::sip::ivr::Menu::default(),
+        };
+        let prompts = match self.text("sip.prompts_dir") {
+            Some(dir) => callguard_telephony::load_prompts(Path::new(&dir))
+                .map_err(|e| ConfigError(format!("{}: {e}", self.describe("sip.prompts_dir"))))?,
+            None => callguard_telephony::media::prompts::PromptSet::builtin(),
+        };
         Ok(Some(callguard_telephony::sip::SipSettings {
             listen,
             trunks,
             realm,
             media_ip,
             rtp_ports,
+            menu,
+            prompts: std::sync::Arc::new(prompts),
         }))
     }
 

@@ -235,6 +235,8 @@ async fn demo_sip(
         realm: "callguard".into(),
         media_ip: std::net::IpAddr::from([127, 0, 0, 1]),
         rtp_ports: (16000, 16999),
+        menu: callguard_telephony::sip::ivr::Menu::default(),
+        prompts: std::sync::Arc::new(callguard_telephony::media::prompts::PromptSet::builtin()),
     });
     let listen = sip.listen;
     match callguard_telephony::sip::bind(sip).await {

@@ -1,35 +1,36 @@
 //! One answered call from a carrier: the SDP answer (G.711 + telephone-event, 20 ms), an RTP
-//! port of its own, and the dialog kept until the caller hangs up (or its audio stops).
+//! port of its own, the call's interaction and IVR, and the dialog kept until the caller hangs
+//! up (or its audio stops).
 
+use super::ivr::{Flow, Line};
 use super::sdp::{self, Offer};
+use super::session::Session;
 use super::Edge;
 use bytesstr::BytesStr;
+use callguard_server::features::interactions::model::{
+    Direction, InteractionChannel, NewInteraction,
+};
+use callguard_server::principal::Principal;
 use ezk_sdp_types::SessionDescription;
 use ezk_sip_core::{Endpoint, IncomingRequest};
 use ezk_sip_types::header::typed::Contact;
 use ezk_sip_types::uri::NameAddr;
+use ezk_sip_types::uri::SipUriUserPart;
 use ezk_sip_types::StatusCode;
 use ezk_sip_ua::{CallEvent, InboundCall, MediaBackend};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::UdpSocket;
-use tokio::time::Instant;
+use tokio::sync::mpsc;
 
-/// A call whose caller has sent no RTP for this long is hung up (a carrier that vanished).
-const SILENCE_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The media side of one call: its RTP socket and what was negotiated.
-pub struct CallMedia {
-    socket: UdpSocket,
+/// The SDP side of a call for ezk: the answer is made before accepting; RTP is the
+/// [`Session`]'s.
+pub struct Negotiated {
     answer: String,
-    /// Packets and bytes heard from the caller.
-    pub heard: (u64, u64),
-    last_heard: Instant,
 }
 
-impl MediaBackend for CallMedia {
+impl MediaBackend for Negotiated {
     type Error = io::Error;
     type Event = std::convert::Infallible;
 
@@ -52,30 +53,12 @@ impl MediaBackend for CallMedia {
         self.parsed_answer()
     }
 
-    /// Drains the caller's RTP; returns an error only when the caller went silent.
     async fn run(&mut self) -> Result<Self::Event, io::Error> {
-        let mut buf = [0u8; 1500];
-        loop {
-            let deadline = self.last_heard + SILENCE_TIMEOUT;
-            match tokio::time::timeout_at(deadline, self.socket.recv_from(&mut buf)).await {
-                Ok(Ok((n, _from))) => {
-                    self.heard.0 += 1;
-                    self.heard.1 += n as u64;
-                    self.last_heard = Instant::now();
-                }
-                Ok(Err(e)) => return Err(e),
-                Err(_) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "no RTP from the caller",
-                    ))
-                }
-            }
-        }
+        std::future::pending().await
     }
 }
 
-impl CallMedia {
+impl Negotiated {
     fn parsed_answer(&self) -> Result<SessionDescription, io::Error> {
         SessionDescription::parse(&BytesStr::from(self.answer.as_str()))
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
@@ -132,12 +115,8 @@ pub async fn answer(edge: Arc<Edge>, endpoint: Endpoint, invite: IncomingRequest
         Err(_) => return refuse(&endpoint, invite, StatusCode::SERVER_INTERNAL_ERROR).await,
     };
     let answer = sdp::answer(&offer, local, rand::random::<u32>().into());
-    let media = CallMedia {
-        socket,
-        answer,
-        heard: (0, 0),
-        last_heard: Instant::now(),
-    };
+    let caller_id = caller_id(&invite);
+    let source = invite.tp_info.source.ip();
     let contact = Contact::new(NameAddr::uri(edge.contact.clone()));
     let inbound = match InboundCall::from_invite(endpoint.clone(), invite, contact) {
         Ok(i) => i,
@@ -148,7 +127,7 @@ pub async fn answer(edge: Arc<Edge>, endpoint: Endpoint, invite: IncomingRequest
             return refuse(&endpoint, invite, StatusCode::BAD_REQUEST).await;
         }
     };
-    let mut inbound = inbound.with_media(media);
+    let mut inbound = inbound.with_media(Negotiated { answer });
     let _ = inbound.respond_provisional(StatusCode::RINGING).await;
     let mut call = match inbound.accept().await {
         Ok(c) => c,
@@ -164,24 +143,97 @@ pub async fn answer(edge: Arc<Edge>, endpoint: Endpoint, invite: IncomingRequest
         rfc4733 = offer.telephone_event.is_some(),
         "call answered"
     );
+    let (commands, commands_rx) = mpsc::unbounded_channel();
+    let (heard_tx, heard) = mpsc::unbounded_channel();
+    let session = Session {
+        socket,
+        remote: offer.remote,
+        codec: offer.codec,
+        telephone_event: offer.telephone_event,
+        prompts: edge.prompts.clone(),
+    };
+    let media = tokio::spawn(session.run(commands_rx, heard_tx));
+    let line = Line { commands, heard };
+    let principal = Principal::telephony_edge(source);
+    let flow = edge.clone().follow(line, &principal, caller_id);
+    tokio::pin!(flow);
+    let mut hung_up_by_caller = false;
     loop {
-        match call.run().await {
-            Ok(CallEvent::Internal(ev)) => {
-                if let Err(e) = call.handle_internal_event(ev).await {
-                    tracing::debug!(error = %e, "call event failed");
+        tokio::select! {
+            ev = call.run() => match ev {
+                Ok(CallEvent::Internal(ev)) => {
+                    if let Err(e) = call.handle_internal_event(ev).await {
+                        tracing::debug!(error = %e, "call event failed");
+                        break;
+                    }
+                }
+                Ok(CallEvent::Media(never)) => match never {},
+                Ok(CallEvent::Terminated) => {
+                    hung_up_by_caller = true;
                     break;
                 }
-            }
-            Ok(CallEvent::Media(never)) => match never {},
-            Ok(CallEvent::Terminated) => {
-                tracing::info!("call ended by the caller");
-                return;
-            }
+                Err(e) => {
+                    tracing::info!(error = %e, "call ended");
+                    break;
+                }
+            },
+            () = &mut flow => break,
+        }
+    }
+    media.abort();
+    if !hung_up_by_caller {
+        let _ = call.terminate().await;
+    }
+    tracing::info!(by_caller = hung_up_by_caller, "call ended");
+}
+
+/// The caller's number from the From header when it is one (E.164); otherwise withheld. It
+/// only pops up the caller's record: it never counts towards verification.
+fn caller_id(invite: &IncomingRequest) -> String {
+    match &invite.base_headers.from.uri.uri.user_part {
+        SipUriUserPart::User(u) if callguard_core::vault::validate::phone(u).is_ok() => {
+            u.to_string()
+        }
+        _ => String::new(),
+    }
+}
+
+impl Edge {
+    /// The call's interaction and IVR, then holding until the media ends.
+    async fn follow(self: Arc<Self>, mut line: Line, edge: &Principal, from: String) {
+        let new = NewInteraction {
+            channel: InteractionChannel::Phone,
+            direction: Direction::Inbound,
+            from,
+            customer_id: None,
+        };
+        let interaction = match self.interactions.start(edge, new).await {
+            Ok(i) => i.id,
             Err(e) => {
-                tracing::info!(error = %e, "call ended");
-                break;
+                tracing::warn!(error = %e, "no interaction for the call; it goes on without self-verification");
+                String::new()
+            }
+        };
+        if !interaction.is_empty() {
+            let flow = Flow {
+                menu: &self.settings.menu,
+                interactions: &self.interactions,
+                edge,
+                interaction: &interaction,
+            };
+            if let Some(r) = flow.run(&mut line, || {}).await {
+                tracing::info!(
+                    queue = r.queue.as_deref().unwrap_or("none"),
+                    level = r.level,
+                    "caller holding"
+                );
+            }
+        }
+        while line.heard.recv().await.is_some() {}
+        if !interaction.is_empty() {
+            if let Err(e) = self.interactions.end(edge, &interaction).await {
+                tracing::warn!(error = %e, "the call's interaction could not be ended");
             }
         }
     }
-    let _ = call.terminate().await;
 }

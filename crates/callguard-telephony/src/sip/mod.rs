@@ -4,10 +4,14 @@
 
 pub mod call;
 pub mod digest;
+pub mod ivr;
 pub mod registrar;
 pub mod sdp;
+pub mod session;
 pub mod trunks;
 
+use crate::media::prompts::PromptSet;
+use callguard_server::features::interactions::service::Interactions;
 use callguard_server::metrics::Metrics;
 use ezk_sip_core::{Endpoint, IncomingRequest, Layer, MayTake};
 use ezk_sip_types::uri::SipUri;
@@ -33,6 +37,10 @@ pub struct SipSettings {
     pub media_ip: IpAddr,
     /// Even ports in this range carry RTP, one per call.
     pub rtp_ports: (u16, u16),
+    /// The IVR menu: key → queue.
+    pub menu: ivr::Menu,
+    /// Prompts played to callers (built-in, or the operator's WAV files).
+    pub prompts: Arc<PromptSet>,
 }
 
 /// Why the edge could not start.
@@ -48,6 +56,8 @@ pub enum EdgeError {
 pub struct Edge {
     settings: SipSettings,
     metrics: Arc<Metrics>,
+    interactions: Arc<Interactions>,
+    prompts: Arc<PromptSet>,
     registrar: Registrar,
     contact: SipUri,
 }
@@ -111,7 +121,12 @@ pub async fn bind(settings: SipSettings) -> Result<Bound, EdgeError> {
 
 impl Bound {
     /// Serves calls and registrations until the task is aborted.
-    pub async fn run(self, metrics: Arc<Metrics>, accounts: Arc<dyn SipAccounts>) {
+    pub async fn run(
+        self,
+        metrics: Arc<Metrics>,
+        interactions: Arc<Interactions>,
+        accounts: Arc<dyn SipAccounts>,
+    ) {
         let Bound {
             endpoint,
             mut intake,
@@ -130,7 +145,9 @@ impl Bound {
         };
         let edge = Arc::new(Edge {
             registrar: Registrar::new(settings.realm.clone(), accounts, metrics.clone()),
+            prompts: settings.prompts.clone(),
             settings,
+            interactions,
             metrics,
             contact,
         });

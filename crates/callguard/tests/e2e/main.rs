@@ -46,5 +46,6 @@ mod requests;
 mod signin;
 mod signin_limits;
 mod storage;
+mod telephony;
 mod vault;
 mod verification;
