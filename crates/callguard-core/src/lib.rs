@@ -9,6 +9,7 @@ pub mod identity;
 pub mod kek;
 pub mod password;
 pub mod payments;
+pub mod recording;
 pub mod role;
 pub mod secret;
 pub mod throttle;
