@@ -142,6 +142,11 @@ fn build_state(
         dnc_checks: Arc::new(DncChecks::new(runtime.dnc.clone(), dnc_lists.clone())),
         vault,
         interactions,
+        recordings: Arc::new(crate::features::recordings::service::Recordings::new(
+            runtime.store.clone(),
+            runtime.kek.clone(),
+            &settings.data_dir,
+        )),
         identity,
         audit: runtime.audit.clone(),
         dnc: runtime.dnc.clone(),

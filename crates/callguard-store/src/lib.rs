@@ -8,12 +8,14 @@ pub mod dnc_lists;
 mod guarded;
 mod log;
 mod postgres;
+pub mod recordings;
 mod sql;
 mod sqlite;
 pub mod vault;
 
 pub use dnc_lists::{ConsentRecord, DncListStore, InternalDncEntry};
 pub use postgres::PostgresStore;
+pub use recordings::{RecordingRow, RecordingStore};
 pub use sqlite::SqliteStore;
 pub use vault::{
     CodeRow, CustomerRow, IndexEntry, InteractionRow, KeyShareStore, SealedColumn, VaultStore,
@@ -553,6 +555,7 @@ pub trait Store:
     + VaultStore
     + KeyShareStore
     + DncListStore
+    + RecordingStore
     + Health
 {
 }
@@ -566,6 +569,7 @@ impl<T> Store for T where
         + VaultStore
         + KeyShareStore
         + DncListStore
+        + RecordingStore
         + Health
 {
 }

@@ -20,7 +20,12 @@ use std::sync::Arc;
 #[must_use]
 pub fn front_end(bound: sip::Bound, accounts: Arc<dyn SipAccounts>) -> FrontEnd {
     Box::new(move |state, tasks| {
-        tasks.spawn(bound.run(state.metrics.clone(), state.interactions.clone(), accounts));
+        tasks.spawn(bound.run(
+            state.metrics.clone(),
+            state.interactions.clone(),
+            state.recordings.clone(),
+            accounts,
+        ));
     })
 }
 

@@ -69,6 +69,11 @@ enum Command {
         #[command(subcommand)]
         command: DncCommand,
     },
+    /// Call recordings.
+    Recording {
+        #[command(subcommand)]
+        command: RecordingCommand,
+    },
     /// Inspect configuration.
     Config {
         #[command(subcommand)]
@@ -116,6 +121,16 @@ enum AuditCommand {
     Export {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum RecordingCommand {
+    /// Read every recording of a call to its end with its stored key share, checking each
+    /// chunk: prints what each holds, and fails if one is tampered with, truncated or unreadable.
+    Check {
+        /// The call's interaction id.
+        interaction: String,
     },
 }
 
@@ -305,6 +320,37 @@ fn main() -> ExitCode {
                 demo::run(settings, sip, shutdown_signal()).await
             }
             Command::User { command } => user_command(&settings, command).await,
+            Command::Recording {
+                command: RecordingCommand::Check { interaction },
+            } => {
+                let rt = callguard_server::Runtime::open(&settings).await?;
+                let recordings = callguard_server::features::recordings::service::Recordings::new(
+                    rt.store.clone(),
+                    rt.kek.clone(),
+                    &settings.data_dir,
+                );
+                let reports = recordings.check(&interaction).await?;
+                if reports.is_empty() {
+                    return Err(format!("no recording of interaction {interaction}").into());
+                }
+                let mut failed = false;
+                for r in reports {
+                    match r {
+                        Ok(c) => println!(
+                            "recording {}: {} chunks, {} ms of audio, caller audible for {} ms, complete",
+                            c.id, c.chunks, c.audio_ms, c.caller_audible_ms
+                        ),
+                        Err(e) => {
+                            failed = true;
+                            println!("{e}");
+                        }
+                    }
+                }
+                if failed {
+                    return Err("a recording failed its check".into());
+                }
+                Ok(())
+            }
             Command::Keys {
                 command: KeysCommand::Rotate,
             } => {

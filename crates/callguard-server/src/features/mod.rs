@@ -14,6 +14,7 @@ pub mod keys;
 pub mod ops;
 pub mod payments;
 pub mod portal;
+pub mod recordings;
 pub mod signin;
 pub mod staff;
 pub mod vault;

@@ -22,6 +22,7 @@ mod alerts;
 mod audit;
 mod dnc_lists;
 mod identity;
+mod recordings;
 mod sessions;
 mod vault;
 
@@ -45,6 +46,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         8,
         include_str!("../../migrations/sqlite/0008_unique_national_id.sql"),
+    ),
+    (
+        11,
+        include_str!("../../migrations/sqlite/0011_recordings.sql"),
     ),
 ];
 /// Reads running at once, each on a blocking thread with a pooled connection. Further reads wait

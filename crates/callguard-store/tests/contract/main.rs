@@ -96,6 +96,7 @@ mod alerts;
 mod audit;
 mod dnc_lists;
 mod identity;
+mod recordings;
 mod sessions;
 mod vault;
 

@@ -4,8 +4,9 @@
 
 use super::ivr::{Flow, Line};
 use super::sdp::{self, Offer};
-use super::session::Session;
+use super::session::{Command, Session};
 use super::Edge;
+use crate::media::g711::ALAW_SILENCE;
 use bytesstr::BytesStr;
 use callguard_server::features::interactions::model::{
     Direction, InteractionChannel, NewInteraction,
@@ -158,6 +159,7 @@ pub async fn answer(edge: Arc<Edge>, endpoint: Endpoint, invite: IncomingRequest
     let flow = edge.clone().follow(line, &principal, caller_id);
     tokio::pin!(flow);
     let mut hung_up_by_caller = false;
+    let mut flow_done = false;
     loop {
         tokio::select! {
             ev = call.run() => match ev {
@@ -177,10 +179,17 @@ pub async fn answer(edge: Arc<Edge>, endpoint: Endpoint, invite: IncomingRequest
                     break;
                 }
             },
-            () = &mut flow => break,
+            () = &mut flow => {
+                flow_done = true;
+                break;
+            }
         }
     }
+    // The media stops; the flow then ends the interaction and the recording is sealed.
     media.abort();
+    if !flow_done {
+        flow.await;
+    }
     if !hung_up_by_caller {
         let _ = call.terminate().await;
     }
@@ -207,33 +216,76 @@ impl Edge {
             from,
             customer_id: None,
         };
-        let interaction = match self.interactions.start(edge, new).await {
-            Ok(i) => i.id,
+        let (interaction, customer) = match self.interactions.start(edge, new).await {
+            Ok(i) => (i.id, i.customer_id),
             Err(e) => {
-                tracing::warn!(error = %e, "no interaction for the call; it goes on without self-verification");
-                String::new()
+                tracing::warn!(error = %e, "no interaction for the call; it goes on unrecorded, without self-verification");
+                while line.heard.recv().await.is_some() {}
+                return;
             }
         };
-        if !interaction.is_empty() {
-            let flow = Flow {
-                menu: &self.settings.menu,
-                interactions: &self.interactions,
-                edge,
-                interaction: &interaction,
-            };
-            if let Some(r) = flow.run(&mut line, || {}).await {
-                tracing::info!(
-                    queue = r.queue.as_deref().unwrap_or("none"),
-                    level = r.level,
-                    "caller holding"
-                );
-            }
+        let (frames, frames_rx) = mpsc::unbounded_channel();
+        let recorder = tokio::spawn(self.clone().record(
+            edge.clone(),
+            interaction.clone(),
+            customer,
+            frames_rx,
+        ));
+        let flow = Flow {
+            menu: &self.settings.menu,
+            interactions: &self.interactions,
+            edge,
+            interaction: &interaction,
+        };
+        let commands = line.commands.clone();
+        let start_recording = move || {
+            let _ = commands.send(Command::Record(frames));
+        };
+        if let Some(r) = flow.run(&mut line, start_recording).await {
+            tracing::info!(
+                queue = r.queue.as_deref().unwrap_or("none"),
+                level = r.level,
+                "caller holding"
+            );
         }
         while line.heard.recv().await.is_some() {}
-        if !interaction.is_empty() {
-            if let Err(e) = self.interactions.end(edge, &interaction).await {
-                tracing::warn!(error = %e, "the call's interaction could not be ended");
+        if let Err(e) = self.interactions.end(edge, &interaction).await {
+            tracing::warn!(error = %e, "the call's interaction could not be ended");
+        }
+        let _ = recorder.await;
+    }
+
+    /// Records the caller's leg from the frames the media hands over (after the notice) until
+    /// the media ends; the agent's channel stays silent until calls are bridged.
+    async fn record(
+        self: Arc<Self>,
+        edge: Principal,
+        interaction: String,
+        customer: Option<String>,
+        mut frames: mpsc::UnboundedReceiver<Vec<u8>>,
+    ) {
+        let Some(first) = frames.recv().await else {
+            return;
+        };
+        let mut rec = match self.recordings.start(&edge, &interaction, customer).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "the call could not be recorded");
+                return;
             }
+        };
+        let silent = [ALAW_SILENCE; 1500];
+        let mut frame = Some(first);
+        while let Some(caller) = frame {
+            let agent = &silent[..caller.len().min(silent.len())];
+            if let Err(e) = rec.writer.push(&caller[..agent.len()], agent) {
+                tracing::error!(error = %e, "recording stopped");
+                break;
+            }
+            frame = frames.recv().await;
+        }
+        if let Err(e) = self.recordings.finish(&edge, rec).await {
+            tracing::error!(error = %e, "the recording could not be finished");
         }
     }
 }

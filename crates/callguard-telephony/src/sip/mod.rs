@@ -12,6 +12,7 @@ pub mod trunks;
 
 use crate::media::prompts::PromptSet;
 use callguard_server::features::interactions::service::Interactions;
+use callguard_server::features::recordings::service::Recordings;
 use callguard_server::metrics::Metrics;
 use ezk_sip_core::{Endpoint, IncomingRequest, Layer, MayTake};
 use ezk_sip_types::uri::SipUri;
@@ -57,6 +58,7 @@ pub struct Edge {
     settings: SipSettings,
     metrics: Arc<Metrics>,
     interactions: Arc<Interactions>,
+    recordings: Arc<Recordings>,
     prompts: Arc<PromptSet>,
     registrar: Registrar,
     contact: SipUri,
@@ -125,6 +127,7 @@ impl Bound {
         self,
         metrics: Arc<Metrics>,
         interactions: Arc<Interactions>,
+        recordings: Arc<Recordings>,
         accounts: Arc<dyn SipAccounts>,
     ) {
         let Bound {
@@ -148,6 +151,7 @@ impl Bound {
             prompts: settings.prompts.clone(),
             settings,
             interactions,
+            recordings,
             metrics,
             contact,
         });

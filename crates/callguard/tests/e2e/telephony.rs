@@ -473,6 +473,59 @@ async fn a_caller_verifies_by_keypad_after_the_recording_notice(backend: Backend
     assert!(metrics(&server)
         .await
         .contains("callguard_sip_calls_total{outcome=\"answered\"} 1"));
+
+    // The caller's leg was recorded from the end of the notice, under a key whose share is in
+    // the database: the file decrypts chunk by chunk, and the caller's tone is in it.
+    let interaction = start["interaction"].as_str().unwrap().to_owned();
+    let mut ended = false;
+    for _ in 0..100 {
+        let log = audit_entries(&server).await;
+        if log
+            .iter()
+            .any(|e| e["action"] == "recording.end" && e["interaction"] == interaction.as_str())
+        {
+            ended = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        ended,
+        "the recording is sealed after the caller hangs up\n{}",
+        server.logs()
+    );
+    let files: Vec<_> = std::fs::read_dir(server.data_dir.join("recordings"))
+        .unwrap()
+        .collect();
+    assert_eq!(files.len(), 1, "one file for the call");
+    let checked = server.cli(&["recording", "check", &interaction]);
+    assert!(
+        checked.status.success(),
+        "{}{}",
+        checked.stdout,
+        checked.stderr
+    );
+    let line = checked.stdout.trim();
+    assert!(line.ends_with("complete"), "{line}");
+    let number = |after: &str| -> u64 {
+        line.split(after)
+            .next()
+            .unwrap()
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (audio_ms, audible_ms) = (number(" ms of audio"), number(" ms, complete"));
+    assert!(
+        audio_ms > 15_000,
+        "the caller's leg from the notice to the hang-up: {line}"
+    );
+    assert!(
+        audible_ms > audio_ms / 2,
+        "the caller's tone is in the recording: {line}"
+    );
 }
 
 /// An INVITE from an address outside `sip.trunks` (sipp bound to 127.0.0.2) gets 403, opens no
