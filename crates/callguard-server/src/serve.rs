@@ -147,6 +147,10 @@ fn build_state(
             runtime.kek.clone(),
             &settings.data_dir,
         )),
+        softphones: Arc::new(crate::features::softphones::service::Softphones::new(
+            runtime.store.clone(),
+            runtime.kek.clone(),
+        )),
         identity,
         audit: runtime.audit.clone(),
         dnc: runtime.dnc.clone(),

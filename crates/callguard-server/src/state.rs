@@ -37,6 +37,8 @@ pub struct AppState {
     pub interactions: Arc<Interactions>,
     /// Call recordings, written by the telephony edge.
     pub recordings: Arc<crate::features::recordings::service::Recordings>,
+    /// Agents' SIP credentials, checked by the telephony edge's registrar.
+    pub softphones: Arc<crate::features::softphones::service::Softphones>,
     pub gdpr: Arc<Gdpr>,
     /// The OpenAPI document, built once from the route table.
     pub openapi: Arc<serde_json::Value>,

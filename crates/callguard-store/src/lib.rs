@@ -15,7 +15,7 @@ pub mod vault;
 
 pub use dnc_lists::{ConsentRecord, DncListStore, InternalDncEntry};
 pub use postgres::PostgresStore;
-pub use recordings::{RecordingRow, RecordingStore};
+pub use recordings::{RecordingRow, RecordingStore, SipCredentialRow, SipCredentialStore};
 pub use sqlite::SqliteStore;
 pub use vault::{
     CodeRow, CustomerRow, IndexEntry, InteractionRow, KeyShareStore, SealedColumn, VaultStore,
@@ -556,6 +556,7 @@ pub trait Store:
     + KeyShareStore
     + DncListStore
     + RecordingStore
+    + SipCredentialStore
     + Health
 {
 }
@@ -570,6 +571,7 @@ impl<T> Store for T where
         + KeyShareStore
         + DncListStore
         + RecordingStore
+        + SipCredentialStore
         + Health
 {
 }

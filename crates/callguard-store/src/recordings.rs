@@ -1,4 +1,4 @@
-//! Call recordings (SPEC C9): where each encrypted file is and the wrapped share of its data
+//! Call recordings and agents' SIP credentials (SPEC C9). Recordings: where each encrypted file is and the wrapped share of its data
 //! key. Without the share the file cannot be read, so deleting a row crypto-shreds it. Every
 //! change commits with its audit entry.
 
@@ -45,4 +45,34 @@ pub trait RecordingStore: Send + Sync {
     async fn recording(&self, id: &str) -> StoreResult<Option<RecordingRow>>;
     /// The recordings of one interaction, oldest first.
     async fn recordings_of(&self, interaction_id: &str) -> StoreResult<Vec<RecordingRow>>;
+}
+
+/// An agent's SIP credentials (their softphone's digest password, sealed).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SipCredentialRow {
+    pub user_id: String,
+    pub sip_username: String,
+    /// The password sealed by the key-encryption key, bound to the user id.
+    pub password_sealed: Vec<u8>,
+    pub issued_at: UnixTime,
+}
+
+impl std::fmt::Debug for SipCredentialRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SipCredentialRow")
+            .field("user_id", &self.user_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Agents' SIP credentials.
+#[async_trait]
+pub trait SipCredentialStore: Send + Sync {
+    /// Issues (or replaces: rotation) the credentials of `c.user_id`.
+    async fn set_sip_credentials(
+        &self,
+        c: &SipCredentialRow,
+        audit: AuditRecord,
+    ) -> StoreResult<()>;
+    async fn sip_credentials(&self, sip_username: &str) -> StoreResult<Option<SipCredentialRow>>;
 }

@@ -18,8 +18,10 @@ use std::sync::Arc;
 /// The SIP edge as a front end of `callguard serve`: it runs on the server's metrics and
 /// stops with the server.
 #[must_use]
-pub fn front_end(bound: sip::Bound, accounts: Arc<dyn SipAccounts>) -> FrontEnd {
+pub fn front_end(bound: sip::Bound) -> FrontEnd {
     Box::new(move |state, tasks| {
+        let accounts: Arc<dyn SipAccounts> =
+            Arc::new(sip::registrar::IssuedCredentials(state.softphones.clone()));
         tasks.spawn(bound.run(
             state.metrics.clone(),
             state.interactions.clone(),

@@ -242,10 +242,7 @@ async fn demo_sip(
     match callguard_telephony::sip::bind(sip).await {
         Ok(bound) => {
             println!("SIP edge on {listen} (UDP and TCP): calls from this machine are answered.");
-            Some(callguard_telephony::front_end(
-                bound,
-                std::sync::Arc::new(callguard_telephony::sip::registrar::NoCredentialsIssued),
-            ))
+            Some(callguard_telephony::front_end(bound))
         }
         Err(e) => {
             println!("No SIP edge in this demo: {e} (is another SIP program using the port?)");

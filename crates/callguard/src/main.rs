@@ -11,7 +11,6 @@ use callguard_server::principal::Actor;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 /// Callguard: a contact-center platform whose first job is to keep callers' data and money safe.
 ///
@@ -101,6 +100,9 @@ enum UserCommand {
     /// Confirm the person behind a compliance account, so it may approve erasures (when no
     /// other compliance officer can; recorded in the audit log as the operator's).
     Confirm { username: String },
+    /// Issue (or rotate) an agent's or supervisor's SIP credentials for their softphone; prints
+    /// the SIP user name and the new password, shown only this once.
+    SipCredentials { username: String },
 }
 
 #[derive(Subcommand)]
@@ -292,10 +294,7 @@ fn main() -> ExitCode {
                 let mut front_ends = Vec::new();
                 if let Some(sip) = sip {
                     let bound = callguard_telephony::sip::bind(sip).await?;
-                    front_ends.push(callguard_telephony::front_end(
-                        bound,
-                        Arc::new(callguard_telephony::sip::registrar::NoCredentialsIssued),
-                    ));
+                    front_ends.push(callguard_telephony::front_end(bound));
                 }
                 let rt = callguard_server::Runtime::open(&settings).await?;
                 callguard_server::serve_with(settings, rt, shutdown_signal(), front_ends).await?;
@@ -473,6 +472,20 @@ async fn user_command(
                     u.status.as_str()
                 );
             }
+        }
+        UserCommand::SipCredentials { username } => {
+            let softphones = callguard_server::features::softphones::service::Softphones::new(
+                rt.store.clone(),
+                rt.kek.clone(),
+            );
+            let (name, password) = softphones
+                .issue(&Actor::cli(), &username)
+                .await
+                .map_err(api)?;
+            println!(
+                "SIP user name: {name}\nSIP password:  {} (shown only now)",
+                password.expose()
+            );
         }
         UserCommand::Unlock { username } => {
             let u = find(&rt, &username).await?;

@@ -16,6 +16,7 @@ pub mod payments;
 pub mod portal;
 pub mod recordings;
 pub mod signin;
+pub mod softphones;
 pub mod staff;
 pub mod vault;
 

@@ -11,3 +11,13 @@ CREATE TABLE recordings (
 );
 CREATE INDEX recordings_interaction ON recordings(interaction_id);
 CREATE INDEX recordings_customer ON recordings(customer_id);
+
+-- Agents' SIP credentials for the softphone registrar. Digest authentication needs a
+-- password-equivalent secret at the server, so the password is sealed by the key-encryption key
+-- (bound to the user id), never hashed one way.
+CREATE TABLE sip_credentials (
+    user_id TEXT PRIMARY KEY,
+    sip_username TEXT NOT NULL UNIQUE,
+    password_sealed BLOB NOT NULL,
+    issued_at INTEGER NOT NULL
+);

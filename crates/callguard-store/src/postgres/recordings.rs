@@ -81,3 +81,42 @@ impl RecordingStore for PostgresStore {
         Ok(rows.iter().map(row).collect())
     }
 }
+
+#[async_trait]
+impl SipCredentialStore for PostgresStore {
+    async fn set_sip_credentials(
+        &self,
+        c: &SipCredentialRow,
+        audit: AuditRecord,
+    ) -> StoreResult<()> {
+        self.guarded(move |tx| {
+            Box::pin(async move {
+                tx.execute(
+                    "INSERT INTO sip_credentials (user_id, sip_username, password_sealed, issued_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (user_id) DO UPDATE SET sip_username = excluded.sip_username, password_sealed = excluded.password_sealed, issued_at = excluded.issued_at",
+                    &[&c.user_id, &c.sip_username, &c.password_sealed, &c.issued_at],
+                )
+                .await
+                .map_err(map_err)?;
+                Ok(Guarded::keep((), audit))
+            })
+        })
+        .await
+    }
+
+    async fn sip_credentials(&self, sip_username: &str) -> StoreResult<Option<SipCredentialRow>> {
+        let c = self.client().await?;
+        Ok(c.query_opt(
+            "SELECT user_id, sip_username, password_sealed, issued_at FROM sip_credentials WHERE sip_username = $1",
+            &[&sip_username],
+        )
+        .await
+        .map_err(map_err)?
+        .map(|r| SipCredentialRow {
+            user_id: r.get(0),
+            sip_username: r.get(1),
+            password_sealed: r.get(2),
+            issued_at: r.get(3),
+        }))
+    }
+}

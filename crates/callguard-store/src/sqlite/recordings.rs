@@ -74,3 +74,40 @@ impl RecordingStore for SqliteStore {
         .await
     }
 }
+
+#[async_trait]
+impl SipCredentialStore for SqliteStore {
+    async fn set_sip_credentials(
+        &self,
+        c: &SipCredentialRow,
+        audit: AuditRecord,
+    ) -> StoreResult<()> {
+        let c = c.clone();
+        self.guarded(move |tx| {
+            tx.execute(
+                "INSERT INTO sip_credentials (user_id, sip_username, password_sealed, issued_at) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (user_id) DO UPDATE SET sip_username = excluded.sip_username, password_sealed = excluded.password_sealed, issued_at = excluded.issued_at",
+                params![c.user_id, c.sip_username, c.password_sealed, c.issued_at],
+            )?;
+            Ok(Guarded::keep((), audit))
+        })
+        .await
+    }
+
+    async fn sip_credentials(&self, sip_username: &str) -> StoreResult<Option<SipCredentialRow>> {
+        let name = sip_username.to_owned();
+        self.read(move |c| {
+            c.prepare_cached("SELECT user_id, sip_username, password_sealed, issued_at FROM sip_credentials WHERE sip_username = ?1")?
+                .query_row([name], |r| {
+                    Ok(SipCredentialRow {
+                        user_id: r.get(0)?,
+                        sip_username: r.get(1)?,
+                        password_sealed: r.get(2)?,
+                        issued_at: r.get(3)?,
+                    })
+                })
+                .optional()
+        })
+        .await
+    }
+}

@@ -50,3 +50,40 @@ async fn a_recording_keeps_its_key_share_and_ends_once_with_its_audit_entries(f:
     assert!(s.recordings_of("i2").await.unwrap().is_empty());
 }
 both_backends!(a_recording_keeps_its_key_share_and_ends_once_with_its_audit_entries);
+
+fn credentials(user: &str, name: &str, sealed: u8, at: i64) -> SipCredentialRow {
+    SipCredentialRow {
+        user_id: user.into(),
+        sip_username: name.into(),
+        password_sealed: vec![sealed; 40],
+        issued_at: at,
+    }
+}
+
+async fn sip_credentials_are_found_by_name_and_rotated_in_place(f: Fixture) {
+    let s = &f.store;
+    let before = size(s).await;
+    s.set_sip_credentials(
+        &credentials("u1", "agent1", 1, 10),
+        a("sip.credentials.issue"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.sip_credentials("agent1").await.unwrap(),
+        Some(credentials("u1", "agent1", 1, 10))
+    );
+    s.set_sip_credentials(
+        &credentials("u1", "agent1", 2, 20),
+        a("sip.credentials.issue"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.sip_credentials("agent1").await.unwrap(),
+        Some(credentials("u1", "agent1", 2, 20))
+    );
+    assert!(s.sip_credentials("agent2").await.unwrap().is_none());
+    assert_eq!(size(s).await, before + 2, "each issue with its entry");
+}
+both_backends!(sip_credentials_are_found_by_name_and_rotated_in_place);

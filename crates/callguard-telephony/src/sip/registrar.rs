@@ -3,6 +3,7 @@
 
 use super::digest::{self, Algorithm, Credentials, NonceCheck, Nonces};
 use callguard_core::secret::Secret;
+use callguard_server::features::softphones::service::Softphones;
 use callguard_server::metrics::Metrics;
 use ezk_sip_core::{Endpoint, IncomingRequest};
 use ezk_sip_types::{Name, StatusCode};
@@ -18,14 +19,20 @@ pub trait SipAccounts: Send + Sync {
     async fn ha1(&self, username: &str, realm: &str, alg: Algorithm) -> Option<Secret<String>>;
 }
 
-/// No agent holds SIP credentials yet (issuing them on "My account" is still to come): every
-/// REGISTER is challenged and then refused.
-pub struct NoCredentialsIssued;
+/// The agents' SIP credentials issued by the softphones service.
+pub struct IssuedCredentials(pub Arc<Softphones>);
 
 #[async_trait::async_trait]
-impl SipAccounts for NoCredentialsIssued {
-    async fn ha1(&self, _: &str, _: &str, _: Algorithm) -> Option<Secret<String>> {
-        None
+impl SipAccounts for IssuedCredentials {
+    async fn ha1(&self, username: &str, realm: &str, alg: Algorithm) -> Option<Secret<String>> {
+        match self.0.password_for(username).await {
+            Ok(Some(p)) => Some(Secret::new(digest::ha1(alg, username, realm, p.expose()))),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "SIP credentials could not be read");
+                None
+            }
+        }
     }
 }
 

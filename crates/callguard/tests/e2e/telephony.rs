@@ -593,70 +593,141 @@ async fn a_call_from_an_unknown_address_is_refused_with_403(backend: Backend) {
     );
 }
 
-/// A REGISTER with a wrong digest password is challenged (401, SHA-256 and MD5), then refused
-/// with 403, and registers nothing.
-async fn a_softphone_with_a_wrong_password_is_not_registered(backend: Backend) {
-    let server = start_with_sip(backend, 5060).await;
-    let sock = std::net::UdpSocket::bind("127.0.0.1:5090").unwrap();
-    sock.set_read_timeout(Some(std::time::Duration::from_secs(5)))
-        .unwrap();
-    let register = |cseq: u32, auth: &str| {
-        format!(
-            "REGISTER sip:callguard.test SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5090;branch=z9hG4bK-{cseq}-cg\r\nFrom: <sip:agent1@callguard.test>;tag=a1\r\nTo: <sip:agent1@callguard.test>\r\nCall-ID: reg-1@127.0.0.1\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:agent1@127.0.0.1:5090>\r\nExpires: 60\r\nMax-Forwards: 70\r\n{auth}Content-Length: 0\r\n\r\n"
-        )
-    };
-    let ask = |msg: String| -> String {
-        sock.send_to(msg.as_bytes(), "127.0.0.1:5060").unwrap();
+/// A softphone's REGISTER over UDP, as a softphone sends it, answering a challenge when given.
+struct Softphone {
+    sock: std::net::UdpSocket,
+    cseq: u32,
+}
+
+impl Softphone {
+    fn new() -> Self {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:5090").unwrap();
+        sock.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        Self { sock, cseq: 0 }
+    }
+
+    /// Sends a REGISTER for `user` (with `authorization` when given); the answer.
+    fn register(&mut self, user: &str, authorization: &str) -> String {
+        self.cseq += 1;
+        let msg = format!(
+            "REGISTER sip:callguard.test SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5090;branch=z9hG4bK-{c}-cg\r\nFrom: <sip:{user}@callguard.test>;tag=a1\r\nTo: <sip:{user}@callguard.test>\r\nCall-ID: reg-1@127.0.0.1\r\nCSeq: {c} REGISTER\r\nContact: <sip:{user}@127.0.0.1:5090>\r\nExpires: 60\r\nMax-Forwards: 70\r\n{authorization}Content-Length: 0\r\n\r\n",
+            c = self.cseq
+        );
+        self.sock.send_to(msg.as_bytes(), "127.0.0.1:5060").unwrap();
         let mut buf = [0u8; 4096];
-        let (n, _) = sock.recv_from(&mut buf).expect("an answer");
+        let (n, _) = self.sock.recv_from(&mut buf).expect("an answer");
         String::from_utf8_lossy(&buf[..n]).into_owned()
-    };
-    let challenge = ask(register(1, ""));
-    assert!(challenge.starts_with("SIP/2.0 401"), "{challenge}");
-    assert!(
-        challenge.contains("algorithm=SHA-256") && challenge.contains("algorithm=MD5"),
-        "{challenge}"
-    );
-    let md5 = challenge
+    }
+
+    /// Gets a challenge, and the Authorization header answering its `alg` one with `password`.
+    fn answer(&mut self, user: &str, password: &str, alg: &str) -> String {
+        use callguard_telephony::sip::digest::{ha1, Algorithm};
+        let challenge = self.register(user, "");
+        assert!(challenge.starts_with("SIP/2.0 401"), "{challenge}");
+        assert!(
+            challenge.contains("algorithm=SHA-256") && challenge.contains("algorithm=MD5"),
+            "{challenge}"
+        );
+        let line = challenge
+            .lines()
+            .find(|l| {
+                l.to_ascii_lowercase().starts_with("www-authenticate")
+                    && l.contains(&format!("algorithm={alg},"))
+            })
+            .unwrap();
+        let nonce = line
+            .split("nonce=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        let a = if alg == "MD5" {
+            Algorithm::Md5
+        } else {
+            Algorithm::Sha256
+        };
+        let h1 = ha1(a, user, "callguard.test", password);
+        let h2 = a.hex("REGISTER:sip:callguard.test");
+        let response = a.hex(&format!("{h1}:{nonce}:00000001:abc:auth:{h2}"));
+        format!(
+            "Authorization: Digest username=\"{user}\", realm=\"callguard.test\", nonce=\"{nonce}\", uri=\"sip:callguard.test\", response=\"{response}\", algorithm={alg}, cnonce=\"abc\", qop=auth, nc=00000001\r\n"
+        )
+    }
+}
+
+/// An agent's softphone registers with the SIP credentials issued to the agent (digest,
+/// SHA-256 or MD5, after a 401 challenge); a wrong password, a replayed REGISTER, and the right
+/// password once the account is disabled each get 403 and register nothing.
+async fn a_softphone_registers_only_with_its_agents_live_credentials(backend: Backend) {
+    let server = start_with_sip(backend, 5060).await;
+    let api = server.api();
+    let agent = server
+        .new_account(&format!("agent{}", crate::harness::suffix()), "agent")
+        .await;
+    let issued = server.cli(&["user", "sip-credentials", &agent.username]);
+    assert!(issued.status.success(), "{}", issued.stderr);
+    let password = issued
+        .stdout
         .lines()
-        .find(|l| l.to_ascii_lowercase().starts_with("www-authenticate") && l.contains("MD5"))
-        .unwrap();
-    let nonce = md5
-        .split("nonce=\"")
-        .nth(1)
+        .find_map(|l| l.strip_prefix("SIP password:"))
         .unwrap()
-        .split('"')
+        .split_whitespace()
         .next()
-        .unwrap();
-    use callguard_telephony::sip::digest::{ha1, Algorithm};
-    let a = Algorithm::Md5;
-    let h1 = ha1(a, "agent1", "callguard.test", "not-the-password");
-    let h2 = a.hex("REGISTER:sip:callguard.test");
-    let response = a.hex(&format!("{h1}:{nonce}:00000001:abc:auth:{h2}"));
-    let auth = format!(
-        "Authorization: Digest username=\"agent1\", realm=\"callguard.test\", nonce=\"{nonce}\", uri=\"sip:callguard.test\", response=\"{response}\", algorithm=MD5, cnonce=\"abc\", qop=auth, nc=00000001\r\n"
-    );
-    let refused = ask(register(2, &auth));
-    assert!(refused.starts_with("SIP/2.0 403"), "{refused}");
-    let replay = ask(register(3, &auth));
+        .unwrap()
+        .to_owned();
+    let user = agent.username.as_str();
+    let mut phone = Softphone::new();
+
+    let wrong = phone.answer(user, "not-the-password", "MD5");
+    assert!(phone.register(user, &wrong).starts_with("SIP/2.0 403"));
+    let m = metrics(&server).await;
+    assert!(m.contains("callguard_sip_registrations 0"), "{m}");
+
+    let right = phone.answer(user, &password, "SHA-256");
+    let ok = phone.register(user, &right);
+    assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+    assert!(ok.contains("expires=60"), "{ok}");
+    assert!(metrics(&server)
+        .await
+        .contains("callguard_sip_registrations 1"));
+    let replay = phone.register(user, &right);
     assert!(
         replay.starts_with("SIP/2.0 403"),
         "a replayed nonce-count: {replay}"
     );
-    let m = metrics(&server).await;
-    assert!(m.contains("callguard_sip_registrations 0"), "{m}");
+
+    let admin = server.admin_session().await;
+    api.post(
+        &format!("/api/v1/users/{}/disable", agent.id),
+        Some(&admin.token),
+        serde_json::json!({}),
+    )
+    .await
+    .expect(200);
+    let after = phone.answer(user, &password, "MD5");
     assert!(
-        m.contains("callguard_sip_refused_total{reason=\"auth\"} 1"),
+        phone.register(user, &after).starts_with("SIP/2.0 403"),
+        "a disabled agent's softphone is refused"
+    );
+    let m = metrics(&server).await;
+    assert!(
+        m.contains("callguard_sip_refused_total{reason=\"auth\"} 2"),
         "{m}"
     );
     assert!(
         m.contains("callguard_sip_refused_total{reason=\"replay\"} 1"),
         "{m}"
     );
+    let log = audit_entries(&server).await;
+    assert!(log.iter().any(|e| e["action"] == "sip.credentials.issue"
+        && e["target"] == format!("user:{}", agent.id).as_str()));
+    assert!(!serde_json::to_string(&log).unwrap().contains(&password));
 }
 
 in_private_network!(
     a_caller_verifies_by_keypad_after_the_recording_notice,
     a_call_from_an_unknown_address_is_refused_with_403,
-    a_softphone_with_a_wrong_password_is_not_registered,
+    a_softphone_registers_only_with_its_agents_live_credentials,
 );
