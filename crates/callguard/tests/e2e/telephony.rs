@@ -101,6 +101,31 @@ enum Part {
     Audio(u32),
     /// Keys as RFC 4733 events (PT 101, 160 ms each, 300 ms of tone after each).
     Keys(String),
+    /// Keys as in-band DTMF in the audio: 100 ms of the key's two tones, 100 ms of quiet.
+    Tones(String),
+}
+
+/// 20 ms A-law frames of the DTMF tones of `keys` (each 100 ms, then 100 ms of quiet).
+fn dtmf_frames(keys: &str) -> Vec<Vec<u8>> {
+    const ROWS: [f64; 4] = [697.0, 770.0, 852.0, 941.0];
+    const COLS: [f64; 4] = [1209.0, 1336.0, 1477.0, 1633.0];
+    const PAD: &str = "123A456B789C*0#D";
+    let mut samples: Vec<i16> = Vec::new();
+    for c in keys.chars() {
+        let k = PAD.find(c).unwrap();
+        let (lo, hi) = (ROWS[k / 4], COLS[k % 4]);
+        for n in 0..800 {
+            let t = f64::from(n) / 8000.0;
+            let v = 0.35 * (2.0 * std::f64::consts::PI * lo * t).sin()
+                + 0.35 * (2.0 * std::f64::consts::PI * hi * t).sin();
+            samples.push((v * 16000.0) as i16);
+        }
+        samples.extend(std::iter::repeat_n(0, 800));
+    }
+    samples
+        .chunks(FRAME_SAMPLES)
+        .map(|c| c.iter().map(|&v| Law::Alaw.encode(v)).collect())
+        .collect()
 }
 
 /// Writes `parts` as a pcap of RTP (PCMA 20 ms, RFC 4733 on PT 101, one SSRC) for sipp's
@@ -147,6 +172,21 @@ fn write_caller_pcap(path: &Path, parts: &[Part]) {
                     }
                     ts = ts.wrapping_add(1280);
                     audio(300, &mut t_us, &mut seq, &mut ts, &mut packets);
+                }
+            }
+            Part::Tones(keys) => {
+                for frame in dtmf_frames(keys) {
+                    let h = RtpHeader {
+                        marker: false,
+                        payload_type: 8,
+                        sequence: seq,
+                        timestamp: ts,
+                        ssrc,
+                    };
+                    packets.push((t_us, h.to_packet(&frame).unwrap()));
+                    seq = seq.wrapping_add(1);
+                    ts = ts.wrapping_add(FRAME_SAMPLES as u32);
+                    t_us += 20_000;
                 }
             }
         }
@@ -349,7 +389,8 @@ async fn metrics(server: &Server) -> String {
 // ---- the tests -------------------------------------------------------------------------------
 
 /// A carrier's caller hears the recording notice and the IVR menu, chooses a queue, keys in
-/// their PESEL and `#` (level 1), then their portal code on the keypad and `#` (level 2); the
+/// their PESEL and `#` (level 1, RFC 4733 events), then their portal code and `#` (level 2,
+/// in-band tones); the
 /// edge's interaction reaches level 2 through the same verification service as the desk, and
 /// the caller ID only links the record.
 async fn a_caller_verifies_by_keypad_after_the_recording_notice(backend: Backend) {
@@ -373,7 +414,8 @@ async fn a_caller_verifies_by_keypad_after_the_recording_notice(backend: Backend
             Part::Audio(1000),
             Part::Keys(format!("{}#", crate::vault::PESEL)),
             Part::Audio(1500),
-            Part::Keys(format!("{keypad}#")),
+            // The portal code as in-band tones: the Goertzel path of the same merge.
+            Part::Tones(format!("{keypad}#")),
             Part::Audio(6000),
         ],
     );
