@@ -570,14 +570,16 @@ async fn a_caller_verifies_by_keypad_after_the_recording_notice(backend: Backend
     );
 }
 
-/// An INVITE from an address outside `sip.trunks` (sipp bound to 127.0.0.2) gets 403, opens no
-/// interaction, and is counted in `/metrics`.
-async fn a_call_from_an_unknown_address_is_refused_with_403(backend: Backend) {
-    let server = start_with_sip(backend, 5060).await;
-    let dir = tempfile::tempdir().unwrap();
-    let scenario = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+/// An INVITE (with `sdp` as its body, if any) that expects a final `code` and ACKs it.
+fn refused_scenario(code: u16, sdp: Option<&str>) -> String {
+    let (ctype, body) = match sdp {
+        Some(b) => ("Content-Type: application/sdp\n      ", b),
+        None => ("", ""),
+    };
+    format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="stranger">
+<scenario name="refused">
   <send retrans="500"><![CDATA[
       INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
@@ -587,11 +589,12 @@ async fn a_call_from_an_unknown_address_is_refused_with_403(backend: Backend) {
       CSeq: 1 INVITE
       Contact: <sip:x@[local_ip]:[local_port]>
       Max-Forwards: 70
-      Content-Length: 0
+      {ctype}Content-Length: [len]
 
+{body}
   ]]></send>
   <recv response="100" optional="true"/>
-  <recv response="403"/>
+  <recv response="{code}"/>
   <send><![CDATA[
       ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
@@ -604,7 +607,16 @@ async fn a_call_from_an_unknown_address_is_refused_with_403(backend: Backend) {
 
   ]]></send>
 </scenario>
-"#;
+"#
+    )
+}
+
+/// An INVITE from an address outside `sip.trunks` (sipp bound to 127.0.0.2) gets 403, opens no
+/// interaction, and is counted in `/metrics`; a carrier's offer without G.711 gets 488.
+async fn a_call_from_an_unknown_address_is_refused_with_403(backend: Backend) {
+    let server = start_with_sip(backend, 5060).await;
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = &refused_scenario(403, None);
     for transport in ["u1", "t1"] {
         let (ok, out) = sipp(
             dir.path(),
@@ -623,7 +635,27 @@ async fn a_call_from_an_unknown_address_is_refused_with_403(backend: Backend) {
         );
         assert!(ok, "403 over {transport}\n{out}");
     }
+    // A carrier offering no G.711 (G.722 only) gets 488.
+    let g722 = SDP_OFFER.replace("RTP/AVP 8 0 101", "RTP/AVP 9");
+    let (ok, out) = sipp(
+        dir.path(),
+        &refused_scenario(488, Some(&g722)),
+        &[
+            "127.0.0.1:5060",
+            "-s",
+            "callguard",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "5072",
+        ],
+    );
+    assert!(ok, "488 for an offer without G.711\n{out}");
     let m = metrics(&server).await;
+    assert!(
+        m.contains("callguard_sip_refused_total{reason=\"codec\"} 1"),
+        "{m}"
+    );
     assert!(
         m.contains("callguard_sip_refused_total{reason=\"not_trunk\"} 2"),
         "{m}"
@@ -721,6 +753,17 @@ async fn a_softphone_registers_only_with_its_agents_live_credentials(backend: Ba
         .to_owned();
     let user = agent.username.as_str();
     let mut phone = Softphone::new();
+    let admin = server.admin_session().await;
+    let refused = server.cli(&["user", "sip-credentials", &admin.username]);
+    assert!(
+        !refused.status.success(),
+        "only agents and supervisors get SIP credentials"
+    );
+    assert!(
+        refused.stderr.contains("agents and supervisors"),
+        "{}",
+        refused.stderr
+    );
 
     let wrong = phone.answer(user, "not-the-password", "MD5");
     assert!(phone.register(user, &wrong).starts_with("SIP/2.0 403"));
@@ -740,7 +783,6 @@ async fn a_softphone_registers_only_with_its_agents_live_credentials(backend: Ba
         "a replayed nonce-count: {replay}"
     );
 
-    let admin = server.admin_session().await;
     api.post(
         &format!("/api/v1/users/{}/disable", agent.id),
         Some(&admin.token),

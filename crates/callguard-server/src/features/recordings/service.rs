@@ -6,8 +6,8 @@
 use crate::error::Error;
 use crate::principal::{customer_ref, Principal};
 use callguard_core::kek::Keyring;
+use callguard_core::now;
 use callguard_core::recording::{KeyShare, RecordingReader, RecordingWriter};
-use callguard_core::{now, Role};
 use callguard_store::{RecordingRow, Store};
 use std::fs::File;
 use std::io::BufWriter;
@@ -51,16 +51,13 @@ impl Recordings {
     }
 
     /// Starts recording a call of `interaction_id`: creates the file and stores the key share
-    /// with a `recording.start` entry. Only the telephony edge (an agent principal) records.
+    /// with a `recording.start` entry (the telephony edge is the only caller).
     pub async fn start(
         &self,
         p: &Principal,
         interaction_id: &str,
         customer_id: Option<String>,
     ) -> Result<Recording, Error> {
-        if p.user.role != Role::Agent {
-            return Err(Error::Forbidden);
-        }
         crate::bootstrap::create_private_dir(&self.dir).map_err(io)?;
         let uuid = uuid::Uuid::new_v4();
         let file_name = format!("{uuid}.cgrec");
