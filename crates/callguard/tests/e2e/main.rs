@@ -45,6 +45,7 @@ mod portal;
 mod requests;
 mod signin;
 mod signin_limits;
+mod sipp;
 mod storage;
 mod telephony;
 mod vault;
