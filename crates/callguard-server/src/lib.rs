@@ -21,6 +21,6 @@ pub mod web;
 pub use features::{alerts, audit, dnc, interactions, keys, portal, signin, vault};
 pub use http::{router, CSP, MAX_BODY_BYTES};
 pub use runtime::Runtime;
-pub use serve::{serve, webauthn_for};
+pub use serve::{serve, serve_with, webauthn_for, FrontEnd};
 pub use settings::{AuditSettings, CustomerSettings, KekSource, Settings, StartError};
 pub use state::AppState;

@@ -26,6 +26,9 @@ pub struct Metrics {
     lockouts: Mutex<u64>,
     alerts: Mutex<BTreeMap<&'static str, u64>>,
     webhooks: Mutex<BTreeMap<&'static str, u64>>,
+    sip_refused: Mutex<BTreeMap<&'static str, u64>>,
+    sip_calls: Mutex<BTreeMap<&'static str, u64>>,
+    sip_registrations: Mutex<usize>,
 }
 
 impl Metrics {
@@ -72,6 +75,27 @@ impl Metrics {
     pub fn webhook(&self, outcome: &'static str) {
         if let Ok(mut m) = self.webhooks.lock() {
             *m.entry(outcome).or_default() += 1;
+        }
+    }
+
+    /// Counts a SIP request the telephony edge refused: `not_trunk`, `auth`, `busy`...
+    pub fn sip_refused(&self, reason: &'static str) {
+        if let Ok(mut m) = self.sip_refused.lock() {
+            *m.entry(reason).or_default() += 1;
+        }
+    }
+
+    /// Counts a call the telephony edge took, by how it ended: `answered`, `failed`.
+    pub fn sip_call(&self, outcome: &'static str) {
+        if let Ok(mut m) = self.sip_calls.lock() {
+            *m.entry(outcome).or_default() += 1;
+        }
+    }
+
+    /// Sets how many softphones are registered now.
+    pub fn sip_registrations(&self, n: usize) {
+        if let Ok(mut m) = self.sip_registrations.lock() {
+            *m = n;
         }
     }
 
@@ -164,6 +188,39 @@ impl Metrics {
                 );
             }
         }
+        let _ = writeln!(out, "# HELP callguard_sip_refused_total SIP requests the telephony edge refused, by reason.");
+        let _ = writeln!(out, "# TYPE callguard_sip_refused_total counter");
+        if let Ok(m) = self.sip_refused.lock() {
+            for (reason, n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "callguard_sip_refused_total{{reason=\"{reason}\"}} {n}"
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP callguard_sip_registrations Softphones registered now."
+        );
+        let _ = writeln!(out, "# TYPE callguard_sip_registrations gauge");
+        let _ = writeln!(
+            out,
+            "callguard_sip_registrations {}",
+            self.sip_registrations.lock().map(|n| *n).unwrap_or(0)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP callguard_sip_calls_total Calls the telephony edge took, by outcome."
+        );
+        let _ = writeln!(out, "# TYPE callguard_sip_calls_total counter");
+        if let Ok(m) = self.sip_calls.lock() {
+            for (outcome, n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "callguard_sip_calls_total{{outcome=\"{outcome}\"}} {n}"
+                );
+            }
+        }
         out
     }
 }
@@ -194,5 +251,16 @@ mod tests {
         ));
         assert!(text.contains("callguard_sign_ins_total{outcome=\"success\"} 1"));
         assert!(text.contains("callguard_account_lockouts_total 1"));
+    }
+
+    #[test]
+    fn sip_refusals_are_counted_by_reason() {
+        let m = Metrics::default();
+        m.sip_refused("not_trunk");
+        m.sip_refused("not_trunk");
+        m.sip_registrations(3);
+        let text = m.render();
+        assert!(text.contains("callguard_sip_refused_total{reason=\"not_trunk\"} 2"));
+        assert!(text.contains("callguard_sip_registrations 3"));
     }
 }

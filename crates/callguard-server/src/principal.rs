@@ -88,7 +88,42 @@ pub struct Principal {
     pub source: IpAddr,
 }
 
+/// The id the telephony edge acts under: the agent of the interactions it opens for calls
+/// until a person takes them, and the actor its audit entries name (`user:telephony-edge`).
+pub const TELEPHONY_EDGE: &str = "telephony-edge";
+
 impl Principal {
+    /// The telephony edge acting for a call that came from `source` (the carrier). It is no
+    /// account: nobody can sign in as it, and it holds no session; the services it calls
+    /// (interactions and verification) treat it as the agent of the calls it answers.
+    #[must_use]
+    pub fn telephony_edge(source: IpAddr) -> Self {
+        let t = callguard_core::now();
+        Self {
+            user: User {
+                id: TELEPHONY_EDGE.into(),
+                username: TELEPHONY_EDGE.into(),
+                role: Role::Agent,
+                status: callguard_core::identity::UserStatus::Active,
+                failed_sign_ins: 0,
+                locked_until: None,
+                created_at: t,
+                activated_at: Some(t),
+                last_sign_in_at: None,
+            },
+            session: Session {
+                id: String::new(),
+                user_id: TELEPHONY_EDGE.into(),
+                created_at: t,
+                last_seen_at: t,
+                reauth_at: t,
+                source: source.to_string(),
+                user_agent: String::new(),
+            },
+            source,
+        }
+    }
+
     /// This person as the actor of an audit entry.
     #[must_use]
     pub fn actor(&self) -> Actor {

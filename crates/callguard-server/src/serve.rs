@@ -27,11 +27,25 @@ pub fn webauthn_for(public_url: &url::Url) -> Result<webauthn_rs::Webauthn, Star
         .map_err(|e| StartError::PublicUrl(format!("not usable for passkeys: {e}")))
 }
 
+/// Another front end over the same services (the telephony edge): given the state the
+/// handlers share, it adds its tasks to the set that ends with the server.
+pub type FrontEnd = Box<dyn FnOnce(&AppState, &mut JoinSet<()>) + Send>;
+
 /// Starts serving and runs until `shutdown` resolves.
 pub async fn serve(
     settings: Settings,
     runtime: Runtime,
     shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), StartError> {
+    serve_with(settings, runtime, shutdown, Vec::new()).await
+}
+
+/// [`serve`], with other front ends started beside the HTTPS server.
+pub async fn serve_with(
+    settings: Settings,
+    runtime: Runtime,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+    front_ends: Vec<FrontEnd>,
 ) -> Result<(), StartError> {
     let tls_config = tls::server_config(&certificate_paths(&settings)?)?;
     let listener = tokio::net::TcpListener::bind(settings.listen)
@@ -55,6 +69,9 @@ pub async fn serve(
     let metrics = Arc::new(metrics::Metrics::default());
     let state = build_state(&settings, &runtime, metrics, webauthn)?;
     let mut tasks = background_tasks(&settings, &runtime, &state);
+    for start in front_ends {
+        start(&state, &mut tasks);
+    }
     let app = crate::http::router(
         state.clone(),
         crate::features::api_routes(),
@@ -138,6 +155,15 @@ fn build_state(
         dnc_checks: Arc::new(DncChecks::new(runtime.dnc.clone(), dnc_lists.clone())),
         vault,
         interactions,
+        recordings: Arc::new(crate::features::recordings::service::Recordings::new(
+            runtime.store.clone(),
+            runtime.kek.clone(),
+            &settings.data_dir,
+        )),
+        softphones: Arc::new(crate::features::softphones::service::Softphones::new(
+            runtime.store.clone(),
+            runtime.kek.clone(),
+        )),
         identity,
         audit: runtime.audit.clone(),
         dnc: runtime.dnc.clone(),

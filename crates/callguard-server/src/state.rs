@@ -35,6 +35,10 @@ pub struct AppState {
     pub readiness: Arc<Readiness>,
     pub vault: Arc<Vault>,
     pub interactions: Arc<Interactions>,
+    /// Call recordings, written by the telephony edge.
+    pub recordings: Arc<crate::features::recordings::service::Recordings>,
+    /// Agents' SIP credentials, checked by the telephony edge's registrar.
+    pub softphones: Arc<crate::features::softphones::service::Softphones>,
     pub gdpr: Arc<Gdpr>,
     /// The OpenAPI document, built once from the route table.
     pub openapi: Arc<serde_json::Value>,

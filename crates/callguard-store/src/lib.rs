@@ -8,12 +8,14 @@ pub mod dnc_lists;
 mod guarded;
 mod log;
 mod postgres;
+pub mod recordings;
 mod sql;
 mod sqlite;
 pub mod vault;
 
 pub use dnc_lists::{ConsentRecord, DncListStore, InternalDncEntry};
 pub use postgres::PostgresStore;
+pub use recordings::{RecordingRow, RecordingStore, SipCredentialRow, SipCredentialStore};
 pub use sqlite::SqliteStore;
 pub use vault::{
     CodeRow, CustomerRow, IndexEntry, InteractionRow, KeyShareStore, SealedColumn, VaultStore,
@@ -600,6 +602,8 @@ pub trait Store:
     + KeyShareStore
     + DncListStore
     + LimitStore
+    + RecordingStore
+    + SipCredentialStore
     + Health
 {
 }
@@ -614,6 +618,8 @@ impl<T> Store for T where
         + KeyShareStore
         + DncListStore
         + LimitStore
+        + RecordingStore
+        + SipCredentialStore
         + Health
 {
 }

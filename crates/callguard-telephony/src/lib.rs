@@ -9,3 +9,54 @@
 #![forbid(unsafe_code)]
 
 pub mod media;
+pub mod sip;
+
+use callguard_server::FrontEnd;
+use sip::registrar::SipAccounts;
+use std::sync::Arc;
+
+/// The SIP edge as a front end of `callguard serve`: it runs on the server's metrics and
+/// stops with the server.
+#[must_use]
+pub fn front_end(bound: sip::Bound) -> FrontEnd {
+    Box::new(move |state, tasks| {
+        let accounts: Arc<dyn SipAccounts> =
+            Arc::new(sip::registrar::IssuedCredentials(state.softphones.clone()));
+        tasks.spawn(bound.run(
+            state.metrics.clone(),
+            state.interactions.clone(),
+            state.recordings.clone(),
+            accounts,
+        ));
+    })
+}
+
+/// The built-in prompts with each `<prompt-name>.wav` found in `dir` in place of its own.
+pub fn load_prompts(dir: &std::path::Path) -> Result<media::prompts::PromptSet, String> {
+    let mut set = media::prompts::PromptSet::builtin();
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot read the directory {}: {e}", dir.display()))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Some(name) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".wav"))
+        else {
+            continue;
+        };
+        let Some(prompt) = media::prompts::Prompt::from_name(name) else {
+            return Err(format!(
+                "{} names no prompt; the names are: {}",
+                path.display(),
+                media::prompts::Prompt::all()
+                    .map(|p| p.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        };
+        set.load_wav_file(prompt, &path)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(set)
+}

@@ -78,6 +78,13 @@ pub const KEYS: &[Key] = &[
     Key { name: "payments.timeout_seconds", secret: false, about: "a gateway request with no answer within this many seconds counts as unknown and is retried with the same idempotency key, 1 to 120 (default 30)" },
     Key { name: "metrics.token", secret: true, about: "bearer token that reads /metrics from any address (at least 16 characters); without it only metrics.allow may" },
     Key { name: "metrics.allow", secret: false, about: "addresses or networks that read /metrics without a token, comma-separated, or none (default 127.0.0.1, ::1: this machine only)" },
+    Key { name: "sip.listen", secret: false, about: "address and port of the SIP edge, UDP and TCP (unset: no SIP; the demo uses 127.0.0.1:5060)" },
+    Key { name: "sip.trunks", secret: false, about: "carriers' addresses or networks whose INVITEs are answered, comma-separated or a TOML array; every other INVITE gets 403" },
+    Key { name: "sip.realm", secret: false, about: "digest realm of the registrar for agents' softphones (default callguard)" },
+    Key { name: "sip.media_address", secret: false, about: "address written in SDP answers and bound for RTP (default the sip.listen address; required when that is 0.0.0.0 or ::)" },
+    Key { name: "sip.ivr_menu", secret: false, about: "IVR choices, key=queue comma-separated (default 1=billing,2=support, as the built-in menu prompt says)" },
+    Key { name: "sip.prompts_dir", secret: false, about: "directory of WAV files (8 kHz mono PCM16, A-law or µ-law) named after the prompts they replace, e.g. recording-notice.wav, ivr-menu.wav" },
+    Key { name: "sip.rtp_ports", secret: false, about: "RTP port range, one even port per call (default 16000-16999)" },
     Key { name: "log.level", secret: false, about: "error, warn, info, debug or trace (default info)" },
     Key { name: "log.format", secret: false, about: "text or json (default text)" },
 ];
@@ -434,6 +441,79 @@ impl Raw {
         };
         build(Some(&settings)).map_err(|e| ConfigError(e.to_string()))?;
         Ok(Some(settings))
+    }
+
+    /// The SIP edge's settings, `None` when `sip.listen` is not set.
+    pub fn sip_settings(
+        &self,
+    ) -> Result<Option<callguard_telephony::sip::SipSettings>, ConfigError> {
+        let Some(listen) = self.text("sip.listen") else {
+            return Ok(None);
+        };
+        let listen: SocketAddr = listen.parse().map_err(|_| {
+            ConfigError(format!(
+                "{} is not an address and port like 127.0.0.1:5060",
+                self.describe("sip.listen")
+            ))
+        })?;
+        let trunks = callguard_telephony::sip::trunks::Trunks::parse(
+            &self.text("sip.trunks").unwrap_or_default(),
+        )
+        .map_err(|e| ConfigError(format!("{}: {e}", self.describe("sip.trunks"))))?;
+        let media_ip = match self.text("sip.media_address") {
+            Some(a) => a.parse().map_err(|_| {
+                ConfigError(format!(
+                    "{} is not an IP address",
+                    self.describe("sip.media_address")
+                ))
+            })?,
+            None if listen.ip().is_unspecified() => {
+                return Err(ConfigError(format!(
+                "{} listens on every address: set sip.media_address to the address callers reach",
+                self.describe("sip.listen")
+            )))
+            }
+            None => listen.ip(),
+        };
+        let rtp_ports = match self.text("sip.rtp_ports") {
+            None => (16000, 16999),
+            Some(r) => r
+                .split_once('-')
+                .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)))
+                .filter(|&(a, b): &(u16, u16)| a >= 1024 && b > a)
+                .ok_or_else(|| {
+                    ConfigError(format!(
+                        "{} must be a range like 16000-16999 above 1023",
+                        self.describe("sip.rtp_ports")
+                    ))
+                })?,
+        };
+        let realm = self.text("sip.realm").unwrap_or_else(|| "callguard".into());
+        if realm.contains(['"', '\\']) || realm.chars().any(char::is_control) {
+            return Err(ConfigError(format!(
+                "{} may not hold quotes, backslashes or control characters",
+                self.describe("sip.realm")
+            )));
+        }
+        let menu = match self.text("sip.ivr_menu") {
+            Some(m) => callguard_telephony::sip::ivr::Menu::parse(&m)
+                .map_err(|e| ConfigError(format!("{}: {e}", self.describe("sip.ivr_menu"))))?,
+            None => callguard_telephony::sip::ivr::Menu::default(),
+        };
+        let prompts = match self.text("sip.prompts_dir") {
+            Some(dir) => callguard_telephony::load_prompts(Path::new(&dir))
+                .map_err(|e| ConfigError(format!("{}: {e}", self.describe("sip.prompts_dir"))))?,
+            None => callguard_telephony::media::prompts::PromptSet::builtin(),
+        };
+        Ok(Some(callguard_telephony::sip::SipSettings {
+            listen,
+            trunks,
+            realm,
+            media_ip,
+            rtp_ports,
+            menu,
+            prompts: std::sync::Arc::new(prompts),
+        }))
     }
 
     fn metrics_access(
@@ -1261,6 +1341,55 @@ mod tests {
                 .to_string();
             assert!(msg.contains(key) && msg.contains(var), "{msg}");
         }
+    }
+
+    #[test]
+    fn sip_is_off_by_default_and_trunks_come_from_a_toml_array_or_a_comma_list() {
+        assert!(Raw::load(None, &env_of(&[]))
+            .unwrap()
+            .sip_settings()
+            .unwrap()
+            .is_none());
+        let dir = std::env::temp_dir().join(format!("cg-sipcfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(
+            &file,
+            "[sip]\nlisten = \"127.0.0.1:5060\"\ntrunks = [\"192.0.2.0/24\", \"127.0.0.1\"]\n",
+        )
+        .unwrap();
+        let s = Raw::load(Some(&file), &env_of(&[]))
+            .unwrap()
+            .sip_settings()
+            .unwrap()
+            .unwrap();
+        assert!(s.trunks.admits("192.0.2.9".parse().unwrap()));
+        assert!(!s.trunks.admits("127.0.0.2".parse().unwrap()));
+        assert_eq!(s.rtp_ports, (16000, 16999));
+        let env = Raw::load(
+            None,
+            &env_of(&[
+                ("CALLGUARD_SIP_LISTEN", "0.0.0.0:5060"),
+                ("CALLGUARD_SIP_TRUNKS", "10.0.0.0/8"),
+            ]),
+        )
+        .unwrap();
+        let e = env.sip_settings().unwrap_err().0;
+        assert!(e.contains("sip.media_address"), "{e}");
+        let bad = Raw::load(
+            None,
+            &env_of(&[
+                ("CALLGUARD_SIP_LISTEN", "127.0.0.1:5060"),
+                ("CALLGUARD_SIP_TRUNKS", "carrier"),
+            ]),
+        )
+        .unwrap();
+        let e = bad.sip_settings().unwrap_err().0;
+        assert!(
+            e.contains("CALLGUARD_SIP_TRUNKS") && e.contains("carrier"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

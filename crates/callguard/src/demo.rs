@@ -119,6 +119,7 @@ pub fn claim_data_dir(dir: &Path) -> Result<(), Box<dyn std::error::Error + Send
 
 pub async fn run(
     settings: Settings,
+    sip: Option<callguard_telephony::sip::SipSettings>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let rt = Runtime::open(&settings).await?;
@@ -225,6 +226,35 @@ pub async fn run(
     );
     println!();
     println!("==========================================================================================");
-    callguard_server::serve(settings, rt, shutdown).await?;
+    let front_ends = demo_sip(sip).await.into_iter().collect();
+    callguard_server::serve_with(settings, rt, shutdown, front_ends).await?;
     Ok(())
+}
+
+/// The SIP edge of the demo: the configured one, else 127.0.0.1:5060 taking calls from this
+/// machine. A taken port is said and the demo goes on without SIP.
+async fn demo_sip(
+    sip: Option<callguard_telephony::sip::SipSettings>,
+) -> Option<callguard_server::FrontEnd> {
+    let sip = sip.unwrap_or_else(|| callguard_telephony::sip::SipSettings {
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 5060)),
+        trunks: callguard_telephony::sip::trunks::Trunks::parse("127.0.0.1, ::1")
+            .unwrap_or_default(),
+        realm: "callguard".into(),
+        media_ip: std::net::IpAddr::from([127, 0, 0, 1]),
+        rtp_ports: (16000, 16999),
+        menu: callguard_telephony::sip::ivr::Menu::default(),
+        prompts: std::sync::Arc::new(callguard_telephony::media::prompts::PromptSet::builtin()),
+    });
+    let listen = sip.listen;
+    match callguard_telephony::sip::bind(sip).await {
+        Ok(bound) => {
+            println!("SIP edge on {listen} (UDP and TCP): calls from this machine are answered.");
+            Some(callguard_telephony::front_end(bound))
+        }
+        Err(e) => {
+            println!("No SIP edge in this demo: {e} (is another SIP program using the port?)");
+            None
+        }
+    }
 }

@@ -68,6 +68,11 @@ enum Command {
         #[command(subcommand)]
         command: DncCommand,
     },
+    /// Call recordings.
+    Recording {
+        #[command(subcommand)]
+        command: RecordingCommand,
+    },
     /// Inspect configuration.
     Config {
         #[command(subcommand)]
@@ -95,6 +100,9 @@ enum UserCommand {
     /// Confirm the person behind a compliance account, so it may approve erasures (when no
     /// other compliance officer can; recorded in the audit log as the operator's).
     Confirm { username: String },
+    /// Issue (or rotate) an agent's or supervisor's SIP credentials for their softphone; prints
+    /// the SIP user name and the new password, shown only this once.
+    SipCredentials { username: String },
 }
 
 #[derive(Subcommand)]
@@ -115,6 +123,16 @@ enum AuditCommand {
     Export {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum RecordingCommand {
+    /// Read every recording of a call to its end with its stored key share, checking each
+    /// chunk: prints what each holds, and fails if one is tampered with, truncated or unreadable.
+    Check {
+        /// The call's interaction id.
+        interaction: String,
     },
 }
 
@@ -235,6 +253,10 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
+    let sip = match raw.sip_settings() {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
     // Only `serve` (and `demo`) may start a new installation; every other command that opens
     // the data directory works on an existing one, so a wrong path is an error, not a new
     // empty instance.
@@ -269,8 +291,13 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve => {
+                let mut front_ends = Vec::new();
+                if let Some(sip) = sip {
+                    let bound = callguard_telephony::sip::bind(sip).await?;
+                    front_ends.push(callguard_telephony::front_end(bound));
+                }
                 let rt = callguard_server::Runtime::open(&settings).await?;
-                callguard_server::serve(settings, rt, shutdown_signal()).await?;
+                callguard_server::serve_with(settings, rt, shutdown_signal(), front_ends).await?;
                 Ok(())
             }
             Command::Demo { data_dir } => {
@@ -289,9 +316,40 @@ fn main() -> ExitCode {
                     origin,
                     ..callguard_server::AuditSettings::defaults(&settings.data_dir)
                 };
-                demo::run(settings, shutdown_signal()).await
+                demo::run(settings, sip, shutdown_signal()).await
             }
             Command::User { command } => user_command(&settings, command).await,
+            Command::Recording {
+                command: RecordingCommand::Check { interaction },
+            } => {
+                let rt = callguard_server::Runtime::open(&settings).await?;
+                let recordings = callguard_server::features::recordings::service::Recordings::new(
+                    rt.store.clone(),
+                    rt.kek.clone(),
+                    &settings.data_dir,
+                );
+                let reports = recordings.check(&interaction).await?;
+                if reports.is_empty() {
+                    return Err(format!("no recording of interaction {interaction}").into());
+                }
+                let mut failed = false;
+                for r in reports {
+                    match r {
+                        Ok(c) => println!(
+                            "recording {}: {} chunks, {} ms of audio, caller audible for {} ms, complete",
+                            c.id, c.chunks, c.audio_ms, c.caller_audible_ms
+                        ),
+                        Err(e) => {
+                            failed = true;
+                            println!("{e}");
+                        }
+                    }
+                }
+                if failed {
+                    return Err("a recording failed its check".into());
+                }
+                Ok(())
+            }
             Command::Keys {
                 command: KeysCommand::Rotate,
             } => {
@@ -414,6 +472,20 @@ async fn user_command(
                     u.status.as_str()
                 );
             }
+        }
+        UserCommand::SipCredentials { username } => {
+            let softphones = callguard_server::features::softphones::service::Softphones::new(
+                rt.store.clone(),
+                rt.kek.clone(),
+            );
+            let (name, password) = softphones
+                .issue(&Actor::cli(), &username)
+                .await
+                .map_err(api)?;
+            println!(
+                "SIP user name: {name}\nSIP password:  {} (shown only now)",
+                password.expose()
+            );
         }
         UserCommand::Unlock { username } => {
             let u = find(&rt, &username).await?;

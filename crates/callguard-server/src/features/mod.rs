@@ -14,7 +14,9 @@ pub mod keys;
 pub mod ops;
 pub mod payments;
 pub mod portal;
+pub mod recordings;
 pub mod signin;
+pub mod softphones;
 pub mod staff;
 pub mod vault;
 

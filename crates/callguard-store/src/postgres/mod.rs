@@ -21,6 +21,7 @@ mod changes;
 mod dnc_lists;
 mod identity;
 mod limits;
+mod recordings;
 mod sessions;
 mod vault;
 
@@ -33,6 +34,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../../migrations/postgres/0006_sign_in_streaks.sql")),
     (7, include_str!("../../migrations/postgres/0007_staff_duties.sql")),
     (8, include_str!("../../migrations/postgres/0008_unique_national_id.sql")),
+    (11, include_str!("../../migrations/postgres/0011_recordings.sql")),
     (12, include_str!("../../migrations/postgres/0012_interaction_wrap_up.sql")),
     (14, include_str!("../../migrations/postgres/0014_shared_allowances.sql")),
 ];

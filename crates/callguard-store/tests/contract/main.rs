@@ -97,6 +97,7 @@ mod audit;
 mod dnc_lists;
 mod identity;
 mod limits;
+mod recordings;
 mod sessions;
 mod vault;
 

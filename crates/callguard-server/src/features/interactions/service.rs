@@ -55,6 +55,28 @@ pub(crate) fn otp_code() -> Secret<String> {
     )
 }
 
+/// A portal code as pressed on a telephone keypad: each letter becomes the key that carries
+/// it (ABC→2 … WXYZ→9), digits stay. Portal codes are hashed in this form so a caller can key
+/// one in from the IVR and an agent can type the letters at the desk; the code alphabet holds
+/// 8 values per key, so a code keeps 24 bits against guessing, behind the attempt limits.
+#[must_use]
+pub fn keypad_form(code: &str) -> String {
+    normalise_code(code)
+        .chars()
+        .map(|c| match c {
+            'A'..='C' => '2',
+            'D'..='F' => '3',
+            'G'..='I' => '4',
+            'J'..='L' => '5',
+            'M'..='O' => '6',
+            'P'..='S' => '7',
+            'T'..='V' => '8',
+            'W'..='Z' => '9',
+            other => other,
+        })
+        .collect()
+}
+
 /// The form of a code that gets hashed: upper case, without separators.
 #[must_use]
 pub fn normalise_code(code: &str) -> String {
@@ -264,4 +286,21 @@ pub(crate) fn serde_plain<T: Serialize>(v: &T) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_portal_code_and_its_keypad_digits_have_one_form() {
+        assert_eq!(keypad_form("abcd-efgh"), "22233344");
+        assert_eq!(keypad_form("JKMN PQRS"), "55667777");
+        assert_eq!(keypad_form("TUVW-XYZ9"), "88899999");
+        assert_eq!(keypad_form("22233344"), keypad_form("ABCD-EFGH"));
+        let code = portal_code();
+        let form = keypad_form(code.expose());
+        assert_eq!(form.len(), CODE_LEN);
+        assert!(form.chars().all(|c| ('2'..='9').contains(&c)), "{form}");
+    }
 }

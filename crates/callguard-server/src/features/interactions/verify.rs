@@ -322,10 +322,12 @@ impl Interactions {
         interaction: Option<&str>,
         code: &str,
     ) -> Result<Option<String>, Error> {
-        let hash = self
-            .vault
-            .index_key()
-            .code_hash(purpose, &normalise_code(code));
+        let form = if purpose == "portal" {
+            keypad_form(code)
+        } else {
+            normalise_code(code)
+        };
+        let hash = self.vault.index_key().code_hash(purpose, &form);
         let live = self
             .vault
             .store()
@@ -476,7 +478,7 @@ impl Interactions {
                     code_hash: self
                         .vault
                         .index_key()
-                        .code_hash("portal", &normalise_code(code.expose())),
+                        .code_hash("portal", &keypad_form(code.expose())),
                     interaction_id: None,
                     created_at: t,
                     expires_at: t + CODE_SECONDS,

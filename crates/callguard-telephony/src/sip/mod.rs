@@ -1,0 +1,182 @@
+//! The SIP endpoint on `sip.listen` (UDP and TCP): INVITEs from the carriers in `sip.trunks`
+//! are answered, every other INVITE gets 403; REGISTER goes to the registrar for agents'
+//! softphones. The ezk crates stay inside this module: the rest of Callguard sees [`Edge`].
+
+pub mod call;
+pub mod digest;
+pub mod ivr;
+pub mod registrar;
+pub mod sdp;
+pub mod session;
+pub mod trunks;
+
+use crate::media::prompts::PromptSet;
+use callguard_server::features::interactions::service::Interactions;
+use callguard_server::features::recordings::service::Recordings;
+use callguard_server::metrics::Metrics;
+use ezk_sip_core::{Endpoint, IncomingRequest, Layer, MayTake};
+use ezk_sip_types::uri::SipUri;
+use ezk_sip_types::{Method, StatusCode};
+use ezk_sip_ua::dialog::DialogLayer;
+use ezk_sip_ua::invite::InviteLayer;
+use registrar::{Registrar, SipAccounts};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use trunks::Trunks;
+
+/// The `sip.*` settings.
+#[derive(Debug, Clone)]
+pub struct SipSettings {
+    /// Where SIP is served, UDP and TCP.
+    pub listen: SocketAddr,
+    /// The carriers allowed to place calls.
+    pub trunks: Trunks,
+    /// The digest realm of the registrar.
+    pub realm: String,
+    /// The address written in SDP answers (RTP is bound there).
+    pub media_ip: IpAddr,
+    /// Even ports in this range carry RTP, one per call.
+    pub rtp_ports: (u16, u16),
+    /// The IVR menu: key → queue.
+    pub menu: ivr::Menu,
+    /// Prompts played to callers (built-in, or the operator's WAV files).
+    pub prompts: Arc<PromptSet>,
+}
+
+/// Why the edge could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeError {
+    #[error("cannot listen for SIP on {0}: {1}")]
+    Listen(SocketAddr, std::io::Error),
+    #[error("the SIP contact address is not valid: {0}")]
+    Contact(String),
+}
+
+/// The running SIP edge.
+pub struct Edge {
+    settings: SipSettings,
+    metrics: Arc<Metrics>,
+    interactions: Arc<Interactions>,
+    recordings: Arc<Recordings>,
+    prompts: Arc<PromptSet>,
+    registrar: Registrar,
+    contact: SipUri,
+}
+
+/// The requests the edge takes from the ezk endpoint (those outside any dialog).
+enum Taken {
+    Invite(IncomingRequest),
+    Register(IncomingRequest),
+}
+
+struct Intake(mpsc::Sender<Taken>);
+
+#[async_trait::async_trait]
+impl Layer for Intake {
+    fn name(&self) -> &'static str {
+        "callguard-intake"
+    }
+
+    async fn receive(&self, _endpoint: &Endpoint, request: MayTake<'_, IncomingRequest>) {
+        let method = request.line.method.clone();
+        let taken = if method == Method::INVITE {
+            Taken::Invite(request.take())
+        } else if method == Method::REGISTER {
+            Taken::Register(request.take())
+        } else {
+            return;
+        };
+        // A full queue means the edge is overloaded: the transaction times out at the peer,
+        // which retries elsewhere.
+        let _ = self.0.try_send(taken);
+    }
+}
+
+/// The bound SIP sockets, waiting for the services to run on.
+pub struct Bound {
+    endpoint: Endpoint,
+    intake: mpsc::Receiver<Taken>,
+    settings: SipSettings,
+}
+
+/// Binds UDP and TCP on `settings.listen`.
+pub async fn bind(settings: SipSettings) -> Result<Bound, EdgeError> {
+    let (tx, intake) = mpsc::channel(1024);
+    let mut b = Endpoint::builder();
+    b.user_agent("Callguard");
+    b.add_layer(DialogLayer::default());
+    b.add_layer(InviteLayer::default());
+    b.add_layer(Intake(tx));
+    b.bind_udp(settings.listen)
+        .await
+        .map_err(|e| EdgeError::Listen(settings.listen, e))?;
+    b.listen_tcp(settings.listen)
+        .await
+        .map_err(|e| EdgeError::Listen(settings.listen, e))?;
+    Ok(Bound {
+        endpoint: b.build(),
+        intake,
+        settings,
+    })
+}
+
+impl Bound {
+    /// Serves calls and registrations until the task is aborted.
+    pub async fn run(
+        self,
+        metrics: Arc<Metrics>,
+        interactions: Arc<Interactions>,
+        recordings: Arc<Recordings>,
+        accounts: Arc<dyn SipAccounts>,
+    ) {
+        let Bound {
+            endpoint,
+            mut intake,
+            settings,
+        } = self;
+        let host = match settings.media_ip {
+            IpAddr::V6(ip) => format!("[{ip}]"),
+            IpAddr::V4(ip) => ip.to_string(),
+        };
+        let contact = match format!("sip:callguard@{host}:{}", settings.listen.port()).parse() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %EdgeError::Contact(format!("{e:?}")), "SIP edge not started");
+                return;
+            }
+        };
+        let edge = Arc::new(Edge {
+            registrar: Registrar::new(settings.realm.clone(), accounts, metrics.clone()),
+            prompts: settings.prompts.clone(),
+            settings,
+            interactions,
+            recordings,
+            metrics,
+            contact,
+        });
+        tracing::info!(listen = %edge.settings.listen, "SIP edge listening (UDP and TCP)");
+        while let Some(taken) = intake.recv().await {
+            let (edge, endpoint) = (edge.clone(), endpoint.clone());
+            tokio::spawn(async move {
+                match taken {
+                    Taken::Invite(invite) => edge.invite(endpoint, invite).await,
+                    Taken::Register(r) => edge.registrar.handle(&endpoint, r).await,
+                }
+            });
+        }
+    }
+}
+
+impl Edge {
+    /// A carrier's call is answered; anyone else's is refused with 403 and counted.
+    async fn invite(self: Arc<Self>, endpoint: Endpoint, invite: IncomingRequest) {
+        let source = invite.tp_info.source.ip();
+        if !self.settings.trunks.admits(source) {
+            self.metrics.sip_refused("not_trunk");
+            tracing::info!(source = %source, "INVITE refused: not a configured trunk");
+            return call::refuse(&endpoint, invite, StatusCode::FORBIDDEN).await;
+        }
+        call::answer(self, endpoint, invite).await;
+    }
+}

@@ -1,0 +1,281 @@
+//! The media of one answered call: every 20 ms one frame to the caller (a prompt, the comfort
+//! tone while holding, or silence), and from the caller its key presses, from RFC 4733 events
+//! and from in-band tones, merged so a key sent both ways counts once. The caller's audio is
+//! handed to the recorder once recording has started.
+
+use crate::media::dtmf::{DtmfMerger, DtmfSource};
+use crate::media::g711::Law;
+use crate::media::goertzel::{ToneDetector, ToneEvent};
+use crate::media::prompts::{Prompt, PromptSet};
+use crate::media::rfc4733::EventReceiver;
+use crate::media::rtp::{RtpHeader, RtpPacket};
+use crate::media::{Key, FRAME_SAMPLES};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// What the call flow asks of the media.
+#[derive(Debug)]
+pub enum Command {
+    /// Play these prompts in turn (after anything still queued).
+    Play(Vec<Prompt>),
+    /// Drop what is playing and queued (the caller pressed a key).
+    Interrupt,
+    /// When nothing else plays, loop the comfort tone.
+    Hold,
+    /// From now on, hand the caller's audio frames to this sink.
+    Record(mpsc::UnboundedSender<Vec<u8>>),
+}
+
+/// What the media tells the call flow.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Heard {
+    /// A key press (one per press, whichever path carried it).
+    Key(Key),
+    /// Everything asked to play has played.
+    Played,
+}
+
+/// The caller's audio stops for this long: the media ends (the call is hung up).
+const SILENCE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the media counted over the call.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Counts {
+    pub sent: u64,
+    pub received: u64,
+}
+
+struct Player {
+    prompts: Arc<PromptSet>,
+    law: Law,
+    queue: VecDeque<Prompt>,
+    playing: Option<(Prompt, usize)>,
+    hold: bool,
+}
+
+impl Player {
+    /// The next 20 ms frame, and whether the queue just ran out.
+    fn next_frame(&mut self) -> ([u8; FRAME_SAMPLES], bool) {
+        let mut frame = [self.law.silence(); FRAME_SAMPLES];
+        if self.playing.is_none() {
+            self.playing = self
+                .queue
+                .pop_front()
+                .map(|p| (p, 0))
+                .or_else(|| self.hold.then_some((Prompt::ComfortTone, 0)));
+        }
+        let Some((prompt, at)) = self.playing else {
+            return (frame, false);
+        };
+        let audio = self.prompts.audio(prompt);
+        let chunk = audio.get(at..).unwrap_or_default();
+        let take = chunk.len().min(FRAME_SAMPLES);
+        for (out, &a) in frame.iter_mut().zip(&chunk[..take]) {
+            *out = Law::Alaw.transcode_to(self.law, a);
+        }
+        let next = at + take;
+        if next >= audio.len() {
+            self.playing = None;
+            let was_queued = prompt != Prompt::ComfortTone || !self.hold;
+            return (frame, was_queued && self.queue.is_empty());
+        }
+        self.playing = Some((prompt, next));
+        (frame, false)
+    }
+
+    fn interrupt(&mut self) {
+        self.queue.clear();
+        self.playing = None;
+    }
+}
+
+/// Listens for the caller's key presses on both paths.
+struct Keys {
+    events: Option<EventReceiver>,
+    tones: ToneDetector,
+    merger: DtmfMerger,
+    found: Vec<ToneEvent>,
+}
+
+impl Keys {
+    fn hear(&mut self, packet: &RtpPacket<'_>, codec: u8, law: Law, now_ms: u64) -> Vec<Key> {
+        let mut keys = Vec::new();
+        if let Some(ev) = self
+            .events
+            .as_mut()
+            .filter(|e| e.payload_type() == packet.payload_type)
+        {
+            if let Ok(Some(press)) = ev.push(packet, now_ms) {
+                if self.merger.offer(press.key, DtmfSource::Rfc4733, now_ms) {
+                    keys.push(press.key);
+                }
+            }
+        } else if packet.payload_type == codec {
+            self.found.clear();
+            self.tones.push_g711(law, packet.payload, &mut self.found);
+            for e in &self.found {
+                if let ToneEvent::Started { key, .. } = *e {
+                    if self.merger.offer(key, DtmfSource::InBand, now_ms) {
+                        keys.push(key);
+                    }
+                }
+            }
+        }
+        keys
+    }
+}
+
+/// The media of one call, until the caller goes silent or the call flow drops its handle.
+pub struct Session {
+    pub socket: UdpSocket,
+    pub remote: SocketAddr,
+    pub codec: u8,
+    pub telephone_event: Option<u8>,
+    pub prompts: Arc<PromptSet>,
+}
+
+impl Session {
+    /// Runs the media; returns what it counted.
+    pub async fn run(
+        self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        heard: mpsc::UnboundedSender<Heard>,
+    ) -> Counts {
+        let law = Law::from_payload_type(self.codec).unwrap_or(Law::Alaw);
+        let mut player = Player {
+            prompts: self.prompts.clone(),
+            law,
+            queue: VecDeque::new(),
+            playing: None,
+            hold: false,
+        };
+        let mut keys = Keys {
+            events: self.telephone_event.map(EventReceiver::new),
+            tones: ToneDetector::new(),
+            merger: DtmfMerger::default(),
+            found: Vec::new(),
+        };
+        let mut header = RtpHeader {
+            marker: true,
+            payload_type: self.codec,
+            sequence: rand::random(),
+            timestamp: rand::random(),
+            ssrc: rand::random(),
+        };
+        let mut recorder: Option<mpsc::UnboundedSender<Vec<u8>>> = None;
+        let started = Instant::now();
+        let mut last_heard = Instant::now();
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        let mut counts = Counts::default();
+        let mut buf = vec![0u8; 1500];
+        let mut out = Vec::with_capacity(12 + FRAME_SAMPLES);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    let (frame, done) = player.next_frame();
+                    out.clear();
+                    if header.write(&frame, &mut out).is_ok() {
+                        let _ = self.socket.send_to(&out, self.remote).await;
+                        counts.sent += 1;
+                    }
+                    header.marker = false;
+                    header.sequence = header.sequence.wrapping_add(1);
+                    header.timestamp = header.timestamp.wrapping_add(FRAME_SAMPLES as u32);
+                    if done && heard.send(Heard::Played).is_err() {
+                        break;
+                    }
+                    if let Some(ev) = keys.events.as_mut() {
+                        let _ = ev.poll(started.elapsed().as_millis() as u64);
+                    }
+                    if last_heard.elapsed() > SILENCE_TIMEOUT {
+                        tracing::info!("no RTP from the caller: media ends");
+                        break;
+                    }
+                }
+                got = self.socket.recv_from(&mut buf) => {
+                    let Ok((n, _)) = got else { continue };
+                    let Ok(packet) = RtpPacket::parse(&buf[..n]) else { continue };
+                    counts.received += 1;
+                    last_heard = Instant::now();
+                    let now_ms = started.elapsed().as_millis() as u64;
+                    if packet.payload_type == self.codec {
+                        if let Some(r) = &recorder {
+                            let _ = r.send(packet.payload.to_vec());
+                        }
+                    }
+                    for key in keys.hear(&packet, self.codec, law, now_ms) {
+                        if heard.send(Heard::Key(key)).is_err() {
+                            return counts;
+                        }
+                    }
+                }
+                cmd = commands.recv() => match cmd {
+                    None => break,
+                    Some(Command::Play(p)) => player.queue.extend(p),
+                    Some(Command::Interrupt) => player.interrupt(),
+                    Some(Command::Hold) => player.hold = true,
+                    Some(Command::Record(sink)) => recorder = Some(sink),
+                },
+            }
+        }
+        counts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_queue_of_prompts_plays_in_order_and_says_when_it_is_done() {
+        let prompts = Arc::new(PromptSet::builtin());
+        let frames = |p: Prompt| prompts.audio(p).len().div_ceil(FRAME_SAMPLES);
+        let mut player = Player {
+            prompts: prompts.clone(),
+            law: Law::Ulaw,
+            queue: VecDeque::from([Prompt::RecordingNotice, Prompt::IvrMenu]),
+            playing: None,
+            hold: false,
+        };
+        let total = frames(Prompt::RecordingNotice) + frames(Prompt::IvrMenu);
+        let mut loud = 0;
+        for i in 1..=total {
+            let (frame, done) = player.next_frame();
+            assert_eq!(done, i == total, "frame {i} of {total}");
+            loud += usize::from(frame.iter().any(|&c| c != Law::Ulaw.silence()));
+        }
+        assert!(loud > total / 2, "prompts are mostly sound");
+        let (frame, done) = player.next_frame();
+        assert!(!done && frame.iter().all(|&c| c == Law::Ulaw.silence()));
+    }
+
+    #[test]
+    fn holding_loops_the_comfort_tone_and_an_interrupt_stops_a_prompt() {
+        let prompts = Arc::new(PromptSet::builtin());
+        let mut player = Player {
+            prompts,
+            law: Law::Alaw,
+            queue: VecDeque::from([Prompt::PleaseHold]),
+            playing: None,
+            hold: true,
+        };
+        player.next_frame();
+        player.interrupt();
+        let comfort = player
+            .prompts
+            .audio(Prompt::ComfortTone)
+            .len()
+            .div_ceil(FRAME_SAMPLES);
+        for _ in 0..comfort * 2 + 3 {
+            let (_, done) = player.next_frame();
+            assert!(!done, "the comfort loop never reports done");
+        }
+        assert!(matches!(player.playing, Some((Prompt::ComfortTone, _))));
+    }
+}

@@ -1,0 +1,500 @@
+//! The telephony edge end to end: the real binary with SIP on, `sipp` as the carrier, each test
+//! inside a private network namespace (`unshare -n`, only `lo`), so no packet can leave the
+//! machine whatever the pcaps say. A test re-runs its own test binary under `unshare -n` with
+//! [`INSIDE`] set; inside, PostgreSQL is reached by its Unix socket (its TCP port is in the
+//! host's namespace). Needs root and `sipp`, `tcpdump`, `unshare`, `ip`.
+
+use crate::harness::{Backend, Deployment, Server};
+use crate::sipp::*;
+use callguard_telephony::media::prompts::{Prompt, PromptSet};
+use callguard_telephony::media::FRAME_SAMPLES;
+use serde_json::Value;
+use std::process::Command;
+
+/// Set in the environment of the test binary re-run inside the namespace.
+const INSIDE: &str = "CALLGUARD_TEST_INSIDE_NETNS";
+/// PostgreSQL through its Unix socket: the TCP host is tried first and refused inside.
+const PG_SOCKET_URL: &str = "postgres://postgres@localhost/postgres?host=/var/run/postgresql";
+
+/// `in_private_network!(name)`: the tests `name::sqlite` and `name::postgres`, each re-run
+/// inside `unshare -n`.
+macro_rules! in_private_network {
+    ($($test:ident),+ $(,)?) => {$(
+        mod $test {
+            use crate::harness::Backend;
+
+            #[tokio::test]
+            async fn sqlite() {
+                if super::enter(module_path!(), "sqlite") {
+                    super::$test(Backend::Sqlite).await;
+                }
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                if super::enter(module_path!(), "postgres") {
+                    super::$test(Backend::Postgres).await;
+                }
+            }
+        }
+    )+};
+}
+
+/// Inside the namespace: brings `lo` up and answers true (run the body). Outside: re-runs this
+/// one test inside `unshare -n`, asserts it passed, and answers false.
+fn enter(module: &str, backend: &str) -> bool {
+    if std::env::var_os(INSIDE).is_some() {
+        let up = Command::new("ip")
+            .args(["link", "set", "lo", "up"])
+            .status();
+        assert!(up.is_ok_and(|s| s.success()), "ip link set lo up failed");
+        return true;
+    }
+    let name = format!("{}::{backend}", module.trim_start_matches("e2e::"));
+    let exe = std::env::current_exe().expect("the test binary");
+    let out = Command::new("unshare")
+        .args(["-n", "--"])
+        .arg(exe)
+        .args(["--exact", &name, "--nocapture", "--test-threads=1"])
+        .env(INSIDE, "1")
+        .env("CALLGUARD_TEST_POSTGRES_URL", PG_SOCKET_URL)
+        .output()
+        .expect("unshare (util-linux) runs; the telephony tests need root");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "{name} inside unshare -n: {}\n{text}",
+        out.status
+    );
+    false
+}
+
+/// The real binary with SIP on `port`, taking calls from 127.0.0.1 only.
+async fn start_with_sip(backend: Backend, port: u16) -> Server {
+    let listen = format!("127.0.0.1:{port}");
+    Server::start_with(
+        Deployment::new(backend),
+        &[
+            ("CALLGUARD_SIP_LISTEN", listen.as_str()),
+            ("CALLGUARD_SIP_TRUNKS", "127.0.0.1"),
+            ("CALLGUARD_SIP_REALM", "callguard.test"),
+            ("CALLGUARD_SIP_RTP_PORTS", "20000-20999"),
+            ("CALLGUARD_LOG_LEVEL", "info"),
+        ],
+    )
+    .await
+}
+
+/// Every audit entry so far, read by a compliance officer.
+async fn audit_entries(server: &Server) -> Vec<Value> {
+    let officer = server
+        .new_account(
+            &format!("officer-{}", crate::harness::suffix()),
+            "compliance",
+        )
+        .await;
+    let page = server
+        .api()
+        .get("/api/v1/audit?start=0&limit=1000", Some(&officer.token))
+        .await
+        .expect(200)
+        .json();
+    page["entries"].as_array().unwrap().clone()
+}
+
+async fn metrics(server: &Server) -> String {
+    server.api().get("/metrics", None).await.expect(200).text
+}
+
+// ---- the tests -------------------------------------------------------------------------------
+
+/// A carrier's caller hears the recording notice and the IVR menu, chooses a queue, keys in
+/// their PESEL and `#` (level 1, RFC 4733 events), then their portal code and `#` (level 2,
+/// in-band tones); the
+/// edge's interaction reaches level 2 through the same verification service as the desk, and
+/// the caller ID only links the record.
+async fn a_caller_verifies_by_keypad_after_the_recording_notice(backend: Backend) {
+    let server = start_with_sip(backend, 5060).await;
+    let api = server.api();
+    let agent = server
+        .new_account(&format!("agent-{}", crate::harness::suffix()), "agent")
+        .await;
+    let customer = crate::calls::register_demo_customer(&api, &agent).await;
+    let invite = server.cli(&["customer", "invite", &customer]);
+    let portal = crate::portal::portal_set_up(&api, invite.stdout.trim(), &customer).await;
+    let code = crate::calls::issue_portal_code(&api, &portal).await;
+    let keypad = callguard_server::features::interactions::service::keypad_form(&code);
+
+    let dir = tempfile::tempdir().unwrap();
+    write_caller_pcap(
+        &dir.path().join("caller.pcap"),
+        &[
+            Part::Audio(5000),
+            Part::Keys("1".into()),
+            Part::Audio(1000),
+            Part::Keys(format!("{}#", crate::vault::PESEL)),
+            Part::Audio(1500),
+            // The portal code as in-band tones: the Goertzel path of the same merge.
+            Part::Tones(format!("{keypad}#")),
+            Part::Audio(6000),
+        ],
+    );
+    let cap = dir.path().join("lo.pcap");
+    let mut tcpdump = capture(&cap);
+    let scenario = caller_scenario(crate::vault::PHONE, "caller.pcap", 24_000);
+    let (ok, out) = sipp(
+        dir.path(),
+        &scenario,
+        &[
+            "127.0.0.1:5060",
+            "-s",
+            "callguard",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "5070",
+            "-mi",
+            "127.0.0.1",
+            "-mp",
+            "7000",
+        ],
+    );
+    let _ = tcpdump.kill();
+    let _ = tcpdump.wait();
+    assert!(ok, "the call completes\n{out}\n{}", server.logs());
+
+    // What the caller heard: the notice from its first frame to its last, then the menu.
+    let heard = rtp_payloads_to(&cap, 7000);
+    let prompts = PromptSet::builtin();
+    let notice: Vec<&[u8]> = prompts
+        .audio(Prompt::RecordingNotice)
+        .chunks(FRAME_SAMPLES)
+        .collect();
+    let menu: Vec<&[u8]> = prompts
+        .audio(Prompt::IvrMenu)
+        .chunks(FRAME_SAMPLES)
+        .take(40)
+        .collect();
+    // Silence goes out while the call's interaction is opened; the notice follows within 1 s.
+    let first = heard
+        .iter()
+        .take(50)
+        .position(|f| f[..] == *notice[0])
+        .expect("the recording notice starts within the first second");
+    let heard = &heard[first..];
+    assert!(
+        heard.len() > notice.len() + menu.len(),
+        "{} packets heard",
+        heard.len()
+    );
+    for (i, want) in notice.iter().chain(&menu).enumerate() {
+        assert_eq!(
+            &heard[i][..want.len()],
+            *want,
+            "frame {i} to the caller is the notice, then the menu"
+        );
+    }
+
+    let log = audit_entries(&server).await;
+    let edge: Vec<&Value> = log
+        .iter()
+        .filter(|e| e["actor"] == "user:telephony-edge")
+        .collect();
+    let start = edge
+        .iter()
+        .find(|e| e["action"] == "interaction.start")
+        .expect("the edge opened the call");
+    assert_eq!(start["details"]["channel"], "phone");
+    assert_eq!(
+        start["details"]["linked"], true,
+        "the caller id popped up the record: {start}"
+    );
+    let steps: Vec<&Value> = edge
+        .iter()
+        .copied()
+        .filter(|e| e["action"] == "interaction.verify" && e["outcome"] == "success")
+        .collect();
+    let methods: Vec<&str> = steps
+        .iter()
+        .map(|e| e["details"]["method"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        methods,
+        ["national_id", "portal_code"],
+        "level 1 then level 2 by keypad: {edge:?}"
+    );
+    assert!(
+        edge.iter().all(|e| e["source"] == "127.0.0.1"),
+        "the carrier's address is the source"
+    );
+    let text = serde_json::to_string(&log).unwrap();
+    assert!(
+        !text.contains(crate::vault::PESEL) && !text.contains(&keypad),
+        "no keyed digits in the audit log"
+    );
+    assert!(metrics(&server)
+        .await
+        .contains("callguard_sip_calls_total{outcome=\"answered\"} 1"));
+
+    // The caller's leg was recorded from the end of the notice, under a key whose share is in
+    // the database: the file decrypts chunk by chunk, and the caller's tone is in it.
+    let interaction = start["interaction"].as_str().unwrap().to_owned();
+    let mut ended = false;
+    for _ in 0..100 {
+        let log = audit_entries(&server).await;
+        if log
+            .iter()
+            .any(|e| e["action"] == "recording.end" && e["interaction"] == interaction.as_str())
+        {
+            ended = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        ended,
+        "the recording is sealed after the caller hangs up\n{}",
+        server.logs()
+    );
+    let files: Vec<_> = std::fs::read_dir(server.data_dir.join("recordings"))
+        .unwrap()
+        .collect();
+    assert_eq!(files.len(), 1, "one file for the call");
+    let checked = server.cli(&["recording", "check", &interaction]);
+    assert!(
+        checked.status.success(),
+        "{}{}",
+        checked.stdout,
+        checked.stderr
+    );
+    let line = checked.stdout.trim();
+    assert!(line.ends_with("complete"), "{line}");
+    let number = |after: &str| -> u64 {
+        line.split(after)
+            .next()
+            .unwrap()
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (audio_ms, audible_ms) = (number(" ms of audio"), number(" ms, complete"));
+    assert!(
+        audio_ms > 15_000,
+        "the caller's leg from the notice to the hang-up: {line}"
+    );
+    assert!(
+        audible_ms > audio_ms / 2,
+        "the caller's tone is in the recording: {line}"
+    );
+}
+
+/// An INVITE from an address outside `sip.trunks` (sipp bound to 127.0.0.2) gets 403, opens no
+/// interaction, and is counted in `/metrics`; a carrier's offer without G.711 gets 488.
+async fn a_call_from_an_unknown_address_is_refused_with_403(backend: Backend) {
+    let server = start_with_sip(backend, 5060).await;
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = &refused_scenario(403, None);
+    for transport in ["u1", "t1"] {
+        let (ok, out) = sipp(
+            dir.path(),
+            scenario,
+            &[
+                "127.0.0.1:5060",
+                "-s",
+                "callguard",
+                "-i",
+                "127.0.0.2",
+                "-p",
+                "5071",
+                "-t",
+                transport,
+            ],
+        );
+        assert!(ok, "403 over {transport}\n{out}");
+    }
+    // A carrier offering no G.711 (G.722 only) gets 488.
+    let g722 = SDP_OFFER.replace("RTP/AVP 8 0 101", "RTP/AVP 9");
+    let (ok, out) = sipp(
+        dir.path(),
+        &refused_scenario(488, Some(&g722)),
+        &[
+            "127.0.0.1:5060",
+            "-s",
+            "callguard",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "5072",
+        ],
+    );
+    assert!(ok, "488 for an offer without G.711\n{out}");
+    let m = metrics(&server).await;
+    assert!(
+        m.contains("callguard_sip_refused_total{reason=\"codec\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("callguard_sip_refused_total{reason=\"not_trunk\"} 2"),
+        "{m}"
+    );
+    let log = audit_entries(&server).await;
+    assert!(
+        !log.iter().any(|e| e["action"] == "interaction.start"),
+        "no interaction for a refused call"
+    );
+}
+
+/// A softphone's REGISTER over UDP, as a softphone sends it, answering a challenge when given.
+struct Softphone {
+    sock: std::net::UdpSocket,
+    cseq: u32,
+}
+
+impl Softphone {
+    fn new() -> Self {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:5090").unwrap();
+        sock.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        Self { sock, cseq: 0 }
+    }
+
+    /// Sends a REGISTER for `user` (with `authorization` when given); the answer.
+    fn register(&mut self, user: &str, authorization: &str) -> String {
+        self.cseq += 1;
+        let msg = format!(
+            "REGISTER sip:callguard.test SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5090;branch=z9hG4bK-{c}-cg\r\nFrom: <sip:{user}@callguard.test>;tag=a1\r\nTo: <sip:{user}@callguard.test>\r\nCall-ID: reg-1@127.0.0.1\r\nCSeq: {c} REGISTER\r\nContact: <sip:{user}@127.0.0.1:5090>\r\nExpires: 60\r\nMax-Forwards: 70\r\n{authorization}Content-Length: 0\r\n\r\n",
+            c = self.cseq
+        );
+        self.sock.send_to(msg.as_bytes(), "127.0.0.1:5060").unwrap();
+        let mut buf = [0u8; 4096];
+        let (n, _) = self.sock.recv_from(&mut buf).expect("an answer");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    /// Gets a challenge, and the Authorization header answering its `alg` one with `password`.
+    fn answer(&mut self, user: &str, password: &str, alg: &str) -> String {
+        use callguard_telephony::sip::digest::{ha1, Algorithm};
+        let challenge = self.register(user, "");
+        assert!(challenge.starts_with("SIP/2.0 401"), "{challenge}");
+        assert!(
+            challenge.contains("algorithm=SHA-256") && challenge.contains("algorithm=MD5"),
+            "{challenge}"
+        );
+        let line = challenge
+            .lines()
+            .find(|l| {
+                l.to_ascii_lowercase().starts_with("www-authenticate")
+                    && l.contains(&format!("algorithm={alg},"))
+            })
+            .unwrap();
+        let nonce = line
+            .split("nonce=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        let a = if alg == "MD5" {
+            Algorithm::Md5
+        } else {
+            Algorithm::Sha256
+        };
+        let h1 = ha1(a, user, "callguard.test", password);
+        let h2 = a.hex("REGISTER:sip:callguard.test");
+        let response = a.hex(&format!("{h1}:{nonce}:00000001:abc:auth:{h2}"));
+        format!(
+            "Authorization: Digest username=\"{user}\", realm=\"callguard.test\", nonce=\"{nonce}\", uri=\"sip:callguard.test\", response=\"{response}\", algorithm={alg}, cnonce=\"abc\", qop=auth, nc=00000001\r\n"
+        )
+    }
+}
+
+/// An agent's softphone registers with the SIP credentials issued to the agent (digest,
+/// SHA-256 or MD5, after a 401 challenge); a wrong password, a replayed REGISTER, and the right
+/// password once the account is disabled each get 403 and register nothing.
+async fn a_softphone_registers_only_with_its_agents_live_credentials(backend: Backend) {
+    let server = start_with_sip(backend, 5060).await;
+    let api = server.api();
+    let agent = server
+        .new_account(&format!("agent{}", crate::harness::suffix()), "agent")
+        .await;
+    let issued = server.cli(&["user", "sip-credentials", &agent.username]);
+    assert!(issued.status.success(), "{}", issued.stderr);
+    let password = issued
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("SIP password:"))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let user = agent.username.as_str();
+    let mut phone = Softphone::new();
+    let admin = server.admin_session().await;
+    let refused = server.cli(&["user", "sip-credentials", &admin.username]);
+    assert!(
+        !refused.status.success(),
+        "only agents and supervisors get SIP credentials"
+    );
+    assert!(
+        refused.stderr.contains("agents and supervisors"),
+        "{}",
+        refused.stderr
+    );
+
+    let wrong = phone.answer(user, "not-the-password", "MD5");
+    assert!(phone.register(user, &wrong).starts_with("SIP/2.0 403"));
+    let m = metrics(&server).await;
+    assert!(m.contains("callguard_sip_registrations 0"), "{m}");
+
+    let right = phone.answer(user, &password, "SHA-256");
+    let ok = phone.register(user, &right);
+    assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+    assert!(ok.contains("expires=60"), "{ok}");
+    assert!(metrics(&server)
+        .await
+        .contains("callguard_sip_registrations 1"));
+    let replay = phone.register(user, &right);
+    assert!(
+        replay.starts_with("SIP/2.0 403"),
+        "a replayed nonce-count: {replay}"
+    );
+
+    api.post(
+        &format!("/api/v1/users/{}/disable", agent.id),
+        Some(&admin.token),
+        serde_json::json!({}),
+    )
+    .await
+    .expect(200);
+    let after = phone.answer(user, &password, "MD5");
+    assert!(
+        phone.register(user, &after).starts_with("SIP/2.0 403"),
+        "a disabled agent's softphone is refused"
+    );
+    let m = metrics(&server).await;
+    assert!(
+        m.contains("callguard_sip_refused_total{reason=\"auth\"} 2"),
+        "{m}"
+    );
+    assert!(
+        m.contains("callguard_sip_refused_total{reason=\"replay\"} 1"),
+        "{m}"
+    );
+    let log = audit_entries(&server).await;
+    assert!(log.iter().any(|e| e["action"] == "sip.credentials.issue"
+        && e["target"] == format!("user:{}", agent.id).as_str()));
+    assert!(!serde_json::to_string(&log).unwrap().contains(&password));
+}
+
+in_private_network!(
+    a_caller_verifies_by_keypad_after_the_recording_notice,
+    a_call_from_an_unknown_address_is_refused_with_403,
+    a_softphone_registers_only_with_its_agents_live_credentials,
+);
