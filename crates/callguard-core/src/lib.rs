@@ -7,6 +7,7 @@ pub mod audit;
 pub mod dnc;
 pub mod identity;
 pub mod kek;
+pub mod pan_scan;
 pub mod password;
 pub mod payments;
 pub mod role;

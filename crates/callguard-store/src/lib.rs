@@ -4,6 +4,7 @@
 //! and PostgreSQL (for several nodes). Each backend has its own migrations, applied at start.
 #![forbid(unsafe_code)]
 
+pub mod compliance;
 pub mod dnc_lists;
 mod guarded;
 mod log;
@@ -12,6 +13,10 @@ mod sql;
 mod sqlite;
 pub mod vault;
 
+pub use compliance::{
+    AccessCutoffs, AccessFacts, BreachRecord, ComplianceStore, CustomerFacts, ManualRecord,
+    PanScan, ReportRun, RetentionCounts, RetentionCutoffs,
+};
 pub use dnc_lists::{ConsentRecord, DncListStore, InternalDncEntry};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -553,6 +558,7 @@ pub trait Store:
     + VaultStore
     + KeyShareStore
     + DncListStore
+    + ComplianceStore
     + Health
 {
 }
@@ -566,6 +572,7 @@ impl<T> Store for T where
         + VaultStore
         + KeyShareStore
         + DncListStore
+        + ComplianceStore
         + Health
 {
 }

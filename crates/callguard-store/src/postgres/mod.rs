@@ -17,6 +17,7 @@ use tokio_postgres::NoTls;
 
 mod alerts;
 mod audit;
+mod compliance;
 mod dnc_lists;
 mod identity;
 mod sessions;
@@ -45,6 +46,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         8,
         include_str!("../../migrations/postgres/0008_unique_national_id.sql"),
+    ),
+    (
+        10,
+        include_str!("../../migrations/postgres/0010_compliance.sql"),
     ),
 ];
 /// Arbitrary constant naming Callguard's migration lock.

@@ -20,6 +20,7 @@ use std::sync::Mutex;
 
 mod alerts;
 mod audit;
+mod compliance;
 mod dnc_lists;
 mod identity;
 mod sessions;
@@ -45,6 +46,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         8,
         include_str!("../../migrations/sqlite/0008_unique_national_id.sql"),
+    ),
+    (
+        10,
+        include_str!("../../migrations/sqlite/0010_compliance.sql"),
     ),
 ];
 /// Reads running at once, each on a blocking thread with a pooled connection. Further reads wait
