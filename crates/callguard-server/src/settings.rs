@@ -36,6 +36,8 @@ pub struct Settings {
     pub http: crate::http::connection::ConnectionLimits,
     /// Who may read `/metrics`.
     pub metrics: crate::features::ops::service::MetricsAccess,
+    /// Retention periods, files scanned for card numbers, key age limit.
+    pub compliance: crate::features::compliance::model::ComplianceSettings,
 }
 
 /// Settings of the vault, caller verification and one-time code delivery.

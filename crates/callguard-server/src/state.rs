@@ -36,6 +36,8 @@ pub struct AppState {
     pub vault: Arc<Vault>,
     pub interactions: Arc<Interactions>,
     pub gdpr: Arc<Gdpr>,
+    /// Compliance evidence: the report, manual controls, breaches.
+    pub compliance: Arc<crate::features::compliance::service::Compliance>,
     /// The OpenAPI document, built once from the route table.
     pub openapi: Arc<serde_json::Value>,
 }

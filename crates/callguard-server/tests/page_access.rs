@@ -52,6 +52,18 @@ const PAGE_POSTS: &[(&str, Counterpart)] = &[
     ),
     ("/dnc/internal", Ok(("POST", "/api/v1/dnc/internal"))),
     (
+        "/compliance/manual",
+        Ok(("POST", "/api/v1/compliance/manual")),
+    ),
+    (
+        "/compliance/breaches",
+        Ok(("POST", "/api/v1/compliance/breaches")),
+    ),
+    (
+        "/compliance/breaches/{id}/close",
+        Ok(("POST", "/api/v1/compliance/breaches/{id}/close")),
+    ),
+    (
         "/dnc/consents/{id}/revoke",
         Ok(("POST", "/api/v1/consents/{id}/revoke")),
     ),

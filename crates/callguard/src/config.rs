@@ -2,6 +2,8 @@
 //! variables; secrets may also come from files (`*_file` keys, `CALLGUARD_*_FILE` variables).
 //! Every problem stops start-up with a message that names the key, never a secret's value.
 
+mod compliance;
+
 use callguard_core::Secret;
 use callguard_server::{KekSource, Settings};
 use std::collections::BTreeMap;
@@ -68,6 +70,12 @@ pub const KEYS: &[Key] = &[
     Key { name: "otp.sms_from", secret: false, about: "sending number (E.164) or sender id of code SMS" },
     Key { name: "metrics.token", secret: true, about: "bearer token that reads /metrics from any address (at least 16 characters); without it only metrics.allow may" },
     Key { name: "metrics.allow", secret: false, about: "addresses or networks that read /metrics without a token, comma-separated, or none (default 127.0.0.1, ::1: this machine only)" },
+    Key { name: "retention.interactions_days", secret: false, about: "interactions that ended longer ago are deleted by the daily retention job (default 730; 0 keeps them)" },
+    Key { name: "retention.customers_days", secret: false, about: "customer records unchanged and without an interaction for this long are crypto-shredded (default 1095; 0 keeps them)" },
+    Key { name: "retention.alerts_days", secret: false, about: "resolved alerts raised longer ago are deleted (default 365; 0 keeps them)" },
+    Key { name: "retention.sessions_days", secret: false, about: "session records unused this long are deleted (default 1; 0 keeps them)" },
+    Key { name: "compliance.scan_paths", secret: false, about: "files or directories (comma-separated) the compliance report scans for card numbers, e.g. log files" },
+    Key { name: "compliance.key_max_age_days", secret: false, about: "keys older than this fail the key-management controls (default 365)" },
     Key { name: "log.level", secret: false, about: "error, warn, info, debug or trace (default info)" },
     Key { name: "log.format", secret: false, about: "text or json (default text)" },
 ];
@@ -299,6 +307,7 @@ impl Raw {
         let audit = self.audit_settings(&data_dir, public_url.as_ref())?;
         let alerts = self.alert_settings()?;
         let dnc = self.dnc_settings()?;
+        let compliance = self.compliance_settings(&data_dir)?;
         Ok(Settings {
             listen,
             data_dir,
@@ -314,6 +323,7 @@ impl Raw {
             staff: self.staff_settings()?,
             http: self.connection_limits()?,
             metrics: self.metrics_access()?,
+            compliance,
         })
     }
 

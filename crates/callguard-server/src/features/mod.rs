@@ -6,6 +6,7 @@
 pub mod account;
 pub mod alerts;
 pub mod audit;
+pub mod compliance;
 pub mod desk;
 pub mod dnc;
 pub mod gdpr;
@@ -37,6 +38,7 @@ pub fn api_routes() -> Vec<ApiRoute> {
         interactions::api::routes(),
         portal::api::routes(),
         gdpr::api::routes(),
+        compliance::api::routes(),
     ]
     .into_iter()
     .flatten()
@@ -55,6 +57,7 @@ pub fn page_routes() -> Vec<PageRoute> {
         dnc::pages::routes(),
         desk::pages::routes(),
         portal::pages::routes(),
+        compliance::pages::routes(),
         crate::web::assets::routes(),
     ]
     .into_iter()

@@ -24,6 +24,7 @@ pub struct Who {
     pub is_admin: bool,
     pub sees_alerts: bool,
     pub sees_audit: bool,
+    pub sees_compliance: bool,
     pub sees_dnc: bool,
     pub sees_desk: bool,
     /// A portal customer: sees the portal's navigation, never the staff's.
@@ -37,6 +38,7 @@ pub(crate) fn who(p: &Principal) -> Option<Who> {
         is_admin: p.user.role == Role::Admin,
         sees_alerts: p.user.role.allows(Permission::AlertsRead),
         sees_audit: p.user.role.allows(Permission::AuditRead),
+        sees_compliance: p.user.role.allows(Permission::ComplianceEvidence),
         sees_dnc: p.user.role.allows(Permission::DncStatus),
         sees_desk: p.user.role.allows(Permission::InteractionsHandle),
         is_customer: p.user.role == Role::Customer,
