@@ -34,6 +34,7 @@ mod alerts;
 mod api_schema;
 mod audit;
 mod calls;
+mod compliance;
 mod connections;
 mod dnc;
 mod dnc_cli;
