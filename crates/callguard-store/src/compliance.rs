@@ -169,13 +169,15 @@ pub trait ComplianceStore: Send + Sync {
     ) -> StoreResult<Vec<String>>;
     /// Deletes what is past its period (interactions, resolved alerts, sessions) and tombstones
     /// `shredded` customers (data key and fields gone, indexes and codes deleted), with `audit`
-    /// (its details completed with the counts) in the same transaction.
+    /// (its details completed with the counts) and a retention run row in the same transaction.
     async fn retention_purge(
         &self,
         cutoffs: &RetentionCutoffs,
         shredded: &[String],
         audit: AuditRecord,
     ) -> StoreResult<RetentionCounts>;
+    /// The latest retention run: when, and what it removed.
+    async fn last_retention_run(&self) -> StoreResult<Option<(UnixTime, RetentionCounts)>>;
     async fn record_manual(&self, record: &ManualRecord, audit: AuditRecord) -> StoreResult<()>;
     /// The latest record of each control.
     async fn latest_manual(&self) -> StoreResult<Vec<ManualRecord>>;

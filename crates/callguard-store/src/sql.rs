@@ -453,6 +453,12 @@ pub(crate) static RUNS: Sql = Sql::new(
     "SELECT id, at, framework, passed, failed, manual, not_applicable, checkpoint_size, scanned_to
      FROM compliance_runs ORDER BY at DESC, id DESC LIMIT $1",
 );
+pub(crate) static INSERT_RETENTION_RUN: Sql = Sql::new(
+    "INSERT INTO compliance_retention_runs (at, interactions, customers, alerts, sessions) VALUES ($1, $2, $3, $4, $5)",
+);
+pub(crate) static LAST_RETENTION_RUN: Sql = Sql::new(
+    "SELECT at, interactions, customers, alerts, sessions FROM compliance_retention_runs ORDER BY at DESC LIMIT 1",
+);
 /// Where the card-number scan looks besides the audit log: (place, table, key, text).
 pub(crate) const PAN_SOURCES: [(&str, &str, &str, &str); 6] = [
     ("users.username", "users", "id", "username"),

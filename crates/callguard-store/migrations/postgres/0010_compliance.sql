@@ -33,3 +33,13 @@ CREATE TABLE compliance_runs (
     scanned_to BIGINT NOT NULL
 );
 CREATE INDEX compliance_runs_at ON compliance_runs(at);
+
+-- One row per retention purge, for the report's "last run" without searching the log.
+CREATE TABLE compliance_retention_runs (
+    at BIGINT NOT NULL,
+    interactions BIGINT NOT NULL,
+    customers BIGINT NOT NULL,
+    alerts BIGINT NOT NULL,
+    sessions BIGINT NOT NULL
+);
+CREATE INDEX compliance_retention_runs_at ON compliance_retention_runs(at);

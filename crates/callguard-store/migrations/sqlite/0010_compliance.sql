@@ -33,3 +33,13 @@ CREATE TABLE compliance_runs (
     scanned_to INTEGER NOT NULL
 ) STRICT;
 CREATE INDEX compliance_runs_at ON compliance_runs(at);
+
+-- One row per retention purge, for the report's "last run" without searching the log.
+CREATE TABLE compliance_retention_runs (
+    at INTEGER NOT NULL,
+    interactions INTEGER NOT NULL,
+    customers INTEGER NOT NULL,
+    alerts INTEGER NOT NULL,
+    sessions INTEGER NOT NULL
+) STRICT;
+CREATE INDEX compliance_retention_runs_at ON compliance_retention_runs(at);

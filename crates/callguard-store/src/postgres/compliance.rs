@@ -250,11 +250,41 @@ impl ComplianceStore for PostgresStore {
                     alerts: delete(t, sql::PURGE_ALERTS.postgres(), k.alerts).await?,
                     sessions: delete(t, sql::PURGE_SESSIONS.postgres(), k.sessions).await?,
                 };
+                tx.execute(
+                    sql::INSERT_RETENTION_RUN.postgres(),
+                    &[
+                        &k.now,
+                        &n.interactions,
+                        &n.customers,
+                        &n.alerts,
+                        &n.sessions,
+                    ],
+                )
+                .await
+                .map_err(map_err)?;
                 let audit = crate::compliance::with_counts(audit, &n);
                 Ok(Guarded::keep(n, audit))
             })
         })
         .await
+    }
+
+    async fn last_retention_run(&self) -> StoreResult<Option<(UnixTime, RetentionCounts)>> {
+        let c = self.client().await?;
+        Ok(c.query_opt(sql::LAST_RETENTION_RUN.postgres(), &[])
+            .await
+            .map_err(map_err)?
+            .map(|r| {
+                (
+                    r.get(0),
+                    RetentionCounts {
+                        interactions: r.get(1),
+                        customers: r.get(2),
+                        alerts: r.get(3),
+                        sessions: r.get(4),
+                    },
+                )
+            }))
     }
 
     async fn record_manual(&self, m: &ManualRecord, audit: AuditRecord) -> StoreResult<()> {

@@ -6,7 +6,7 @@ use crate::guarded::Guarded;
 use crate::sql::{self, PAN_SOURCES};
 use crate::*;
 use callguard_core::pan_scan::count_pans;
-use rusqlite::{params, Connection, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 fn manual_row(r: &Row<'_>) -> rusqlite::Result<ManualRecord> {
     Ok(ManualRecord {
@@ -81,12 +81,17 @@ fn purge(
             customers += 1;
         }
     }
-    Ok(RetentionCounts {
+    let n = RetentionCounts {
         interactions: delete(sql::PURGE_INTERACTIONS.sqlite(), k.interactions)?,
         customers,
         alerts: delete(sql::PURGE_ALERTS.sqlite(), k.alerts)?,
         sessions: delete(sql::PURGE_SESSIONS.sqlite(), k.sessions)?,
-    })
+    };
+    c.execute(
+        sql::INSERT_RETENTION_RUN.sqlite(),
+        params![k.now, n.interactions, n.customers, n.alerts, n.sessions],
+    )?;
+    Ok(n)
 }
 
 fn scan(c: &Connection, audit_from: u64) -> rusqlite::Result<PanScan> {
@@ -213,6 +218,24 @@ impl ComplianceStore for SqliteStore {
         self.guarded(move |c| {
             let n = purge(c, &k, &shredded)?;
             Ok(Guarded::keep(n, crate::compliance::with_counts(audit, &n)))
+        })
+        .await
+    }
+
+    async fn last_retention_run(&self) -> StoreResult<Option<(UnixTime, RetentionCounts)>> {
+        self.read(|c| {
+            c.query_row(sql::LAST_RETENTION_RUN.sqlite(), [], |r| {
+                Ok((
+                    r.get(0)?,
+                    RetentionCounts {
+                        interactions: r.get(1)?,
+                        customers: r.get(2)?,
+                        alerts: r.get(3)?,
+                        sessions: r.get(4)?,
+                    },
+                ))
+            })
+            .optional()
         })
         .await
     }

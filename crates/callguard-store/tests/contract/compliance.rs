@@ -128,6 +128,7 @@ async fn retention_purges_exactly_what_is_overdue_and_audits_the_counts(f: Fixtu
     add_customer(s, customer("new", 5_000)).await;
     add_interaction(s, interaction("i-old", "old", 100, "{}")).await;
     add_interaction(s, interaction("i-busy", "busy", 4_000, "{}")).await;
+    assert_eq!(s.last_retention_run().await.unwrap(), None);
     let cut = RetentionCutoffs {
         now: 6_000,
         interactions: Some(1_000),
@@ -145,6 +146,11 @@ async fn retention_purges_exactly_what_is_overdue_and_audits_the_counts(f: Fixtu
         .await
         .unwrap();
     assert_eq!(done, due);
+    assert_eq!(
+        s.last_retention_run().await.unwrap(),
+        Some((6_000, done)),
+        "the run is kept for the report"
+    );
     assert_eq!(size(s).await, before + 1, "one audit entry");
     let last = s.audit_entries(before, 1).await.unwrap().remove(0);
     assert!(last.text.contains("\"interactions\":1"), "{}", last.text);

@@ -344,16 +344,7 @@ pub async fn retention(l: &Live) -> Outcome {
     let Ok(due) = l.store.retention_overdue(&cutoffs(l)).await else {
         return Outcome::unreadable("the retention counts");
     };
-    let last = l
-        .store
-        .search_audit(&AuditFilter {
-            action: Some("retention.purge".into()),
-            limit: 1,
-            ..AuditFilter::default()
-        })
-        .await
-        .ok()
-        .and_then(|v| v.into_iter().next());
+    let last = l.store.last_retention_run().await.ok().flatten();
     let r = l.settings.retention;
     let days = |d: Option<u32>| d.map_or("unlimited".to_string(), |d| format!("{d} days"));
     let mut out = Outcome::pass_if(due.total() == 0)
@@ -367,16 +358,16 @@ pub async fn retention(l: &Live) -> Outcome {
         .with("overdue_sessions", due.sessions)
         .with("recordings", "not applicable: no recordings are stored yet");
     match last {
-        Some(e) => {
-            let t = super::live::entry_time(&e.text).unwrap_or(0);
-            let v: serde_json::Value = serde_json::from_str(&e.text).unwrap_or_default();
-            out = out
-                .with("last_run", callguard_core::rfc3339(t))
-                .with("last_run_audit_index", e.index)
-                .with(
-                    "last_run_removed",
-                    v.get("details").cloned().unwrap_or_default(),
-                );
+        Some((at, n)) => {
+            out = out.with("last_run", callguard_core::rfc3339(at)).with(
+                "last_run_removed",
+                serde_json::json!({
+                    "interactions": n.interactions,
+                    "customers": n.customers,
+                    "alerts": n.alerts,
+                    "sessions": n.sessions,
+                }),
+            );
         }
         None => out = out.with("last_run", "never"),
     }
