@@ -326,6 +326,17 @@ impl Engine {
                 }
             }
         }
+        // The compliance report's self-test of monitoring (ISO/IEC 27001 A.8.16): a synthetic
+        // entry that must come back as an alert.
+        if e.action == "compliance.alert_test" {
+            raise(
+                "synthetic_test",
+                Severity::Low,
+                "system".into(),
+                "synthetic alert of the compliance self-test: monitoring raises and delivers alerts"
+                    .into(),
+            );
+        }
         // Hooks for the customer vault and caller verification.
         if !e.failed
             && matches!(e.action.as_str(), "customer.read" | "customer.search")

@@ -8,6 +8,7 @@ pub mod dnc;
 pub mod identity;
 pub mod kek;
 pub mod net;
+pub mod pan_scan;
 pub mod password;
 pub mod payments;
 pub mod recording;

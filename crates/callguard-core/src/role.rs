@@ -82,6 +82,8 @@ impl Role {
             CustomersGdpr => self == Role::Compliance,
             // A second officer vouches for a new one before it may approve erasures.
             OfficersConfirm => self == Role::Compliance,
+            // Compliance evidence: the live report, manual control records, the breach register.
+            ComplianceEvidence => self == Role::Compliance,
             // The portal: a customer's own data, codes, consents and requests.
             Portal => self == Role::Customer,
         }
@@ -156,6 +158,9 @@ pub enum Permission {
     OfficersConfirm,
     /// The customer portal: one's own data, verification codes, consents, requests.
     Portal,
+    /// Compliance evidence: read the live control report and its trend, record manual controls
+    /// (access reviews, restore tests) and breaches.
+    ComplianceEvidence,
 }
 
 #[cfg(test)]

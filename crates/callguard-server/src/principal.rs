@@ -53,6 +53,15 @@ pub struct Actor {
 }
 
 impl Actor {
+    /// The server itself (scheduled jobs: retention, the daily compliance run).
+    #[must_use]
+    pub fn system() -> Self {
+        Self {
+            id: "system".into(),
+            source: None,
+        }
+    }
+
     /// The operator at the machine (CLI commands).
     #[must_use]
     pub fn cli() -> Self {

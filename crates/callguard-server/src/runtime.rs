@@ -122,4 +122,31 @@ impl Runtime {
             Arc::new(self.identity(Arc::default(), None)),
         )
     }
+
+    /// The compliance service over this runtime: the configured periods with the key files,
+    /// witness and delivery settings of `settings`.
+    #[must_use]
+    pub fn compliance(
+        &self,
+        settings: &Settings,
+    ) -> crate::features::compliance::service::Compliance {
+        let mut c = settings.compliance.clone();
+        c.key_files = vec![(
+            "audit-signing".into(),
+            settings.audit.signing_key_file.clone(),
+        )];
+        if let KekSource::File(p) = &settings.kek {
+            c.key_files.insert(0, ("kek".into(), p.clone()));
+        }
+        c.witness_file = settings.audit.witness.file();
+        c.remote_witness =
+            settings.audit.witness.syslog.is_some() || settings.audit.witness.url.is_some();
+        c.tls_configured = settings.tls_cert_file.is_some();
+        c.alert_webhook = settings.alerts.webhook_url.is_some() || settings.alerts.syslog.is_some();
+        crate::features::compliance::service::Compliance::new(
+            self.store.clone(),
+            self.audit.clone(),
+            c,
+        )
+    }
 }

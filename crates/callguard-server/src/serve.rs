@@ -150,6 +150,7 @@ fn build_state(
     );
     Ok(AppState {
         gdpr: Arc::new(Gdpr::new(vault.clone(), accounts.clone())),
+        compliance: Arc::new(runtime.compliance(settings)),
         account: Arc::new(Account::new(identity.clone())),
         accounts,
         dnc_checks: Arc::new(DncChecks::new(runtime.dnc.clone(), dnc_lists.clone())),
@@ -227,6 +228,8 @@ fn background_tasks(settings: &Settings, runtime: &Runtime, state: &AppState) ->
             }
         }
     });
+    // Retention and the daily compliance run (the report's trend), once a day from start.
+    tasks.spawn(state.compliance.clone().run_daily());
     // Housekeeping: expired sessions and challenges, dormant accounts.
     let identity = state.identity.clone();
     every(&mut tasks, Duration::from_secs(60), move || {

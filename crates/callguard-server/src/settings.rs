@@ -43,6 +43,8 @@ pub struct Settings {
     pub drain: std::time::Duration,
     /// The card payment gateway; `None` turns payments off.
     pub payment_gateway: Option<crate::features::payments::gateway::GatewaySettings>,
+    /// Retention periods, files scanned for card numbers, key age limit.
+    pub compliance: crate::features::compliance::model::ComplianceSettings,
 }
 
 /// Settings of the vault, caller verification and one-time code delivery.

@@ -40,6 +40,8 @@ pub struct AppState {
     /// Agents' SIP credentials, checked by the telephony edge's registrar.
     pub softphones: Arc<crate::features::softphones::service::Softphones>,
     pub gdpr: Arc<Gdpr>,
+    /// Compliance evidence: the report, manual controls, breaches.
+    pub compliance: Arc<crate::features::compliance::service::Compliance>,
     /// The OpenAPI document, built once from the route table.
     pub openapi: Arc<serde_json::Value>,
 }

@@ -82,6 +82,18 @@ const PAGE_POSTS: &[(&str, Counterpart)] = &[
         Ok(("POST", "/api/v1/customers/{id}/erasure/approve")),
     ),
     (
+        "/compliance/manual",
+        Ok(("POST", "/api/v1/compliance/manual")),
+    ),
+    (
+        "/compliance/breaches",
+        Ok(("POST", "/api/v1/compliance/breaches")),
+    ),
+    (
+        "/compliance/breaches/{id}/close",
+        Ok(("POST", "/api/v1/compliance/breaches/{id}/close")),
+    ),
+    (
         "/dnc/consents/{id}/revoke",
         Ok(("POST", "/api/v1/consents/{id}/revoke")),
     ),

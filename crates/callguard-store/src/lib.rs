@@ -4,6 +4,7 @@
 //! and PostgreSQL (for several nodes). Each backend has its own migrations, applied at start.
 #![forbid(unsafe_code)]
 
+pub mod compliance;
 pub mod dnc_lists;
 mod guarded;
 mod log;
@@ -13,6 +14,10 @@ mod sql;
 mod sqlite;
 pub mod vault;
 
+pub use compliance::{
+    AccessCutoffs, AccessFacts, BreachRecord, ComplianceStore, CustomerFacts, ManualRecord,
+    PanScan, ReportRun, RetentionCounts, RetentionCutoffs,
+};
 pub use dnc_lists::{ConsentRecord, DncListStore, InternalDncEntry};
 pub use postgres::PostgresStore;
 pub use recordings::{RecordingRow, RecordingStore, SipCredentialRow, SipCredentialStore};
@@ -604,6 +609,7 @@ pub trait Store:
     + LimitStore
     + RecordingStore
     + SipCredentialStore
+    + ComplianceStore
     + Health
 {
 }
@@ -620,6 +626,7 @@ impl<T> Store for T where
         + LimitStore
         + RecordingStore
         + SipCredentialStore
+        + ComplianceStore
         + Health
 {
 }

@@ -388,6 +388,121 @@ pub(crate) static ADDRESS_FORGET: Sql = Sql::new("DELETE FROM address_throttle W
 pub(crate) static ADDRESSES_FORGET_QUIET: Sql = Sql::new(
     "DELETE FROM address_throttle WHERE last_failure < $1 AND (pending = 0 OR pending_until < $1)",
 );
+// ---- compliance evidence ------------------------------------------------------------------
+
+pub(crate) static COUNT_ACCOUNTS: Sql = Sql::new(
+    "SELECT role, status, COUNT(*) FROM users GROUP BY role, status ORDER BY role, status",
+);
+pub(crate) static COUNT_ACCESS: Sql = Sql::new(
+    "SELECT
+       COUNT(*) FILTER (WHERE status = 'active' AND role <> 'customer' AND totp_sealed IS NULL
+                        AND NOT EXISTS (SELECT 1 FROM passkeys p WHERE p.user_id = u.id)),
+       COUNT(*) FILTER (WHERE status = 'active' AND role = 'admin' AND totp_sealed IS NULL
+                        AND NOT EXISTS (SELECT 1 FROM passkeys p WHERE p.user_id = u.id)),
+       COUNT(*) FILTER (WHERE status = 'active' AND role <> 'customer'
+                        AND COALESCE(last_sign_in_at, activated_at, created_at) < $1),
+       COUNT(*) FILTER (WHERE status = 'active' AND password_hash IS NOT NULL
+                        AND password_hash NOT LIKE '$argon2id$%'),
+       COUNT(*) FILTER (WHERE locked_until > $2)
+     FROM users u",
+);
+pub(crate) static COUNT_STALE_SESSIONS: Sql =
+    Sql::new("SELECT COUNT(*) FROM sessions WHERE last_seen_at < $1");
+pub(crate) static COUNT_CUSTOMERS: Sql = Sql::new(
+    "SELECT
+       COUNT(*) FILTER (WHERE status = 'active'),
+       COUNT(*) FILTER (WHERE status = 'erased'),
+       COUNT(*) FILTER (WHERE status = 'erased' AND (wrapped_key IS NOT NULL OR fields <> '{}')),
+       COUNT(*) FILTER (WHERE status = 'active' AND wrapped_key IS NULL)
+     FROM customers",
+);
+pub(crate) static OPEN_REQUESTS: Sql =
+    Sql::new("SELECT requests FROM customers WHERE requests IS NOT NULL");
+pub(crate) static OVERDUE_INTERACTIONS: Sql =
+    Sql::new("SELECT COUNT(*) FROM interactions WHERE ended_at IS NOT NULL AND ended_at < $1");
+pub(crate) static OVERDUE_CUSTOMERS: Sql = Sql::new(
+    "SELECT COUNT(*) FROM customers c WHERE status = 'active' AND updated_at < $1
+       AND NOT EXISTS (SELECT 1 FROM interactions i WHERE i.customer_id = c.id AND i.started_at >= $1)",
+);
+pub(crate) static OVERDUE_CUSTOMER_IDS: Sql = Sql::new(
+    "SELECT id FROM customers c WHERE status = 'active' AND updated_at < $1
+       AND NOT EXISTS (SELECT 1 FROM interactions i WHERE i.customer_id = c.id AND i.started_at >= $1)
+     ORDER BY id LIMIT $2",
+);
+pub(crate) static OVERDUE_ALERTS: Sql =
+    Sql::new("SELECT COUNT(*) FROM alerts WHERE status = 'resolved' AND raised_at < $1");
+pub(crate) static OVERDUE_SESSIONS: Sql =
+    Sql::new("SELECT COUNT(*) FROM sessions WHERE last_seen_at < $1");
+pub(crate) static PURGE_INTERACTIONS: Sql =
+    Sql::new("DELETE FROM interactions WHERE ended_at IS NOT NULL AND ended_at < $1");
+pub(crate) static PURGE_ALERTS: Sql =
+    Sql::new("DELETE FROM alerts WHERE status = 'resolved' AND raised_at < $1");
+pub(crate) static PURGE_SESSIONS: Sql = Sql::new("DELETE FROM sessions WHERE last_seen_at < $1");
+pub(crate) static SHRED_CUSTOMER: Sql = Sql::new(
+    "UPDATE customers SET status = 'erased', wrapped_key = NULL, fields = '{}', requests = NULL,
+       version = version + 1, updated_at = $2 WHERE id = $1 AND status = 'active'",
+);
+pub(crate) static SHRED_CUSTOMER_INDEX: Sql =
+    Sql::new("DELETE FROM customer_index WHERE customer_id = $1");
+pub(crate) static SHRED_CUSTOMER_CODES: Sql =
+    Sql::new("DELETE FROM verification_codes WHERE customer_id = $1");
+pub(crate) static INSERT_MANUAL: Sql = Sql::new(
+    "INSERT INTO compliance_manual (id, control, performed_on, note, recorded_by, recorded_at)
+     VALUES ($1, $2, $3, $4, $5, $6)",
+);
+pub(crate) static LATEST_MANUAL: Sql = Sql::new(
+    "SELECT id, control, performed_on, note, recorded_by, recorded_at FROM compliance_manual m
+     WHERE NOT EXISTS (SELECT 1 FROM compliance_manual n WHERE n.control = m.control
+       AND (n.performed_on > m.performed_on
+            OR (n.performed_on = m.performed_on AND (n.recorded_at > m.recorded_at
+                OR (n.recorded_at = m.recorded_at AND n.id > m.id)))))
+     ORDER BY control",
+);
+pub(crate) static INSERT_BREACH: Sql = Sql::new(
+    "INSERT INTO compliance_breaches (id, summary, detected_at, notified_at, no_notice_reason, recorded_by, recorded_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+);
+pub(crate) static CLOSE_BREACH: Sql = Sql::new(
+    "UPDATE compliance_breaches SET notified_at = $2, no_notice_reason = $3
+     WHERE id = $1 AND notified_at IS NULL AND no_notice_reason IS NULL",
+);
+pub(crate) static BREACHES: Sql = Sql::new(
+    "SELECT id, summary, detected_at, notified_at, no_notice_reason, recorded_by, recorded_at
+     FROM compliance_breaches ORDER BY detected_at DESC, id LIMIT $1",
+);
+pub(crate) static INSERT_RUN: Sql = Sql::new(
+    "INSERT INTO compliance_runs (id, at, framework, passed, failed, manual, not_applicable, checkpoint_size, scanned_to)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+);
+pub(crate) static RUNS: Sql = Sql::new(
+    "SELECT id, at, framework, passed, failed, manual, not_applicable, checkpoint_size, scanned_to
+     FROM compliance_runs ORDER BY at DESC, id DESC LIMIT $1",
+);
+pub(crate) static INSERT_RETENTION_RUN: Sql = Sql::new(
+    "INSERT INTO compliance_retention_runs (at, interactions, customers, alerts, sessions) VALUES ($1, $2, $3, $4, $5)",
+);
+pub(crate) static LAST_RETENTION_RUN: Sql = Sql::new(
+    "SELECT at, interactions, customers, alerts, sessions FROM compliance_retention_runs ORDER BY at DESC LIMIT 1",
+);
+/// Where the card-number scan looks besides the audit log: (place, table, key, text).
+pub(crate) const PAN_SOURCES: [(&str, &str, &str, &str); 6] = [
+    ("users.username", "users", "id", "username"),
+    ("customers.fields", "customers", "id", "fields"),
+    ("interactions.state", "interactions", "id", "state"),
+    (
+        "alerts.summary",
+        "alerts",
+        "id",
+        "subject || ' ' || summary",
+    ),
+    ("compliance_manual.note", "compliance_manual", "id", "note"),
+    (
+        "compliance_breaches.summary",
+        "compliance_breaches",
+        "id",
+        "summary",
+    ),
+];
 
 #[cfg(test)]
 mod tests {

@@ -2,6 +2,8 @@
 //! variables; secrets may also come from files (`*_file` keys, `CALLGUARD_*_FILE` variables).
 //! Every problem stops start-up with a message that names the key, never a secret's value.
 
+mod compliance;
+
 use callguard_core::Secret;
 use callguard_server::{KekSource, Settings};
 use std::collections::BTreeMap;
@@ -85,6 +87,12 @@ pub const KEYS: &[Key] = &[
     Key { name: "sip.ivr_menu", secret: false, about: "IVR choices, key=queue comma-separated (default 1=billing,2=support, as the built-in menu prompt says)" },
     Key { name: "sip.prompts_dir", secret: false, about: "directory of WAV files (8 kHz mono PCM16, A-law or µ-law) named after the prompts they replace, e.g. recording-notice.wav, ivr-menu.wav" },
     Key { name: "sip.rtp_ports", secret: false, about: "RTP port range, one even port per call (default 16000-16999)" },
+    Key { name: "retention.interactions_days", secret: false, about: "interactions that ended longer ago are deleted by the daily retention job (default 730; 0 keeps them)" },
+    Key { name: "retention.customers_days", secret: false, about: "customer records unchanged and without an interaction for this long are crypto-shredded (default 1095; 0 keeps them)" },
+    Key { name: "retention.alerts_days", secret: false, about: "resolved alerts raised longer ago are deleted (default 365; 0 keeps them)" },
+    Key { name: "retention.sessions_days", secret: false, about: "session records unused this long are deleted (default 1; 0 keeps them)" },
+    Key { name: "compliance.scan_paths", secret: false, about: "files or directories (comma-separated) the compliance report scans for card numbers, e.g. log files" },
+    Key { name: "compliance.key_max_age_days", secret: false, about: "keys older than this fail the key-management controls (default 365)" },
     Key { name: "log.level", secret: false, about: "error, warn, info, debug or trace (default info)" },
     Key { name: "log.format", secret: false, about: "text or json (default text)" },
 ];
@@ -327,6 +335,7 @@ impl Raw {
         let audit = self.audit_settings(&data_dir, public_url.as_ref())?;
         let alerts = self.alert_settings()?;
         let dnc = self.dnc_settings()?;
+        let compliance = self.compliance_settings(&data_dir)?;
         Ok(Settings {
             listen,
             data_dir,
@@ -345,6 +354,7 @@ impl Raw {
             trusted_proxies: self.networks("http.trusted_proxies")?,
             drain: self.drain()?,
             payment_gateway: self.payment_gateway()?,
+            compliance,
         })
     }
 

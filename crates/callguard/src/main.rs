@@ -2,6 +2,7 @@
 //! commands (accounts, configuration checks).
 #![forbid(unsafe_code)]
 
+mod compliance_cli;
 mod config;
 mod demo;
 mod dnc_cli;
@@ -72,6 +73,10 @@ enum Command {
     Recording {
         #[command(subcommand)]
         command: RecordingCommand,
+    /// Compliance evidence: the signed control-by-control report, its verification, retention.
+    Compliance {
+        #[command(subcommand)]
+        command: ComplianceCommand,
     },
     /// Inspect configuration.
     Config {
@@ -206,6 +211,35 @@ enum DncCommand {
 }
 
 #[derive(Subcommand)]
+enum ComplianceCommand {
+    /// Check every control against the live system and print the report, signed with the audit
+    /// key at the current checkpoint. Exits 1 when a control fails (to gate a deployment).
+    Report {
+        /// pci, gdpr, iso27001 or all (default all).
+        #[arg(long, value_name = "FRAMEWORK")]
+        framework: Option<String>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: compliance_cli::Format,
+        /// Write the report to FILE instead of standard output (required for pdf).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Also print the time each control took, on standard error.
+        #[arg(long)]
+        timings: bool,
+    },
+    /// Check a JSON report's signature and digest offline. Exits 0 only when both hold.
+    Verify {
+        /// The report, as written by `report --format json`.
+        file: PathBuf,
+        /// The audit verifier key to trust (name+keyhash+base64key); default: the report's own.
+        #[arg(long, value_name = "KEY")]
+        verifier_key: Option<String>,
+    },
+    /// Run the retention purge now (the server runs it daily) and print what it removed.
+    Retention,
+}
+
+#[derive(Subcommand)]
 enum ConfigCommand {
     /// Validate the configuration and print the effective values (secrets hidden).
     Check,
@@ -265,6 +299,9 @@ fn main() -> ExitCode {
         Command::Serve
             | Command::Demo { .. }
             | Command::Config { .. }
+            | Command::Compliance {
+                command: ComplianceCommand::Verify { .. }
+            }
             | Command::Audit {
                 command: AuditCommand::Verify {
                     export: Some(_),
@@ -396,6 +433,31 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::Audit { command } => audit_command(&settings, command).await,
+            Command::Compliance { command } => match command {
+                ComplianceCommand::Report {
+                    framework,
+                    format,
+                    out,
+                    timings,
+                } => {
+                    let passed = compliance_cli::report(
+                        &settings,
+                        framework.as_deref(),
+                        format,
+                        out.as_deref(),
+                        timings,
+                    )
+                    .await?;
+                    if !passed {
+                        return Err(ControlsFail.into());
+                    }
+                    Ok(())
+                }
+                ComplianceCommand::Verify { file, verifier_key } => {
+                    compliance_cli::verify(&file, verifier_key.as_deref())
+                }
+                ComplianceCommand::Retention => compliance_cli::retention(&settings).await,
+            },
             Command::Dnc { command } => {
                 let rt = callguard_server::Runtime::open(&settings).await?;
                 match command {
@@ -442,6 +504,18 @@ fn main() -> ExitCode {
 }
 
 type AnyError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A compliance report with a failing control: exit status 1, the report already printed.
+#[derive(Debug)]
+struct ControlsFail;
+
+impl std::fmt::Display for ControlsFail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a compliance control fails (see the report)")
+    }
+}
+
+impl std::error::Error for ControlsFail {}
 
 async fn user_command(
     settings: &callguard_server::Settings,

@@ -126,8 +126,8 @@ pub struct Checkpoint {
     pub root: Hash,
 }
 
-/// Verifies a signed checkpoint against a verifier key and parses it.
-pub fn verify_checkpoint(note: &str, verifier_key: &str) -> Result<Checkpoint, NoteError> {
+/// Verifies a signed note against a verifier key; returns its text (ending with a newline).
+pub fn verify_note(note: &str, verifier_key: &str) -> Result<String, NoteError> {
     let mut parts = verifier_key.splitn(3, '+');
     let (Some(name), Some(hash_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next())
     else {
@@ -167,6 +167,12 @@ pub fn verify_checkpoint(note: &str, verifier_key: &str) -> Result<Checkpoint, N
     if !verified {
         return Err(NoteError::BadSignature);
     }
+    Ok(text)
+}
+
+/// Verifies a signed checkpoint against a verifier key and parses it.
+pub fn verify_checkpoint(note: &str, verifier_key: &str) -> Result<Checkpoint, NoteError> {
+    let text = verify_note(note, verifier_key)?;
     let mut lines = text.lines();
     let origin = lines
         .next()

@@ -6,6 +6,7 @@
 pub mod account;
 pub mod alerts;
 pub mod audit;
+pub mod compliance;
 pub mod desk;
 pub mod dnc;
 pub mod gdpr;
@@ -39,6 +40,7 @@ pub fn api_routes() -> Vec<ApiRoute> {
         interactions::api::routes(),
         portal::api::routes(),
         gdpr::api::routes(),
+        compliance::api::routes(),
     ]
     .into_iter()
     .flatten()
@@ -58,6 +60,7 @@ pub fn page_routes() -> Vec<PageRoute> {
         desk::pages::routes(),
         portal::pages::routes(),
         gdpr::pages::routes(),
+        compliance::pages::routes(),
         crate::web::assets::routes(),
     ]
     .into_iter()

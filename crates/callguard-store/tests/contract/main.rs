@@ -94,6 +94,7 @@ macro_rules! both_backends {
 
 mod alerts;
 mod audit;
+mod compliance;
 mod dnc_lists;
 mod identity;
 mod limits;

@@ -305,7 +305,7 @@ async fn a_national_id_is_held_by_one_customer_at_a_time(f: Fixture) {
 }
 
 /// Runs `sql` on the fixture's database directly, as an older version of Callguard would have.
-fn raw(f: &Fixture, sql: &str) {
+pub(crate) fn raw(f: &Fixture, sql: &str) {
     match &f.cleanup {
         None => {
             let db = rusqlite::Connection::open(f.dir.join("t.db")).unwrap();

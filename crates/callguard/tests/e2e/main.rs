@@ -36,6 +36,7 @@ mod api_schema;
 mod audit;
 mod calls;
 mod cluster;
+mod compliance;
 mod compliance_pages;
 mod connections;
 mod dnc;

@@ -105,6 +105,19 @@ impl AuditLog {
         self.signer.verifier_key()
     }
 
+    /// Signs `text` (ending with a newline) with the log's key into a signed note, for other
+    /// evidence the log vouches for (the compliance report). Verify with the verifier key.
+    #[must_use]
+    pub fn sign_note(&self, text: &str) -> String {
+        self.signer.sign(text)
+    }
+
+    /// Where checkpoints are witnessed.
+    #[must_use]
+    pub fn witness(&self) -> &WitnessSettings {
+        &self.witness
+    }
+
     /// Signs a checkpoint of the current tree if it grew since the last one, stores it and
     /// sends it to the witness. Returns the latest checkpoint.
     pub async fn checkpoint(&self) -> Result<Option<StoredCheckpoint>, Error> {

@@ -147,7 +147,7 @@ impl Verifier {
     }
 }
 
-fn witness_notes(path: &Path) -> Result<Vec<(u64, String)>, VerifyFailure> {
+pub fn witness_notes(path: &Path) -> Result<Vec<(u64, String)>, VerifyFailure> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
