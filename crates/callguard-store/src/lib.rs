@@ -7,12 +7,14 @@
 pub mod dnc_lists;
 mod guarded;
 mod log;
+pub mod payments;
 mod postgres;
 mod sql;
 mod sqlite;
 pub mod vault;
 
 pub use dnc_lists::{ConsentRecord, DncListStore, InternalDncEntry};
+pub use payments::{PaymentRow, PaymentStore, PaymentWrite, RefundRow};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use vault::{
@@ -553,6 +555,7 @@ pub trait Store:
     + VaultStore
     + KeyShareStore
     + DncListStore
+    + PaymentStore
     + Health
 {
 }
@@ -566,6 +569,7 @@ impl<T> Store for T where
         + VaultStore
         + KeyShareStore
         + DncListStore
+        + PaymentStore
         + Health
 {
 }

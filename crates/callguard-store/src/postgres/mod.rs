@@ -19,6 +19,7 @@ mod alerts;
 mod audit;
 mod dnc_lists;
 mod identity;
+mod payments;
 mod sessions;
 mod vault;
 
@@ -45,6 +46,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         8,
         include_str!("../../migrations/postgres/0008_unique_national_id.sql"),
+    ),
+    (
+        9,
+        include_str!("../../migrations/postgres/0009_payments.sql"),
     ),
 ];
 /// Arbitrary constant naming Callguard's migration lock.

@@ -22,6 +22,7 @@ mod alerts;
 mod audit;
 mod dnc_lists;
 mod identity;
+mod payments;
 mod sessions;
 mod vault;
 
@@ -46,6 +47,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         8,
         include_str!("../../migrations/sqlite/0008_unique_national_id.sql"),
     ),
+    (9, include_str!("../../migrations/sqlite/0009_payments.sql")),
 ];
 /// Reads running at once, each on a blocking thread with a pooled connection. Further reads wait
 /// for a slot, so that a burst of reads reuses the pooled connections instead of opening (and

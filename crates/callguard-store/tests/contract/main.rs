@@ -96,6 +96,7 @@ mod alerts;
 mod audit;
 mod dnc_lists;
 mod identity;
+mod payments;
 mod sessions;
 mod vault;
 
