@@ -5,6 +5,7 @@ use crate::features::account::service::Account;
 use crate::features::dnc::service::DncChecks;
 use crate::features::gdpr::service::Gdpr;
 use crate::features::ops::service::Readiness;
+use crate::features::payments::service::Payments;
 use crate::features::staff::service::Accounts;
 use crate::features::{alerts, keys};
 use crate::http::tls;
@@ -53,7 +54,7 @@ pub async fn serve(
         }
     };
     let metrics = Arc::new(metrics::Metrics::default());
-    let state = build_state(&settings, &runtime, metrics, webauthn)?;
+    let state = build_state(&settings, &runtime, metrics, webauthn, &public_url)?;
     let mut tasks = background_tasks(&settings, &runtime, &state);
     let app = crate::http::router(
         state.clone(),
@@ -104,6 +105,7 @@ fn build_state(
     runtime: &Runtime,
     metrics: Arc<metrics::Metrics>,
     webauthn: Option<Arc<webauthn_rs::Webauthn>>,
+    public_url: &url::Url,
 ) -> Result<AppState, StartError> {
     let identity = Arc::new(runtime.identity(metrics.clone(), webauthn));
     let alerts = Arc::new(alerts::service::Alerts::new(
@@ -118,7 +120,16 @@ fn build_state(
         Accounts::new(runtime.store.clone(), identity.clone())
             .with_settings(settings.staff.clone()),
     );
+    let mut payment_settings = settings.payments.clone();
+    payment_settings.public_base = public_url.as_str().trim_end_matches('/').to_owned();
+    let payments = Arc::new(Payments::new(
+        runtime.store.clone(),
+        interactions.clone(),
+        None,
+        payment_settings,
+    ));
     Ok(AppState {
+        payments,
         gdpr: Arc::new(Gdpr::new(vault.clone(), accounts.clone())),
         account: Arc::new(Account::new(identity.clone())),
         accounts,
@@ -185,6 +196,16 @@ fn background_tasks(settings: &Settings, runtime: &Runtime, state: &AppState) ->
         async move {
             if let Ok(Err(e)) = tokio::task::spawn_blocking(move || r.reload_if_changed()).await {
                 tracing::error!(error = %e, "the new DNC registry could not be loaded; the old one stays");
+            }
+        }
+    });
+    // Payments past their time expire even when nobody looks at them.
+    let payments = state.payments.clone();
+    every(&mut tasks, Duration::from_secs(5), move || {
+        let payments = payments.clone();
+        async move {
+            if let Err(e) = payments.sweep_expired().await {
+                tracing::warn!(error = %e, "expiring overdue payments failed");
             }
         }
     });

@@ -36,6 +36,8 @@ pub struct Settings {
     pub http: crate::http::connection::ConnectionLimits,
     /// Who may read `/metrics`.
     pub metrics: crate::features::ops::service::MetricsAccess,
+    /// Payment requests and pay-by-link (`payments.*`).
+    pub payments: crate::features::payments::service::PaymentSettings,
 }
 
 /// Settings of the vault, caller verification and one-time code delivery.

@@ -36,6 +36,8 @@ pub struct AppState {
     pub vault: Arc<Vault>,
     pub interactions: Arc<Interactions>,
     pub gdpr: Arc<Gdpr>,
+    /// Payment requests, pay-by-link, refunds.
+    pub payments: Arc<crate::features::payments::service::Payments>,
     /// The OpenAPI document, built once from the route table.
     pub openapi: Arc<serde_json::Value>,
 }

@@ -37,6 +37,7 @@ pub fn api_routes() -> Vec<ApiRoute> {
         interactions::api::routes(),
         portal::api::routes(),
         gdpr::api::routes(),
+        payments::api::routes(),
     ]
     .into_iter()
     .flatten()
@@ -55,6 +56,7 @@ pub fn page_routes() -> Vec<PageRoute> {
         dnc::pages::routes(),
         desk::pages::routes(),
         portal::pages::routes(),
+        payments::pages::routes(),
         crate::web::assets::routes(),
     ]
     .into_iter()

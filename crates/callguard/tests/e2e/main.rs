@@ -41,6 +41,7 @@ mod duties;
 mod harness;
 mod keys;
 mod operations;
+mod payments;
 mod portal;
 mod requests;
 mod signin;

@@ -91,6 +91,8 @@ impl OperationKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     pub levels: BTreeMap<OperationKind, i64>,
+    /// The level a payment request needs (`verification.level.payment`, default 2).
+    pub payment: i64,
 }
 
 impl Default for Policy {
@@ -99,7 +101,7 @@ impl Default for Policy {
         for k in OperationKind::ALL {
             levels.insert(k, if k == OperationKind::AddNote { 1 } else { 2 });
         }
-        Self { levels }
+        Self { levels, payment: 2 }
     }
 }
 
@@ -107,6 +109,12 @@ impl Policy {
     #[must_use]
     pub fn required(&self, k: OperationKind) -> i64 {
         self.levels.get(&k).copied().unwrap_or(2).clamp(1, 2)
+    }
+
+    /// The level a payment request needs.
+    #[must_use]
+    pub fn payment_level(&self) -> i64 {
+        self.payment.clamp(1, 2)
     }
 }
 
