@@ -122,10 +122,12 @@ fn build_state(
     );
     let mut payment_settings = settings.payments.clone();
     payment_settings.public_base = public_url.as_str().trim_end_matches('/').to_owned();
+    let gateway = crate::features::payments::gateway::build(settings.payment_gateway.as_ref())
+        .map_err(|e| StartError::Payments(e.to_string()))?;
     let payments = Arc::new(Payments::new(
         runtime.store.clone(),
         interactions.clone(),
-        None,
+        gateway,
         payment_settings,
     ));
     Ok(AppState {

@@ -38,6 +38,8 @@ pub struct Settings {
     pub metrics: crate::features::ops::service::MetricsAccess,
     /// Payment requests and pay-by-link (`payments.*`).
     pub payments: crate::features::payments::service::PaymentSettings,
+    /// The card payment gateway; `None` turns payments off.
+    pub payment_gateway: Option<crate::features::payments::gateway::GatewaySettings>,
 }
 
 /// Settings of the vault, caller verification and one-time code delivery.
@@ -102,4 +104,6 @@ pub enum StartError {
     Vault(String),
     #[error("one-time codes: {0}")]
     Notify(String),
+    #[error("payments: {0}")]
+    Payments(String),
 }

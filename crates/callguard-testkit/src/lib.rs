@@ -6,9 +6,11 @@
 
 mod sms;
 mod smtp;
+mod stripe;
 
 pub use sms::{SmsApiSink, SmsMessage};
 pub use smtp::{SmtpMessage, SmtpSink};
+pub use stripe::{StripePeer, STRIPE_TEST_KEY};
 
 use std::time::Duration;
 use tokio::sync::watch;

@@ -70,6 +70,13 @@ pub const KEYS: &[Key] = &[
     Key { name: "otp.sms_account_sid", secret: false, about: "SMS provider account id (unset: no SMS codes)" },
     Key { name: "otp.sms_auth_token", secret: true, about: "SMS provider auth token" },
     Key { name: "otp.sms_from", secret: false, about: "sending number (E.164) or sender id of code SMS" },
+    Key { name: "payments.gateway", secret: false, about: "stripe or adyen: the gateway card payments go through (unset: payments off)" },
+    Key { name: "payments.stripe_url", secret: false, about: "base URL of Stripe's API (default https://api.stripe.com; http:// only for a server on this machine)" },
+    Key { name: "payments.stripe_secret_key", secret: true, about: "Stripe secret key (sk_live_…, sk_test_… or a restricted rk_ key)" },
+    Key { name: "payments.adyen_url", secret: false, about: "base URL of Adyen's Checkout API, e.g. https://checkout-test.adyen.com or your live https://PREFIX-checkout-live.adyenpayments.com/checkout" },
+    Key { name: "payments.adyen_api_key", secret: true, about: "Adyen API key (X-API-Key) of a web service user allowed to send raw card data" },
+    Key { name: "payments.adyen_merchant_account", secret: false, about: "Adyen merchant account the payments are made to" },
+    Key { name: "payments.timeout_seconds", secret: false, about: "a gateway request with no answer within this many seconds counts as unknown and is retried with the same idempotency key, 1 to 120 (default 30)" },
     Key { name: "metrics.token", secret: true, about: "bearer token that reads /metrics from any address (at least 16 characters); without it only metrics.allow may" },
     Key { name: "metrics.allow", secret: false, about: "addresses or networks that read /metrics without a token, comma-separated, or none (default 127.0.0.1, ::1: this machine only)" },
     Key { name: "log.level", secret: false, about: "error, warn, info, debug or trace (default info)" },
@@ -319,6 +326,7 @@ impl Raw {
             http: self.connection_limits()?,
             metrics: self.metrics_access()?,
             payments: self.payment_settings()?,
+            payment_gateway: self.payment_gateway()?,
         })
     }
 
@@ -357,6 +365,63 @@ impl Raw {
             };
         }
         Ok(p)
+    }
+
+    /// The payment gateway, checked by building its client once.
+    fn payment_gateway(
+        &self,
+    ) -> Result<Option<callguard_server::features::payments::gateway::GatewaySettings>, ConfigError>
+    {
+        use callguard_server::features::payments::gateway::{
+            build, AdyenSettings, GatewaySettings, StripeSettings, DEFAULT_TIMEOUT, STRIPE_BASE_URL,
+        };
+        let Some(gateway) = self.text("payments.gateway") else {
+            return Ok(None);
+        };
+        let timeout = match self.number::<u64>("payments.timeout_seconds", "a number of seconds")? {
+            Some(s) => std::time::Duration::from_secs(s),
+            None => DEFAULT_TIMEOUT,
+        };
+        let url = |key: &str, default: Option<&str>| -> Result<url::Url, ConfigError> {
+            let text = self
+                .text(key)
+                .or(default.map(str::to_owned))
+                .ok_or_else(|| {
+                    ConfigError(format!(
+                        "`{key}` is needed when `payments.gateway` is {gateway}"
+                    ))
+                })?;
+            url::Url::parse(&text)
+                .map_err(|_| ConfigError(format!("{} must be an https:// URL", self.describe(key))))
+        };
+        let needed = |key: &str| {
+            self.text(key).ok_or_else(|| {
+                ConfigError(format!(
+                    "`{key}` is needed when `payments.gateway` is {gateway}"
+                ))
+            })
+        };
+        let settings = match gateway.as_str() {
+            "stripe" => GatewaySettings::Stripe(StripeSettings {
+                base_url: url("payments.stripe_url", Some(STRIPE_BASE_URL))?,
+                secret_key: Secret::new(needed("payments.stripe_secret_key")?),
+                timeout,
+            }),
+            "adyen" => GatewaySettings::Adyen(AdyenSettings {
+                base_url: url("payments.adyen_url", None)?,
+                api_key: Secret::new(needed("payments.adyen_api_key")?),
+                merchant_account: needed("payments.adyen_merchant_account")?,
+                timeout,
+            }),
+            _ => {
+                return Err(ConfigError(format!(
+                    "{} must be stripe or adyen (or unset to turn payments off)",
+                    self.describe("payments.gateway")
+                )))
+            }
+        };
+        build(Some(&settings)).map_err(|e| ConfigError(e.to_string()))?;
+        Ok(Some(settings))
     }
 
     fn metrics_access(
@@ -935,6 +1000,81 @@ mod tests {
             "{msg}"
         );
         assert!(!raw.render().contains("hunter2"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn payments_are_off_by_default_and_each_gateway_names_its_missing_keys() {
+        use callguard_server::features::payments::gateway::GatewaySettings;
+        let s = Raw::load(None, &env_of(&[])).unwrap().settings().unwrap();
+        assert!(s.payment_gateway.is_none());
+        let msg = |pairs| {
+            Raw::load(None, &env_of(pairs))
+                .unwrap()
+                .settings()
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(msg(&[("CALLGUARD_PAYMENTS_GATEWAY", "paypal")]).contains("stripe or adyen"));
+        assert!(msg(&[("CALLGUARD_PAYMENTS_GATEWAY", "stripe")])
+            .contains("`payments.stripe_secret_key` is needed"));
+        let adyen = msg(&[
+            ("CALLGUARD_PAYMENTS_GATEWAY", "adyen"),
+            (
+                "CALLGUARD_PAYMENTS_ADYEN_URL",
+                "https://checkout-test.adyen.com",
+            ),
+            ("CALLGUARD_PAYMENTS_ADYEN_API_KEY", "AQEsecret"),
+        ]);
+        assert!(adyen.contains("payments.adyen_merchant_account"), "{adyen}");
+        let publishable = msg(&[
+            ("CALLGUARD_PAYMENTS_GATEWAY", "stripe"),
+            ("CALLGUARD_PAYMENTS_STRIPE_SECRET_KEY", "pk_live_abcdef"),
+        ]);
+        assert!(publishable.contains("sk_live_") && !publishable.contains("abcdef"));
+        let in_clear = msg(&[
+            ("CALLGUARD_PAYMENTS_GATEWAY", "stripe"),
+            ("CALLGUARD_PAYMENTS_STRIPE_URL", "http://stripe.example"),
+            ("CALLGUARD_PAYMENTS_STRIPE_SECRET_KEY", "sk_live_abcdef"),
+        ]);
+        assert!(in_clear.contains("https://"), "{in_clear}");
+        let s = Raw::load(
+            None,
+            &env_of(&[
+                ("CALLGUARD_PAYMENTS_GATEWAY", "stripe"),
+                ("CALLGUARD_PAYMENTS_STRIPE_SECRET_KEY", "sk_test_hidden"),
+                ("CALLGUARD_PAYMENTS_TIMEOUT_SECONDS", "5"),
+            ]),
+        )
+        .unwrap()
+        .settings()
+        .unwrap();
+        match s.payment_gateway.as_ref().unwrap() {
+            GatewaySettings::Stripe(st) => {
+                assert_eq!(st.base_url.as_str(), "https://api.stripe.com/");
+                assert_eq!(st.timeout.as_secs(), 5);
+            }
+            GatewaySettings::Adyen(_) => panic!("stripe was configured"),
+        }
+        assert!(!format!("{s:?}").contains("hidden"));
+    }
+
+    #[test]
+    fn the_stripe_key_comes_from_a_file() {
+        let dir = std::env::temp_dir().join(format!("cg-cfg-stripe-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("stripe");
+        std::fs::write(&f, "sk_test_fromafile\n").unwrap();
+        let path: &'static str = Box::leak(f.display().to_string().into_boxed_str());
+        let leaked: &'static [(&'static str, &'static str)] = Box::leak(Box::new([
+            ("CALLGUARD_PAYMENTS_GATEWAY", "stripe"),
+            ("CALLGUARD_PAYMENTS_STRIPE_SECRET_KEY_FILE", path),
+        ]));
+        let s = Raw::load(None, &env_of(leaked))
+            .unwrap()
+            .settings()
+            .unwrap();
+        assert!(s.payment_gateway.is_some());
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -2,6 +2,18 @@
 //! own file behind [`Gateway`]; the payments service never sees HTTP, and the card details it
 //! hands over are dropped (and wiped) as soon as the call returns.
 
+mod adyen;
+mod form;
+mod settings;
+mod stripe;
+
+pub use adyen::AdyenGateway;
+pub use settings::{
+    build, AdyenSettings, GatewaySettings, GatewaySettingsError, StripeSettings, DEFAULT_TIMEOUT,
+    STRIPE_BASE_URL,
+};
+pub use stripe::{StripeGateway, STRIPE_VERSION};
+
 use async_trait::async_trait;
 use callguard_core::payments::{CardDetails, CardSummary, Money};
 
@@ -19,6 +31,9 @@ pub struct ChargeRequest<'a> {
     /// Mail-order / telephone-order: the card was typed on a phone keypad, not by the card holder
     /// on a page (no 3-D Secure challenge is possible).
     pub moto: bool,
+    /// Pay-by-link only: where the bank's 3-D Secure page sends the card holder back to. A keypad
+    /// (MOTO) charge has none.
+    pub return_url: Option<&'a url::Url>,
 }
 
 /// A full or partial refund of an authorised charge.
@@ -127,6 +142,10 @@ pub trait Gateway: Send + Sync {
 
     /// Tokenise the card and authorise the charge; idempotent under the request's key.
     async fn charge(&self, request: &ChargeRequest<'_>) -> Result<ChargeOutcome, GatewayError>;
+
+    /// The charge's state now, by the gateway's reference: after the card holder came back from
+    /// the bank's 3-D Secure page, or after a timeout when no retry is wanted.
+    async fn charge_status(&self, reference: &str) -> Result<ChargeOutcome, GatewayError>;
 
     /// Refund all or part of an authorised charge; idempotent under the request's key.
     async fn refund(&self, request: &RefundRequest<'_>) -> Result<RefundOutcome, GatewayError>;
