@@ -42,6 +42,7 @@ mod harness;
 mod keys;
 mod operations;
 mod payments;
+mod payments_gateway;
 mod portal;
 mod requests;
 mod signin;
