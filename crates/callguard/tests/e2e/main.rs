@@ -43,6 +43,7 @@ mod keys;
 mod operations;
 mod payments;
 mod payments_gateway;
+mod payments_scan;
 mod portal;
 mod requests;
 mod signin;
