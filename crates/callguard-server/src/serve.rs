@@ -211,6 +211,20 @@ fn background_tasks(settings: &Settings, runtime: &Runtime, state: &AppState) ->
             }
         }
     });
+    // The payment page's tamper check (PCI DSS 11.6.1), against this server itself: first one
+    // period after start (the listener is up by then), then every period.
+    let period = settings.payments.page_check_seconds;
+    if period > 0 {
+        let (settings, store) = (settings.clone(), runtime.store.clone());
+        tasks.spawn(async move {
+            let period = Duration::from_secs(period);
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            loop {
+                tick.tick().await;
+                check_payment_page(&settings, &store).await;
+            }
+        });
+    }
     // Housekeeping: expired sessions and challenges, dormant accounts.
     let identity = state.identity.clone();
     every(&mut tasks, Duration::from_secs(60), move || {
@@ -222,6 +236,19 @@ fn background_tasks(settings: &Settings, runtime: &Runtime, state: &AppState) ->
         }
     });
     tasks
+}
+
+/// One scheduled run of the payment page's tamper check; a change is audited (and alerted).
+async fn check_payment_page(settings: &Settings, store: &Arc<dyn callguard_store::Store>) {
+    use crate::features::payments::{service::system, tamper};
+    let outcome = match tamper::for_settings(settings, None) {
+        Ok(check) => check.check(store, &system(), false).await,
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(v) => tracing::info!(verdict = ?v, "payment page checked"),
+        Err(e) => tracing::warn!(error = %e, "the payment page could not be checked"),
+    }
 }
 
 /// `data_dir/run/address` holds the bound address, so scripts and tests can find a server

@@ -57,6 +57,7 @@ pub const KEYS: &[Key] = &[
     Key { name: "verification.level.add_note", secret: false, about: "verification level adding a note needs (default 1)" },
     Key { name: "payments.link_ttl_seconds", secret: false, about: "how long a payment link stays payable, 5 to 604800 seconds (default 900)" },
     Key { name: "payments.merchant_name", secret: false, about: "who payment links and the hosted page say asks for the money (default Callguard)" },
+    Key { name: "payments.page_check_seconds", secret: false, about: "how often the server checks the payment page against its signed baseline, 0 for never (default 3600)" },
     Key { name: "payments.postal_code", secret: false, about: "whether the hosted page and keypad ask for the card's postal code (default false)" },
     Key { name: "verification.level.payment", secret: false, about: "verification level a payment request needs (default 2)" },
     Key { name: "otp.sender_name", secret: false, about: "who one-time code messages say they come from (default Callguard)" },
@@ -351,6 +352,15 @@ impl Raw {
                 )));
             }
             p.merchant_name = name;
+        }
+        if let Some(n) = self.number::<u64>("payments.page_check_seconds", "a number of seconds")? {
+            if n != 0 && n < 10 {
+                return Err(ConfigError(format!(
+                    "{} must be 0 (off) or at least 10 seconds",
+                    self.describe("payments.page_check_seconds")
+                )));
+            }
+            p.page_check_seconds = n;
         }
         if let Some(v) = self.text("payments.postal_code") {
             p.postal_code = match v.as_str() {

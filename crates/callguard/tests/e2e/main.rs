@@ -44,6 +44,7 @@ mod operations;
 mod payments;
 mod payments_gateway;
 mod payments_scan;
+mod payments_tamper;
 mod portal;
 mod requests;
 mod signin;

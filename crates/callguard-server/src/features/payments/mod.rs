@@ -10,3 +10,4 @@ pub mod model;
 pub mod pages;
 pub mod refunds;
 pub mod service;
+pub mod tamper;

@@ -175,8 +175,11 @@ async fn pay_page(
     headers: HeaderMap,
     Path(token): Path<String>,
 ) -> Response {
-    let c = csrf_of(&headers);
     let merchant = s.payments.settings().merchant_name.clone();
+    if token == super::tamper::PREVIEW {
+        return preview(&s, &merchant);
+    }
+    let c = csrf_of(&headers);
     match s.payments.link_state(&token).await {
         Ok(state) => {
             let (status, p) = PayPage::new(&merchant, &token, c.token).with_state(&state);
@@ -185,6 +188,22 @@ async fn pay_page(
         Err(Error::NotFound) => not_a_link(&merchant, c.token),
         Err(e) => crate::web::page_error(&headers, &e, None),
     }
+}
+
+/// The form with fixed sample values and no cookie, so that two fetches of an unchanged page
+/// are the same bytes (what the tamper check compares). It takes no payment: its token is not
+/// a link.
+fn preview(s: &AppState, merchant: &str) -> Response {
+    let state = LinkState::Payable {
+        amount: "0.00 EUR".into(),
+        description: "Preview of the payment form; it takes no payment.".into(),
+        merchant: merchant.to_owned(),
+        seconds_left: 15 * 60,
+        postal_code: s.payments.settings().postal_code,
+    };
+    let (status, p) =
+        PayPage::new(merchant, super::tamper::PREVIEW, "preview".into()).with_state(&state);
+    page(status, p, None)
 }
 
 #[derive(Deserialize)]

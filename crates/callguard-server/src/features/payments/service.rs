@@ -37,6 +37,9 @@ pub struct PaymentSettings {
     pub public_base: String,
     /// Whether the hosted page and the keypad ask for a postal code.
     pub postal_code: bool,
+    /// `payments.page_check_seconds`: how often the server runs the payment page's tamper
+    /// check against its signed baseline (0: never; the CLI still can).
+    pub page_check_seconds: u64,
 }
 
 impl Default for PaymentSettings {
@@ -46,6 +49,7 @@ impl Default for PaymentSettings {
             merchant_name: "Callguard".into(),
             public_base: "https://localhost:8443".into(),
             postal_code: false,
+            page_check_seconds: 3600,
         }
     }
 }
@@ -416,7 +420,7 @@ fn action_of(s: Status) -> &'static str {
 }
 
 /// The system itself as an actor (expiry).
-pub(crate) fn system() -> Actor {
+pub fn system() -> Actor {
     Actor {
         id: "system".into(),
         source: None,
