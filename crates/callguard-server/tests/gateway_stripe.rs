@@ -15,6 +15,7 @@ async fn start() -> Target {
         base_url: peer.base_url(),
         secret_key: peer.secret_key().to_owned(),
         peer: Some(peer),
+        description: "Invoice 1207",
     }
 }
 
@@ -56,11 +57,24 @@ against_the_peer!(
 
 #[tokio::test]
 async fn a_gateway_that_is_not_listening_is_unreachable() {
-    let target = start().await;
-    let gw = target.gateway();
-    drop(target.peer);
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    let out = charge(&gw, &new_key(), &card("4242424242424242"), eur(100), true).await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base_url = url::Url::parse(&format!("http://{}", closed.local_addr().unwrap())).unwrap();
+    drop(closed);
+    let target = Target {
+        base_url,
+        secret_key: callguard_testkit::STRIPE_TEST_KEY.into(),
+        peer: None,
+        description: "Invoice 1207",
+    };
+    let out = charge_as(
+        &target,
+        &target.gateway(),
+        &new_key(),
+        &card("4242424242424242"),
+        eur(100),
+        true,
+    )
+    .await;
     assert_eq!(out, Err(GatewayError::Unreachable));
 }
 
@@ -69,7 +83,8 @@ async fn the_card_number_goes_out_once_to_tokenise_and_the_charge_carries_only_t
     let target = start().await;
     let peer = target.peer.as_ref().unwrap();
     let before = peer.requests();
-    charge(
+    charge_as(
+        &target,
         &target.gateway(),
         &new_key(),
         &card("4242424242424242"),
@@ -83,5 +98,39 @@ async fn the_card_number_goes_out_once_to_tokenise_and_the_charge_carries_only_t
         2,
         "one PaymentMethod, one PaymentIntent"
     );
+    assert_eq!(peer.charges(), 1);
+}
+
+#[tokio::test]
+async fn a_burst_of_the_same_charge_under_one_key_charges_once() {
+    let target = start().await;
+    let gw = std::sync::Arc::new(target.gateway());
+    let key = new_key();
+    let visa = std::sync::Arc::new(card("4242424242424242"));
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let (gw, key, visa) = (gw.clone(), key.clone(), visa.clone());
+        let description = target.description;
+        tasks.push(tokio::spawn(async move {
+            use callguard_server::features::payments::gateway::{ChargeRequest, Gateway};
+            gw.charge(&ChargeRequest {
+                idempotency_key: &key,
+                amount: eur(1999),
+                card: &visa,
+                description,
+                reference: "pay_burst",
+                moto: true,
+                return_url: None,
+            })
+            .await
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.unwrap().unwrap());
+    }
+    assert!(outcomes.windows(2).all(|w| w[0] == w[1]), "{outcomes:?}");
+    let peer = target.peer.as_ref().unwrap();
+    assert_eq!(peer.charges_with_key(&format!("{key}-pi")), 1);
     assert_eq!(peer.charges(), 1);
 }

@@ -4,10 +4,12 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod adyen;
 mod sms;
 mod smtp;
 mod stripe;
 
+pub use adyen::{AdyenPeer, ADYEN_TEST_KEY, ADYEN_TEST_MERCHANT};
 pub use sms::{SmsApiSink, SmsMessage};
 pub use smtp::{SmtpMessage, SmtpSink};
 pub use stripe::{StripePeer, STRIPE_TEST_KEY};

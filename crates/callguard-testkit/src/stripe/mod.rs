@@ -20,7 +20,7 @@
 //! keeps brand, last four, expiry, a fingerprint and the card's test behaviour. Nothing is
 //! printed.
 
-mod cards;
+pub(crate) mod cards;
 mod objects;
 
 use axum::body::Bytes;
@@ -207,6 +207,16 @@ impl StripePeer {
     pub fn refunded(&self, payment_intent: &str) -> Option<i64> {
         let ledger = self.state.ledger.lock().unwrap();
         ledger.intents.get(payment_intent).map(|i| i.refunded)
+    }
+
+    /// Forgets every object and idempotency key (counters stay): a benchmark calls it between
+    /// rounds so the peer's maps do not grow without end.
+    pub fn forget(&self) {
+        let mut ledger = self.state.ledger.lock().unwrap();
+        let (requests, charges) = (ledger.requests, ledger.charges);
+        *ledger = Ledger::default();
+        ledger.requests = requests;
+        ledger.charges = charges;
     }
 
     /// Plays the card holder at the bank's 3-D Secure page: passes or fails the check.

@@ -213,60 +213,14 @@ impl Ledger {
     }
 
     fn create_intent(&mut self, peer: &Peer, params: &Params, key: Option<&str>) -> Answer {
-        let amount =
-            match get(params, "amount").map(str::parse::<i64>) {
-                None => return missing("amount"),
-                Some(Ok(a)) if (1..=99_999_999).contains(&a) => a,
-                Some(_) => return Answer::invalid(
-                    StatusCode::BAD_REQUEST,
-                    Some("parameter_invalid_integer"),
-                    Some("amount"),
-                    "Invalid integer: amount must be a positive whole number of at most 99999999.",
-                ),
-            };
-        let currency = match get(params, "currency") {
-            Some(c) if c.len() == 3 && c.bytes().all(|b| b.is_ascii_lowercase()) => c.to_owned(),
-            Some(_) => {
-                return Answer::invalid(
-                    StatusCode::BAD_REQUEST,
-                    None,
-                    Some("currency"),
-                    "Invalid currency: must be a three-letter ISO code in lowercase.",
-                )
-            }
-            None => return missing("currency"),
+        let p = match IntentParams::read(params) {
+            Ok(p) => p,
+            Err(refused) => return refused,
         };
-        let Some(pm_id) = get(params, "payment_method") else {
-            return missing("payment_method");
+        let Some(behaviour) = self.methods.get(&p.payment_method).map(|m| m.behaviour) else {
+            return no_such("PaymentMethod", &p.payment_method, Some("payment_method"));
         };
-        let Some(behaviour) = self.methods.get(pm_id).map(|m| m.behaviour) else {
-            return no_such("PaymentMethod", pm_id, Some("payment_method"));
-        };
-        let confirm = get(params, "confirm") == Some("true");
-        let moto = get(params, "payment_method_options[card][moto]") == Some("true");
-        let return_url = match get(params, "return_url").map(url::Url::parse) {
-            None => None,
-            Some(Ok(u)) => Some(u),
-            Some(Err(_)) => {
-                return Answer::invalid(
-                    StatusCode::BAD_REQUEST,
-                    Some("url_invalid"),
-                    Some("return_url"),
-                    "Not a valid URL",
-                )
-            }
-        };
-        let card_only = params
-            .iter()
-            .any(|(k, v)| k.starts_with("payment_method_types[") && v == "card");
-        if confirm && return_url.is_none() && !card_only {
-            return Answer::invalid(
-                StatusCode::BAD_REQUEST,
-                None,
-                None,
-                "This PaymentIntent is configured to accept payment methods enabled in your Dashboard. Because some of these payment methods might redirect your customer off of your page, you must provide a `return_url`. If you don't want to accept redirect-based payment methods, set `payment_method_types` to card.",
-            );
-        }
+        let (confirm, moto, pm_id) = (p.confirm, p.moto, p.payment_method.clone());
         let metadata: Map<String, Value> = params
             .iter()
             .filter_map(|(k, v)| {
@@ -277,14 +231,14 @@ impl Ledger {
         let id = self.id("pi");
         let mut intent = Intent {
             id: id.clone(),
-            amount,
-            currency,
+            amount: p.amount,
+            currency: p.currency,
             status: "requires_confirmation",
-            payment_method: pm_id.to_owned(),
+            payment_method: pm_id.clone(),
             description: get(params, "description").map(str::to_owned),
             metadata,
             moto,
-            return_url,
+            return_url: p.return_url,
             latest_charge: None,
             last_payment_error: None,
             refunded: 0,
@@ -311,7 +265,7 @@ impl Ledger {
                 let mut error = card_error_object(code, decline_code, None, Some(&charge));
                 error["payment_method"] = self
                     .methods
-                    .get(pm_id)
+                    .get(&pm_id)
                     .map_or(Value::Null, PaymentMethod::json);
                 intent.status = "requires_payment_method";
                 intent.latest_charge = Some(charge);
@@ -413,6 +367,73 @@ impl Ledger {
             intent.last_payment_error = Some(error);
         }
         Some(intent.return_url.clone())
+    }
+}
+
+/// The parameters of a PaymentIntent, checked as Stripe checks them.
+struct IntentParams {
+    amount: i64,
+    currency: String,
+    payment_method: String,
+    confirm: bool,
+    moto: bool,
+    return_url: Option<url::Url>,
+}
+
+impl IntentParams {
+    fn read(params: &Params) -> Result<Self, Answer> {
+        let bad = |code, param, message| {
+            Answer::invalid(StatusCode::BAD_REQUEST, code, Some(param), message)
+        };
+        let amount =
+            match get(params, "amount").map(str::parse::<i64>) {
+                None => return Err(missing("amount")),
+                Some(Ok(a)) if (1..=99_999_999).contains(&a) => a,
+                Some(_) => return Err(bad(
+                    Some("parameter_invalid_integer"),
+                    "amount",
+                    "Invalid integer: amount must be a positive whole number of at most 99999999.",
+                )),
+            };
+        let currency = match get(params, "currency") {
+            Some(c) if c.len() == 3 && c.bytes().all(|b| b.is_ascii_lowercase()) => c.to_owned(),
+            Some(_) => {
+                return Err(bad(
+                    None,
+                    "currency",
+                    "Invalid currency: must be a three-letter ISO code in lowercase.",
+                ))
+            }
+            None => return Err(missing("currency")),
+        };
+        let payment_method = get(params, "payment_method")
+            .ok_or_else(|| missing("payment_method"))?
+            .to_owned();
+        let confirm = get(params, "confirm") == Some("true");
+        let return_url = match get(params, "return_url").map(url::Url::parse) {
+            None => None,
+            Some(Ok(u)) => Some(u),
+            Some(Err(_)) => return Err(bad(Some("url_invalid"), "return_url", "Not a valid URL")),
+        };
+        let card_only = params
+            .iter()
+            .any(|(k, v)| k.starts_with("payment_method_types[") && v == "card");
+        if confirm && return_url.is_none() && !card_only {
+            return Err(Answer::invalid(
+                StatusCode::BAD_REQUEST,
+                None,
+                None,
+                "This PaymentIntent is configured to accept payment methods enabled in your Dashboard. Because some of these payment methods might redirect your customer off of your page, you must provide a `return_url`. If you don't want to accept redirect-based payment methods, set `payment_method_types` to card.",
+            ));
+        }
+        Ok(Self {
+            amount,
+            currency,
+            payment_method,
+            confirm,
+            moto: get(params, "payment_method_options[card][moto]") == Some("true"),
+            return_url,
+        })
     }
 }
 

@@ -10,7 +10,7 @@
 
 use super::form::{push_json_string, WipedBuffer};
 use super::settings::{checked_base, endpoint, http_client};
-use super::stripe::{safe_code, unreachable};
+use super::stripe::{no_answer, safe_code};
 use super::{
     AdyenSettings, ChargeOutcome, ChargeRequest, DeclineReason, Gateway, GatewayError,
     GatewaySettingsError, RefundOutcome, RefundRequest,
@@ -100,12 +100,9 @@ impl AdyenGateway {
             .body(body.into_body())
             .send()
             .await
-            .map_err(|e| unreachable("adyen", &e))?;
+            .map_err(|e| no_answer("adyen", &e))?;
         let status = response.status().as_u16();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| unreachable("adyen", &e))?;
+        let body = response.bytes().await.map_err(|e| no_answer("adyen", &e))?;
         if (200..300).contains(&status) {
             return Ok(body);
         }

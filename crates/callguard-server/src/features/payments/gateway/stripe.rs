@@ -143,12 +143,12 @@ impl StripeGateway {
             .header("Stripe-Version", STRIPE_VERSION)
             .send()
             .await
-            .map_err(|e| unreachable("stripe", &e))?;
+            .map_err(|e| no_answer("stripe", &e))?;
         let status = response.status();
         let body = response
             .bytes()
             .await
-            .map_err(|e| unreachable("stripe", &e))?;
+            .map_err(|e| no_answer("stripe", &e))?;
         if status.is_success() {
             return Ok(body);
         }
@@ -187,8 +187,10 @@ impl StripeGateway {
             .field(&["payment_method"], payment_method)
             .field(&["payment_method_types", "0"], "card")
             .field(&["confirm"], "true")
-            .field(&["description"], request.description)
             .field(&["metadata", "payment_id"], request.reference);
+        if !request.description.is_empty() {
+            form.field(&["description"], request.description);
+        }
         if request.moto {
             form.field(&["payment_method_options", "card", "moto"], "true");
         } else if let Some(url) = request.return_url {
@@ -314,7 +316,7 @@ fn read<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, GatewayError> 
     serde_json::from_slice(body).map_err(|_| GatewayError::Protocol)
 }
 
-pub(super) fn unreachable(gateway: &'static str, e: &reqwest::Error) -> GatewayError {
+pub(super) fn no_answer(gateway: &'static str, e: &reqwest::Error) -> GatewayError {
     // The error's text carries the URL: log its kind only.
     let kind = if e.is_timeout() {
         "timeout"
