@@ -66,6 +66,10 @@ const PAGE_POSTS: &[(&str, Counterpart)] = &[
     ("/desk/customers", Ok(("POST", "/api/v1/customers"))),
     ("/desk/interactions", Ok(("POST", "/api/v1/interactions"))),
     (
+        "/desk/interactions/{id}/payments",
+        Ok(("POST", "/api/v1/payments")),
+    ),
+    (
         "/desk/interactions/{id}/verify",
         Ok(("POST", "/api/v1/interactions/{id}/verify")),
     ),

@@ -114,6 +114,7 @@ const MATRIX: &[(&str, &str, Rule)] = &[
     ("POST", "/api/v1/alerts/{id}/resolve", Roles(WATCHERS)),
     ("POST", "/api/v1/payments", Roles(AGENT)),
     ("GET", "/api/v1/payments", Roles(PAYMENT_READERS)),
+    ("GET", "/api/v1/payments/stream", Roles(PAYMENT_READERS)),
     ("GET", "/api/v1/payments/{id}", Roles(PAYMENT_READERS)),
     ("POST", "/api/v1/payments/{id}/cancel", Roles(AGENT)),
     ("POST", "/api/v1/payments/{id}/refunds", Roles(SUPERVISOR)),
@@ -162,6 +163,11 @@ const PAGE_POSTS: &[(&str, &str, &str)] = &[
     ),
     ("/desk/customers", "POST", "/api/v1/customers"),
     ("/desk/interactions", "POST", "/api/v1/interactions"),
+    (
+        "/desk/interactions/{id}/payments",
+        "POST",
+        "/api/v1/payments",
+    ),
     (
         "/desk/interactions/{id}/verify",
         "POST",

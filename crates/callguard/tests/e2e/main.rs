@@ -42,6 +42,7 @@ mod harness;
 mod keys;
 mod operations;
 mod payments;
+mod payments_desk;
 mod payments_gateway;
 mod payments_scan;
 mod payments_tamper;

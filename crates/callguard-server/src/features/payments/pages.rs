@@ -309,6 +309,11 @@ fn label(field: &str) -> &'static str {
 async fn asset(Path(file): Path<String>) -> Response {
     let (body, kind) = match file.as_str() {
         "pay.css" => (PAY_CSS, "text/css; charset=utf-8"),
+        // The agent's call screen (not the payment page): live payment status.
+        "desk.js" => (
+            include_str!("../../../static/payments/desk.js"),
+            "text/javascript; charset=utf-8",
+        ),
         _ => match SCRIPT_INVENTORY
             .iter()
             .find(|s| s.src.ends_with(&format!("/{file}")))
@@ -320,10 +325,84 @@ async fn asset(Path(file): Path<String>) -> Response {
     ([(header::CONTENT_TYPE, kind)], body).into_response()
 }
 
+#[derive(Deserialize)]
+struct AskForm {
+    csrf: String,
+    amount: String,
+    currency: String,
+    description: String,
+    how: String,
+}
+csrf_forms!(AskForm);
+
+/// `12.50` in a currency with `exponent` decimals as minor units; `None` when it is not such an
+/// amount.
+fn minor_units(amount: &str, exponent: u8) -> Option<i64> {
+    let a = amount.trim().replace(',', ".");
+    let (whole, frac) = a.split_once('.').unwrap_or((&a, ""));
+    if whole.is_empty()
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+        || frac.len() > usize::from(exponent)
+        || whole.len() > 12
+    {
+        return None;
+    }
+    let scale = 10_i64.pow(u32::from(exponent));
+    let frac_value: i64 = format!("{frac:0<width$}", width = usize::from(exponent))
+        .parse()
+        .unwrap_or(0);
+    whole
+        .parse::<i64>()
+        .ok()?
+        .checked_mul(scale)?
+        .checked_add(frac_value)
+}
+
+/// The agent asks for a payment from the call screen; the screen shows it live.
+async fn ask(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    p: crate::principal::Principal,
+    Path(id): Path<String>,
+    Checked(f): Checked<AskForm>,
+) -> Response {
+    use super::model::{Method, NewPayment};
+    let exponent = callguard_core::payments::Currency::from_code(f.currency.trim())
+        .map(|c| c.exponent())
+        .unwrap_or(2);
+    let (method, send_to) = match f.how.as_str() {
+        "email" => (Method::Link, Some(crate::notify::Channel::Email)),
+        "keypad" => (Method::Keypad, None),
+        _ => (Method::Link, Some(crate::notify::Channel::Sms)),
+    };
+    let request = NewPayment {
+        interaction_id: id.clone(),
+        amount_minor: minor_units(&f.amount, exponent).unwrap_or(0),
+        currency: f.currency.trim().to_owned(),
+        method,
+        description: Some(f.description),
+        send_to,
+    };
+    // Back to the call screen, whose payment panel shows the new payment live; a refusal is a
+    // page that says why, with a way back.
+    match s.payments.start(&p, request).await {
+        Ok(_) => axum::response::Redirect::to(&format!("/desk/interactions/{id}#payments"))
+            .into_response(),
+        Err(e) => crate::web::error_page(&headers, &e, crate::web::who(&p)),
+    }
+}
+
 /// This feature's pages, each with its access rule.
 pub fn routes() -> Vec<PageRoute> {
-    use Access::Public;
+    use callguard_core::Permission::PaymentsStart;
+    use Access::{Public, Signed};
     vec![
+        (
+            "/desk/interactions/{id}/payments",
+            Signed(PaymentsStart),
+            axum::routing::post(ask),
+        ),
         ("/pay/{token}", Public, get(pay_page).post(pay)),
         ("/pay/assets/{file}", Public, get(asset)),
     ]
@@ -345,6 +424,28 @@ mod tests {
         }
         assert!(!html.contains("<script>"), "no inline script");
         assert!(!PAY_CSP.contains("unsafe"));
+    }
+
+    #[test]
+    fn amounts_typed_by_agents_become_minor_units_of_their_currency() {
+        assert_eq!(minor_units("12.50", 2), Some(1250));
+        assert_eq!(minor_units("12,5", 2), Some(1250));
+        assert_eq!(minor_units("7", 2), Some(700));
+        assert_eq!(minor_units("1500", 0), Some(1500));
+        assert_eq!(minor_units("1.250", 3), Some(1250));
+        for bad in [
+            "",
+            "1.234",
+            "-3",
+            "1e3",
+            "abc",
+            ".5",
+            "1.5",
+            "9999999999999",
+        ] {
+            let exp = if bad == "1.5" { 0 } else { 2 };
+            assert_eq!(minor_units(bad, exp), None, "{bad}");
+        }
     }
 
     #[test]
