@@ -95,6 +95,19 @@ async fn the_call_screen_asks_for_a_payment_and_sees_it_authorised_live(backend:
     );
     assert!(!seen.contains("5555555555554444"));
 
+    // The payments page: the agent's own and a supervisor's view list it with brand and last
+    // four only; compliance and admins have no payments page.
+    let supervisor = server.new_account("sue-supervisor", "supervisor").await;
+    for who in [&agent, &supervisor] {
+        let list = api.get("/payments", Some(&who.token)).await.expect(200);
+        assert!(list.text.contains("mastercard •••• 4444"), "{}", list.text);
+        assert!(list.text.contains("19.99 EUR") && !list.text.contains("5555555555554444"));
+    }
+    let compliance = server.new_account("cas-compliance", "compliance").await;
+    api.get("/payments", Some(&compliance.token))
+        .await
+        .expect(403);
+
     // Another agent cannot watch this call's payments.
     let other = server.new_account("oli-agent", "agent").await;
     api.get(

@@ -393,11 +393,101 @@ async fn ask(
     }
 }
 
+struct ListRow {
+    created_at: String,
+    amount: String,
+    description: String,
+    method: &'static str,
+    status: &'static str,
+    card: String,
+    refunded: String,
+}
+
+#[derive(Template)]
+#[template(path = "payments/list.html")]
+struct ListPage {
+    csrf: String,
+    who: Option<crate::web::Who>,
+    error: String,
+    notice: String,
+    heading: &'static str,
+    rows: Vec<ListRow>,
+}
+
+fn list_page(
+    headers: &HeaderMap,
+    p: &crate::principal::Principal,
+    heading: &'static str,
+    list: Result<super::model::PaymentList, Error>,
+) -> Response {
+    let list = match list {
+        Ok(l) => l,
+        Err(e) => return crate::web::error_page(headers, &e, crate::web::who(p)),
+    };
+    let c = csrf_of(headers);
+    let rows = list
+        .payments
+        .into_iter()
+        .map(|v| ListRow {
+            created_at: v.created_at.clone(),
+            card: match (&v.brand, &v.last4) {
+                (Some(b), Some(l)) => format!("{b} •••• {l}"),
+                _ => String::new(),
+            },
+            refunded: if v.refunded_minor > 0 {
+                format!("{} minor units", v.refunded_minor)
+            } else {
+                String::new()
+            },
+            amount: v.amount,
+            description: v.description,
+            method: v.method.as_str(),
+            status: v.status.as_str(),
+        })
+        .collect();
+    crate::web::render(
+        StatusCode::OK,
+        ListPage {
+            csrf: c.token,
+            who: crate::web::who(p),
+            error: String::new(),
+            notice: String::new(),
+            heading,
+            rows,
+        },
+        &c.new_cookie.into_iter().collect::<Vec<_>>(),
+    )
+}
+
+/// Payments for staff: an agent's own, everyone's for a supervisor.
+async fn staff_list(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    p: crate::principal::Principal,
+) -> Response {
+    list_page(&headers, &p, "Payments", s.payments.recent(&p).await)
+}
+
+/// The customer's own payments in the portal.
+async fn portal_list(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    p: crate::principal::Principal,
+) -> Response {
+    let list = match crate::principal::customer_of(&p) {
+        Ok(c) => s.payments.of_customer(&c).await,
+        Err(e) => Err(e),
+    };
+    list_page(&headers, &p, "My payments", list)
+}
+
 /// This feature's pages, each with its access rule.
 pub fn routes() -> Vec<PageRoute> {
-    use callguard_core::Permission::PaymentsStart;
+    use callguard_core::Permission::{PaymentsRead, PaymentsStart, Portal};
     use Access::{Public, Signed};
     vec![
+        ("/payments", Signed(PaymentsRead), get(staff_list)),
+        ("/portal/payments", Signed(Portal), get(portal_list)),
         (
             "/desk/interactions/{id}/payments",
             Signed(PaymentsStart),
