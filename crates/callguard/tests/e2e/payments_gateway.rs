@@ -15,6 +15,7 @@ both_backends!(
     each_decline_card_is_declined_with_its_reason_and_uses_its_link_up,
     a_gateway_that_answers_too_late_is_asked_again_with_the_same_key_and_charges_once,
     a_burst_of_submits_of_one_link_charges_exactly_once,
+    a_burst_of_refunds_never_returns_more_than_was_paid,
 );
 
 /// A server charging through `peer`, with `extra` settings; SMS and e-mail delivery too.
@@ -264,4 +265,47 @@ async fn a_burst_of_submits_of_one_link_charges_exactly_once(backend: Backend) {
     );
     assert_eq!(peer.charges(), 1);
     assert_eq!(payment(&api, &agent, &id).await["status"], "authorised");
+}
+
+async fn a_burst_of_refunds_never_returns_more_than_was_paid(backend: Backend) {
+    let peer = StripePeer::start().await;
+    let (server, sms) = start_with_peer(backend, &peer, &[]).await;
+    let api = server.api();
+    let agent = server.new_account("rua-agent", "agent").await;
+    let supervisor = server.new_account("rex-supervisor", "supervisor").await;
+    let call = verified_call(&api, &agent, &sms, 2).await;
+    let (id, token) = new_link(&api, &agent, &call).await;
+    pay(&api, &token, "4242424242424242", "123")
+        .await
+        .expect(200);
+    let reference = payment(&api, &agent, &id).await["gateway_reference"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Eight refunds of 500 at once against 1250 paid: at most two can fit.
+    let path = format!("/api/v1/payments/{id}/refunds");
+    let burst = (0..8).map(|_| {
+        let (api, path, token) = (api.clone(), path.clone(), supervisor.token.clone());
+        tokio::spawn(async move {
+            api.post(&path, Some(&token), json!({"amount_minor": 500}))
+                .await
+                .status
+                .as_u16()
+        })
+    });
+    let mut statuses = Vec::new();
+    for b in burst {
+        statuses.push(b.await.unwrap());
+    }
+    let made = statuses.iter().filter(|s| **s == 201).count();
+    assert!((1..=2).contains(&made), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| matches!(s, 201 | 409 | 422)),
+        "{statuses:?}"
+    );
+    let refunded = payment(&api, &agent, &id).await["refunded_minor"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(refunded, 500 * made as i64);
+    assert_eq!(peer.refunded(&reference), Some(refunded));
 }
