@@ -52,9 +52,27 @@ pub fn sri(body: &str) -> String {
     )
 }
 
+#[derive(Clone)]
 pub struct ScriptTag {
     pub src: &'static str,
     pub integrity: String,
+}
+
+/// The page's script tags and the stylesheet's integrity, hashed once per process.
+fn integrity() -> &'static (Vec<ScriptTag>, String) {
+    static HASHED: std::sync::OnceLock<(Vec<ScriptTag>, String)> = std::sync::OnceLock::new();
+    HASHED.get_or_init(|| {
+        (
+            SCRIPT_INVENTORY
+                .iter()
+                .map(|s| ScriptTag {
+                    src: s.src,
+                    integrity: sri(s.body),
+                })
+                .collect(),
+            sri(PAY_CSS),
+        )
+    })
 }
 
 #[derive(Template)]
@@ -89,14 +107,8 @@ impl PayPage {
             headline: String::new(),
             headline_class: "notice",
             error: String::new(),
-            scripts: SCRIPT_INVENTORY
-                .iter()
-                .map(|s| ScriptTag {
-                    src: s.src,
-                    integrity: sri(s.body),
-                })
-                .collect(),
-            css_sri: sri(PAY_CSS),
+            scripts: integrity().0.clone(),
+            css_sri: integrity().1.clone(),
         }
     }
 
