@@ -47,7 +47,10 @@ pub fn card_like_runs(bytes: &[u8]) -> Vec<String> {
             i += 1;
         }
         // A run inside a word (a hex hash, a base64 value) is part of that value, not a number.
-        let alone = (start == 0 || !bytes[start - 1].is_ascii_alphanumeric())
+        // Nor is the fraction of a decimal number (`ms=3.5879389…` in a request log).
+        let fraction = start >= 2 && bytes[start - 1] == b'.' && bytes[start - 2].is_ascii_digit();
+        let alone = !fraction
+            && (start == 0 || !bytes[start - 1].is_ascii_alphanumeric())
             && bytes.get(i).is_none_or(|b| !b.is_ascii_alphanumeric());
         if alone
             && (13..=19).contains(&digits.len())
@@ -173,6 +176,7 @@ fn the_scan_finds_card_numbers_however_they_are_grouped() {
         "2026-12-05 22:00",
         "9cd6-977e7e0d01ab,1494791ebfdebe594b",
         "ab4242424242424242cd",
+        "status=200 ms=3.5879389451234567",
     ] {
         assert!(card_like_runs(text.as_bytes()).is_empty(), "{text}");
     }
