@@ -17,9 +17,9 @@ function sleep(ms) {
 }
 
 export class Server {
-  static async start() {
+  static async start(extraEnv = {}) {
     const dir = mkdtempSync(join(tmpdir(), "callguard-browser-"));
-    const env = { ...process.env, CALLGUARD_DATA_DIR: dir, CALLGUARD_LISTEN: "127.0.0.1:0", CALLGUARD_LOG_LEVEL: "info" };
+    const env = { ...process.env, CALLGUARD_DATA_DIR: dir, CALLGUARD_LISTEN: "127.0.0.1:0", CALLGUARD_LOG_LEVEL: "info", ...extraEnv };
     delete env.CALLGUARD_DATABASE_URL;
     const child = spawn(BIN, ["serve"], { env, stdio: ["ignore", "pipe", "pipe"] });
     let log = "";

@@ -260,6 +260,22 @@ impl Engine {
                 format!("sign-in requests from {source} were throttled again and again"),
             );
         }
+        // The payment page's tamper check saw its headers, content or scripts change (PCI DSS
+        // 11.6.1): someone must look before the next payer types a card into it.
+        if e.action == "payments.page_changed" {
+            let changed: Vec<&str> = e
+                .details
+                .get("changed")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            raise(
+                "payment_page_changed",
+                Severity::High,
+                "page:/pay".to_owned(),
+                format!("the payment page changed: {}", changed.join("; ")),
+            );
+        }
         if !e.failed && e.action == "user.role_change" {
             let from = e.details.get("from").and_then(Value::as_str).unwrap_or("?");
             let to = e.details.get("to").and_then(Value::as_str).unwrap_or("?");

@@ -86,6 +86,12 @@ impl Role {
             ComplianceEvidence => self == Role::Compliance,
             // The portal: a customer's own data, codes, consents and requests.
             Portal => self == Role::Customer,
+            // Only the agent on the call asks for money; admins, compliance and supervisors
+            // never start a payment (separation of duties).
+            PaymentsStart => self == Role::Agent,
+            PaymentsRead => matches!(self, Role::Agent | Role::Supervisor),
+            // Money goes back only on a supervisor's decision.
+            PaymentsRefund => self == Role::Supervisor,
         }
     }
 }
@@ -161,6 +167,12 @@ pub enum Permission {
     /// Compliance evidence: read the live control report and its trend, record manual controls
     /// (access reviews, restore tests) and breaches.
     ComplianceEvidence,
+    /// Start and cancel a payment request in one's own verified interaction.
+    PaymentsStart,
+    /// See payment requests (an agent their own, a supervisor everyone's), never a card.
+    PaymentsRead,
+    /// Refund an authorised payment, fully or in part.
+    PaymentsRefund,
 }
 
 #[cfg(test)]
@@ -177,6 +189,21 @@ mod tests {
             let watches = matches!(role, Role::Supervisor | Role::Compliance);
             assert_eq!(role.allows(Permission::AlertsRead), watches);
             assert_eq!(role.allows(Permission::AlertsManage), watches);
+        }
+    }
+
+    #[test]
+    fn only_agents_start_payments_and_only_supervisors_refund_them() {
+        for role in Role::ALL {
+            assert_eq!(role.allows(Permission::PaymentsStart), role == Role::Agent);
+            assert_eq!(
+                role.allows(Permission::PaymentsRefund),
+                role == Role::Supervisor
+            );
+            assert_eq!(
+                role.allows(Permission::PaymentsRead),
+                matches!(role, Role::Agent | Role::Supervisor)
+            );
         }
     }
 

@@ -5,6 +5,7 @@ use crate::features::account::service::Account;
 use crate::features::dnc::service::DncChecks;
 use crate::features::gdpr::service::Gdpr;
 use crate::features::ops::service::Readiness;
+use crate::features::payments::service::Payments;
 use crate::features::staff::service::Accounts;
 use crate::features::{alerts, keys};
 use crate::http::tls;
@@ -67,7 +68,7 @@ pub async fn serve_with(
         }
     };
     let metrics = Arc::new(metrics::Metrics::default());
-    let state = build_state(&settings, &runtime, metrics, webauthn)?;
+    let state = build_state(&settings, &runtime, metrics, webauthn, &public_url)?;
     let mut tasks = background_tasks(&settings, &runtime, &state);
     for start in front_ends {
         start(&state, &mut tasks);
@@ -134,6 +135,7 @@ fn build_state(
     runtime: &Runtime,
     metrics: Arc<metrics::Metrics>,
     webauthn: Option<Arc<webauthn_rs::Webauthn>>,
+    public_url: &url::Url,
 ) -> Result<AppState, StartError> {
     let identity = Arc::new(runtime.identity(metrics.clone(), webauthn));
     let alerts = Arc::new(alerts::service::Alerts::new(
@@ -148,7 +150,18 @@ fn build_state(
         Accounts::new(runtime.store.clone(), identity.clone())
             .with_settings(settings.staff.clone()),
     );
+    let mut payment_settings = settings.payments.clone();
+    payment_settings.public_base = public_url.as_str().trim_end_matches('/').to_owned();
+    let gateway = crate::features::payments::gateway::build(settings.payment_gateway.as_ref())
+        .map_err(|e| StartError::Payments(e.to_string()))?;
+    let payments = Arc::new(Payments::new(
+        runtime.store.clone(),
+        interactions.clone(),
+        gateway,
+        payment_settings,
+    ));
     Ok(AppState {
+        payments,
         gdpr: Arc::new(Gdpr::new(vault.clone(), accounts.clone())),
         compliance: Arc::new(runtime.compliance(settings)),
         account: Arc::new(Account::new(identity.clone())),
@@ -230,6 +243,30 @@ fn background_tasks(settings: &Settings, runtime: &Runtime, state: &AppState) ->
     });
     // Retention and the daily compliance run (the report's trend), once a day from start.
     tasks.spawn(state.compliance.clone().run_daily());
+    // Payments past their time expire even when nobody looks at them.
+    let payments = state.payments.clone();
+    every(&mut tasks, Duration::from_secs(5), move || {
+        let payments = payments.clone();
+        async move {
+            if let Err(e) = payments.sweep_expired().await {
+                tracing::warn!(error = %e, "expiring overdue payments failed");
+            }
+        }
+    });
+    // The payment page's tamper check (PCI DSS 11.6.1), against this server itself: first one
+    // period after start (the listener is up by then), then every period.
+    let period = settings.payments.page_check_seconds;
+    if period > 0 {
+        let (settings, store) = (settings.clone(), runtime.store.clone());
+        tasks.spawn(async move {
+            let period = Duration::from_secs(period);
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            loop {
+                tick.tick().await;
+                check_payment_page(&settings, &store).await;
+            }
+        });
+    }
     // Housekeeping: expired sessions and challenges, dormant accounts.
     let identity = state.identity.clone();
     every(&mut tasks, Duration::from_secs(60), move || {
@@ -250,6 +287,19 @@ fn background_tasks(settings: &Settings, runtime: &Runtime, state: &AppState) ->
         }
     });
     tasks
+}
+
+/// One scheduled run of the payment page's tamper check; a change is audited (and alerted).
+async fn check_payment_page(settings: &Settings, store: &Arc<dyn callguard_store::Store>) {
+    use crate::features::payments::{service::system, tamper};
+    let outcome = match tamper::for_settings(settings, None) {
+        Ok(check) => check.check(store, &system(), false).await,
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(v) => tracing::info!(verdict = ?v, "payment page checked"),
+        Err(e) => tracing::warn!(error = %e, "the payment page could not be checked"),
+    }
 }
 
 /// `data_dir/run/address` holds the bound address, so scripts and tests can find a server

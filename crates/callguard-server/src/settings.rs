@@ -41,6 +41,8 @@ pub struct Settings {
     /// On SIGTERM, how long `/readyz` answers 503 while requests are still served, before the
     /// listener closes (so a balancer's health check notices first).
     pub drain: std::time::Duration,
+    /// Payment requests and pay-by-link (`payments.*`).
+    pub payments: crate::features::payments::service::PaymentSettings,
     /// The card payment gateway; `None` turns payments off.
     pub payment_gateway: Option<crate::features::payments::gateway::GatewaySettings>,
     /// Retention periods, files scanned for card numbers, key age limit.
@@ -109,4 +111,6 @@ pub enum StartError {
     Vault(String),
     #[error("one-time codes: {0}")]
     Notify(String),
+    #[error("payments: {0}")]
+    Payments(String),
 }

@@ -42,6 +42,8 @@ pub struct AppState {
     pub gdpr: Arc<Gdpr>,
     /// Compliance evidence: the report, manual controls, breaches.
     pub compliance: Arc<crate::features::compliance::service::Compliance>,
+    /// Payment requests, pay-by-link, refunds.
+    pub payments: Arc<crate::features::payments::service::Payments>,
     /// The OpenAPI document, built once from the route table.
     pub openapi: Arc<serde_json::Value>,
 }

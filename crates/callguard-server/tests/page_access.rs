@@ -101,8 +101,16 @@ const PAGE_POSTS: &[(&str, Counterpart)] = &[
         "/desk/search",
         Err("the desk is the agent's; the API's search also serves supervisors and compliance"),
     ),
+    (
+        "/pay/{token}",
+        Err("the payer's hosted page: the link's token is its authority, no one signs in"),
+    ),
     ("/desk/customers", Ok(("POST", "/api/v1/customers"))),
     ("/desk/interactions", Ok(("POST", "/api/v1/interactions"))),
+    (
+        "/desk/interactions/{id}/payments",
+        Ok(("POST", "/api/v1/payments")),
+    ),
     (
         "/desk/interactions/{id}/verify",
         Ok(("POST", "/api/v1/interactions/{id}/verify")),

@@ -8,6 +8,7 @@ pub mod compliance;
 pub mod dnc_lists;
 mod guarded;
 mod log;
+pub mod payments;
 mod postgres;
 pub mod recordings;
 mod sql;
@@ -19,6 +20,7 @@ pub use compliance::{
     PanScan, ReportRun, RetentionCounts, RetentionCutoffs,
 };
 pub use dnc_lists::{ConsentRecord, DncListStore, InternalDncEntry};
+pub use payments::{PaymentRow, PaymentStore, PaymentWrite, RefundRow};
 pub use postgres::PostgresStore;
 pub use recordings::{RecordingRow, RecordingStore, SipCredentialRow, SipCredentialStore};
 pub use sqlite::SqliteStore;
@@ -610,6 +612,7 @@ pub trait Store:
     + RecordingStore
     + SipCredentialStore
     + ComplianceStore
+    + PaymentStore
     + Health
 {
 }
@@ -627,6 +630,7 @@ impl<T> Store for T where
         + RecordingStore
         + SipCredentialStore
         + ComplianceStore
+        + PaymentStore
         + Health
 {
 }

@@ -60,6 +60,11 @@ pub const KEYS: &[Key] = &[
     Key { name: "verification.level.duplicate_invoice", secret: false, about: "verification level a duplicate invoice needs (default 2)" },
     Key { name: "verification.level.add_note", secret: false, about: "verification level adding a note needs (default 1)" },
     Key { name: "desk.dispositions", secret: false, about: "wrap-up codes agents choose from when a call ends, comma-separated, each 1 to 40 of a-z, 0-9, _ (default resolved, callback_needed, escalated, transferred, wrong_number, no_action)" },
+    Key { name: "payments.link_ttl_seconds", secret: false, about: "how long a payment link stays payable, 5 to 604800 seconds (default 900)" },
+    Key { name: "payments.merchant_name", secret: false, about: "who payment links and the hosted page say asks for the money (default Callguard)" },
+    Key { name: "payments.page_check_seconds", secret: false, about: "how often the server checks the payment page against its signed baseline, 0 for never (default 3600)" },
+    Key { name: "payments.postal_code", secret: false, about: "whether the hosted page and keypad ask for the card's postal code (default false)" },
+    Key { name: "verification.level.payment", secret: false, about: "verification level a payment request needs (default 2)" },
     Key { name: "otp.sender_name", secret: false, about: "who one-time code messages say they come from (default Callguard)" },
     Key { name: "otp.smtp_host", secret: false, about: "SMTP server that e-mails one-time codes (unset: no e-mail codes)" },
     Key { name: "otp.smtp_port", secret: false, about: "its port (default 587)" },
@@ -353,6 +358,7 @@ impl Raw {
             metrics: self.metrics_access()?,
             trusted_proxies: self.networks("http.trusted_proxies")?,
             drain: self.drain()?,
+            payments: self.payment_settings()?,
             payment_gateway: self.payment_gateway()?,
             compliance,
         })
@@ -394,6 +400,52 @@ impl Raw {
                 })
             })
             .collect()
+    }
+
+    fn payment_settings(
+        &self,
+    ) -> Result<callguard_server::features::payments::service::PaymentSettings, ConfigError> {
+        let mut p = callguard_server::features::payments::service::PaymentSettings::default();
+        if let Some(n) = self.number::<i64>("payments.link_ttl_seconds", "a number of seconds")? {
+            if !(5..=7 * 24 * 3600).contains(&n) {
+                return Err(ConfigError(format!(
+                    "{} must be between 5 and 604800 seconds",
+                    self.describe("payments.link_ttl_seconds")
+                )));
+            }
+            p.link_ttl_seconds = n;
+        }
+        if let Some(name) = self.text("payments.merchant_name") {
+            if name.is_empty() || name.chars().count() > 60 || name.chars().any(char::is_control) {
+                return Err(ConfigError(format!(
+                    "{} must be 1 to 60 characters without control characters",
+                    self.describe("payments.merchant_name")
+                )));
+            }
+            p.merchant_name = name;
+        }
+        if let Some(n) = self.number::<u64>("payments.page_check_seconds", "a number of seconds")? {
+            if n != 0 && n < 10 {
+                return Err(ConfigError(format!(
+                    "{} must be 0 (off) or at least 10 seconds",
+                    self.describe("payments.page_check_seconds")
+                )));
+            }
+            p.page_check_seconds = n;
+        }
+        if let Some(v) = self.text("payments.postal_code") {
+            p.postal_code = match v.as_str() {
+                "true" => true,
+                "false" => false,
+                _ => {
+                    return Err(ConfigError(format!(
+                        "{} must be true or false",
+                        self.describe("payments.postal_code")
+                    )))
+                }
+            };
+        }
+        Ok(p)
     }
 
     /// The payment gateway, checked by building its client once.
@@ -695,6 +747,15 @@ impl Raw {
         }
         if let Some(list) = self.text("desk.dispositions") {
             c.policy.dispositions = self.dispositions(&list)?;
+        }
+        if let Some(level) = self.number::<i64>("verification.level.payment", "1 or 2")? {
+            if !(1..=2).contains(&level) {
+                return Err(ConfigError(format!(
+                    "{} must be 1 or 2: no payment goes without identifying the caller",
+                    self.describe("verification.level.payment")
+                )));
+            }
+            c.policy.payment = level;
         }
         if let Some(name) = self.text("otp.sender_name") {
             c.notify.sender_name = name;

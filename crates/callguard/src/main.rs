@@ -64,6 +64,11 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Card payments: the hosted payment page's tamper check.
+    Payments {
+        #[command(subcommand)]
+        command: PaymentsCommand,
+    },
     /// The national Do-Not-Call registry and call-list scrubbing.
     Dnc {
         #[command(subcommand)]
@@ -138,6 +143,22 @@ enum RecordingCommand {
     Check {
         /// The call's interaction id.
         interaction: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum PaymentsCommand {
+    /// Fetch the payment page (`/pay/preview`: headers, content, every script and stylesheet)
+    /// from the running server and compare it with the baseline signed with the audit key
+    /// (PCI DSS 11.6.1). The first run records the baseline. A change is written to the audit
+    /// log, which raises an alert, and the command exits 1 naming what changed.
+    PageCheck {
+        /// The server's https:// address (default: public_url, else this machine's server).
+        #[arg(long)]
+        url: Option<url::Url>,
+        /// Record the page as it is now as the new baseline (after a reviewed change).
+        #[arg(long)]
+        accept: bool,
     },
 }
 
@@ -458,6 +479,9 @@ fn main() -> ExitCode {
                 }
                 ComplianceCommand::Retention => compliance_cli::retention(&settings).await,
             },
+            Command::Payments {
+                command: PaymentsCommand::PageCheck { url, accept },
+            } => page_check(&settings, url, accept).await,
             Command::Dnc { command } => {
                 let rt = callguard_server::Runtime::open(&settings).await?;
                 match command {
@@ -581,6 +605,29 @@ async fn user_command(
                 .await
                 .map_err(api)?;
             eprintln!("{username} is confirmed and may approve erasures");
+        }
+    }
+    Ok(())
+}
+
+async fn page_check(
+    settings: &callguard_server::Settings,
+    url: Option<url::Url>,
+    accept: bool,
+) -> Result<(), AnyError> {
+    use callguard_server::features::payments::tamper::{for_settings, Verdict};
+    let rt = callguard_server::Runtime::open(settings).await?;
+    let check = for_settings(settings, url)?;
+    let actor = callguard_server::principal::Actor::cli();
+    match check.check(&rt.store, &actor, accept).await? {
+        Verdict::Recorded => println!("payment page: baseline recorded and signed"),
+        Verdict::Unchanged => println!("payment page: unchanged since the signed baseline"),
+        Verdict::Changed(what) => {
+            return Err(format!(
+                "payment page CHANGED (an alert is raised): {}",
+                what.join("; ")
+            )
+            .into())
         }
     }
     Ok(())

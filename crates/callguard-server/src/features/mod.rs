@@ -41,6 +41,7 @@ pub fn api_routes() -> Vec<ApiRoute> {
         portal::api::routes(),
         gdpr::api::routes(),
         compliance::api::routes(),
+        payments::api::routes(),
     ]
     .into_iter()
     .flatten()
@@ -61,6 +62,7 @@ pub fn page_routes() -> Vec<PageRoute> {
         portal::pages::routes(),
         gdpr::pages::routes(),
         compliance::pages::routes(),
+        payments::pages::routes(),
         crate::web::assets::routes(),
     ]
     .into_iter()

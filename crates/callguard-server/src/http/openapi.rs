@@ -143,7 +143,7 @@ fn responses(
         None if r.path == "/metrics" => {
             out.insert("200".into(), json!({"description": "Prometheus text", "content": {"text/plain": {"schema": {"type": "string"}}}}));
         }
-        None if r.path == "/api/v1/alerts/stream" => {
+        None if r.path.ends_with("/stream") => {
             out.insert("200".into(), json!({"description": "Server-sent events", "content": {"text/event-stream": {"schema": {"type": "string"}}}}));
         }
         None if r.path.starts_with("/api/v1/audit/") => {

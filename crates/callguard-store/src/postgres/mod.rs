@@ -23,6 +23,7 @@ mod dnc_lists;
 mod identity;
 mod limits;
 mod recordings;
+mod payments;
 mod sessions;
 mod vault;
 
@@ -35,6 +36,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../../migrations/postgres/0006_sign_in_streaks.sql")),
     (7, include_str!("../../migrations/postgres/0007_staff_duties.sql")),
     (8, include_str!("../../migrations/postgres/0008_unique_national_id.sql")),
+    (9, include_str!("../../migrations/postgres/0009_payments.sql")),
     (10, include_str!("../../migrations/postgres/0010_compliance.sql")),
     (11, include_str!("../../migrations/postgres/0011_recordings.sql")),
     (12, include_str!("../../migrations/postgres/0012_interaction_wrap_up.sql")),

@@ -99,6 +99,7 @@ mod dnc_lists;
 mod identity;
 mod limits;
 mod recordings;
+mod payments;
 mod sessions;
 mod vault;
 

@@ -30,6 +30,8 @@ const COMPLIANCE: &[&str] = &["compliance"];
 const WATCHERS: &[&str] = &["supervisor", "compliance"];
 const CALLERS: &[&str] = &["agent", "supervisor", "compliance"];
 const CONSENT_KEEPERS: &[&str] = &["agent", "compliance"];
+const PAYMENT_READERS: &[&str] = &["agent", "supervisor"];
+const SUPERVISOR: &[&str] = &["supervisor"];
 
 /// The expected access matrix, by hand. A route the server adds without an entry here, or one it
 /// drops, fails the test.
@@ -123,6 +125,13 @@ const MATRIX: &[(&str, &str, Rule)] = &[
     ("GET", "/api/v1/alerts/stream", Roles(WATCHERS)),
     ("POST", "/api/v1/alerts/{id}/acknowledge", Roles(WATCHERS)),
     ("POST", "/api/v1/alerts/{id}/resolve", Roles(WATCHERS)),
+    ("POST", "/api/v1/payments", Roles(AGENT)),
+    ("GET", "/api/v1/payments", Roles(PAYMENT_READERS)),
+    ("GET", "/api/v1/payments/stream", Roles(PAYMENT_READERS)),
+    ("GET", "/api/v1/payments/{id}", Roles(PAYMENT_READERS)),
+    ("POST", "/api/v1/payments/{id}/cancel", Roles(AGENT)),
+    ("POST", "/api/v1/payments/{id}/refunds", Roles(SUPERVISOR)),
+    ("GET", "/api/v1/portal/payments", Roles(CUSTOMER)),
 ];
 
 const LOGOUT: (&str, &str) = ("POST", "/api/v1/auth/logout");
@@ -210,6 +219,11 @@ const PAGE_POSTS: &[(&str, &str, &str)] = &[
     ),
     ("/desk/customers", "POST", "/api/v1/customers"),
     ("/desk/interactions", "POST", "/api/v1/interactions"),
+    (
+        "/desk/interactions/{id}/payments",
+        "POST",
+        "/api/v1/payments",
+    ),
     (
         "/desk/interactions/{id}/verify",
         "POST",

@@ -13,8 +13,9 @@
 //!   uses (Schemathesis reuses the ids `GET /api/v1/me/sessions` answered, so it does find its
 //!   own); everything after would be a 401 and the run would test nothing as the role. Both
 //!   are covered by `signin.rs`, `operations.rs` and `access.rs`;
-//! - `GET /api/v1/alerts/stream` is an endless event stream, which Schemathesis would wait on
-//!   until its request timeout (covered by `alerts.rs` and `access.rs`).
+//! - `GET /api/v1/alerts/stream` and `GET /api/v1/payments/stream` are endless event streams,
+//!   which Schemathesis would wait on until its request timeout (covered by `alerts.rs`,
+//!   `payments_desk.rs` and `access.rs`).
 //!
 //! After each run the test checks that the role's session still works and that the role got
 //! successful answers, so a run that lost its session cannot pass by testing only 401s.
@@ -38,6 +39,7 @@ const EXCLUDED: &[&str] = &[
     "/api/v1/auth/logout",
     "/api/v1/me/sessions/{id}",
     "/api/v1/alerts/stream",
+    "/api/v1/payments/stream",
 ];
 
 fn schemathesis_version() -> Option<String> {

@@ -542,6 +542,7 @@ fn read_logs(stdout: &Path, stderr: &Path) -> String {
 // ---- HTTP ----------------------------------------------------------------------------------
 
 /// An HTTPS client for one server, from one source address.
+#[derive(Clone)]
 pub struct Api {
     pub client: Client,
     pub base: String,

@@ -100,6 +100,8 @@ pub struct Policy {
     pub levels: BTreeMap<OperationKind, i64>,
     /// The wrap-up codes an agent picks from when a call is done (`desk.dispositions`).
     pub dispositions: Vec<String>,
+    /// The level a payment request needs (`verification.level.payment`, default 2).
+    pub payment: i64,
 }
 
 /// The wrap-up codes offered when `desk.dispositions` is not set.
@@ -124,6 +126,7 @@ impl Default for Policy {
                 .iter()
                 .map(|d| (*d).to_owned())
                 .collect(),
+            payment: 2,
         }
     }
 }
@@ -132,6 +135,12 @@ impl Policy {
     #[must_use]
     pub fn required(&self, k: OperationKind) -> i64 {
         self.levels.get(&k).copied().unwrap_or(2).clamp(1, 2)
+    }
+
+    /// The level a payment request needs.
+    #[must_use]
+    pub fn payment_level(&self) -> i64 {
+        self.payment.clamp(1, 2)
     }
 }
 

@@ -1,0 +1,34 @@
+// The call screen's payment panel: server-sent events from /api/v1/payments/stream keep each
+// payment's row current without a reload. Rows are built with textContent only.
+"use strict";
+
+(function () {
+  function row(p) {
+    const tr = document.createElement("tr");
+    tr.dataset.testid = "payment-row";
+    tr.dataset.id = p.id;
+    tr.dataset.status = p.status;
+    const card = p.brand ? p.brand + " •••• " + (p.last4 || "") : "";
+    for (const text of [p.amount, p.description, p.status.replace("_", " "), card, p.message || ""]) {
+      const td = document.createElement("td");
+      td.textContent = text;
+      tr.append(td);
+    }
+    tr.children[2].dataset.testid = "payment-status";
+    return tr;
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    const panel = document.getElementById("payments");
+    if (!panel || typeof EventSource === "undefined") return;
+    const body = panel.querySelector("tbody");
+    const url = "/api/v1/payments/stream?interaction_id=" + encodeURIComponent(panel.dataset.interaction);
+    const source = new EventSource(url);
+    source.addEventListener("payment", function (e) {
+      const p = JSON.parse(e.data);
+      const fresh = row(p);
+      const old = body.querySelector('tr[data-id="' + CSS.escape(p.id) + '"]');
+      if (old) { old.replaceWith(fresh); } else { body.prepend(fresh); }
+    });
+  });
+})();
