@@ -485,7 +485,8 @@ pub(crate) static LAST_RETENTION_RUN: Sql = Sql::new(
     "SELECT at, interactions, customers, alerts, sessions FROM compliance_retention_runs ORDER BY at DESC LIMIT 1",
 );
 /// Where the card-number scan looks besides the audit log: (place, table, key, text).
-pub(crate) const PAN_SOURCES: [(&str, &str, &str, &str); 6] = [
+pub(crate) const PAN_SOURCES: [(&str, &str, &str, &str); 7] = [
+    ("payments.description", "payments", "id", "description"),
     ("users.username", "users", "id", "username"),
     ("customers.fields", "customers", "id", "fields"),
     ("interactions.state", "interactions", "id", "state"),

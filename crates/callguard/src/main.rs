@@ -78,6 +78,7 @@ enum Command {
     Recording {
         #[command(subcommand)]
         command: RecordingCommand,
+    },
     /// Compliance evidence: the signed control-by-control report, its verification, retention.
     Compliance {
         #[command(subcommand)]

@@ -22,25 +22,55 @@ mod compliance;
 mod dnc_lists;
 mod identity;
 mod limits;
-mod recordings;
 mod payments;
+mod recordings;
 mod sessions;
 mod vault;
 
 const MIGRATIONS: &[(i64, &str)] = &[
-    (1, include_str!("../../migrations/postgres/0001_identity.sql")),
+    (
+        1,
+        include_str!("../../migrations/postgres/0001_identity.sql"),
+    ),
     (2, include_str!("../../migrations/postgres/0002_audit.sql")),
     (3, include_str!("../../migrations/postgres/0003_alerts.sql")),
     (4, include_str!("../../migrations/postgres/0004_vault.sql")),
-    (5, include_str!("../../migrations/postgres/0005_dnc_lists.sql")),
-    (6, include_str!("../../migrations/postgres/0006_sign_in_streaks.sql")),
-    (7, include_str!("../../migrations/postgres/0007_staff_duties.sql")),
-    (8, include_str!("../../migrations/postgres/0008_unique_national_id.sql")),
-    (9, include_str!("../../migrations/postgres/0009_payments.sql")),
-    (10, include_str!("../../migrations/postgres/0010_compliance.sql")),
-    (11, include_str!("../../migrations/postgres/0011_recordings.sql")),
-    (12, include_str!("../../migrations/postgres/0012_interaction_wrap_up.sql")),
-    (14, include_str!("../../migrations/postgres/0014_shared_allowances.sql")),
+    (
+        5,
+        include_str!("../../migrations/postgres/0005_dnc_lists.sql"),
+    ),
+    (
+        6,
+        include_str!("../../migrations/postgres/0006_sign_in_streaks.sql"),
+    ),
+    (
+        7,
+        include_str!("../../migrations/postgres/0007_staff_duties.sql"),
+    ),
+    (
+        8,
+        include_str!("../../migrations/postgres/0008_unique_national_id.sql"),
+    ),
+    (
+        9,
+        include_str!("../../migrations/postgres/0009_payments.sql"),
+    ),
+    (
+        10,
+        include_str!("../../migrations/postgres/0010_compliance.sql"),
+    ),
+    (
+        11,
+        include_str!("../../migrations/postgres/0011_recordings.sql"),
+    ),
+    (
+        12,
+        include_str!("../../migrations/postgres/0012_interaction_wrap_up.sql"),
+    ),
+    (
+        14,
+        include_str!("../../migrations/postgres/0014_shared_allowances.sql"),
+    ),
 ];
 /// Arbitrary constant naming Callguard's migration lock.
 const MIGRATION_LOCK: i64 = 0x4341_4c4c_4755_4152;

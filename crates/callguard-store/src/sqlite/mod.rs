@@ -24,8 +24,8 @@ mod compliance;
 mod dnc_lists;
 mod identity;
 mod limits;
-mod recordings;
 mod payments;
+mod recordings;
 mod sessions;
 mod vault;
 
@@ -34,15 +34,39 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../../migrations/sqlite/0002_audit.sql")),
     (3, include_str!("../../migrations/sqlite/0003_alerts.sql")),
     (4, include_str!("../../migrations/sqlite/0004_vault.sql")),
-    (5, include_str!("../../migrations/sqlite/0005_dnc_lists.sql")),
-    (6, include_str!("../../migrations/sqlite/0006_sign_in_streaks.sql")),
-    (7, include_str!("../../migrations/sqlite/0007_staff_duties.sql")),
-    (8, include_str!("../../migrations/sqlite/0008_unique_national_id.sql")),
+    (
+        5,
+        include_str!("../../migrations/sqlite/0005_dnc_lists.sql"),
+    ),
+    (
+        6,
+        include_str!("../../migrations/sqlite/0006_sign_in_streaks.sql"),
+    ),
+    (
+        7,
+        include_str!("../../migrations/sqlite/0007_staff_duties.sql"),
+    ),
+    (
+        8,
+        include_str!("../../migrations/sqlite/0008_unique_national_id.sql"),
+    ),
     (9, include_str!("../../migrations/sqlite/0009_payments.sql")),
-    (10, include_str!("../../migrations/sqlite/0010_compliance.sql")),
-    (11, include_str!("../../migrations/sqlite/0011_recordings.sql")),
-    (12, include_str!("../../migrations/sqlite/0012_interaction_wrap_up.sql")),
-    (14, include_str!("../../migrations/sqlite/0014_shared_allowances.sql")),
+    (
+        10,
+        include_str!("../../migrations/sqlite/0010_compliance.sql"),
+    ),
+    (
+        11,
+        include_str!("../../migrations/sqlite/0011_recordings.sql"),
+    ),
+    (
+        12,
+        include_str!("../../migrations/sqlite/0012_interaction_wrap_up.sql"),
+    ),
+    (
+        14,
+        include_str!("../../migrations/sqlite/0014_shared_allowances.sql"),
+    ),
 ];
 /// Reads running at once, each on a blocking thread with a pooled connection. Further reads wait
 /// for a slot, so that a burst of reads reuses the pooled connections instead of opening (and

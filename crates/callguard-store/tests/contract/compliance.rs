@@ -34,6 +34,7 @@ fn interaction(id: &str, customer: &str, at: i64, state: &str) -> InteractionRow
         started_at: at,
         ended_at: Some(at + 60),
         state: state.into(),
+        disposition: None,
     }
 }
 

@@ -98,8 +98,8 @@ mod compliance;
 mod dnc_lists;
 mod identity;
 mod limits;
-mod recordings;
 mod payments;
+mod recordings;
 mod sessions;
 mod vault;
 

@@ -201,6 +201,7 @@ const PAGE_POSTS: &[(&str, &str, &str)] = &[
         "/compliance/requests/{id}/erasure/approve",
         "POST",
         "/api/v1/customers/{id}/erasure/approve",
+    ),
     ("/compliance/manual", "POST", "/api/v1/compliance/manual"),
     (
         "/compliance/breaches",

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tokio::sync::OnceCell;
 
 /// Every permission, for the role matrix (kept in the order of `callguard_core::Permission`).
-pub const PERMISSIONS: [(Permission, &str); 21] = {
+pub const PERMISSIONS: [(Permission, &str); 24] = {
     use Permission::*;
     [
         (OwnAccount, "own_account"),
@@ -35,6 +35,9 @@ pub const PERMISSIONS: [(Permission, &str); 21] = {
         (OfficersConfirm, "officers_confirm"),
         (Portal, "portal"),
         (ComplianceEvidence, "compliance_evidence"),
+        (PaymentsStart, "payments_start"),
+        (PaymentsRead, "payments_read"),
+        (PaymentsRefund, "payments_refund"),
     ]
 };
 
