@@ -9,18 +9,33 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// A failed sign-in sent from `from` with an `X-Forwarded-For` header.
-async fn failed_sign_in(server: &Server, from: u8, forwarded_for: &str, username: &str) -> u16 {
+/// A failed sign-in sent from `from` with an `X-Forwarded-For` header: its status and, when
+/// throttled, the seconds it was told to wait.
+async fn failed_sign_in_waiting(
+    server: &Server,
+    from: u8,
+    forwarded_for: &str,
+    username: &str,
+) -> (u16, u64) {
     let api = server.api_from(loopback(from));
     let req = api
         .client
         .post(api.url("/api/v1/auth/login"))
         .header("x-forwarded-for", forwarded_for)
         .json(&json!({"username": username, "password": "not the password at all"}));
-    api.send_raw(format!("login via 127.0.0.{from}"), req)
+    let a = api.send_raw(format!("login via 127.0.0.{from}"), req).await;
+    let wait = a
+        .header("retry-after")
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(0);
+    (a.status.as_u16(), wait)
+}
+
+/// A failed sign-in sent from `from` with an `X-Forwarded-For` header: its status.
+async fn failed_sign_in(server: &Server, from: u8, forwarded_for: &str, username: &str) -> u16 {
+    failed_sign_in_waiting(server, from, forwarded_for, username)
         .await
-        .status
-        .as_u16()
+        .0
 }
 
 /// The sources of the audited failed sign-ins on `username`'s account.
@@ -95,16 +110,19 @@ async fn the_throttle_follows_the_client_behind_the_balancer(backend: Backend) {
         &[("CALLGUARD_HTTP_TRUSTED_PROXIES", "127.0.0.7")],
     )
     .await;
-    // One client behind the balancer fails until it is throttled…
+    // One client behind the balancer fails until it is throttled, and goes on (waiting as told)
+    // until it owes at least 4 s: the throttle's clock counts whole seconds, so a shorter wait
+    // could run out between the checks below on a busy machine.
     let mut throttled = false;
-    for _ in 0..8 {
-        match failed_sign_in(&server, 7, "203.0.113.20", "nobody-here").await {
-            401 => {}
-            429 => {
+    for _ in 0..12 {
+        match failed_sign_in_waiting(&server, 7, "203.0.113.20", "nobody-here").await {
+            (401, _) => {}
+            (429, wait) if wait >= 4 => {
                 throttled = true;
                 break;
             }
-            other => panic!("unexpected {other}"),
+            (429, wait) => tokio::time::sleep(Duration::from_millis(wait * 1000 + 100)).await,
+            other => panic!("unexpected {other:?}"),
         }
     }
     assert!(throttled, "the client behind the balancer is throttled");
