@@ -36,7 +36,7 @@ pub fn count_pans(text: &str) -> usize {
                 break;
             }
         }
-        if digits.len() >= 13 && run_has_pan(&digits) {
+        if digits.len() >= 13 && run_has_pan(&digits) && !inside_an_identifier(bytes, i, j) {
             hits += 1;
         }
         i = j.max(i + 1);
@@ -52,6 +52,27 @@ fn run_has_pan(digits: &[u8]) -> bool {
         && (b'2'..=b'6').contains(&digits[0])
         && !all_same(digits)
         && std::str::from_utf8(digits).is_ok_and(luhn_valid)
+}
+
+/// Whether the run `bytes[start..end]` is part of a machine identifier rather than text: a UUID
+/// (8-4-4-4-12 hex digits) or a hex string of 32 or more characters (a hash, a key id). Random
+/// identifiers hold digit runs that pass the Luhn check one time in ten; a card number written
+/// by a person is not glued into one.
+fn inside_an_identifier(bytes: &[u8], start: usize, end: usize) -> bool {
+    let hexish = |b: u8| b.is_ascii_hexdigit() || b == b'-';
+    let mut from = start;
+    while from > 0 && hexish(bytes[from - 1]) {
+        from -= 1;
+    }
+    let mut to = end;
+    while to < bytes.len() && hexish(bytes[to]) {
+        to += 1;
+    }
+    let token = &bytes[from..to];
+    let groups: Vec<usize> = token.split(|b| *b == b'-').map(<[u8]>::len).collect();
+    let uuid = groups.windows(5).any(|w| w == [8, 4, 4, 4, 12]);
+    let long_hex = token.split(|b| *b == b'-').any(|g| g.len() >= 32);
+    uuid || long_hex
 }
 
 fn all_same(w: &[u8]) -> bool {
@@ -88,5 +109,24 @@ mod tests {
             "timestamp, 17 digits"
         );
         assert_eq!(count_pans(""), 0);
+    }
+
+    #[test]
+    fn digit_runs_inside_uuids_and_hashes_are_not_cards() {
+        // The 4-12 tail of this UUID reads as 4111 111111111111 (Luhn-valid), and the hash holds
+        // a Luhn-valid run: identifiers, not card numbers.
+        assert_eq!(
+            count_pans("interaction 0c3f9a2e-7b1d-4e5a-4111-111111111111 ended"),
+            0
+        );
+        assert_eq!(
+            count_pans("leaf ab4111111111111111cdef0123456789abcdef0123456789abcdef012345"),
+            0
+        );
+        // A card number next to an identifier is still found.
+        assert_eq!(
+            count_pans("0c3f9a2e-7b1d-4e5a-9c1d-2e3f4a5b6c7d paid with 4111 1111 1111 1111"),
+            1
+        );
     }
 }
