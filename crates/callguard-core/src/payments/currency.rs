@@ -197,6 +197,30 @@ impl Currency {
     pub fn exponent(&self) -> u8 {
         self.exponent
     }
+
+    /// An amount as a person types it (`12.50`, `12,5`, `1500`) in minor units of this
+    /// currency; `None` when it is not one (more decimals than the currency has, a sign, an
+    /// exponent, more than 12 whole digits). The inverse of [`Money`]'s display.
+    #[must_use]
+    pub fn minor_units(&self, typed: &str) -> Option<i64> {
+        let a = typed.trim().replace(',', ".");
+        let (whole, frac) = a.split_once('.').unwrap_or((&a, ""));
+        let exponent = usize::from(self.exponent);
+        if whole.is_empty()
+            || !whole.bytes().all(|b| b.is_ascii_digit())
+            || !frac.bytes().all(|b| b.is_ascii_digit())
+            || frac.len() > exponent
+            || whole.len() > 12
+        {
+            return None;
+        }
+        let frac_value: i64 = format!("{frac:0<exponent$}").parse().unwrap_or(0);
+        whole
+            .parse::<i64>()
+            .ok()?
+            .checked_mul(10_i64.pow(u32::from(self.exponent)))?
+            .checked_add(frac_value)
+    }
 }
 
 impl fmt::Display for Currency {
@@ -295,6 +319,25 @@ mod tests {
             Money::new(1250, Currency::from_code("KWD")?)?.to_string(),
             "1.250 KWD"
         );
+        Ok(())
+    }
+
+    #[test]
+    fn amounts_typed_by_people_become_minor_units_of_their_currency() -> Result<(), CurrencyError> {
+        let (eur, jpy, kwd) = (
+            Currency::from_code("EUR")?,
+            Currency::from_code("JPY")?,
+            Currency::from_code("KWD")?,
+        );
+        assert_eq!(eur.minor_units("12.50"), Some(1250));
+        assert_eq!(eur.minor_units("12,5"), Some(1250));
+        assert_eq!(eur.minor_units("7"), Some(700));
+        assert_eq!(jpy.minor_units("1500"), Some(1500));
+        assert_eq!(kwd.minor_units("1.250"), Some(1250));
+        for bad in ["", "1.234", "-3", "1e3", "abc", ".5", "9999999999999"] {
+            assert_eq!(eur.minor_units(bad), None, "{bad}");
+        }
+        assert_eq!(jpy.minor_units("1.5"), None);
         Ok(())
     }
 }
