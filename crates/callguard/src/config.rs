@@ -393,7 +393,7 @@ impl Raw {
             .map(|item| {
                 callguard_core::net::Network::parse(item).ok_or_else(|| {
                     ConfigError(format!(
-                        "{}: {:?} is not an address or network like 10.0.0.0/8 or 2001:db8::/32",
+                        "{}: {:?} is not an address or network like 10.0.0.0/8 or 2001:db8::/32; list them with commas",
                         self.describe(key),
                         item.trim()
                     ))
@@ -581,7 +581,7 @@ impl Raw {
     fn metrics_access(
         &self,
     ) -> Result<callguard_server::features::ops::service::MetricsAccess, ConfigError> {
-        use callguard_server::features::ops::service::{MetricsAccess, Network};
+        use callguard_server::features::ops::service::MetricsAccess;
         let mut access = MetricsAccess::default();
         if let Some(token) = self.text("metrics.token") {
             if token.chars().count() < 16 || token.chars().any(char::is_whitespace) {
@@ -596,17 +596,7 @@ impl Raw {
             access.allow = if list.eq_ignore_ascii_case("none") {
                 Vec::new()
             } else {
-                list.split(',')
-                    .map(|item| {
-                        Network::parse(item).ok_or_else(|| {
-                            ConfigError(format!(
-                                "{}: {:?} is not an address or network like 10.0.0.0/8; list them with commas, or write none",
-                                self.describe("metrics.allow"),
-                                item.trim()
-                            ))
-                        })
-                    })
-                    .collect::<Result<_, _>>()?
+                self.networks("metrics.allow")?
             };
         }
         Ok(access)
