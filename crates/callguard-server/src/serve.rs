@@ -70,6 +70,14 @@ pub async fn serve_with(
     let metrics = Arc::new(metrics::Metrics::default());
     let state = build_state(&settings, &runtime, metrics, webauthn, &public_url)?;
     let mut tasks = background_tasks(&settings, &runtime, &state);
+    // On PostgreSQL one node at a time gives audit entries their indexes; this one takes its
+    // turn when no other holds it.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "-".into());
+    runtime
+        .store
+        .start_integrator(&format!("{host} {bound} pid {}", std::process::id()));
     for start in front_ends {
         start(&state, &mut tasks);
     }
@@ -104,7 +112,7 @@ pub async fn serve_with(
     tls::serve(listener, tls_config, app, settings.http, proxies, shutdown).await;
     tasks.abort_all();
     // Cover everything acknowledged before stopping.
-    if let Err(e) = runtime.audit.checkpoint().await {
+    if let Err(e) = runtime.audit.checkpoint_now().await {
         tracing::warn!(error = %e, "final checkpoint failed");
     }
     tracing::info!("stopped");

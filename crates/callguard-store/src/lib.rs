@@ -449,8 +449,28 @@ pub struct StoredEntry {
 /// for events that change nothing else (a refused sign-in by an unknown name).
 #[async_trait]
 pub trait AuditStore: Send + Sync {
-    /// Appends entries that accompany no other change; returns the index of the last.
-    async fn append(&self, records: Vec<AuditRecord>) -> StoreResult<u64>;
+    /// Appends entries that accompany no other change. They are durable when this returns; on
+    /// PostgreSQL they get their indexes a moment later, from the integrator.
+    async fn append(&self, records: Vec<AuditRecord>) -> StoreResult<()>;
+    /// Appends like [`AuditStore::append`] and waits until the entries have their indexes;
+    /// returns the index of the last. For the few callers that need it (a self-test that reads
+    /// its entries back). Gives [`StoreError::Unavailable`] when sequencing takes too long.
+    async fn append_sequenced(&self, records: Vec<AuditRecord>) -> StoreResult<u64>;
+    /// Gives an index to every entry committed before this call that has none yet (PostgreSQL;
+    /// on SQLite entries are indexed as they are appended). Readers that must see what was just
+    /// acknowledged (the log's API) call this first.
+    async fn integrate(&self) -> StoreResult<()> {
+        Ok(())
+    }
+    /// Starts this node's integrator (PostgreSQL): one node at a time, chosen by an advisory
+    /// lock, moves committed entries into the log in batches; the others retry every second
+    /// and take over within seconds when the holder's connection dies. `holder` names this
+    /// node in the integrator's heartbeat. Nothing to do on SQLite.
+    fn start_integrator(&self, _holder: &str) {}
+    /// The integrator's state for readiness: `None` where there is none (SQLite).
+    async fn integrator_state(&self) -> StoreResult<Option<IntegratorState>> {
+        Ok(None)
+    }
     /// The current tree: its size and frontier.
     async fn audit_head(&self) -> StoreResult<Frontier>;
     /// Entries `start..start+limit` in index order.
@@ -471,6 +491,20 @@ pub trait AuditStore: Send + Sync {
     ) -> StoreResult<Vec<(u64, Vec<u8>)>>;
     /// Entries matching `filter`, newest first.
     async fn search_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<StoredEntry>>;
+}
+
+/// What the audit integrator is doing, as the database and this node see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntegratorState {
+    /// Whether this node holds the integrator's lock.
+    pub holding: bool,
+    /// The node that last reported holding it, and how long ago (milliseconds).
+    pub holder: String,
+    pub heartbeat_age_ms: i64,
+    /// Age of the oldest entry still waiting for its index (milliseconds; 0 when none waits).
+    pub backlog_age_ms: i64,
+    /// Entries waiting for their index.
+    pub backlog: i64,
 }
 
 /// What the audit browser filters on; empty fields match everything.

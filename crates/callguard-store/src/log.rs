@@ -35,6 +35,28 @@ pub(crate) fn plan(mut frontier: Frontier, records: &[AuditRecord]) -> StoreResu
     })
 }
 
+/// Rows to write for entries written down without an index (`(pending id, head, tail)`, in the
+/// order they get their indexes), and the frontier after them.
+pub(crate) fn plan_pending(mut frontier: Frontier, rows: &[(i64, String, String)]) -> Planned {
+    let mut entries = Vec::with_capacity(rows.len());
+    let mut nodes = Vec::new();
+    for (_, head, tail) in rows {
+        let index = frontier.size;
+        let (text, leaf) = AuditRecord::join(head, index, tail);
+        for (subtree, hash) in frontier.append(leaf) {
+            if subtree.level > 0 {
+                nodes.push((subtree, hash));
+            }
+        }
+        entries.push((index, text, leaf));
+    }
+    Planned {
+        entries,
+        nodes,
+        frontier,
+    }
+}
+
 pub(crate) fn parse_frontier(bytes: &[u8]) -> StoreResult<Frontier> {
     Frontier::from_bytes(bytes)
         .ok_or_else(|| StoreError::Backend("the audit log head is damaged".into()))

@@ -687,7 +687,7 @@ async fn audit_command(
         AuditCommand::Export { out } => {
             let rt = callguard_server::Runtime::open(settings).await?;
             // Cover every entry with a signature before exporting.
-            rt.audit.checkpoint().await.map_err(api)?;
+            rt.audit.checkpoint_now().await.map_err(api)?;
             let file = std::fs::File::create(&out)
                 .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
             let mut w = std::io::BufWriter::new(file);

@@ -110,34 +110,71 @@ impl AuditRecord {
     }
 
     fn canonical_text(&self, index: u64) -> Result<String, jcs::NotCanonicalisable> {
+        let mut out = String::with_capacity(256);
+        self.write_head(&mut out)?;
+        push_index(index, &mut out);
+        self.write_tail(&mut out);
+        Ok(out)
+    }
+
+    /// The canonical text without its index, cut where the index goes: the head ends with the
+    /// details object, the tail starts with `,"interaction":`. An entry can so be written down
+    /// before it has an index (PostgreSQL's integrator gives it one later, see
+    /// [`AuditRecord::join`]); joined, the text is exactly [`AuditRecord::leaf`]'s.
+    pub fn unindexed(&self) -> Result<(String, String), jcs::NotCanonicalisable> {
+        let mut head = String::with_capacity(192);
+        self.write_head(&mut head)?;
+        let mut tail = String::with_capacity(128);
+        self.write_tail(&mut tail);
+        Ok((head, tail))
+    }
+
+    /// The canonical text at `index` of an entry written down as [`AuditRecord::unindexed`],
+    /// and its leaf hash.
+    #[must_use]
+    pub fn join(head: &str, index: u64, tail: &str) -> (String, Hash) {
+        let mut out = String::with_capacity(head.len() + tail.len() + 32);
+        out.push_str(head);
+        push_index(index, &mut out);
+        out.push_str(tail);
+        let hash = leaf_hash(out.as_bytes());
+        (out, hash)
+    }
+
+    // Members sorted by UTF-16 code units: action, actor, details | index | interaction,
+    // outcome, source, target, time.
+    fn write_head(&self, out: &mut String) -> Result<(), jcs::NotCanonicalisable> {
+        out.push_str("{\"action\":");
+        jcs::string(&self.action, out);
+        out.push_str(",\"actor\":");
+        jcs::string(&self.actor, out);
+        out.push_str(",\"details\":");
+        jcs::object(&self.details, out)
+    }
+
+    fn write_tail(&self, out: &mut String) {
         let opt = |v: &Option<String>, out: &mut String| match v {
             Some(s) => jcs::string(s, out),
             None => out.push_str("null"),
         };
-        let mut out = String::with_capacity(256);
-        // Members sorted by UTF-16 code units: action, actor, details, index, interaction,
-        // outcome, source, target, time.
-        out.push_str("{\"action\":");
-        jcs::string(&self.action, &mut out);
-        out.push_str(",\"actor\":");
-        jcs::string(&self.actor, &mut out);
-        out.push_str(",\"details\":");
-        jcs::object(&self.details, &mut out)?;
-        out.push_str(",\"index\":");
-        out.push_str(&index.to_string());
         out.push_str(",\"interaction\":");
-        opt(&self.interaction, &mut out);
+        opt(&self.interaction, out);
         out.push_str(",\"outcome\":");
-        jcs::string(self.outcome.as_str(), &mut out);
+        jcs::string(self.outcome.as_str(), out);
         out.push_str(",\"source\":");
-        opt(&self.source, &mut out);
+        opt(&self.source, out);
         out.push_str(",\"target\":");
-        opt(&self.target, &mut out);
+        opt(&self.target, out);
         out.push_str(",\"time\":");
-        jcs::string(&crate::rfc3339(self.time), &mut out);
+        jcs::string(&crate::rfc3339(self.time), out);
         out.push('}');
-        Ok(out)
     }
+}
+
+fn push_index(index: u64, out: &mut String) {
+    use std::fmt::Write;
+    out.push_str(",\"index\":");
+    let _ = write!(out, "{index}");
 }
 
 /// `user:<id>` for an actor or target.
@@ -174,6 +211,12 @@ mod tests {
             for index in [0u64, 7, u64::from(u32::MAX) + 5] {
                 let expected = jcs::canonical(&r.entry(index)).unwrap();
                 assert_eq!(r.leaf(index).unwrap().0, expected, "record {i} at {index}");
+                let (head, tail) = r.unindexed().unwrap();
+                assert_eq!(
+                    AuditRecord::join(&head, index, &tail),
+                    r.leaf(index).unwrap(),
+                    "written down before its index, record {i} at {index}"
+                );
             }
         }
         let floats = AuditRecord::new("x", "cli").detail("f", 1.5);

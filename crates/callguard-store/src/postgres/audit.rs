@@ -1,17 +1,56 @@
-//! The audit log on PostgreSQL: appending inside a write's own transaction (used by every
-//! audited write through [`PostgresStore::guarded`]), and the reads of entries, subtrees and
+//! The audit log on PostgreSQL. An audited write (through [`PostgresStore::guarded`]) writes
+//! its entries down without an index, inside its own transaction: no lock on the log's head,
+//! so writes from every node go on side by side. The integrator (`integrator.rs`) then gives
+//! them their indexes in batches ([`integrate_batch`]). Also the reads of entries, subtrees and
 //! checkpoints.
 
 use super::{map_err, PostgresStore};
-use crate::log::{parse_frontier, plan, to_hash};
+use crate::log::{parse_frontier, plan_pending, to_hash};
 use crate::sql;
 use crate::*;
 use deadpool_postgres::Transaction;
 use tokio_postgres::Row;
 
-/// Appends `records` to the audit log inside `tx`. The head row is locked `FOR UPDATE`, so
-/// appends from every node are serialised by the database: no gap, no fork.
-pub(super) async fn append_tx(tx: &Transaction<'_>, records: &[AuditRecord]) -> StoreResult<u64> {
+/// How many pending entries one integration transaction takes at most.
+pub(super) const BATCH: i64 = 20_000;
+/// How long a caller that needs its entry's index waits for it.
+const SEQUENCING_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Writes `records` down inside `tx`, without indexes, as one pending row (so that they get
+/// consecutive indexes, in their order); returns its id. Nothing is locked but the inserted
+/// row: the integrator indexes it once committed.
+pub(super) async fn append_tx(tx: &Transaction<'_>, records: &[AuditRecord]) -> StoreResult<i64> {
+    let mut heads = Vec::with_capacity(records.len());
+    let mut tails = Vec::with_capacity(records.len());
+    for r in records {
+        let (head, tail) = r.unindexed().map_err(|e| {
+            StoreError::Backend(format!("audit entry cannot be canonicalised: {e}"))
+        })?;
+        heads.push(head);
+        tails.push(tail);
+    }
+    let st = tx
+        .prepare_cached("INSERT INTO audit_pending (heads, tails) VALUES ($1, $2) RETURNING id")
+        .await
+        .map_err(map_err)?;
+    let row = tx
+        .query_one(&st, &[&heads, &tails])
+        .await
+        .map_err(map_err)?;
+    Ok(row.get(0))
+}
+
+/// One integration step inside `tx`: locks the head, takes up to `limit` committed pending
+/// entries in the order of their pending ids, gives them the next indexes, stores them with the
+/// subtrees they complete, moves the head and deletes them from the pending table. Returns how
+/// many pending rows (transactions) it indexed. The head lock makes two integrators (or an integrator and a reader calling
+/// [`AuditStore::integrate`]) take turns: the second sees the first's work once it commits,
+/// so nothing is indexed twice and no index is skipped. An entry committed later with a
+/// smaller pending id simply gets its index in a later step.
+pub(super) async fn integrate_batch(
+    tx: &tokio_postgres::Transaction<'_>,
+    limit: i64,
+) -> StoreResult<usize> {
     let row = tx
         .query_one(
             "SELECT frontier FROM audit_head WHERE id = 1 FOR UPDATE",
@@ -20,26 +59,57 @@ pub(super) async fn append_tx(tx: &Transaction<'_>, records: &[AuditRecord]) -> 
         .await
         .map_err(map_err)?;
     let bytes: Vec<u8> = row.get(0);
-    let planned = plan(parse_frontier(&bytes)?, records)?;
-    let entry = tx
-        .prepare_cached(sql::INSERT_AUDIT_ENTRY.postgres())
+    let frontier = parse_frontier(&bytes)?;
+    let taken = tx
+        .query(
+            "DELETE FROM audit_pending WHERE ctid = ANY(ARRAY(
+                 SELECT ctid FROM audit_pending ORDER BY id LIMIT $1))
+             RETURNING id, heads, tails",
+            &[&limit],
+        )
         .await
         .map_err(map_err)?;
-    for (idx, text, leaf) in &planned.entries {
-        tx.execute(&entry, &[&(*idx as i64), text, &&leaf[..]])
-            .await
-            .map_err(map_err)?;
+    if taken.is_empty() {
+        return Ok(0);
     }
-    if !planned.nodes.is_empty() {
-        let node = tx
-            .prepare_cached(sql::INSERT_AUDIT_NODE.postgres())
-            .await
-            .map_err(map_err)?;
-        for (s, h) in &planned.nodes {
-            tx.execute(&node, &[&(s.level as i32), &(s.index as i64), &&h[..]])
-                .await
-                .map_err(map_err)?;
+    let mut taken: Vec<(i64, Vec<String>, Vec<String>)> = taken
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    taken.sort_unstable_by_key(|r| r.0);
+    let taken_rows = taken.len();
+    let mut rows: Vec<(i64, String, String)> = Vec::with_capacity(taken.len());
+    for (id, heads, tails) in taken {
+        if heads.len() != tails.len() {
+            return Err(StoreError::Backend(
+                "a pending audit entry is damaged".into(),
+            ));
         }
+        rows.extend(heads.into_iter().zip(tails).map(|(h, t)| (id, h, t)));
+    }
+    let planned = plan_pending(frontier, &rows);
+    let idx: Vec<i64> = planned.entries.iter().map(|e| e.0 as i64).collect();
+    let texts: Vec<&str> = planned.entries.iter().map(|e| e.1.as_str()).collect();
+    let leaves: Vec<&[u8]> = planned.entries.iter().map(|e| &e.2[..]).collect();
+    let pending: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    tx.execute(
+        "INSERT INTO audit_entries (idx, entry, leaf_hash, pending_id)
+         SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::bigint[])",
+        &[&idx, &texts, &leaves, &pending],
+    )
+    .await
+    .map_err(map_err)?;
+    if !planned.nodes.is_empty() {
+        let levels: Vec<i32> = planned.nodes.iter().map(|n| n.0.level as i32).collect();
+        let indexes: Vec<i64> = planned.nodes.iter().map(|n| n.0.index as i64).collect();
+        let hashes: Vec<&[u8]> = planned.nodes.iter().map(|n| &n.1[..]).collect();
+        tx.execute(
+            "INSERT INTO audit_nodes (level, idx, hash)
+             SELECT * FROM unnest($1::int[], $2::bigint[], $3::bytea[])",
+            &[&levels, &indexes, &hashes],
+        )
+        .await
+        .map_err(map_err)?;
     }
     tx.execute(
         sql::UPDATE_AUDIT_HEAD.postgres(),
@@ -47,7 +117,39 @@ pub(super) async fn append_tx(tx: &Transaction<'_>, records: &[AuditRecord]) -> 
     )
     .await
     .map_err(map_err)?;
-    Ok(planned.frontier.size.saturating_sub(1))
+    Ok(taken_rows)
+}
+
+impl PostgresStore {
+    /// Integrates everything pending now, on a connection of the pool.
+    async fn integrate_all(&self) -> StoreResult<()> {
+        let mut c = self.client().await?;
+        loop {
+            let tx = c.transaction().await.map_err(map_err)?;
+            let n = integrate_batch(&tx, BATCH).await?;
+            tx.commit().await.map_err(map_err)?;
+            if (n as i64) < BATCH {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn sequenced_index(&self, pending_id: i64, from: i64) -> StoreResult<u64> {
+        self.integrate_all().await?;
+        let c = self.client().await?;
+        let row = c
+            .query_opt(
+                "SELECT max(idx) FROM audit_entries WHERE idx >= $1 AND pending_id = $2",
+                &[&from, &pending_id],
+            )
+            .await
+            .map_err(map_err)?;
+        row.and_then(|r| r.get::<_, Option<i64>>(0))
+            .map(|i| i as u64)
+            .ok_or_else(|| {
+                StoreError::Backend("an appended audit entry was not found in the log".into())
+            })
+    }
 }
 
 fn to_entry(r: &Row) -> StoredEntry {
@@ -126,12 +228,65 @@ impl AuditStore for PostgresStore {
         .collect())
     }
 
-    async fn append(&self, records: Vec<AuditRecord>) -> StoreResult<u64> {
+    async fn append(&self, records: Vec<AuditRecord>) -> StoreResult<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(map_err)?;
+        append_tx(&tx, &records).await?;
+        tx.commit().await.map_err(map_err)?;
+        self.appended.notify_one();
+        Ok(())
+    }
+
+    async fn append_sequenced(&self, records: Vec<AuditRecord>) -> StoreResult<u64> {
+        let from = self.audit_head().await?.size as i64;
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(map_err)?;
+        if records.is_empty() {
+            return Err(StoreError::Backend("nothing to append".into()));
+        }
         let last = append_tx(&tx, &records).await?;
         tx.commit().await.map_err(map_err)?;
-        Ok(last)
+        drop(c);
+        match tokio::time::timeout(SEQUENCING_WAIT, self.sequenced_index(last, from)).await {
+            Ok(index) => index,
+            Err(_) => Err(StoreError::Unavailable(
+                "the audit log did not index the entry in time; it is stored and will be indexed"
+                    .into(),
+            )),
+        }
+    }
+
+    async fn integrate(&self) -> StoreResult<()> {
+        self.integrate_all().await
+    }
+
+    fn start_integrator(&self, holder: &str) {
+        self.spawn_integrator(holder);
+    }
+
+    async fn integrator_state(&self) -> StoreResult<Option<IntegratorState>> {
+        let c = self.client().await?;
+        let row = c
+            .query_one(
+                "SELECT i.holder, now_ms - i.beat_at, p.n, COALESCE(now_ms - p.oldest, 0)
+                 FROM audit_integrator i,
+                      (SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now_ms) t,
+                      (SELECT count(*) AS n, min(added_at) AS oldest FROM audit_pending) p
+                 WHERE i.id = 1",
+                &[],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(Some(IntegratorState {
+            holding: self.integrating.load(std::sync::atomic::Ordering::Acquire),
+            holder: row.get(0),
+            heartbeat_age_ms: row.get(1),
+            backlog: row.get(2),
+            backlog_age_ms: row.get::<_, i64>(3).max(0),
+        }))
     }
 
     async fn audit_head(&self) -> StoreResult<Frontier> {

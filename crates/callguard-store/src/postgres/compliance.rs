@@ -187,6 +187,8 @@ impl ComplianceStore for PostgresStore {
             ..PanScan::default()
         };
         self.scan_stored(&mut out).await?;
+        // The scan covers every entry acknowledged so far: index what waits first.
+        self.integrate().await?;
         self.scan_audit(&mut out).await?;
         Ok(out)
     }

@@ -21,6 +21,7 @@ mod changes;
 mod compliance;
 mod dnc_lists;
 mod identity;
+mod integrator;
 mod limits;
 mod payments;
 mod recordings;
@@ -71,6 +72,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         14,
         include_str!("../../migrations/postgres/0014_shared_allowances.sql"),
     ),
+    (
+        18,
+        include_str!("../../migrations/postgres/0018_audit_integrator.sql"),
+    ),
 ];
 /// Arbitrary constant naming Callguard's migration lock.
 const MIGRATION_LOCK: i64 = 0x4341_4c4c_4755_4152;
@@ -83,6 +88,13 @@ pub struct PostgresStore {
     config: tokio_postgres::Config,
     changes: tokio::sync::broadcast::Sender<Change>,
     listening: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Woken after each local append, so that this node's integrator (when it holds the lock)
+    /// indexes it at once; entries from other nodes are found by a short poll.
+    appended: std::sync::Arc<tokio::sync::Notify>,
+    /// Whether this node's integrator holds the lock now.
+    integrating: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Whether this store's integrator was started.
+    integrator_started: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn map_err(e: tokio_postgres::Error) -> StoreError {
@@ -132,6 +144,9 @@ impl PostgresStore {
             config: pg,
             changes: tokio::sync::broadcast::channel(16).0,
             listening: std::sync::Arc::default(),
+            appended: std::sync::Arc::default(),
+            integrating: std::sync::Arc::default(),
+            integrator_started: std::sync::Arc::default(),
         };
         store.migrate().await?;
         Ok(store)
@@ -205,9 +220,9 @@ type TxFuture<'t, R> = Pin<Box<dyn Future<Output = StoreResult<Guarded<R>>> + Se
 
 impl PostgresStore {
     /// An audited write (see [`Guarded`]). `change` runs in a fresh transaction; when it keeps
-    /// its work, the audit records it names are appended in that same transaction (the log head
-    /// locked `FOR UPDATE`) before the commit, so the change is never committed without its
-    /// entries. An undone change is rolled back (the transaction dropped) and logs nothing.
+    /// its work, the audit records it names are written down in that same transaction (without
+    /// an index, which the integrator gives them after the commit; no lock on the log's head),
+    /// so the change is never committed without its entries. An undone change is rolled back (the transaction dropped) and logs nothing.
     async fn guarded<'env, R, F>(&self, change: F) -> StoreResult<R>
     where
         R: Send,
@@ -222,10 +237,13 @@ impl PostgresStore {
         match change(work).await? {
             Guarded::Undo(value) => Ok(value),
             Guarded::Keep(value, records) => {
-                if !records.is_empty() {
+                if records.is_empty() {
+                    tx.commit().await.map_err(map_err)?;
+                } else {
                     audit::append_tx(&tx, &records).await?;
+                    tx.commit().await.map_err(map_err)?;
+                    self.appended.notify_one();
                 }
-                tx.commit().await.map_err(map_err)?;
                 Ok(value)
             }
         }

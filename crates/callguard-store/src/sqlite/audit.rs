@@ -109,7 +109,12 @@ impl AuditStore for SqliteStore {
         .await
     }
 
-    async fn append(&self, records: Vec<AuditRecord>) -> StoreResult<u64> {
+    async fn append(&self, records: Vec<AuditRecord>) -> StoreResult<()> {
+        self.append_sequenced(records).await.map(|_| ())
+    }
+
+    async fn append_sequenced(&self, records: Vec<AuditRecord>) -> StoreResult<u64> {
+        // One writer: an entry has its index as soon as it is written.
         self.write(move |c| {
             let tx = super::begin(c)?;
             let last = append_tx(&tx, &records)?;

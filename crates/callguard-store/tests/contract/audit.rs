@@ -13,6 +13,7 @@ async fn the_log_is_contiguous_and_its_tree_matches_the_entries(f: Fixture) {
     s.append((0..5).map(|i| a("test.batch").detail("i", i)).collect())
         .await
         .unwrap();
+    s.integrate().await.unwrap();
     let head = s.audit_head().await.unwrap();
     assert_eq!(head.size, 42);
     let entries = s.audit_entries(0, 100).await.unwrap();

@@ -45,6 +45,11 @@ async fn sqlite() -> Fixture {
 }
 
 async fn postgres() -> Fixture {
+    postgres_at().await.0
+}
+
+/// A fresh PostgreSQL database, and its URL (for a second node on it).
+async fn postgres_at() -> (Fixture, String) {
     let admin =
         std::env::var("CALLGUARD_TEST_POSTGRES_URL").unwrap_or_else(|_| ADMIN_URL.to_owned());
     let db = format!("callguard_store_{}", uuid::Uuid::new_v4().simple());
@@ -61,18 +66,19 @@ async fn postgres() -> Fixture {
         .rsplit_once('/')
         .map_or(admin.as_str(), |(b, _)| b)
         .to_owned();
-    let store = open(
-        Some(&format!("{base}/{db}")),
-        std::path::Path::new("/nonexistent"),
-    )
-    .await
-    .unwrap();
+    let url = format!("{base}/{db}");
+    let store = open(Some(&url), std::path::Path::new("/nonexistent"))
+        .await
+        .unwrap();
     let dir = std::env::temp_dir().join(format!("cg-store-{}", uuid::Uuid::new_v4()));
-    Fixture {
-        store,
-        cleanup: Some((admin, db)),
-        dir,
-    }
+    (
+        Fixture {
+            store,
+            cleanup: Some((admin, db)),
+            dir,
+        },
+        url,
+    )
 }
 
 /// Runs the check `$name(Fixture)` (defined just before) once on SQLite and once on PostgreSQL,
@@ -97,6 +103,7 @@ mod audit;
 mod compliance;
 mod dnc_lists;
 mod identity;
+mod integrator;
 mod limits;
 mod payments;
 mod recordings;
@@ -109,7 +116,10 @@ fn a(action: &str) -> AuditRecord {
     AuditRecord::new(action, "system")
 }
 
+/// The log's size once everything committed has its index (PostgreSQL's integrator is not
+/// running in these tests: the check indexes the entries itself).
 async fn size(s: &Arc<dyn Store>) -> u64 {
+    s.integrate().await.unwrap();
     s.audit_head().await.unwrap().size
 }
 

@@ -57,7 +57,7 @@ async fn audit_entries(
 }
 
 async fn audit_checkpoint(State(s): State<AppState>) -> Result<Response, Error> {
-    let cp = s.audit.checkpoint().await?.ok_or(Error::NotFound)?;
+    let cp = s.audit.checkpoint_now().await?.ok_or(Error::NotFound)?;
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,

@@ -199,6 +199,14 @@ impl AuditLog {
         }
     }
 
+    /// Indexes every entry committed so far (on PostgreSQL the integrator does so within
+    /// moments anyway), then signs a checkpoint as [`AuditLog::checkpoint`]: what a client saw
+    /// acknowledged before asking is inside the answer.
+    pub async fn checkpoint_now(&self) -> Result<Option<StoredCheckpoint>, Error> {
+        self.store.integrate().await?;
+        self.checkpoint().await
+    }
+
     /// Runs checkpoints every `interval` until the process ends.
     pub async fn run(self: Arc<Self>, interval: std::time::Duration) {
         let mut tick = tokio::time::interval(interval);
@@ -305,6 +313,8 @@ impl AuditLog {
                 .detail("limit", limit),
         )
         .await?;
+        // What was acknowledged before this read (this read's own entry too) is indexed first.
+        self.store.integrate().await?;
         let tree_size = self.store.audit_head().await?.size;
         let rows = self.store.audit_entries(start, limit).await?;
         let entries = rows
@@ -330,6 +340,7 @@ impl AuditLog {
             }
         }
         self.record(read).await?;
+        self.store.integrate().await?;
         let rows = self.store.search_audit(filter).await?;
         let tree_size = self.store.audit_head().await.map(|h| h.size).unwrap_or(0);
         let latest = self.store.latest_checkpoint().await.ok().flatten();

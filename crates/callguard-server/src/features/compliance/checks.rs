@@ -225,7 +225,7 @@ pub async fn log_selftest(l: &Live) -> Outcome {
         .iter()
         .map(|c| AuditRecord::new("compliance.selftest", "system").detail("class", *c))
         .collect();
-    let Ok(last) = l.store.append(records).await else {
+    let Ok(last) = l.store.append_sequenced(records).await else {
         return Outcome::unreadable("the audit log (self-test write)");
     };
     let first = last + 1 - EVENT_CLASSES.len() as u64;
@@ -445,7 +445,7 @@ pub async fn keys(l: &Live) -> Outcome {
 pub async fn synthetic_alert(l: &Live) -> Outcome {
     let Ok(index) = l
         .store
-        .append(vec![AuditRecord::new("compliance.alert_test", "system")])
+        .append_sequenced(vec![AuditRecord::new("compliance.alert_test", "system")])
         .await
     else {
         return Outcome::unreadable("the audit log (alert self-test)");

@@ -70,7 +70,7 @@ impl Compliance {
         actor: &Actor,
         framework: Option<Framework>,
     ) -> Result<(Report, Timings), Error> {
-        let stored = self.audit.checkpoint().await?;
+        let stored = self.audit.checkpoint_now().await?;
         let scan_from = self
             .store
             .runs(1)
