@@ -27,6 +27,15 @@ async fn metrics_count_sign_ins_and_lockouts_and_probes_answer(backend: Backend)
     assert_eq!(health["status"], "ok");
     let ready = api.get("/readyz", None).await.expect(200).json();
     assert_eq!(ready["status"], "ready");
+    // On PostgreSQL readiness also tells who gives audit entries their indexes; SQLite has no
+    // integrator.
+    assert_eq!(
+        ready["integrator"]
+            .as_str()
+            .is_some_and(|s| s.contains("integrat")),
+        matches!(backend, Backend::Postgres),
+        "{ready}"
+    );
 
     let before = api.get("/metrics", None).await.expect(200);
     assert!(

@@ -14,24 +14,32 @@ use serde::Serialize;
 #[derive(Serialize, JsonSchema)]
 pub struct Health {
     pub status: String,
+    /// On PostgreSQL, what the audit integrator does: which node gives entries their indexes
+    /// and how many wait, for how long.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub integrator: Option<String>,
 }
 
 async fn healthz() -> Json<Health> {
     Json(Health {
         status: "ok".into(),
+        integrator: None,
     })
 }
 
 async fn readyz(State(s): State<AppState>) -> Response {
-    match s.readiness.ready().await {
+    let (ready, integrator) = s.readiness.ready().await;
+    match ready {
         Ok(()) => Json(Health {
             status: "ready".into(),
+            integrator,
         })
         .into_response(),
         Err(why) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(Health {
                 status: why.as_str().into(),
+                integrator,
             }),
         )
             .into_response(),
@@ -69,7 +77,7 @@ pub fn routes() -> Vec<ApiRoute> {
     
     vec![
         route("GET", "/healthz", Public, "Liveness: the process answers.", get(healthz)).gives::<Health>(200),
-        route("GET", "/readyz", Public, "Readiness for a load balancer: the database answers and the node is not draining.", get(readyz)).gives::<Health>(200).gives_also::<Health>(503),
+        route("GET", "/readyz", Public, "Readiness for a load balancer: the database answers, the node is not draining and (PostgreSQL) audit entries get their indexes within 30 s; `integrator` says which node gives them.", get(readyz)).gives::<Health>(200).gives_also::<Health>(503),
         route("GET", "/metrics", Public, "Prometheus metrics (text exposition format), for addresses on `metrics.allow` (default 127.0.0.1 and ::1) or with `Authorization: Bearer` the `metrics.token`.", get(metrics)).may(&[401]),
         route("GET", "/api/v1/openapi.json", Public, "This document.", get(openapi_json)),
     ]

@@ -3,7 +3,7 @@
 
 use crate::error::Error;
 use callguard_core::Secret;
-use callguard_store::Store;
+use callguard_store::{IntegratorState, Store};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -20,6 +20,34 @@ pub enum NotReady {
     /// Stopping: finishing open requests, taking no new ones once the balancer has noticed.
     Draining,
     DatabaseUnavailable,
+    /// Audit entries acknowledged long ago still have no index (PostgreSQL): no node's
+    /// integrator is working, or it cannot keep up, so new actions would not reach a signed
+    /// checkpoint in time.
+    AuditBehind,
+}
+
+/// Entries waiting longer than this for their index make the node not ready. A takeover after
+/// the holder died takes a second or two, far below it, so readiness does not flap then.
+const AUDIT_BACKLOG_LIMIT_MS: i64 = 30_000;
+
+/// What `/readyz` says about the audit integrator (PostgreSQL), for operators.
+fn describe(st: &IntegratorState) -> String {
+    if st.holding {
+        format!(
+            "this node integrates the audit log; {} entries wait, the oldest for {} ms",
+            st.backlog, st.backlog_age_ms
+        )
+    } else if st.holder.is_empty() {
+        format!(
+            "no node has integrated the audit log yet; {} entries wait, the oldest for {} ms",
+            st.backlog, st.backlog_age_ms
+        )
+    } else {
+        format!(
+            "{} integrates the audit log (heartbeat {} ms ago); {} entries wait, the oldest for {} ms",
+            st.holder, st.heartbeat_age_ms, st.backlog, st.backlog_age_ms
+        )
+    }
 }
 
 impl NotReady {
@@ -28,6 +56,7 @@ impl NotReady {
         match self {
             Self::Draining => "draining",
             Self::DatabaseUnavailable => "database unavailable",
+            Self::AuditBehind => "audit log behind",
         }
     }
 }
@@ -47,17 +76,35 @@ impl Readiness {
         self.draining.store(true, Ordering::Release);
     }
 
-    /// Whether the node should get new work: not draining, and the database answers (the
-    /// database's error is logged, never returned).
-    pub async fn ready(&self) -> Result<(), NotReady> {
+    /// Whether the node should get new work: not draining, the database answers (its error is
+    /// logged, never returned), and on PostgreSQL the audit integrator keeps up. Either way the
+    /// integrator's state comes along (`None` on SQLite, which has none).
+    pub async fn ready(&self) -> (Result<(), NotReady>, Option<String>) {
         if self.draining.load(Ordering::Acquire) {
-            return Err(NotReady::Draining);
+            return (Err(NotReady::Draining), None);
         }
-        match self.store.ping().await {
-            Ok(()) => Ok(()),
+        if let Err(e) = self.store.ping().await {
+            tracing::error!(error = %e, "readiness check failed");
+            return (Err(NotReady::DatabaseUnavailable), None);
+        }
+        match self.store.integrator_state().await {
+            Ok(None) => (Ok(()), None),
+            Ok(Some(st)) => {
+                let said = Some(describe(&st));
+                if st.backlog_age_ms > AUDIT_BACKLOG_LIMIT_MS {
+                    tracing::error!(
+                        backlog = st.backlog,
+                        oldest_ms = st.backlog_age_ms,
+                        "audit entries are not being indexed"
+                    );
+                    (Err(NotReady::AuditBehind), said)
+                } else {
+                    (Ok(()), said)
+                }
+            }
             Err(e) => {
                 tracing::error!(error = %e, "readiness check failed");
-                Err(NotReady::DatabaseUnavailable)
+                (Err(NotReady::DatabaseUnavailable), None)
             }
         }
     }
