@@ -24,6 +24,7 @@ mod identity;
 mod limits;
 mod payments;
 mod recordings;
+mod registry;
 mod sessions;
 mod vault;
 
@@ -70,6 +71,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         14,
         include_str!("../../migrations/postgres/0014_shared_allowances.sql"),
+    ),
+    (
+        19,
+        include_str!("../../migrations/postgres/0019_dnc_registry.sql"),
     ),
 ];
 /// Arbitrary constant naming Callguard's migration lock.

@@ -22,20 +22,47 @@ async fn healthz() -> Json<Health> {
     })
 }
 
+/// Readiness, with each check behind it.
+#[derive(Serialize, JsonSchema)]
+pub struct Ready {
+    /// `ready`, or why not: `draining`, `database unavailable`, `registry loading`.
+    pub status: String,
+    pub checks: Vec<ReadyCheckView>,
+}
+
+/// One readiness check.
+#[derive(Serialize, JsonSchema)]
+pub struct ReadyCheckView {
+    /// `not_draining`, `database` or `registry_loaded` (the national DNC registry in force is
+    /// loaded, or there is none).
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
 async fn readyz(State(s): State<AppState>) -> Response {
-    match s.readiness.ready().await {
-        Ok(()) => Json(Health {
-            status: "ready".into(),
-        })
-        .into_response(),
-        Err(why) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(Health {
-                status: why.as_str().into(),
-            }),
-        )
-            .into_response(),
-    }
+    let report = s.readiness.check().await;
+    let body = Ready {
+        status: match report.verdict {
+            Ok(()) => "ready".into(),
+            Err(why) => why.as_str().into(),
+        },
+        checks: report
+            .checks
+            .into_iter()
+            .map(|c| ReadyCheckView {
+                name: c.name.into(),
+                ok: c.ok,
+                detail: c.detail.into(),
+            })
+            .collect(),
+    };
+    let status = if report.verdict.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
 }
 
 /// The metrics, for a peer on `metrics.allow` or one presenting `metrics.token`.
@@ -69,7 +96,7 @@ pub fn routes() -> Vec<ApiRoute> {
     
     vec![
         route("GET", "/healthz", Public, "Liveness: the process answers.", get(healthz)).gives::<Health>(200),
-        route("GET", "/readyz", Public, "Readiness for a load balancer: the database answers and the node is not draining.", get(readyz)).gives::<Health>(200).gives_also::<Health>(503),
+        route("GET", "/readyz", Public, "Readiness for a load balancer: the node is not draining, the database answers, and the national DNC registry in force is loaded. 503 when any check fails; the body lists every check.", get(readyz)).gives::<Ready>(200).gives_also::<Ready>(503),
         route("GET", "/metrics", Public, "Prometheus metrics (text exposition format), for addresses on `metrics.allow` (default 127.0.0.1 and ::1) or with `Authorization: Bearer` the `metrics.token`.", get(metrics)).may(&[401]),
         route("GET", "/api/v1/openapi.json", Public, "This document.", get(openapi_json)),
     ]

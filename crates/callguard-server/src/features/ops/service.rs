@@ -2,6 +2,7 @@
 //! its metrics.
 
 use crate::error::Error;
+use crate::features::dnc::registry::Dnc;
 use callguard_core::Secret;
 use callguard_store::Store;
 use std::net::IpAddr;
@@ -11,7 +12,25 @@ use std::sync::Arc;
 /// Readiness of this node.
 pub struct Readiness {
     store: Arc<dyn Store>,
+    registry: Option<Arc<Dnc>>,
     draining: AtomicBool,
+}
+
+/// One thing a node needs before it takes work, as `/readyz` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadyCheck {
+    /// `not_draining`, `database` or `registry_loaded`.
+    pub name: &'static str,
+    pub ok: bool,
+    /// In a few words: what was found.
+    pub detail: &'static str,
+}
+
+/// The verdict, and every check behind it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadyReport {
+    pub verdict: Result<(), NotReady>,
+    pub checks: Vec<ReadyCheck>,
 }
 
 /// Why a node is not ready, as a load balancer's health check is told.
@@ -20,6 +39,8 @@ pub enum NotReady {
     /// Stopping: finishing open requests, taking no new ones once the balancer has noticed.
     Draining,
     DatabaseUnavailable,
+    /// The national DNC registry in force in the database is still loading (at start).
+    RegistryLoading,
 }
 
 impl NotReady {
@@ -28,6 +49,7 @@ impl NotReady {
         match self {
             Self::Draining => "draining",
             Self::DatabaseUnavailable => "database unavailable",
+            Self::RegistryLoading => "registry loading",
         }
     }
 }
@@ -37,8 +59,16 @@ impl Readiness {
     pub fn new(store: Arc<dyn Store>) -> Self {
         Self {
             store,
+            registry: None,
             draining: AtomicBool::new(false),
         }
+    }
+
+    /// The node is ready only once `registry` holds what it must at start.
+    #[must_use]
+    pub fn with_registry(mut self, registry: Arc<Dnc>) -> Self {
+        self.registry = Some(registry);
+        self
     }
 
     /// From now on the node answers "not ready" so that balancers stop sending it new work,
@@ -47,19 +77,51 @@ impl Readiness {
         self.draining.store(true, Ordering::Release);
     }
 
-    /// Whether the node should get new work: not draining, and the database answers (the
-    /// database's error is logged, never returned).
-    pub async fn ready(&self) -> Result<(), NotReady> {
-        if self.draining.load(Ordering::Acquire) {
-            return Err(NotReady::Draining);
-        }
-        match self.store.ping().await {
-            Ok(()) => Ok(()),
+    /// Whether the node should get new work: not draining, the database answers (the
+    /// database's error is logged, never returned), and the national DNC registry in force is
+    /// loaded. Every check is run and listed; the first failing one names the verdict.
+    pub async fn check(&self) -> ReadyReport {
+        let draining = self.draining.load(Ordering::Acquire);
+        let database = match self.store.ping().await {
+            Ok(()) => true,
             Err(e) => {
                 tracing::error!(error = %e, "readiness check failed");
-                Err(NotReady::DatabaseUnavailable)
+                false
             }
+        };
+        let registry = self.registry.as_ref().is_none_or(|r| r.settled());
+        let verdict = if draining {
+            Err(NotReady::Draining)
+        } else if !database {
+            Err(NotReady::DatabaseUnavailable)
+        } else if !registry {
+            Err(NotReady::RegistryLoading)
+        } else {
+            Ok(())
+        };
+        let check = |name, ok, yes, no| ReadyCheck {
+            name,
+            ok,
+            detail: if ok { yes } else { no },
+        };
+        ReadyReport {
+            verdict,
+            checks: vec![
+                check("not_draining", !draining, "serving", "draining"),
+                check("database", database, "reachable", "unavailable"),
+                check(
+                    "registry_loaded",
+                    registry,
+                    "loaded or none in force",
+                    "loading",
+                ),
+            ],
         }
+    }
+
+    /// [`Readiness::check`]'s verdict alone.
+    pub async fn ready(&self) -> Result<(), NotReady> {
+        self.check().await.verdict
     }
 }
 
