@@ -438,7 +438,13 @@ struct Import {
     cpu: sys::CpuUse,
 }
 
-fn run_import(bin: &Path, data: &Path, file: &Path, scratch: &Path) -> Res<Import> {
+fn run_import(
+    bin: &Path,
+    data: &Path,
+    file: &Path,
+    scratch: &Path,
+    database_url: Option<&str>,
+) -> Res<Import> {
     let out_path = scratch.join("import.out");
     let err_path = scratch.join("import.err");
     let mut cmd = std::process::Command::new(bin);
@@ -446,6 +452,9 @@ fn run_import(bin: &Path, data: &Path, file: &Path, scratch: &Path) -> Res<Impor
         if k.to_string_lossy().starts_with("CALLGUARD_") {
             cmd.env_remove(&k);
         }
+    }
+    if let Some(url) = database_url {
+        cmd.env("CALLGUARD_DATABASE_URL", url);
     }
     cmd.env_remove("RUST_LOG")
         .env("CALLGUARD_DATA_DIR", data)
@@ -480,6 +489,84 @@ fn run_import(bin: &Path, data: &Path, file: &Path, scratch: &Path) -> Res<Impor
         stdout,
         cpu,
     })
+}
+
+/// `callguard dnc import` on PostgreSQL (issue #15): the set stored in the database as a new
+/// version, then what one node pays to load it from there (`Dnc::sync_shared`, what every node
+/// does at start and when it hears of a new version).
+async fn shared_import(
+    bin: &Path,
+    base: &str,
+    file: &Path,
+    count: u64,
+    scratch: &mut Scratch,
+    disturbed: &mut Disturbance,
+) -> Res<()> {
+    let db = format!(
+        "callguard_bench_dnc_shared_{}",
+        uuid::Uuid::new_v4().simple()
+    );
+    peers::create_pg_database(base, &db).await?;
+    let url = format!("{base}/{db}");
+    let outcome = async {
+        let data = scratch.dir.join("data-shared");
+        std::fs::create_dir_all(&data)?;
+        let import = run_import(bin, &data, file, &scratch.dir, Some(&url))?;
+        say(&format!(
+            "\n`callguard dnc import` with CALLGUARD_DATABASE_URL on PostgreSQL (the registry stored in the database for every node):\n  \
+             wall {:.1} s = {} numbers/s; CPU {:.1} s; peak RSS {}; {}",
+            import.secs,
+            per_s(count, import.secs),
+            import.cpu.own,
+            mib(import.peak_rss_kib * 1024),
+            disturbed.note("shared import", &import.cpu)
+        ));
+        let store = callguard_store::PostgresStore::connect(&url)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        let stored: i64 = {
+            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+            let task = tokio::spawn(conn);
+            let row = client
+                .query_one("SELECT pg_total_relation_size('dnc_registry_chunks')", &[])
+                .await?;
+            drop(client);
+            let _ = task.await;
+            row.get(0)
+        };
+        let empty = scratch.dir.join("node-dnc");
+        let dnc = Dnc::open(&empty, DncSettings::default())?;
+        let before = sys::status_kib("self", "VmRSS:");
+        let window = CpuWindow::start(None);
+        let t = Instant::now();
+        let switched = dnc.sync_shared(&store).await?;
+        let secs = t.elapsed().as_secs_f64();
+        let cpu = window.stop();
+        let after = sys::status_kib("self", "VmRSS:");
+        let numbers = dnc.current().map_or(0, |r| r.set.len());
+        if !switched || numbers != count {
+            return Err(format!("the node loaded {numbers} numbers, {count} were imported").into());
+        }
+        say(&format!(
+            "  stored: {} in dnc_registry_chunks = {:.3} bytes per number\n  \
+             a node loading it (Dnc::sync_shared: chunks read, SHA-256 checked, set rebuilt): {:.2} s; VmRSS +{}; {}",
+            mib(u64::try_from(stored).unwrap_or(0)),
+            stored as f64 / count as f64,
+            secs,
+            mib(after.saturating_sub(before) * 1024),
+            disturbed.note("shared load", &cpu)
+        ));
+        drop(dnc);
+        let _ = std::fs::remove_dir_all(&data);
+        Ok::<(), BoxError>(())
+    }
+    .await;
+    if !scratch.keep {
+        if let Err(e) = peers::drop_pg_database(base, &db).await {
+            eprintln!("could not drop PostgreSQL database {db}: {e}");
+        }
+    }
+    outcome
 }
 
 /// Child mode: what loading the registry costs a process, as the server loads it.
@@ -605,7 +692,7 @@ async fn run(opts: &Options, scratch: &mut Scratch) -> Res<()> {
     let data = scratch.dir.join("data");
     // `dnc import` works on an existing installation only.
     std::fs::create_dir_all(&data)?;
-    let import = run_import(&bin, &data, &file, &scratch.dir)?;
+    let import = run_import(&bin, &data, &file, &scratch.dir, None)?;
     let dnc_dir = data.join("dnc");
     let (reg_path, reg_size) = registry_file(&dnc_dir)?;
     say(&format!(
@@ -658,6 +745,11 @@ async fn run(opts: &Options, scratch: &mut Scratch) -> Res<()> {
         n(count),
         floor_bytes_per(count, UNIVERSE)
     ));
+
+    // 3b. Several nodes: the import stored in PostgreSQL, and a node loading it from there.
+    if let Some(base) = &opts.pg {
+        shared_import(&bin, base, &file, count, scratch, &mut disturbed).await?;
+    }
 
     // 4. Queries.
     let t = Instant::now();

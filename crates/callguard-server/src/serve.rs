@@ -7,7 +7,7 @@ use crate::features::gdpr::service::Gdpr;
 use crate::features::ops::service::Readiness;
 use crate::features::payments::service::Payments;
 use crate::features::staff::service::Accounts;
-use crate::features::{alerts, keys};
+use crate::features::{alerts, dnc, keys};
 use crate::http::tls;
 use crate::runtime::Runtime;
 use crate::settings::{KekSource, Settings, StartError};
@@ -193,7 +193,9 @@ fn build_state(
         alerts,
         metrics,
         metrics_access: Arc::new(settings.metrics.clone()),
-        readiness: Arc::new(Readiness::new(runtime.store.clone())),
+        readiness: Arc::new(
+            Readiness::new(runtime.store.clone()).with_registry(runtime.dnc.clone()),
+        ),
         openapi: Arc::new(crate::http::openapi::document(
             &crate::features::api_routes(),
         )),
@@ -239,16 +241,27 @@ fn background_tasks(settings: &Settings, runtime: &Runtime, state: &AppState) ->
             Err(e) => tracing::warn!(error = %e, "could not seal text kept in the clear; retried at the next start"),
         }
     });
-    // A registry imported by `callguard dnc import` replaces the one in force once loaded.
-    let registry = runtime.dnc.clone();
-    every(&mut tasks, Duration::from_secs(2), move || {
-        let r = registry.clone();
-        async move {
-            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || r.reload_if_changed()).await {
-                tracing::error!(error = %e, "the new DNC registry could not be loaded; the old one stays");
+    if runtime.store.shares_registry() {
+        // PostgreSQL: the registry in force is the database's; this node loads it now (not
+        // ready before) and again whenever any node puts a new one in force.
+        runtime.dnc.expect_shared();
+        tasks.spawn(dnc::registry::follow_shared(
+            runtime.dnc.clone(),
+            runtime.store.clone(),
+        ));
+    } else {
+        // A registry imported by `callguard dnc import` replaces the one in force once loaded.
+        let registry = runtime.dnc.clone();
+        every(&mut tasks, Duration::from_secs(2), move || {
+            let r = registry.clone();
+            async move {
+                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || r.reload_if_changed()).await
+                {
+                    tracing::error!(error = %e, "the new DNC registry could not be loaded; the old one stays");
+                }
             }
-        }
-    });
+        });
+    }
     // Retention and the daily compliance run (the report's trend), once a day from start.
     tasks.spawn(state.compliance.clone().run_daily());
     // Payments past their time expire even when nobody looks at them.

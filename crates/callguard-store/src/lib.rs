@@ -11,6 +11,7 @@ mod log;
 pub mod payments;
 mod postgres;
 pub mod recordings;
+pub mod registry;
 mod sql;
 mod sqlite;
 pub mod vault;
@@ -23,6 +24,7 @@ pub use dnc_lists::{ConsentRecord, DncListStore, InternalDncEntry};
 pub use payments::{PaymentRow, PaymentStore, PaymentWrite, RefundRow};
 pub use postgres::PostgresStore;
 pub use recordings::{RecordingRow, RecordingStore, SipCredentialRow, SipCredentialStore};
+pub use registry::{RegistryStore, RegistryVersion, REGISTRY_CHUNK_BYTES};
 pub use sqlite::SqliteStore;
 pub use vault::{
     CodeRow, CustomerRow, IndexEntry, InteractionRow, KeyShareStore, SealedColumn, VaultStore,
@@ -616,6 +618,8 @@ pub trait LimitStore: Send + Sync {
 pub enum Change {
     /// Sessions may have ended: a logout, revocation, expiry, a disabled account, a new role.
     Sessions,
+    /// Another national DNC registry version was put in force.
+    Registry,
 }
 
 /// Liveness of the database itself.
@@ -647,6 +651,7 @@ pub trait Store:
     + SipCredentialStore
     + ComplianceStore
     + PaymentStore
+    + RegistryStore
     + Health
 {
 }
@@ -665,6 +670,7 @@ impl<T> Store for T where
         + SipCredentialStore
         + ComplianceStore
         + PaymentStore
+        + RegistryStore
         + Health
 {
 }

@@ -23,6 +23,7 @@ struct Progress {
     tty: bool,
     last_tenth: u64,
     what: &'static str,
+    unit: &'static str,
 }
 
 impl Progress {
@@ -32,16 +33,17 @@ impl Progress {
             tty: std::io::IsTerminal::is_terminal(&std::io::stderr()),
             last_tenth: 0,
             what,
+            unit: "lines",
         }
     }
 
     fn show(&mut self, done: u64, items: u64) {
         let pct = (done.min(self.total) * 100) / self.total;
         if self.tty {
-            eprint!("\r  {}: {pct:>3}% ({items} lines)", self.what);
+            eprint!("\r  {}: {pct:>3}% ({items} {})", self.what, self.unit);
         } else if pct / 10 > self.last_tenth {
             self.last_tenth = pct / 10;
-            eprintln!("  {}: {pct}% ({items} lines)", self.what);
+            eprintln!("  {}: {pct}% ({items} {})", self.what, self.unit);
         }
     }
 
@@ -106,7 +108,30 @@ pub async fn import(
             return Err(format!("{e}; the registry in force is unchanged").into());
         }
     };
-    let staged = rt.dnc.stage(&set, &report.sha256, &source)?;
+    // On PostgreSQL the registry goes to the database, for every node; on SQLite to this
+    // node's data directory.
+    let shared = rt.store.shares_registry();
+    let staged = if shared {
+        let mut progress = Progress::new(set.size_in_bytes(), "storing in the database");
+        progress.unit = "MiB";
+        let staged = rt
+            .dnc
+            .stage_shared(
+                rt.store.as_ref(),
+                &set,
+                &report.sha256,
+                &source,
+                |done, total| {
+                    progress.total = total.max(1);
+                    progress.show(done, done >> 20);
+                },
+            )
+            .await?;
+        progress.done();
+        staged
+    } else {
+        rt.dnc.stage(&set, &report.sha256, &source)?
+    };
     // The import is recorded before it takes effect: no registry is in force without its entry.
     let audit = AuditRecord::new("dnc.import", "cli")
         .target(format!("dnc-registry:{}", staged.file))
@@ -115,8 +140,14 @@ pub async fn import(
         .detail("numbers", report.numbers)
         .detail("duplicates", report.duplicates)
         .detail("skipped_lines", report.skipped);
-    rt.store.append(vec![audit]).await?;
-    rt.dnc.commit(&staged)?;
+    match staged.version {
+        // In force with its entry, in one transaction; every node hears of it.
+        Some(version) => rt.store.registry_publish(version, audit).await?,
+        None => {
+            rt.store.append(vec![audit]).await?;
+            rt.dnc.commit(&staged)?;
+        }
+    }
     if report.header {
         eprintln!("  line 1 names columns: read as a header, not a number");
     }
@@ -178,6 +209,9 @@ pub async fn scrub(
 ) -> Result<(), AnyError> {
     if let Some(p) = purpose {
         callguard_server::features::dnc::lists::valid_purpose(p)?;
+    }
+    if rt.store.shares_registry() {
+        rt.dnc.sync_shared(rt.store.as_ref()).await?;
     }
     let registry = rt
         .dnc

@@ -11,6 +11,7 @@ use tokio::sync::broadcast;
 use tokio_postgres::{AsyncMessage, NoTls};
 
 const SESSIONS_CHANNEL: &str = "callguard_sessions";
+const REGISTRY_CHANNEL: &str = "callguard_dnc";
 
 impl PostgresStore {
     /// Starts the listener on first use; later calls share it.
@@ -58,13 +59,18 @@ async fn listen_once(
         Ok::<(), tokio_postgres::Error>(())
     });
     client
-        .batch_execute(&format!("LISTEN {SESSIONS_CHANNEL}"))
+        .batch_execute(&format!(
+            "LISTEN {SESSIONS_CHANNEL}; LISTEN {REGISTRY_CHANNEL}"
+        ))
         .await?;
     // Whatever happened before this connection listened is unknown: look again.
     let _ = changes.send(Change::Sessions);
+    let _ = changes.send(Change::Registry);
     while let Some(channel) = hearing.recv().await {
         if channel == SESSIONS_CHANNEL {
             let _ = changes.send(Change::Sessions);
+        } else if channel == REGISTRY_CHANNEL {
+            let _ = changes.send(Change::Registry);
         }
     }
     drop(client);

@@ -223,7 +223,11 @@ impl UserStore for PostgresStore {
 
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
         let c = self.client().await?;
-        c.query_opt(sql::USER_BY_ID.postgres(), &[&id])
+        let st = c
+            .prepare_cached(sql::USER_BY_ID.postgres())
+            .await
+            .map_err(map_err)?;
+        c.query_opt(&st, &[&id])
             .await
             .map_err(map_err)?
             .as_ref()

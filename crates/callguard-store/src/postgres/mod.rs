@@ -25,6 +25,7 @@ mod integrator;
 mod limits;
 mod payments;
 mod recordings;
+mod registry;
 mod sessions;
 mod vault;
 
@@ -75,6 +76,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         18,
         include_str!("../../migrations/postgres/0018_audit_integrator.sql"),
+    ),
+    (
+        19,
+        include_str!("../../migrations/postgres/0019_dnc_registry.sql"),
     ),
 ];
 /// Arbitrary constant naming Callguard's migration lock.

@@ -90,20 +90,25 @@ pub(super) fn to_challenge(r: &Row) -> Challenge {
 impl SessionStore for PostgresStore {
     async fn session_by_token(&self, token_hash: &str) -> StoreResult<Option<Session>> {
         let c = self.client().await?;
-        Ok(
-            c.query_opt(sql::SESSION_BY_TOKEN.postgres(), &[&token_hash])
-                .await
-                .map_err(map_err)?
-                .as_ref()
-                .map(to_session),
-        )
+        // Every authenticated request asks this: prepared once per connection, not per call.
+        let st = c
+            .prepare_cached(sql::SESSION_BY_TOKEN.postgres())
+            .await
+            .map_err(map_err)?;
+        Ok(c.query_opt(&st, &[&token_hash])
+            .await
+            .map_err(map_err)?
+            .as_ref()
+            .map(to_session))
     }
 
     async fn touch_session(&self, id: &str, now: UnixTime) -> StoreResult<()> {
         let c = self.client().await?;
-        c.execute(sql::TOUCH_SESSION.postgres(), &[&now, &id])
+        let st = c
+            .prepare_cached(sql::TOUCH_SESSION.postgres())
             .await
             .map_err(map_err)?;
+        c.execute(&st, &[&now, &id]).await.map_err(map_err)?;
         Ok(())
     }
 

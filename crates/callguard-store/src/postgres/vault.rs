@@ -239,14 +239,15 @@ impl VaultStore for PostgresStore {
             .collect::<Vec<_>>()
             .join(", ");
         let limit = limit as i64;
+        let st = c
+            .prepare_cached(&format!(
+                "SELECT {cols} FROM customer_index i JOIN customers c ON c.id = i.customer_id
+                 WHERE i.kind = $1 AND i.hash = $2 AND c.status = 'active' ORDER BY c.id LIMIT $3"
+            ))
+            .await
+            .map_err(map_err)?;
         let rows = c
-            .query(
-                &format!(
-                    "SELECT {cols} FROM customer_index i JOIN customers c ON c.id = i.customer_id
-                     WHERE i.kind = $1 AND i.hash = $2 AND c.status = 'active' ORDER BY c.id LIMIT $3"
-                ),
-                &[&kind, &hash, &limit],
-            )
+            .query(&st, &[&kind, &hash, &limit])
             .await
             .map_err(map_err)?;
         Ok(rows.iter().map(customer_row).collect())
@@ -254,13 +255,16 @@ impl VaultStore for PostgresStore {
 
     async fn interaction(&self, id: &str) -> StoreResult<Option<InteractionRow>> {
         let c = self.client().await?;
-        Ok(c.query_opt(
-            &format!("SELECT {INTERACTION_COLUMNS} FROM interactions WHERE id = $1"),
-            &[&id],
-        )
-        .await
-        .map_err(map_err)?
-        .map(|r| interaction_row(&r)))
+        let st = c
+            .prepare_cached(&format!(
+                "SELECT {INTERACTION_COLUMNS} FROM interactions WHERE id = $1"
+            ))
+            .await
+            .map_err(map_err)?;
+        Ok(c.query_opt(&st, &[&id])
+            .await
+            .map_err(map_err)?
+            .map(|r| interaction_row(&r)))
     }
 
     async fn agent_interactions(
@@ -449,13 +453,14 @@ impl KeyShareStore for PostgresStore {
 
     async fn share(&self, customer_id: &str) -> StoreResult<Option<Vec<u8>>> {
         let c = self.client().await?;
-        Ok(c.query_opt(
-            "SELECT share FROM customer_key_shares WHERE customer_id = $1",
-            &[&customer_id],
-        )
-        .await
-        .map_err(map_err)?
-        .map(|r| r.get(0)))
+        let st = c
+            .prepare_cached("SELECT share FROM customer_key_shares WHERE customer_id = $1")
+            .await
+            .map_err(map_err)?;
+        Ok(c.query_opt(&st, &[&customer_id])
+            .await
+            .map_err(map_err)?
+            .map(|r| r.get(0)))
     }
 
     async fn destroy_share(&self, customer_id: &str) -> StoreResult<bool> {

@@ -26,6 +26,7 @@ mod identity;
 mod limits;
 mod payments;
 mod recordings;
+mod registry;
 mod sessions;
 mod vault;
 

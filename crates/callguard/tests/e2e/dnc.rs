@@ -42,7 +42,7 @@ pub async fn wait_for_registry(server: &Server, token: &str, sha: Option<&str>) 
     panic!("the server never loaded the registry\n{}", server.logs());
 }
 
-fn sha_of_output(stdout: &str) -> String {
+pub fn sha_of_output(stdout: &str) -> String {
     stdout
         .split("sha256 ")
         .nth(1)

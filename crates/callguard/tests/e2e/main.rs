@@ -41,6 +41,7 @@ mod compliance_pages;
 mod connections;
 mod dnc;
 mod dnc_cli;
+mod dnc_shared;
 mod duties;
 mod harness;
 mod keys;

@@ -2,14 +2,20 @@
 //! under `DATA_DIR/dnc/`, switched atomically by renaming a small pointer file, and reloaded by
 //! the server when the pointer changes — the old registry keeps answering until the new one is
 //! loaded, and a refused import never touches either. Checks answer in the order asked.
+//!
+//! On PostgreSQL the registry lives in the database instead (`callguard_store::RegistryStore`):
+//! an import on any node stages a new version there and puts it in force with its audit entry;
+//! every node loads it at start and whenever it hears of a new one, and switches the same way.
 
 use callguard_core::dnc::elias_fano::EliasFano;
 use callguard_core::dnc::hours::CallingHours;
 use callguard_core::dnc::number::Callee;
+use callguard_store::{RegistryStore, RegistryVersion};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 /// Most numbers one check request may carry.
@@ -25,6 +31,9 @@ pub struct RegistryInfo {
     pub sha256: String,
     pub source: String,
     pub imported_at: i64,
+    /// The version in the shared database (PostgreSQL); absent for a registry kept in files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<i64>,
 }
 
 /// A loaded registry.
@@ -45,6 +54,11 @@ pub struct Dnc {
     dir: PathBuf,
     current: RwLock<Option<Arc<Registry>>>,
     hours: CallingHours,
+    /// False from [`Dnc::expect_shared`] until the registry in force in the database has been
+    /// looked for (and loaded, when there is one): the node is not ready before.
+    settled: AtomicBool,
+    /// One load from the database at a time.
+    loading: tokio::sync::Mutex<()>,
 }
 
 fn pointer(dir: &Path) -> PathBuf {
@@ -63,6 +77,8 @@ impl Dnc {
             dir: dir.to_path_buf(),
             current: RwLock::new(None),
             hours: settings.calling_hours,
+            settled: AtomicBool::new(true),
+            loading: tokio::sync::Mutex::new(()),
         };
         dnc.reload_if_changed()?;
         Ok(dnc)
@@ -119,6 +135,109 @@ impl Dnc {
         Ok(true)
     }
 
+    /// Whether the registry this node must hold at start is loaded (or there is none): false
+    /// between [`Dnc::expect_shared`] and the first [`Dnc::sync_shared`] that succeeds.
+    #[must_use]
+    pub fn settled(&self) -> bool {
+        self.settled.load(Ordering::Acquire)
+    }
+
+    /// Marks that the registry comes from the shared database and has not been looked for yet.
+    pub fn expect_shared(&self) {
+        self.settled.store(false, Ordering::Release);
+    }
+
+    /// Loads the version in force in the shared database when it is not the one in memory; the
+    /// registry in memory answers until the new one is whole and checked, then both switch at
+    /// once. Returns whether it switched. With no version in the database, the node keeps what it
+    /// has (a registry imported into its own files before the database held one).
+    pub async fn sync_shared<S: RegistryStore + ?Sized>(&self, store: &S) -> Result<bool, String> {
+        let _one_at_a_time = self.loading.lock().await;
+        let stored = store
+            .registry_current()
+            .await
+            .map_err(|e| format!("cannot read the shared registry: {e}"))?;
+        let Some(stored) = stored else {
+            self.settled.store(true, Ordering::Release);
+            return Ok(false);
+        };
+        if self
+            .current()
+            .is_some_and(|r| r.info.version == Some(stored.version))
+        {
+            self.settled.store(true, Ordering::Release);
+            return Ok(false);
+        }
+        let set = load_shared(store, &stored).await?;
+        let info = RegistryInfo {
+            file: shared_name(&stored.source_sha256, stored.imported_at),
+            numbers: set.len(),
+            sha256: stored.source_sha256.clone(),
+            source: stored.source.clone(),
+            imported_at: stored.imported_at,
+            version: Some(stored.version),
+        };
+        if let Ok(mut g) = self.current.write() {
+            *g = Some(Arc::new(Registry { set, info }));
+        }
+        self.settled.store(true, Ordering::Release);
+        tracing::info!(
+            version = stored.version,
+            numbers = stored.numbers,
+            "national DNC registry loaded from the database"
+        );
+        Ok(true)
+    }
+
+    /// Stores `set` in the shared database as a new version, not yet in force; returns what
+    /// [`RegistryStore::registry_publish`] of `info.version` puts in force. Shows progress through
+    /// `progress(bytes stored, bytes in all)`.
+    pub async fn stage_shared<S: RegistryStore + ?Sized>(
+        &self,
+        store: &S,
+        set: &EliasFano,
+        sha256: &str,
+        source: &str,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<RegistryInfo, String> {
+        let bytes = set.to_bytes();
+        let now = callguard_core::now();
+        let chunks = bytes.chunks(callguard_store::REGISTRY_CHUNK_BYTES);
+        let stage = |e: callguard_store::StoreError| format!("cannot store the registry: {e}");
+        let version = store
+            .registry_stage(&RegistryVersion {
+                version: 0,
+                numbers: i64::try_from(set.len()).map_err(|_| "too many numbers".to_owned())?,
+                source_sha256: sha256.to_owned(),
+                source: source.to_owned(),
+                imported_at: now,
+                size: i64::try_from(bytes.len()).map_err(|_| "registry too large".to_owned())?,
+                set_sha256: hex_sha256(&bytes),
+                chunks: i32::try_from(chunks.len()).map_err(|_| "registry too large".to_owned())?,
+            })
+            .await
+            .map_err(stage)?;
+        let total = bytes.len() as u64;
+        let mut done = 0u64;
+        for (seq, chunk) in chunks.enumerate() {
+            let seq = i32::try_from(seq).map_err(|_| "registry too large".to_owned())?;
+            store
+                .registry_put_chunk(version, seq, chunk)
+                .await
+                .map_err(stage)?;
+            done += chunk.len() as u64;
+            progress(done, total);
+        }
+        Ok(RegistryInfo {
+            file: shared_name(sha256, now),
+            numbers: set.len(),
+            sha256: sha256.to_owned(),
+            source: source.to_owned(),
+            imported_at: now,
+            version: Some(version),
+        })
+    }
+
     /// Writes a new registry file (fsynced) and returns the pointer that would put it in force.
     pub fn stage(
         &self,
@@ -127,10 +246,7 @@ impl Dnc {
         source: &str,
     ) -> Result<RegistryInfo, String> {
         let now = callguard_core::now();
-        let file = format!(
-            "national-{}-{now}.cgef",
-            sha256.chars().take(12).collect::<String>()
-        );
+        let file = shared_name(sha256, now);
         let path = self.dir.join(&file);
         let tmp = self.dir.join(format!("{file}.tmp"));
         let mut f = std::fs::File::create(&tmp).map_err(|e| io(e, "cannot create", &tmp))?;
@@ -144,6 +260,7 @@ impl Dnc {
             sha256: sha256.to_owned(),
             source: source.to_owned(),
             imported_at: now,
+            version: None,
         })
     }
 
@@ -229,6 +346,151 @@ impl Dnc {
             allowed: reasons.is_empty(),
             reasons,
         }
+    }
+}
+
+/// Keeps this node's registry the one in force in the shared database: at start, at once
+/// whenever any node puts a new one in force (LISTEN/NOTIFY), and every 30 s in case a
+/// notification was lost; a failed load is retried every second while the old registry answers.
+pub async fn follow_shared(dnc: Arc<Dnc>, store: Arc<dyn callguard_store::Store>) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut changes = store.subscribe_changes();
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        let failed = match dnc.sync_shared(store.as_ref()).await {
+            Ok(_) => false,
+            Err(e) => {
+                tracing::error!(error = %e, "the national DNC registry could not be loaded from the database; the one in memory stays");
+                true
+            }
+        };
+        loop {
+            let heard = match changes.as_mut() {
+                Some(rx) if !failed => tokio::select! {
+                    _ = tick.tick() => true,
+                    heard = rx.recv() => match heard {
+                        Ok(callguard_store::Change::Registry) | Err(RecvError::Lagged(_)) => true,
+                        Ok(_) => false,
+                        Err(RecvError::Closed) => {
+                            changes = None;
+                            false
+                        }
+                    },
+                },
+                _ if failed => {
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    true
+                }
+                _ => {
+                    tick.tick().await;
+                    true
+                }
+            };
+            if heard {
+                break;
+            }
+        }
+    }
+}
+
+/// The name a registry goes by in status answers and audit targets (and its file, on SQLite).
+fn shared_name(sha256: &str, imported_at: i64) -> String {
+    format!(
+        "national-{}-{imported_at}.cgef",
+        sha256.chars().take(12).collect::<String>()
+    )
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    data_encoding::HEXLOWER.encode(&sha2::Sha256::digest(bytes))
+}
+
+/// Reads a stored version chunk by chunk straight into a set (never a whole second copy of its
+/// bytes), checking the length and SHA-256 of what was stored.
+async fn load_shared<S: RegistryStore + ?Sized>(
+    store: &S,
+    stored: &RegistryVersion,
+) -> Result<EliasFano, String> {
+    let (feed, chunks) = tokio::sync::mpsc::channel::<Result<Vec<u8>, String>>(2);
+    let size = u64::try_from(stored.size).map_err(|_| "the stored registry is damaged")?;
+    let expected = stored.set_sha256.clone();
+    let reader = tokio::task::spawn_blocking(move || {
+        let mut r = ChunkReader {
+            chunks,
+            current: Vec::new(),
+            at: 0,
+            hash: sha2::Sha256::default(),
+            read: 0,
+        };
+        let set = EliasFano::read_from(&mut r, size);
+        // The receiver goes here, so the feeder below stops when reading ended early.
+        (set, r.hash, r.read)
+    });
+    let (version, count) = (stored.version, stored.chunks);
+    for seq in 0..count {
+        let chunk = match store.registry_chunk(version, seq).await {
+            Ok(Some(c)) => Ok(c),
+            Ok(None) => Err("the registry version was replaced while loading".to_owned()),
+            Err(e) => Err(format!("cannot read the shared registry: {e}")),
+        };
+        let failed = chunk.is_err();
+        if feed.send(chunk).await.is_err() || failed {
+            break;
+        }
+    }
+    drop(feed);
+    let (set, hash, read) = reader
+        .await
+        .map_err(|_| "loading the registry stopped".to_owned())?;
+    let set = set
+        .map_err(|e| e.to_string())?
+        .ok_or("the stored registry is damaged (not a registry set)")?;
+    use sha2::Digest;
+    let hash = data_encoding::HEXLOWER.encode(&hash.finalize());
+    if read != size || hash != expected {
+        return Err("the stored registry is damaged (length or SHA-256 differ)".into());
+    }
+    if i64::try_from(set.len()).ok() != Some(stored.numbers) {
+        return Err("the stored registry is damaged (number count differs)".into());
+    }
+    Ok(set)
+}
+
+/// A [`std::io::Read`] over chunks arriving from the database, hashing what passes.
+struct ChunkReader {
+    chunks: tokio::sync::mpsc::Receiver<Result<Vec<u8>, String>>,
+    current: Vec<u8>,
+    at: usize,
+    hash: sha2::Sha256,
+    read: u64,
+}
+
+impl std::io::Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use sha2::Digest;
+        while self.at >= self.current.len() {
+            match self.chunks.blocking_recv() {
+                Some(Ok(next)) => {
+                    self.current = next;
+                    self.at = 0;
+                }
+                Some(Err(e)) => return Err(std::io::Error::other(e)),
+                None => return Ok(0),
+            }
+        }
+        let rest = self.current.get(self.at..).unwrap_or_default();
+        let n = rest.len().min(buf.len());
+        let (from, to) = (rest.get(..n).unwrap_or_default(), buf.get_mut(..n));
+        if let Some(to) = to {
+            to.copy_from_slice(from);
+        }
+        self.hash.update(from);
+        self.at += n;
+        self.read += n as u64;
+        Ok(n)
     }
 }
 
@@ -338,6 +600,7 @@ mod tests {
                 sha256: String::new(),
                 source: String::new(),
                 imported_at: 0,
+                version: None,
             },
         };
         let denver = Callee::parse("+13035550100");
@@ -395,6 +658,7 @@ mod tests {
                 sha256: String::new(),
                 source: String::new(),
                 imported_at: 0,
+                version: None,
             },
         };
         for garbage in ["", "hello", "+1 111 555 0123", "12", "+999999"] {

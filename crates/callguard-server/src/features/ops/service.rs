@@ -2,6 +2,7 @@
 //! its metrics.
 
 use crate::error::Error;
+use crate::features::dnc::registry::Dnc;
 use callguard_core::Secret;
 use callguard_store::{IntegratorState, Store};
 use std::net::IpAddr;
@@ -11,7 +12,25 @@ use std::sync::Arc;
 /// Readiness of this node.
 pub struct Readiness {
     store: Arc<dyn Store>,
+    registry: Option<Arc<Dnc>>,
     draining: AtomicBool,
+}
+
+/// One thing a node needs before it takes work, as `/readyz` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadyCheck {
+    /// `not_draining`, `database`, `audit_integrator` (PostgreSQL) or `registry_loaded`.
+    pub name: &'static str,
+    pub ok: bool,
+    /// In a few words: what was found.
+    pub detail: String,
+}
+
+/// The verdict, and every check behind it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadyReport {
+    pub verdict: Result<(), NotReady>,
+    pub checks: Vec<ReadyCheck>,
 }
 
 /// Why a node is not ready, as a load balancer's health check is told.
@@ -24,6 +43,8 @@ pub enum NotReady {
     /// integrator is working, or it cannot keep up, so new actions would not reach a signed
     /// checkpoint in time.
     AuditBehind,
+    /// The national DNC registry in force in the database is still loading (at start).
+    RegistryLoading,
 }
 
 /// Entries waiting longer than this for their index make the node not ready. A takeover after
@@ -57,6 +78,7 @@ impl NotReady {
             Self::Draining => "draining",
             Self::DatabaseUnavailable => "database unavailable",
             Self::AuditBehind => "audit log behind",
+            Self::RegistryLoading => "registry loading",
         }
     }
 }
@@ -66,8 +88,16 @@ impl Readiness {
     pub fn new(store: Arc<dyn Store>) -> Self {
         Self {
             store,
+            registry: None,
             draining: AtomicBool::new(false),
         }
+    }
+
+    /// The node is ready only once `registry` holds what it must at start.
+    #[must_use]
+    pub fn with_registry(mut self, registry: Arc<Dnc>) -> Self {
+        self.registry = Some(registry);
+        self
     }
 
     /// From now on the node answers "not ready" so that balancers stop sending it new work,
@@ -76,37 +106,83 @@ impl Readiness {
         self.draining.store(true, Ordering::Release);
     }
 
-    /// Whether the node should get new work: not draining, the database answers (its error is
-    /// logged, never returned), and on PostgreSQL the audit integrator keeps up. Either way the
-    /// integrator's state comes along (`None` on SQLite, which has none).
-    pub async fn ready(&self) -> (Result<(), NotReady>, Option<String>) {
-        if self.draining.load(Ordering::Acquire) {
-            return (Err(NotReady::Draining), None);
-        }
-        if let Err(e) = self.store.ping().await {
-            tracing::error!(error = %e, "readiness check failed");
-            return (Err(NotReady::DatabaseUnavailable), None);
-        }
-        match self.store.integrator_state().await {
-            Ok(None) => (Ok(()), None),
-            Ok(Some(st)) => {
-                let said = Some(describe(&st));
-                if st.backlog_age_ms > AUDIT_BACKLOG_LIMIT_MS {
-                    tracing::error!(
-                        backlog = st.backlog,
-                        oldest_ms = st.backlog_age_ms,
-                        "audit entries are not being indexed"
-                    );
-                    (Err(NotReady::AuditBehind), said)
-                } else {
-                    (Ok(()), said)
-                }
-            }
+    /// Whether the node should get new work: not draining, the database answers (the
+    /// database's error is logged, never returned), on PostgreSQL the audit integrator keeps up,
+    /// and the national DNC registry in force is loaded. Every check is run and listed; the
+    /// first failing one names the verdict.
+    pub async fn check(&self) -> ReadyReport {
+        let draining = self.draining.load(Ordering::Acquire);
+        let database = match self.store.ping().await {
+            Ok(()) => true,
             Err(e) => {
                 tracing::error!(error = %e, "readiness check failed");
-                (Err(NotReady::DatabaseUnavailable), None)
+                false
             }
+        };
+        // The integrator's state: `None` on SQLite (which has none) or when the database did
+        // not answer.
+        let integrator = if database {
+            match self.store.integrator_state().await {
+                Ok(st) => st,
+                Err(e) => {
+                    tracing::error!(error = %e, "readiness check failed");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let audit = integrator.as_ref().is_none_or(|st| {
+            let keeping_up = st.backlog_age_ms <= AUDIT_BACKLOG_LIMIT_MS;
+            if !keeping_up {
+                tracing::error!(
+                    backlog = st.backlog,
+                    oldest_ms = st.backlog_age_ms,
+                    "audit entries are not being indexed"
+                );
+            }
+            keeping_up
+        });
+        let registry = self.registry.as_ref().is_none_or(|r| r.settled());
+        let verdict = if draining {
+            Err(NotReady::Draining)
+        } else if !database {
+            Err(NotReady::DatabaseUnavailable)
+        } else if !audit {
+            Err(NotReady::AuditBehind)
+        } else if !registry {
+            Err(NotReady::RegistryLoading)
+        } else {
+            Ok(())
+        };
+        let check = |name, ok, yes: &str, no: &str| ReadyCheck {
+            name,
+            ok,
+            detail: if ok { yes.into() } else { no.into() },
+        };
+        let mut checks = vec![
+            check("not_draining", !draining, "serving", "draining"),
+            check("database", database, "reachable", "unavailable"),
+        ];
+        if let Some(st) = &integrator {
+            checks.push(ReadyCheck {
+                name: "audit_integrator",
+                ok: audit,
+                detail: describe(st),
+            });
         }
+        checks.push(check(
+            "registry_loaded",
+            registry,
+            "loaded or none in force",
+            "loading",
+        ));
+        ReadyReport { verdict, checks }
+    }
+
+    /// [`Readiness::check`]'s verdict alone.
+    pub async fn ready(&self) -> Result<(), NotReady> {
+        self.check().await.verdict
     }
 }
 

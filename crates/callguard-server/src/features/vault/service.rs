@@ -564,13 +564,20 @@ impl Vault {
                 detail: e.to_string(),
             }])
         })?;
-        let found = self.find_by(IndexKind::Phone, &e164).await?;
-        let mut inside = false;
-        if let Some(i) = interaction {
-            if let Some(row) = self.store.interaction(i).await? {
-                inside = row.status == "active" && row.agent_id == p.user.id;
-            }
-        }
+        // The look-up and the interaction read are independent: on PostgreSQL both round trips
+        // go out at once.
+        let in_call = async {
+            Ok::<bool, Error>(match interaction {
+                Some(i) => self
+                    .store
+                    .interaction(i)
+                    .await?
+                    .is_some_and(|row| row.status == "active" && row.agent_id == p.user.id),
+                None => false,
+            })
+        };
+        let (found, inside) = tokio::join!(self.find_by(IndexKind::Phone, &e164), in_call);
+        let (found, inside) = (found?, inside?);
         let mut audit = p
             .actor()
             .record("customer.search")
