@@ -11,6 +11,7 @@ mod log;
 pub mod payments;
 mod postgres;
 pub mod recordings;
+pub mod service_tokens;
 mod sql;
 mod sqlite;
 pub mod vault;
@@ -23,6 +24,7 @@ pub use dnc_lists::{ConsentRecord, DncListStore, InternalDncEntry};
 pub use payments::{PaymentRow, PaymentStore, PaymentWrite, RefundRow};
 pub use postgres::PostgresStore;
 pub use recordings::{RecordingRow, RecordingStore, SipCredentialRow, SipCredentialStore};
+pub use service_tokens::{ServiceTokenRow, ServiceTokenStore};
 pub use sqlite::SqliteStore;
 pub use vault::{
     CodeRow, CustomerRow, IndexEntry, InteractionRow, KeyShareStore, SealedColumn, VaultStore,
@@ -611,6 +613,7 @@ pub trait Store:
     + LimitStore
     + RecordingStore
     + SipCredentialStore
+    + ServiceTokenStore
     + ComplianceStore
     + PaymentStore
     + Health
@@ -629,6 +632,7 @@ impl<T> Store for T where
         + LimitStore
         + RecordingStore
         + SipCredentialStore
+        + ServiceTokenStore
         + ComplianceStore
         + PaymentStore
         + Health

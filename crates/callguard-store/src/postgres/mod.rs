@@ -24,6 +24,7 @@ mod identity;
 mod limits;
 mod payments;
 mod recordings;
+mod service_tokens;
 mod sessions;
 mod vault;
 
@@ -70,6 +71,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         14,
         include_str!("../../migrations/postgres/0014_shared_allowances.sql"),
+    ),
+    (
+        15,
+        include_str!("../../migrations/postgres/0015_service_tokens.sql"),
     ),
 ];
 /// Arbitrary constant naming Callguard's migration lock.

@@ -26,6 +26,7 @@ mod identity;
 mod limits;
 mod payments;
 mod recordings;
+mod service_tokens;
 mod sessions;
 mod vault;
 
@@ -66,6 +67,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         14,
         include_str!("../../migrations/sqlite/0014_shared_allowances.sql"),
+    ),
+    (
+        15,
+        include_str!("../../migrations/sqlite/0015_service_tokens.sql"),
     ),
 ];
 /// Reads running at once, each on a blocking thread with a pooled connection. Further reads wait
