@@ -200,7 +200,7 @@ mod tests {
         for role in Role::ALL {
             assert_eq!(role.allows(Permission::UsersManage), role == Role::Admin);
             assert_eq!(role.allows(Permission::UsersRead), role == Role::Admin);
-            assert!(role.allows(Permission::OwnAccount));
+            assert_eq!(role.allows(Permission::OwnAccount), role != Role::Telephony);
             assert_eq!(role.allows(Permission::AuditRead), role == Role::Compliance);
             let watches = matches!(role, Role::Supervisor | Role::Compliance);
             assert_eq!(role.allows(Permission::AlertsRead), watches);

@@ -137,7 +137,7 @@ pub async fn authorize(
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(std::net::IpAddr::from([127, 0, 0, 1]), |c| c.0.ip());
     // The telephony edge's service account: its own token, never a session.
-    let signed_in = if !by_cookie && token.starts_with(crate::features::keypad::token::TOKEN_PREFIX)
+    let signed_in = if !by_cookie && token.starts_with(callguard_core::token::SERVICE_TOKEN_PREFIX)
     {
         state.edge_tokens.authenticate(&token, source).await
     } else {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 /// Every telephony token starts with this, so the server knows where to look it up (and a
 /// secret scanner knows what it found).
-pub const TOKEN_PREFIX: &str = "cgtel_";
+pub const TOKEN_PREFIX: &str = callguard_core::token::SERVICE_TOKEN_PREFIX;
 
 /// The service account's name: its audit entries' actor is `user:telephony`.
 pub const ACCOUNT: &str = "telephony";
