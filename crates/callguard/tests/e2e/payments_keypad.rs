@@ -16,7 +16,7 @@ both_backends!(
     a_card_typed_on_the_keypad_is_authorised_and_the_desk_sees_only_counts_and_the_brand,
     each_field_is_rejected_with_a_reason_that_never_repeats_a_digit_and_star_restarts_it,
     a_decline_card_typed_on_the_keypad_is_declined_with_its_reason,
-    a_capture_nobody_finishes_is_cancelled_by_the_servers_timer,
+    a_capture_nobody_finishes_is_cancelled_by_the_servers_timer_or_the_edges_hang_up,
     of_many_edges_starting_the_same_capture_at_once_exactly_one_wins,
     only_the_telephony_token_reaches_the_capture_api_and_it_reaches_nothing_else,
 );
@@ -297,7 +297,9 @@ async fn a_decline_card_typed_on_the_keypad_is_declined_with_its_reason(backend:
     }
 }
 
-async fn a_capture_nobody_finishes_is_cancelled_by_the_servers_timer(backend: Backend) {
+async fn a_capture_nobody_finishes_is_cancelled_by_the_servers_timer_or_the_edges_hang_up(
+    backend: Backend,
+) {
     let peer = StripePeer::start().await;
     let (server, sms) = start_with_peer(
         backend,
@@ -332,6 +334,32 @@ async fn a_capture_nobody_finishes_is_cancelled_by_the_servers_timer(backend: Ba
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     keys(&api, &edge, &id, "4242#")
+        .await
+        .expect_problem(409, "wrong-state");
+    // The edge ends a capture when the caller hangs up: cancelled at once, keys refused after.
+    let call = verified_call(&api, &agent, &sms, 2).await;
+    let id = keypad_payment(&api, &agent, &call).await;
+    api.post(
+        &format!("/api/v1/payments/{id}/keypad"),
+        Some(&edge),
+        json!({}),
+    )
+    .await
+    .expect(201);
+    keys(&api, &edge, &id, "42").await.expect(200);
+    let hung_up = api
+        .post(
+            &format!("/api/v1/payments/{id}/keypad/cancel"),
+            Some(&edge),
+            json!({}),
+        )
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(hung_up["state"], "cancelled", "{hung_up}");
+    assert_eq!(hung_up["ended_because"], "cancelled");
+    assert_eq!(hung_up["payment"]["status"], "cancelled");
+    keys(&api, &edge, &id, "4")
         .await
         .expect_problem(409, "wrong-state");
     assert_eq!(peer.charges(), 0);
