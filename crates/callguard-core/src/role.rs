@@ -16,16 +16,20 @@ pub enum Role {
     Admin,
     /// A customer signed in to the self-service portal.
     Customer,
+    /// The telephony edge's service account: an API token issued by the CLI, never a person.
+    /// It may only drive keypad card captures; it signs in nowhere and reads nothing.
+    Telephony,
 }
 
 impl Role {
-    /// Every role, the customer's included.
-    pub const ALL: [Role; 5] = [
+    /// Every role, the customer's and the telephony service account's included.
+    pub const ALL: [Role; 6] = [
         Role::Agent,
         Role::Supervisor,
         Role::Compliance,
         Role::Admin,
         Role::Customer,
+        Role::Telephony,
     ];
     /// The roles a staff account may have.
     pub const STAFF: [Role; 4] = [Role::Agent, Role::Supervisor, Role::Compliance, Role::Admin];
@@ -33,7 +37,10 @@ impl Role {
     /// Whether this is a staff role (not a portal customer).
     #[must_use]
     pub fn is_staff(self) -> bool {
-        self != Role::Customer
+        matches!(
+            self,
+            Role::Agent | Role::Supervisor | Role::Compliance | Role::Admin
+        )
     }
 
     /// Whether granting this role needs a re-authentication and raises an alert: roles that
@@ -51,6 +58,7 @@ impl Role {
             Role::Compliance => "compliance",
             Role::Admin => "admin",
             Role::Customer => "customer",
+            Role::Telephony => "telephony",
         }
     }
 
@@ -60,8 +68,9 @@ impl Role {
     pub fn allows(self, permission: Permission) -> bool {
         use Permission::*;
         match permission {
-            // Every signed-in person manages their own account and sessions.
-            OwnAccount => true,
+            // Every signed-in person manages their own account and sessions; the telephony
+            // service account is no person and has none.
+            OwnAccount => self != Role::Telephony,
             UsersRead | UsersManage => self == Role::Admin,
             AuditRead => self == Role::Compliance,
             AlertsRead | AlertsManage => matches!(self, Role::Supervisor | Role::Compliance),
@@ -92,6 +101,8 @@ impl Role {
             PaymentsRead => matches!(self, Role::Agent | Role::Supervisor),
             // Money goes back only on a supervisor's decision.
             PaymentsRefund => self == Role::Supervisor,
+            // Keypad card capture is the telephony edge's alone: no person types or sees it.
+            PaymentsCapture => self == Role::Telephony,
         }
     }
 }
@@ -104,7 +115,9 @@ impl fmt::Display for Role {
 
 /// A role name that is not one of Callguard's roles.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown role {0:?}: expected one of agent, supervisor, compliance, admin, customer")]
+#[error(
+    "unknown role {0:?}: expected one of agent, supervisor, compliance, admin, customer, telephony"
+)]
 pub struct UnknownRole(pub String);
 
 impl FromStr for Role {
@@ -116,6 +129,7 @@ impl FromStr for Role {
             "compliance" => Ok(Role::Compliance),
             "admin" => Ok(Role::Admin),
             "customer" => Ok(Role::Customer),
+            "telephony" => Ok(Role::Telephony),
             other => Err(UnknownRole(other.chars().take(32).collect())),
         }
     }
@@ -173,6 +187,8 @@ pub enum Permission {
     PaymentsRead,
     /// Refund an authorised payment, fully or in part.
     PaymentsRefund,
+    /// Drive a keypad card capture (the telephony edge's key events): no one else.
+    PaymentsCapture,
 }
 
 #[cfg(test)]
@@ -184,7 +200,7 @@ mod tests {
         for role in Role::ALL {
             assert_eq!(role.allows(Permission::UsersManage), role == Role::Admin);
             assert_eq!(role.allows(Permission::UsersRead), role == Role::Admin);
-            assert!(role.allows(Permission::OwnAccount));
+            assert_eq!(role.allows(Permission::OwnAccount), role != Role::Telephony);
             assert_eq!(role.allows(Permission::AuditRead), role == Role::Compliance);
             let watches = matches!(role, Role::Supervisor | Role::Compliance);
             assert_eq!(role.allows(Permission::AlertsRead), watches);
@@ -204,6 +220,26 @@ mod tests {
                 role.allows(Permission::PaymentsRead),
                 matches!(role, Role::Agent | Role::Supervisor)
             );
+        }
+    }
+
+    #[test]
+    fn the_telephony_account_holds_only_keypad_capture() {
+        for role in Role::ALL {
+            assert_eq!(
+                role.allows(Permission::PaymentsCapture),
+                role == Role::Telephony
+            );
+        }
+        assert!(!Role::Telephony.is_staff());
+        for p in [
+            Permission::OwnAccount,
+            Permission::CustomersRead,
+            Permission::PaymentsRead,
+            Permission::PaymentsStart,
+            Permission::Portal,
+        ] {
+            assert!(!Role::Telephony.allows(p), "{p:?}");
         }
     }
 

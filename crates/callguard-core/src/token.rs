@@ -36,6 +36,10 @@ pub fn generate(kind: TokenKind) -> Secret<String> {
     ))
 }
 
+/// The first characters of every service-account API token (the telephony edge's), so that the
+/// server knows where to look it up and a secret scanner knows what it found.
+pub const SERVICE_TOKEN_PREFIX: &str = "cgtel_";
+
 /// The stored form of a token: hex SHA-256 of its text.
 #[must_use]
 pub fn hash(token: &str) -> String {

@@ -160,6 +160,10 @@ fn build_state(
     );
     let mut payment_settings = settings.payments.clone();
     payment_settings.public_base = public_url.as_str().trim_end_matches('/').to_owned();
+    payment_settings.authentication_origin = settings
+        .payment_gateway
+        .as_ref()
+        .and_then(crate::features::payments::gateway::GatewaySettings::authentication_origin);
     let gateway = crate::features::payments::gateway::build(settings.payment_gateway.as_ref())
         .map_err(|e| StartError::Payments(e.to_string()))?;
     let payments = Arc::new(Payments::new(
@@ -168,7 +172,14 @@ fn build_state(
         gateway,
         payment_settings,
     ));
+    let keypad = Arc::new(crate::features::keypad::service::Keypad::new(
+        payments.clone(),
+    ));
     Ok(AppState {
+        keypad,
+        edge_tokens: Arc::new(crate::features::keypad::token::EdgeTokens::new(
+            runtime.store.clone(),
+        )),
         payments,
         gdpr: Arc::new(Gdpr::new(vault.clone(), accounts.clone())),
         compliance: Arc::new(runtime.compliance(settings)),

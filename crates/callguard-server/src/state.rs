@@ -44,6 +44,10 @@ pub struct AppState {
     pub compliance: Arc<crate::features::compliance::service::Compliance>,
     /// Payment requests, pay-by-link, refunds.
     pub payments: Arc<crate::features::payments::service::Payments>,
+    /// Keypad card capture for the telephony edge (features/keypad).
+    pub keypad: Arc<crate::features::keypad::service::Keypad>,
+    /// The telephony edge's API token (its service account).
+    pub edge_tokens: Arc<crate::features::keypad::token::EdgeTokens>,
     /// The OpenAPI document, built once from the route table.
     pub openapi: Arc<serde_json::Value>,
 }

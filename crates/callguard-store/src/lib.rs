@@ -12,6 +12,7 @@ pub mod payments;
 mod postgres;
 pub mod recordings;
 pub mod registry;
+pub mod service_tokens;
 mod sql;
 mod sqlite;
 pub mod vault;
@@ -25,6 +26,7 @@ pub use payments::{PaymentRow, PaymentStore, PaymentWrite, RefundRow};
 pub use postgres::PostgresStore;
 pub use recordings::{RecordingRow, RecordingStore, SipCredentialRow, SipCredentialStore};
 pub use registry::{RegistryStore, RegistryVersion, REGISTRY_CHUNK_BYTES};
+pub use service_tokens::{ServiceTokenRow, ServiceTokenStore};
 pub use sqlite::SqliteStore;
 pub use vault::{
     CodeRow, CustomerRow, IndexEntry, InteractionRow, KeyShareStore, SealedColumn, VaultStore,
@@ -649,6 +651,7 @@ pub trait Store:
     + LimitStore
     + RecordingStore
     + SipCredentialStore
+    + ServiceTokenStore
     + ComplianceStore
     + PaymentStore
     + RegistryStore
@@ -668,6 +671,7 @@ impl<T> Store for T where
         + LimitStore
         + RecordingStore
         + SipCredentialStore
+        + ServiceTokenStore
         + ComplianceStore
         + PaymentStore
         + RegistryStore

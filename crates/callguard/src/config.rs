@@ -63,7 +63,10 @@ pub const KEYS: &[Key] = &[
     Key { name: "payments.link_ttl_seconds", secret: false, about: "how long a payment link stays payable, 5 to 604800 seconds (default 900)" },
     Key { name: "payments.merchant_name", secret: false, about: "who payment links and the hosted page say asks for the money (default Callguard)" },
     Key { name: "payments.page_check_seconds", secret: false, about: "how often the server checks the payment page against its signed baseline, 0 for never (default 3600)" },
-    Key { name: "payments.postal_code", secret: false, about: "whether the hosted page and keypad ask for the card's postal code (default false)" },
+    Key { name: "payments.postal_code", secret: false, about: "whether the hosted page asks for the card's postal code (default false)" },
+    Key { name: "payments.keypad_postal_code", secret: false, about: "whether a keypad capture asks the caller for the postal code's digits after the security code (default false)" },
+    Key { name: "payments.keypad_timeout_seconds", secret: false, about: "a keypad capture not finished within this is cancelled by the server, 5 to 900 seconds (default 180)" },
+    Key { name: "payments.keypad_max_attempts", secret: false, about: "rejected entries of one keypad field before the capture is cancelled, 1 to 10 (default 3)" },
     Key { name: "verification.level.payment", secret: false, about: "verification level a payment request needs (default 2)" },
     Key { name: "otp.sender_name", secret: false, about: "who one-time code messages say they come from (default Callguard)" },
     Key { name: "otp.smtp_host", secret: false, about: "SMTP server that e-mails one-time codes (unset: no e-mail codes)" },
@@ -444,6 +447,38 @@ impl Raw {
                     )))
                 }
             };
+        }
+        if let Some(v) = self.text("payments.keypad_postal_code") {
+            p.keypad_postal_code = match v.as_str() {
+                "true" => true,
+                "false" => false,
+                _ => {
+                    return Err(ConfigError(format!(
+                        "{} must be true or false",
+                        self.describe("payments.keypad_postal_code")
+                    )))
+                }
+            };
+        }
+        if let Some(n) =
+            self.number::<u64>("payments.keypad_timeout_seconds", "a number of seconds")?
+        {
+            if !(5..=900).contains(&n) {
+                return Err(ConfigError(format!(
+                    "{} must be between 5 and 900 seconds",
+                    self.describe("payments.keypad_timeout_seconds")
+                )));
+            }
+            p.keypad_timeout_seconds = n;
+        }
+        if let Some(n) = self.number::<u32>("payments.keypad_max_attempts", "a number")? {
+            if !(1..=10).contains(&n) {
+                return Err(ConfigError(format!(
+                    "{} must be between 1 and 10",
+                    self.describe("payments.keypad_max_attempts")
+                )));
+            }
+            p.keypad_max_attempts = n;
         }
         Ok(p)
     }

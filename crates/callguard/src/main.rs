@@ -69,6 +69,11 @@ enum Command {
         #[command(subcommand)]
         command: PaymentsCommand,
     },
+    /// The telephony edge's service account (keypad card capture).
+    Telephony {
+        #[command(subcommand)]
+        command: TelephonyCommand,
+    },
     /// The national Do-Not-Call registry and call-list scrubbing.
     Dnc {
         #[command(subcommand)]
@@ -161,6 +166,26 @@ enum PaymentsCommand {
         #[arg(long)]
         accept: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum TelephonyCommand {
+    /// The telephony edge's API token (role `telephony`: keypad card capture only). The edge
+    /// sends it as `Authorization: Bearer cgtel_…`; only its SHA-256 is stored.
+    Token {
+        #[command(subcommand)]
+        command: TelephonyTokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TelephonyTokenCommand {
+    /// Issue the token and print it, shown only this once (refused when one is issued: rotate).
+    Issue,
+    /// Replace the token: the old one is refused at once; the new one is printed once.
+    Rotate,
+    /// Revoke the token: every request carrying it is refused from now on.
+    Revoke,
 }
 
 #[derive(Subcommand)]
@@ -483,6 +508,26 @@ fn main() -> ExitCode {
             Command::Payments {
                 command: PaymentsCommand::PageCheck { url, accept },
             } => page_check(&settings, url, accept).await,
+            Command::Telephony {
+                command: TelephonyCommand::Token { command },
+            } => {
+                let rt = callguard_server::Runtime::open(&settings).await?;
+                let tokens =
+                    callguard_server::features::keypad::token::EdgeTokens::new(rt.store.clone());
+                match command {
+                    TelephonyTokenCommand::Issue | TelephonyTokenCommand::Rotate => {
+                        let rotate = matches!(command, TelephonyTokenCommand::Rotate);
+                        let token = tokens.issue(&Actor::cli(), rotate).await.map_err(api)?;
+                        println!("{}", token.expose());
+                        eprintln!("the telephony edge's API token, shown only now; send it as `Authorization: Bearer …`");
+                    }
+                    TelephonyTokenCommand::Revoke => {
+                        tokens.revoke(&Actor::cli()).await.map_err(api)?;
+                        eprintln!("the telephony token is revoked");
+                    }
+                }
+                Ok(())
+            }
             Command::Dnc { command } => {
                 let rt = callguard_server::Runtime::open(&settings).await?;
                 match command {

@@ -191,7 +191,9 @@ impl CardNumber {
     /// Checks a typed card number: digits (spaces and dashes ignored), a known brand, a length
     /// that brand issues, and the Luhn check digit.
     pub fn parse(typed: &str) -> Result<Self, CardError> {
-        let mut digits = Zeroizing::new(String::with_capacity(19));
+        // Room for one digit too many, so the length check never makes the buffer move (an old
+        // buffer would be freed without being wiped).
+        let mut digits = Zeroizing::new(String::with_capacity(20));
         for c in typed.chars() {
             match c {
                 '0'..='9' => digits.push(c),

@@ -11,6 +11,7 @@ pub mod desk;
 pub mod dnc;
 pub mod gdpr;
 pub mod interactions;
+pub mod keypad;
 pub mod keys;
 pub mod ops;
 pub mod payments;
@@ -42,6 +43,7 @@ pub fn api_routes() -> Vec<ApiRoute> {
         gdpr::api::routes(),
         compliance::api::routes(),
         payments::api::routes(),
+        keypad::api::routes(),
     ]
     .into_iter()
     .flatten()

@@ -136,7 +136,14 @@ pub async fn authorize(
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(std::net::IpAddr::from([127, 0, 0, 1]), |c| c.0.ip());
-    let principal = match state.identity.authenticate(&token, source).await {
+    // The telephony edge's service account: its own token, never a session.
+    let signed_in = if !by_cookie && token.starts_with(callguard_core::token::SERVICE_TOKEN_PREFIX)
+    {
+        state.edge_tokens.authenticate(&token, source).await
+    } else {
+        state.identity.authenticate(&token, source).await
+    };
+    let principal = match signed_in {
         Ok(p) => p,
         Err(e) => return deny(e, None),
     };

@@ -3,18 +3,29 @@
 "use strict";
 
 (function () {
+  // A keypad capture in progress: "card number: digit 7 of 16 · Visa", then each field's
+  // result. Counts only: the server never sends a digit.
+  function keypad(k) {
+    if (!k) return "";
+    const parts = [];
+    if (k.field) parts.push(k.field + ": digit " + k.digit + (k.of ? " of " + k.of : ""));
+    if (k.brand) parts.push(k.brand);
+    return parts.concat(k.results || []).join(" · ");
+  }
+
   function row(p) {
     const tr = document.createElement("tr");
     tr.dataset.testid = "payment-row";
     tr.dataset.id = p.id;
     tr.dataset.status = p.status;
     const card = p.brand ? p.brand + " •••• " + (p.last4 || "") : "";
-    for (const text of [p.amount, p.description, p.status.replace("_", " "), card, p.message || ""]) {
+    for (const text of [p.amount, p.description, p.status.replace("_", " "), card, p.message || keypad(p.keypad)]) {
       const td = document.createElement("td");
       td.textContent = text;
       tr.append(td);
     }
     tr.children[2].dataset.testid = "payment-status";
+    tr.children[4].dataset.testid = "payment-note";
     return tr;
   }
 

@@ -26,6 +26,7 @@ mod limits;
 mod payments;
 mod recordings;
 mod registry;
+mod service_tokens;
 mod sessions;
 mod vault;
 
@@ -72,6 +73,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         14,
         include_str!("../../migrations/postgres/0014_shared_allowances.sql"),
+    ),
+    (
+        15,
+        include_str!("../../migrations/postgres/0015_service_tokens.sql"),
     ),
     (
         18,

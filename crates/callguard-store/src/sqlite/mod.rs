@@ -27,6 +27,7 @@ mod limits;
 mod payments;
 mod recordings;
 mod registry;
+mod service_tokens;
 mod sessions;
 mod vault;
 
@@ -67,6 +68,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         14,
         include_str!("../../migrations/sqlite/0014_shared_allowances.sql"),
+    ),
+    (
+        15,
+        include_str!("../../migrations/sqlite/0015_service_tokens.sql"),
     ),
 ];
 /// Reads running at once, each on a blocking thread with a pooled connection. Further reads wait

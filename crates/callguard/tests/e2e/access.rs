@@ -32,6 +32,8 @@ const CALLERS: &[&str] = &["agent", "supervisor", "compliance"];
 const CONSENT_KEEPERS: &[&str] = &["agent", "compliance"];
 const PAYMENT_READERS: &[&str] = &["agent", "supervisor"];
 const SUPERVISOR: &[&str] = &["supervisor"];
+/// The telephony edge's service account (an API token from the CLI, no person).
+const TELEPHONY: &[&str] = &["telephony"];
 
 /// The expected access matrix, by hand. A route the server adds without an entry here, or one it
 /// drops, fails the test.
@@ -131,6 +133,17 @@ const MATRIX: &[(&str, &str, Rule)] = &[
     ("GET", "/api/v1/payments/{id}", Roles(PAYMENT_READERS)),
     ("POST", "/api/v1/payments/{id}/cancel", Roles(AGENT)),
     ("POST", "/api/v1/payments/{id}/refunds", Roles(SUPERVISOR)),
+    ("POST", "/api/v1/payments/{id}/keypad", Roles(TELEPHONY)),
+    (
+        "POST",
+        "/api/v1/payments/{id}/keypad/keys",
+        Roles(TELEPHONY),
+    ),
+    (
+        "POST",
+        "/api/v1/payments/{id}/keypad/cancel",
+        Roles(TELEPHONY),
+    ),
     ("GET", "/api/v1/portal/payments", Roles(CUSTOMER)),
 ];
 
@@ -435,9 +448,14 @@ async fn every_route_answers_every_role_as_the_matrix_says(backend: Backend) {
     }
     callers.push(Caller::Role("customer", &customer_token));
     callers.push(Caller::Role("admin", &admin.token));
+    // The telephony edge's token: refused everywhere but the keypad capture API.
+    let issued = server.cli(&["telephony", "token", "issue"]);
+    assert!(issued.status.success(), "{}", issued.describe());
+    let telephony_token = issued.stdout.trim().to_owned();
+    callers.push(Caller::Role("telephony", &telephony_token));
 
     let compared = page_posts_answer_as_their_api_counterparts(&api, &callers).await;
-    assert_eq!(compared, PAGE_POSTS.len() * ROLES.len());
+    assert_eq!(compared, PAGE_POSTS.len() * (ROLES.len() + 1));
 
     let forged = format!("cgs_{}", "A".repeat(43));
     let mut checked = 0;
@@ -483,9 +501,16 @@ async fn every_route_answers_every_role_as_the_matrix_says(backend: Backend) {
             }
             checked += 1;
         }
-        if let Caller::Role(_, token) = caller {
-            api.me(token).await.expect_problem(401, "unauthenticated");
+        match caller {
+            // No session to end: the token stays, and still reaches no account route.
+            Caller::Role("telephony", token) => {
+                api.me(token).await.expect_problem(403, "forbidden");
+            }
+            Caller::Role(_, token) => {
+                api.me(token).await.expect_problem(401, "unauthenticated");
+            }
+            _ => {}
         }
     }
-    assert_eq!(checked, MATRIX.len() * (ROLES.len() + 2));
+    assert_eq!(checked, MATRIX.len() * (ROLES.len() + 3));
 }

@@ -84,6 +84,10 @@ async fn every_answer_matches_the_openapi_document_under_schemathesis(backend: B
     let customer_token =
         crate::portal::portal_set_up(&api, invite.stdout.trim(), &customer_id).await;
     callers.push(("customer".into(), Some(customer_token)));
+    // The telephony edge's service account: it reaches only the keypad capture API.
+    let issued = server.cli(&["telephony", "token", "issue"]);
+    assert!(issued.status.success(), "{}", issued.describe());
+    callers.push(("telephony".into(), Some(issued.stdout.trim().to_owned())));
 
     let schema = server.url("/api/v1/openapi.json");
     let cert = server.data_dir.join("tls").join("cert.pem");
@@ -129,7 +133,12 @@ async fn every_answer_matches_the_openapi_document_under_schemathesis(backend: B
         // The run spoke as the role: its session survived, and the role got answers only a
         // signed-in caller gets.
         if let Some(t) = token {
-            api.me(t).await.expect(200);
+            // The service account has no account routes; its token must still stand.
+            if who == "telephony" {
+                api.me(t).await.expect_problem(403, "forbidden");
+            } else {
+                api.me(t).await.expect(200);
+            }
             assert!(
                 statuses
                     .iter()

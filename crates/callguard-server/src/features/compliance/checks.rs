@@ -14,7 +14,8 @@ pub const APPROVED_POLICY: &str = "agent: own_account, dnc_check, dnc_list_manag
 supervisor: own_account, alerts_read, alerts_manage, dnc_check, dnc_status, dnc_list_manage, dnc_list_read, consent_read, customers_read, payments_read, payments_refund; \
 compliance: own_account, audit_read, alerts_read, alerts_manage, dnc_check, dnc_status, dnc_list_manage, dnc_list_read, consent_manage, consent_read, customers_read, customers_gdpr, officers_confirm, compliance_evidence; \
 admin: own_account, users_read, users_manage; \
-customer: own_account, portal";
+customer: own_account, portal; \
+telephony: payments_capture";
 
 /// The audit event classes of PCI DSS 10.2.1.1–10.2.1.7 the self-test writes and reads back.
 const EVENT_CLASSES: [&str; 7] = [
@@ -157,7 +158,7 @@ pub fn role_policy() -> Outcome {
     let enforced = enforced_policy();
     let same = enforced == APPROVED_POLICY;
     let mut out = Outcome::pass_if(same)
-        .with("roles", 5)
+        .with("roles", super::live::ROLES.len() as i64)
         .with(
             "deny_by_default",
             "a permission not granted in Role::allows is refused",
@@ -195,6 +196,12 @@ pub fn least_privilege() -> Outcome {
             super::live::PERMISSIONS.iter().all(|(p, _)| {
                 matches!(p, Permission::Portal | Permission::OwnAccount) || staff_only(*p)
             }),
+        ),
+        (
+            "the_telephony_account_only_captures_keypad_payments",
+            super::live::PERMISSIONS
+                .iter()
+                .all(|(p, _)| Role::Telephony.allows(*p) == (*p == Permission::PaymentsCapture)),
         ),
     ];
     let mut out = Outcome::pass_if(checks.iter().all(|(_, ok)| *ok));

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tokio::sync::OnceCell;
 
 /// Every permission, for the role matrix (kept in the order of `callguard_core::Permission`).
-pub const PERMISSIONS: [(Permission, &str); 24] = {
+pub const PERMISSIONS: [(Permission, &str); 25] = {
     use Permission::*;
     [
         (OwnAccount, "own_account"),
@@ -38,16 +38,18 @@ pub const PERMISSIONS: [(Permission, &str); 24] = {
         (PaymentsStart, "payments_start"),
         (PaymentsRead, "payments_read"),
         (PaymentsRefund, "payments_refund"),
+        (PaymentsCapture, "payments_capture"),
     ]
 };
 
 /// Every role.
-pub const ROLES: [Role; 5] = [
+pub const ROLES: [Role; 6] = [
     Role::Agent,
     Role::Supervisor,
     Role::Compliance,
     Role::Admin,
     Role::Customer,
+    Role::Telephony,
 ];
 
 /// The role table as enforced: `role: permission, permission; …`.

@@ -35,15 +35,51 @@ impl Payments {
         .await
     }
 
+    /// Arms a keypad capture for its charge: the payment, in `capturing` since the capture
+    /// started, gets its attempt's idempotency key, committed before anything is sent (the
+    /// same rule as [`Payments::claim`]). From then on it cannot be cancelled or expire.
+    pub(crate) async fn arm_keypad(
+        &self,
+        actor: &Actor,
+        row: &PaymentRow,
+    ) -> Result<PaymentRow, Error> {
+        self.gateway()?;
+        if status_of(row)? != Status::Capturing || row.attempt_key.is_some() {
+            return Err(Error::State("the payment is not being captured by keypad"));
+        }
+        let mut n = row.clone();
+        n.attempt_key = Some(format!("cg-{}-{}", row.id, uuid::Uuid::new_v4().simple()));
+        n.attempts += 1;
+        n.version += 1;
+        n.updated_at = callguard_core::now();
+        let audit = super::service::record(actor, "payment.keypad.submit", &n);
+        if !self
+            .commit(callguard_store::PaymentWrite {
+                payment: Some((n.clone(), Some(row.version))),
+                audit: vec![audit],
+                ..Default::default()
+            })
+            .await?
+        {
+            return Err(Error::State(
+                "the payment changed meanwhile (cancelled or expired)",
+            ));
+        }
+        Ok(n)
+    }
+
     /// Charges `card` for the claimed payment `row` (in `capturing`, with its key) and records
-    /// the outcome: authorised, declined with its reason, or failed.
+    /// the outcome: authorised, declined with its reason, or failed. A card that needs 3-D
+    /// Secure (pay-by-link with `return_url` only) stays `capturing` with the gateway's
+    /// reference, and the bank's page to send the card holder to is answered beside the row.
     pub(crate) async fn charge(
         &self,
         actor: &Actor,
         row: &PaymentRow,
         card: &CardDetails,
         moto: bool,
-    ) -> Result<PaymentRow, Error> {
+        return_url: Option<&url::Url>,
+    ) -> Result<(PaymentRow, Option<url::Url>), Error> {
         if status_of(row)? != Status::Capturing {
             return Err(Error::State("the payment is not being charged"));
         }
@@ -65,9 +101,7 @@ impl Payments {
             description: &description,
             reference: &row.id,
             moto,
-            // 3-D Secure's return to the page is not built yet: a card that needs it is
-            // declined as `authentication_failed` (see below).
-            return_url: None,
+            return_url: if moto { None } else { return_url },
         };
         let summary = card.summary();
         let mut outcome = Err(GatewayError::Unreachable);
@@ -87,6 +121,62 @@ impl Payments {
             n.exp_month = Some(i64::from(summary.exp_month));
             n.exp_year = Some(i64::from(summary.exp_year));
         };
+        let (reference, redirect_url) = match outcome {
+            Ok(ChargeOutcome::RequiresAction {
+                reference,
+                redirect_url,
+            }) => (reference, redirect_url),
+            other => {
+                return self
+                    .record_outcome(actor, row, other, kept)
+                    .await
+                    .map(|r| (r, None))
+            }
+        };
+        {
+            if moto || return_url.is_none() {
+                // No page to come back to: refused as an authentication failure rather than
+                // left hanging.
+                let next = self
+                    .transition(actor, row, Status::Declined, |n| {
+                        kept(n);
+                        n.gateway_reference = Some(reference);
+                        n.decline_reason = Some("authentication_failed".into());
+                    })
+                    .await?;
+                return Ok((next, None));
+            }
+            let mut n = row.clone();
+            kept(&mut n);
+            n.gateway_reference = Some(reference);
+            n.version += 1;
+            n.updated_at = callguard_core::now();
+            let audit = super::service::record(actor, "payment.authentication_required", &n);
+            if !self
+                .commit(callguard_store::PaymentWrite {
+                    payment: Some((n.clone(), Some(row.version))),
+                    audit: vec![audit],
+                    ..Default::default()
+                })
+                .await?
+            {
+                return Err(Error::State(
+                    "the payment changed meanwhile; read it again and retry",
+                ));
+            }
+            Ok((n, Some(redirect_url)))
+        }
+    }
+
+    /// Records a charge's outcome (from the charge itself or, after 3-D Secure, from asking the
+    /// gateway): authorised, declined with its reason, or failed.
+    pub(crate) async fn record_outcome(
+        &self,
+        actor: &Actor,
+        row: &PaymentRow,
+        outcome: Result<ChargeOutcome, GatewayError>,
+        kept: impl Fn(&mut PaymentRow),
+    ) -> Result<PaymentRow, Error> {
         match outcome {
             Ok(ChargeOutcome::Authorised {
                 reference, token, ..
@@ -107,8 +197,8 @@ impl Payments {
                 })
                 .await
             }
-            // 3-D Secure cannot be completed on this page yet: the charge is refused as an
-            // authentication failure rather than left hanging.
+            // Still waiting for the bank's check when it should be over: an authentication
+            // failure rather than a payment left hanging.
             Ok(ChargeOutcome::RequiresAction { reference, .. }) => {
                 self.transition(actor, row, Status::Declined, |n| {
                     kept(n);

@@ -52,6 +52,12 @@ pub enum PayResult {
         message: String,
     },
     Failed,
+    /// 3-D Secure: the card holder is sent to the bank's check at this address, which sends
+    /// them back to `/pay/{token}/return`.
+    Authenticate(url::Url),
+    /// The card holder came back from the bank's check but the gateway could not be asked
+    /// how it went: the page says to reload.
+    Pending,
     /// The link cannot be paid (any more).
     Refused(LinkState),
 }
@@ -177,19 +183,72 @@ impl Payments {
             Err(Error::State(_)) => return Ok(PayResult::Refused(LinkState::Used)),
             Err(e) => return Err(e),
         };
-        let done = self.charge(&actor, &claimed, &card, false).await?;
+        let return_url = url::Url::parse(&format!(
+            "{}/return",
+            self.link_url(&Secret::new(token.to_owned()))
+        ))
+        .ok();
+        let (done, redirect) = self
+            .charge(&actor, &claimed, &card, false, return_url.as_ref())
+            .await?;
         drop(card);
-        Ok(match status_of(&done)? {
-            Status::Authorised => PayResult::Authorised {
-                amount: view(&done).amount,
-                last4: done.last4.clone().unwrap_or_default(),
-            },
-            Status::Declined => PayResult::Declined {
-                message: view(&done).message.unwrap_or_default(),
-            },
-            _ => PayResult::Failed,
-        })
+        if let Some(url) = redirect {
+            return Ok(PayResult::Authenticate(url));
+        }
+        Ok(result_of(&done)?.unwrap_or(PayResult::Failed))
     }
+
+    /// The card holder is back from the bank's 3-D Secure check (`/pay/{token}/return`): the
+    /// gateway is asked how the charge stands (whatever the query string of the return
+    /// claims) and the payment is authorised or declined. A payment decided already is shown
+    /// as it is.
+    pub async fn finish_authentication(
+        &self,
+        token: &str,
+        source: &str,
+    ) -> Result<PayResult, Error> {
+        let row = self.by_token(token).await?;
+        let waiting = status_of(&row)? == Status::Capturing
+            && row.attempt_key.is_some()
+            && row.gateway_reference.is_some();
+        if !waiting {
+            return Ok(match result_of(&row)? {
+                Some(r) => r,
+                None => PayResult::Refused(self.state_of_link(&row)?),
+            });
+        }
+        let reference = row.gateway_reference.clone().ok_or(Error::Internal)?;
+        let outcome = self.gateway()?.charge_status(&reference).await;
+        if outcome == Err(crate::features::payments::gateway::GatewayError::Unreachable) {
+            return Ok(PayResult::Pending);
+        }
+        let actor = Actor {
+            id: "payer".into(),
+            source: Some(source.to_owned()),
+        };
+        let done = match self.record_outcome(&actor, &row, outcome, |_| {}).await {
+            Ok(done) => done,
+            // Another return of the same card holder recorded it first.
+            Err(Error::State(_)) => self.by_token(token).await?,
+            Err(e) => return Err(e),
+        };
+        Ok(result_of(&done)?.unwrap_or(PayResult::Failed))
+    }
+}
+
+/// What a decided payment shows on its page; `None` while it is undecided.
+fn result_of(done: &PaymentRow) -> Result<Option<PayResult>, Error> {
+    Ok(Some(match status_of(done)? {
+        Status::Authorised => PayResult::Authorised {
+            amount: view(done).amount,
+            last4: done.last4.clone().unwrap_or_default(),
+        },
+        Status::Declined => PayResult::Declined {
+            message: view(done).message.unwrap_or_default(),
+        },
+        Status::Failed => PayResult::Failed,
+        _ => return Ok(None),
+    }))
 }
 
 /// Checks every card field; every problem names its field and never echoes the value.

@@ -63,7 +63,9 @@ impl Status {
     }
 
     /// The state machine: created → link_sent | capturing → authorised | declined | expired |
-    /// cancelled | failed. Every closed status is final.
+    /// cancelled | failed. Every closed status is final. A capturing payment may be cancelled
+    /// only while its card is not at the gateway (a keypad capture the caller abandons, that
+    /// times out or that the agent stops): the service checks that, not this table.
     #[must_use]
     pub fn may_become(self, next: Status) -> bool {
         use Status::*;
@@ -71,7 +73,10 @@ impl Status {
             (self, next),
             (Created, LinkSent | Capturing | Expired | Cancelled | Failed)
                 | (LinkSent, Capturing | Expired | Cancelled)
-                | (Capturing, Authorised | Declined | Failed | Expired)
+                | (
+                    Capturing,
+                    Authorised | Declined | Failed | Expired | Cancelled
+                )
         )
     }
 }
@@ -147,6 +152,29 @@ pub struct PaymentView {
     /// payment: the token is stored hashed and cannot be shown again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub link_url: Option<String>,
+    /// A keypad capture in progress: which field, how many digits so far, the brand once
+    /// known, and each field's result. Never a digit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keypad: Option<KeypadProgress>,
+}
+
+/// What the agent's desk shows of a keypad capture while the caller types: "card number:
+/// digit 7 of 16", the brand once known, the fields' results. Counts only, never digits.
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
+pub struct KeypadProgress {
+    /// The field being typed: `card number`, `expiry`, `security code`, `postal code`.
+    pub field: String,
+    /// Digits typed so far in that field.
+    pub digit: u32,
+    /// How many digits the field takes (for a card number, once its brand is known).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub of: Option<u32>,
+    /// The card's brand, once its first digits tell.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub brand: Option<String>,
+    /// Each field's result so far, e.g. `card number accepted`, `expiry rejected: the card has
+    /// expired`.
+    pub results: Vec<String>,
 }
 
 /// `GET /api/v1/payments` and the lists of an interaction.
@@ -202,10 +230,10 @@ mod tests {
     }
 
     #[test]
-    fn a_card_being_charged_cannot_be_cancelled() {
+    fn an_open_payment_can_be_cancelled_the_service_guards_a_card_at_the_gateway() {
         assert!(Status::Created.may_become(Status::Cancelled));
         assert!(Status::LinkSent.may_become(Status::Cancelled));
-        assert!(!Status::Capturing.may_become(Status::Cancelled));
+        assert!(Status::Capturing.may_become(Status::Cancelled));
     }
 
     #[test]

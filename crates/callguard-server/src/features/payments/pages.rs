@@ -25,6 +25,16 @@ use sha2::{Digest, Sha384};
 /// The payment page's Content-Security-Policy.
 pub const PAY_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+/// The payment page's Content-Security-Policy when the gateway may send the card holder to
+/// `authentication_origin` for 3-D Secure: its form may lead there, nowhere else.
+#[must_use]
+pub fn pay_csp(authentication_origin: Option<&str>) -> String {
+    match authentication_origin {
+        Some(o) => PAY_CSP.replace("form-action 'self'", &format!("form-action 'self' {o}")),
+        None => PAY_CSP.to_owned(),
+    }
+}
+
 /// One script the payment page loads, and why (PCI DSS 6.4.3: inventory and justification).
 pub struct ScriptEntry {
     pub src: &'static str,
@@ -91,11 +101,19 @@ struct PayPage {
     error: String,
     scripts: Vec<ScriptTag>,
     css_sri: String,
+    /// The Content-Security-Policy it is sent with (not rendered).
+    csp: String,
 }
 
 impl PayPage {
-    fn new(merchant: &str, token: &str, csrf: String) -> Self {
+    fn new(
+        settings: &super::service::PaymentSettings,
+        merchant: &str,
+        token: &str,
+        csrf: String,
+    ) -> Self {
         Self {
+            csp: pay_csp(settings.authentication_origin.as_deref()),
             csrf,
             token: token.to_owned(),
             merchant: merchant.to_owned(),
@@ -165,7 +183,7 @@ fn page(status: StatusCode, p: PayPage, cookie: Option<String>) -> Response {
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(PAY_CSP),
+        HeaderValue::from_str(&p.csp).unwrap_or(HeaderValue::from_static(PAY_CSP)),
     );
     if let Some(c) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
         h.append(header::SET_COOKIE, c);
@@ -173,8 +191,8 @@ fn page(status: StatusCode, p: PayPage, cookie: Option<String>) -> Response {
     resp
 }
 
-fn not_a_link(merchant: &str, csrf: String) -> Response {
-    let mut p = PayPage::new(merchant, "", csrf);
+fn not_a_link(s: &AppState, merchant: &str, csrf: String) -> Response {
+    let mut p = PayPage::new(s.payments.settings(), merchant, "", csrf);
     p.headline =
         "This payment link is not valid. Check that you opened the whole link from the message."
             .into();
@@ -194,10 +212,11 @@ async fn pay_page(
     let c = csrf_of(&headers);
     match s.payments.link_state(&token).await {
         Ok(state) => {
-            let (status, p) = PayPage::new(&merchant, &token, c.token).with_state(&state);
+            let (status, p) =
+                PayPage::new(s.payments.settings(), &merchant, &token, c.token).with_state(&state);
             page(status, p, c.new_cookie)
         }
-        Err(Error::NotFound) => not_a_link(&merchant, c.token),
+        Err(Error::NotFound) => not_a_link(&s, &merchant, c.token),
         Err(e) => crate::web::page_error(&headers, &e, None),
     }
 }
@@ -213,8 +232,13 @@ fn preview(s: &AppState, merchant: &str) -> Response {
         seconds_left: 15 * 60,
         postal_code: s.payments.settings().postal_code,
     };
-    let (status, p) =
-        PayPage::new(merchant, super::tamper::PREVIEW, "preview".into()).with_state(&state);
+    let (status, p) = PayPage::new(
+        s.payments.settings(),
+        merchant,
+        super::tamper::PREVIEW,
+        "preview".into(),
+    )
+    .with_state(&state);
     page(status, p, None)
 }
 
@@ -245,12 +269,55 @@ async fn pay(
         cvc: f.cvc,
         postal_code: f.postal_code,
     };
-    let base = PayPage::new(&merchant, &token, c.token.clone());
-    match s
+    let base = PayPage::new(s.payments.settings(), &merchant, &token, c.token.clone());
+    let result = s
         .payments
         .pay_link(&token, form, &ctx.source.to_string())
-        .await
-    {
+        .await;
+    result_page(&s, &headers, &token, base, &merchant, c.token, result).await
+}
+
+/// The card holder is back from the bank's 3-D Secure check: the gateway says how it went.
+async fn pay_return(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    ctx: RequestContext,
+    Path(token): Path<String>,
+) -> Response {
+    let c = csrf_of(&headers);
+    let merchant = s.payments.settings().merchant_name.clone();
+    let base = PayPage::new(s.payments.settings(), &merchant, &token, c.token.clone());
+    let result = s
+        .payments
+        .finish_authentication(&token, &ctx.source.to_string())
+        .await;
+    result_page(&s, &headers, &token, base, &merchant, c.token, result).await
+}
+
+/// The page that says what came of a payment (or sends the card holder to the bank's check).
+async fn result_page(
+    s: &AppState,
+    headers: &HeaderMap,
+    token: &str,
+    base: PayPage,
+    merchant: &str,
+    csrf: String,
+    result: Result<PayResult, Error>,
+) -> Response {
+    match result {
+        Ok(PayResult::Authenticate(url)) => {
+            let mut resp = axum::response::Redirect::to(url.as_str()).into_response();
+            if let Ok(v) = HeaderValue::from_str(&base.csp) {
+                resp.headers_mut()
+                    .insert(header::CONTENT_SECURITY_POLICY, v);
+            }
+            resp
+        }
+        Ok(PayResult::Pending) => {
+            let mut p = base;
+            p.headline = "Your bank's check is finished, but its result could not be fetched yet. Reload this page in a moment.".into();
+            page(StatusCode::ACCEPTED, p, None)
+        }
         Ok(PayResult::Authorised { amount, last4 }) => {
             let mut p = base;
             p.headline = format!(
@@ -276,8 +343,8 @@ async fn pay(
             let (status, p) = base.with_state(&state);
             page(status, p, None)
         }
-        Err(Error::InvalidFields(problems)) => again(&s, &token, base, &problems).await,
-        Err(Error::NotFound) => not_a_link(&merchant, c.token),
+        Err(Error::InvalidFields(problems)) => again(s, token, base, &problems).await,
+        Err(Error::NotFound) => not_a_link(s, merchant, csrf),
         Err(Error::NotConfigured(_)) => {
             let mut p = base;
             p.headline =
@@ -285,7 +352,7 @@ async fn pay(
             p.headline_class = "error";
             page(StatusCode::NOT_IMPLEMENTED, p, None)
         }
-        Err(e) => crate::web::page_error(&headers, &e, None),
+        Err(e) => crate::web::page_error(headers, &e, None),
     }
 }
 
@@ -485,6 +552,7 @@ pub fn routes() -> Vec<PageRoute> {
             axum::routing::post(ask),
         ),
         ("/pay/{token}", Public, get(pay_page).post(pay)),
+        ("/pay/{token}/return", Public, get(pay_return)),
         ("/pay/assets/{file}", Public, get(asset)),
     ]
 }
@@ -495,7 +563,7 @@ mod tests {
 
     #[test]
     fn every_script_on_the_payment_page_is_in_the_inventory_with_its_integrity() {
-        let p = PayPage::new("Acme", "t", "c".into());
+        let p = PayPage::new(&Default::default(), "Acme", "t", "c".into());
         let html = p.render().unwrap();
         let tags = html.matches("<script").count();
         assert_eq!(tags, SCRIPT_INVENTORY.len());

@@ -40,6 +40,17 @@ pub struct PaymentSettings {
     /// `payments.page_check_seconds`: how often the server runs the payment page's tamper
     /// check against its signed baseline (0: never; the CLI still can).
     pub page_check_seconds: u64,
+    /// Where the gateway sends card holders for 3-D Secure (the pay page's `form-action`),
+    /// from the gateway's settings.
+    pub authentication_origin: Option<String>,
+    /// `payments.keypad_postal_code`: whether a keypad capture asks for the postal code.
+    pub keypad_postal_code: bool,
+    /// `payments.keypad_timeout_seconds`: a keypad capture not finished within this is
+    /// cancelled by the server.
+    pub keypad_timeout_seconds: u64,
+    /// `payments.keypad_max_attempts`: rejected entries of one field before the capture is
+    /// cancelled.
+    pub keypad_max_attempts: u32,
 }
 
 impl Default for PaymentSettings {
@@ -50,6 +61,10 @@ impl Default for PaymentSettings {
             public_base: "https://localhost:8443".into(),
             postal_code: false,
             page_check_seconds: 3600,
+            authentication_origin: None,
+            keypad_postal_code: false,
+            keypad_timeout_seconds: 180,
+            keypad_max_attempts: 3,
         }
     }
 }
@@ -62,6 +77,8 @@ pub struct Payments {
     pub(crate) settings: PaymentSettings,
     /// Wakes the agents' live status streams when a payment changes.
     pub(crate) changes: tokio::sync::broadcast::Sender<String>,
+    /// Keypad captures in progress on this node, as the desk shows them (counts, never digits).
+    pub(crate) keypad_progress: std::sync::Mutex<std::collections::HashMap<String, KeypadProgress>>,
 }
 
 /// `payment:<id>` for audit targets.
@@ -84,7 +101,36 @@ impl Payments {
             gateway,
             settings,
             changes,
+            keypad_progress: std::sync::Mutex::default(),
         }
+    }
+
+    /// Shows (or, with `None`, clears) a keypad capture's progress on the desk, at once.
+    pub(crate) fn set_keypad_progress(&self, id: &str, progress: Option<KeypadProgress>) {
+        if let Ok(mut m) = self.keypad_progress.lock() {
+            match progress {
+                Some(p) => {
+                    m.insert(id.to_owned(), p);
+                }
+                None => {
+                    m.remove(id);
+                }
+            }
+        }
+        let _ = self.changes.send(id.to_owned());
+    }
+
+    /// A stored payment as staff see it, with its keypad progress when a capture is running.
+    fn live_view(&self, row: &PaymentRow) -> PaymentView {
+        let mut v = view(row);
+        if status_of(row).ok() == Some(Status::Capturing) {
+            v.keypad = self
+                .keypad_progress
+                .lock()
+                .ok()
+                .and_then(|m| m.get(&row.id).cloned());
+        }
+        v
     }
 
     #[must_use]
@@ -181,7 +227,7 @@ impl Payments {
     /// expired first.
     pub async fn get(&self, p: &Principal, id: &str) -> Result<PaymentView, Error> {
         let row = self.visible(p, id).await?;
-        Ok(view(&row))
+        Ok(self.live_view(&row))
     }
 
     /// The payment `id` as `p` may see it, expired first when its time is up.
@@ -243,7 +289,7 @@ impl Payments {
     async fn list(&self, rows: Vec<PaymentRow>) -> Result<PaymentList, Error> {
         let mut payments = Vec::with_capacity(rows.len());
         for r in rows {
-            payments.push(view(&self.expire_if_due(r).await?));
+            payments.push(self.live_view(&self.expire_if_due(r).await?));
         }
         Ok(PaymentList { payments })
     }
@@ -253,6 +299,10 @@ impl Payments {
         let row = self.visible(p, id).await?;
         if row.agent_id != p.user.id {
             return Err(Error::NotFound);
+        }
+        // A card at the gateway (its attempt's key is set) is left to finish.
+        if row.attempt_key.is_some() {
+            return Err(Error::State(refusal(Status::Capturing)));
         }
         let next = self
             .transition(&p.actor(), &row, Status::Cancelled, |_| {})
@@ -502,6 +552,7 @@ pub fn view(row: &PaymentRow) -> PaymentView {
         expires_at: rfc3339(row.expires_at),
         created_at: rfc3339(row.created_at),
         link_url: None,
+        keypad: None,
     }
 }
 

@@ -150,6 +150,11 @@ impl Identity {
         actor: &Actor,
     ) -> Result<(User, Secret<String>), Error> {
         policy::check_username(username).map_err(|e| Error::Validation(e.to_string()))?;
+        if role == Role::Telephony {
+            return Err(Error::Validation(
+                "`telephony` is a service account, not a person: issue its API token with `callguard telephony token issue`".into(),
+            ));
+        }
         if !role.is_staff() {
             return Err(Error::Validation(
                 "`customer` is not a staff role: customers get portal accounts with `callguard customer invite CUSTOMER_ID`".into(),

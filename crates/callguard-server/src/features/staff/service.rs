@@ -130,9 +130,9 @@ impl Accounts {
             ));
         }
         if !role.is_staff() {
-            return Err(Error::Validation(
-                "`customer` is not a staff role: a staff account cannot become a customer".into(),
-            ));
+            return Err(Error::Validation(format!(
+                "`{role}` is not a staff role: a staff account cannot become a customer or the telephony service account"
+            )));
         }
         let before = self.target(user_id).await?;
         let audit = admin

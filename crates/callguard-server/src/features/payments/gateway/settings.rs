@@ -21,6 +21,26 @@ pub enum GatewaySettings {
     Adyen(AdyenSettings),
 }
 
+impl GatewaySettings {
+    /// Where the gateway sends a card holder for 3-D Secure after the payment page's form was
+    /// posted: the page's Content-Security-Policy lets its form lead there (`form-action`).
+    /// Stripe's own API sends them to `hooks.stripe.com`; any other Stripe-wire server (the
+    /// local test peer) serves the check itself. Adyen's redirects are not followed yet.
+    #[must_use]
+    pub fn authentication_origin(&self) -> Option<String> {
+        match self {
+            GatewaySettings::Stripe(s) => Some(
+                if s.base_url.as_str().trim_end_matches('/') == STRIPE_BASE_URL {
+                    "https://hooks.stripe.com".into()
+                } else {
+                    s.base_url.origin().ascii_serialization()
+                },
+            ),
+            GatewaySettings::Adyen(_) => None,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct StripeSettings {
     /// [`STRIPE_BASE_URL`] in production; `http://` only for a server on this machine.
