@@ -92,6 +92,9 @@ impl Role {
             PaymentsRead => matches!(self, Role::Agent | Role::Supervisor),
             // Money goes back only on a supervisor's decision.
             PaymentsRefund => self == Role::Supervisor,
+            // Listening to calls is for those who review them; admins never hear customers
+            // (separation of duties) and agents do not replay calls, theirs or others'.
+            RecordingsPlay => matches!(self, Role::Supervisor | Role::Compliance),
         }
     }
 }
@@ -173,6 +176,8 @@ pub enum Permission {
     PaymentsRead,
     /// Refund an authorised payment, fully or in part.
     PaymentsRefund,
+    /// List call recordings and play one back, for a listed reason (each playback audited).
+    RecordingsPlay,
 }
 
 #[cfg(test)]
@@ -189,6 +194,17 @@ mod tests {
             let watches = matches!(role, Role::Supervisor | Role::Compliance);
             assert_eq!(role.allows(Permission::AlertsRead), watches);
             assert_eq!(role.allows(Permission::AlertsManage), watches);
+        }
+    }
+
+    #[test]
+    fn only_supervisors_and_compliance_play_recordings() {
+        for role in Role::ALL {
+            assert_eq!(
+                role.allows(Permission::RecordingsPlay),
+                matches!(role, Role::Supervisor | Role::Compliance),
+                "{role}"
+            );
         }
     }
 

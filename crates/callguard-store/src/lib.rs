@@ -22,7 +22,10 @@ pub use compliance::{
 pub use dnc_lists::{ConsentRecord, DncListStore, InternalDncEntry};
 pub use payments::{PaymentRow, PaymentStore, PaymentWrite, RefundRow};
 pub use postgres::PostgresStore;
-pub use recordings::{RecordingRow, RecordingStore, SipCredentialRow, SipCredentialStore};
+pub use recordings::{
+    PlaybackRow, RecordingFilter, RecordingRow, RecordingStore, SipCredentialRow,
+    SipCredentialStore,
+};
 pub use sqlite::SqliteStore;
 pub use vault::{
     CodeRow, CustomerRow, IndexEntry, InteractionRow, KeyShareStore, SealedColumn, VaultStore,

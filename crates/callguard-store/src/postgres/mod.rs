@@ -71,6 +71,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         14,
         include_str!("../../migrations/postgres/0014_shared_allowances.sql"),
     ),
+    (
+        20,
+        include_str!("../../migrations/postgres/0020_recording_playback.sql"),
+    ),
 ];
 /// Arbitrary constant naming Callguard's migration lock.
 const MIGRATION_LOCK: i64 = 0x4341_4c4c_4755_4152;

@@ -67,6 +67,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         14,
         include_str!("../../migrations/sqlite/0014_shared_allowances.sql"),
     ),
+    (
+        20,
+        include_str!("../../migrations/sqlite/0020_recording_playback.sql"),
+    ),
 ];
 /// Reads running at once, each on a blocking thread with a pooled connection. Further reads wait
 /// for a slot, so that a burst of reads reuses the pooled connections instead of opening (and
