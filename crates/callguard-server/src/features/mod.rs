@@ -42,6 +42,7 @@ pub fn api_routes() -> Vec<ApiRoute> {
         gdpr::api::routes(),
         compliance::api::routes(),
         payments::api::routes(),
+        recordings::api::routes(),
     ]
     .into_iter()
     .flatten()
@@ -63,6 +64,7 @@ pub fn page_routes() -> Vec<PageRoute> {
         gdpr::pages::routes(),
         compliance::pages::routes(),
         payments::pages::routes(),
+        recordings::pages::routes(),
         crate::web::assets::routes(),
     ]
     .into_iter()

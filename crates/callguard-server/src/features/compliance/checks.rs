@@ -336,6 +336,7 @@ pub fn cutoffs(l: &Live) -> RetentionCutoffs {
         customers: at(r.customers_days),
         alerts: at(r.alerts_days),
         sessions: at(r.sessions_days),
+        recordings: at(r.recordings_days),
     }
 }
 
@@ -356,7 +357,8 @@ pub async fn retention(l: &Live) -> Outcome {
         .with("overdue_customers", due.customers)
         .with("overdue_alerts", due.alerts)
         .with("overdue_sessions", due.sessions)
-        .with("recordings", "not applicable: no recordings are stored yet");
+        .with("period_recordings", days(r.recordings_days))
+        .with("overdue_recordings", due.recordings);
     match last {
         Some((at, n)) => {
             out = out.with("last_run", callguard_core::rfc3339(at)).with(
@@ -366,6 +368,7 @@ pub async fn retention(l: &Live) -> Outcome {
                     "customers": n.customers,
                     "alerts": n.alerts,
                     "sessions": n.sessions,
+                    "recordings": n.recordings,
                 }),
             );
         }
