@@ -52,6 +52,7 @@ mod payments_scan;
 mod payments_tamper;
 mod portal;
 mod proxies;
+mod recordings;
 mod requests;
 mod shared_limits;
 mod signin;
