@@ -141,7 +141,10 @@ impl<R: Read> PcmWav<R> {
             if self.silence_left > 0 {
                 let n = self.silence_left.min(SILENCE_BLOCK_FRAMES);
                 self.silence_left -= n;
-                return self.emit(vec![0u8; (n * FRAME_BYTES) as usize], n);
+                // A-law silence decoded, as the agent's leg sounds before the bridge.
+                let quiet = alaw_to_linear(0xD5).to_le_bytes();
+                let block = quiet.repeat((n * 2) as usize);
+                return self.emit(block, n);
             }
             if let Some(alaw) = self.audio.take() {
                 let frames = alaw.len() as u64 / 2;
