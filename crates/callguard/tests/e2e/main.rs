@@ -53,6 +53,7 @@ mod payments_tamper;
 mod portal;
 mod proxies;
 mod recordings;
+mod registrar_limits;
 mod requests;
 mod shared_limits;
 mod signin;
