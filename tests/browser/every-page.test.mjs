@@ -23,8 +23,8 @@ const PASSWORD = "every page on every screen, all day";
 
 const PAGES = {
   agent: ["/app", "/account", "/desk", "CALL"],
-  supervisor: ["/app", "/account", "/alerts", "/dnc"],
-  compliance: ["/app", "/account", "/alerts", "/audit", "/dnc", "/compliance/requests"],
+  supervisor: ["/app", "/account", "/alerts", "/dnc", "/recordings"],
+  compliance: ["/app", "/account", "/alerts", "/audit", "/dnc", "/compliance/requests", "/recordings"],
   admin: ["/app", "/account", "/admin/users"],
 };
 const FORBIDDEN = { agent: "/audit", supervisor: "/desk", compliance: "/admin/users", admin: "/desk" };

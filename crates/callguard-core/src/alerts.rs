@@ -260,6 +260,21 @@ impl Engine {
                 format!("sign-in requests from {source} were throttled again and again"),
             );
         }
+        // The SIP registrar stopped taking REGISTERs for an account or from an address after
+        // repeated wrong digest passwords: someone is guessing a softphone's password.
+        if e.action == "sip.register.locked" {
+            let source = e.source.as_deref().unwrap_or("?");
+            let subject = e
+                .target
+                .clone()
+                .unwrap_or_else(|| format!("address:{source}"));
+            raise(
+                "sip_registration_guessing",
+                Severity::High,
+                subject.clone(),
+                format!("SIP registrations for {subject} were refused after repeated wrong passwords from {source}"),
+            );
+        }
         // The payment page's tamper check saw its headers, content or scripts change (PCI DSS
         // 11.6.1): someone must look before the next payer types a card into it.
         if e.action == "payments.page_changed" {
@@ -449,6 +464,36 @@ mod tests {
             source: Some(source.into()),
             details: json!({}),
         }
+    }
+
+    #[test]
+    fn a_locked_sip_registration_raises_an_alert_about_the_account_or_the_address() {
+        let mut e = Engine::new(Rules::default());
+        let raised = e.feed(&seen(
+            1,
+            100,
+            "sip.register.locked",
+            true,
+            "user:u7",
+            "192.0.2.5",
+        ));
+        let sip: Vec<_> = raised
+            .iter()
+            .filter(|r| r.rule == "sip_registration_guessing")
+            .collect();
+        assert_eq!(sip.len(), 1);
+        assert_eq!(sip[0].subject, "user:u7");
+        assert_eq!(sip[0].severity, Severity::High);
+        let mut by_address = seen(2, 101, "sip.register.locked", true, "", "192.0.2.6");
+        by_address.target = None;
+        let raised = e.feed(&by_address);
+        assert!(raised
+            .iter()
+            .any(|r| r.rule == "sip_registration_guessing" && r.subject == "address:192.0.2.6"));
+        assert!(e
+            .feed(&seen(3, 102, "sip.register", false, "user:u7", "192.0.2.5"))
+            .iter()
+            .all(|r| r.rule != "sip_registration_guessing"));
     }
 
     #[test]

@@ -103,6 +103,9 @@ impl Role {
             PaymentsRefund => self == Role::Supervisor,
             // Keypad card capture is the telephony edge's alone: no person types or sees it.
             PaymentsCapture => self == Role::Telephony,
+            // Listening to calls is for those who review them; admins never hear customers
+            // (separation of duties) and agents do not replay calls, theirs or others'.
+            RecordingsPlay => matches!(self, Role::Supervisor | Role::Compliance),
         }
     }
 }
@@ -189,6 +192,8 @@ pub enum Permission {
     PaymentsRefund,
     /// Drive a keypad card capture (the telephony edge's key events): no one else.
     PaymentsCapture,
+    /// List call recordings and play one back, for a listed reason (each playback audited).
+    RecordingsPlay,
 }
 
 #[cfg(test)]
@@ -205,6 +210,17 @@ mod tests {
             let watches = matches!(role, Role::Supervisor | Role::Compliance);
             assert_eq!(role.allows(Permission::AlertsRead), watches);
             assert_eq!(role.allows(Permission::AlertsManage), watches);
+        }
+    }
+
+    #[test]
+    fn only_supervisors_and_compliance_play_recordings() {
+        for role in Role::ALL {
+            assert_eq!(
+                role.allows(Permission::RecordingsPlay),
+                matches!(role, Role::Supervisor | Role::Compliance),
+                "{role}"
+            );
         }
     }
 

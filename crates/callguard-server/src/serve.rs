@@ -188,15 +188,21 @@ fn build_state(
         dnc_checks: Arc::new(DncChecks::new(runtime.dnc.clone(), dnc_lists.clone())),
         vault,
         interactions,
-        recordings: Arc::new(crate::features::recordings::service::Recordings::new(
-            runtime.store.clone(),
-            runtime.kek.clone(),
-            &settings.data_dir,
-        )),
-        softphones: Arc::new(crate::features::softphones::service::Softphones::new(
-            runtime.store.clone(),
-            runtime.kek.clone(),
-        )),
+        recordings: Arc::new(
+            crate::features::recordings::service::Recordings::with_settings(
+                runtime.store.clone(),
+                runtime.kek.clone(),
+                &settings.data_dir,
+                settings.recordings.clone(),
+            ),
+        ),
+        softphones: Arc::new(
+            crate::features::softphones::service::Softphones::with_server(
+                runtime.store.clone(),
+                runtime.kek.clone(),
+                settings.sip_server.clone(),
+            ),
+        ),
         identity,
         audit: runtime.audit.clone(),
         dnc: runtime.dnc.clone(),

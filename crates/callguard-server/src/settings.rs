@@ -47,6 +47,10 @@ pub struct Settings {
     pub payment_gateway: Option<crate::features::payments::gateway::GatewaySettings>,
     /// Retention periods, files scanned for card numbers, key age limit.
     pub compliance: crate::features::compliance::model::ComplianceSettings,
+    /// Call recordings: the reasons offered before a playback.
+    pub recordings: crate::features::recordings::service::RecordingSettings,
+    /// The SIP edge softphones register at (set from `sip.*` when it is on), for "My account".
+    pub sip_server: Option<crate::features::softphones::service::SipServer>,
 }
 
 /// Settings of the vault, caller verification and one-time code delivery.

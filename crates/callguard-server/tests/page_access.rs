@@ -41,6 +41,14 @@ const PAGE_POSTS: &[(&str, Counterpart)] = &[
         "/account/passkeys/{id}/delete",
         Ok(("DELETE", "/api/v1/me/passkeys/{id}")),
     ),
+    (
+        "/account/sip-credentials",
+        Ok(("POST", "/api/v1/me/sip-credentials")),
+    ),
+    (
+        "/recordings/{id}/play",
+        Ok(("POST", "/api/v1/recordings/{id}/playback")),
+    ),
     ("/admin/users", Ok(("POST", "/api/v1/users"))),
     (
         "/admin/users/{id}/unlock",

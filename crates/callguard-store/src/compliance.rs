@@ -73,6 +73,8 @@ pub struct RetentionCutoffs {
     pub alerts: Option<UnixTime>,
     /// Sessions unused since before this go.
     pub sessions: Option<UnixTime>,
+    /// Call recordings started before this go (row, key share and file).
+    pub recordings: Option<UnixTime>,
 }
 
 /// Rows per category (past their period, or purged).
@@ -82,12 +84,13 @@ pub struct RetentionCounts {
     pub customers: i64,
     pub alerts: i64,
     pub sessions: i64,
+    pub recordings: i64,
 }
 
 impl RetentionCounts {
     #[must_use]
     pub fn total(&self) -> i64 {
-        self.interactions + self.customers + self.alerts + self.sessions
+        self.interactions + self.customers + self.alerts + self.sessions + self.recordings
     }
 }
 
@@ -144,6 +147,7 @@ pub(crate) fn with_counts(mut audit: AuditRecord, n: &RetentionCounts) -> AuditR
         ("customers", n.customers),
         ("alerts", n.alerts),
         ("sessions", n.sessions),
+        ("recordings", n.recordings),
     ] {
         audit.details.insert(k.into(), v.into());
     }
@@ -167,13 +171,23 @@ pub trait ComplianceStore: Send + Sync {
         cutoffs: &RetentionCutoffs,
         limit: u64,
     ) -> StoreResult<Vec<String>>;
-    /// Deletes what is past its period (interactions, resolved alerts, sessions) and tombstones
-    /// `shredded` customers (data key and fields gone, indexes and codes deleted), with `audit`
-    /// (its details completed with the counts) and a retention run row in the same transaction.
+    /// Recordings past their period (at most `limit`): id and file name, whose files the
+    /// caller deletes after [`ComplianceStore::retention_purge`] has deleted their rows.
+    async fn retention_recordings(
+        &self,
+        cutoffs: &RetentionCutoffs,
+        limit: u64,
+    ) -> StoreResult<Vec<(String, String)>>;
+    /// Deletes what is past its period (interactions, resolved alerts, sessions), tombstones
+    /// `shredded` customers (data key and fields gone, indexes and codes deleted) and deletes
+    /// the `recordings` rows (key shares: the files become unreadable) with their playbacks,
+    /// with `audit` (its details completed with the counts) and a retention run row in the
+    /// same transaction.
     async fn retention_purge(
         &self,
         cutoffs: &RetentionCutoffs,
         shredded: &[String],
+        recordings: &[String],
         audit: AuditRecord,
     ) -> StoreResult<RetentionCounts>;
     /// The latest retention run: when, and what it removed.

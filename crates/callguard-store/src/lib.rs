@@ -24,7 +24,10 @@ pub use compliance::{
 pub use dnc_lists::{ConsentRecord, DncListStore, InternalDncEntry};
 pub use payments::{PaymentRow, PaymentStore, PaymentWrite, RefundRow};
 pub use postgres::PostgresStore;
-pub use recordings::{RecordingRow, RecordingStore, SipCredentialRow, SipCredentialStore};
+pub use recordings::{
+    PlaybackRow, RecordingFilter, RecordingRow, RecordingStore, SipCredentialRow,
+    SipCredentialStore,
+};
 pub use registry::{RegistryStore, RegistryVersion, REGISTRY_CHUNK_BYTES};
 pub use service_tokens::{ServiceTokenRow, ServiceTokenStore};
 pub use sqlite::SqliteStore;

@@ -125,9 +125,10 @@ pub(crate) static RESET_SETUP: Sql = Sql::new(
 );
 /// What a setup reset wipes besides the credentials: whoever sets the account up again is a
 /// person nobody has confirmed yet.
-pub(crate) static WIPED_ON_RESET: [&Sql; 4] = [
+pub(crate) static WIPED_ON_RESET: [&Sql; 5] = [
     &DELETE_RECOVERY_CODES_OF,
     &DELETE_SESSIONS_OF,
+    &DELETE_SIP_CREDENTIALS_OF,
     &DELETE_PASSKEYS_OF,
     &CLEAR_CONFIRMATION,
 ];
@@ -255,6 +256,9 @@ pub(crate) static MARK_REAUTHENTICATED: Sql =
     Sql::new("UPDATE sessions SET reauth_at = $1, last_seen_at = $1 WHERE id = $2");
 pub(crate) static DELETE_SESSION: Sql = Sql::new("DELETE FROM sessions WHERE id = $1");
 pub(crate) static DELETE_SESSIONS_OF: Sql = Sql::new("DELETE FROM sessions WHERE user_id = $1");
+/// A disabled or reset account's softphone credentials are revoked, not merely refused.
+pub(crate) static DELETE_SIP_CREDENTIALS_OF: Sql =
+    Sql::new("DELETE FROM sip_credentials WHERE user_id = $1");
 pub(crate) static DELETE_EXPIRED_SESSIONS: Sql =
     Sql::new("DELETE FROM sessions WHERE last_seen_at < $1 OR created_at < $2");
 
@@ -438,6 +442,16 @@ pub(crate) static PURGE_INTERACTIONS: Sql =
 pub(crate) static PURGE_ALERTS: Sql =
     Sql::new("DELETE FROM alerts WHERE status = 'resolved' AND raised_at < $1");
 pub(crate) static PURGE_SESSIONS: Sql = Sql::new("DELETE FROM sessions WHERE last_seen_at < $1");
+pub(crate) static OVERDUE_RECORDINGS: Sql =
+    Sql::new("SELECT COUNT(*) FROM recordings WHERE started_at < $1");
+pub(crate) static OVERDUE_RECORDING_FILES: Sql = Sql::new(
+    "SELECT id, file_name FROM recordings WHERE started_at < $1 ORDER BY started_at, id LIMIT $2",
+);
+/// Deleting the row deletes the key share: the file is unreadable from then on.
+pub(crate) static PURGE_RECORDING: Sql =
+    Sql::new("DELETE FROM recordings WHERE id = $1 AND started_at < $2");
+pub(crate) static PURGE_RECORDING_PLAYBACKS: Sql =
+    Sql::new("DELETE FROM recording_playbacks WHERE recording_id = $1");
 pub(crate) static SHRED_CUSTOMER: Sql = Sql::new(
     "UPDATE customers SET status = 'erased', wrapped_key = NULL, fields = '{}', requests = NULL,
        version = version + 1, updated_at = $2 WHERE id = $1 AND status = 'active'",
@@ -479,10 +493,10 @@ pub(crate) static RUNS: Sql = Sql::new(
      FROM compliance_runs ORDER BY at DESC, id DESC LIMIT $1",
 );
 pub(crate) static INSERT_RETENTION_RUN: Sql = Sql::new(
-    "INSERT INTO compliance_retention_runs (at, interactions, customers, alerts, sessions) VALUES ($1, $2, $3, $4, $5)",
+    "INSERT INTO compliance_retention_runs (at, interactions, customers, alerts, sessions, recordings) VALUES ($1, $2, $3, $4, $5, $6)",
 );
 pub(crate) static LAST_RETENTION_RUN: Sql = Sql::new(
-    "SELECT at, interactions, customers, alerts, sessions FROM compliance_retention_runs ORDER BY at DESC LIMIT 1",
+    "SELECT at, interactions, customers, alerts, sessions, recordings FROM compliance_retention_runs ORDER BY at DESC LIMIT 1",
 );
 /// Where the card-number scan looks besides the audit log: (place, table, key, text).
 pub(crate) const PAN_SOURCES: [(&str, &str, &str, &str); 7] = [

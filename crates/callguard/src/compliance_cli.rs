@@ -108,8 +108,8 @@ pub async fn retention(settings: &callguard_server::Settings) -> Result<(), AnyE
         .await
         .map_err(|e| e.to_string())?;
     println!(
-        "retention: removed {} interactions, {} resolved alerts, {} sessions; crypto-shredded {} customers",
-        n.interactions, n.alerts, n.sessions, n.customers
+        "retention: removed {} interactions, {} resolved alerts, {} sessions, {} recordings; crypto-shredded {} customers",
+        n.interactions, n.alerts, n.sessions, n.recordings, n.customers
     );
     Ok(())
 }

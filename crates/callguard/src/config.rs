@@ -99,6 +99,8 @@ pub const KEYS: &[Key] = &[
     Key { name: "retention.customers_days", secret: false, about: "customer records unchanged and without an interaction for this long are crypto-shredded (default 1095; 0 keeps them)" },
     Key { name: "retention.alerts_days", secret: false, about: "resolved alerts raised longer ago are deleted (default 365; 0 keeps them)" },
     Key { name: "retention.sessions_days", secret: false, about: "session records unused this long are deleted (default 1; 0 keeps them)" },
+    Key { name: "retention.recordings_days", secret: false, about: "call recordings started longer ago are deleted, file and key share (default 90; 0 keeps them)" },
+    Key { name: "recordings.playback_reasons", secret: false, about: "reasons a supervisor or compliance officer picks from before playing a recording, comma-separated or a TOML array (default quality_review,complaint,dispute,legal_request,fraud_investigation)" },
     Key { name: "compliance.scan_paths", secret: false, about: "files or directories (comma-separated) the compliance report scans for card numbers, e.g. log files" },
     Key { name: "compliance.key_max_age_days", secret: false, about: "keys older than this fail the key-management controls (default 365)" },
     Key { name: "log.level", secret: false, about: "error, warn, info, debug or trace (default info)" },
@@ -364,7 +366,42 @@ impl Raw {
             payments: self.payment_settings()?,
             payment_gateway: self.payment_gateway()?,
             compliance,
+            recordings: self.recording_settings()?,
+            sip_server: None,
         })
+    }
+
+    /// `recordings.playback_reasons`: at least one, each 1 to 40 lower-case letters, digits or _.
+    fn recording_settings(
+        &self,
+    ) -> Result<callguard_server::features::recordings::service::RecordingSettings, ConfigError>
+    {
+        use callguard_server::features::interactions::wrap_up::valid_disposition_code;
+        let mut settings =
+            callguard_server::features::recordings::service::RecordingSettings::default();
+        let Some(list) = self.text("recordings.playback_reasons") else {
+            return Ok(settings);
+        };
+        let mut reasons: Vec<String> = Vec::new();
+        for reason in list.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+            if !valid_disposition_code(reason) {
+                return Err(ConfigError(format!(
+                    "{} lists {reason:?}: each reason must be 1 to 40 lower-case letters, digits or _, like quality_review",
+                    self.describe("recordings.playback_reasons")
+                )));
+            }
+            if !reasons.iter().any(|r| r == reason) {
+                reasons.push(reason.to_owned());
+            }
+        }
+        if reasons.is_empty() {
+            return Err(ConfigError(format!(
+                "{} must list at least one reason",
+                self.describe("recordings.playback_reasons")
+            )));
+        }
+        settings.playback_reasons = reasons;
+        Ok(settings)
     }
 
     /// The drain period: configured, or 3 s behind a balancer (two of HAProxy's 1 s health

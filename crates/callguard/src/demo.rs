@@ -118,7 +118,7 @@ pub fn claim_data_dir(dir: &Path) -> Result<(), Box<dyn std::error::Error + Send
 }
 
 pub async fn run(
-    settings: Settings,
+    mut settings: Settings,
     sip: Option<callguard_telephony::sip::SipSettings>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -226,6 +226,12 @@ pub async fn run(
     );
     println!();
     println!("==========================================================================================");
+    if settings.sip_server.is_none() {
+        settings.sip_server = Some(callguard_server::features::softphones::service::SipServer {
+            realm: "callguard".into(),
+            address: "127.0.0.1:5060".into(),
+        });
+    }
     let front_ends = demo_sip(sip).await.into_iter().collect();
     callguard_server::serve_with(settings, rt, shutdown, front_ends).await?;
     Ok(())

@@ -338,6 +338,14 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
+    // "My account" tells agents where their softphone registers.
+    settings.sip_server =
+        sip.as_ref().map(
+            |s| callguard_server::features::softphones::service::SipServer {
+                realm: s.realm.clone(),
+                address: s.listen.to_string(),
+            },
+        );
     // Only `serve` (and `demo`) may start a new installation; every other command that opens
     // the data directory works on an existing one, so a wrong path is an error, not a new
     // empty instance.

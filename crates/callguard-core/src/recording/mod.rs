@@ -20,9 +20,11 @@
 //! A segment is one file. After a restart the edge starts a new segment: a new file with a new
 //! random half and nonce prefix, so no (key, nonce) pair is ever used twice.
 
+mod playback;
 mod reader;
 mod writer;
 
+pub use playback::{alaw_to_linear, measure, Measured, PcmWav, PCM_WAV_HEADER_LEN};
 pub use reader::{decrypt_to_wav, Chunk, PauseSpan, RecordingReader, WavSummary};
 pub use writer::RecordingWriter;
 

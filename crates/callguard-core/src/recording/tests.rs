@@ -378,3 +378,62 @@ fn wav_output_is_a_file_sox_reads_as_stereo_alaw() {
     assert!(text.contains("A-law"), "{text}");
     assert!(text.contains("00:00:03.50"), "{text}");
 }
+
+#[test]
+fn playback_streams_the_same_timeline_as_the_alaw_wav_decoded_to_pcm() {
+    let kek = KeyEncryptionKey::generate();
+    let (file, share) = record(&kek);
+    let mut alaw = Cursor::new(Vec::new());
+    decrypt_to_wav(Cursor::new(&file), &kek, &share, &mut alaw).unwrap();
+    let alaw = alaw.into_inner();
+    let alaw_samples = &alaw[58..];
+
+    let measured =
+        measure(RecordingReader::open(Cursor::new(&file), &kek, &share).unwrap()).unwrap();
+    assert_eq!(measured.frames as usize, alaw_samples.len() / 2);
+    assert_eq!(measured.duration_ms(), 3500);
+    let mut wav = PcmWav::new(
+        RecordingReader::open(Cursor::new(&file), &kek, &share).unwrap(),
+        measured,
+    );
+    let mut out = Vec::new();
+    while let Some(block) = wav.next_block().unwrap() {
+        out.extend_from_slice(&block);
+    }
+    assert_eq!(out.len() as u64, measured.wav_len());
+    assert_eq!(&out[..4], b"RIFF");
+    assert_eq!(u16::from_le_bytes([out[20], out[21]]), 1, "PCM");
+    assert_eq!(u16::from_le_bytes([out[22], out[23]]), 2, "stereo");
+    let pcm: Vec<i16> = out[44..]
+        .chunks(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    let want: Vec<i16> = alaw_samples.iter().map(|&c| alaw_to_linear(c)).collect();
+    assert_eq!(pcm, want, "sample for sample, pauses as silence");
+}
+
+#[test]
+fn a_truncated_or_altered_recording_fails_measurement_before_any_audio() {
+    let kek = KeyEncryptionKey::generate();
+    let (file, share) = record(&kek);
+    let cut = &file[..file.len() - 10];
+    assert!(matches!(
+        measure(RecordingReader::open(Cursor::new(cut), &kek, &share).unwrap()),
+        Err(RecordingError::Truncated { .. })
+    ));
+    let mut flipped = file.clone();
+    let span = chunk_spans(&file)[1].clone();
+    flipped[span.start + 20] ^= 1;
+    assert!(matches!(
+        measure(RecordingReader::open(Cursor::new(&flipped), &kek, &share).unwrap()),
+        Err(RecordingError::ChunkFailed { number: 2 })
+    ));
+}
+
+#[test]
+fn alaw_decodes_as_g711_says() {
+    assert_eq!(alaw_to_linear(0xD5), 8);
+    assert_eq!(alaw_to_linear(0x55), -8);
+    assert_eq!(alaw_to_linear(0xAA), 32256);
+    assert_eq!(alaw_to_linear(0x2A), -32256);
+}

@@ -44,6 +44,7 @@ pub fn api_routes() -> Vec<ApiRoute> {
         compliance::api::routes(),
         payments::api::routes(),
         keypad::api::routes(),
+        recordings::api::routes(),
     ]
     .into_iter()
     .flatten()
@@ -65,6 +66,7 @@ pub fn page_routes() -> Vec<PageRoute> {
         gdpr::pages::routes(),
         compliance::pages::routes(),
         payments::pages::routes(),
+        recordings::pages::routes(),
         crate::web::assets::routes(),
     ]
     .into_iter()

@@ -146,6 +146,9 @@ fn responses(
         None if r.path.ends_with("/stream") => {
             out.insert("200".into(), json!({"description": "Server-sent events", "content": {"text/event-stream": {"schema": {"type": "string"}}}}));
         }
+        None if r.path.starts_with("/api/v1/recordings/playback/") => {
+            out.insert("200".into(), json!({"description": "WAV audio (16-bit PCM, stereo: caller left, agent right)", "content": {"audio/wav": {"schema": {"type": "string", "format": "binary"}}}}));
+        }
         None if r.path.starts_with("/api/v1/audit/") => {
             out.insert("200".into(), json!({"description": "Signed note or key", "content": {"text/plain": {"schema": {"type": "string"}}}}));
         }

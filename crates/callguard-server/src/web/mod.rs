@@ -30,6 +30,7 @@ pub struct Who {
     pub sees_requests: bool,
     /// Payments (agents their own, supervisors everyone's).
     pub sees_payments: bool,
+    pub sees_recordings: bool,
     /// A portal customer: sees the portal's navigation, never the staff's.
     pub is_customer: bool,
 }
@@ -46,6 +47,7 @@ pub(crate) fn who(p: &Principal) -> Option<Who> {
         sees_desk: p.user.role.allows(Permission::InteractionsHandle),
         sees_requests: p.user.role.allows(Permission::CustomersGdpr),
         sees_payments: p.user.role.allows(Permission::PaymentsRead),
+        sees_recordings: p.user.role.allows(Permission::RecordingsPlay),
         is_customer: p.user.role == Role::Customer,
     })
 }

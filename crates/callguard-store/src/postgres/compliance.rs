@@ -200,6 +200,7 @@ impl ComplianceStore for PostgresStore {
             customers: count(&**c, sql::OVERDUE_CUSTOMERS.postgres(), k.customers).await?,
             alerts: count(&**c, sql::OVERDUE_ALERTS.postgres(), k.alerts).await?,
             sessions: count(&**c, sql::OVERDUE_SESSIONS.postgres(), k.sessions).await?,
+            recordings: count(&**c, sql::OVERDUE_RECORDINGS.postgres(), k.recordings).await?,
         })
     }
 
@@ -223,10 +224,31 @@ impl ComplianceStore for PostgresStore {
         .collect())
     }
 
+    async fn retention_recordings(
+        &self,
+        k: &RetentionCutoffs,
+        limit: u64,
+    ) -> StoreResult<Vec<(String, String)>> {
+        let Some(cutoff) = k.recordings else {
+            return Ok(Vec::new());
+        };
+        let c = self.client().await?;
+        Ok(c.query(
+            sql::OVERDUE_RECORDING_FILES.postgres(),
+            &[&cutoff, &(limit as i64)],
+        )
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
+    }
+
     async fn retention_purge(
         &self,
         k: &RetentionCutoffs,
         shredded: &[String],
+        recordings: &[String],
         audit: AuditRecord,
     ) -> StoreResult<RetentionCounts> {
         self.guarded(move |tx| {
@@ -244,6 +266,21 @@ impl ComplianceStore for PostgresStore {
                         customers += 1;
                     }
                 }
+                let mut deleted_recordings = 0;
+                if let Some(cutoff) = k.recordings {
+                    for id in recordings {
+                        let n = tx
+                            .execute(sql::PURGE_RECORDING.postgres(), &[id, &cutoff])
+                            .await
+                            .map_err(map_err)?;
+                        if n == 1 {
+                            tx.execute(sql::PURGE_RECORDING_PLAYBACKS.postgres(), &[id])
+                                .await
+                                .map_err(map_err)?;
+                            deleted_recordings += 1;
+                        }
+                    }
+                }
                 let t: &tokio_postgres::Transaction<'_> = &tx;
                 let n = RetentionCounts {
                     interactions: delete(t, sql::PURGE_INTERACTIONS.postgres(), k.interactions)
@@ -251,6 +288,7 @@ impl ComplianceStore for PostgresStore {
                     customers,
                     alerts: delete(t, sql::PURGE_ALERTS.postgres(), k.alerts).await?,
                     sessions: delete(t, sql::PURGE_SESSIONS.postgres(), k.sessions).await?,
+                    recordings: deleted_recordings,
                 };
                 tx.execute(
                     sql::INSERT_RETENTION_RUN.postgres(),
@@ -260,6 +298,7 @@ impl ComplianceStore for PostgresStore {
                         &n.customers,
                         &n.alerts,
                         &n.sessions,
+                        &n.recordings,
                     ],
                 )
                 .await
@@ -284,6 +323,7 @@ impl ComplianceStore for PostgresStore {
                         customers: r.get(2),
                         alerts: r.get(3),
                         sessions: r.get(4),
+                        recordings: r.get(5),
                     },
                 )
             }))

@@ -620,6 +620,7 @@ impl UserStore for PostgresStore {
                     return Ok(Guarded::Undo(false));
                 }
                 execute(&tx, sql::DELETE_SESSIONS_OF.postgres(), &[&user_id]).await?;
+                execute(&tx, sql::DELETE_SIP_CREDENTIALS_OF.postgres(), &[&user_id]).await?;
                 execute(
                     &tx,
                     sql::ROLE_GRANTED.postgres(),
@@ -691,6 +692,7 @@ impl UserStore for PostgresStore {
                 }
                 if status == UserStatus::Disabled {
                     execute(&tx, sql::DELETE_SESSIONS_OF.postgres(), &[&user_id]).await?;
+                    execute(&tx, sql::DELETE_SIP_CREDENTIALS_OF.postgres(), &[&user_id]).await?;
                 }
                 Ok(Guarded::keep(true, audit))
             })
@@ -717,6 +719,7 @@ impl UserStore for PostgresStore {
                 }
                 for id in &ids {
                     execute(&tx, sql::DELETE_SESSIONS_OF.postgres(), &[id]).await?;
+                    execute(&tx, sql::DELETE_SIP_CREDENTIALS_OF.postgres(), &[id]).await?;
                 }
                 let records: Vec<AuditRecord> = ids
                     .iter()

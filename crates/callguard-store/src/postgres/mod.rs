@@ -86,6 +86,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         19,
         include_str!("../../migrations/postgres/0019_dnc_registry.sql"),
     ),
+    (
+        20,
+        include_str!("../../migrations/postgres/0020_recording_playback.sql"),
+    ),
 ];
 /// Arbitrary constant naming Callguard's migration lock.
 const MIGRATION_LOCK: i64 = 0x4341_4c4c_4755_4152;

@@ -58,6 +58,7 @@ fn overdue(c: &Connection, k: &RetentionCutoffs) -> rusqlite::Result<RetentionCo
         customers: count(c, sql::OVERDUE_CUSTOMERS.sqlite(), k.customers)?,
         alerts: count(c, sql::OVERDUE_ALERTS.sqlite(), k.alerts)?,
         sessions: count(c, sql::OVERDUE_SESSIONS.sqlite(), k.sessions)?,
+        recordings: count(c, sql::OVERDUE_RECORDINGS.sqlite(), k.recordings)?,
     })
 }
 
@@ -65,6 +66,7 @@ fn purge(
     c: &Connection,
     k: &RetentionCutoffs,
     shredded: &[String],
+    recordings: &[String],
 ) -> rusqlite::Result<RetentionCounts> {
     let delete = |statement: &str, at: Option<UnixTime>| -> rusqlite::Result<i64> {
         match at {
@@ -81,15 +83,32 @@ fn purge(
             customers += 1;
         }
     }
+    let mut deleted_recordings = 0;
+    if let Some(cutoff) = k.recordings {
+        for id in recordings {
+            if c.execute(sql::PURGE_RECORDING.sqlite(), params![id, cutoff])? == 1 {
+                c.execute(sql::PURGE_RECORDING_PLAYBACKS.sqlite(), [id])?;
+                deleted_recordings += 1;
+            }
+        }
+    }
     let n = RetentionCounts {
         interactions: delete(sql::PURGE_INTERACTIONS.sqlite(), k.interactions)?,
         customers,
         alerts: delete(sql::PURGE_ALERTS.sqlite(), k.alerts)?,
         sessions: delete(sql::PURGE_SESSIONS.sqlite(), k.sessions)?,
+        recordings: deleted_recordings,
     };
     c.execute(
         sql::INSERT_RETENTION_RUN.sqlite(),
-        params![k.now, n.interactions, n.customers, n.alerts, n.sessions],
+        params![
+            k.now,
+            n.interactions,
+            n.customers,
+            n.alerts,
+            n.sessions,
+            n.recordings
+        ],
     )?;
     Ok(n)
 }
@@ -208,15 +227,36 @@ impl ComplianceStore for SqliteStore {
         .await
     }
 
+    async fn retention_recordings(
+        &self,
+        k: &RetentionCutoffs,
+        limit: u64,
+    ) -> StoreResult<Vec<(String, String)>> {
+        let Some(cutoff) = k.recordings else {
+            return Ok(Vec::new());
+        };
+        self.read(move |c| {
+            let mut st = c.prepare_cached(sql::OVERDUE_RECORDING_FILES.sqlite())?;
+            let rows = st
+                .query_map(params![cutoff, limit as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?
+                .collect();
+            rows
+        })
+        .await
+    }
+
     async fn retention_purge(
         &self,
         k: &RetentionCutoffs,
         shredded: &[String],
+        recordings: &[String],
         audit: AuditRecord,
     ) -> StoreResult<RetentionCounts> {
-        let (k, shredded) = (*k, shredded.to_vec());
+        let (k, shredded, recordings) = (*k, shredded.to_vec(), recordings.to_vec());
         self.guarded(move |c| {
-            let n = purge(c, &k, &shredded)?;
+            let n = purge(c, &k, &shredded, &recordings)?;
             Ok(Guarded::keep(n, crate::compliance::with_counts(audit, &n)))
         })
         .await
@@ -232,6 +272,7 @@ impl ComplianceStore for SqliteStore {
                         customers: r.get(2)?,
                         alerts: r.get(3)?,
                         sessions: r.get(4)?,
+                        recordings: r.get(5)?,
                     },
                 ))
             })

@@ -594,6 +594,7 @@ impl UserStore for SqliteStore {
                 return Ok(Guarded::Undo(false));
             }
             tx.execute(sql::DELETE_SESSIONS_OF.sqlite(), [&id])?;
+            tx.execute(sql::DELETE_SIP_CREDENTIALS_OF.sqlite(), [&id])?;
             tx.execute(
                 sql::ROLE_GRANTED.sqlite(),
                 params![callguard_core::now(), id],
@@ -658,6 +659,7 @@ impl UserStore for SqliteStore {
             }
             if status == UserStatus::Disabled {
                 tx.execute(sql::DELETE_SESSIONS_OF.sqlite(), [&id])?;
+                tx.execute(sql::DELETE_SIP_CREDENTIALS_OF.sqlite(), [&id])?;
             }
             Ok(Guarded::keep(true, audit))
         })
@@ -679,6 +681,7 @@ impl UserStore for SqliteStore {
             }
             for id in &ids {
                 tx.execute(sql::DELETE_SESSIONS_OF.sqlite(), [id])?;
+                tx.execute(sql::DELETE_SIP_CREDENTIALS_OF.sqlite(), [id])?;
             }
             let records: Vec<AuditRecord> = ids
                 .iter()

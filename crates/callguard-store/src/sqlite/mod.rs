@@ -73,6 +73,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         15,
         include_str!("../../migrations/sqlite/0015_service_tokens.sql"),
     ),
+    (
+        20,
+        include_str!("../../migrations/sqlite/0020_recording_playback.sql"),
+    ),
 ];
 /// Reads running at once, each on a blocking thread with a pooled connection. Further reads wait
 /// for a slot, so that a burst of reads reuses the pooled connections instead of opening (and

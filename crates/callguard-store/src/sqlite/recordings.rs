@@ -17,6 +17,18 @@ fn row(r: &Row<'_>) -> rusqlite::Result<RecordingRow> {
         key_share: r.get(4)?,
         started_at: r.get(5)?,
         ended_at: r.get(6)?,
+        queue: r.get(7)?,
+    })
+}
+
+fn playback(r: &Row<'_>) -> rusqlite::Result<PlaybackRow> {
+    Ok(PlaybackRow {
+        id: r.get(0)?,
+        recording_id: r.get(1)?,
+        user_id: r.get(2)?,
+        reason: r.get(3)?,
+        note: r.get(4)?,
+        at: r.get(5)?,
     })
 }
 
@@ -26,8 +38,8 @@ impl RecordingStore for SqliteStore {
         let r = r.clone();
         self.guarded(move |tx| {
             tx.execute(
-                &format!("INSERT INTO recordings ({RECORDING_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
-                params![r.id, r.interaction_id, r.customer_id, r.file_name, r.key_share, r.started_at, r.ended_at],
+                &format!("INSERT INTO recordings ({RECORDING_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+                params![r.id, r.interaction_id, r.customer_id, r.file_name, r.key_share, r.started_at, r.ended_at, r.queue],
             )?;
             Ok(Guarded::keep((), audit))
         })
@@ -73,6 +85,61 @@ impl RecordingStore for SqliteStore {
         })
         .await
     }
+
+    async fn list_recordings(&self, f: &RecordingFilter) -> StoreResult<Vec<RecordingRow>> {
+        let f = f.clone();
+        self.read(move |c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {RECORDING_COLUMNS} FROM recordings
+                 WHERE (?1 IS NULL OR interaction_id = ?1) AND (?2 IS NULL OR started_at >= ?2)
+                   AND (?3 IS NULL OR started_at < ?3) AND (?4 IS NULL OR queue = ?4)
+                 ORDER BY started_at DESC, id LIMIT ?5"
+            ))?;
+            let rows = st
+                .query_map(
+                    params![f.interaction_id, f.from, f.until, f.queue, f.limit as i64],
+                    row,
+                )?
+                .collect();
+            rows
+        })
+        .await
+    }
+
+    async fn set_recording_queue(&self, id: &str, queue: &str) -> StoreResult<bool> {
+        let (id, queue) = (id.to_owned(), queue.to_owned());
+        self.write(move |c| {
+            Ok(c.execute(
+                "UPDATE recordings SET queue = ?2 WHERE id = ?1",
+                params![id, queue],
+            )? == 1)
+        })
+        .await
+    }
+
+    async fn record_playback(&self, p: &PlaybackRow, audit: AuditRecord) -> StoreResult<()> {
+        let p = p.clone();
+        self.guarded(move |tx| {
+            tx.execute(
+                "INSERT INTO recording_playbacks (id, recording_id, user_id, reason, note, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![p.id, p.recording_id, p.user_id, p.reason, p.note, p.at],
+            )?;
+            Ok(Guarded::keep((), audit))
+        })
+        .await
+    }
+
+    async fn playbacks_of(&self, recording_id: &str) -> StoreResult<Vec<PlaybackRow>> {
+        let id = recording_id.to_owned();
+        self.read(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT id, recording_id, user_id, reason, note, at FROM recording_playbacks WHERE recording_id = ?1 ORDER BY at, id",
+            )?;
+            let rows = st.query_map([id], playback)?.collect();
+            rows
+        })
+        .await
+    }
 }
 
 #[async_trait]
@@ -99,6 +166,26 @@ impl SipCredentialStore for SqliteStore {
         self.read(move |c| {
             c.prepare_cached("SELECT user_id, sip_username, password_sealed, issued_at FROM sip_credentials WHERE sip_username = ?1")?
                 .query_row([name], |r| {
+                    Ok(SipCredentialRow {
+                        user_id: r.get(0)?,
+                        sip_username: r.get(1)?,
+                        password_sealed: r.get(2)?,
+                        issued_at: r.get(3)?,
+                    })
+                })
+                .optional()
+        })
+        .await
+    }
+
+    async fn sip_credentials_of_user(
+        &self,
+        user_id: &str,
+    ) -> StoreResult<Option<SipCredentialRow>> {
+        let id = user_id.to_owned();
+        self.read(move |c| {
+            c.prepare_cached("SELECT user_id, sip_username, password_sealed, issued_at FROM sip_credentials WHERE user_id = ?1")?
+                .query_row([id], |r| {
                     Ok(SipCredentialRow {
                         user_id: r.get(0)?,
                         sip_username: r.get(1)?,

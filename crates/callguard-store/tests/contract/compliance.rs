@@ -136,14 +136,54 @@ async fn retention_purges_exactly_what_is_overdue_and_audits_the_counts(f: Fixtu
         customers: Some(1_000),
         alerts: Some(1_000),
         sessions: None,
+        recordings: Some(1_000),
     };
+    for (id, at) in [("rec-old", 500), ("rec-new", 1_500)] {
+        s.start_recording(
+            &RecordingRow {
+                id: id.into(),
+                interaction_id: "i-busy".into(),
+                customer_id: None,
+                file_name: format!("{id}.cgrec"),
+                key_share: vec![1; 73],
+                started_at: at,
+                ended_at: Some(at + 60),
+                queue: None,
+            },
+            a("recording.start"),
+        )
+        .await
+        .unwrap();
+    }
+    s.record_playback(
+        &PlaybackRow {
+            id: "p1".into(),
+            recording_id: "rec-old".into(),
+            user_id: "u1".into(),
+            reason: "quality_review".into(),
+            note: String::new(),
+            at: 900,
+        },
+        a("recording.playback"),
+    )
+    .await
+    .unwrap();
     let due = s.retention_overdue(&cut).await.unwrap();
-    assert_eq!((due.interactions, due.customers, due.alerts), (1, 1, 0));
+    assert_eq!(
+        (due.interactions, due.customers, due.alerts, due.recordings),
+        (1, 1, 0, 1)
+    );
+    let files = s.retention_recordings(&cut, 10).await.unwrap();
+    assert_eq!(
+        files,
+        [("rec-old".to_string(), "rec-old.cgrec".to_string())]
+    );
+    let recordings: Vec<String> = files.into_iter().map(|(id, _)| id).collect();
     let ids = s.retention_customers(&cut, 10).await.unwrap();
     assert_eq!(ids, ["old"], "a customer with a recent interaction stays");
     let before = size(s).await;
     let done = s
-        .retention_purge(&cut, &ids, a("retention.purge"))
+        .retention_purge(&cut, &ids, &recordings, a("retention.purge"))
         .await
         .unwrap();
     assert_eq!(done, due);
@@ -155,6 +195,13 @@ async fn retention_purges_exactly_what_is_overdue_and_audits_the_counts(f: Fixtu
     assert_eq!(size(s).await, before + 1, "one audit entry");
     let last = s.audit_entries(before, 1).await.unwrap().remove(0);
     assert!(last.text.contains("\"interactions\":1"), "{}", last.text);
+    assert!(last.text.contains("\"recordings\":1"), "{}", last.text);
+    assert!(
+        s.recording("rec-old").await.unwrap().is_none(),
+        "key share gone"
+    );
+    assert!(s.playbacks_of("rec-old").await.unwrap().is_empty());
+    assert!(s.recording("rec-new").await.unwrap().is_some());
     let old = s.customer("old").await.unwrap().unwrap();
     assert_eq!(
         (old.status.as_str(), old.wrapped_key, old.fields.as_str()),

@@ -11,6 +11,7 @@ fn recording(id: &str, interaction: &str, at: i64) -> RecordingRow {
         key_share: vec![7; 73],
         started_at: at,
         ended_at: None,
+        queue: None,
     }
 }
 
@@ -51,6 +52,75 @@ async fn a_recording_keeps_its_key_share_and_ends_once_with_its_audit_entries(f:
 }
 both_backends!(a_recording_keeps_its_key_share_and_ends_once_with_its_audit_entries);
 
+async fn recordings_are_listed_newest_first_by_interaction_date_and_queue(f: Fixture) {
+    let s = &f.store;
+    for (id, interaction, at) in [("r1", "i1", 10), ("r2", "i1", 20), ("r3", "i2", 30)] {
+        s.start_recording(&recording(id, interaction, at), a("recording.start"))
+            .await
+            .unwrap();
+    }
+    assert!(s.set_recording_queue("r3", "billing").await.unwrap());
+    assert!(!s.set_recording_queue("nope", "billing").await.unwrap());
+    let ids = |rows: Vec<RecordingRow>| rows.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    let all = RecordingFilter {
+        limit: 10,
+        ..RecordingFilter::default()
+    };
+    assert_eq!(
+        ids(s.list_recordings(&all).await.unwrap()),
+        ["r3", "r2", "r1"]
+    );
+    let by = |f: RecordingFilter| async move { ids(s.list_recordings(&f).await.unwrap()) };
+    assert_eq!(
+        by(RecordingFilter {
+            interaction_id: Some("i1".into()),
+            ..all.clone()
+        })
+        .await,
+        ["r2", "r1"]
+    );
+    assert_eq!(
+        by(RecordingFilter {
+            from: Some(15),
+            until: Some(30),
+            ..all.clone()
+        })
+        .await,
+        ["r2"]
+    );
+    assert_eq!(
+        by(RecordingFilter {
+            queue: Some("billing".into()),
+            ..all.clone()
+        })
+        .await,
+        ["r3"]
+    );
+    assert_eq!(
+        by(RecordingFilter {
+            limit: 1,
+            ..all.clone()
+        })
+        .await,
+        ["r3"]
+    );
+    let before = size(s).await;
+    let p = PlaybackRow {
+        id: "p1".into(),
+        recording_id: "r1".into(),
+        user_id: "u1".into(),
+        reason: "complaint".into(),
+        note: "caller disputes the fee".into(),
+        at: 50,
+    };
+    s.record_playback(&p, a("recording.playback"))
+        .await
+        .unwrap();
+    assert_eq!(size(s).await, before + 1, "a playback with its entry");
+    assert_eq!(s.playbacks_of("r1").await.unwrap(), [p]);
+}
+both_backends!(recordings_are_listed_newest_first_by_interaction_date_and_queue);
+
 fn credentials(user: &str, name: &str, sealed: u8, at: i64) -> SipCredentialRow {
     SipCredentialRow {
         user_id: user.into(),
@@ -85,5 +155,46 @@ async fn sip_credentials_are_found_by_name_and_rotated_in_place(f: Fixture) {
     );
     assert!(s.sip_credentials("agent2").await.unwrap().is_none());
     assert_eq!(size(s).await, before + 2, "each issue with its entry");
+    assert_eq!(
+        s.sip_credentials_of_user("u1").await.unwrap(),
+        Some(credentials("u1", "agent1", 2, 20))
+    );
+    assert!(s.sip_credentials_of_user("u2").await.unwrap().is_none());
 }
 both_backends!(sip_credentials_are_found_by_name_and_rotated_in_place);
+
+async fn disabling_an_account_revokes_its_sip_credentials(f: Fixture) {
+    let s = &f.store;
+    let id = ready(s, "sipper").await;
+    s.set_sip_credentials(
+        &credentials(&id, "sipper", 1, 10),
+        a("sip.credentials.issue"),
+    )
+    .await
+    .unwrap();
+    assert!(s
+        .set_status(
+            &id,
+            callguard_core::identity::UserStatus::Disabled,
+            20,
+            a("user.disable")
+        )
+        .await
+        .unwrap());
+    assert!(s.sip_credentials("sipper").await.unwrap().is_none());
+    assert!(s.sip_credentials_of_user(&id).await.unwrap().is_none());
+    assert!(s
+        .set_status(
+            &id,
+            callguard_core::identity::UserStatus::Active,
+            30,
+            a("user.enable")
+        )
+        .await
+        .unwrap());
+    assert!(
+        s.sip_credentials("sipper").await.unwrap().is_none(),
+        "enabling again does not bring them back"
+    );
+}
+both_backends!(disabling_an_account_revokes_its_sip_credentials);

@@ -16,6 +16,7 @@ impl Raw {
             ("retention.customers_days", &mut r.customers_days),
             ("retention.alerts_days", &mut r.alerts_days),
             ("retention.sessions_days", &mut r.sessions_days),
+            ("retention.recordings_days", &mut r.recordings_days),
         ] {
             if let Some(days) = self.number::<u32>(
                 key,

@@ -60,6 +60,8 @@ const MATRIX: &[(&str, &str, Rule)] = &[
     ),
     ("POST", "/api/v1/me/passkeys", Roles(EVERY_ROLE)),
     ("DELETE", "/api/v1/me/passkeys/{id}", Roles(EVERY_ROLE)),
+    ("GET", "/api/v1/me/sip-credentials", Roles(EVERY_ROLE)),
+    ("POST", "/api/v1/me/sip-credentials", Roles(EVERY_ROLE)),
     ("GET", "/api/v1/users", Roles(ADMIN)),
     ("POST", "/api/v1/users", Roles(ADMIN)),
     ("POST", "/api/v1/users/{id}/unlock", Roles(ADMIN)),
@@ -145,6 +147,13 @@ const MATRIX: &[(&str, &str, Rule)] = &[
         Roles(TELEPHONY),
     ),
     ("GET", "/api/v1/portal/payments", Roles(CUSTOMER)),
+    ("GET", "/api/v1/recordings", Roles(WATCHERS)),
+    ("POST", "/api/v1/recordings/{id}/playback", Roles(WATCHERS)),
+    (
+        "GET",
+        "/api/v1/recordings/playback/{ticket}",
+        Roles(WATCHERS),
+    ),
 ];
 
 const LOGOUT: (&str, &str) = ("POST", "/api/v1/auth/logout");
@@ -169,6 +178,16 @@ const PAGE_POSTS: &[(&str, &str, &str)] = &[
         "/account/passkeys/{id}/delete",
         "DELETE",
         "/api/v1/me/passkeys/{id}",
+    ),
+    (
+        "/account/sip-credentials",
+        "POST",
+        "/api/v1/me/sip-credentials",
+    ),
+    (
+        "/recordings/{id}/play",
+        "POST",
+        "/api/v1/recordings/{id}/playback",
     ),
     ("/admin/users", "POST", "/api/v1/users"),
     (

@@ -55,6 +55,8 @@ mod payments_scan;
 mod payments_tamper;
 mod portal;
 mod proxies;
+mod recordings;
+mod registrar_limits;
 mod requests;
 mod shared_limits;
 mod signin;

@@ -123,6 +123,58 @@ async fn regenerate_codes(
     }))
 }
 
+#[derive(Serialize, JsonSchema)]
+pub struct SipCredentialsStatus {
+    /// Whether this account's role uses a softphone (agents and supervisors).
+    pub eligible: bool,
+    /// Whether credentials are issued (the password is never shown again).
+    pub issued: bool,
+    pub sip_username: Option<String>,
+    /// RFC 3339.
+    pub issued_at: Option<String>,
+    /// The digest realm to configure in the softphone; absent when this server has no SIP edge.
+    pub realm: Option<String>,
+    /// The SIP server (`host:port`, UDP or TCP); absent when this server has no SIP edge.
+    pub server: Option<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct SipCredentialsIssued {
+    pub sip_username: String,
+    /// Shown this once; issuing again replaces it.
+    pub password: String,
+    pub realm: Option<String>,
+    pub server: Option<String>,
+}
+
+async fn sip_credentials(
+    State(s): State<AppState>,
+    p: Principal,
+) -> Result<Json<SipCredentialsStatus>, Error> {
+    let st = s.softphones.status(&p).await?;
+    Ok(Json(SipCredentialsStatus {
+        eligible: st.eligible,
+        issued: st.sip_username.is_some(),
+        sip_username: st.sip_username,
+        issued_at: st.issued_at.map(rfc3339),
+        realm: st.server.as_ref().map(|x| x.realm.clone()),
+        server: st.server.map(|x| x.address),
+    }))
+}
+
+async fn issue_sip_credentials(
+    State(s): State<AppState>,
+    p: Principal,
+) -> Result<Json<SipCredentialsIssued>, Error> {
+    let c = s.softphones.issue_own(&p).await?;
+    Ok(Json(SipCredentialsIssued {
+        sip_username: c.sip_username,
+        password: c.password.expose().clone(),
+        realm: c.server.as_ref().map(|x| x.realm.clone()),
+        server: c.server.map(|x| x.address),
+    }))
+}
+
 async fn list_passkeys(
     State(s): State<AppState>,
     p: Principal,
@@ -192,6 +244,10 @@ pub fn routes() -> Vec<ApiRoute> {
         route("DELETE", "/api/v1/me/sessions/{id}", Signed(OwnAccount), "Ends one of my sessions.", delete(revoke_session)),
         route("POST", "/api/v1/me/recovery-codes", Signed(OwnAccount), "Replaces my recovery codes (needs re-authentication).", post(regenerate_codes))
             .gives::<RecoveryCodes>(200),
+        route("GET", "/api/v1/me/sip-credentials", Signed(OwnAccount), "Whether I have SIP credentials for a softphone, and where it registers (never the password).", get(sip_credentials))
+            .gives::<SipCredentialsStatus>(200),
+        route("POST", "/api/v1/me/sip-credentials", Signed(OwnAccount), "Issues or rotates my SIP credentials (agents and supervisors; needs re-authentication): the password is in this answer only (audited).", post(issue_sip_credentials))
+            .gives::<SipCredentialsIssued>(200).may(&[409]),
         route("GET", "/api/v1/me/passkeys", Signed(OwnAccount), "My passkeys.", get(list_passkeys)).gives::<PasskeyList>(200),
         route("POST", "/api/v1/me/passkeys/registration", Signed(OwnAccount), "Passkey registration, step 1: options for navigator.credentials.create.", post(start_passkey))
             .gives::<PasskeyRegistrationStart>(200).may(&[501]),

@@ -42,6 +42,29 @@ struct AccountPage {
     sessions: Vec<SessionView>,
     passkeys: Vec<PasskeyRow>,
     recovery_left: i64,
+    sip: SipSection,
+}
+
+/// The softphone section of My account.
+struct SipSection {
+    eligible: bool,
+    sip_username: String,
+    issued_at: String,
+    realm: String,
+    server: String,
+}
+
+#[derive(Template)]
+#[template(path = "account/sip.html")]
+struct SipIssuedPage {
+    csrf: String,
+    who: Option<Who>,
+    error: String,
+    notice: String,
+    sip_username: String,
+    password: String,
+    realm: String,
+    server: String,
 }
 
 async fn home(headers: HeaderMap, p: Principal) -> Response {
@@ -77,6 +100,20 @@ async fn account_page(s: &AppState, headers: &HeaderMap, p: &Principal, flash: F
         Err(e) => return error_page(headers, &e, who(p)),
     };
     let recovery_left = s.account.unused_recovery_codes(p).await.unwrap_or(0);
+    let sip = match s.softphones.status(p).await {
+        Ok(x) => SipSection {
+            eligible: x.eligible,
+            sip_username: x.sip_username.unwrap_or_default(),
+            issued_at: x.issued_at.map(rfc3339).unwrap_or_default(),
+            realm: x
+                .server
+                .as_ref()
+                .map(|v| v.realm.clone())
+                .unwrap_or_default(),
+            server: x.server.map(|v| v.address).unwrap_or_default(),
+        },
+        Err(e) => return error_page(headers, &e, who(p)),
+    };
     let status = if error.is_empty() {
         StatusCode::OK
     } else {
@@ -102,6 +139,7 @@ async fn account_page(s: &AppState, headers: &HeaderMap, p: &Principal, flash: F
                 })
                 .collect(),
             recovery_left,
+            sip,
         },
         &c.new_cookie.into_iter().collect::<Vec<_>>(),
     )
@@ -174,6 +212,52 @@ async fn regenerate_codes(
     }
 }
 
+async fn issue_sip_credentials(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    ctx: RequestContext,
+    p: Principal,
+    Checked(f): Checked<ReauthForm>,
+) -> Response {
+    let mut p = p;
+    if let Err(e) = s
+        .identity
+        .reauthenticate(&mut p, f.password, SecondFactor::typed(f.code), &ctx)
+        .await
+    {
+        return account_page(&s, &headers, &p, Flash::error(&e)).await;
+    }
+    match s.softphones.issue_own(&p).await {
+        Ok(c) => {
+            let c2 = csrf_of(&headers);
+            let mut resp = render(
+                StatusCode::OK,
+                SipIssuedPage {
+                    csrf: c2.token,
+                    who: who(&p),
+                    error: String::new(),
+                    notice: "New SIP credentials; any earlier password no longer works.".into(),
+                    realm: c
+                        .server
+                        .as_ref()
+                        .map(|v| v.realm.clone())
+                        .unwrap_or_default(),
+                    server: c.server.map(|v| v.address).unwrap_or_default(),
+                    sip_username: c.sip_username,
+                    password: c.password.expose().clone(),
+                },
+                &[],
+            );
+            resp.headers_mut().insert(
+                axum::http::header::CACHE_CONTROL,
+                axum::http::HeaderValue::from_static("no-store"),
+            );
+            resp
+        }
+        Err(e) => account_page(&s, &headers, &p, Flash::error(&e)).await,
+    }
+}
+
 /// This feature's pages, each with its access rule.
 pub fn routes() -> Vec<PageRoute> {
     use Access::Signed;
@@ -190,6 +274,11 @@ pub fn routes() -> Vec<PageRoute> {
             "/account/recovery-codes",
             Signed(OwnAccount),
             post(regenerate_codes),
+        ),
+        (
+            "/account/sip-credentials",
+            Signed(OwnAccount),
+            post(issue_sip_credentials),
         ),
         (
             "/account/passkeys/{id}/delete",

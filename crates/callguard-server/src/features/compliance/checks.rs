@@ -11,8 +11,8 @@ use callguard_store::{AuditFilter, AuditRecord, RetentionCutoffs};
 /// The role table as approved (SPEC's role table). A change to `Role::allows` that is not
 /// also made here fails PCI DSS 7.2.1 and ISO A.5.15 until someone approves it by editing this.
 pub const APPROVED_POLICY: &str = "agent: own_account, dnc_check, dnc_list_manage, consent_manage, customers_create, customers_read, customers_reveal, interactions_handle, customers_operate, payments_start, payments_read; \
-supervisor: own_account, alerts_read, alerts_manage, dnc_check, dnc_status, dnc_list_manage, dnc_list_read, consent_read, customers_read, payments_read, payments_refund; \
-compliance: own_account, audit_read, alerts_read, alerts_manage, dnc_check, dnc_status, dnc_list_manage, dnc_list_read, consent_manage, consent_read, customers_read, customers_gdpr, officers_confirm, compliance_evidence; \
+supervisor: own_account, alerts_read, alerts_manage, dnc_check, dnc_status, dnc_list_manage, dnc_list_read, consent_read, customers_read, payments_read, payments_refund, recordings_play; \
+compliance: own_account, audit_read, alerts_read, alerts_manage, dnc_check, dnc_status, dnc_list_manage, dnc_list_read, consent_manage, consent_read, customers_read, customers_gdpr, officers_confirm, compliance_evidence, recordings_play; \
 admin: own_account, users_read, users_manage; \
 customer: own_account, portal; \
 telephony: payments_capture";
@@ -343,6 +343,7 @@ pub fn cutoffs(l: &Live) -> RetentionCutoffs {
         customers: at(r.customers_days),
         alerts: at(r.alerts_days),
         sessions: at(r.sessions_days),
+        recordings: at(r.recordings_days),
     }
 }
 
@@ -363,7 +364,8 @@ pub async fn retention(l: &Live) -> Outcome {
         .with("overdue_customers", due.customers)
         .with("overdue_alerts", due.alerts)
         .with("overdue_sessions", due.sessions)
-        .with("recordings", "not applicable: no recordings are stored yet");
+        .with("period_recordings", days(r.recordings_days))
+        .with("overdue_recordings", due.recordings);
     match last {
         Some((at, n)) => {
             out = out.with("last_run", callguard_core::rfc3339(at)).with(
@@ -373,6 +375,7 @@ pub async fn retention(l: &Live) -> Outcome {
                     "customers": n.customers,
                     "alerts": n.alerts,
                     "sessions": n.sessions,
+                    "recordings": n.recordings,
                 }),
             );
         }

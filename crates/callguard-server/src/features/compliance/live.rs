@@ -39,6 +39,7 @@ pub const PERMISSIONS: [(Permission, &str); 25] = {
         (PaymentsRead, "payments_read"),
         (PaymentsRefund, "payments_refund"),
         (PaymentsCapture, "payments_capture"),
+        (RecordingsPlay, "recordings_play"),
     ]
 };
 

@@ -179,6 +179,8 @@ pub struct RetentionSettings {
     pub customers_days: Option<u32>,
     pub alerts_days: Option<u32>,
     pub sessions_days: Option<u32>,
+    /// Call recordings (row, key share and file).
+    pub recordings_days: Option<u32>,
 }
 
 impl Default for RetentionSettings {
@@ -188,6 +190,7 @@ impl Default for RetentionSettings {
             customers_days: Some(1095),
             alerts_days: Some(365),
             sessions_days: Some(1),
+            recordings_days: Some(90),
         }
     }
 }
@@ -212,6 +215,8 @@ pub struct ComplianceSettings {
     pub remote_witness: bool,
     /// Whether alerts also go to a webhook or syslog (delivery beyond the alerts page).
     pub alert_webhook: bool,
+    /// Where the encrypted call recordings are (`DATA_DIR/recordings`), for retention.
+    pub recordings_dir: PathBuf,
 }
 
 impl ComplianceSettings {
@@ -233,6 +238,7 @@ impl ComplianceSettings {
             witness_file: data_dir.join("witness").join("checkpoints.jsonl"),
             remote_witness: false,
             alert_webhook: false,
+            recordings_dir: data_dir.join("recordings"),
         }
     }
 }

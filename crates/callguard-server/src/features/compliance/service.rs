@@ -9,6 +9,7 @@ use super::model::{
 use super::{checks, gdpr, iso27001, pci};
 use crate::error::Error;
 use crate::features::audit::service::AuditLog;
+use crate::features::recordings::service as recordings_service;
 use crate::principal::Actor;
 use callguard_store::{BreachRecord, ManualRecord, ReportRun, RetentionCounts, Store};
 use sha2::Digest;
@@ -327,13 +328,36 @@ impl Compliance {
             for id in &ids {
                 self.store.destroy_share(id).await?;
             }
+            let recordings = self
+                .store
+                .retention_recordings(&cutoffs, RETENTION_BATCH)
+                .await?;
+            let (recording_ids, files): (Vec<String>, Vec<String>) =
+                recordings.iter().cloned().unzip();
             let audit = Actor::system().record("retention.purge");
-            let n = self.store.retention_purge(&cutoffs, &ids, audit).await?;
+            let n = self
+                .store
+                .retention_purge(&cutoffs, &ids, &recording_ids, audit)
+                .await?;
+            // The rows (and key shares) are gone: the files are unreadable; now remove them.
+            let dir = self.settings.recordings_dir.clone();
+            let removed =
+                tokio::task::spawn_blocking(move || recordings_service::delete_files(&dir, &files))
+                    .await
+                    .unwrap_or(0);
+            if removed < recording_ids.len() as u64 {
+                tracing::warn!(
+                    removed,
+                    expired = recording_ids.len(),
+                    "some expired recordings had no file left to delete"
+                );
+            }
             total.interactions += n.interactions;
             total.customers += n.customers;
             total.alerts += n.alerts;
             total.sessions += n.sessions;
-            if (ids.len() as u64) < RETENTION_BATCH {
+            total.recordings += n.recordings;
+            if (ids.len() as u64) < RETENTION_BATCH && (recordings.len() as u64) < RETENTION_BATCH {
                 return Ok(total);
             }
         }
