@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tokio::sync::OnceCell;
 
 /// Every permission, for the role matrix (kept in the order of `callguard_core::Permission`).
-pub const PERMISSIONS: [(Permission, &str); 25] = {
+pub const PERMISSIONS: [(Permission, &str); 26] = {
     use Permission::*;
     [
         (OwnAccount, "own_account"),
