@@ -4,7 +4,7 @@
 // tested with it.)
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { DESKTOP, PHONE, assertAccessible, assertNoHorizontalOverflow } from "./checks.mjs";
+import { DESKTOP, PHONE, assertAccessible, assertNoHorizontalOverflow, saveScreenshot } from "./checks.mjs";
 import { Server, launchBrowser, setUpThroughPages, withScreenshot } from "./harness.mjs";
 
 let server;
@@ -66,10 +66,12 @@ test("the desk's ready toggle shows on the supervisor's wallboard live", async (
     await board.waitForSelector('[data-testid="agent-row"][data-agent="quinn"][data-state="not_ready"]', { timeout: 20000 });
     assert.match(await board.locator('[data-testid="agent-row"][data-agent="quinn"]').textContent(), /lunch/);
     await assertAccessible(board, "the wallboard with an agent");
+    await saveScreenshot(board, "wallboard-1366x768");
 
     // On a phone the wallboard still fits.
     await board.setViewportSize(PHONE);
     await assertNoHorizontalOverflow(board, "the wallboard on a phone");
+    await saveScreenshot(board, "wallboard-390x844");
   });
   await supCtx.close();
   await agentCtx.close();
