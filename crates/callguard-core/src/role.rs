@@ -106,6 +106,10 @@ impl Role {
             // Listening to calls is for those who review them; admins never hear customers
             // (separation of duties) and agents do not replay calls, theirs or others'.
             RecordingsPlay => matches!(self, Role::Supervisor | Role::Compliance),
+            // Agents take queued calls; supervisors watch queues and agents. Admins configure
+            // queues in the configuration, and see no calls (separation of duties).
+            AgentState => self == Role::Agent,
+            QueuesRead => self == Role::Supervisor,
         }
     }
 }
@@ -194,6 +198,10 @@ pub enum Permission {
     PaymentsCapture,
     /// List call recordings and play one back, for a listed reason (each playback audited).
     RecordingsPlay,
+    /// Take queued calls: set one's own state (ready, not ready), see calls offered to one.
+    AgentState,
+    /// Watch the queues and the agents' states (the wallboard).
+    QueuesRead,
 }
 
 #[cfg(test)]

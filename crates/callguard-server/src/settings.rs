@@ -51,6 +51,10 @@ pub struct Settings {
     pub recordings: crate::features::recordings::service::RecordingSettings,
     /// The SIP edge softphones register at (set from `sip.*` when it is on), for "My account".
     pub sip_server: Option<crate::features::softphones::service::SipServer>,
+    /// Agent states: wrap-up time, not-ready reasons, skills by queue.
+    pub presence: crate::features::presence::service::PresenceSettings,
+    /// Queue figures: the service level threshold, the queues shown from the start.
+    pub queues: crate::features::queues::service::QueueSettings,
 }
 
 /// Settings of the vault, caller verification and one-time code delivery.

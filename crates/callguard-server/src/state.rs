@@ -48,6 +48,10 @@ pub struct AppState {
     pub keypad: Arc<crate::features::keypad::service::Keypad>,
     /// The telephony edge's API token (its service account).
     pub edge_tokens: Arc<crate::features::keypad::token::EdgeTokens>,
+    /// Agent states on this node (ready, ringing, on call…), used by the telephony edge.
+    pub presence: Arc<crate::features::presence::service::Presence>,
+    /// Live queue figures on this node, fed by the telephony edge.
+    pub queues: Arc<crate::features::queues::service::QueueFigures>,
     /// The OpenAPI document, built once from the route table.
     pub openapi: Arc<serde_json::Value>,
 }

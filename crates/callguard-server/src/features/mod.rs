@@ -16,6 +16,8 @@ pub mod keys;
 pub mod ops;
 pub mod payments;
 pub mod portal;
+pub mod presence;
+pub mod queues;
 pub mod recordings;
 pub mod signin;
 pub mod softphones;
@@ -45,6 +47,8 @@ pub fn api_routes() -> Vec<ApiRoute> {
         payments::api::routes(),
         keypad::api::routes(),
         recordings::api::routes(),
+        presence::api::routes(),
+        queues::api::routes(),
     ]
     .into_iter()
     .flatten()
@@ -67,6 +71,7 @@ pub fn page_routes() -> Vec<PageRoute> {
         compliance::pages::routes(),
         payments::pages::routes(),
         recordings::pages::routes(),
+        queues::pages::routes(),
         crate::web::assets::routes(),
     ]
     .into_iter()

@@ -31,6 +31,8 @@ pub struct Who {
     /// Payments (agents their own, supervisors everyone's).
     pub sees_payments: bool,
     pub sees_recordings: bool,
+    /// Supervisors: the queues' wallboard.
+    pub sees_wallboard: bool,
     /// A portal customer: sees the portal's navigation, never the staff's.
     pub is_customer: bool,
 }
@@ -48,6 +50,7 @@ pub(crate) fn who(p: &Principal) -> Option<Who> {
         sees_requests: p.user.role.allows(Permission::CustomersGdpr),
         sees_payments: p.user.role.allows(Permission::PaymentsRead),
         sees_recordings: p.user.role.allows(Permission::RecordingsPlay),
+        sees_wallboard: p.user.role.allows(Permission::QueuesRead),
         is_customer: p.user.role == Role::Customer,
     })
 }

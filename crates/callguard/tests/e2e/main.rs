@@ -54,6 +54,7 @@ mod payments_keypad;
 mod payments_scan;
 mod payments_tamper;
 mod portal;
+mod presence;
 mod proxies;
 mod recordings;
 mod registrar_limits;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tokio::sync::OnceCell;
 
 /// Every permission, for the role matrix (kept in the order of `callguard_core::Permission`).
-pub const PERMISSIONS: [(Permission, &str); 26] = {
+pub const PERMISSIONS: [(Permission, &str); 28] = {
     use Permission::*;
     [
         (OwnAccount, "own_account"),
@@ -40,6 +40,8 @@ pub const PERMISSIONS: [(Permission, &str); 26] = {
         (PaymentsRefund, "payments_refund"),
         (PaymentsCapture, "payments_capture"),
         (RecordingsPlay, "recordings_play"),
+        (AgentState, "agent_state"),
+        (QueuesRead, "queues_read"),
     ]
 };
 
