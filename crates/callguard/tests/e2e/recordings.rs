@@ -316,6 +316,20 @@ async fn a_tampered_or_truncated_recording_is_reported_and_not_played(backend: B
         .expect(422);
     assert!(answer.text.contains("truncated"), "{}", answer.text);
 
+    // A call still being recorded is not played yet (and is not reported as damaged).
+    let ongoing = record(&server, unix_now() as i64, 50).await;
+    execute(
+        &server,
+        &format!(
+            "UPDATE recordings SET ended_at = NULL WHERE id = '{}'",
+            ongoing.id
+        ),
+    )
+    .await;
+    start_playback(&api, &officer, &ongoing.id, "dispute", "")
+        .await
+        .expect(409);
+
     let log = audit_entries(&api, &officer).await;
     let failed: Vec<&Value> = log
         .iter()
@@ -474,6 +488,17 @@ async fn an_agent_issues_sip_credentials_on_my_account_and_disabling_the_account
         remaining, 0,
         "the disabled agent's SIP credentials are revoked"
     );
+}
+
+async fn execute(d: &Deployment, sql: &str) {
+    match &d.pg {
+        None => {
+            let c = rusqlite::Connection::open(d.data_dir.join("callguard.db")).unwrap();
+            c.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+            c.execute_batch(sql).unwrap();
+        }
+        Some(pg) => pg.connect().await.batch_execute(sql).await.unwrap(),
+    }
 }
 
 async fn sip_credential_rows(d: &Deployment) -> i64 {

@@ -163,7 +163,7 @@ pub fn routes() -> Vec<ApiRoute> {
         route("GET", "/api/v1/recordings", Signed(RecordingsPlay), "Call recordings, newest first: `interaction`, `from` and `until` (dates, UTC, both included), `queue`, `limit` (1 to 500, default 100). No customer data.", get(list_recordings))
             .gives::<RecordingList>(200).query("interaction", "string").query("from", "string").query("until", "string").query("queue", "string").query("limit", "integer"),
         route("POST", "/api/v1/recordings/{id}/playback", Signed(RecordingsPlay), "Starts a playback for a listed reason (audited): checks the whole recording first (a truncated or altered one is refused with 422) and answers a one-time URL for the audio, valid two minutes.", post(start_playback))
-            .takes::<PlaybackRequest>().gives::<PlaybackStarted>(201).may(&[422, 503]),
+            .takes::<PlaybackRequest>().gives::<PlaybackStarted>(201).may(&[409, 422, 503]),
         route("GET", "/api/v1/recordings/playback/{ticket}", Signed(RecordingsPlay), "The audio of a playback started by this person: a WAV file (16-bit PCM, stereo: caller left, agent right), once.", get(playback_audio)),
     ]
 }

@@ -346,6 +346,11 @@ impl Recordings {
             )));
         }
         let row = self.store.recording(id).await?.ok_or(Error::NotFound)?;
+        if row.ended_at.is_none() {
+            return Err(Error::State(
+                "this call is still being recorded; play it back once the call has ended",
+            ));
+        }
         let mut audit = p
             .actor()
             .record("recording.playback")
