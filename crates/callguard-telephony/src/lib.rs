@@ -27,6 +27,7 @@ pub fn front_end(bound: sip::Bound) -> FrontEnd {
             state.interactions.clone(),
             state.recordings.clone(),
             accounts,
+            Arc::new(sip::acd::RegisteredAgents::default()),
         ));
     })
 }

@@ -91,7 +91,11 @@ pub const KEYS: &[Key] = &[
     Key { name: "sip.media_address", secret: false, about: "address written in SDP answers and bound for RTP (default the sip.listen address; required when that is 0.0.0.0 or ::)" },
     Key { name: "sip.ivr_menu", secret: false, about: "IVR choices, key=queue comma-separated (default 1=billing,2=support, as the built-in menu prompt says)" },
     Key { name: "sip.prompts_dir", secret: false, about: "directory of WAV files (8 kHz mono PCM16, A-law or µ-law) named after the prompts they replace, e.g. recording-notice.wav, ivr-menu.wav" },
-    Key { name: "sip.rtp_ports", secret: false, about: "RTP port range, one even port per call (default 16000-16999)" },
+    Key { name: "sip.rtp_ports", secret: false, about: "RTP port range, one even port per call leg (default 16000-16999)" },
+    Key { name: "queues.ring_seconds", secret: false, about: "how long an agent's softphone rings before the call is offered to the next agent (default 15)" },
+    Key { name: "queues.max_wait_seconds", secret: false, about: "how long a caller waits in a queue before moving to its overflow queue, or the call ends when it has none (default 600)" },
+    Key { name: "queues.overflow", secret: false, about: "overflow queues, queue=other_queue comma-separated, e.g. billing=support (default none); a call overflows once" },
+    Key { name: "queues.announce_seconds", secret: false, about: "how often a waiting caller hears their position in the queue (default 30)" },
     Key { name: "retention.interactions_days", secret: false, about: "interactions that ended longer ago are deleted by the daily retention job (default 730; 0 keeps them)" },
     Key { name: "retention.customers_days", secret: false, about: "customer records unchanged and without an interaction for this long are crypto-shredded (default 1095; 0 keeps them)" },
     Key { name: "retention.alerts_days", secret: false, about: "resolved alerts raised longer ago are deleted (default 365; 0 keeps them)" },
@@ -575,7 +579,38 @@ impl Raw {
             rtp_ports,
             menu,
             prompts: std::sync::Arc::new(prompts),
+            acd: self.acd_settings()?,
         }))
+    }
+
+    /// The `queues.*` settings of the SIP edge's ACD.
+    fn acd_settings(&self) -> Result<callguard_telephony::sip::acd::AcdSettings, ConfigError> {
+        use std::time::Duration;
+        let mut acd = callguard_telephony::sip::acd::AcdSettings::default();
+        let seconds = |key: &str, low: u64, high: u64| -> Result<Option<Duration>, ConfigError> {
+            match self.number::<u64>(key, "a number of seconds")? {
+                Some(s) if (low..=high).contains(&s) => Ok(Some(Duration::from_secs(s))),
+                Some(_) => Err(ConfigError(format!(
+                    "{} must be between {low} and {high} seconds",
+                    self.describe(key)
+                ))),
+                None => Ok(None),
+            }
+        };
+        if let Some(d) = seconds("queues.ring_seconds", 3, 120)? {
+            acd.ring = d;
+        }
+        if let Some(d) = seconds("queues.max_wait_seconds", 10, 86_400)? {
+            acd.max_wait = d;
+        }
+        if let Some(d) = seconds("queues.announce_seconds", 5, 3_600)? {
+            acd.announce_every = d;
+        }
+        if let Some(o) = self.text("queues.overflow") {
+            acd.overflow = callguard_telephony::sip::acd::parse_overflow(&o)
+                .map_err(|e| ConfigError(format!("{}: {e}", self.describe("queues.overflow"))))?;
+        }
+        Ok(acd)
     }
 
     fn metrics_access(

@@ -245,6 +245,7 @@ async fn demo_sip(
         rtp_ports: (16000, 16999),
         menu: callguard_telephony::sip::ivr::Menu::default(),
         prompts: std::sync::Arc::new(callguard_telephony::media::prompts::PromptSet::builtin()),
+        acd: callguard_telephony::sip::acd::AcdSettings::default(),
     });
     let listen = sip.listen;
     match callguard_telephony::sip::bind(sip).await {

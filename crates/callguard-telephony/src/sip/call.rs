@@ -4,9 +4,10 @@
 
 use super::ivr::{Flow, Line};
 use super::sdp::{self, Offer};
-use super::session::{Command, Session};
+use super::session::{Command, Session, StereoFrame};
 use super::Edge;
 use crate::media::g711::ALAW_SILENCE;
+use crate::media::FRAME_SAMPLES;
 use bytesstr::BytesStr;
 use callguard_server::features::interactions::model::{
     Direction, InteractionChannel, NewInteraction,
@@ -67,7 +68,7 @@ impl Negotiated {
 }
 
 /// Binds an RTP socket on an even port of `range` at `ip`.
-async fn rtp_socket(ip: std::net::IpAddr, range: (u16, u16)) -> io::Result<UdpSocket> {
+pub(super) async fn rtp_socket(ip: std::net::IpAddr, range: (u16, u16)) -> io::Result<UdpSocket> {
     let (lo, hi) = (range.0 / 2, range.1 / 2);
     for _ in 0..64 {
         let port = rand::random::<u16>() % (hi - lo + 1).max(1) + lo;
@@ -156,7 +157,7 @@ pub async fn answer(edge: Arc<Edge>, endpoint: Endpoint, invite: IncomingRequest
     let media = tokio::spawn(session.run(commands_rx, heard_tx));
     let line = Line { commands, heard };
     let principal = Principal::telephony_edge(source);
-    let flow = edge.clone().follow(line, &principal, caller_id);
+    let flow = edge.clone().follow(&endpoint, line, &principal, caller_id);
     tokio::pin!(flow);
     let mut hung_up_by_caller = false;
     let mut flow_done = false;
@@ -208,8 +209,14 @@ fn caller_id(invite: &IncomingRequest) -> String {
 }
 
 impl Edge {
-    /// The call's interaction and IVR, then holding until the media ends.
-    async fn follow(self: Arc<Self>, mut line: Line, edge: &Principal, from: String) {
+    /// The call's interaction and IVR, then its queue and the agent, until the media ends.
+    async fn follow(
+        self: Arc<Self>,
+        endpoint: &Endpoint,
+        mut line: Line,
+        edge: &Principal,
+        from: String,
+    ) {
         let new = NewInteraction {
             channel: InteractionChannel::Phone,
             direction: Direction::Inbound,
@@ -242,11 +249,16 @@ impl Edge {
             let _ = commands.send(Command::Record(frames));
         };
         if let Some(r) = flow.run(&mut line, start_recording).await {
-            tracing::info!(
-                queue = r.queue.as_deref().unwrap_or("none"),
-                level = r.level,
-                "caller holding"
-            );
+            let queue = r
+                .queue
+                .or_else(|| self.settings.menu.0.values().next().cloned())
+                .unwrap_or_default();
+            tracing::info!(queue = %queue, level = r.level, "caller queued");
+            let ended = self
+                .queue_and_bridge(endpoint, &mut line, queue, &interaction)
+                .await;
+            tracing::info!(?ended, "queued call over");
+            let _ = line.commands.send(Command::End);
         }
         while line.heard.recv().await.is_some() {}
         if let Err(e) = self.interactions.end(edge, &interaction).await {
@@ -255,14 +267,14 @@ impl Edge {
         let _ = recorder.await;
     }
 
-    /// Records the caller's leg from the frames the media hands over (after the notice) until
-    /// the media ends; the agent's channel stays silent until calls are bridged.
+    /// Records the call from the frames the media hands over (after the notice) until the
+    /// media ends: the caller in one channel, the agent (once bridged) in the other.
     async fn record(
         self: Arc<Self>,
         edge: Principal,
         interaction: String,
         customer: Option<String>,
-        mut frames: mpsc::UnboundedReceiver<Vec<u8>>,
+        mut frames: mpsc::UnboundedReceiver<StereoFrame>,
     ) {
         let Some(first) = frames.recv().await else {
             return;
@@ -274,11 +286,10 @@ impl Edge {
                 return;
             }
         };
-        let silent = [ALAW_SILENCE; 1500];
         let mut frame = Some(first);
-        while let Some(caller) = frame {
-            let agent = &silent[..caller.len().min(silent.len())];
-            if let Err(e) = rec.writer.push(&caller[..agent.len()], agent) {
+        while let Some((caller, agent)) = frame {
+            let n = caller.len().max(agent.len()).max(FRAME_SAMPLES);
+            if let Err(e) = rec.writer.push(&pad(&caller, n), &pad(&agent, n)) {
                 tracing::error!(error = %e, "recording stopped");
                 break;
             }
@@ -288,4 +299,11 @@ impl Edge {
             tracing::error!(error = %e, "the recording could not be finished");
         }
     }
+}
+
+/// `frame` padded with A-law silence to `n` samples.
+fn pad(frame: &[u8], n: usize) -> Vec<u8> {
+    let mut v = frame.to_vec();
+    v.resize(n, ALAW_SILENCE);
+    v
 }

@@ -2,6 +2,8 @@
 //! are answered, every other INVITE gets 403; REGISTER goes to the registrar for agents'
 //! softphones. The ezk crates stay inside this module: the rest of Callguard sees [`Edge`].
 
+pub mod acd;
+pub mod bridge;
 pub mod call;
 pub mod digest;
 pub mod ivr;
@@ -42,6 +44,8 @@ pub struct SipSettings {
     pub menu: ivr::Menu,
     /// Prompts played to callers (built-in, or the operator's WAV files).
     pub prompts: Arc<PromptSet>,
+    /// Queues: ring timeout, maximum wait, overflow, position announcements.
+    pub acd: acd::AcdSettings,
 }
 
 /// Why the edge could not start.
@@ -62,6 +66,8 @@ pub struct Edge {
     prompts: Arc<PromptSet>,
     registrar: Registrar,
     contact: SipUri,
+    agents: Arc<dyn acd::AgentPool>,
+    waiting: Arc<acd::Waiting>,
 }
 
 /// The requests the edge takes from the ezk endpoint (those outside any dialog).
@@ -129,6 +135,7 @@ impl Bound {
         interactions: Arc<Interactions>,
         recordings: Arc<Recordings>,
         accounts: Arc<dyn SipAccounts>,
+        agents: Arc<dyn acd::AgentPool>,
     ) {
         let Bound {
             endpoint,
@@ -154,6 +161,8 @@ impl Bound {
             recordings,
             metrics,
             contact,
+            agents,
+            waiting: Arc::default(),
         });
         tracing::info!(listen = %edge.settings.listen, "SIP edge listening (UDP and TCP)");
         while let Some(taken) = intake.recv().await {

@@ -88,6 +88,21 @@ impl Registrar {
             .map(|b| b.contact.clone())
     }
 
+    /// The usernames with a live registration.
+    #[must_use]
+    pub fn registered(&self) -> Vec<String> {
+        let now = Instant::now();
+        self.bindings.lock().map_or_else(
+            |_| Vec::new(),
+            |m| {
+                m.iter()
+                    .filter(|(_, b)| b.until > now)
+                    .map(|(u, _)| u.clone())
+                    .collect()
+            },
+        )
+    }
+
     /// Decides a REGISTER from its Authorization, Contact and Expires header values.
     pub async fn decide(
         &self,

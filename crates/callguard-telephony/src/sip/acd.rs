@@ -1,0 +1,597 @@
+//! Queues and the ACD: after the IVR a call waits in its queue (comfort tone, its position
+//! announced), the head of each queue gets the next agent the [`AgentPool`] picks (the
+//! longest-idle ready agent), whose registered softphone is rung with an INVITE of our own; no
+//! answer within `queues.ring_seconds` → CANCEL, the agent counts as not answering, and the call
+//! is offered again. Past `queues.max_wait_seconds` the call moves to its overflow queue (once),
+//! or ends. Once answered, the caller's media relays to the agent's leg until either hangs up.
+
+use super::bridge::{AgentLeg, LegFormat};
+use super::call::rtp_socket;
+use super::ivr::Line;
+use super::sdp;
+use super::session::{Command, Heard};
+use super::Edge;
+use crate::media::prompts::{Digit, Prompt};
+use bytesstr::BytesStr;
+use ezk_sdp_types::SessionDescription;
+use ezk_sip_core::Endpoint;
+use ezk_sip_types::header::typed::Contact;
+use ezk_sip_types::uri::{NameAddr, SipUri};
+use ezk_sip_types::Headers;
+use ezk_sip_ua::{Call, CallEvent, MediaBackend, OutboundCall};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// The `queues.*` settings the edge uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcdSettings {
+    /// How long an agent's softphone rings before the call is offered to someone else.
+    pub ring: Duration,
+    /// How long a caller waits in a queue before overflowing (or the call ends).
+    pub max_wait: Duration,
+    /// queue → the queue its callers move to after `max_wait` (once).
+    pub overflow: BTreeMap<String, String>,
+    /// How often a waiting caller hears their position.
+    pub announce_every: Duration,
+}
+
+impl Default for AcdSettings {
+    fn default() -> Self {
+        Self {
+            ring: Duration::from_secs(15),
+            max_wait: Duration::from_secs(600),
+            overflow: BTreeMap::new(),
+            announce_every: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Parses `billing=support,support=general` (queue=overflow queue); an error says what is wrong.
+pub fn parse_overflow(text: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut m = BTreeMap::new();
+    let valid = |q: &str| {
+        !q.is_empty()
+            && q.len() <= 64
+            && q.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    };
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (from, to) = item
+            .split_once('=')
+            .map(|(a, b)| (a.trim(), b.trim()))
+            .ok_or_else(|| format!("{item:?} is not queue=overflow_queue, like billing=support"))?;
+        if !valid(from) || !valid(to) {
+            return Err(format!(
+                "{item:?}: queue names are 1 to 64 letters, digits, - or _"
+            ));
+        }
+        if from == to {
+            return Err(format!("{item:?}: a queue cannot overflow to itself"));
+        }
+        if m.insert(from.to_owned(), to.to_owned()).is_some() {
+            return Err(format!("queue {from} is listed twice"));
+        }
+    }
+    Ok(m)
+}
+
+/// Who takes calls: the agent states behind the ACD. Agents are named by their SIP username.
+#[async_trait::async_trait]
+pub trait AgentPool: Send + Sync {
+    /// The agent to ring for a call in `queue`, among the `registered` softphones: the
+    /// longest-idle ready one, reserved at once so no other call gets them.
+    async fn pick(&self, queue: &str, interaction: &str, registered: &[String]) -> Option<String>;
+    /// The agent answered the call.
+    async fn answered(&self, agent: &str, interaction: &str);
+    /// The agent's phone rang out or refused the call.
+    async fn not_answered(&self, agent: &str);
+    /// The agent was rung but the caller hung up first: the agent is free again.
+    async fn released(&self, agent: &str);
+    /// The bridged call ended.
+    async fn call_ended(&self, agent: &str);
+    /// A call started waiting in `queue`.
+    async fn waiting(&self, _queue: &str, _interaction: &str) {}
+    /// A call left `queue` after `wait`: answered by an agent, or not (hung up, overflowed).
+    async fn left(&self, _queue: &str, _interaction: &str, _wait: Duration, _answered: bool) {}
+}
+
+/// How long an agent who did not answer is skipped by [`RegisteredAgents`].
+const MISSED_PAUSE: Duration = Duration::from_secs(60);
+
+/// The agent pool when no agent states are kept: every registered softphone takes calls, the
+/// one free for the longest first; one that rang out is skipped for a minute.
+#[derive(Default)]
+pub struct RegisteredAgents {
+    slots: Mutex<HashMap<String, Slot>>,
+}
+
+struct Slot {
+    busy: bool,
+    idle_since: Instant,
+    skip_until: Option<Instant>,
+}
+
+impl RegisteredAgents {
+    fn update(&self, agent: &str, f: impl FnOnce(&mut Slot)) {
+        if let Ok(mut m) = self.slots.lock() {
+            if let Some(s) = m.get_mut(agent) {
+                f(s);
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl AgentPool for RegisteredAgents {
+    async fn pick(
+        &self,
+        _queue: &str,
+        _interaction: &str,
+        registered: &[String],
+    ) -> Option<String> {
+        let now = Instant::now();
+        let mut m = self.slots.lock().ok()?;
+        for r in registered {
+            m.entry(r.clone()).or_insert(Slot {
+                busy: false,
+                idle_since: now,
+                skip_until: None,
+            });
+        }
+        let agent = registered
+            .iter()
+            .filter_map(|r| m.get(r).map(|s| (r, s)))
+            .filter(|(_, s)| !s.busy && s.skip_until.is_none_or(|t| t <= now))
+            .min_by_key(|(_, s)| s.idle_since)
+            .map(|(r, _)| r.clone())?;
+        if let Some(s) = m.get_mut(&agent) {
+            s.busy = true;
+        }
+        Some(agent)
+    }
+
+    async fn answered(&self, _agent: &str, _interaction: &str) {}
+
+    async fn not_answered(&self, agent: &str) {
+        self.update(agent, |s| {
+            s.busy = false;
+            s.idle_since = Instant::now();
+            s.skip_until = Some(Instant::now() + MISSED_PAUSE);
+        });
+    }
+
+    async fn released(&self, agent: &str) {
+        self.update(agent, |s| s.busy = false);
+    }
+
+    async fn call_ended(&self, agent: &str) {
+        self.update(agent, |s| {
+            s.busy = false;
+            s.idle_since = Instant::now();
+        });
+    }
+}
+
+/// The calls waiting in each queue, oldest first.
+#[derive(Default)]
+pub struct Waiting {
+    queues: Mutex<HashMap<String, VecDeque<String>>>,
+}
+
+/// A call's place in a queue; leaving the queue when dropped.
+struct Place {
+    waiting: Arc<Waiting>,
+    queue: String,
+    call: String,
+}
+
+impl Waiting {
+    fn join(self: &Arc<Self>, queue: &str, call: &str) -> Place {
+        if let Ok(mut m) = self.queues.lock() {
+            m.entry(queue.to_owned())
+                .or_default()
+                .push_back(call.to_owned());
+        }
+        Place {
+            waiting: self.clone(),
+            queue: queue.to_owned(),
+            call: call.to_owned(),
+        }
+    }
+
+    /// 1 for the call at the head of its queue.
+    fn position(&self, queue: &str, call: &str) -> Option<usize> {
+        let m = self.queues.lock().ok()?;
+        m.get(queue)?.iter().position(|c| c == call).map(|p| p + 1)
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.waiting.queues.lock() {
+            if let Some(q) = m.get_mut(&self.queue) {
+                q.retain(|c| c != &self.call);
+                if q.is_empty() {
+                    m.remove(&self.queue);
+                }
+            }
+        }
+    }
+}
+
+/// The SDP of the agent's leg for ezk: our offer out, the softphone's answer kept.
+struct Offering {
+    offer: String,
+    answer: Option<String>,
+}
+
+fn parse_sdp(text: &str) -> Result<SessionDescription, io::Error> {
+    SessionDescription::parse(&BytesStr::from(text))
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
+}
+
+impl MediaBackend for Offering {
+    type Error = io::Error;
+    type Event = std::convert::Infallible;
+
+    fn has_media(&self) -> bool {
+        true
+    }
+
+    async fn create_sdp_offer(&mut self) -> Result<SessionDescription, io::Error> {
+        parse_sdp(&self.offer)
+    }
+
+    async fn receive_sdp_answer(&mut self, sdp: SessionDescription) -> Result<(), io::Error> {
+        self.answer = Some(sdp.to_string());
+        Ok(())
+    }
+
+    async fn receive_sdp_offer(
+        &mut self,
+        sdp: SessionDescription,
+    ) -> Result<SessionDescription, io::Error> {
+        self.answer = Some(sdp.to_string());
+        parse_sdp(&self.offer)
+    }
+
+    async fn run(&mut self) -> Result<Self::Event, io::Error> {
+        std::future::pending().await
+    }
+}
+
+/// Agents' softphones are not asked to authenticate us: a challenge ends the attempt.
+struct NoAuth;
+
+#[derive(Debug, thiserror::Error)]
+#[error("the softphone asked the edge to authenticate")]
+struct ChallengedByPhone;
+
+impl ezk_sip_auth::ClientAuthenticator for NoAuth {
+    type Error = ChallengedByPhone;
+
+    fn authorize_request(&mut self, _request: &mut Headers) {}
+
+    fn handle_rejection(
+        &mut self,
+        _rejected: ezk_sip_auth::RequestParts<'_>,
+        _response: ezk_sip_auth::ResponseParts<'_>,
+    ) -> Result<(), ChallengedByPhone> {
+        Err(ChallengedByPhone)
+    }
+}
+
+/// How ringing an agent ended.
+enum Rung {
+    Answered(Call<Offering>, UdpSocket),
+    NotAnswered,
+    CallerGone,
+}
+
+/// How a queued call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The caller hung up (while waiting or while bridged).
+    ByCaller,
+    /// The agent hung up.
+    ByAgent,
+    /// Nobody answered within the maximum wait (and no overflow was left).
+    MaxWait,
+}
+
+/// Resolves when the caller's media has ended (the caller hung up); what it hears meanwhile
+/// (keys, prompts played) is dropped.
+async fn caller_gone(heard: &mut mpsc::UnboundedReceiver<Heard>) {
+    while heard.recv().await.is_some() {}
+}
+
+/// The position prompt: "you are caller number" and its digits.
+fn position_prompt(position: usize) -> Vec<Prompt> {
+    let mut p = vec![Prompt::CallerNumber];
+    p.extend(
+        position
+            .to_string()
+            .bytes()
+            .filter_map(|b| Digit::new(b.wrapping_sub(b'0')))
+            .map(Prompt::Digit),
+    );
+    p
+}
+
+/// How often the head of a queue asks for an agent while none is free.
+const PICK_EVERY: Duration = Duration::from_millis(250);
+
+impl Edge {
+    /// Queues the call in `queue`, rings agents until one answers, and relays the call to them
+    /// until either side hangs up.
+    pub(super) async fn queue_and_bridge(
+        &self,
+        endpoint: &Endpoint,
+        line: &mut Line,
+        queue: String,
+        interaction: &str,
+    ) -> Ended {
+        let settings = &self.settings.acd;
+        let mut queue = queue;
+        let mut overflowed = false;
+        let mut entered = Instant::now();
+        let mut place = self.waiting.join(&queue, interaction);
+        self.agents.waiting(&queue, interaction).await;
+        let mut announce_at = Instant::now();
+        let mut last_position = 0;
+        loop {
+            if entered.elapsed() >= settings.max_wait {
+                self.agents
+                    .left(&queue, interaction, entered.elapsed(), false)
+                    .await;
+                match settings.overflow.get(&queue).filter(|_| !overflowed) {
+                    Some(next) => {
+                        tracing::info!(from = %queue, to = %next, "call overflows to another queue");
+                        queue = next.clone();
+                        overflowed = true;
+                        entered = Instant::now();
+                        drop(place);
+                        place = self.waiting.join(&queue, interaction);
+                        self.agents.waiting(&queue, interaction).await;
+                        continue;
+                    }
+                    None => {
+                        tracing::info!(queue = %queue, "no agent within the maximum wait: call ends");
+                        return Ended::MaxWait;
+                    }
+                }
+            }
+            let position = self.waiting.position(&queue, interaction).unwrap_or(1);
+            if position == 1 {
+                let registered = self.registrar.registered();
+                if let Some(agent) = self.agents.pick(&queue, interaction, &registered).await {
+                    match self.ring(endpoint, line, &agent).await {
+                        Rung::Answered(call, socket) => {
+                            drop(place);
+                            let wait = entered.elapsed();
+                            self.agents.left(&queue, interaction, wait, true).await;
+                            self.agents.answered(&agent, interaction).await;
+                            let ended = self.bridged(line, call, socket).await;
+                            self.agents.call_ended(&agent).await;
+                            return ended;
+                        }
+                        Rung::NotAnswered => {
+                            self.agents.not_answered(&agent).await;
+                            continue;
+                        }
+                        Rung::CallerGone => {
+                            self.agents.released(&agent).await;
+                            self.agents
+                                .left(&queue, interaction, entered.elapsed(), false)
+                                .await;
+                            return Ended::ByCaller;
+                        }
+                    }
+                }
+            }
+            if Instant::now() >= announce_at || position < last_position {
+                let _ = line.commands.send(Command::Play(position_prompt(position)));
+                announce_at = Instant::now() + settings.announce_every;
+            }
+            last_position = position;
+            tokio::select! {
+                () = tokio::time::sleep(PICK_EVERY) => {}
+                () = caller_gone(&mut line.heard) => {
+                    self.agents.left(&queue, interaction, entered.elapsed(), false).await;
+                    return Ended::ByCaller;
+                }
+            }
+        }
+    }
+
+    /// Rings `agent`'s registered softphone for at most `queues.ring_seconds`.
+    async fn ring(&self, endpoint: &Endpoint, line: &mut Line, agent: &str) -> Rung {
+        let Some(contact) = self.registrar.contact_of(agent) else {
+            return Rung::NotAnswered;
+        };
+        let Ok(target) = contact.parse::<SipUri>() else {
+            tracing::info!("an agent's softphone registered a contact that cannot be called");
+            return Rung::NotAnswered;
+        };
+        let socket = match rtp_socket(self.settings.media_ip, self.settings.rtp_ports).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "no RTP port for the agent's leg");
+                return Rung::NotAnswered;
+            }
+        };
+        let Ok(local) = socket.local_addr() else {
+            return Rung::NotAnswered;
+        };
+        let media = Offering {
+            offer: sdp::offer(local, rand::random::<u32>().into()),
+            answer: None,
+        };
+        let deadline = Instant::now() + self.settings.acd.ring;
+        let us = NameAddr::uri(self.contact.clone());
+        let contact_header = Contact::new(NameAddr::uri(self.contact.clone()));
+        let make = OutboundCall::make(endpoint.clone(), NoAuth, us, contact_header, target, media);
+        let mut outbound = tokio::select! {
+            made = tokio::time::timeout_at(deadline, make) => match made {
+                Ok(Ok(o)) => o,
+                Ok(Err(e)) => {
+                    tracing::info!(error = %e, "the agent's softphone refused the call");
+                    return Rung::NotAnswered;
+                }
+                Err(_) => {
+                    tracing::info!("the agent's softphone did not answer in time");
+                    return Rung::NotAnswered;
+                }
+            },
+            () = caller_gone(&mut line.heard) => return Rung::CallerGone,
+        };
+        let done = tokio::select! {
+            done = tokio::time::timeout_at(deadline, outbound.wait_for_completion()) => done,
+            () = caller_gone(&mut line.heard) => {
+                let _ = outbound.cancel().await;
+                return Rung::CallerGone;
+            }
+        };
+        let unacknowledged = match done {
+            Ok(Ok(u)) => u,
+            Ok(Err(e)) => {
+                tracing::info!(error = %e, "the agent's softphone declined the call");
+                return Rung::NotAnswered;
+            }
+            Err(_) => {
+                tracing::info!("ring timeout: the call is offered again");
+                let _ = outbound.cancel().await;
+                return Rung::NotAnswered;
+            }
+        };
+        match unacknowledged.finish().await {
+            Ok(call) => Rung::Answered(call, socket),
+            Err(e) => {
+                tracing::info!(error = %e, "the agent's call could not be set up");
+                Rung::NotAnswered
+            }
+        }
+    }
+
+    /// Relays the caller to the agent's leg until either side hangs up.
+    async fn bridged(&self, line: &mut Line, mut call: Call<Offering>, socket: UdpSocket) -> Ended {
+        let answer = call.media().answer.clone().unwrap_or_default();
+        let leg = match sdp::read_offer(&answer) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::info!(error = %e, "the agent's softphone answered without usable audio");
+                let _ = call.terminate().await;
+                return Ended::ByAgent;
+            }
+        };
+        if let Err(e) = socket.connect(leg.remote).await {
+            tracing::warn!(error = %e, "the agent's RTP address cannot be reached");
+        }
+        let agent_leg = AgentLeg {
+            socket,
+            remote: leg.remote,
+            format: LegFormat {
+                codec: leg.codec,
+                telephone_event: leg.telephone_event,
+            },
+        };
+        if line.commands.send(Command::Bridge(agent_leg)).is_err() {
+            let _ = call.terminate().await;
+            return Ended::ByCaller;
+        }
+        self.metrics.sip_call("bridged");
+        tracing::info!(codec = leg.codec, "caller and agent bridged");
+        loop {
+            tokio::select! {
+                ev = call.run() => match ev {
+                    Ok(CallEvent::Internal(ev)) => {
+                        if let Err(e) = call.handle_internal_event(ev).await {
+                            tracing::debug!(error = %e, "agent leg event failed");
+                            return Ended::ByAgent;
+                        }
+                    }
+                    Ok(CallEvent::Media(never)) => match never {},
+                    Ok(CallEvent::Terminated) | Err(_) => return Ended::ByAgent,
+                },
+                () = caller_gone(&mut line.heard) => {
+                    let _ = call.terminate().await;
+                    return Ended::ByCaller;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overflow_lists_parse_and_bad_ones_say_why() {
+        let m = parse_overflow("billing=support, support=general").unwrap();
+        assert_eq!(m.get("billing").map(String::as_str), Some("support"));
+        assert!(parse_overflow("billing")
+            .unwrap_err()
+            .contains("queue=overflow_queue"));
+        assert!(parse_overflow("a=a").unwrap_err().contains("itself"));
+        assert!(parse_overflow("a=b,a=c").unwrap_err().contains("twice"));
+        assert!(parse_overflow("a b=c").unwrap_err().contains("letters"));
+        assert!(parse_overflow("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_position_prompt_speaks_each_digit() {
+        assert_eq!(
+            position_prompt(12),
+            vec![
+                Prompt::CallerNumber,
+                Prompt::Digit(Digit::new(1).unwrap()),
+                Prompt::Digit(Digit::new(2).unwrap())
+            ]
+        );
+    }
+
+    #[test]
+    fn waiting_calls_keep_their_order_and_leave_when_their_place_drops() {
+        let w = Arc::new(Waiting::default());
+        let a = w.join("billing", "a");
+        let b = w.join("billing", "b");
+        let _c = w.join("support", "c");
+        assert_eq!(w.position("billing", "b"), Some(2));
+        assert_eq!(w.position("support", "c"), Some(1));
+        drop(a);
+        assert_eq!(w.position("billing", "b"), Some(1));
+        drop(b);
+        assert_eq!(w.position("billing", "b"), None);
+    }
+
+    #[tokio::test]
+    async fn registered_agents_take_calls_longest_idle_first_and_one_at_a_time() {
+        let pool = RegisteredAgents::default();
+        let both = ["ann".to_owned(), "bob".to_owned()];
+        let first = pool.pick("billing", "c1", &both).await.unwrap();
+        let second = pool.pick("billing", "c2", &both).await.unwrap();
+        assert_ne!(first, second, "a reserved agent is not picked twice");
+        assert_eq!(pool.pick("billing", "c3", &both).await, None);
+        pool.call_ended(&first).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        pool.call_ended(&second).await;
+        assert_eq!(
+            pool.pick("billing", "c4", &both).await.as_deref(),
+            Some(first.as_str()),
+            "the agent free for longer goes first"
+        );
+        pool.not_answered(&first).await;
+        assert_eq!(
+            pool.pick("billing", "c5", &both).await.as_deref(),
+            Some(second.as_str()),
+            "an agent who did not answer is skipped"
+        );
+        assert_eq!(pool.pick("billing", "c6", &both).await, None);
+    }
+}
