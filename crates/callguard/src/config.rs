@@ -88,6 +88,7 @@ pub const KEYS: &[Key] = &[
     Key { name: "sip.listen", secret: false, about: "address and port of the SIP edge, UDP and TCP (unset: no SIP; the demo uses 127.0.0.1:5060)" },
     Key { name: "sip.trunks", secret: false, about: "carriers' addresses or networks whose INVITEs are answered, comma-separated or a TOML array; every other INVITE gets 403" },
     Key { name: "sip.realm", secret: false, about: "digest realm of the registrar for agents' softphones (default callguard)" },
+    Key { name: "sip.digest_algorithms", secret: false, about: "digest algorithms the registrar challenges softphones with, in order: SHA-256, MD5 or both (default SHA-256,MD5; some softphones, e.g. baresip 1.0, fail when offered SHA-256 at all: set MD5 for them)" },
     Key { name: "sip.media_address", secret: false, about: "address written in SDP answers and bound for RTP (default the sip.listen address; required when that is 0.0.0.0 or ::)" },
     Key { name: "sip.ivr_menu", secret: false, about: "IVR choices, key=queue comma-separated (default 1=billing,2=support, as the built-in menu prompt says)" },
     Key { name: "sip.prompts_dir", secret: false, about: "directory of WAV files (8 kHz mono PCM16, A-law or µ-law) named after the prompts they replace, e.g. recording-notice.wav, ivr-menu.wav" },
@@ -561,6 +562,31 @@ impl Raw {
                 self.describe("sip.realm")
             )));
         }
+        let digest_algorithms = match self.text("sip.digest_algorithms") {
+            None => callguard_telephony::sip::digest::Algorithm::ALL.to_vec(),
+            Some(list) => {
+                let mut algs = Vec::new();
+                for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                    let alg = callguard_telephony::sip::digest::Algorithm::from_name(name)
+                        .ok_or_else(|| {
+                            ConfigError(format!(
+                                "{}: {name:?} is not SHA-256 or MD5",
+                                self.describe("sip.digest_algorithms")
+                            ))
+                        })?;
+                    if !algs.contains(&alg) {
+                        algs.push(alg);
+                    }
+                }
+                if algs.is_empty() {
+                    return Err(ConfigError(format!(
+                        "{} needs SHA-256, MD5 or both",
+                        self.describe("sip.digest_algorithms")
+                    )));
+                }
+                algs
+            }
+        };
         let menu = match self.text("sip.ivr_menu") {
             Some(m) => callguard_telephony::sip::ivr::Menu::parse(&m)
                 .map_err(|e| ConfigError(format!("{}: {e}", self.describe("sip.ivr_menu"))))?,
@@ -575,6 +601,7 @@ impl Raw {
             listen,
             trunks,
             realm,
+            digest_algorithms,
             media_ip,
             rtp_ports,
             menu,

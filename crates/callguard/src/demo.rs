@@ -241,6 +241,7 @@ async fn demo_sip(
         trunks: callguard_telephony::sip::trunks::Trunks::parse("127.0.0.1, ::1")
             .unwrap_or_default(),
         realm: "callguard".into(),
+        digest_algorithms: callguard_telephony::sip::digest::Algorithm::ALL.to_vec(),
         media_ip: std::net::IpAddr::from([127, 0, 0, 1]),
         rtp_ports: (16000, 16999),
         menu: callguard_telephony::sip::ivr::Menu::default(),

@@ -83,8 +83,9 @@ pub fn parse_overflow(text: &str) -> Result<BTreeMap<String, String>, String> {
 /// Who takes calls: the agent states behind the ACD. Agents are named by their SIP username.
 #[async_trait::async_trait]
 pub trait AgentPool: Send + Sync {
-    /// The agent to ring for a call in `queue`, among the `registered` softphones: the
-    /// longest-idle ready one, reserved at once so no other call gets them.
+    /// The agent to ring for a call in `queue`, among the `registered` softphones (the longest
+    /// registered first): the longest-idle ready one, reserved at once so no other call gets
+    /// them.
     async fn pick(&self, queue: &str, interaction: &str, registered: &[String]) -> Option<String>;
     /// The agent answered the call.
     async fn answered(&self, agent: &str, interaction: &str);
@@ -104,7 +105,8 @@ pub trait AgentPool: Send + Sync {
 const MISSED_PAUSE: Duration = Duration::from_secs(60);
 
 /// The agent pool when no agent states are kept: every registered softphone takes calls, the
-/// one free for the longest first; one that rang out is skipped for a minute.
+/// one free for the longest first (between two never rung, the one registered first); one that
+/// rang out is skipped for a minute.
 #[derive(Default)]
 pub struct RegisteredAgents {
     slots: Mutex<HashMap<String, Slot>>,

@@ -117,7 +117,9 @@ pub async fn answer(edge: Arc<Edge>, endpoint: Endpoint, invite: IncomingRequest
         Err(_) => return refuse(&endpoint, invite, StatusCode::SERVER_INTERNAL_ERROR).await,
     };
     let answer = sdp::answer(&offer, local, rand::random::<u32>().into());
-    let caller_id = caller_id(&invite);
+    // Only the text is taken here: checking it as a number may load the numbering plan on
+    // first use, which must not delay the provisional answer (the INVITE would be resent).
+    let from_user = from_user(&invite);
     let source = invite.tp_info.source.ip();
     let contact = Contact::new(NameAddr::uri(edge.contact.clone()));
     let inbound = match InboundCall::from_invite(endpoint.clone(), invite, contact) {
@@ -131,6 +133,7 @@ pub async fn answer(edge: Arc<Edge>, endpoint: Endpoint, invite: IncomingRequest
     };
     let mut inbound = inbound.with_media(Negotiated { answer });
     let _ = inbound.respond_provisional(StatusCode::RINGING).await;
+    let caller_id = caller_id(from_user);
     let mut call = match inbound.accept().await {
         Ok(c) => c,
         Err(e) => {
@@ -199,12 +202,18 @@ pub async fn answer(edge: Arc<Edge>, endpoint: Endpoint, invite: IncomingRequest
 
 /// The caller's number from the From header when it is one (E.164); otherwise withheld. It
 /// only pops up the caller's record: it never counts towards verification.
-fn caller_id(invite: &IncomingRequest) -> String {
-    match &invite.base_headers.from.uri.uri.user_part {
-        SipUriUserPart::User(u) if callguard_core::vault::validate::phone(u).is_ok() => {
-            u.to_string()
-        }
+fn caller_id(from_user: Option<String>) -> String {
+    match from_user {
+        Some(u) if callguard_core::vault::validate::phone(&u).is_ok() => u,
         _ => String::new(),
+    }
+}
+
+/// The user part of the INVITE's From URI, unchecked.
+fn from_user(invite: &IncomingRequest) -> Option<String> {
+    match &invite.base_headers.from.uri.uri.user_part {
+        SipUriUserPart::User(u) => Some(u.to_string()),
+        _ => None,
     }
 }
 

@@ -36,6 +36,8 @@ pub struct SipSettings {
     pub trunks: Trunks,
     /// The digest realm of the registrar.
     pub realm: String,
+    /// The digest algorithms the registrar challenges with, in order.
+    pub digest_algorithms: Vec<digest::Algorithm>,
     /// The address written in SDP answers (RTP is bound there).
     pub media_ip: IpAddr,
     /// Even ports in this range carry RTP, one per call.
@@ -154,7 +156,8 @@ impl Bound {
             }
         };
         let edge = Arc::new(Edge {
-            registrar: Registrar::new(settings.realm.clone(), accounts, metrics.clone()),
+            registrar: Registrar::new(settings.realm.clone(), accounts, metrics.clone())
+                .with_algorithms(settings.digest_algorithms.clone()),
             prompts: settings.prompts.clone(),
             settings,
             interactions,
@@ -164,6 +167,9 @@ impl Bound {
             agents,
             waiting: Arc::default(),
         });
+        // Caller IDs are checked against the numbering plan, which loads on first use: load it
+        // now, off the runtime, rather than inside the first call.
+        tokio::task::spawn_blocking(|| callguard_core::vault::validate::phone("+48600123456"));
         tracing::info!(listen = %edge.settings.listen, "SIP edge listening (UDP and TCP)");
         while let Some(taken) = intake.recv().await {
             let (edge, endpoint) = (edge.clone(), endpoint.clone());
