@@ -325,6 +325,19 @@ fn position_prompt(position: usize) -> Vec<Prompt> {
     p
 }
 
+/// Cancels a ringing INVITE in the background (the CANCEL transaction and the phone's 487 are
+/// not waited for: the next agent is rung at once).
+fn cancel(outbound: OutboundCall<Offering>) {
+    tokio::spawn(async move {
+        if tokio::time::timeout(Duration::from_secs(10), outbound.cancel())
+            .await
+            .is_err()
+        {
+            tracing::debug!("the CANCEL of an agent's ringing got no answer");
+        }
+    });
+}
+
 /// How often the head of a queue asks for an agent while none is free.
 const PICK_EVERY: Duration = Duration::from_millis(250);
 
@@ -455,7 +468,7 @@ impl Edge {
         let done = tokio::select! {
             done = tokio::time::timeout_at(deadline, outbound.wait_for_completion()) => done,
             () = caller_gone(&mut line.heard) => {
-                let _ = outbound.cancel().await;
+                cancel(outbound);
                 return Rung::CallerGone;
             }
         };
@@ -467,7 +480,7 @@ impl Edge {
             }
             Err(_) => {
                 tracing::info!("ring timeout: the call is offered again");
-                let _ = outbound.cancel().await;
+                cancel(outbound);
                 return Rung::NotAnswered;
             }
         };
