@@ -62,6 +62,15 @@ impl Actor {
         }
     }
 
+    /// The telephony edge (`user:telephony-edge`), reporting calls it handles.
+    #[must_use]
+    pub fn telephony_edge() -> Self {
+        Self {
+            id: user_ref(TELEPHONY_EDGE),
+            source: None,
+        }
+    }
+
     /// The operator at the machine (CLI commands).
     #[must_use]
     pub fn cli() -> Self {

@@ -178,6 +178,13 @@ fn build_state(
             runtime.store.clone(),
             runtime.kek.clone(),
         )),
+        presence: Arc::new(
+            crate::features::presence::service::Presence::new(settings.presence.clone())
+                .with_sessions(identity.clone(), alerts.stream_check()),
+        ),
+        queues: Arc::new(crate::features::queues::service::QueueFigures::new(
+            settings.queues.clone(),
+        )),
         identity,
         audit: runtime.audit.clone(),
         dnc: runtime.dnc.clone(),
@@ -241,6 +248,8 @@ fn background_tasks(settings: &Settings, runtime: &Runtime, state: &AppState) ->
             }
         }
     });
+    // Agent state changes reach the audit log in order, without holding up a pick.
+    tasks.spawn(state.presence.clone().run_audit(runtime.audit.clone()));
     // Retention and the daily compliance run (the report's trend), once a day from start.
     tasks.spawn(state.compliance.clone().run_daily());
     // Payments past their time expire even when nobody looks at them.

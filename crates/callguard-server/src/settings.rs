@@ -47,6 +47,10 @@ pub struct Settings {
     pub payment_gateway: Option<crate::features::payments::gateway::GatewaySettings>,
     /// Retention periods, files scanned for card numbers, key age limit.
     pub compliance: crate::features::compliance::model::ComplianceSettings,
+    /// Agent states: wrap-up time, not-ready reasons, skills by queue.
+    pub presence: crate::features::presence::service::PresenceSettings,
+    /// Queue figures: the service level threshold, the queues shown from the start.
+    pub queues: crate::features::queues::service::QueueSettings,
 }
 
 /// Settings of the vault, caller verification and one-time code delivery.

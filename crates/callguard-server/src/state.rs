@@ -44,6 +44,10 @@ pub struct AppState {
     pub compliance: Arc<crate::features::compliance::service::Compliance>,
     /// Payment requests, pay-by-link, refunds.
     pub payments: Arc<crate::features::payments::service::Payments>,
+    /// Agent states on this node (ready, ringing, on call…), used by the telephony edge.
+    pub presence: Arc<crate::features::presence::service::Presence>,
+    /// Live queue figures on this node, fed by the telephony edge.
+    pub queues: Arc<crate::features::queues::service::QueueFigures>,
     /// The OpenAPI document, built once from the route table.
     pub openapi: Arc<serde_json::Value>,
 }

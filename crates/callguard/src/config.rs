@@ -97,6 +97,10 @@ pub const KEYS: &[Key] = &[
     Key { name: "queues.max_wait_seconds", secret: false, about: "how long a caller waits in a queue before moving to its overflow queue, or the call ends when it has none (default 600)" },
     Key { name: "queues.overflow", secret: false, about: "overflow queues, queue=other_queue comma-separated, e.g. billing=support (default none); a call overflows once" },
     Key { name: "queues.announce_seconds", secret: false, about: "how often a waiting caller hears their position in the queue (default 30)" },
+    Key { name: "queues.wrap_up_seconds", secret: false, about: "after a queued call ends the agent is in wrap-up this many seconds, then ready by themselves, 0 to 3600 (default 30)" },
+    Key { name: "queues.service_level_seconds", secret: false, about: "a queued call answered within this many seconds counts toward the service level, 1 to 3600 (default 20)" },
+    Key { name: "queues.skills", secret: false, about: "which agents (usernames) serve each queue, like \"billing=ann bob; support=carol\"; a queue not listed is served by every agent (default: every agent serves every queue)" },
+    Key { name: "desk.not_ready_reasons", secret: false, about: "reasons agents choose from when they are not ready, comma-separated, each 1 to 40 of a-z, 0-9, _ (default break, lunch, meeting, training, coaching)" },
     Key { name: "retention.interactions_days", secret: false, about: "interactions that ended longer ago are deleted by the daily retention job (default 730; 0 keeps them)" },
     Key { name: "retention.customers_days", secret: false, about: "customer records unchanged and without an interaction for this long are crypto-shredded (default 1095; 0 keeps them)" },
     Key { name: "retention.alerts_days", secret: false, about: "resolved alerts raised longer ago are deleted (default 365; 0 keeps them)" },
@@ -106,6 +110,38 @@ pub const KEYS: &[Key] = &[
     Key { name: "log.level", secret: false, about: "error, warn, info, debug or trace (default info)" },
     Key { name: "log.format", secret: false, about: "text or json (default text)" },
 ];
+
+/// `billing=ann bob; support=carol`: the agents (usernames) who serve each queue.
+fn parse_skills(text: &str) -> Result<std::collections::BTreeMap<String, Vec<String>>, String> {
+    let mut skills = std::collections::BTreeMap::new();
+    for item in text.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        let (queue, agents) = item
+            .split_once('=')
+            .ok_or_else(|| format!("{item:?} is not queue=usernames, like billing=ann bob"))?;
+        let queue = queue.trim();
+        if queue.is_empty()
+            || !queue
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(format!(
+                "{queue:?} is not a queue name (letters, digits, _ and -)"
+            ));
+        }
+        let agents: Vec<String> = agents
+            .split([' ', ','])
+            .filter(|a| !a.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if agents.is_empty() {
+            return Err(format!("the queue {queue} lists no agent"));
+        }
+        if skills.insert(queue.to_owned(), agents).is_some() {
+            return Err(format!("the queue {queue} is listed twice"));
+        }
+    }
+    Ok(skills)
+}
 
 /// A configuration problem; the message names the key and where it came from.
 #[derive(Debug, thiserror::Error)]
@@ -366,6 +402,8 @@ impl Raw {
             payments: self.payment_settings()?,
             payment_gateway: self.payment_gateway()?,
             compliance,
+            presence: self.presence_settings()?,
+            queues: self.queue_settings()?,
         })
     }
 
@@ -715,6 +753,80 @@ impl Raw {
                 .map_err(|_| ConfigError(format!("{} must be {what}", self.describe(key)))),
             None => Ok(None),
         }
+    }
+
+    /// Agent states: `queues.wrap_up_seconds`, `queues.skills`, `desk.not_ready_reasons`.
+    fn presence_settings(
+        &self,
+    ) -> Result<callguard_server::features::presence::service::PresenceSettings, ConfigError> {
+        use callguard_server::features::interactions::wrap_up::valid_disposition_code;
+        let mut p = callguard_server::features::presence::service::PresenceSettings::default();
+        if let Some(n) = self.number::<u64>("queues.wrap_up_seconds", "a number of seconds")? {
+            if n > 3600 {
+                return Err(ConfigError(format!(
+                    "{} must be 0 to 3600 seconds",
+                    self.describe("queues.wrap_up_seconds")
+                )));
+            }
+            p.wrap_up = std::time::Duration::from_secs(n);
+        }
+        if let Some(list) = self.text("desk.not_ready_reasons") {
+            let mut reasons: Vec<String> = Vec::new();
+            for r in list.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+                if !valid_disposition_code(r) {
+                    return Err(ConfigError(format!(
+                        "{} lists {r:?}: each reason must be 1 to 40 lower-case letters, digits or _, like lunch",
+                        self.describe("desk.not_ready_reasons")
+                    )));
+                }
+                if !reasons.iter().any(|c| c == r) {
+                    reasons.push(r.to_owned());
+                }
+            }
+            if reasons.is_empty() {
+                return Err(ConfigError(format!(
+                    "{} must list at least one reason, like break, lunch",
+                    self.describe("desk.not_ready_reasons")
+                )));
+            }
+            p.not_ready_reasons = reasons;
+        }
+        if let Some(text) = self.text("queues.skills") {
+            p.skills = parse_skills(&text)
+                .map_err(|e| ConfigError(format!("{}: {e}", self.describe("queues.skills"))))?;
+        }
+        Ok(p)
+    }
+
+    /// Queue figures: `queues.service_level_seconds`; the queues of the IVR menu and of
+    /// `queues.skills` are shown from the start.
+    fn queue_settings(
+        &self,
+    ) -> Result<callguard_server::features::queues::service::QueueSettings, ConfigError> {
+        let mut q = callguard_server::features::queues::service::QueueSettings::default();
+        if let Some(n) =
+            self.number::<u64>("queues.service_level_seconds", "a number of seconds")?
+        {
+            if !(1..=3600).contains(&n) {
+                return Err(ConfigError(format!(
+                    "{} must be 1 to 3600 seconds",
+                    self.describe("queues.service_level_seconds")
+                )));
+            }
+            q.service_level = std::time::Duration::from_secs(n);
+        }
+        let menu = match self.text("sip.ivr_menu") {
+            Some(m) => callguard_telephony::sip::ivr::Menu::parse(&m).unwrap_or_default(),
+            None => callguard_telephony::sip::ivr::Menu::default(),
+        };
+        let mut known: Vec<String> = menu.0.values().cloned().collect();
+        if let Some(text) = self.text("queues.skills") {
+            known.extend(parse_skills(&text).unwrap_or_default().into_keys());
+        }
+        known.sort();
+        known.dedup();
+        q.known = known;
+        Ok(q)
     }
 
     fn staff_settings(

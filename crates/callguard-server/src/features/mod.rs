@@ -15,6 +15,8 @@ pub mod keys;
 pub mod ops;
 pub mod payments;
 pub mod portal;
+pub mod presence;
+pub mod queues;
 pub mod recordings;
 pub mod signin;
 pub mod softphones;
@@ -42,6 +44,8 @@ pub fn api_routes() -> Vec<ApiRoute> {
         gdpr::api::routes(),
         compliance::api::routes(),
         payments::api::routes(),
+        presence::api::routes(),
+        queues::api::routes(),
     ]
     .into_iter()
     .flatten()
@@ -63,6 +67,8 @@ pub fn page_routes() -> Vec<PageRoute> {
         gdpr::pages::routes(),
         compliance::pages::routes(),
         payments::pages::routes(),
+        presence::pages::routes(),
+        queues::pages::routes(),
         crate::web::assets::routes(),
     ]
     .into_iter()

@@ -76,4 +76,28 @@ impl Softphones {
         let text = String::from_utf8(opened.expose().clone()).map_err(|_| Error::Internal)?;
         Ok(Some(Secret::new(text)))
     }
+
+    /// The account (user id) whose softphone registers as `sip_username`, if credentials were
+    /// issued for it. The telephony edge maps a registration to an agent with it.
+    pub async fn user_of(&self, sip_username: &str) -> Result<Option<String>, Error> {
+        Ok(self
+            .store
+            .sip_credentials(sip_username)
+            .await?
+            .map(|row| row.user_id))
+    }
+
+    /// The SIP user name of `user_id`'s softphone (their username) when credentials were issued
+    /// for that account.
+    pub async fn sip_username_of(&self, user_id: &str) -> Result<Option<String>, Error> {
+        let Some(user) = self.store.user_by_id(user_id).await? else {
+            return Ok(None);
+        };
+        Ok(self
+            .store
+            .sip_credentials(&user.username)
+            .await?
+            .filter(|row| row.user_id == user.id)
+            .map(|row| row.sip_username))
+    }
 }
