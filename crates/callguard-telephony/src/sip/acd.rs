@@ -80,103 +80,58 @@ pub fn parse_overflow(text: &str) -> Result<BTreeMap<String, String>, String> {
     Ok(m)
 }
 
-/// Who takes calls: the agent states behind the ACD. Agents are named by their SIP username.
+/// A queued call as the agents' desks are shown it when it rings.
+#[derive(Clone)]
+pub struct QueuedCall {
+    /// The call's interaction.
+    pub interaction: String,
+    /// The caller's number (E.164) when given; empty when withheld. Never verification.
+    pub caller_id: String,
+    /// The IVR choices the caller made.
+    pub ivr_path: Vec<String>,
+    /// The verification level the caller reached by keypad.
+    pub level: i64,
+}
+
+impl std::fmt::Debug for QueuedCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueuedCall")
+            .field("interaction", &self.interaction)
+            .field("level", &self.level)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The agent a call rings: their account and the SIP username their softphone registers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Picked {
+    pub user_id: String,
+    pub sip_username: String,
+}
+
+/// Who takes calls, and the queue figures: the agent states behind the ACD.
 #[async_trait::async_trait]
 pub trait AgentPool: Send + Sync {
-    /// The agent to ring for a call in `queue`, among the `registered` softphones (the longest
-    /// registered first): the longest-idle ready one, reserved at once so no other call gets
-    /// them.
-    async fn pick(&self, queue: &str, interaction: &str, registered: &[String]) -> Option<String>;
+    /// The agent to ring for `call` in `queue`, among those whose softphone is `registered`:
+    /// the longest-idle ready one, reserved (ringing) at once so no other call gets them.
+    async fn pick(&self, queue: &str, call: &QueuedCall, registered: &[String]) -> Option<Picked>;
     /// The agent answered the call.
-    async fn answered(&self, agent: &str, interaction: &str);
+    async fn answered(&self, agent: &Picked, interaction: &str);
     /// The agent's phone rang out or refused the call.
-    async fn not_answered(&self, agent: &str);
-    /// The agent was rung but the caller hung up first: the agent is free again.
-    async fn released(&self, agent: &str);
+    async fn not_answered(&self, agent: &Picked);
+    /// The agent's phone could not be rung at all, or the caller hung up while it rang: the
+    /// agent is free again, in their place.
+    async fn not_reached(&self, agent: &Picked);
     /// The bridged call ended.
-    async fn call_ended(&self, agent: &str);
+    async fn call_ended(&self, agent: &Picked);
     /// A call started waiting in `queue`.
-    async fn waiting(&self, _queue: &str, _interaction: &str) {}
-    /// A call left `queue` after `wait`: answered by an agent, or not (hung up, overflowed).
-    async fn left(&self, _queue: &str, _interaction: &str, _wait: Duration, _answered: bool) {}
-}
-
-/// How long an agent who did not answer is skipped by [`RegisteredAgents`].
-const MISSED_PAUSE: Duration = Duration::from_secs(60);
-
-/// The agent pool when no agent states are kept: every registered softphone takes calls, the
-/// one free for the longest first (between two never rung, the one registered first); one that
-/// rang out is skipped for a minute.
-#[derive(Default)]
-pub struct RegisteredAgents {
-    slots: Mutex<HashMap<String, Slot>>,
-}
-
-struct Slot {
-    busy: bool,
-    idle_since: Instant,
-    skip_until: Option<Instant>,
-}
-
-impl RegisteredAgents {
-    fn update(&self, agent: &str, f: impl FnOnce(&mut Slot)) {
-        if let Ok(mut m) = self.slots.lock() {
-            if let Some(s) = m.get_mut(agent) {
-                f(s);
-            }
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl AgentPool for RegisteredAgents {
-    async fn pick(
-        &self,
-        _queue: &str,
-        _interaction: &str,
-        registered: &[String],
-    ) -> Option<String> {
-        let now = Instant::now();
-        let mut m = self.slots.lock().ok()?;
-        for r in registered {
-            m.entry(r.clone()).or_insert(Slot {
-                busy: false,
-                idle_since: now,
-                skip_until: None,
-            });
-        }
-        let agent = registered
-            .iter()
-            .filter_map(|r| m.get(r).map(|s| (r, s)))
-            .filter(|(_, s)| !s.busy && s.skip_until.is_none_or(|t| t <= now))
-            .min_by_key(|(_, s)| s.idle_since)
-            .map(|(r, _)| r.clone())?;
-        if let Some(s) = m.get_mut(&agent) {
-            s.busy = true;
-        }
-        Some(agent)
-    }
-
-    async fn answered(&self, _agent: &str, _interaction: &str) {}
-
-    async fn not_answered(&self, agent: &str) {
-        self.update(agent, |s| {
-            s.busy = false;
-            s.idle_since = Instant::now();
-            s.skip_until = Some(Instant::now() + MISSED_PAUSE);
-        });
-    }
-
-    async fn released(&self, agent: &str) {
-        self.update(agent, |s| s.busy = false);
-    }
-
-    async fn call_ended(&self, agent: &str) {
-        self.update(agent, |s| {
-            s.busy = false;
-            s.idle_since = Instant::now();
-        });
-    }
+    async fn waiting(&self, queue: &str, interaction: &str);
+    /// An agent answered a call waiting in `queue`.
+    async fn queue_answered(&self, queue: &str, interaction: &str);
+    /// The caller hung up while waiting in `queue`.
+    async fn abandoned(&self, queue: &str, interaction: &str);
+    /// The call left `queue` unanswered (overflow, maximum wait).
+    async fn left(&self, queue: &str, interaction: &str);
 }
 
 /// The calls waiting in each queue, oldest first.
@@ -290,8 +245,11 @@ impl ezk_sip_auth::ClientAuthenticator for NoAuth {
 
 /// How ringing an agent ended.
 enum Rung {
-    Answered(Call<Offering>, UdpSocket),
+    Answered(Box<Call<Offering>>, UdpSocket),
+    /// Rang out, or refused.
     NotAnswered,
+    /// Could not be rung (no registration, no RTP port, an unusable contact).
+    NotReached,
     CallerGone,
 }
 
@@ -349,8 +307,9 @@ impl Edge {
         endpoint: &Endpoint,
         line: &mut Line,
         queue: String,
-        interaction: &str,
+        call: &QueuedCall,
     ) -> Ended {
+        let interaction = call.interaction.as_str();
         let settings = &self.settings.acd;
         let mut queue = queue;
         let mut overflowed = false;
@@ -361,9 +320,7 @@ impl Edge {
         let mut last_position = 0;
         loop {
             if entered.elapsed() >= settings.max_wait {
-                self.agents
-                    .left(&queue, interaction, entered.elapsed(), false)
-                    .await;
+                self.agents.left(&queue, interaction).await;
                 match settings.overflow.get(&queue).filter(|_| !overflowed) {
                     Some(next) => {
                         tracing::info!(from = %queue, to = %next, "call overflows to another queue");
@@ -384,14 +341,13 @@ impl Edge {
             let position = self.waiting.position(&queue, interaction).unwrap_or(1);
             if position == 1 {
                 let registered = self.registrar.registered();
-                if let Some(agent) = self.agents.pick(&queue, interaction, &registered).await {
-                    match self.ring(endpoint, line, &agent).await {
-                        Rung::Answered(call, socket) => {
+                if let Some(agent) = self.agents.pick(&queue, call, &registered).await {
+                    match self.ring(endpoint, line, &agent.sip_username).await {
+                        Rung::Answered(leg, socket) => {
                             drop(place);
-                            let wait = entered.elapsed();
-                            self.agents.left(&queue, interaction, wait, true).await;
+                            self.agents.queue_answered(&queue, interaction).await;
                             self.agents.answered(&agent, interaction).await;
-                            let ended = self.bridged(line, call, socket).await;
+                            let ended = self.bridged(line, *leg, socket).await;
                             self.agents.call_ended(&agent).await;
                             return ended;
                         }
@@ -399,11 +355,12 @@ impl Edge {
                             self.agents.not_answered(&agent).await;
                             continue;
                         }
+                        Rung::NotReached => {
+                            self.agents.not_reached(&agent).await;
+                        }
                         Rung::CallerGone => {
-                            self.agents.released(&agent).await;
-                            self.agents
-                                .left(&queue, interaction, entered.elapsed(), false)
-                                .await;
+                            self.agents.not_reached(&agent).await;
+                            self.agents.abandoned(&queue, interaction).await;
                             return Ended::ByCaller;
                         }
                     }
@@ -417,7 +374,7 @@ impl Edge {
             tokio::select! {
                 () = tokio::time::sleep(PICK_EVERY) => {}
                 () = caller_gone(&mut line.heard) => {
-                    self.agents.left(&queue, interaction, entered.elapsed(), false).await;
+                    self.agents.abandoned(&queue, interaction).await;
                     return Ended::ByCaller;
                 }
             }
@@ -427,21 +384,21 @@ impl Edge {
     /// Rings `agent`'s registered softphone for at most `queues.ring_seconds`.
     async fn ring(&self, endpoint: &Endpoint, line: &mut Line, agent: &str) -> Rung {
         let Some(contact) = self.registrar.contact_of(agent) else {
-            return Rung::NotAnswered;
+            return Rung::NotReached;
         };
         let Ok(target) = contact.parse::<SipUri>() else {
             tracing::info!("an agent's softphone registered a contact that cannot be called");
-            return Rung::NotAnswered;
+            return Rung::NotReached;
         };
         let socket = match rtp_socket(self.settings.media_ip, self.settings.rtp_ports).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "no RTP port for the agent's leg");
-                return Rung::NotAnswered;
+                return Rung::NotReached;
             }
         };
         let Ok(local) = socket.local_addr() else {
-            return Rung::NotAnswered;
+            return Rung::NotReached;
         };
         let media = Offering {
             offer: sdp::offer(local, rand::random::<u32>().into()),
@@ -485,7 +442,7 @@ impl Edge {
             }
         };
         match unacknowledged.finish().await {
-            Ok(call) => Rung::Answered(call, socket),
+            Ok(call) => Rung::Answered(Box::new(call), socket),
             Err(e) => {
                 tracing::info!(error = %e, "the agent's call could not be set up");
                 Rung::NotAnswered
@@ -583,30 +540,5 @@ mod tests {
         assert_eq!(w.position("billing", "b"), Some(1));
         drop(b);
         assert_eq!(w.position("billing", "b"), None);
-    }
-
-    #[tokio::test]
-    async fn registered_agents_take_calls_longest_idle_first_and_one_at_a_time() {
-        let pool = RegisteredAgents::default();
-        let both = ["ann".to_owned(), "bob".to_owned()];
-        let first = pool.pick("billing", "c1", &both).await.unwrap();
-        let second = pool.pick("billing", "c2", &both).await.unwrap();
-        assert_ne!(first, second, "a reserved agent is not picked twice");
-        assert_eq!(pool.pick("billing", "c3", &both).await, None);
-        pool.call_ended(&first).await;
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        pool.call_ended(&second).await;
-        assert_eq!(
-            pool.pick("billing", "c4", &both).await.as_deref(),
-            Some(first.as_str()),
-            "the agent free for longer goes first"
-        );
-        pool.not_answered(&first).await;
-        assert_eq!(
-            pool.pick("billing", "c5", &both).await.as_deref(),
-            Some(second.as_str()),
-            "an agent who did not answer is skipped"
-        );
-        assert_eq!(pool.pick("billing", "c6", &both).await, None);
     }
 }

@@ -229,7 +229,7 @@ impl Edge {
         let new = NewInteraction {
             channel: InteractionChannel::Phone,
             direction: Direction::Inbound,
-            from,
+            from: from.clone(),
             customer_id: None,
         };
         let (interaction, customer) = match self.interactions.start(edge, new).await {
@@ -263,8 +263,14 @@ impl Edge {
                 .or_else(|| self.settings.menu.0.values().next().cloned())
                 .unwrap_or_default();
             tracing::info!(queue = %queue, level = r.level, "caller queued");
+            let call = super::acd::QueuedCall {
+                interaction: interaction.clone(),
+                caller_id: from.clone(),
+                ivr_path: vec![queue.clone()],
+                level: r.level,
+            };
             let ended = self
-                .queue_and_bridge(endpoint, &mut line, queue, &interaction)
+                .queue_and_bridge(endpoint, &mut line, queue, &call)
                 .await;
             tracing::info!(?ended, "queued call over");
             let _ = line.commands.send(Command::End);

@@ -7,6 +7,7 @@ pub mod bridge;
 pub mod call;
 pub mod digest;
 pub mod ivr;
+pub mod presence;
 pub mod registrar;
 pub mod sdp;
 pub mod session;
