@@ -92,6 +92,10 @@ impl Role {
             PaymentsRead => matches!(self, Role::Agent | Role::Supervisor),
             // Money goes back only on a supervisor's decision.
             PaymentsRefund => self == Role::Supervisor,
+            // Agents take queued calls; supervisors watch queues and agents. Admins configure
+            // queues in the configuration, and see no calls (separation of duties).
+            AgentState => self == Role::Agent,
+            QueuesRead => self == Role::Supervisor,
         }
     }
 }
@@ -173,6 +177,10 @@ pub enum Permission {
     PaymentsRead,
     /// Refund an authorised payment, fully or in part.
     PaymentsRefund,
+    /// Take queued calls: set one's own state (ready, not ready), see calls offered to one.
+    AgentState,
+    /// Watch the queues and the agents' states (the wallboard).
+    QueuesRead,
 }
 
 #[cfg(test)]

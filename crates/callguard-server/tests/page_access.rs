@@ -140,6 +140,7 @@ const PAGE_POSTS: &[(&str, Counterpart)] = &[
         Ok(("POST", "/api/v1/portal/verification-code")),
     ),
     ("/portal/requests", Ok(("POST", "/api/v1/portal/requests"))),
+    ("/desk/state", Ok(("PUT", "/api/v1/agents/me/state"))),
 ];
 
 /// Whether a route entry's handler answers POST (axum's method router shows which it holds).

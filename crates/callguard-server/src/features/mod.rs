@@ -67,7 +67,6 @@ pub fn page_routes() -> Vec<PageRoute> {
         gdpr::pages::routes(),
         compliance::pages::routes(),
         payments::pages::routes(),
-        presence::pages::routes(),
         queues::pages::routes(),
         crate::web::assets::routes(),
     ]

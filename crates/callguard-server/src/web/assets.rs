@@ -49,6 +49,14 @@ async fn static_file(Path(file): Path<String>) -> Response {
             include_str!("../../static/alerts.js"),
             "text/javascript; charset=utf-8",
         ),
+        "presence.js" => (
+            include_str!("../../static/presence.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        "wallboard.js" => (
+            include_str!("../../static/wallboard.js"),
+            "text/javascript; charset=utf-8",
+        ),
         _ => return Error::NotFound.into_response(),
     };
     ([(header::CONTENT_TYPE, kind)], body).into_response()

@@ -28,6 +28,8 @@ pub struct Who {
     pub sees_dnc: bool,
     pub sees_desk: bool,
     pub sees_requests: bool,
+    /// Supervisors: the queues' wallboard.
+    pub sees_wallboard: bool,
     /// A portal customer: sees the portal's navigation, never the staff's.
     pub is_customer: bool,
 }
@@ -43,6 +45,7 @@ pub(crate) fn who(p: &Principal) -> Option<Who> {
         sees_dnc: p.user.role.allows(Permission::DncStatus),
         sees_desk: p.user.role.allows(Permission::InteractionsHandle),
         sees_requests: p.user.role.allows(Permission::CustomersGdpr),
+        sees_wallboard: p.user.role.allows(Permission::QueuesRead),
         is_customer: p.user.role == Role::Customer,
     })
 }

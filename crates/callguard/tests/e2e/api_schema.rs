@@ -13,9 +13,10 @@
 //!   uses (Schemathesis reuses the ids `GET /api/v1/me/sessions` answered, so it does find its
 //!   own); everything after would be a 401 and the run would test nothing as the role. Both
 //!   are covered by `signin.rs`, `operations.rs` and `access.rs`;
-//! - `GET /api/v1/alerts/stream` and `GET /api/v1/payments/stream` are endless event streams,
-//!   which Schemathesis would wait on until its request timeout (covered by `alerts.rs`,
-//!   `payments_desk.rs` and `access.rs`).
+//! - `GET /api/v1/alerts/stream`, `GET /api/v1/payments/stream`, `GET /api/v1/agents/me/stream`
+//!   and `GET /api/v1/queues/stream` are endless event streams, which Schemathesis would wait on
+//!   until its request timeout (covered by `alerts.rs`, `payments_desk.rs`, `presence.rs` and
+//!   `access.rs`).
 //!
 //! After each run the test checks that the role's session still works and that the role got
 //! successful answers, so a run that lost its session cannot pass by testing only 401s.
@@ -40,6 +41,8 @@ const EXCLUDED: &[&str] = &[
     "/api/v1/me/sessions/{id}",
     "/api/v1/alerts/stream",
     "/api/v1/payments/stream",
+    "/api/v1/agents/me/stream",
+    "/api/v1/queues/stream",
 ];
 
 fn schemathesis_version() -> Option<String> {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tokio::sync::OnceCell;
 
 /// Every permission, for the role matrix (kept in the order of `callguard_core::Permission`).
-pub const PERMISSIONS: [(Permission, &str); 24] = {
+pub const PERMISSIONS: [(Permission, &str); 26] = {
     use Permission::*;
     [
         (OwnAccount, "own_account"),
@@ -38,6 +38,8 @@ pub const PERMISSIONS: [(Permission, &str); 24] = {
         (PaymentsStart, "payments_start"),
         (PaymentsRead, "payments_read"),
         (PaymentsRefund, "payments_refund"),
+        (AgentState, "agent_state"),
+        (QueuesRead, "queues_read"),
     ]
 };
 

@@ -53,7 +53,11 @@ async fn metrics(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4",
         )],
-        s.metrics.render(),
+        format!(
+            "{}{}",
+            s.metrics.render(),
+            crate::features::queues::service::prometheus(&s.queues.board(), &s.presence.counts())
+        ),
     )
         .into_response()
 }

@@ -1,5 +1,7 @@
 //! Agent states for the queues (SPEC C9, issue #12): ready, not ready, ringing, on call,
-//! wrap-up; the desk's state button and call offers; the edge's pick of the longest-idle agent.
+//! wrap-up; call offers to the desk; the edge's pick of the longest-idle agent.
 pub mod api;
-pub mod pages;
+pub mod model;
 pub mod service;
+#[cfg(test)]
+mod tests;

@@ -266,6 +266,53 @@ impl QueueFigures {
     }
 }
 
+/// A Prometheus label value: quotes, backslashes and line ends escaped.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The queue figures and the agents by state in Prometheus' text format, for `/metrics`.
+#[must_use]
+pub fn prometheus(board: &QueueBoard, agents: &BTreeMap<&'static str, usize>) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    type Series = (
+        &'static str,
+        &'static str,
+        &'static str,
+        fn(&QueueView) -> f64,
+    );
+    let series: [Series; 6] = [
+        ("callguard_queue_waiting", "gauge", "Calls waiting in the queue now.", |q| q.waiting as f64),
+        ("callguard_queue_longest_wait_seconds", "gauge", "How long the longest-waiting call has waited.", |q| q.longest_wait_seconds as f64),
+        ("callguard_queue_answered_today", "gauge", "Calls answered today (UTC).", |q| q.answered as f64),
+        ("callguard_queue_abandoned_today", "gauge", "Calls abandoned while waiting today (UTC).", |q| q.abandoned as f64),
+        ("callguard_queue_answered_within_service_level_today", "gauge", "Calls answered within the service level threshold today (UTC).", |q| q.answered_within_service_level as f64),
+        ("callguard_queue_service_level_ratio", "gauge", "Answered within the threshold, of answered or abandoned, today (absent before the first).", |q| q.service_level_percent.map_or(f64::NAN, |p| p / 100.0)),
+    ];
+    for (name, kind, help, value) in series {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for q in &board.queues {
+            let v = value(q);
+            if !v.is_nan() {
+                let _ = writeln!(out, "{name}{{queue=\"{}\"}} {v}", label(&q.name));
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP callguard_agents Agents signed in to the queues, by state."
+    );
+    let _ = writeln!(out, "# TYPE callguard_agents gauge");
+    for (state, n) in agents {
+        let _ = writeln!(out, "callguard_agents{{state=\"{state}\"}} {n}");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -347,6 +394,29 @@ mod tests {
         assert_eq!((q.waiting, q.answered, q.abandoned, q.left), (0, 0, 0, 1));
         assert_eq!(q.service_level_percent, None);
         assert!(!b.queues.iter().any(|q| q.name == "nowhere"));
+    }
+
+    #[test]
+    fn the_metrics_name_each_queue_and_escape_odd_names() {
+        let f = figures();
+        f.waiting("we\"ird", "a");
+        let text = prometheus(&f.board(), &BTreeMap::from([("ready", 2)]));
+        assert!(
+            text.contains("callguard_queue_waiting{queue=\"billing\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("callguard_queue_waiting{queue=\"we\\\"ird\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("callguard_agents{state=\"ready\"} 2"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("service_level_ratio{"),
+            "no ratio before the first call: {text}"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 pub mod call;
 pub mod register;
+pub mod state;
 pub mod wrap;
 
 use crate::error::Error;
@@ -33,6 +34,7 @@ pub(crate) fn routes() -> Vec<(&'static str, Access, MethodRouter<AppState>)> {
     use Permission::*;
     vec![
         ("/desk", Signed(InteractionsHandle), get(desk_page)),
+        ("/desk/state", Signed(AgentState), post(state::set_state)),
         ("/desk/search", Signed(InteractionsHandle), post(search)),
         (
             "/desk/customers",
@@ -155,6 +157,8 @@ pub(crate) struct DeskPage {
     pub(crate) register_phone: String,
     pub(crate) open_calls: Vec<InteractionSummary>,
     pub(crate) recent_calls: Vec<InteractionSummary>,
+    /// My state for queued calls, and the call ringing me.
+    pub(crate) presence: state::DeskPresence,
 }
 
 impl DeskPage {
@@ -209,6 +213,7 @@ impl DeskPage {
                 register_phone: String::new(),
                 open_calls,
                 recent_calls,
+                presence: state::DeskPresence::of(s, p),
             },
             c.new_cookie.into_iter().collect(),
         )

@@ -1,8 +1,0 @@
-//! The desk's state button and call offers.
-
-use crate::http::routes::PageRoute;
-
-/// This feature's pages.
-pub fn routes() -> Vec<PageRoute> {
-    Vec::new()
-}
