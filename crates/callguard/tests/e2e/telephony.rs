@@ -499,8 +499,51 @@ async fn a_softphone_registers_only_with_its_agents_live_credentials(backend: Ba
 const CALLER_HZ: f32 = 440.0;
 const AGENT_HZ: f32 = 1000.0;
 
-/// Issues SIP credentials to a new agent; their username and SIP password.
-async fn agent_with_sip(server: &Server, name: &str) -> (String, String) {
+/// A test agent: their username, SIP password and desk session.
+struct Agent {
+    username: String,
+    sip_password: String,
+    token: String,
+}
+
+impl Agent {
+    /// Sets the agent's state on the desk (`ready`, or `not_ready` with a reason).
+    async fn set_state(&self, server: &Server, state: serde_json::Value) {
+        server
+            .api()
+            .call(
+                reqwest::Method::PUT,
+                "/api/v1/agents/me/state",
+                Some(&self.token),
+                Some(&state),
+            )
+            .await
+            .expect(200);
+    }
+
+    async fn state(&self, server: &Server) -> Value {
+        server
+            .api()
+            .get("/api/v1/agents/me/state", Some(&self.token))
+            .await
+            .expect(200)
+            .json()
+    }
+
+    fn phone(&self, dir: &std::path::Path, port: u16, answers: bool) -> crate::baresip::Softphone {
+        crate::baresip::Softphone::start(
+            &dir.join(&self.username),
+            &self.username,
+            &self.sip_password,
+            port,
+            answers,
+            f64::from(AGENT_HZ),
+        )
+    }
+}
+
+/// Issues SIP credentials to a new agent.
+async fn agent_with_sip(server: &Server, name: &str) -> Agent {
     let agent = server
         .new_account(&format!("{name}{}", crate::harness::suffix()), "agent")
         .await;
@@ -515,7 +558,11 @@ async fn agent_with_sip(server: &Server, name: &str) -> (String, String) {
         .next()
         .unwrap()
         .to_owned();
-    (agent.username, password)
+    Agent {
+        username: agent.username,
+        sip_password: password,
+        token: agent.token,
+    }
 }
 
 /// Waits until `n` softphones are registered (baresip registers as it starts).
@@ -621,6 +668,7 @@ async fn start_with_queues(backend: Backend) -> Server {
             ("CALLGUARD_SIP_REALM", "callguard.test"),
             ("CALLGUARD_SIP_RTP_PORTS", "20000-20999"),
             ("CALLGUARD_QUEUES_RING_SECONDS", "4"),
+            ("CALLGUARD_QUEUES_WRAP_UP_SECONDS", "1"),
             // baresip 1.0 gives up on a challenge list that names SHA-256.
             ("CALLGUARD_SIP_DIGEST_ALGORITHMS", "MD5"),
             ("CALLGUARD_LOG_LEVEL", "info"),
@@ -629,35 +677,35 @@ async fn start_with_queues(backend: Backend) -> Server {
     .await
 }
 
-/// A queued call rings the agent free for the longest (here the one registered first, then,
-/// for the next call, the other one), whose softphone answers: the agent hears the caller's
-/// tone (found by frequency), the other agent hears nothing, and the call's recording decrypts
-/// to both legs, the caller in one channel and the agent in the other.
+/// A queued call rings the ready agent idle for the longest (ann, ready first), whose
+/// softphone answers: ann hears the caller's tone (found by frequency), and the call's
+/// recording decrypts to both legs, the caller in one channel and the agent in the other. The
+/// next call goes to bob (ann has just had one). Carol's softphone is registered but she is
+/// not ready: it never rings.
 async fn a_queued_call_is_bridged_to_the_longest_idle_agent_and_recorded_in_stereo(
     backend: Backend,
 ) {
     let server = start_with_queues(backend).await;
-    let (ann, ann_pw) = agent_with_sip(&server, "ann").await;
-    let (bob, bob_pw) = agent_with_sip(&server, "bob").await;
     let dir = tempfile::tempdir().unwrap();
-    let ann_phone = crate::baresip::Softphone::start(
-        &dir.path().join("ann"),
-        &ann,
-        &ann_pw,
-        5100,
-        true,
-        f64::from(AGENT_HZ),
-    );
-    wait_registered(&server, 1, &ann_phone).await;
-    let bob_phone = crate::baresip::Softphone::start(
-        &dir.path().join("bob"),
-        &bob,
-        &bob_pw,
-        5200,
-        true,
-        f64::from(AGENT_HZ),
-    );
-    wait_registered(&server, 2, &bob_phone).await;
+    let carol = agent_with_sip(&server, "carol").await;
+    let carol_phone = carol.phone(dir.path(), 5300, true);
+    wait_registered(&server, 1, &carol_phone).await;
+    carol
+        .set_state(
+            &server,
+            serde_json::json!({"state": "not_ready", "reason": "break"}),
+        )
+        .await;
+    let ann = agent_with_sip(&server, "ann").await;
+    let bob = agent_with_sip(&server, "bob").await;
+    let ann_phone = ann.phone(dir.path(), 5100, true);
+    wait_registered(&server, 2, &ann_phone).await;
+    let bob_phone = bob.phone(dir.path(), 5200, true);
+    wait_registered(&server, 3, &bob_phone).await;
+    ann.set_state(&server, serde_json::json!({"state": "ready"}))
+        .await;
+    bob.set_state(&server, serde_json::json!({"state": "ready"}))
+        .await;
 
     let (ok, out) = queued_call(dir.path());
     assert!(ok, "the call completes\n{out}\n{}", server.logs());
@@ -665,7 +713,7 @@ async fn a_queued_call_is_bridged_to_the_longest_idle_agent_and_recorded_in_ster
     let tone = crate::baresip::seconds_of_tone(&heard, CALLER_HZ);
     assert!(
         tone >= 5,
-        "ann, free the longest, hears the caller's tone ({tone} s of {} s)\n{}\n{}",
+        "ann, idle the longest, hears the caller's tone ({tone} s of {} s)\n{}\n{}",
         heard.len() / 8000,
         server.logs(),
         ann_phone.log()
@@ -690,7 +738,7 @@ async fn a_queued_call_is_bridged_to_the_longest_idle_agent_and_recorded_in_ster
         .await
         .contains("callguard_sip_calls_total{outcome=\"bridged\"} 1"));
 
-    // Ann has just finished a call: bob has been free for longer and gets the next one.
+    // Ann has just had a call (wrap-up, then ready again): bob, idle for longer, gets the next.
     let (ok, out) = queued_call(dir.path());
     assert!(ok, "the second call completes\n{out}\n{}", server.logs());
     let tone = crate::baresip::seconds_of_tone(&bob_phone.heard(), CALLER_HZ);
@@ -701,33 +749,33 @@ async fn a_queued_call_is_bridged_to_the_longest_idle_agent_and_recorded_in_ster
     );
     let line = checked_recording(&server, 2).await;
     assert!(number_before(&line, " ms, complete") > 5_000, "{line}");
+    assert!(
+        !carol_phone
+            .log()
+            .to_ascii_lowercase()
+            .contains("incoming call"),
+        "a registered agent who is not ready is never rung\n{}",
+        carol_phone.log()
+    );
+    assert!(carol_phone.heard().is_empty());
 }
 
 /// An agent whose softphone rings out (it never answers) is cancelled after
-/// `queues.ring_seconds` and the call goes to the next agent, who answers and hears the caller.
+/// `queues.ring_seconds` and set not ready (missed call); the call goes to the next ready
+/// agent, who answers and hears the caller.
 async fn a_call_that_rings_out_is_offered_to_the_next_agent(backend: Backend) {
     let server = start_with_queues(backend).await;
-    let (ann, ann_pw) = agent_with_sip(&server, "ann").await;
-    let (bob, bob_pw) = agent_with_sip(&server, "bob").await;
     let dir = tempfile::tempdir().unwrap();
-    let ann_phone = crate::baresip::Softphone::start(
-        &dir.path().join("ann"),
-        &ann,
-        &ann_pw,
-        5100,
-        false,
-        f64::from(AGENT_HZ),
-    );
+    let ann = agent_with_sip(&server, "ann").await;
+    let bob = agent_with_sip(&server, "bob").await;
+    let ann_phone = ann.phone(dir.path(), 5100, false);
     wait_registered(&server, 1, &ann_phone).await;
-    let bob_phone = crate::baresip::Softphone::start(
-        &dir.path().join("bob"),
-        &bob,
-        &bob_pw,
-        5200,
-        true,
-        f64::from(AGENT_HZ),
-    );
+    let bob_phone = bob.phone(dir.path(), 5200, true);
     wait_registered(&server, 2, &bob_phone).await;
+    ann.set_state(&server, serde_json::json!({"state": "ready"}))
+        .await;
+    bob.set_state(&server, serde_json::json!({"state": "ready"}))
+        .await;
     let (ok, out) = queued_call(dir.path());
     assert!(ok, "the call completes\n{out}\n{}", server.logs());
     assert!(
@@ -746,9 +794,11 @@ async fn a_call_that_rings_out_is_offered_to_the_next_agent(backend: Backend) {
         server.logs(),
         bob_phone.log()
     );
-    assert!(
-        server.logs().contains("ring timeout"),
-        "the edge cancelled ann's ringing"
+    let state = ann.state(&server).await;
+    assert_eq!(
+        (&state["agent"]["state"], &state["agent"]["reason"]),
+        (&Value::from("not_ready"), &Value::from("missed_call")),
+        "an agent who let the call ring out is not ready: {state}"
     );
 }
 
