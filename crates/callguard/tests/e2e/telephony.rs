@@ -626,8 +626,7 @@ async fn checked_recording(server: &Server, calls: usize) -> String {
         if ended >= calls {
             let interaction = log
                 .iter()
-                .filter(|e| e["action"] == "recording.end")
-                .last()
+                .rfind(|e| e["action"] == "recording.end")
                 .unwrap()["interaction"]
                 .as_str()
                 .unwrap()
