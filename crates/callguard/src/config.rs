@@ -1579,6 +1579,57 @@ mod tests {
     }
 
     #[test]
+    fn queue_settings_and_digest_algorithms_are_read_and_bad_ones_say_why() {
+        let sip = |extra: &[(&'static str, &'static str)]| {
+            let mut vars = vec![("CALLGUARD_SIP_LISTEN", "127.0.0.1:5060")];
+            vars.extend_from_slice(extra);
+            let vars: &'static [(&'static str, &'static str)] = Vec::leak(vars);
+            Raw::load(None, &env_of(vars)).unwrap().sip_settings()
+        };
+        let s = sip(&[]).unwrap().unwrap();
+        assert_eq!(s.acd, callguard_telephony::sip::acd::AcdSettings::default());
+        assert_eq!(s.digest_algorithms.len(), 2);
+        let s = sip(&[
+            ("CALLGUARD_QUEUES_RING_SECONDS", "20"),
+            ("CALLGUARD_QUEUES_MAX_WAIT_SECONDS", "120"),
+            ("CALLGUARD_QUEUES_OVERFLOW", "billing=support"),
+            ("CALLGUARD_QUEUES_ANNOUNCE_SECONDS", "45"),
+            ("CALLGUARD_SIP_DIGEST_ALGORITHMS", "md5"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(s.acd.ring, std::time::Duration::from_secs(20));
+        assert_eq!(s.acd.max_wait, std::time::Duration::from_secs(120));
+        assert_eq!(s.acd.announce_every, std::time::Duration::from_secs(45));
+        assert_eq!(
+            s.acd.overflow.get("billing").map(String::as_str),
+            Some("support")
+        );
+        assert_eq!(
+            s.digest_algorithms,
+            vec![callguard_telephony::sip::digest::Algorithm::Md5]
+        );
+        for (key, value, says) in [
+            ("CALLGUARD_QUEUES_RING_SECONDS", "1", "between 3 and 120"),
+            ("CALLGUARD_QUEUES_RING_SECONDS", "soon", "number of seconds"),
+            ("CALLGUARD_QUEUES_OVERFLOW", "billing=billing", "itself"),
+            (
+                "CALLGUARD_SIP_DIGEST_ALGORITHMS",
+                "SHA-1",
+                "not SHA-256 or MD5",
+            ),
+            (
+                "CALLGUARD_SIP_DIGEST_ALGORITHMS",
+                " , ",
+                "SHA-256, MD5 or both",
+            ),
+        ] {
+            let e = sip(&[(key, value)]).unwrap_err().0;
+            assert!(e.contains(key) && e.contains(says), "{key}={value}: {e}");
+        }
+    }
+
+    #[test]
     fn sip_is_off_by_default_and_trunks_come_from_a_toml_array_or_a_comma_list() {
         assert!(Raw::load(None, &env_of(&[]))
             .unwrap()
