@@ -336,6 +336,141 @@ mod tests {
         assert!(!done && frame.iter().all(|&c| c == Law::Ulaw.silence()));
     }
 
+    /// The next RTP packet on `sock` whose payload type is `pt` (the media also sends prompt
+    /// frames until the bridge); a hang guard of 10 s, not a timing assertion.
+    async fn next_of(sock: &UdpSocket, pt: u8) -> Vec<u8> {
+        let mut buf = vec![0u8; 1500];
+        loop {
+            let n = tokio::time::timeout(Duration::from_secs(10), sock.recv(&mut buf))
+                .await
+                .expect("a packet")
+                .unwrap();
+            if RtpPacket::parse(&buf[..n]).unwrap().payload_type == pt {
+                return buf[..n].to_vec();
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn once_bridged_each_packet_is_relayed_as_it_arrives_and_both_legs_are_recorded() {
+        let local = |s: &UdpSocket| s.local_addr().unwrap();
+        let media_caller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let media_agent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let caller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let agent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        caller.connect(local(&media_caller)).await.unwrap();
+        agent.connect(local(&media_agent)).await.unwrap();
+        let session = Session {
+            socket: media_caller,
+            remote: local(&caller),
+            codec: 8,
+            telephone_event: Some(101),
+            prompts: Arc::new(PromptSet::builtin()),
+        };
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let (heard_tx, _heard) = mpsc::unbounded_channel();
+        let media = tokio::spawn(session.run(commands_rx, heard_tx));
+        let (sink, mut recorded) = mpsc::unbounded_channel();
+        commands.send(Command::Record(sink)).unwrap();
+        commands
+            .send(Command::Bridge(AgentLeg {
+                socket: media_agent,
+                remote: local(&agent),
+                format: LegFormat {
+                    codec: 0,
+                    telephone_event: None,
+                },
+            }))
+            .unwrap();
+        // One caller packet (A-law) comes out on the agent's leg (µ-law) without waiting for
+        // another: the relay holds nothing back.
+        let voice: Vec<u8> = (0..160u16).map(|i| (i % 120) as u8).collect();
+        let from_caller = RtpHeader {
+            marker: false,
+            payload_type: 8,
+            sequence: 40,
+            timestamp: 6400,
+            ssrc: 0xCA11,
+        };
+        caller
+            .send(&from_caller.to_packet(&voice).unwrap())
+            .await
+            .unwrap();
+        let got = next_of(&agent, 0).await;
+        let p = RtpPacket::parse(&got).unwrap();
+        assert_ne!(p.ssrc, 0xCA11, "re-stamped into the agent leg's own stream");
+        let want: Vec<u8> = voice
+            .iter()
+            .map(|&c| Law::Alaw.transcode_to(Law::Ulaw, c))
+            .collect();
+        assert_eq!(p.payload, &want[..]);
+        // A caller's telephone event is not carried to a leg that negotiated none.
+        let event = RtpHeader {
+            payload_type: 101,
+            ..from_caller
+        };
+        caller
+            .send(&event.to_packet(&[1, 10, 0, 160]).unwrap())
+            .await
+            .unwrap();
+        // The agent's answer (µ-law) reaches the caller as A-law, in the caller leg's stream.
+        let reply: Vec<u8> = (0..160u16).map(|i| (i % 100 + 20) as u8).collect();
+        let from_agent = RtpHeader {
+            marker: false,
+            payload_type: 0,
+            sequence: 9,
+            timestamp: 1,
+            ssrc: 0xA6E7,
+        };
+        agent
+            .send(&from_agent.to_packet(&reply).unwrap())
+            .await
+            .unwrap();
+        let got = next_of(&caller, 8).await;
+        let p = RtpPacket::parse(&got).unwrap();
+        let want: Vec<u8> = reply
+            .iter()
+            .map(|&c| Law::Ulaw.transcode_to(Law::Alaw, c))
+            .collect();
+        assert_eq!(p.payload, &want[..]);
+        caller
+            .send(&from_caller.to_packet(&voice).unwrap())
+            .await
+            .unwrap();
+        agent
+            .send(&from_agent.to_packet(&reply).unwrap())
+            .await
+            .unwrap();
+        // The recorder gets both legs, A-law, the caller in the first channel.
+        let (mut heard_caller, mut heard_agent) = (false, false);
+        while !(heard_caller && heard_agent) {
+            let (c, a) = tokio::time::timeout(Duration::from_secs(10), recorded.recv())
+                .await
+                .expect("frames")
+                .unwrap();
+            heard_caller |= c == voice;
+            heard_agent |= a == want;
+        }
+        assert!(
+            next_of_none(&agent).await,
+            "no event packet reached the agent"
+        );
+        commands.send(Command::End).unwrap();
+        media.await.unwrap();
+    }
+
+    /// Whether no more packets are waiting on `sock` (what was sent has been handled: the
+    /// recorder saw later packets).
+    async fn next_of_none(sock: &UdpSocket) -> bool {
+        let mut buf = vec![0u8; 1500];
+        while let Ok(n) = sock.try_recv(&mut buf) {
+            if RtpPacket::parse(&buf[..n]).map(|p| p.payload_type) == Ok(101) {
+                return false;
+            }
+        }
+        true
+    }
+
     #[test]
     fn holding_loops_the_comfort_tone_and_an_interrupt_stops_a_prompt() {
         let prompts = Arc::new(PromptSet::builtin());
