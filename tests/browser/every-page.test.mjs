@@ -23,7 +23,7 @@ const PASSWORD = "every page on every screen, all day";
 
 const PAGES = {
   agent: ["/app", "/account", "/desk", "CALL"],
-  supervisor: ["/app", "/account", "/alerts", "/dnc"],
+  supervisor: ["/app", "/account", "/alerts", "/dnc", "/wallboard"],
   compliance: ["/app", "/account", "/alerts", "/audit", "/dnc", "/compliance/requests"],
   admin: ["/app", "/account", "/admin/users"],
 };

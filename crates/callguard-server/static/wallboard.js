@@ -30,6 +30,21 @@
       }
     }
 
+    // Time in state counts up between events; while calls wait, their longest wait is redrawn.
+    const two = (n) => String(n).padStart(2, "0");
+    setInterval(function () {
+      for (const el of panel.querySelectorAll("[data-since]")) {
+        const t = Date.parse(el.dataset.since);
+        if (Number.isNaN(t)) continue;
+        const s = Math.max(0, Math.floor((Date.now() - t) / 1000));
+        el.textContent = Math.floor(s / 60) + ":" + two(s % 60);
+      }
+    }, 1000);
+    setInterval(function () {
+      const waiting = Array.from(panel.querySelectorAll('[data-testid="queue-waiting"]')).some((c) => c.textContent.trim() !== "0");
+      if (waiting && !document.hidden) refresh();
+    }, 5000);
+
     const source = new EventSource("/api/v1/queues/stream");
     source.onopen = () => (live.textContent = "live");
     source.onerror = () => (live.textContent = "reconnecting…");

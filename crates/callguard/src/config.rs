@@ -1288,6 +1288,68 @@ mod tests {
     }
 
     #[test]
+    fn queue_settings_read_wrap_up_skills_reasons_and_service_level_and_bad_ones_name_the_key() {
+        let raw = Raw::load(
+            None,
+            &env_of(&[
+                ("CALLGUARD_QUEUES_WRAP_UP_SECONDS", "45"),
+                ("CALLGUARD_QUEUES_SERVICE_LEVEL_SECONDS", "15"),
+                ("CALLGUARD_QUEUES_SKILLS", "billing=ann bob; vip=carol"),
+                ("CALLGUARD_DESK_NOT_READY_REASONS", "lunch, break,lunch"),
+            ]),
+        )
+        .unwrap();
+        let p = raw.presence_settings().unwrap();
+        assert_eq!(p.wrap_up, std::time::Duration::from_secs(45));
+        assert_eq!(p.not_ready_reasons, ["lunch", "break"]);
+        assert_eq!(p.skills["billing"], ["ann", "bob"]);
+        let q = raw.queue_settings().unwrap();
+        assert_eq!(q.service_level, std::time::Duration::from_secs(15));
+        assert_eq!(
+            q.known,
+            ["billing", "support", "vip"],
+            "the menu's and the skills' queues"
+        );
+        let default = Raw::load(None, &env_of(&[])).unwrap();
+        assert_eq!(
+            default.presence_settings().unwrap().wrap_up,
+            std::time::Duration::from_secs(30)
+        );
+        assert_eq!(
+            default.queue_settings().unwrap().service_level,
+            std::time::Duration::from_secs(20)
+        );
+        for (key, value, named) in [
+            (
+                "CALLGUARD_QUEUES_WRAP_UP_SECONDS",
+                "3601",
+                "`queues.wrap_up_seconds`",
+            ),
+            (
+                "CALLGUARD_QUEUES_SERVICE_LEVEL_SECONDS",
+                "0",
+                "`queues.service_level_seconds`",
+            ),
+            ("CALLGUARD_QUEUES_SKILLS", "billing", "`queues.skills`"),
+            ("CALLGUARD_QUEUES_SKILLS", "billing=", "`queues.skills`"),
+            ("CALLGUARD_QUEUES_SKILLS", "a=x; a=y", "`queues.skills`"),
+            (
+                "CALLGUARD_DESK_NOT_READY_REASONS",
+                "Gone Fishing",
+                "`desk.not_ready_reasons`",
+            ),
+        ] {
+            let one = move |k: &str| (k == key).then(|| value.to_owned());
+            let bad = Raw::load(None, &one).unwrap();
+            let msg = match (bad.presence_settings(), bad.queue_settings()) {
+                (Err(e), _) | (_, Err(e)) => e.to_string(),
+                _ => panic!("{key}={value} was accepted"),
+            };
+            assert!(msg.contains(named), "{msg}");
+        }
+    }
+
+    #[test]
     fn wrap_up_codes_come_from_desk_dispositions_and_a_bad_code_names_the_key() {
         let raw = Raw::load(
             None,

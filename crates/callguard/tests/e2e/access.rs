@@ -132,6 +132,12 @@ const MATRIX: &[(&str, &str, Rule)] = &[
     ("POST", "/api/v1/payments/{id}/cancel", Roles(AGENT)),
     ("POST", "/api/v1/payments/{id}/refunds", Roles(SUPERVISOR)),
     ("GET", "/api/v1/portal/payments", Roles(CUSTOMER)),
+    ("GET", "/api/v1/agents/me/state", Roles(AGENT)),
+    ("PUT", "/api/v1/agents/me/state", Roles(AGENT)),
+    ("GET", "/api/v1/agents/me/stream", Roles(AGENT)),
+    ("GET", "/api/v1/agents", Roles(SUPERVISOR)),
+    ("GET", "/api/v1/queues", Roles(SUPERVISOR)),
+    ("GET", "/api/v1/queues/stream", Roles(SUPERVISOR)),
 ];
 
 const LOGOUT: (&str, &str) = ("POST", "/api/v1/auth/logout");
@@ -261,6 +267,7 @@ const PAGE_POSTS: &[(&str, &str, &str)] = &[
         "/api/v1/portal/verification-code",
     ),
     ("/portal/requests", "POST", "/api/v1/portal/requests"),
+    ("/desk/state", "PUT", "/api/v1/agents/me/state"),
 ];
 
 /// Whether an answer is the access check's refusal of the caller's role.

@@ -52,6 +52,7 @@ mod payments_gateway;
 mod payments_scan;
 mod payments_tamper;
 mod portal;
+mod presence;
 mod proxies;
 mod requests;
 mod shared_limits;

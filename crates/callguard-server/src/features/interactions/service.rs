@@ -256,6 +256,49 @@ impl Interactions {
         }
         self.view(&next, 0).await
     }
+
+    /// The telephony edge hands the call it opened to the agent who answered it on their
+    /// softphone: from then on the call is the agent's (their desk opens it, they verify, reveal
+    /// and wrap up in it). Only the edge hands over, only its own active calls, only to an agent.
+    pub async fn hand_over(
+        &self,
+        edge: &Principal,
+        id: &str,
+        agent_id: &str,
+    ) -> Result<InteractionView, Error> {
+        if edge.user.id != crate::principal::TELEPHONY_EDGE {
+            return Err(Error::Forbidden);
+        }
+        let i = self.own(edge, id).await?;
+        if i.status != "active" {
+            return Err(Error::State("the interaction has already ended"));
+        }
+        let agent = self.vault.store().user_by_id(agent_id).await?;
+        if !agent.is_some_and(|u| u.role == callguard_core::Role::Agent) {
+            return Err(Error::State("calls are handed over to agents only"));
+        }
+        let mut next = i.clone();
+        next.agent_id = agent_id.to_owned();
+        next.version += 1;
+        let mut audit = edge
+            .actor()
+            .record("interaction.hand_over")
+            .target(callguard_core::audit::record::user(agent_id));
+        audit.interaction = Some(i.id.clone());
+        if !self
+            .vault
+            .store()
+            .vault_commit(VaultWrite {
+                interaction: Some((next.clone(), Some(i.version))),
+                audit: vec![audit],
+                ..VaultWrite::default()
+            })
+            .await?
+        {
+            return Err(Error::State("the interaction changed meanwhile; try again"));
+        }
+        self.view(&next, 0).await
+    }
 }
 
 /// An interaction's state without the caller's sealed number (once the call is over).
