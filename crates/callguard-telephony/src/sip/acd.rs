@@ -13,6 +13,7 @@ use super::session::{Command, Heard};
 use super::Edge;
 use crate::media::prompts::{Digit, Prompt};
 use bytesstr::BytesStr;
+use callguard_server::principal::Principal;
 use ezk_sdp_types::SessionDescription;
 use ezk_sip_core::Endpoint;
 use ezk_sip_types::header::typed::Contact;
@@ -256,10 +257,11 @@ enum Rung {
 /// How a queued call ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ended {
-    /// The caller hung up (while waiting or while bridged).
+    /// The caller hung up while waiting.
     ByCaller,
-    /// The agent hung up.
-    ByAgent,
+    /// An agent took the call (`handed`: it became theirs, their desk ends it), and then
+    /// `by_caller` or the agent hung up.
+    Bridged { by_caller: bool, handed: bool },
     /// Nobody answered within the maximum wait (and no overflow was left).
     MaxWait,
 }
@@ -308,6 +310,7 @@ impl Edge {
         line: &mut Line,
         queue: String,
         call: &QueuedCall,
+        edge: &Principal,
     ) -> Ended {
         let interaction = call.interaction.as_str();
         let settings = &self.settings.acd;
@@ -346,10 +349,22 @@ impl Edge {
                         Rung::Answered(leg, socket) => {
                             drop(place);
                             self.agents.queue_answered(&queue, interaction).await;
+                            // The call becomes the agent's: their desk opens it.
+                            let handed = match self
+                                .interactions
+                                .hand_over(edge, interaction, &agent.user_id)
+                                .await
+                            {
+                                Ok(_) => true,
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "the call could not be handed to the agent's desk");
+                                    false
+                                }
+                            };
                             self.agents.answered(&agent, interaction).await;
-                            let ended = self.bridged(line, *leg, socket).await;
+                            let by_caller = self.bridged(line, *leg, socket).await;
                             self.agents.call_ended(&agent).await;
-                            return ended;
+                            return Ended::Bridged { by_caller, handed };
                         }
                         Rung::NotAnswered => {
                             self.agents.not_answered(&agent).await;
@@ -450,15 +465,15 @@ impl Edge {
         }
     }
 
-    /// Relays the caller to the agent's leg until either side hangs up.
-    async fn bridged(&self, line: &mut Line, mut call: Call<Offering>, socket: UdpSocket) -> Ended {
+    /// Relays the caller to the agent's leg until either side hangs up; whether the caller did.
+    async fn bridged(&self, line: &mut Line, mut call: Call<Offering>, socket: UdpSocket) -> bool {
         let answer = call.media().answer.clone().unwrap_or_default();
         let leg = match sdp::read_offer(&answer) {
             Ok(a) => a,
             Err(e) => {
                 tracing::info!(error = %e, "the agent's softphone answered without usable audio");
                 let _ = call.terminate().await;
-                return Ended::ByAgent;
+                return false;
             }
         };
         if let Err(e) = socket.connect(leg.remote).await {
@@ -474,7 +489,7 @@ impl Edge {
         };
         if line.commands.send(Command::Bridge(agent_leg)).is_err() {
             let _ = call.terminate().await;
-            return Ended::ByCaller;
+            return true;
         }
         self.metrics.sip_call("bridged");
         tracing::info!(codec = leg.codec, "caller and agent bridged");
@@ -484,15 +499,15 @@ impl Edge {
                     Ok(CallEvent::Internal(ev)) => {
                         if let Err(e) = call.handle_internal_event(ev).await {
                             tracing::debug!(error = %e, "agent leg event failed");
-                            return Ended::ByAgent;
+                            return false;
                         }
                     }
                     Ok(CallEvent::Media(never)) => match never {},
-                    Ok(CallEvent::Terminated) | Err(_) => return Ended::ByAgent,
+                    Ok(CallEvent::Terminated) | Err(_) => return false,
                 },
                 () = caller_gone(&mut line.heard) => {
                     let _ = call.terminate().await;
-                    return Ended::ByCaller;
+                    return true;
                 }
             }
         }

@@ -257,6 +257,7 @@ impl Edge {
         let start_recording = move || {
             let _ = commands.send(Command::Record(frames));
         };
+        let mut handed_over = false;
         if let Some(r) = flow.run(&mut line, start_recording).await {
             let queue = r
                 .queue
@@ -270,14 +271,18 @@ impl Edge {
                 level: r.level,
             };
             let ended = self
-                .queue_and_bridge(endpoint, &mut line, queue, &call)
+                .queue_and_bridge(endpoint, &mut line, queue, &call, edge)
                 .await;
             tracing::info!(?ended, "queued call over");
             let _ = line.commands.send(Command::End);
+            handed_over = matches!(ended, super::acd::Ended::Bridged { handed: true, .. });
         }
         while line.heard.recv().await.is_some() {}
-        if let Err(e) = self.interactions.end(edge, &interaction).await {
-            tracing::warn!(error = %e, "the call's interaction could not be ended");
+        // A call an agent took is theirs: they end it on the desk after wrap-up.
+        if !handed_over {
+            if let Err(e) = self.interactions.end(edge, &interaction).await {
+                tracing::warn!(error = %e, "the call's interaction could not be ended");
+            }
         }
         let _ = recorder.await;
     }

@@ -501,6 +501,7 @@ const AGENT_HZ: f32 = 1000.0;
 
 /// A test agent: their username, SIP password and desk session.
 struct Agent {
+    id: String,
     username: String,
     sip_password: String,
     token: String,
@@ -559,6 +560,7 @@ async fn agent_with_sip(server: &Server, name: &str) -> Agent {
         .unwrap()
         .to_owned();
     Agent {
+        id: agent.id,
         username: agent.username,
         sip_password: password,
         token: agent.token,
@@ -736,6 +738,12 @@ async fn a_queued_call_is_bridged_to_the_longest_idle_agent_and_recorded_in_ster
     assert!(metrics(&server)
         .await
         .contains("callguard_sip_calls_total{outcome=\"bridged\"} 1"));
+    let log = audit_entries(&server).await;
+    assert!(
+        log.iter().any(|e| e["action"] == "interaction.hand_over"
+            && e["target"] == format!("user:{}", ann.id).as_str()),
+        "the answered call was handed to ann's desk"
+    );
 
     // Ann has just had a call (wrap-up, then ready again): bob, idle for longer, gets the next.
     let (ok, out) = queued_call(dir.path());
