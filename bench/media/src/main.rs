@@ -8,7 +8,9 @@
 //!    listening for keys;
 //! 3. the RFC 4733 receiver, per packet;
 //! 4. the recording writer (stereo, both legs, one-second chunks) into memory, and the reader
-//!    decrypting it back.
+//!    decrypting it back;
+//! 5. the bridge's RTP relay (parse, re-stamp into the other leg, write), per packet, with the
+//!    payload passed through and transcoded A-law → µ-law (building the input packet included).
 //!
 //! Each figure is the median of `--rounds` rounds of `--seconds` seconds of audio.
 #![forbid(unsafe_code)]
@@ -164,11 +166,61 @@ fn main() -> Res<()> {
         file.len() as f64 / seconds
     );
     println!("recording reader (decrypt)      {:>8.1} µs CPU per call-second (read back intact: {read_ok})", per_second(read_ns, seconds));
+    let (same_ns, relayed) = measure(rounds, || relay(&audio, 8))?;
+    let (transcode_ns, _) = measure(rounds, || relay(&audio, 0))?;
     println!(
-        "\nper bridged, recorded call-second with both legs listened to: {:.1} µs CPU",
-        2.0 * per_second(detect_ns, seconds) + per_second(write_ns, seconds)
+        "bridge relay, same law          {:>8.3} µs CPU per packet (parse, re-stamp, write; {relayed} packets)",
+        same_ns / relayed as f64 / 1000.0
+    );
+    println!(
+        "bridge relay, A-law → µ-law     {:>8.3} µs CPU per packet",
+        transcode_ns / relayed as f64 / 1000.0
+    );
+    println!(
+        "\nper bridged, recorded call-second with both legs listened to and relayed both ways: {:.1} µs CPU (no sockets)",
+        2.0 * per_second(detect_ns, seconds)
+            + per_second(write_ns, seconds)
+            + 2.0 * 50.0 * same_ns / relayed as f64 / 1000.0
     );
     Ok(())
+}
+
+/// The bridge's relay (`sip::bridge::Relay`) over the caller's audio as 20 ms RTP packets, to a
+/// leg of payload type `to_codec`; the number of packets relayed.
+fn relay(audio: &[u8], to_codec: u8) -> usize {
+    use callguard_telephony::media::rtp::RtpHeader;
+    use callguard_telephony::sip::bridge::{LegFormat, Relay, Restamp};
+    let from = LegFormat {
+        codec: 8,
+        telephone_event: Some(101),
+    };
+    let to = LegFormat {
+        codec: to_codec,
+        telephone_event: Some(96),
+    };
+    let mut r = Relay::new(from, to, Restamp::new(7, 0, 0));
+    let (mut input, mut out, mut n) = (Vec::with_capacity(200), Vec::with_capacity(200), 0);
+    for (i, frame) in audio.chunks_exact(FRAME_SAMPLES).enumerate() {
+        input.clear();
+        let h = RtpHeader {
+            marker: false,
+            payload_type: 8,
+            sequence: i as u16,
+            timestamp: (i * FRAME_SAMPLES) as u32,
+            ssrc: 0x1234,
+        };
+        if h.write(frame, &mut input).is_err() {
+            continue;
+        }
+        let Ok(p) = RtpPacket::parse(black_box(&input)) else {
+            continue;
+        };
+        if r.relay(&p, &mut out) {
+            n += 1;
+        }
+        black_box(&out);
+    }
+    n
 }
 
 /// CPU per RFC 4733 packet: parse plus receiver, on a stream of presses.

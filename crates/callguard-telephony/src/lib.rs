@@ -27,6 +27,10 @@ pub fn front_end(bound: sip::Bound) -> FrontEnd {
             state.interactions.clone(),
             state.recordings.clone(),
             accounts,
+            Arc::new(sip::presence::DeskAgents {
+                presence: state.presence.clone(),
+                queues: state.queues.clone(),
+            }),
         ));
     })
 }

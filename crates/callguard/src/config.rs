@@ -91,10 +91,15 @@ pub const KEYS: &[Key] = &[
     Key { name: "sip.listen", secret: false, about: "address and port of the SIP edge, UDP and TCP (unset: no SIP; the demo uses 127.0.0.1:5060)" },
     Key { name: "sip.trunks", secret: false, about: "carriers' addresses or networks whose INVITEs are answered, comma-separated or a TOML array; every other INVITE gets 403" },
     Key { name: "sip.realm", secret: false, about: "digest realm of the registrar for agents' softphones (default callguard)" },
+    Key { name: "sip.digest_algorithms", secret: false, about: "digest algorithms the registrar challenges softphones with, in order: SHA-256, MD5 or both (default SHA-256,MD5; some softphones, e.g. baresip 1.0, fail when offered SHA-256 at all: set MD5 for them)" },
     Key { name: "sip.media_address", secret: false, about: "address written in SDP answers and bound for RTP (default the sip.listen address; required when that is 0.0.0.0 or ::)" },
     Key { name: "sip.ivr_menu", secret: false, about: "IVR choices, key=queue comma-separated (default 1=billing,2=support, as the built-in menu prompt says)" },
     Key { name: "sip.prompts_dir", secret: false, about: "directory of WAV files (8 kHz mono PCM16, A-law or µ-law) named after the prompts they replace, e.g. recording-notice.wav, ivr-menu.wav" },
-    Key { name: "sip.rtp_ports", secret: false, about: "RTP port range, one even port per call (default 16000-16999)" },
+    Key { name: "sip.rtp_ports", secret: false, about: "RTP port range, one even port per call leg (default 16000-16999)" },
+    Key { name: "queues.ring_seconds", secret: false, about: "how long an agent's softphone rings before the call is offered to the next agent (default 15)" },
+    Key { name: "queues.max_wait_seconds", secret: false, about: "how long a caller waits in a queue before moving to its overflow queue, or the call ends when it has none (default 600)" },
+    Key { name: "queues.overflow", secret: false, about: "overflow queues, queue=other_queue comma-separated, e.g. billing=support (default none); a call overflows once" },
+    Key { name: "queues.announce_seconds", secret: false, about: "how often a waiting caller hears their position in the queue (default 30)" },
     Key { name: "queues.wrap_up_seconds", secret: false, about: "after a queued call ends the agent is in wrap-up this many seconds, then ready by themselves, 0 to 3600 (default 30)" },
     Key { name: "queues.service_level_seconds", secret: false, about: "a queued call answered within this many seconds counts toward the service level, 1 to 3600 (default 20)" },
     Key { name: "queues.skills", secret: false, about: "which agents (usernames) serve each queue, like \"billing=ann bob; support=carol\"; a queue not listed is served by every agent (default: every agent serves every queue)" },
@@ -667,6 +672,31 @@ impl Raw {
                 self.describe("sip.realm")
             )));
         }
+        let digest_algorithms = match self.text("sip.digest_algorithms") {
+            None => callguard_telephony::sip::digest::Algorithm::ALL.to_vec(),
+            Some(list) => {
+                let mut algs = Vec::new();
+                for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                    let alg = callguard_telephony::sip::digest::Algorithm::from_name(name)
+                        .ok_or_else(|| {
+                            ConfigError(format!(
+                                "{}: {name:?} is not SHA-256 or MD5",
+                                self.describe("sip.digest_algorithms")
+                            ))
+                        })?;
+                    if !algs.contains(&alg) {
+                        algs.push(alg);
+                    }
+                }
+                if algs.is_empty() {
+                    return Err(ConfigError(format!(
+                        "{} needs SHA-256, MD5 or both",
+                        self.describe("sip.digest_algorithms")
+                    )));
+                }
+                algs
+            }
+        };
         let menu = match self.text("sip.ivr_menu") {
             Some(m) => callguard_telephony::sip::ivr::Menu::parse(&m)
                 .map_err(|e| ConfigError(format!("{}: {e}", self.describe("sip.ivr_menu"))))?,
@@ -681,11 +711,43 @@ impl Raw {
             listen,
             trunks,
             realm,
+            digest_algorithms,
             media_ip,
             rtp_ports,
             menu,
             prompts: std::sync::Arc::new(prompts),
+            acd: self.acd_settings()?,
         }))
+    }
+
+    /// The `queues.*` settings of the SIP edge's ACD.
+    fn acd_settings(&self) -> Result<callguard_telephony::sip::acd::AcdSettings, ConfigError> {
+        use std::time::Duration;
+        let mut acd = callguard_telephony::sip::acd::AcdSettings::default();
+        let seconds = |key: &str, low: u64, high: u64| -> Result<Option<Duration>, ConfigError> {
+            match self.number::<u64>(key, "a number of seconds")? {
+                Some(s) if (low..=high).contains(&s) => Ok(Some(Duration::from_secs(s))),
+                Some(_) => Err(ConfigError(format!(
+                    "{} must be between {low} and {high} seconds",
+                    self.describe(key)
+                ))),
+                None => Ok(None),
+            }
+        };
+        if let Some(d) = seconds("queues.ring_seconds", 3, 120)? {
+            acd.ring = d;
+        }
+        if let Some(d) = seconds("queues.max_wait_seconds", 10, 86_400)? {
+            acd.max_wait = d;
+        }
+        if let Some(d) = seconds("queues.announce_seconds", 5, 3_600)? {
+            acd.announce_every = d;
+        }
+        if let Some(o) = self.text("queues.overflow") {
+            acd.overflow = callguard_telephony::sip::acd::parse_overflow(&o)
+                .map_err(|e| ConfigError(format!("{}: {e}", self.describe("queues.overflow"))))?;
+        }
+        Ok(acd)
     }
 
     fn metrics_access(
@@ -1647,6 +1709,57 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(msg.contains(key) && msg.contains(var), "{msg}");
+        }
+    }
+
+    #[test]
+    fn queue_settings_and_digest_algorithms_are_read_and_bad_ones_say_why() {
+        let sip = |extra: &[(&'static str, &'static str)]| {
+            let mut vars = vec![("CALLGUARD_SIP_LISTEN", "127.0.0.1:5060")];
+            vars.extend_from_slice(extra);
+            let vars: &'static [(&'static str, &'static str)] = Vec::leak(vars);
+            Raw::load(None, &env_of(vars)).unwrap().sip_settings()
+        };
+        let s = sip(&[]).unwrap().unwrap();
+        assert_eq!(s.acd, callguard_telephony::sip::acd::AcdSettings::default());
+        assert_eq!(s.digest_algorithms.len(), 2);
+        let s = sip(&[
+            ("CALLGUARD_QUEUES_RING_SECONDS", "20"),
+            ("CALLGUARD_QUEUES_MAX_WAIT_SECONDS", "120"),
+            ("CALLGUARD_QUEUES_OVERFLOW", "billing=support"),
+            ("CALLGUARD_QUEUES_ANNOUNCE_SECONDS", "45"),
+            ("CALLGUARD_SIP_DIGEST_ALGORITHMS", "md5"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(s.acd.ring, std::time::Duration::from_secs(20));
+        assert_eq!(s.acd.max_wait, std::time::Duration::from_secs(120));
+        assert_eq!(s.acd.announce_every, std::time::Duration::from_secs(45));
+        assert_eq!(
+            s.acd.overflow.get("billing").map(String::as_str),
+            Some("support")
+        );
+        assert_eq!(
+            s.digest_algorithms,
+            vec![callguard_telephony::sip::digest::Algorithm::Md5]
+        );
+        for (key, value, says) in [
+            ("CALLGUARD_QUEUES_RING_SECONDS", "1", "between 3 and 120"),
+            ("CALLGUARD_QUEUES_RING_SECONDS", "soon", "number of seconds"),
+            ("CALLGUARD_QUEUES_OVERFLOW", "billing=billing", "itself"),
+            (
+                "CALLGUARD_SIP_DIGEST_ALGORITHMS",
+                "SHA-1",
+                "not SHA-256 or MD5",
+            ),
+            (
+                "CALLGUARD_SIP_DIGEST_ALGORITHMS",
+                " , ",
+                "SHA-256, MD5 or both",
+            ),
+        ] {
+            let e = sip(&[(key, value)]).unwrap_err().0;
+            assert!(e.contains(key) && e.contains(says), "{key}={value}: {e}");
         }
     }
 

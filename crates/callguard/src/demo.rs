@@ -247,10 +247,12 @@ async fn demo_sip(
         trunks: callguard_telephony::sip::trunks::Trunks::parse("127.0.0.1, ::1")
             .unwrap_or_default(),
         realm: "callguard".into(),
+        digest_algorithms: callguard_telephony::sip::digest::Algorithm::ALL.to_vec(),
         media_ip: std::net::IpAddr::from([127, 0, 0, 1]),
         rtp_ports: (16000, 16999),
         menu: callguard_telephony::sip::ivr::Menu::default(),
         prompts: std::sync::Arc::new(callguard_telephony::media::prompts::PromptSet::builtin()),
+        acd: callguard_telephony::sip::acd::AcdSettings::default(),
     });
     let listen = sip.listen;
     match callguard_telephony::sip::bind(sip).await {

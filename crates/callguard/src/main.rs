@@ -428,8 +428,8 @@ fn main() -> ExitCode {
                 for r in reports {
                     match r {
                         Ok(c) => println!(
-                            "recording {}: {} chunks, {} ms of audio, caller audible for {} ms, complete",
-                            c.id, c.chunks, c.audio_ms, c.caller_audible_ms
+                            "recording {}: {} chunks, {} ms of audio, caller audible for {} ms, agent audible for {} ms, complete",
+                            c.id, c.chunks, c.audio_ms, c.caller_audible_ms, c.agent_audible_ms
                         ),
                         Err(e) => {
                             failed = true;

@@ -351,6 +351,26 @@ struct Verdict {
 }
 
 /// The index and power of the strongest of four tones, if it exceeds each other by `margin`.
+/// The share (0–1) of the energy of `samples` (8 kHz) that a tone at `frequency` Hz carries,
+/// by the Goertzel algorithm over the whole block: about 1 for a pure tone at that frequency,
+/// near 0 for silence, other tones or noise. Used to check which audio reached which leg.
+#[must_use]
+pub fn tone_share(samples: &[i16], frequency: f32) -> f32 {
+    let energy: f32 = samples.iter().map(|&v| f32::from(v) * f32::from(v)).sum();
+    if samples.is_empty() || energy <= 0.0 {
+        return 0.0;
+    }
+    let c = 2.0 * (2.0 * std::f32::consts::PI * frequency / SAMPLE_RATE as f32).cos();
+    let (mut s1, mut s2) = (0.0f32, 0.0f32);
+    for &v in samples {
+        let s = f32::from(v) + c * s1 - s2;
+        s2 = s1;
+        s1 = s;
+    }
+    let power = s1 * s1 + s2 * s2 - c * s1 * s2;
+    (2.0 * power / samples.len() as f32 / energy).min(1.0)
+}
+
 fn strongest(powers: &[f32], margin: f32) -> Option<(usize, f32)> {
     let (best, &best_power) = powers
         .iter()
@@ -573,6 +593,18 @@ mod tests {
             audio.extend_from_slice(&speech);
             assert_eq!(digits(&detect_alaw(&audio)), "", "offset {offset}");
         }
+    }
+
+    #[test]
+    fn a_tone_share_names_the_frequency_of_a_tone_and_not_another() {
+        let tone: Vec<i16> = (0..1600)
+            .map(|n| {
+                (8000.0 * (2.0 * std::f32::consts::PI * 440.0 * n as f32 / 8000.0).sin()) as i16
+            })
+            .collect();
+        assert!(tone_share(&tone, 440.0) > 0.9);
+        assert!(tone_share(&tone, 1000.0) < 0.05);
+        assert_eq!(tone_share(&[0; 160], 440.0), 0.0);
     }
 
     #[test]

@@ -4,9 +4,10 @@
 
 use super::ivr::{Flow, Line};
 use super::sdp::{self, Offer};
-use super::session::{Command, Session};
+use super::session::{Command, Session, StereoFrame};
 use super::Edge;
 use crate::media::g711::ALAW_SILENCE;
+use crate::media::FRAME_SAMPLES;
 use bytesstr::BytesStr;
 use callguard_server::features::interactions::model::{
     Direction, InteractionChannel, NewInteraction,
@@ -67,7 +68,7 @@ impl Negotiated {
 }
 
 /// Binds an RTP socket on an even port of `range` at `ip`.
-async fn rtp_socket(ip: std::net::IpAddr, range: (u16, u16)) -> io::Result<UdpSocket> {
+pub(super) async fn rtp_socket(ip: std::net::IpAddr, range: (u16, u16)) -> io::Result<UdpSocket> {
     let (lo, hi) = (range.0 / 2, range.1 / 2);
     for _ in 0..64 {
         let port = rand::random::<u16>() % (hi - lo + 1).max(1) + lo;
@@ -116,7 +117,9 @@ pub async fn answer(edge: Arc<Edge>, endpoint: Endpoint, invite: IncomingRequest
         Err(_) => return refuse(&endpoint, invite, StatusCode::SERVER_INTERNAL_ERROR).await,
     };
     let answer = sdp::answer(&offer, local, rand::random::<u32>().into());
-    let caller_id = caller_id(&invite);
+    // Only the text is taken here: checking it as a number may load the numbering plan on
+    // first use, which must not delay the provisional answer (the INVITE would be resent).
+    let from_user = from_user(&invite);
     let source = invite.tp_info.source.ip();
     let contact = Contact::new(NameAddr::uri(edge.contact.clone()));
     let inbound = match InboundCall::from_invite(endpoint.clone(), invite, contact) {
@@ -130,6 +133,7 @@ pub async fn answer(edge: Arc<Edge>, endpoint: Endpoint, invite: IncomingRequest
     };
     let mut inbound = inbound.with_media(Negotiated { answer });
     let _ = inbound.respond_provisional(StatusCode::RINGING).await;
+    let caller_id = caller_id(from_user);
     let mut call = match inbound.accept().await {
         Ok(c) => c,
         Err(e) => {
@@ -156,7 +160,7 @@ pub async fn answer(edge: Arc<Edge>, endpoint: Endpoint, invite: IncomingRequest
     let media = tokio::spawn(session.run(commands_rx, heard_tx));
     let line = Line { commands, heard };
     let principal = Principal::telephony_edge(source);
-    let flow = edge.clone().follow(line, &principal, caller_id);
+    let flow = edge.clone().follow(&endpoint, line, &principal, caller_id);
     tokio::pin!(flow);
     let mut hung_up_by_caller = false;
     let mut flow_done = false;
@@ -198,22 +202,34 @@ pub async fn answer(edge: Arc<Edge>, endpoint: Endpoint, invite: IncomingRequest
 
 /// The caller's number from the From header when it is one (E.164); otherwise withheld. It
 /// only pops up the caller's record: it never counts towards verification.
-fn caller_id(invite: &IncomingRequest) -> String {
-    match &invite.base_headers.from.uri.uri.user_part {
-        SipUriUserPart::User(u) if callguard_core::vault::validate::phone(u).is_ok() => {
-            u.to_string()
-        }
+fn caller_id(from_user: Option<String>) -> String {
+    match from_user {
+        Some(u) if callguard_core::vault::validate::phone(&u).is_ok() => u,
         _ => String::new(),
     }
 }
 
+/// The user part of the INVITE's From URI, unchecked.
+fn from_user(invite: &IncomingRequest) -> Option<String> {
+    match &invite.base_headers.from.uri.uri.user_part {
+        SipUriUserPart::User(u) => Some(u.to_string()),
+        _ => None,
+    }
+}
+
 impl Edge {
-    /// The call's interaction and IVR, then holding until the media ends.
-    async fn follow(self: Arc<Self>, mut line: Line, edge: &Principal, from: String) {
+    /// The call's interaction and IVR, then its queue and the agent, until the media ends.
+    async fn follow(
+        self: Arc<Self>,
+        endpoint: &Endpoint,
+        mut line: Line,
+        edge: &Principal,
+        from: String,
+    ) {
         let new = NewInteraction {
             channel: InteractionChannel::Phone,
             direction: Direction::Inbound,
-            from,
+            from: from.clone(),
             customer_id: None,
         };
         let (interaction, customer) = match self.interactions.start(edge, new).await {
@@ -241,28 +257,44 @@ impl Edge {
         let start_recording = move || {
             let _ = commands.send(Command::Record(frames));
         };
+        let mut handed_over = false;
         if let Some(r) = flow.run(&mut line, start_recording).await {
-            tracing::info!(
-                queue = r.queue.as_deref().unwrap_or("none"),
-                level = r.level,
-                "caller holding"
-            );
+            let queue = r
+                .queue
+                .or_else(|| self.settings.menu.0.values().next().cloned())
+                .unwrap_or_default();
+            tracing::info!(queue = %queue, level = r.level, "caller queued");
+            let call = super::acd::QueuedCall {
+                interaction: interaction.clone(),
+                caller_id: from.clone(),
+                ivr_path: vec![queue.clone()],
+                level: r.level,
+            };
+            let ended = self
+                .queue_and_bridge(endpoint, &mut line, queue, &call, edge)
+                .await;
+            tracing::info!(?ended, "queued call over");
+            let _ = line.commands.send(Command::End);
+            handed_over = matches!(ended, super::acd::Ended::Bridged { handed: true, .. });
         }
         while line.heard.recv().await.is_some() {}
-        if let Err(e) = self.interactions.end(edge, &interaction).await {
-            tracing::warn!(error = %e, "the call's interaction could not be ended");
+        // A call an agent took is theirs: they end it on the desk after wrap-up.
+        if !handed_over {
+            if let Err(e) = self.interactions.end(edge, &interaction).await {
+                tracing::warn!(error = %e, "the call's interaction could not be ended");
+            }
         }
         let _ = recorder.await;
     }
 
-    /// Records the caller's leg from the frames the media hands over (after the notice) until
-    /// the media ends; the agent's channel stays silent until calls are bridged.
+    /// Records the call from the frames the media hands over (after the notice) until the
+    /// media ends: the caller in one channel, the agent (once bridged) in the other.
     async fn record(
         self: Arc<Self>,
         edge: Principal,
         interaction: String,
         customer: Option<String>,
-        mut frames: mpsc::UnboundedReceiver<Vec<u8>>,
+        mut frames: mpsc::UnboundedReceiver<StereoFrame>,
     ) {
         let Some(first) = frames.recv().await else {
             return;
@@ -274,11 +306,10 @@ impl Edge {
                 return;
             }
         };
-        let silent = [ALAW_SILENCE; 1500];
         let mut frame = Some(first);
-        while let Some(caller) = frame {
-            let agent = &silent[..caller.len().min(silent.len())];
-            if let Err(e) = rec.writer.push(&caller[..agent.len()], agent) {
+        while let Some((caller, agent)) = frame {
+            let n = caller.len().max(agent.len()).max(FRAME_SAMPLES);
+            if let Err(e) = rec.writer.push(&pad(&caller, n), &pad(&agent, n)) {
                 tracing::error!(error = %e, "recording stopped");
                 break;
             }
@@ -288,4 +319,11 @@ impl Edge {
             tracing::error!(error = %e, "the recording could not be finished");
         }
     }
+}
+
+/// `frame` padded with A-law silence to `n` samples.
+fn pad(frame: &[u8], n: usize) -> Vec<u8> {
+    let mut v = frame.to_vec();
+    v.resize(n, ALAW_SILENCE);
+    v
 }

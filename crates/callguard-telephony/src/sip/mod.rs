@@ -2,9 +2,12 @@
 //! are answered, every other INVITE gets 403; REGISTER goes to the registrar for agents'
 //! softphones. The ezk crates stay inside this module: the rest of Callguard sees [`Edge`].
 
+pub mod acd;
+pub mod bridge;
 pub mod call;
 pub mod digest;
 pub mod ivr;
+pub mod presence;
 pub mod registrar;
 pub mod sdp;
 pub mod session;
@@ -34,6 +37,8 @@ pub struct SipSettings {
     pub trunks: Trunks,
     /// The digest realm of the registrar.
     pub realm: String,
+    /// The digest algorithms the registrar challenges with, in order.
+    pub digest_algorithms: Vec<digest::Algorithm>,
     /// The address written in SDP answers (RTP is bound there).
     pub media_ip: IpAddr,
     /// Even ports in this range carry RTP, one per call.
@@ -42,6 +47,8 @@ pub struct SipSettings {
     pub menu: ivr::Menu,
     /// Prompts played to callers (built-in, or the operator's WAV files).
     pub prompts: Arc<PromptSet>,
+    /// Queues: ring timeout, maximum wait, overflow, position announcements.
+    pub acd: acd::AcdSettings,
 }
 
 /// Why the edge could not start.
@@ -62,6 +69,8 @@ pub struct Edge {
     prompts: Arc<PromptSet>,
     registrar: Registrar,
     contact: SipUri,
+    agents: Arc<dyn acd::AgentPool>,
+    waiting: Arc<acd::Waiting>,
 }
 
 /// The requests the edge takes from the ezk endpoint (those outside any dialog).
@@ -129,6 +138,7 @@ impl Bound {
         interactions: Arc<Interactions>,
         recordings: Arc<Recordings>,
         accounts: Arc<dyn SipAccounts>,
+        agents: Arc<dyn acd::AgentPool>,
     ) {
         let Bound {
             endpoint,
@@ -147,14 +157,20 @@ impl Bound {
             }
         };
         let edge = Arc::new(Edge {
-            registrar: Registrar::new(settings.realm.clone(), accounts, metrics.clone()),
+            registrar: Registrar::new(settings.realm.clone(), accounts, metrics.clone())
+                .with_algorithms(settings.digest_algorithms.clone()),
             prompts: settings.prompts.clone(),
             settings,
             interactions,
             recordings,
             metrics,
             contact,
+            agents,
+            waiting: Arc::default(),
         });
+        // Caller IDs are checked against the numbering plan, which loads on first use: load it
+        // now, off the runtime, rather than inside the first call.
+        tokio::task::spawn_blocking(|| callguard_core::vault::validate::phone("+48600123456"));
         tracing::info!(listen = %edge.settings.listen, "SIP edge listening (UDP and TCP)");
         while let Some(taken) = intake.recv().await {
             let (edge, endpoint) = (edge.clone(), endpoint.clone());

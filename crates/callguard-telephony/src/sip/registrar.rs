@@ -215,6 +215,8 @@ const MAX_EXPIRES: u64 = 3600;
 struct Binding {
     contact: String,
     until: Instant,
+    /// When this softphone registered (refreshes keep it).
+    since: Instant,
 }
 
 /// The registrar: challenges, verifies, and keeps the current bindings in memory.
@@ -225,6 +227,7 @@ pub struct Registrar {
     bindings: Mutex<HashMap<String, Binding>>,
     metrics: Arc<Metrics>,
     guesses: Mutex<Guesses>,
+    algorithms: Vec<Algorithm>,
 }
 
 /// One admitted digest answer; released (as not failed) if dropped unsettled.
@@ -304,6 +307,7 @@ impl Registrar {
                 accounts: HashMap::new(),
                 addresses: HashMap::new(),
             }),
+            algorithms: Algorithm::ALL.to_vec(),
         }
     }
 
@@ -325,6 +329,17 @@ impl Registrar {
         })
     }
 
+    /// Challenges with these algorithms only, in this order (`sip.digest_algorithms`); a
+    /// response with another algorithm is challenged again. Some softphones (baresip 1.0, on
+    /// libre before 2.0) give up when any challenge names an algorithm they lack.
+    #[must_use]
+    pub fn with_algorithms(mut self, algorithms: Vec<Algorithm>) -> Self {
+        if !algorithms.is_empty() {
+            self.algorithms = algorithms;
+        }
+        self
+    }
+
     /// The current contact of `username`, when registered.
     #[must_use]
     pub fn contact_of(&self, username: &str) -> Option<String> {
@@ -332,6 +347,22 @@ impl Registrar {
         m.get(username)
             .filter(|b| b.until > Instant::now())
             .map(|b| b.contact.clone())
+    }
+
+    /// The usernames with a live registration, the longest registered first.
+    #[must_use]
+    pub fn registered(&self) -> Vec<String> {
+        let now = Instant::now();
+        let Ok(m) = self.bindings.lock() else {
+            return Vec::new();
+        };
+        let mut live: Vec<(&String, Instant)> = m
+            .iter()
+            .filter(|(_, b)| b.until > now)
+            .map(|(u, b)| (u, b.since))
+            .collect();
+        live.sort_by_key(|&(_, since)| since);
+        live.into_iter().map(|(u, _)| u.clone()).collect()
     }
 
     /// Decides a REGISTER from `source` by its Authorization, Contact and Expires values.
@@ -348,7 +379,7 @@ impl Registrar {
         let Ok(c) = Credentials::parse(header) else {
             return Outcome::Malformed;
         };
-        if c.realm != self.realm {
+        if c.realm != self.realm || !self.algorithms.contains(&c.algorithm) {
             return Outcome::Challenge { stale: false };
         }
         match self.nonces.check(&c.nonce, c.nc) {
@@ -383,12 +414,17 @@ impl Registrar {
             if expires == 0 {
                 m.remove(&c.username);
             } else {
-                let until = Instant::now() + Duration::from_secs(expires);
+                let now = Instant::now();
+                let since = m
+                    .get(&c.username)
+                    .filter(|b| b.until > now)
+                    .map_or(now, |b| b.since);
                 m.insert(
                     c.username.clone(),
                     Binding {
                         contact: contact.clone(),
-                        until,
+                        until: now + Duration::from_secs(expires),
+                        since,
                     },
                 );
             }
@@ -433,7 +469,7 @@ impl Registrar {
         let mut response = endpoint.create_response(&request, code, None);
         match outcome {
             Outcome::Challenge { stale } => {
-                for alg in Algorithm::ALL {
+                for &alg in &self.algorithms {
                     let Some(nonce) = self.nonces.issue() else {
                         continue;
                     };
@@ -534,6 +570,18 @@ mod tests {
                 Some("sip:agent1-0x1@127.0.0.1:5080")
             );
         }
+    }
+
+    #[tokio::test]
+    async fn an_algorithm_left_out_of_the_configured_list_is_challenged_again() {
+        let r = registrar().with_algorithms(vec![Algorithm::Md5]);
+        let nonce = r.nonces.issue().unwrap();
+        let a = authorization(Algorithm::Sha256, &nonce, 1, "s3cret-pass");
+        assert_eq!(
+            r.decide(Some(&a), Some(CONTACT), None).await,
+            Outcome::Challenge { stale: false }
+        );
+        assert_eq!(r.contact_of("agent1"), None);
     }
 
     #[tokio::test]

@@ -100,6 +100,18 @@ pub fn answer(offer: &Offer, local: SocketAddr, session: u64) -> String {
     )
 }
 
+/// The offer sent to an agent's softphone: A-law, µ-law and telephone-event (PT 101), 20 ms,
+/// at `local`. The softphone's answer is read back with [`read_offer`].
+#[must_use]
+pub fn offer(local: SocketAddr, session: u64) -> String {
+    let ip = local.ip();
+    let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
+    format!(
+        "v=0\r\no=callguard {session} {session} IN {family} {ip}\r\ns=callguard\r\nc=IN {family} {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 8 0 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\na=sendrecv\r\n",
+        port = local.port()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,6 +142,17 @@ mod tests {
             Err(OfferError::NoG711)
         );
         assert_eq!(read_offer("v=0\r\n"), Err(OfferError::NoAudio));
+    }
+
+    #[test]
+    fn the_offer_to_an_agent_lists_both_laws_and_events_and_reads_back() {
+        let o = offer("127.0.0.1:20004".parse().unwrap(), 9);
+        let parsed =
+            ezk_sdp_types::SessionDescription::parse(&bytesstr::BytesStr::from(o.as_str()));
+        assert!(parsed.is_ok(), "the offer must be valid SDP");
+        let back = read_offer(&o).unwrap();
+        assert_eq!(back.remote, "127.0.0.1:20004".parse().unwrap());
+        assert_eq!((back.codec, back.telephone_event), (PCMA, Some(101)));
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! The media of one answered call: every 20 ms one frame to the caller (a prompt, the comfort
 //! tone while holding, or silence), and from the caller its key presses, from RFC 4733 events
 //! and from in-band tones, merged so a key sent both ways counts once. The caller's audio is
-//! handed to the recorder once recording has started.
+//! handed to the recorder once recording has started. Once an agent answers, the media relays
+//! between the caller and the agent's leg ([`super::bridge`]) and records both, one channel each.
 
+use super::bridge::{AgentLeg, LegFormat, Relay, Restamp};
 use crate::media::dtmf::{DtmfMerger, DtmfSource};
 use crate::media::g711::Law;
 use crate::media::goertzel::{ToneDetector, ToneEvent};
@@ -27,9 +29,21 @@ pub enum Command {
     Interrupt,
     /// When nothing else plays, loop the comfort tone.
     Hold,
-    /// From now on, hand the caller's audio frames to this sink.
-    Record(mpsc::UnboundedSender<Vec<u8>>),
+    /// From now on, hand the call's audio to this sink: every 20 ms one frame of each leg
+    /// (caller, agent), A-law, silence where a leg sent nothing.
+    Record(mpsc::UnboundedSender<StereoFrame>),
+    /// Relay between the caller and this agent's leg (prompts stop).
+    Bridge(AgentLeg),
+    /// End the media (the call is over).
+    End,
 }
+
+/// 20 ms of a call for the recorder: the caller's frame and the agent's, A-law.
+pub type StereoFrame = (Vec<u8>, Vec<u8>);
+
+/// Frames of a leg waiting for the next recorder tick: at most this many (60 ms of jitter); an
+/// older frame is dropped when a leg runs ahead of the clock.
+const RECORD_BACKLOG: usize = 3;
 
 /// What the media tells the call flow.
 #[derive(Debug, PartialEq, Eq)]
@@ -130,6 +144,35 @@ impl Keys {
     }
 }
 
+/// The relay to and from an agent who answered.
+struct Bridged {
+    leg: AgentLeg,
+    to_agent: Relay,
+    to_caller: Relay,
+    agent_law: Law,
+}
+
+/// The next datagram on the agent's leg; never, before the bridge.
+async fn agent_recv(bridge: Option<&Bridged>, buf: &mut [u8]) -> std::io::Result<usize> {
+    match bridge {
+        Some(b) => b.leg.socket.recv(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Keeps a leg's frame (as A-law, the recording's law) for the next recorder tick.
+fn keep(frames: &mut VecDeque<Vec<u8>>, law: Law, payload: &[u8]) {
+    if frames.len() >= RECORD_BACKLOG {
+        frames.pop_front();
+    }
+    frames.push_back(
+        payload
+            .iter()
+            .map(|&c| law.transcode_to(Law::Alaw, c))
+            .collect(),
+    );
+}
+
 /// The media of one call, until the caller goes silent or the call flow drops its handle.
 pub struct Session {
     pub socket: UdpSocket,
@@ -167,28 +210,42 @@ impl Session {
             timestamp: rand::random(),
             ssrc: rand::random(),
         };
-        let mut recorder: Option<mpsc::UnboundedSender<Vec<u8>>> = None;
+        let mut recorder: Option<mpsc::UnboundedSender<StereoFrame>> = None;
+        let caller_format = LegFormat {
+            codec: self.codec,
+            telephone_event: self.telephone_event,
+        };
+        let mut bridge: Option<Bridged> = None;
+        let (mut caller_frames, mut agent_frames) = (VecDeque::new(), VecDeque::new());
         let started = Instant::now();
         let mut last_heard = Instant::now();
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         let mut counts = Counts::default();
         let mut buf = vec![0u8; 1500];
+        let mut agent_buf = vec![0u8; 1500];
         let mut out = Vec::with_capacity(12 + FRAME_SAMPLES);
         loop {
             tokio::select! {
                 _ = tick.tick() => {
-                    let (frame, done) = player.next_frame();
-                    out.clear();
-                    if header.write(&frame, &mut out).is_ok() {
-                        let _ = self.socket.send_to(&out, self.remote).await;
-                        counts.sent += 1;
+                    if bridge.is_none() {
+                        let (frame, done) = player.next_frame();
+                        out.clear();
+                        if header.write(&frame, &mut out).is_ok() {
+                            let _ = self.socket.send_to(&out, self.remote).await;
+                            counts.sent += 1;
+                        }
+                        header.marker = false;
+                        header.sequence = header.sequence.wrapping_add(1);
+                        header.timestamp = header.timestamp.wrapping_add(FRAME_SAMPLES as u32);
+                        if done && heard.send(Heard::Played).is_err() {
+                            break;
+                        }
                     }
-                    header.marker = false;
-                    header.sequence = header.sequence.wrapping_add(1);
-                    header.timestamp = header.timestamp.wrapping_add(FRAME_SAMPLES as u32);
-                    if done && heard.send(Heard::Played).is_err() {
-                        break;
+                    if let Some(r) = &recorder {
+                        let caller = caller_frames.pop_front().unwrap_or_default();
+                        let agent = agent_frames.pop_front().unwrap_or_default();
+                        let _ = r.send((caller, agent));
                     }
                     if let Some(ev) = keys.events.as_mut() {
                         let _ = ev.poll(started.elapsed().as_millis() as u64);
@@ -203,11 +260,14 @@ impl Session {
                     let Ok(packet) = RtpPacket::parse(&buf[..n]) else { continue };
                     counts.received += 1;
                     last_heard = Instant::now();
-                    let now_ms = started.elapsed().as_millis() as u64;
-                    if packet.payload_type == self.codec {
-                        if let Some(r) = &recorder {
-                            let _ = r.send(packet.payload.to_vec());
+                    if let Some(b) = &mut bridge {
+                        if b.to_agent.relay(&packet, &mut out) {
+                            let _ = b.leg.socket.send_to(&out, b.leg.remote).await;
                         }
+                    }
+                    let now_ms = started.elapsed().as_millis() as u64;
+                    if packet.payload_type == self.codec && recorder.is_some() {
+                        keep(&mut caller_frames, law, packet.payload);
                     }
                     for key in keys.hear(&packet, self.codec, law, now_ms) {
                         if heard.send(Heard::Key(key)).is_err() {
@@ -215,12 +275,33 @@ impl Session {
                         }
                     }
                 }
+                got = agent_recv(bridge.as_ref(), &mut agent_buf) => {
+                    let (Some(b), Ok(n)) = (&mut bridge, got) else { continue };
+                    let Ok(packet) = RtpPacket::parse(&agent_buf[..n]) else { continue };
+                    if b.to_caller.relay(&packet, &mut out) {
+                        let _ = self.socket.send_to(&out, self.remote).await;
+                        counts.sent += 1;
+                    }
+                    if packet.payload_type == b.leg.format.codec && recorder.is_some() {
+                        keep(&mut agent_frames, b.agent_law, packet.payload);
+                    }
+                }
                 cmd = commands.recv() => match cmd {
-                    None => break,
+                    None | Some(Command::End) => break,
                     Some(Command::Play(p)) => player.queue.extend(p),
                     Some(Command::Interrupt) => player.interrupt(),
                     Some(Command::Hold) => player.hold = true,
                     Some(Command::Record(sink)) => recorder = Some(sink),
+                    Some(Command::Bridge(leg)) => {
+                        player.interrupt();
+                        player.hold = false;
+                        bridge = Some(Bridged {
+                            to_agent: Relay::new(caller_format, leg.format, Restamp::new(rand::random(), rand::random(), rand::random())),
+                            to_caller: Relay::new(leg.format, caller_format, Restamp::new(header.ssrc, header.sequence, header.timestamp)),
+                            agent_law: Law::from_payload_type(leg.format.codec).unwrap_or(Law::Alaw),
+                            leg,
+                        });
+                    }
                 },
             }
         }
@@ -253,6 +334,141 @@ mod tests {
         assert!(loud > total / 2, "prompts are mostly sound");
         let (frame, done) = player.next_frame();
         assert!(!done && frame.iter().all(|&c| c == Law::Ulaw.silence()));
+    }
+
+    /// The next RTP packet on `sock` whose payload type is `pt` (the media also sends prompt
+    /// frames until the bridge); a hang guard of 10 s, not a timing assertion.
+    async fn next_of(sock: &UdpSocket, pt: u8) -> Vec<u8> {
+        let mut buf = vec![0u8; 1500];
+        loop {
+            let n = tokio::time::timeout(Duration::from_secs(10), sock.recv(&mut buf))
+                .await
+                .expect("a packet")
+                .unwrap();
+            if RtpPacket::parse(&buf[..n]).unwrap().payload_type == pt {
+                return buf[..n].to_vec();
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn once_bridged_each_packet_is_relayed_as_it_arrives_and_both_legs_are_recorded() {
+        let local = |s: &UdpSocket| s.local_addr().unwrap();
+        let media_caller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let media_agent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let caller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let agent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        caller.connect(local(&media_caller)).await.unwrap();
+        agent.connect(local(&media_agent)).await.unwrap();
+        let session = Session {
+            socket: media_caller,
+            remote: local(&caller),
+            codec: 8,
+            telephone_event: Some(101),
+            prompts: Arc::new(PromptSet::builtin()),
+        };
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let (heard_tx, _heard) = mpsc::unbounded_channel();
+        let media = tokio::spawn(session.run(commands_rx, heard_tx));
+        let (sink, mut recorded) = mpsc::unbounded_channel();
+        commands.send(Command::Record(sink)).unwrap();
+        commands
+            .send(Command::Bridge(AgentLeg {
+                socket: media_agent,
+                remote: local(&agent),
+                format: LegFormat {
+                    codec: 0,
+                    telephone_event: None,
+                },
+            }))
+            .unwrap();
+        // One caller packet (A-law) comes out on the agent's leg (µ-law) without waiting for
+        // another: the relay holds nothing back.
+        let voice: Vec<u8> = (0..160u16).map(|i| (i % 120) as u8).collect();
+        let from_caller = RtpHeader {
+            marker: false,
+            payload_type: 8,
+            sequence: 40,
+            timestamp: 6400,
+            ssrc: 0xCA11,
+        };
+        caller
+            .send(&from_caller.to_packet(&voice).unwrap())
+            .await
+            .unwrap();
+        let got = next_of(&agent, 0).await;
+        let p = RtpPacket::parse(&got).unwrap();
+        assert_ne!(p.ssrc, 0xCA11, "re-stamped into the agent leg's own stream");
+        let want: Vec<u8> = voice
+            .iter()
+            .map(|&c| Law::Alaw.transcode_to(Law::Ulaw, c))
+            .collect();
+        assert_eq!(p.payload, &want[..]);
+        // A caller's telephone event is not carried to a leg that negotiated none.
+        let event = RtpHeader {
+            payload_type: 101,
+            ..from_caller
+        };
+        caller
+            .send(&event.to_packet(&[1, 10, 0, 160]).unwrap())
+            .await
+            .unwrap();
+        // The agent's answer (µ-law) reaches the caller as A-law, in the caller leg's stream.
+        let reply: Vec<u8> = (0..160u16).map(|i| (i % 100 + 20) as u8).collect();
+        let from_agent = RtpHeader {
+            marker: false,
+            payload_type: 0,
+            sequence: 9,
+            timestamp: 1,
+            ssrc: 0xA6E7,
+        };
+        agent
+            .send(&from_agent.to_packet(&reply).unwrap())
+            .await
+            .unwrap();
+        let got = next_of(&caller, 8).await;
+        let p = RtpPacket::parse(&got).unwrap();
+        let want: Vec<u8> = reply
+            .iter()
+            .map(|&c| Law::Ulaw.transcode_to(Law::Alaw, c))
+            .collect();
+        assert_eq!(p.payload, &want[..]);
+        caller
+            .send(&from_caller.to_packet(&voice).unwrap())
+            .await
+            .unwrap();
+        agent
+            .send(&from_agent.to_packet(&reply).unwrap())
+            .await
+            .unwrap();
+        // The recorder gets both legs, A-law, the caller in the first channel.
+        let (mut heard_caller, mut heard_agent) = (false, false);
+        while !(heard_caller && heard_agent) {
+            let (c, a) = tokio::time::timeout(Duration::from_secs(10), recorded.recv())
+                .await
+                .expect("frames")
+                .unwrap();
+            heard_caller |= c == voice;
+            heard_agent |= a == want;
+        }
+        assert!(
+            next_of_none(&agent).await,
+            "no event packet reached the agent"
+        );
+        commands.send(Command::End).unwrap();
+        media.await.unwrap();
+    }
+
+    /// Whether no more packets are waiting on `sock` (what was sent has been handled: the
+    /// recorder saw later packets).
+    async fn next_of_none(sock: &UdpSocket) -> bool {
+        let mut buf = vec![0u8; 1500];
+        while let Ok(n) = sock.try_recv(&mut buf) {
+            if RtpPacket::parse(&buf[..n]).map(|p| p.payload_type) == Ok(101) {
+                return false;
+            }
+        }
+        true
     }
 
     #[test]

@@ -34,6 +34,7 @@ mod admin_pages;
 mod alerts;
 mod api_schema;
 mod audit;
+mod baresip;
 mod calls;
 mod cluster;
 mod compliance;

@@ -283,7 +283,7 @@ async fn a_caller_verifies_by_keypad_after_the_recording_notice(backend: Backend
             .parse()
             .unwrap()
     };
-    let (audio_ms, audible_ms) = (number(" ms of audio"), number(" ms, complete"));
+    let (audio_ms, audible_ms) = (number(" ms of audio"), number(" ms, agent audible"));
     assert!(
         audio_ms > 15_000,
         "the caller's leg from the notice to the hang-up: {line}"
@@ -493,7 +493,325 @@ async fn a_softphone_registers_only_with_its_agents_live_credentials(backend: Ba
     assert!(!serde_json::to_string(&log).unwrap().contains(&password));
 }
 
+// ---- queues, agents' softphones and the bridge ------------------------------------------------
+
+/// The caller's tone (the pcap's audio) and the agents' (their softphones' voice file).
+const CALLER_HZ: f32 = 440.0;
+const AGENT_HZ: f32 = 1000.0;
+
+/// A test agent: their username, SIP password and desk session.
+struct Agent {
+    id: String,
+    username: String,
+    sip_password: String,
+    token: String,
+}
+
+impl Agent {
+    /// Sets the agent's state on the desk (`ready`, or `not_ready` with a reason).
+    async fn set_state(&self, server: &Server, state: serde_json::Value) {
+        server
+            .api()
+            .call(
+                reqwest::Method::PUT,
+                "/api/v1/agents/me/state",
+                Some(&self.token),
+                Some(&state),
+            )
+            .await
+            .expect(200);
+    }
+
+    async fn state(&self, server: &Server) -> Value {
+        server
+            .api()
+            .get("/api/v1/agents/me/state", Some(&self.token))
+            .await
+            .expect(200)
+            .json()
+    }
+
+    fn phone(&self, dir: &std::path::Path, port: u16, answers: bool) -> crate::baresip::Softphone {
+        crate::baresip::Softphone::start(
+            &dir.join(&self.username),
+            &self.username,
+            &self.sip_password,
+            port,
+            answers,
+            f64::from(AGENT_HZ),
+        )
+    }
+}
+
+/// Issues SIP credentials to a new agent.
+async fn agent_with_sip(server: &Server, name: &str) -> Agent {
+    let agent = server
+        .new_account(&format!("{name}{}", crate::harness::suffix()), "agent")
+        .await;
+    let issued = server.cli(&["user", "sip-credentials", &agent.username]);
+    assert!(issued.status.success(), "{}", issued.stderr);
+    let password = issued
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("SIP password:"))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    Agent {
+        id: agent.id,
+        username: agent.username,
+        sip_password: password,
+        token: agent.token,
+    }
+}
+
+/// Waits until `n` softphones are registered (baresip registers as it starts).
+async fn wait_registered(server: &Server, n: usize, phone: &crate::baresip::Softphone) {
+    let want = format!("callguard_sip_registrations {n}\n");
+    for _ in 0..100 {
+        if metrics(server).await.contains(&want) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!(
+        "{n} softphones did not register\n{}\n{}",
+        server.logs(),
+        phone.log()
+    );
+}
+
+/// A caller who picks queue 1, skips self-verification (`#`), then talks (the 440 Hz tone)
+/// for 16 s and hangs up. Returns sipp's verdict and output.
+fn queued_call(dir: &std::path::Path) -> (bool, String) {
+    write_caller_pcap(
+        &dir.join("caller.pcap"),
+        &[
+            Part::Audio(5000),
+            Part::Keys("1".into()),
+            Part::Audio(1000),
+            Part::Keys("#".into()),
+            Part::Audio(16_000),
+        ],
+    );
+    let scenario = caller_scenario(crate::vault::PHONE, "caller.pcap", 24_000);
+    sipp(
+        dir,
+        &scenario,
+        &[
+            "127.0.0.1:5060",
+            "-s",
+            "callguard",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "5070",
+            "-mi",
+            "127.0.0.1",
+            "-mp",
+            "7000",
+        ],
+    )
+}
+
+/// The recording check line of the call's interaction (the last one the edge opened), once
+/// the recording is sealed.
+async fn checked_recording(server: &Server, calls: usize) -> String {
+    for _ in 0..100 {
+        let log = audit_entries(server).await;
+        let ended = log
+            .iter()
+            .filter(|e| e["action"] == "recording.end")
+            .count();
+        if ended >= calls {
+            let interaction = log
+                .iter()
+                .rfind(|e| e["action"] == "recording.end")
+                .unwrap()["interaction"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let checked = server.cli(&["recording", "check", &interaction]);
+            assert!(
+                checked.status.success(),
+                "{}{}",
+                checked.stdout,
+                checked.stderr
+            );
+            return checked.stdout.trim().to_owned();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the recording was not sealed\n{}", server.logs());
+}
+
+/// The number before `after` in a recording check line.
+fn number_before(line: &str, after: &str) -> u64 {
+    line.split(after)
+        .next()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// The real binary with SIP on and a short ring timeout.
+async fn start_with_queues(backend: Backend) -> Server {
+    Server::start_with(
+        Deployment::new(backend),
+        &[
+            ("CALLGUARD_SIP_LISTEN", "127.0.0.1:5060"),
+            ("CALLGUARD_SIP_TRUNKS", "127.0.0.1"),
+            ("CALLGUARD_SIP_REALM", "callguard.test"),
+            ("CALLGUARD_SIP_RTP_PORTS", "20000-20999"),
+            ("CALLGUARD_QUEUES_RING_SECONDS", "4"),
+            ("CALLGUARD_QUEUES_WRAP_UP_SECONDS", "1"),
+            // baresip 1.0 gives up on a challenge list that names SHA-256.
+            ("CALLGUARD_SIP_DIGEST_ALGORITHMS", "MD5"),
+            ("CALLGUARD_LOG_LEVEL", "info"),
+        ],
+    )
+    .await
+}
+
+/// A queued call rings the ready agent idle for the longest (ann, ready first), whose
+/// softphone answers: ann hears the caller's tone (found by frequency), and the call's
+/// recording decrypts to both legs, the caller in one channel and the agent in the other. The
+/// next call goes to bob (ann has just had one). Carol's softphone is registered but she is
+/// not ready: it never rings.
+async fn a_queued_call_is_bridged_to_the_longest_idle_agent_and_recorded_in_stereo(
+    backend: Backend,
+) {
+    let server = start_with_queues(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let carol = agent_with_sip(&server, "carol").await;
+    let carol_phone = carol.phone(dir.path(), 5300, true);
+    wait_registered(&server, 1, &carol_phone).await;
+    carol
+        .set_state(
+            &server,
+            serde_json::json!({"state": "not_ready", "reason": "break"}),
+        )
+        .await;
+    let ann = agent_with_sip(&server, "ann").await;
+    let bob = agent_with_sip(&server, "bob").await;
+    let ann_phone = ann.phone(dir.path(), 5100, true);
+    wait_registered(&server, 2, &ann_phone).await;
+    let bob_phone = bob.phone(dir.path(), 5200, true);
+    wait_registered(&server, 3, &bob_phone).await;
+    ann.set_state(&server, serde_json::json!({"state": "ready"}))
+        .await;
+    bob.set_state(&server, serde_json::json!({"state": "ready"}))
+        .await;
+
+    let (ok, out) = queued_call(dir.path());
+    assert!(ok, "the call completes\n{out}\n{}", server.logs());
+    let heard = ann_phone.heard();
+    let tone = crate::baresip::seconds_of_tone(&heard, CALLER_HZ);
+    assert!(
+        tone >= 5,
+        "ann, idle the longest, hears the caller's tone ({tone} s of {} s)\n{}\n{}",
+        heard.len() / 8000,
+        server.logs(),
+        ann_phone.log()
+    );
+    assert!(bob_phone.heard().is_empty(), "bob's phone did not ring");
+    let line = checked_recording(&server, 1).await;
+    assert!(line.ends_with("complete"), "{line}");
+    let (caller_ms, agent_ms) = (
+        number_before(&line, " ms, agent audible"),
+        number_before(&line, " ms, complete"),
+    );
+    assert!(
+        caller_ms > 15_000,
+        "the caller's channel from the notice on: {line}"
+    );
+    assert!(agent_ms > 5_000, "the agent's channel once bridged: {line}");
+    assert!(
+        agent_ms < caller_ms,
+        "the agent's channel is silent before the bridge: {line}"
+    );
+    assert!(metrics(&server)
+        .await
+        .contains("callguard_sip_calls_total{outcome=\"bridged\"} 1"));
+    let log = audit_entries(&server).await;
+    assert!(
+        log.iter().any(|e| e["action"] == "interaction.hand_over"
+            && e["target"] == format!("user:{}", ann.id).as_str()),
+        "the answered call was handed to ann's desk"
+    );
+
+    // Ann has just had a call (wrap-up, then ready again): bob, idle for longer, gets the next.
+    let (ok, out) = queued_call(dir.path());
+    assert!(ok, "the second call completes\n{out}\n{}", server.logs());
+    let tone = crate::baresip::seconds_of_tone(&bob_phone.heard(), CALLER_HZ);
+    assert!(
+        tone >= 5,
+        "bob hears the second caller ({tone} s)\n{}",
+        bob_phone.log()
+    );
+    let line = checked_recording(&server, 2).await;
+    assert!(number_before(&line, " ms, complete") > 5_000, "{line}");
+    assert!(
+        !carol_phone
+            .log()
+            .to_ascii_lowercase()
+            .contains("incoming call"),
+        "a registered agent who is not ready is never rung\n{}",
+        carol_phone.log()
+    );
+    assert!(carol_phone.heard().is_empty());
+}
+
+/// An agent whose softphone rings out (it never answers) is cancelled after
+/// `queues.ring_seconds` and set not ready (missed call); the call goes to the next ready
+/// agent, who answers and hears the caller.
+async fn a_call_that_rings_out_is_offered_to_the_next_agent(backend: Backend) {
+    let server = start_with_queues(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ann = agent_with_sip(&server, "ann").await;
+    let bob = agent_with_sip(&server, "bob").await;
+    let ann_phone = ann.phone(dir.path(), 5100, false);
+    wait_registered(&server, 1, &ann_phone).await;
+    let bob_phone = bob.phone(dir.path(), 5200, true);
+    wait_registered(&server, 2, &bob_phone).await;
+    ann.set_state(&server, serde_json::json!({"state": "ready"}))
+        .await;
+    bob.set_state(&server, serde_json::json!({"state": "ready"}))
+        .await;
+    let (ok, out) = queued_call(dir.path());
+    assert!(ok, "the call completes\n{out}\n{}", server.logs());
+    assert!(
+        ann_phone
+            .log()
+            .to_ascii_lowercase()
+            .contains("incoming call"),
+        "ann's phone rang first\n{}",
+        ann_phone.log()
+    );
+    assert!(ann_phone.heard().is_empty(), "ann never answered");
+    let tone = crate::baresip::seconds_of_tone(&bob_phone.heard(), CALLER_HZ);
+    assert!(
+        tone >= 3,
+        "bob took the call after ann's ring timeout ({tone} s)\n{}\n{}",
+        server.logs(),
+        bob_phone.log()
+    );
+    let state = ann.state(&server).await;
+    assert_eq!(
+        (&state["agent"]["state"], &state["agent"]["reason"]),
+        (&Value::from("not_ready"), &Value::from("missed_call")),
+        "an agent who let the call ring out is not ready: {state}"
+    );
+}
+
 in_private_network!(
+    a_queued_call_is_bridged_to_the_longest_idle_agent_and_recorded_in_stereo,
+    a_call_that_rings_out_is_offered_to_the_next_agent,
     a_caller_verifies_by_keypad_after_the_recording_notice,
     a_call_from_an_unknown_address_is_refused_with_403,
     a_softphone_registers_only_with_its_agents_live_credentials,

@@ -454,6 +454,8 @@ pub struct Checked {
     pub audio_ms: u64,
     /// Milliseconds in which the caller's channel is not silent.
     pub caller_audible_ms: u64,
+    /// Milliseconds in which the agent's channel is not silent (the call was bridged).
+    pub agent_audible_ms: u64,
 }
 
 fn read_through(
@@ -461,12 +463,13 @@ fn read_through(
     mut r: RecordingReader<std::io::BufReader<File>>,
 ) -> Result<Checked, String> {
     use callguard_core::recording::Chunk;
-    let (mut samples, mut audible) = (0u64, 0u64);
+    let (mut samples, mut audible, mut agent) = (0u64, 0u64, 0u64);
     loop {
         match r.next_chunk() {
             Ok(Some(Chunk::Audio { stereo, .. })) => {
                 samples += stereo.len() as u64 / 2;
                 audible += stereo.chunks(2).filter(|s| s[0] != 0xD5).count() as u64;
+                agent += stereo.chunks(2).filter(|s| s.get(1) != Some(&0xD5)).count() as u64;
             }
             Ok(Some(_)) => {}
             Ok(None) => break,
@@ -478,6 +481,7 @@ fn read_through(
         chunks: r.chunks_read(),
         audio_ms: samples / 8,
         caller_audible_ms: audible / 8,
+        agent_audible_ms: agent / 8,
     })
 }
 
