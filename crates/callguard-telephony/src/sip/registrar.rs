@@ -578,7 +578,7 @@ mod tests {
         let nonce = r.nonces.issue().unwrap();
         let a = authorization(Algorithm::Sha256, &nonce, 1, "s3cret-pass");
         assert_eq!(
-            r.decide(Some(&a), Some(CONTACT), None).await,
+            r.decide(SRC, Some(&a), Some(CONTACT), None).await,
             Outcome::Challenge { stale: false }
         );
         assert_eq!(r.contact_of("agent1"), None);
