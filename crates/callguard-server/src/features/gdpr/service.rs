@@ -208,6 +208,8 @@ impl Gdpr {
     }
 
     pub async fn access_log(&self, customer_id: &str) -> Result<Vec<AccessEntry>, Error> {
+        // Every access acknowledged so far is shown: what waits for its index gets it first.
+        self.vault.store().integrate().await?;
         let rows = self
             .vault
             .store()
