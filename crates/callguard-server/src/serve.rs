@@ -67,6 +67,13 @@ pub async fn serve_with(
             None
         }
     };
+    // A node is not ready before it holds the national registry in force in the shared
+    // database; with none there (one quick query), there is nothing to wait for.
+    if runtime.store.shares_registry()
+        && !matches!(runtime.store.registry_current().await, Ok(None))
+    {
+        runtime.dnc.expect_shared();
+    }
     let metrics = Arc::new(metrics::Metrics::default());
     let state = build_state(&settings, &runtime, metrics, webauthn, &public_url)?;
     let mut tasks = background_tasks(&settings, &runtime, &state);
@@ -267,8 +274,7 @@ fn background_tasks(settings: &Settings, runtime: &Runtime, state: &AppState) ->
     });
     if runtime.store.shares_registry() {
         // PostgreSQL: the registry in force is the database's; this node loads it now (not
-        // ready before) and again whenever any node puts a new one in force.
-        runtime.dnc.expect_shared();
+        // ready before, see `serve_with`) and again whenever any node puts a new one in force.
         tasks.spawn(dnc::registry::follow_shared(
             runtime.dnc.clone(),
             runtime.store.clone(),

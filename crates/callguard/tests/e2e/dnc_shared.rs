@@ -195,11 +195,22 @@ async fn a_node_is_not_ready_until_the_registry_in_force_is_loaded_and_refuses_a
         None,
         "no verdict from a node without its registry"
     );
+    // It says why (its first attempt may still be under way when /readyz first answers).
+    let mut told = false;
+    for _ in 0..100 {
+        if late.logs().contains("damaged") {
+            told = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(
-        late.logs().contains("damaged"),
+        told,
         "the node says why it did not load the registry\n{}",
         late.logs()
     );
+    let (status, _) = readyz(&late).await;
+    assert_eq!(status, 503, "still not ready after the refused load");
     // The node that loaded it before goes on answering from memory.
     assert_eq!(
         allowed(&first, &agent.token, "+12025550123").await,
