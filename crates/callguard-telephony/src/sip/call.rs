@@ -258,12 +258,14 @@ impl Edge {
             let _ = commands.send(Command::Record(frames));
         };
         let mut handed_over = false;
+        let mut queued_in = None;
         if let Some(r) = flow.run(&mut line, start_recording).await {
             let queue = r
                 .queue
                 .or_else(|| self.settings.menu.0.values().next().cloned())
                 .unwrap_or_default();
             tracing::info!(queue = %queue, level = r.level, "caller queued");
+            queued_in = Some(queue.clone());
             let call = super::acd::QueuedCall {
                 interaction: interaction.clone(),
                 caller_id: from.clone(),
@@ -285,6 +287,25 @@ impl Edge {
             }
         }
         let _ = recorder.await;
+        if let Some(queue) = queued_in {
+            self.name_queue_of_recordings(&interaction, &queue).await;
+        }
+    }
+
+    /// Names the queue the call waited in on its recordings, for the recordings list's filter.
+    async fn name_queue_of_recordings(&self, interaction: &str, queue: &str) {
+        let rows = match self.recordings.of_interaction(interaction).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "the call's recordings could not be listed to name their queue");
+                return;
+            }
+        };
+        for row in rows.iter().filter(|r| r.queue.is_none()) {
+            if let Err(e) = self.recordings.set_queue(&row.id, queue).await {
+                tracing::warn!(error = %e, "the queue of a recording could not be named");
+            }
+        }
     }
 
     /// Records the call from the frames the media hands over (after the notice) until the

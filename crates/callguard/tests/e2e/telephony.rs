@@ -765,6 +765,38 @@ async fn a_queued_call_is_bridged_to_the_longest_idle_agent_and_recorded_in_ster
         carol_phone.log()
     );
     assert!(carol_phone.heard().is_empty());
+
+    // The recordings list names the queue each call waited in (the edge sets it once the
+    // call is over), so supervisors can find a queue's calls.
+    let listener = server
+        .new_account(
+            &format!("listener-{}", crate::harness::suffix()),
+            "supervisor",
+        )
+        .await;
+    let mut named = Vec::new();
+    for _ in 0..100 {
+        let list = server
+            .api()
+            .get("/api/v1/recordings", Some(&listener.token))
+            .await
+            .expect(200)
+            .json();
+        named = list["recordings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["queue"].as_str().unwrap_or_default().to_owned())
+            .collect::<Vec<_>>();
+        if named.len() == 2 && named.iter().all(|q| !q.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        named.len() == 2 && named.iter().all(|q| !q.is_empty()),
+        "both recordings name their queue: {named:?}"
+    );
 }
 
 /// An agent whose softphone rings out (it never answers) is cancelled after
