@@ -940,3 +940,17 @@ pub async fn alert_when(api: &Api, token: &str, wanted: impl Fn(&Value) -> bool)
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// A port free for both UDP and TCP (the SIP edge binds both), below Linux's ephemeral range
+/// (32768 and up) so that no client connection of another test can take it meanwhile.
+pub fn sip_port() -> u16 {
+    for _ in 0..1000 {
+        let port = 21_000 + (rand::random::<u16>() % 11_000);
+        let tcp = std::net::TcpListener::bind(("127.0.0.1", port));
+        let udp = std::net::UdpSocket::bind(("127.0.0.1", port));
+        if tcp.is_ok() && udp.is_ok() {
+            return port;
+        }
+    }
+    panic!("no port free for both UDP and TCP between 21000 and 32000");
+}

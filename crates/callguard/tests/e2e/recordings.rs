@@ -390,7 +390,7 @@ async fn an_agent_issues_sip_credentials_on_my_account_and_disabling_the_account
     backend: Backend,
 ) {
     // A SIP edge on a port of its own, so "My account" can say where to register.
-    let port = 40_000 + (rand::random::<u16>() % 20_000);
+    let port = crate::harness::sip_port();
     let listen = format!("127.0.0.1:{port}");
     let server = Server::start_with(
         Deployment::new(backend),

@@ -52,7 +52,7 @@ fn register(sock: &UdpSocket, edge: &str, user: &str, cseq: u32, authorization: 
 }
 
 async fn a_burst_of_wrong_registers_is_cut_off_at_the_limit_and_raises_an_alert(backend: Backend) {
-    let port = 40_000 + (rand::random::<u16>() % 20_000);
+    let port = crate::harness::sip_port();
     let edge = format!("127.0.0.1:{port}");
     let server = Server::start_with(
         Deployment::new(backend),
