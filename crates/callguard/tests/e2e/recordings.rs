@@ -17,6 +17,7 @@ both_backends!(
     only_supervisors_and_compliance_play_recordings_and_each_playback_is_audited_with_its_reason,
     a_tampered_or_truncated_recording_is_reported_and_not_played,
     retention_deletes_expired_recordings_and_audits_the_count,
+    a_playback_ticket_fetched_by_many_requests_at_once_plays_exactly_once,
     an_agent_issues_sip_credentials_on_my_account_and_disabling_the_account_revokes_them,
 );
 
@@ -341,6 +342,46 @@ async fn a_tampered_or_truncated_recording_is_reported_and_not_played(backend: B
         assert_eq!(e["details"]["damaged"], true);
         assert_eq!(e["details"]["recording"], id.as_str());
     }
+}
+
+/// The one-time ticket holds under a burst: of 16 simultaneous fetches by its owner, exactly one
+/// gets the audio and the others "not found".
+async fn a_playback_ticket_fetched_by_many_requests_at_once_plays_exactly_once(backend: Backend) {
+    let server = Server::start(backend).await;
+    let api = server.api();
+    let supervisor = server
+        .new_account(&format!("sup-{}", suffix()), "supervisor")
+        .await;
+    let rec = record(&server, unix_now() as i64, 100).await;
+    let started = start_playback(&api, &supervisor, &rec.id, "complaint", "")
+        .await
+        .expect(201)
+        .json();
+    let url = started["url"].as_str().unwrap().to_owned();
+    let mut fetches = Vec::new();
+    for _ in 0..16 {
+        let (api, token, url) = (server.api(), supervisor.token.clone(), url.clone());
+        fetches.push(tokio::spawn(async move {
+            let resp = api
+                .client
+                .get(api.url(&url))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            let _ = resp.bytes().await;
+            status
+        }));
+    }
+    let mut statuses = Vec::new();
+    for f in fetches {
+        statuses.push(f.await.unwrap());
+    }
+    statuses.sort_unstable();
+    let mut want = vec![200];
+    want.extend([404; 15]);
+    assert_eq!(statuses, want, "one fetch plays, the rest find no ticket");
 }
 
 async fn retention_deletes_expired_recordings_and_audits_the_count(backend: Backend) {
