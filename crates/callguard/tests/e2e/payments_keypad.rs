@@ -18,6 +18,7 @@ both_backends!(
     a_decline_card_typed_on_the_keypad_is_declined_with_its_reason,
     a_capture_nobody_finishes_is_cancelled_by_the_servers_timer_or_the_edges_hang_up,
     of_many_edges_starting_the_same_capture_at_once_exactly_one_wins,
+    a_burst_of_wrong_card_numbers_at_once_gets_only_the_allowed_attempts,
     only_the_telephony_token_reaches_the_capture_api_and_it_reaches_nothing_else,
 );
 
@@ -365,6 +366,49 @@ async fn a_capture_nobody_finishes_is_cancelled_by_the_servers_timer_or_the_edge
     assert_eq!(peer.charges(), 0);
     let audit = audit_text(&server, &api).await;
     assert!(audit.contains("\"payment.keypad.end\"") && audit.contains("\"timeout\""));
+}
+
+/// The attempt limit holds under a burst: 12 wrong card numbers sent at once get exactly the
+/// allowed three rejections (attempts left 2, 1, 0), and no other request is answered as a
+/// fresh attempt.
+async fn a_burst_of_wrong_card_numbers_at_once_gets_only_the_allowed_attempts(backend: Backend) {
+    let peer = StripePeer::start().await;
+    let (server, sms) = start_with_peer(backend, &peer, &[]).await;
+    let api = server.api();
+    let agent = server.new_account("kai-agent", "agent").await;
+    let call = verified_call(&api, &agent, &sms, 2).await;
+    let id = keypad_payment(&api, &agent, &call).await;
+    let edge = telephony_token(&server, "issue");
+    api.post(
+        &format!("/api/v1/payments/{id}/keypad"),
+        Some(&edge),
+        json!({}),
+    )
+    .await
+    .expect(201);
+    let mut sends = Vec::new();
+    for _ in 0..12 {
+        let (api, edge, id) = (server.api(), edge.clone(), id.clone());
+        sends.push(tokio::spawn(async move {
+            let a = keys(&api, &edge, &id, "4242424242424241#").await;
+            (a.status.as_u16(), a.text.clone())
+        }));
+    }
+    let mut attempts_left = Vec::new();
+    for s in sends {
+        let (status, text) = s.await.unwrap();
+        assert!(!text.contains("424242"), "{text}");
+        if status == 200 {
+            let v: Value = serde_json::from_str(&text).unwrap();
+            for r in v["results"].as_array().unwrap() {
+                if r["result"] == "rejected" {
+                    attempts_left.push(r["attempts_left"].as_u64().unwrap());
+                }
+            }
+        }
+    }
+    attempts_left.sort_unstable();
+    assert_eq!(attempts_left, vec![0, 1, 2], "three rejections and no more");
 }
 
 async fn of_many_edges_starting_the_same_capture_at_once_exactly_one_wins(backend: Backend) {
