@@ -20,6 +20,8 @@ both_backends!(
     simultaneous_registrations_with_one_national_id_leave_exactly_one_customer,
     a_national_id_held_twice_before_the_rule_stays_with_the_first_holder_and_the_other_cannot_change,
     a_phone_search_outside_an_interaction_alerts_and_one_inside_does_not,
+    wrong_answers_sent_at_once_lock_the_call_after_exactly_five_failures,
+    wrong_answers_sent_at_once_on_many_calls_lock_the_customer_after_exactly_ten_failures,
 );
 
 /// How many customer rows the database holds (erased ones included).
@@ -351,4 +353,183 @@ async fn a_national_id_held_twice_before_the_rule_stays_with_the_first_holder_an
         "{}",
         refused.text
     );
+}
+
+/// How a burst of verification attempts was answered.
+#[derive(Debug, Default)]
+struct Burst {
+    /// 422 verification-failed: a counted failure.
+    failed: usize,
+    /// 409 wrong-state: another attempt changed the call first; nothing counted.
+    raced: usize,
+    /// 423/4xx verification-locked: refused without checking.
+    locked: usize,
+}
+
+/// Sends `body` to each of `calls` (agent token, interaction id) `per_call` times, all at once.
+async fn verify_burst(
+    api: &Api,
+    calls: &[(String, String)],
+    per_call: usize,
+    body: &Value,
+) -> Burst {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (token, call) in calls {
+        for _ in 0..per_call {
+            let api = Api {
+                client: api.client.clone(),
+                base: api.base.clone(),
+            };
+            let (token, body) = (token.clone(), body.clone());
+            let path = format!("/api/v1/interactions/{call}/verify");
+            tasks.spawn(async move { api.post(&path, Some(&token), body).await });
+        }
+    }
+    let mut burst = Burst::default();
+    while let Some(answer) = tasks.join_next().await {
+        let answer = answer.unwrap();
+        assert!(
+            !answer.text.contains(ANSWER_1) && !answer.text.contains("Gdynia"),
+            "an answer is never echoed: {}",
+            answer.text
+        );
+        match answer.status.as_u16() {
+            422 => {
+                answer.expect_problem(422, "verification-failed");
+                burst.failed += 1;
+            }
+            409 => {
+                answer.expect_problem(409, "wrong-state");
+                burst.raced += 1;
+            }
+            _ => {
+                answer.expect_problem(423, "verification-locked");
+                burst.locked += 1;
+            }
+        }
+    }
+    burst
+}
+
+/// Bursts of `body` until every attempt is refused as locked: the failures counted in all.
+async fn burst_until_locked(
+    api: &Api,
+    calls: &[(String, String)],
+    per_call: usize,
+    body: &Value,
+) -> usize {
+    let mut failed = 0;
+    for _ in 0..40 {
+        let burst = verify_burst(api, calls, per_call, body).await;
+        failed += burst.failed;
+        if burst.locked == calls.len() * per_call {
+            return failed;
+        }
+    }
+    panic!("attempts were still checked after 40 bursts ({failed} failures counted)");
+}
+
+/// Counted verification failures in the audit log (refusals of a locked customer excluded),
+/// and `interaction.verification_locked` entries.
+async fn counted_failures(api: &Api, compliance: &Account) -> (usize, usize) {
+    let entries = audit_entries(api, compliance).await;
+    let failures = entries
+        .iter()
+        .filter(|e| {
+            e["action"] == "interaction.verify"
+                && e["outcome"] == "failure"
+                && e["details"]["refused"].is_null()
+        })
+        .count();
+    let locks = entries
+        .iter()
+        .filter(|e| e["action"] == "interaction.verification_locked")
+        .count();
+    (failures, locks)
+}
+
+fn wrong_answers() -> Value {
+    by_security_answers(&[("Town of birth?", "Gdynia"), ("First pet?", "Gdynia")])
+}
+
+async fn wrong_answers_sent_at_once_lock_the_call_after_exactly_five_failures(backend: Backend) {
+    let server = Server::start(backend).await;
+    let api = server.api();
+    let agent = server.new_account("kamil-agent", "agent").await;
+    let compliance = server.new_account("klara-compliance", "compliance").await;
+    let id = register_demo_customer(&api, &agent).await;
+    let call = start_call_for(&api, &agent, PHONE, &id).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let calls = [(agent.token.clone(), call.clone())];
+
+    // Twenty wrong answers at once, again and again: five are checked, the rest wait their turn
+    // (409) or find the call locked.
+    let failed = burst_until_locked(&api, &calls, 20, &wrong_answers()).await;
+    assert_eq!(failed, 5, "exactly five failures answered as such");
+    assert_eq!(counted_failures(&api, &compliance).await, (5, 1));
+
+    // The right answers now change nothing.
+    verify(
+        &api,
+        &agent,
+        &call,
+        by_security_answers(&[("Town of birth?", ANSWER_1), ("First pet?", ANSWER_2)]),
+    )
+    .await
+    .expect_problem(423, "verification-locked");
+    let call_now = api
+        .get(&format!("/api/v1/interactions/{call}"), Some(&agent.token))
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(call_now["verification_level"], 0, "{call_now}");
+    assert_eq!(call_now["locked"], true, "{call_now}");
+}
+
+async fn wrong_answers_sent_at_once_on_many_calls_lock_the_customer_after_exactly_ten_failures(
+    backend: Backend,
+) {
+    let server = Server::start(backend).await;
+    let api = server.api();
+    let compliance = server.new_account("kornel-compliance", "compliance").await;
+    let first = server.new_account("kuba-agent", "agent").await;
+    let id = register_demo_customer(&api, &first).await;
+    // Four agents, each with a call from the customer's number: twenty possible failures.
+    let mut agents = vec![first];
+    for n in 1..4 {
+        agents.push(server.new_account(&format!("kuba{n}-agent"), "agent").await);
+    }
+    let mut calls = Vec::new();
+    for agent in &agents {
+        let call = start_call_for(&api, agent, PHONE, &id).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        calls.push((agent.token.clone(), call));
+    }
+
+    let failed = burst_until_locked(&api, &calls, 6, &wrong_answers()).await;
+    assert_eq!(
+        failed, 10,
+        "the customer's ten failures in 24 hours, over every call"
+    );
+    let (failures, _) = counted_failures(&api, &compliance).await;
+    assert_eq!(failures, 10);
+
+    // A fifth call with the right answers is refused: the customer is locked.
+    let late = server.new_account("kuba9-agent", "agent").await;
+    let call = start_call_for(&api, &late, PHONE, &id).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    verify(
+        &api,
+        &late,
+        &call,
+        by_security_answers(&[("Town of birth?", ANSWER_1), ("First pet?", ANSWER_2)]),
+    )
+    .await
+    .expect_problem(423, "verification-locked");
 }
