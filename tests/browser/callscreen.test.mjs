@@ -89,6 +89,17 @@ test("an agent handles a call from the desk to wrap-up without scrolling at 1366
     await page.fill('[data-testid="op-add_note"] textarea', "asked about the invoice of November");
     await page.click('[data-testid="op-add_note"] button');
     assert.match(await text(page, "notice"), /Note added/);
+    // The same form sent twice (a double click, a resend after a lost answer) is one note.
+    const twice = await page.evaluate(async () => {
+      const form = document.querySelector('[data-testid="op-add_note"]');
+      const body = new URLSearchParams(new FormData(form));
+      body.set("text", "wants a call back");
+      const send = async () => (await fetch(form.action, { method: "POST", body })).text();
+      return [await send(), await send()];
+    });
+    assert.match(twice[0], /Note added\. The record below/);
+    assert.match(twice[1], /already sent: the change was made once/);
+    assert.match(twice[1], /2 so far/);
     await assertAccessible(page, "call screen, level 1");
     await assertNoHorizontalOverflow(page, "call screen at 1366");
     await saveScreenshot(page, "call-screen-1366x768");

@@ -32,8 +32,8 @@ pub use registry::{RegistryStore, RegistryVersion, REGISTRY_CHUNK_BYTES};
 pub use service_tokens::{ServiceTokenRow, ServiceTokenStore};
 pub use sqlite::SqliteStore;
 pub use vault::{
-    CodeRow, CustomerRow, IndexEntry, InteractionRow, KeyShareStore, SealedColumn, VaultStore,
-    VaultWrite,
+    CodeRow, CustomerRow, IdempotencyRow, IndexEntry, InteractionRow, KeyShareStore, SealedColumn,
+    VaultStore, VaultWrite, IDEMPOTENCY_WINDOW,
 };
 
 use async_trait::async_trait;

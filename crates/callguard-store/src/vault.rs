@@ -97,6 +97,29 @@ impl std::fmt::Debug for CodeRow {
     }
 }
 
+/// How long an idempotency key is remembered (seconds): a retry within a day is the same request.
+pub const IDEMPOTENCY_WINDOW: UnixTime = 24 * 3600;
+
+/// A client's `Idempotency-Key` on a customer operation, kept with the operation it named so a
+/// retry of the same request answers from here instead of acting twice. Keys and requests are
+/// stored as keyed hashes (the request may hold personal data); the answer is rebuilt from the
+/// customer as they are now, so nothing personal is kept here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRow {
+    /// The account that sent the request: keys are per account.
+    pub user_id: String,
+    pub key_hash: String,
+    /// Keyed hash of the request (customer, interaction, kind, data): the same key with another
+    /// request is refused.
+    pub request_hash: String,
+    pub customer_id: String,
+    pub interaction_id: String,
+    pub kind: String,
+    /// The interaction's level when the operation was applied.
+    pub level: i64,
+    pub created_at: UnixTime,
+}
+
 /// Everything one vault change writes, applied together with `audit` or not at all.
 #[derive(Debug, Default)]
 pub struct VaultWrite {
@@ -114,6 +137,8 @@ pub struct VaultWrite {
     pub new_code: Option<CodeRow>,
     /// Delete every code of this customer (erasure).
     pub delete_codes_of: Option<String>,
+    /// Record this idempotency key (fails the write if the account already holds it).
+    pub idempotency: Option<IdempotencyRow>,
     pub audit: Vec<AuditRecord>,
 }
 
@@ -222,6 +247,14 @@ pub trait VaultStore: Send + Sync {
     /// Applies a [`VaultWrite`]; false when an expected version or an unused code no longer
     /// holds (nothing was written then).
     async fn vault_commit(&self, write: VaultWrite) -> StoreResult<bool>;
+    /// The operation `user_id` recorded under `key_hash` at or after `since` (older keys are
+    /// forgotten: a later write with the same key replaces them).
+    async fn idempotent_operation(
+        &self,
+        user_id: &str,
+        key_hash: &str,
+        since: UnixTime,
+    ) -> StoreResult<Option<IdempotencyRow>>;
     /// Wrapped data keys after `after_id` in id order, for rotation: (id, wrapped, kek id).
     async fn wrapped_keys(
         &self,

@@ -90,6 +90,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         20,
         include_str!("../../migrations/postgres/0020_recording_playback.sql"),
     ),
+    (
+        25,
+        include_str!("../../migrations/postgres/0025_idempotency_keys.sql"),
+    ),
 ];
 /// Arbitrary constant naming Callguard's migration lock.
 const MIGRATION_LOCK: i64 = 0x4341_4c4c_4755_4152;

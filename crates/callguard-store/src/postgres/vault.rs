@@ -169,11 +169,58 @@ async fn apply(tx: &Transaction<'_>, w: &VaultWrite) -> StoreResult<bool> {
         .await
         .map_err(map_err)?;
     }
+    if let Some(k) = &w.idempotency {
+        tx.execute(
+            // Keys past the window are forgotten by whichever keyed write comes next.
+            "DELETE FROM idempotency_keys WHERE created_at < $1",
+            &[&(k.created_at - IDEMPOTENCY_WINDOW)],
+        )
+        .await
+        .map_err(map_err)?;
+        let n = tx
+            .execute(
+                "INSERT INTO idempotency_keys (user_id, key_hash, request_hash, customer_id, interaction_id, kind, level, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (user_id, key_hash) DO NOTHING",
+                &[&k.user_id, &k.key_hash, &k.request_hash, &k.customer_id, &k.interaction_id, &k.kind, &k.level, &k.created_at],
+            )
+            .await
+            .map_err(map_err)?;
+        if n != 1 {
+            return Ok(false);
+        }
+    }
     Ok(true)
 }
 
 #[async_trait]
 impl VaultStore for PostgresStore {
+    async fn idempotent_operation(
+        &self,
+        user_id: &str,
+        key_hash: &str,
+        since: UnixTime,
+    ) -> StoreResult<Option<IdempotencyRow>> {
+        let c = self.client().await?;
+        let row = c
+            .query_opt(
+                "SELECT user_id, key_hash, request_hash, customer_id, interaction_id, kind, level, created_at
+                 FROM idempotency_keys WHERE user_id = $1 AND key_hash = $2 AND created_at >= $3",
+                &[&user_id, &key_hash, &since],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(row.map(|r| IdempotencyRow {
+            user_id: r.get(0),
+            key_hash: r.get(1),
+            request_hash: r.get(2),
+            customer_id: r.get(3),
+            interaction_id: r.get(4),
+            kind: r.get(5),
+            level: r.get(6),
+            created_at: r.get(7),
+        }))
+    }
+
     async fn vault_key(&self, name: &str) -> StoreResult<Option<(Vec<u8>, String)>> {
         let c = self.client().await?;
         Ok(c.query_opt(

@@ -77,6 +77,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         20,
         include_str!("../../migrations/sqlite/0020_recording_playback.sql"),
     ),
+    (
+        25,
+        include_str!("../../migrations/sqlite/0025_idempotency_keys.sql"),
+    ),
 ];
 /// Reads running at once, each on a blocking thread with a pooled connection. Further reads wait
 /// for a slot, so that a burst of reads reuses the pooled connections instead of opening (and

@@ -7,6 +7,7 @@
 
 use callguard_core::identity::Session;
 use callguard_core::Role;
+use callguard_core::UnixTime;
 use callguard_store::*;
 use std::sync::Arc;
 

@@ -398,3 +398,54 @@ async fn an_older_database_holding_one_national_id_twice_still_migrates_and_keep
         Err(StoreError::Conflict)
     ));
 }
+
+fn key(user: &str, key: &str, at: UnixTime) -> IdempotencyRow {
+    IdempotencyRow {
+        user_id: user.into(),
+        key_hash: key.into(),
+        request_hash: "r1".into(),
+        customer_id: "c1".into(),
+        interaction_id: "i1".into(),
+        kind: "add_note".into(),
+        level: 1,
+        created_at: at,
+    }
+}
+
+both_backends!(an_idempotency_key_is_recorded_with_its_operation_once_per_account_and_day);
+async fn an_idempotency_key_is_recorded_with_its_operation_once_per_account_and_day(f: Fixture) {
+    let s = &f.store;
+    assert!(s
+        .vault_commit(new_customer("c1", vec![phone("h-1")]))
+        .await
+        .unwrap());
+    let op = |k: IdempotencyRow| VaultWrite {
+        idempotency: Some(k),
+        audit: vec![a("customer.operation")],
+        ..VaultWrite::default()
+    };
+    assert!(s.vault_commit(op(key("u1", "k1", 10_000))).await.unwrap());
+    let before = size(s).await;
+    // The same key again from the same account: the whole write is undone, nothing logged.
+    assert!(!s.vault_commit(op(key("u1", "k1", 10_001))).await.unwrap());
+    assert_eq!(size(s).await, before);
+    // Another account's key with the same value is its own.
+    assert!(s.vault_commit(op(key("u2", "k1", 10_001))).await.unwrap());
+    let found = s.idempotent_operation("u1", "k1", 0).await.unwrap();
+    assert_eq!(found, Some(key("u1", "k1", 10_000)));
+    assert_eq!(s.idempotent_operation("u1", "k2", 0).await.unwrap(), None);
+    // A key older than the window is forgotten and may name a new operation.
+    assert_eq!(
+        s.idempotent_operation("u1", "k1", 10_001).await.unwrap(),
+        None
+    );
+    let later = 10_000 + IDEMPOTENCY_WINDOW + 1;
+    assert!(s.vault_commit(op(key("u1", "k1", later))).await.unwrap());
+    assert_eq!(
+        s.idempotent_operation("u1", "k1", 0)
+            .await
+            .unwrap()
+            .map(|k| k.created_at),
+        Some(later)
+    );
+}

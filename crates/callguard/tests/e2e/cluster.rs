@@ -125,8 +125,8 @@ struct Seen {
     /// no answer (a broken connection or a 503: the client cannot know whether those took
     /// effect, and retrying them is a new action).
     revealed: Vec<(String, usize)>,
-    /// Interactions whose note (an operation) was acknowledged, with the unanswered attempts
-    /// before it.
+    /// Interactions whose note (an operation, sent with an idempotency key) was acknowledged,
+    /// with the unanswered attempts before it.
     noted: Vec<(String, usize)>,
     answers: u64,
     unavailable: u64,
@@ -144,11 +144,26 @@ async fn send(
     path: &str,
     body: Value,
 ) -> Option<(u16, Value)> {
-    let req = api
+    send_keyed(api, seen, token, path, body, None).await
+}
+
+/// [`send`] with an `Idempotency-Key`: retries with the key are the same request.
+async fn send_keyed(
+    api: &Api,
+    seen: &Mutex<Seen>,
+    token: &str,
+    path: &str,
+    body: Value,
+    key: Option<&str>,
+) -> Option<(u16, Value)> {
+    let mut req = api
         .client
         .post(api.url(path))
         .bearer_auth(token)
         .json(&body);
+    if let Some(k) = key {
+        req = req.header("Idempotency-Key", k);
+    }
     let Ok(resp) = req.send().await else {
         seen.lock().unwrap().transport_errors += 1;
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -243,8 +258,11 @@ async fn agent_load(
             if verified {
                 let note = json!({"interaction_id": id, "kind": "add_note", "data": {"text": "called about the invoice"}});
                 let path = format!("/api/v1/customers/{customer}/operations");
+                // Every retry carries the same key: the note is taken once however many
+                // attempts went unanswered.
+                let key = format!("note-{id}");
                 for unanswered in 0..20 {
-                    match send(&api, &seen, &t, &path, note.clone()).await {
+                    match send_keyed(&api, &seen, &t, &path, note.clone(), Some(&key)).await {
                         Some((s, _)) if s < 300 => {
                             seen.lock().unwrap().noted.push((id.clone(), unanswered));
                             break;
@@ -425,19 +443,24 @@ async fn three_nodes_behind_haproxy_survive_a_killed_node_and_a_database_restart
     for id in &seen.started {
         assert_eq!(count("interaction.start", id), 1, "the start of {id}");
     }
-    // An acknowledged action is in the log once; an attempt that got no answer before it may
-    // also have taken effect (the node died after its commit), and each of those at most once.
-    for (action, acknowledged) in [
-        ("customer.reveal", &seen.revealed),
-        ("customer.operation", &seen.noted),
-    ] {
-        for (id, unanswered) in acknowledged {
-            let n = count(action, id);
-            assert!(
-                (1..=1 + unanswered).contains(&n),
-                "{action} in {id}: {n} entries for one acknowledged request after {unanswered} unanswered attempts"
-            );
-        }
+    // An acknowledged reveal is in the log once; an attempt that got no answer before it may
+    // also have taken effect (the node died after its commit), and each of those at most once:
+    // a reveal retried is a new look at the data.
+    for (id, unanswered) in &seen.revealed {
+        let n = count("customer.reveal", id);
+        assert!(
+            (1..=1 + unanswered).contains(&n),
+            "customer.reveal in {id}: {n} entries for one acknowledged request after {unanswered} unanswered attempts"
+        );
+    }
+    // A note retried with its idempotency key is one note, whatever happened to the attempts
+    // that got no answer.
+    for (id, unanswered) in &seen.noted {
+        assert_eq!(
+            count("customer.operation", id),
+            1,
+            "the note in {id}, acknowledged after {unanswered} unanswered attempts"
+        );
     }
     // `callguard audit verify` from a node, and the independent verifier on the whole log.
     let verified = third.run(third.command(&["audit", "verify"]));

@@ -45,6 +45,7 @@ mod dnc_cli;
 mod dnc_shared;
 mod duties;
 mod harness;
+mod idempotency;
 mod keys;
 mod operations;
 mod payments;

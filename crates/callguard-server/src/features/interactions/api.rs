@@ -1,8 +1,8 @@
 //! Interactions over the JSON API: start, get, verify the caller, operate, end.
 
+use super::idempotency::{self, IdempotencyKey};
 use super::model::{
-    InteractionView, NewInteraction, OperationRequest, OperationResponse, VerifyRequest,
-    VerifyResponse,
+    InteractionView, NewInteraction, OperationRequest, VerifyRequest, VerifyResponse,
 };
 use crate::error::Error;
 use crate::http::access::{Access, ApiJson};
@@ -10,7 +10,8 @@ use crate::http::routes::{route, ApiRoute};
 use crate::principal::Principal;
 use crate::state::AppState;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Json;
 use callguard_core::Permission;
@@ -19,9 +20,24 @@ pub async fn operate(
     State(s): State<AppState>,
     p: Principal,
     Path(id): Path<String>,
+    headers: HeaderMap,
     ApiJson(r): ApiJson<OperationRequest>,
-) -> Result<Json<OperationResponse>, Error> {
-    Ok(Json(s.interactions.operate(&p, &id, r).await?))
+) -> Result<Response, Error> {
+    let key = headers
+        .get(idempotency::HEADER)
+        .map(|v| IdempotencyKey::parse(v.as_bytes()))
+        .transpose()?;
+    let (done, replayed) = s
+        .interactions
+        .operate_keyed(&p, &id, r, key.as_ref())
+        .await?;
+    let mut response = Json(done).into_response();
+    if replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
 }
 
 pub async fn start_interaction(
@@ -84,7 +100,7 @@ pub fn routes() -> Vec<ApiRoute> {
     use Access::Signed;
     use Permission::*;
     vec![
-        route("POST", "/api/v1/customers/{id}/operations", Signed(CustomersOperate), "An operation for the caller (change_contact, change_address, transfer_service, duplicate_invoice: level 2; add_note: level 1).", post(operate))
+        route("POST", "/api/v1/customers/{id}/operations", Signed(CustomersOperate), "An operation for the caller (change_contact, change_address, transfer_service, duplicate_invoice: level 2; add_note: level 1). With an `Idempotency-Key` header (1 to 255 visible ASCII characters, per account, kept 24 hours) a retry of the same request answers as the first one did, with `Idempotent-Replayed: true`, and changes nothing; the same key with another request is refused (422).", post(operate))
             .takes::<crate::features::interactions::model::OperationRequest>().gives::<crate::features::interactions::model::OperationResponse>(200).may(&[409, 422]),
         route("POST", "/api/v1/interactions", Signed(InteractionsHandle), "Starts an interaction; a phone call is linked to the customer its number singles out (screen-pop, masked).", post(start_interaction))
             .takes::<crate::features::interactions::model::NewInteraction>().gives::<crate::features::interactions::model::InteractionView>(201).may(&[404, 422]),

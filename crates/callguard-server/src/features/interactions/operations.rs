@@ -2,6 +2,7 @@
 //! invoice, a note): each gated by the level the policy asks, validated field by field, and
 //! committed with its audit entry only if the interaction did not change meanwhile.
 
+use super::idempotency::{Claim, IdempotencyKey};
 use super::model::*;
 use super::service::*;
 use crate::error::Error;
@@ -11,7 +12,7 @@ use crate::principal::{customer_ref, Principal};
 use callguard_core::audit::AuditRecord;
 use callguard_core::vault::validate;
 use callguard_core::{now, rfc3339};
-use callguard_store::{CustomerRow, IndexEntry, StoreError};
+use callguard_store::{CustomerRow, IdempotencyRow, IndexEntry, StoreError};
 use callguard_store::{InteractionRow, VaultWrite};
 
 /// What an operation changes, gathered before the one guarded write.
@@ -44,6 +45,46 @@ impl Interactions {
         p: &Principal,
         customer_id: &str,
         r: OperationRequest,
+    ) -> Result<OperationResponse, Error> {
+        Ok(self.operate_keyed(p, customer_id, r, None).await?.0)
+    }
+
+    /// [`Self::operate`] under a client's idempotency key: a request whose key names an
+    /// operation already done answers as that one did (the second value is `true`) and changes
+    /// nothing; otherwise the key is recorded in the operation's own write. Two requests with
+    /// one key at once act once: the second write fails on the key and answers as the first.
+    pub async fn operate_keyed(
+        &self,
+        p: &Principal,
+        customer_id: &str,
+        r: OperationRequest,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<(OperationResponse, bool), Error> {
+        let claim = key.map(|k| self.claim(p, customer_id, &r, k));
+        if let Some(c) = &claim {
+            if let Some(done) = self.replay(c).await? {
+                return Ok((done, true));
+            }
+        }
+        match self.operate_once(p, customer_id, r, claim.as_ref()).await {
+            Err(Error::State(why)) => match &claim {
+                // Lost a race: if it was to the same key, answer as the winner did.
+                Some(c) => match self.replay(c).await? {
+                    Some(done) => Ok((done, true)),
+                    None => Err(Error::State(why)),
+                },
+                None => Err(Error::State(why)),
+            },
+            other => other.map(|done| (done, false)),
+        }
+    }
+
+    async fn operate_once(
+        &self,
+        p: &Principal,
+        customer_id: &str,
+        r: OperationRequest,
+        claim: Option<&Claim>,
     ) -> Result<OperationResponse, Error> {
         let i = self.own(p, &r.interaction_id).await?;
         if i.status != "active" {
@@ -90,7 +131,12 @@ impl Interactions {
             OperationKind::DuplicateInvoice => duplicate_invoice(&mut change, data(&r)?),
             OperationKind::AddNote => add_note(&mut change, p, &i, data(&r)?),
         }
-        self.commit_operation(&i, &st, &o, change, r.kind).await?;
+        let key = claim.map(|c| IdempotencyRow {
+            level: st.level,
+            ..c.0.clone()
+        });
+        self.commit_operation(&i, &st, &o, change, r.kind, key)
+            .await?;
         let after = self.vault.open(customer_id).await?;
         Ok(OperationResponse {
             kind: r.kind,
@@ -159,6 +205,7 @@ impl Interactions {
         o: &Opened,
         change: Change,
         kind: OperationKind,
+        idempotency: Option<IdempotencyRow>,
     ) -> Result<(), Error> {
         change.problems.into_result()?;
         // The interaction remembers what was done in it (for the customer's timeline); writing
@@ -194,6 +241,7 @@ impl Interactions {
                 customers,
                 index,
                 interaction: Some((next, Some(i.version))),
+                idempotency,
                 audit: vec![audit],
                 ..VaultWrite::default()
             })

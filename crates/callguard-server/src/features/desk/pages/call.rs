@@ -7,6 +7,7 @@
 use super::register::{given, list_of};
 use super::*;
 use crate::error::{Error, FieldProblem};
+use crate::features::interactions::idempotency::IdempotencyKey;
 use crate::features::interactions::model::{
     Answer, InteractionView, OperationKind, OperationRequest, VerifyRequest, VerifyResponse,
 };
@@ -85,6 +86,9 @@ pub(crate) struct InteractionPage {
     pub(crate) timeline: Vec<InteractionSummary>,
     /// The caller's number on an open call linked to nobody, for "register this caller".
     pub(crate) caller_number: String,
+    /// A fresh idempotency key for each operation form on this render: a form sent twice (a
+    /// double click, a resend after a lost answer) is one operation.
+    pub(crate) op_key: String,
 }
 
 impl InteractionPage {
@@ -328,6 +332,7 @@ fn interaction_screen(
         dispositions: s.interactions.dispositions().to_vec(),
         timeline,
         caller_number,
+        op_key: format!("desk-{:032x}", rand::random::<u128>()),
     };
     render(
         extra.status.unwrap_or(StatusCode::OK),
@@ -532,6 +537,9 @@ pub(crate) struct OperationForm {
     pub(crate) csrf: String,
     #[serde(default)]
     pub(crate) kind: String,
+    /// The render's idempotency key (`op_key`), if the form carried one.
+    #[serde(default)]
+    pub(crate) op_key: String,
     #[serde(default)]
     pub(crate) phones: String,
     #[serde(default)]
@@ -626,9 +634,26 @@ pub(crate) async fn operate(
         kind,
         data: f.data(kind),
     };
-    let extra = match s.interactions.operate(&p, &customer, r).await {
-        Ok(_) => Extra::notice(format!(
+    let key = if f.op_key.is_empty() {
+        None
+    } else {
+        // One key per form of the render: the forms of one page are different operations.
+        match IdempotencyKey::parse(format!("{}-{}", f.op_key, kind.as_str()).as_bytes()) {
+            Ok(k) => Some(k),
+            Err(e) => return show(&s, &headers, &p, &id, Extra::error(&e)).await,
+        }
+    };
+    let extra = match s
+        .interactions
+        .operate_keyed(&p, &customer, r, key.as_ref())
+        .await
+    {
+        Ok((_, false)) => Extra::notice(format!(
             "{} The record below shows the change, masked.",
+            done_notice(kind)
+        )),
+        Ok((_, true)) => Extra::notice(format!(
+            "{} (This form was already sent: the change was made once.)",
             done_notice(kind)
         )),
         Err(e) => Extra::error(&e),
