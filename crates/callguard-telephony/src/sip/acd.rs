@@ -92,6 +92,9 @@ pub struct QueuedCall {
     pub ivr_path: Vec<String>,
     /// The verification level the caller reached by keypad.
     pub level: i64,
+    /// The masked name of the customer the call is linked to (by the caller's number or the
+    /// IVR's identification), when one is.
+    pub screen_pop: Option<String>,
 }
 
 impl std::fmt::Debug for QueuedCall {
