@@ -340,6 +340,12 @@ impl Edge {
                     }
                     None => {
                         tracing::info!(queue = %queue, "no agent within the maximum wait: call ends");
+                        // The caller hears why before the edge hangs up (the comfort tone
+                        // and any position announcement stop first).
+                        let _ = line.commands.send(Command::Interrupt);
+                        if line.play_through(vec![Prompt::Goodbye]).await.is_none() {
+                            return Ended::ByCaller;
+                        }
                         return Ended::MaxWait;
                     }
                 }

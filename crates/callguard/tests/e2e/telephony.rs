@@ -841,10 +841,104 @@ async fn a_call_that_rings_out_is_offered_to_the_next_agent(backend: Backend) {
     );
 }
 
+/// A caller who waits in a queue past `queues.max_wait_seconds` (no agent is ready, the queue
+/// has no overflow) hears the goodbye prompt from its first frame to its last, and only then
+/// does the edge hang up: sipp gets the BYE.
+async fn a_caller_past_the_maximum_wait_hears_goodbye_before_the_edge_hangs_up(backend: Backend) {
+    let server = Server::start_with(
+        Deployment::new(backend),
+        &[
+            ("CALLGUARD_SIP_LISTEN", "127.0.0.1:5060"),
+            ("CALLGUARD_SIP_TRUNKS", "127.0.0.1"),
+            ("CALLGUARD_SIP_REALM", "callguard.test"),
+            ("CALLGUARD_SIP_RTP_PORTS", "20000-20999"),
+            ("CALLGUARD_QUEUES_MAX_WAIT_SECONDS", "10"),
+            ("CALLGUARD_LOG_LEVEL", "info"),
+        ],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    write_caller_pcap(
+        &dir.path().join("caller.pcap"),
+        &[
+            Part::Audio(5000),
+            Part::Keys("1".into()),
+            Part::Audio(1000),
+            Part::Keys("#".into()),
+            Part::Audio(50_000),
+        ],
+    );
+    let cap = dir.path().join("lo.pcap");
+    let mut tcpdump = capture(&cap);
+    let scenario = hung_up_on_scenario(crate::vault::PHONE, "caller.pcap", 50_000);
+    let (ok, out) = sipp(
+        dir.path(),
+        &scenario,
+        &[
+            "127.0.0.1:5060",
+            "-s",
+            "callguard",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "5070",
+            "-mi",
+            "127.0.0.1",
+            "-mp",
+            "7000",
+        ],
+    );
+    // Frames still in flight when sipp ends are caught before the capture stops.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let _ = tcpdump.kill();
+    let _ = tcpdump.wait();
+    assert!(
+        ok,
+        "the edge hangs up on the caller\n{out}\n{}",
+        server.logs()
+    );
+
+    let heard = rtp_payloads_to(&cap, 7000);
+    let goodbye: Vec<&[u8]> = PromptSet::builtin()
+        .audio(Prompt::Goodbye)
+        .chunks(FRAME_SAMPLES)
+        .collect();
+    let first = heard
+        .iter()
+        .position(|f| f[..] == *goodbye[0])
+        .unwrap_or_else(|| panic!("the goodbye prompt is played\n{}", server.logs()));
+    let rest = &heard[first..];
+    assert!(
+        rest.len() >= goodbye.len(),
+        "the goodbye prompt is played to its end: {} of {} frames",
+        rest.len(),
+        goodbye.len()
+    );
+    for (i, want) in goodbye.iter().enumerate() {
+        assert_eq!(
+            &rest[i][..want.len()],
+            *want,
+            "frame {i} of the goodbye prompt"
+        );
+    }
+    // The caller waited the maximum (10 s) before it: the IVR took about 7 s.
+    assert!(
+        first > 15 * 50,
+        "the goodbye comes after the maximum wait, not at frame {first}"
+    );
+    // The BYE follows the prompt: less than a second of anything after it.
+    assert!(
+        rest.len() - goodbye.len() < 50,
+        "{} frames after the goodbye before the BYE",
+        rest.len() - goodbye.len()
+    );
+}
+
 in_private_network!(
     a_queued_call_is_bridged_to_the_longest_idle_agent_and_recorded_in_stereo,
     a_call_that_rings_out_is_offered_to_the_next_agent,
     a_caller_verifies_by_keypad_after_the_recording_notice,
     a_call_from_an_unknown_address_is_refused_with_403,
     a_softphone_registers_only_with_its_agents_live_credentials,
+    a_caller_past_the_maximum_wait_hears_goodbye_before_the_edge_hangs_up,
 );
