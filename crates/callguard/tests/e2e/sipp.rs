@@ -156,6 +156,15 @@ pub fn write_caller_pcap(path: &Path, parts: &[Part]) {
 /// The RTP payloads (after the 12-byte header) of UDP packets to `port` in a tcpdump capture
 /// of `lo` (Ethernet framing), in order.
 pub fn rtp_payloads_to(capture: &Path, port: u16) -> Vec<Vec<u8>> {
+    rtp_packets_to(capture, port)
+        .into_iter()
+        .map(|(_, payload)| payload)
+        .collect()
+}
+
+/// The RTP sequence number and payload of each UDP packet to `port` in a tcpdump capture of
+/// `lo` (Ethernet framing), in order.
+pub fn rtp_packets_to(capture: &Path, port: u16) -> Vec<(u16, Vec<u8>)> {
     let data = std::fs::read(capture).unwrap();
     let mut out = Vec::new();
     let mut at = 24;
@@ -171,7 +180,10 @@ pub fn rtp_payloads_to(capture: &Path, port: u16) -> Vec<Vec<u8>> {
         if udp.len() < 8 + 12 || u16::from_be_bytes([udp[2], udp[3]]) != port {
             continue;
         }
-        out.push(udp[8 + 12..].to_vec());
+        out.push((
+            u16::from_be_bytes([udp[10], udp[11]]),
+            udp[8 + 12..].to_vec(),
+        ));
     }
     out
 }
