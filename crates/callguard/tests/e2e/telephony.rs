@@ -961,6 +961,123 @@ async fn a_caller_past_the_maximum_wait_hears_goodbye_before_the_edge_hangs_up(b
     );
 }
 
+/// Listens on `port` (a softphone's media address) until the returned flag is set: the RTP
+/// sequence number of each packet that arrives, in order.
+fn listen_rtp(
+    port: u16,
+) -> (
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    std::thread::JoinHandle<Vec<u16>>,
+) {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let socket = std::net::UdpSocket::bind(("127.0.0.1", port)).unwrap();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_millis(100)))
+        .unwrap();
+    let flag = stop.clone();
+    let handle = std::thread::spawn(move || {
+        let mut arrivals = Vec::new();
+        let mut buf = [0u8; 1500];
+        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Ok(n) = socket.recv(&mut buf) {
+                if n >= 12 {
+                    arrivals.push(u16::from_be_bytes([buf[2], buf[3]]));
+                }
+            }
+        }
+        arrivals
+    });
+    (stop, handle)
+}
+
+/// An agent's softphone (sipp, registered by digest with the agent's own credentials) answers
+/// with its media at one port, then moves it to another with a re-INVITE: the relay follows,
+/// so the caller's audio reaches the new port and no longer the old one.
+async fn an_agents_re_invite_to_a_new_media_port_moves_the_relay_there(backend: Backend) {
+    let server = start_with_queues(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let agent = agent_with_sip(&server, "mia").await;
+    let (ok, out) = sipp(
+        dir.path(),
+        &register_scenario(&agent.username, &agent.sip_password),
+        &["127.0.0.1:5060", "-i", "127.0.0.1", "-p", "5400"],
+    );
+    assert!(
+        ok,
+        "the softphone registers by digest\n{out}\n{}",
+        server.logs()
+    );
+    agent
+        .set_state(&server, serde_json::json!({"state": "ready"}))
+        .await;
+    let (stop_old, old) = listen_rtp(7200);
+    let (stop_new, new) = listen_rtp(7300);
+    let phone_dir = dir.path().join("phone");
+    std::fs::create_dir_all(&phone_dir).unwrap();
+    std::fs::write(
+        phone_dir.join("agent.xml"),
+        moving_agent_scenario(7200, 7300, 4000),
+    )
+    .unwrap();
+    let phone = Command::new("sipp")
+        .current_dir(&phone_dir)
+        .args([
+            "-sf",
+            "agent.xml",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "5400",
+            "-mp",
+            "7500",
+        ])
+        .args(["-m", "1", "-nostdin", "-timeout", "60"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("sipp (Debian sip-tester) is installed");
+    let (ok, out) = queued_call(dir.path());
+    let phone = phone.wait_with_output().unwrap();
+    let phone_out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&phone.stdout),
+        String::from_utf8_lossy(&phone.stderr)
+    );
+    stop_old.store(true, std::sync::atomic::Ordering::Relaxed);
+    stop_new.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (old, new) = (old.join().unwrap(), new.join().unwrap());
+    assert!(ok, "the call completes\n{out}\n{}", server.logs());
+    assert!(
+        phone.status.success(),
+        "the softphone answered, moved and was hung up on\n{phone_out}\n{}",
+        server.logs()
+    );
+    assert!(
+        old.len() > 50,
+        "the caller's audio reached the first address ({} packets)\n{}",
+        old.len(),
+        server.logs()
+    );
+    assert!(
+        new.len() > 200,
+        "after the re-INVITE it reaches the new one ({} packets)\n{}",
+        new.len(),
+        server.logs()
+    );
+    // The relay's stream to the agent numbers its packets in order: counted from the first
+    // packet sent, every packet to the old address comes before every one to the new.
+    let base = old[0];
+    let last_old = old.iter().map(|s| s.wrapping_sub(base)).max().unwrap();
+    let first_new = new.iter().map(|s| s.wrapping_sub(base)).min().unwrap();
+    assert!(
+        last_old < first_new,
+        "nothing goes to the old address once the relay has moved ({last_old} then {first_new})"
+    );
+    assert!(metrics(&server)
+        .await
+        .contains("callguard_sip_calls_total{outcome=\"bridged\"} 1"));
+}
+
 in_private_network!(
     a_queued_call_is_bridged_to_the_longest_idle_agent_and_recorded_in_stereo,
     a_call_that_rings_out_is_offered_to_the_next_agent,
@@ -968,4 +1085,5 @@ in_private_network!(
     a_call_from_an_unknown_address_is_refused_with_403,
     a_softphone_registers_only_with_its_agents_live_credentials,
     a_caller_past_the_maximum_wait_hears_goodbye_before_the_edge_hangs_up,
+    an_agents_re_invite_to_a_new_media_port_moves_the_relay_there,
 );
