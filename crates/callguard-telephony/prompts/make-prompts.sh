@@ -22,6 +22,7 @@ say verified "Thank you, you are verified."
 say no-match "That did not match."
 say please-hold "Please hold, an agent will be with you shortly."
 say caller-number "You are caller number"
+say goodbye "We are sorry, no agent is free to take your call. Please call again later. Goodbye."
 n=(zero one two three four five six seven eight nine)
 for i in "${!n[@]}"; do say "digit-$i" "${n[$i]}"; done
 

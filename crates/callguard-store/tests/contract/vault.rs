@@ -96,6 +96,48 @@ async fn an_agents_and_a_customers_interactions_list_newest_first_with_the_wrap_
     assert!(s.agent_interactions("nobody", 10).await.unwrap().is_empty());
 }
 
+both_backends!(an_interaction_handed_over_becomes_the_new_agents);
+async fn an_interaction_handed_over_becomes_the_new_agents(f: Fixture) {
+    let s = &f.store;
+    let mut row = interaction_row("i1", "c1");
+    row.agent_id = "telephony-edge".into();
+    assert!(s
+        .vault_commit(VaultWrite {
+            customers: vec![(customer_row("c1"), None)],
+            interaction: Some((row, None)),
+            audit: vec![a("interaction.start")],
+            ..VaultWrite::default()
+        })
+        .await
+        .unwrap());
+    let mut handed = s.interaction("i1").await.unwrap().unwrap();
+    handed.version = 2;
+    handed.agent_id = "agent".into();
+    assert!(s
+        .vault_commit(VaultWrite {
+            interaction: Some((handed, Some(1))),
+            audit: vec![a("interaction.hand_over")],
+            ..VaultWrite::default()
+        })
+        .await
+        .unwrap());
+    let now = s.interaction("i1").await.unwrap().unwrap();
+    assert_eq!(
+        now.agent_id, "agent",
+        "the agent who answered owns the call"
+    );
+    assert_eq!(
+        s.agent_interactions("agent", 10).await.unwrap().len(),
+        1,
+        "it is in their list"
+    );
+    assert!(s
+        .agent_interactions("telephony-edge", 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
 both_backends!(a_vault_write_applies_whole_or_not_at_all_when_a_version_or_code_moved);
 async fn a_vault_write_applies_whole_or_not_at_all_when_a_version_or_code_moved(f: Fixture) {
     let s = &f.store;

@@ -29,6 +29,9 @@ pub enum Prompt {
     ComfortTone,
     /// A spoken digit, 0–9.
     Digit(Digit),
+    /// "We are sorry, no agent is free to take your call. Please call again later. Goodbye."
+    /// (the queue's maximum wait passed with no overflow queue).
+    Goodbye,
 }
 
 /// A digit 0–9 for [`Prompt::Digit`].
@@ -61,7 +64,7 @@ const DIGITS: [&[u8]; 10] = [
 ];
 
 /// Number of distinct prompts.
-pub const COUNT: usize = 19;
+pub const COUNT: usize = 20;
 
 impl Prompt {
     /// Every prompt, in a fixed order.
@@ -79,6 +82,7 @@ impl Prompt {
         ]
         .into_iter()
         .chain((0..10).map(|n| Prompt::Digit(Digit(n))))
+        .chain([Prompt::Goodbye])
     }
 
     /// The prompt's name, as in configuration and in the file names under `prompts/`.
@@ -98,6 +102,7 @@ impl Prompt {
             Prompt::CallerNumber => "caller-number",
             Prompt::ComfortTone => "comfort-tone",
             Prompt::Digit(d) => DIGIT_NAMES[usize::from(d.0 % 10)],
+            Prompt::Goodbye => "goodbye",
         }
     }
 
@@ -118,6 +123,7 @@ impl Prompt {
             Prompt::CallerNumber => 7,
             Prompt::ComfortTone => 8,
             Prompt::Digit(d) => 9 + usize::from(d.0 % 10),
+            Prompt::Goodbye => 19,
         }
     }
 
@@ -134,6 +140,7 @@ impl Prompt {
             Prompt::CallerNumber => include_bytes!("../../prompts/caller-number.al"),
             Prompt::ComfortTone => include_bytes!("../../prompts/comfort-tone.al"),
             Prompt::Digit(d) => DIGITS[usize::from(d.0 % 10)],
+            Prompt::Goodbye => include_bytes!("../../prompts/goodbye.al"),
         }
     }
 }

@@ -92,6 +92,9 @@ pub struct QueuedCall {
     pub ivr_path: Vec<String>,
     /// The verification level the caller reached by keypad.
     pub level: i64,
+    /// The masked name of the customer the call is linked to (by the caller's number or the
+    /// IVR's identification), when one is.
+    pub screen_pop: Option<String>,
 }
 
 impl std::fmt::Debug for QueuedCall {
@@ -223,6 +226,15 @@ impl MediaBackend for Offering {
     }
 }
 
+/// Where the agent's softphone now takes its media, when its latest SDP (a re-INVITE's offer)
+/// names another address than `current`; an SDP without usable audio moves nothing.
+fn moved_media(media: &Offering, current: std::net::SocketAddr) -> Option<std::net::SocketAddr> {
+    let latest = sdp::read_offer(media.answer.as_deref()?).ok()?;
+    // Port 0 or 0.0.0.0 is a hold, not a move.
+    let usable = latest.remote.port() != 0 && !latest.remote.ip().is_unspecified();
+    (usable && latest.remote != current).then_some(latest.remote)
+}
+
 /// Agents' softphones are not asked to authenticate us: a challenge ends the attempt.
 struct NoAuth;
 
@@ -337,6 +349,12 @@ impl Edge {
                     }
                     None => {
                         tracing::info!(queue = %queue, "no agent within the maximum wait: call ends");
+                        // The caller hears why before the edge hangs up (the comfort tone
+                        // and any position announcement stop first).
+                        let _ = line.commands.send(Command::Interrupt);
+                        if line.play_through(vec![Prompt::Goodbye]).await.is_none() {
+                            return Ended::ByCaller;
+                        }
                         return Ended::MaxWait;
                     }
                 }
@@ -493,6 +511,7 @@ impl Edge {
         }
         self.metrics.sip_call("bridged");
         tracing::info!(codec = leg.codec, "caller and agent bridged");
+        let mut agent_media = leg.remote;
         loop {
             tokio::select! {
                 ev = call.run() => match ev {
@@ -500,6 +519,15 @@ impl Edge {
                         if let Err(e) = call.handle_internal_event(ev).await {
                             tracing::debug!(error = %e, "agent leg event failed");
                             return false;
+                        }
+                        // A re-INVITE may have moved the softphone's media.
+                        if let Some(to) = moved_media(call.media(), agent_media) {
+                            tracing::info!("the agent's softphone moved its media; the relay follows");
+                            agent_media = to;
+                            if line.commands.send(Command::AgentMoved(to)).is_err() {
+                                let _ = call.terminate().await;
+                                return true;
+                            }
                         }
                     }
                     Ok(CallEvent::Media(never)) => match never {},

@@ -271,6 +271,7 @@ impl Edge {
                 caller_id: from.clone(),
                 ivr_path: vec![queue.clone()],
                 level: r.level,
+                screen_pop: self.screen_pop(edge, &interaction).await,
             };
             let ended = self
                 .queue_and_bridge(endpoint, &mut line, queue, &call, edge)
@@ -289,6 +290,18 @@ impl Edge {
         let _ = recorder.await;
         if let Some(queue) = queued_in {
             self.name_queue_of_recordings(&interaction, &queue).await;
+        }
+    }
+
+    /// The masked name of the customer the call is linked to now (the caller's number or the
+    /// IVR's identification singled one out), for the agent's desk while it rings.
+    async fn screen_pop(&self, edge: &Principal, interaction: &str) -> Option<String> {
+        match self.interactions.get(edge, interaction).await {
+            Ok(view) => view.customer.map(|c| c.full_name),
+            Err(e) => {
+                tracing::warn!(error = %e, "the call's screen-pop could not be read");
+                None
+            }
         }
     }
 

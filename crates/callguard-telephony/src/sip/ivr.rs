@@ -86,7 +86,7 @@ impl Line {
     }
 
     /// Plays `prompts` to the end; keys pressed meanwhile are dropped.
-    async fn play_through(&mut self, prompts: Vec<Prompt>) -> Option<()> {
+    pub(super) async fn play_through(&mut self, prompts: Vec<Prompt>) -> Option<()> {
         self.send(Command::Play(prompts))?;
         loop {
             match self.heard.recv().await? {

@@ -31,7 +31,7 @@ impl AgentPool for DeskAgents {
             caller_id: (!call.caller_id.is_empty()).then(|| CallerId::new(call.caller_id.clone())),
             ivr_path: call.ivr_path.clone(),
             level: call.level,
-            screen_pop: None,
+            screen_pop: call.screen_pop.clone(),
         };
         self.presence
             .pick_where(queue, Some(offer), |sip| registered.contains(sip))

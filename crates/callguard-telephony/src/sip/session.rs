@@ -34,6 +34,9 @@ pub enum Command {
     Record(mpsc::UnboundedSender<StereoFrame>),
     /// Relay between the caller and this agent's leg (prompts stop).
     Bridge(AgentLeg),
+    /// The agent's softphone moved its media here (a re-INVITE): the relay sends there and
+    /// takes the agent's packets from there only.
+    AgentMoved(SocketAddr),
     /// End the media (the call is over).
     End,
 }
@@ -302,6 +305,14 @@ impl Session {
                             leg,
                         });
                     }
+                    Some(Command::AgentMoved(to)) => {
+                        if let Some(b) = &mut bridge {
+                            if let Err(e) = b.leg.socket.connect(to).await {
+                                tracing::warn!(error = %e, "the agent's new media address cannot be reached");
+                            }
+                            b.leg.remote = to;
+                        }
+                    }
                 },
             }
         }
@@ -455,6 +466,89 @@ mod tests {
             next_of_none(&agent).await,
             "no event packet reached the agent"
         );
+        commands.send(Command::End).unwrap();
+        media.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_agent_who_moves_its_media_is_followed_and_its_old_address_is_no_longer_heard() {
+        let local = |s: &UdpSocket| s.local_addr().unwrap();
+        let media_caller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let media_agent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let caller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let (old, new) = (
+            UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+            UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+        );
+        caller.connect(local(&media_caller)).await.unwrap();
+        old.connect(local(&media_agent)).await.unwrap();
+        new.connect(local(&media_agent)).await.unwrap();
+        media_agent.connect(local(&old)).await.unwrap();
+        let session = Session {
+            socket: media_caller,
+            remote: local(&caller),
+            codec: 8,
+            telephone_event: None,
+            prompts: Arc::new(PromptSet::builtin()),
+        };
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let (heard_tx, _heard) = mpsc::unbounded_channel();
+        let media = tokio::spawn(session.run(commands_rx, heard_tx));
+        let format = LegFormat {
+            codec: 8,
+            telephone_event: None,
+        };
+        commands
+            .send(Command::Bridge(AgentLeg {
+                socket: media_agent,
+                remote: local(&old),
+                format,
+            }))
+            .unwrap();
+        let packet = |ssrc: u32, seq: u16, fill: u8| {
+            RtpHeader {
+                marker: false,
+                payload_type: 8,
+                sequence: seq,
+                timestamp: u32::from(seq) * 160,
+                ssrc,
+            }
+            .to_packet(&[fill; 160])
+            .unwrap()
+        };
+        caller.send(&packet(0xCA11, 1, 0x11)).await.unwrap();
+        assert_eq!(
+            RtpPacket::parse(&next_of(&old, 8).await).unwrap().payload,
+            &[0x11; 160][..]
+        );
+
+        // The re-INVITE moved the agent: the caller's audio goes to the new address.
+        commands.send(Command::AgentMoved(local(&new))).unwrap();
+        let mut moved = false;
+        for seq in 2..200u16 {
+            caller.send(&packet(0xCA11, seq, 0x22)).await.unwrap();
+            let mut buf = vec![0u8; 1500];
+            if let Ok(Ok(n)) =
+                tokio::time::timeout(Duration::from_millis(20), new.recv(&mut buf)).await
+            {
+                assert_eq!(
+                    RtpPacket::parse(&buf[..n]).unwrap().payload,
+                    &[0x22; 160][..]
+                );
+                moved = true;
+                break;
+            }
+        }
+        assert!(moved, "the relay sends to the agent's new address");
+
+        // Only the new address is heard: a packet from the old one (sent first) never reaches
+        // the caller, the new one's does. (Frames played before the bridge are drained first.)
+        let mut buf = vec![0u8; 1500];
+        while caller.try_recv(&mut buf).is_ok() {}
+        old.send(&packet(0xA6E7, 1, 0x33)).await.unwrap();
+        new.send(&packet(0xA6E7, 2, 0x44)).await.unwrap();
+        let got = next_of(&caller, 8).await;
+        assert_eq!(RtpPacket::parse(&got).unwrap().payload, &[0x44; 160][..]);
         commands.send(Command::End).unwrap();
         media.await.unwrap();
     }

@@ -156,6 +156,15 @@ pub fn write_caller_pcap(path: &Path, parts: &[Part]) {
 /// The RTP payloads (after the 12-byte header) of UDP packets to `port` in a tcpdump capture
 /// of `lo` (Ethernet framing), in order.
 pub fn rtp_payloads_to(capture: &Path, port: u16) -> Vec<Vec<u8>> {
+    rtp_packets_to(capture, port)
+        .into_iter()
+        .map(|(_, payload)| payload)
+        .collect()
+}
+
+/// The RTP sequence number and payload of each UDP packet to `port` in a tcpdump capture of
+/// `lo` (Ethernet framing), in order.
+pub fn rtp_packets_to(capture: &Path, port: u16) -> Vec<(u16, Vec<u8>)> {
     let data = std::fs::read(capture).unwrap();
     let mut out = Vec::new();
     let mut at = 24;
@@ -171,7 +180,10 @@ pub fn rtp_payloads_to(capture: &Path, port: u16) -> Vec<Vec<u8>> {
         if udp.len() < 8 + 12 || u16::from_be_bytes([udp[2], udp[3]]) != port {
             continue;
         }
-        out.push(udp[8 + 12..].to_vec());
+        out.push((
+            u16::from_be_bytes([udp[10], udp[11]]),
+            udp[8 + 12..].to_vec(),
+        ));
     }
     out
 }
@@ -320,5 +332,201 @@ pub fn refused_scenario(code: u16, sdp: Option<&str>) -> String {
   ]]></send>
 </scenario>
 "#
+    )
+}
+
+/// A caller from `from` who plays `pcap` and holds until the edge hangs up (BYE, answered with
+/// 200) within `wait_ms`.
+pub fn hung_up_on_scenario(from: &str, pcap: &str, wait_ms: u64) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="carrier call the edge hangs up">
+  <send retrans="500"><![CDATA[
+      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:{from}@[local_ip]:[local_port]>;tag=[pid]CG[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:caller@[local_ip]:[local_port];transport=[transport]>
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+{SDP_OFFER}
+  ]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200" rtd="true"/>
+  <send><![CDATA[
+      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:{from}@[local_ip]:[local_port]>;tag=[pid]CG[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Contact: <sip:caller@[local_ip]:[local_port];transport=[transport]>
+      Max-Forwards: 70
+      Content-Length: 0
+
+  ]]></send>
+  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>
+  <recv request="BYE" timeout="{wait_ms}"/>
+  <send><![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:caller@[local_ip]:[local_port];transport=[transport]>
+      Content-Length: 0
+
+  ]]></send>
+</scenario>
+"#
+    )
+}
+
+/// A softphone's REGISTER for `user` (Contact at sipp's own address), answering the digest
+/// challenge with `password`.
+pub fn register_scenario(user: &str, password: &str) -> String {
+    let register = |cseq: u32, auth: &str| {
+        format!(
+            "REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:{user}@[remote_ip]>;tag=[pid]R[call_number]
+      To: <sip:{user}@[remote_ip]>
+      Call-ID: [call_id]
+      CSeq: {cseq} REGISTER
+      Contact: <sip:{user}@[local_ip]:[local_port];transport=[transport]>
+      Expires: 300
+      Max-Forwards: 70
+      {auth}Content-Length: 0
+
+"
+        )
+    };
+    format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="softphone registers">
+  <send retrans="500"><![CDATA[
+      {first}
+  ]]></send>
+  <recv response="401" auth="true"/>
+  <send retrans="500"><![CDATA[
+      {second}
+  ]]></send>
+  <recv response="200"/>
+</scenario>
+"#,
+        first = register(1, ""),
+        second = register(
+            2,
+            &format!("[authentication username={user} password={password}]\n      ")
+        ),
+    )
+}
+
+/// An agent's softphone that answers the edge's INVITE with its media at `first_port`, after
+/// `after_ms` moves it to `second_port` with a re-INVITE of its own, and answers the BYE.
+pub fn moving_agent_scenario(first_port: u16, second_port: u16, after_ms: u64) -> String {
+    let sdp = |port: u16, version: u32| {
+        format!(
+            "v=0
+o=agent 1 {version} IN IP4 127.0.0.1
+s=-
+c=IN IP4 127.0.0.1
+t=0 0
+m=audio {port} RTP/AVP 8 101
+a=rtpmap:8 PCMA/8000
+a=rtpmap:101 telephone-event/8000
+a=fmtp:101 0-15
+a=ptime:20
+a=sendrecv
+"
+        )
+    };
+    format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="agent moves its media">
+  <recv request="INVITE" crlf="true">
+    <action>
+      <ereg regexp=".*" search_in="hdr" header="From:" assign_to="edge"/>
+      <ereg regexp=".*" search_in="hdr" header="To:" assign_to="me"/>
+      <ereg regexp="sip:[^>;]*" search_in="hdr" header="Contact:" assign_to="target"/>
+    </action>
+  </recv>
+  <send><![CDATA[
+      SIP/2.0 180 Ringing
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]A[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:agent@[local_ip]:[local_port];transport=[transport]>
+      Content-Length: 0
+
+  ]]></send>
+  <send retrans="500"><![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]A[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:agent@[local_ip]:[local_port];transport=[transport]>
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+{first}
+  ]]></send>
+  <recv request="ACK" crlf="true"/>
+  <pause milliseconds="{after_ms}"/>
+  <send retrans="500"><![CDATA[
+      INVITE [$target] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: [$me];tag=[pid]A[call_number]
+      To: [$edge]
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:agent@[local_ip]:[local_port];transport=[transport]>
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+{second}
+  ]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="200"/>
+  <send><![CDATA[
+      ACK [$target] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: [$me];tag=[pid]A[call_number]
+      To: [$edge]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+
+  ]]></send>
+  <recv request="BYE" timeout="60000"/>
+  <send><![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+  ]]></send>
+</scenario>
+"#,
+        first = sdp(first_port, 1),
+        second = sdp(second_port, 2),
     )
 }

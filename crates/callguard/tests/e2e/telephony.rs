@@ -841,10 +841,249 @@ async fn a_call_that_rings_out_is_offered_to_the_next_agent(backend: Backend) {
     );
 }
 
+/// A caller who waits in a queue past `queues.max_wait_seconds` (no agent is ready, the queue
+/// has no overflow) hears the goodbye prompt from its first frame to its last, and only then
+/// does the edge hang up: sipp gets the BYE.
+async fn a_caller_past_the_maximum_wait_hears_goodbye_before_the_edge_hangs_up(backend: Backend) {
+    let server = Server::start_with(
+        Deployment::new(backend),
+        &[
+            ("CALLGUARD_SIP_LISTEN", "127.0.0.1:5060"),
+            ("CALLGUARD_SIP_TRUNKS", "127.0.0.1"),
+            ("CALLGUARD_SIP_REALM", "callguard.test"),
+            ("CALLGUARD_SIP_RTP_PORTS", "20000-20999"),
+            ("CALLGUARD_QUEUES_MAX_WAIT_SECONDS", "10"),
+            ("CALLGUARD_LOG_LEVEL", "info"),
+        ],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    write_caller_pcap(
+        &dir.path().join("caller.pcap"),
+        &[
+            Part::Audio(5000),
+            Part::Keys("1".into()),
+            Part::Audio(1000),
+            Part::Keys("#".into()),
+            Part::Audio(50_000),
+        ],
+    );
+    let cap = dir.path().join("lo.pcap");
+    let mut tcpdump = capture(&cap);
+    let scenario = hung_up_on_scenario(crate::vault::PHONE, "caller.pcap", 50_000);
+    let (ok, out) = sipp(
+        dir.path(),
+        &scenario,
+        &[
+            "127.0.0.1:5060",
+            "-s",
+            "callguard",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "5070",
+            "-mi",
+            "127.0.0.1",
+            "-mp",
+            "7000",
+        ],
+    );
+    // tcpdump may lag behind on a busy machine: the capture is stopped (gently, so it writes
+    // out what it read) once it has stopped growing.
+    let (mut seen, mut unchanged) = (0, 0);
+    for _ in 0..50 {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let n = rtp_payloads_to(&cap, 7000).len();
+        unchanged = if n == seen { unchanged + 1 } else { 0 };
+        seen = n;
+        if unchanged >= 3 {
+            break;
+        }
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &tcpdump.id().to_string()])
+        .status();
+    let _ = tcpdump.wait();
+    assert!(
+        ok,
+        "the edge hangs up on the caller\n{out}\n{}",
+        server.logs()
+    );
+
+    let heard = rtp_packets_to(&cap, 7000);
+    let prompts = PromptSet::builtin();
+    let goodbye: Vec<&[u8]> = prompts
+        .audio(Prompt::Goodbye)
+        .chunks(FRAME_SAMPLES)
+        .collect();
+    let first = heard
+        .iter()
+        .position(|(_, f)| f[..] == *goodbye[0])
+        .unwrap_or_else(|| panic!("the goodbye prompt is played\n{}", server.logs()));
+    // Each packet after it is placed in the prompt by its RTP sequence number, so a packet
+    // the capture missed on a busy machine is told apart from a frame the edge never sent.
+    let start = heard[first].0;
+    let (mut matched, mut after) = (0, 0);
+    for (seq, frame) in &heard[first..] {
+        let i = usize::from(seq.wrapping_sub(start));
+        match goodbye.get(i) {
+            Some(want) => {
+                assert_eq!(
+                    &frame[..want.len()],
+                    *want,
+                    "frame {i} of the goodbye prompt"
+                );
+                matched += 1;
+            }
+            None => after += 1,
+        }
+    }
+    let last = heard
+        .iter()
+        .map(|(seq, _)| usize::from(seq.wrapping_sub(start)))
+        .filter(|&i| i < goodbye.len())
+        .max()
+        .unwrap_or(0);
+    assert!(
+        matched + 5 >= goodbye.len() && last + 3 >= goodbye.len(),
+        "the goodbye prompt is played to its end: {matched} of {} frames captured, the last at {last}",
+        goodbye.len()
+    );
+    // The caller waited the maximum (10 s) before it: the IVR took about 7 s.
+    assert!(
+        first > 15 * 50,
+        "the goodbye comes after the maximum wait, not at frame {first}"
+    );
+    // The BYE follows the prompt: less than a second of anything after it.
+    assert!(
+        after < 50,
+        "{after} frames after the goodbye before the BYE"
+    );
+}
+
+/// Listens on `port` (a softphone's media address) until the returned flag is set: the RTP
+/// sequence number of each packet that arrives, in order.
+fn listen_rtp(
+    port: u16,
+) -> (
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    std::thread::JoinHandle<Vec<u16>>,
+) {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let socket = std::net::UdpSocket::bind(("127.0.0.1", port)).unwrap();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_millis(100)))
+        .unwrap();
+    let flag = stop.clone();
+    let handle = std::thread::spawn(move || {
+        let mut arrivals = Vec::new();
+        let mut buf = [0u8; 1500];
+        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Ok(n) = socket.recv(&mut buf) {
+                if n >= 12 {
+                    arrivals.push(u16::from_be_bytes([buf[2], buf[3]]));
+                }
+            }
+        }
+        arrivals
+    });
+    (stop, handle)
+}
+
+/// An agent's softphone (sipp, registered by digest with the agent's own credentials) answers
+/// with its media at one port, then moves it to another with a re-INVITE: the relay follows,
+/// so the caller's audio reaches the new port and no longer the old one.
+async fn an_agents_re_invite_to_a_new_media_port_moves_the_relay_there(backend: Backend) {
+    let server = start_with_queues(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let agent = agent_with_sip(&server, "mia").await;
+    let (ok, out) = sipp(
+        dir.path(),
+        &register_scenario(&agent.username, &agent.sip_password),
+        &["127.0.0.1:5060", "-i", "127.0.0.1", "-p", "5400"],
+    );
+    assert!(
+        ok,
+        "the softphone registers by digest\n{out}\n{}",
+        server.logs()
+    );
+    agent
+        .set_state(&server, serde_json::json!({"state": "ready"}))
+        .await;
+    let (stop_old, old) = listen_rtp(7200);
+    let (stop_new, new) = listen_rtp(7300);
+    let phone_dir = dir.path().join("phone");
+    std::fs::create_dir_all(&phone_dir).unwrap();
+    std::fs::write(
+        phone_dir.join("agent.xml"),
+        moving_agent_scenario(7200, 7300, 4000),
+    )
+    .unwrap();
+    let phone = Command::new("sipp")
+        .current_dir(&phone_dir)
+        .args([
+            "-sf",
+            "agent.xml",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "5400",
+            "-mp",
+            "7500",
+        ])
+        .args(["-m", "1", "-nostdin", "-timeout", "60"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("sipp (Debian sip-tester) is installed");
+    let (ok, out) = queued_call(dir.path());
+    let phone = phone.wait_with_output().unwrap();
+    let phone_out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&phone.stdout),
+        String::from_utf8_lossy(&phone.stderr)
+    );
+    stop_old.store(true, std::sync::atomic::Ordering::Relaxed);
+    stop_new.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (old, new) = (old.join().unwrap(), new.join().unwrap());
+    assert!(ok, "the call completes\n{out}\n{}", server.logs());
+    assert!(
+        phone.status.success(),
+        "the softphone answered, moved and was hung up on\n{phone_out}\n{}",
+        server.logs()
+    );
+    assert!(
+        old.len() > 50,
+        "the caller's audio reached the first address ({} packets)\n{}",
+        old.len(),
+        server.logs()
+    );
+    assert!(
+        new.len() > 200,
+        "after the re-INVITE it reaches the new one ({} packets)\n{}",
+        new.len(),
+        server.logs()
+    );
+    // The relay's stream to the agent numbers its packets in order: counted from the first
+    // packet sent, every packet to the old address comes before every one to the new.
+    let base = old[0];
+    let last_old = old.iter().map(|s| s.wrapping_sub(base)).max().unwrap();
+    let first_new = new.iter().map(|s| s.wrapping_sub(base)).min().unwrap();
+    assert!(
+        last_old < first_new,
+        "nothing goes to the old address once the relay has moved ({last_old} then {first_new})"
+    );
+    assert!(metrics(&server)
+        .await
+        .contains("callguard_sip_calls_total{outcome=\"bridged\"} 1"));
+}
+
 in_private_network!(
     a_queued_call_is_bridged_to_the_longest_idle_agent_and_recorded_in_stereo,
     a_call_that_rings_out_is_offered_to_the_next_agent,
     a_caller_verifies_by_keypad_after_the_recording_notice,
     a_call_from_an_unknown_address_is_refused_with_403,
     a_softphone_registers_only_with_its_agents_live_credentials,
+    a_caller_past_the_maximum_wait_hears_goodbye_before_the_edge_hangs_up,
+    an_agents_re_invite_to_a_new_media_port_moves_the_relay_there,
 );
