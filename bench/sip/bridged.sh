@@ -8,14 +8,16 @@
 # per stream as the receivers see it (tcpdump on lo, bench/sip/rtpstats.py). Needs root: it
 # re-runs itself inside `unshare -n` (only lo).
 #   bench/sip/bridged.sh [CALLS] [RATE] [TALK_S]       defaults: 300 calls, 100 calls/s, 30 s
-#   BIN=path/to/callguard to skip the release build; ONLY=callguard or ONLY=rtpengine for one side.
+#   BIN=path/to/callguard to skip the release build; ONLY=callguard or ONLY=rtpengine for one side;
+#   KEEP=1 keeps the work directory (captures, logs); PERF=1 also profiles each server over the
+#   window with perf (NAME.perf.txt there).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CALLS=${1:-300} RATE=${2:-100} TALK_S=${3:-30}
 if [ -z "${CALLGUARD_BENCH_INSIDE:-}" ]; then
   target="${CARGO_TARGET_DIR:-target}"
   [ -n "${BIN:-}" ] || { cargo build --release -p callguard -j 2 >&2; BIN="$PWD/$target/release/callguard"; }
-  exec env CALLGUARD_BENCH_INSIDE=1 BIN="$BIN" ONLY="${ONLY:-}" KEEP="${KEEP:-}" \
+  exec env CALLGUARD_BENCH_INSIDE=1 BIN="$BIN" ONLY="${ONLY:-}" KEEP="${KEEP:-}" PERF="${PERF:-}" \
     unshare -n -- "$0" "$CALLS" "$RATE" "$TALK_S"
 fi
 ip link set lo up
@@ -59,16 +61,26 @@ run_calls() {
   local t0; t0=$(date +%s.%N)
   sipp "$target" -sf caller.xml -s callguard -i 127.0.0.1 -p 5070 -mi 127.0.0.1 -mp 7000 \
     -m "$CALLS" -r "$RATE" -l "$CALLS" -d "$hold_ms" -nostdin -timeout $((hold_ms / 1000 + 120)) \
-    >"$name.sipp" 2>&1 & local uac=$!
+    -trace_logs -log_file "$name.answers" >"$name.sipp" 2>&1 & local uac=$!
   sleep "$(python3 -c "print(max(0, $t0 + $win_from - $(date +%s.%N)))")"
   local a0 b0 c0 d0 m0 w0; a0=$(cpu "$spid"); b0=$(cpu "$uac"); c0=$(cpu "$AG"); d0=$(cpu "$td")
   m0=$(busy); w0=$(date +%s.%N)
+  local pf=""
+  if [ -n "${PERF:-}" ]; then
+    perf record -F 499 -p "$spid" -o "$name.perf.data" -- \
+      sleep "$(python3 -c "print(max(1, $win_to - $win_from - 1))")" >/dev/null 2>&1 & pf=$!
+  fi
   local oncall=""
   [ "$name" = callguard ] && oncall=$(python3 "$here/agents.py" metric data 'callguard_agents{state="on_call"}')
   sleep "$(python3 -c "print(max(0, $t0 + $win_to - $(date +%s.%N)))")"
   local a1 b1 c1 d1 m1 w1; a1=$(cpu "$spid"); b1=$(cpu "$uac"); c1=$(cpu "$AG"); d1=$(cpu "$td")
   m1=$(busy); w1=$(date +%s.%N)
   local load; load=$(cut -d' ' -f1-3 /proc/loadavg)
+  if [ -n "$pf" ]; then
+    wait "$pf" || true
+    perf report -i "$name.perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null \
+      | grep -v '^$' | grep -v '^#' | grep '%' | head -60 >"$name.perf.txt" || true
+  fi
   wait "$uac" || true
   sleep 1; kill -INT "$td"; wait "$td" 2>/dev/null || true
   python3 "$here/rtpstats.py" "$name.pcap" "$w0" "$w1" 7000 8000 >"$name.rtp"
@@ -109,12 +121,15 @@ if [ "${ONLY:-}" != rtpengine ]; then
   regs=$(python3 "$here/agents.py" metric data callguard_sip_registrations)
   echo "agents registered: $regs of $CALLS"
   run_calls callguard 127.0.0.1:5060 "$CG"
-  invites=$(grep -c '^invite' agents.log 2>/dev/null || echo 0)
-  python3 - "$CALLS" "$invites" <<'PY' > callguard.setup
-import sys
-ticks = [int(l.split()[1]) for l in open("agents.log") if l.startswith("invite")]
-span = (max(ticks) - min(ticks)) / 1000 if len(ticks) > 1 else 0
-print(f"{len(ticks)} calls reached an agent; bridged set-up rate {(len(ticks) - 1) / span if span else 0:.1f} calls/s over {span:.2f} s")
+  python3 - <<'PY' > callguard.setup
+def rate(path, word):
+    ticks = [int(l.split()[1]) for l in open(path) if l.startswith(word)]
+    span = (max(ticks) - min(ticks)) / 1000 if len(ticks) > 1 else 0
+    return len(ticks), (len(ticks) - 1) / span if span else 0, span
+n, r, span = rate("callguard.answers", "answered")
+print(f"{n} calls answered (200 OK at the callers): {r:.1f} calls/s over {span:.2f} s")
+n, r, span = rate("agents.log", "invite")
+print(f"callguard {n} calls reached an agent (INVITE at the agents, after notice + IVR): {r:.1f} calls/s over {span:.2f} s")
 PY
   kill "$CG"; wait "$CG" 2>/dev/null || true
   # Every call's recording: decrypted and checked by the binary (both legs, complete).
@@ -166,7 +181,7 @@ for n, r in res.items():
           f"{r['agent_sipp_cpu_s']:.2f} s, tcpdump {r['tcpdump_cpu_s']:.2f} s; whole machine busy "
           f"{r['machine_busy_s']:.2f} s of {r['window_s'] * os.cpu_count():.1f}; load average {r['load']}")
 if os.path.exists("callguard.setup"):
-    print("\ncallguard " + open("callguard.setup").read().strip())
+    print("\ncallguard set-up: " + open("callguard.setup").read().strip())
     print("callguard " + open("callguard.recordings").read().strip())
 if len(res) == 2:
     ratio = res["callguard"]["cpu_us_per_call_second"] / res["rtpengine"]["cpu_us_per_call_second"]
