@@ -120,6 +120,7 @@ if [ "${ONLY:-}" != rtpengine ]; then
   python3 "$here/agents.py" register 127.0.0.1:5060 127.0.0.1:5080 agents.csv
   regs=$(python3 "$here/agents.py" metric data callguard_sip_registrations)
   echo "agents registered: $regs of $CALLS"
+  [ "$regs" = "$CALLS" ] || { echo "not every agent registered" >&2; exit 1; }
   run_calls callguard 127.0.0.1:5060 "$CG"
   python3 - <<'PY' > callguard.setup
 def rate(path, word):
