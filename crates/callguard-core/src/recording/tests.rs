@@ -437,3 +437,34 @@ fn alaw_decodes_as_g711_says() {
     assert_eq!(alaw_to_linear(0xAA), 32256);
     assert_eq!(alaw_to_linear(0x2A), -32256);
 }
+
+#[test]
+fn legs_of_unequal_length_are_interleaved_into_their_channels_and_padded_with_silence() {
+    let kek = KeyEncryptionKey::generate();
+    let (mut w, share) = RecordingWriter::create(Vec::new(), &kek, id()).unwrap();
+    let (caller, agent) = (frame(3, 0), frame(5, 0));
+    // A full second: a short caller frame, a frame with the agent only, then full frames.
+    w.push(&caller[..100], &agent).unwrap();
+    w.push(&[], &agent).unwrap();
+    for _ in 0..48 {
+        w.push(&caller, &agent).unwrap();
+    }
+    let file = w.finish().unwrap();
+    let chunks = read_all(&file, &kek, &share).unwrap();
+    let Chunk::Audio { stereo, .. } = &chunks[0] else {
+        panic!("{chunks:?}")
+    };
+    assert_eq!(stereo.len(), 2 * 50 * 160);
+    let (left, right): (Vec<u8>, Vec<u8>) = stereo.chunks_exact(2).map(|p| (p[0], p[1])).unzip();
+    let mut want_left = caller[..100].to_vec();
+    want_left.extend([0xD5; 60]);
+    want_left.extend([0xD5; 160]);
+    for _ in 0..48 {
+        want_left.extend(&caller);
+    }
+    assert_eq!(
+        left, want_left,
+        "the caller's channel, silence where it had nothing"
+    );
+    assert_eq!(right, agent.repeat(50), "the agent's channel");
+}
