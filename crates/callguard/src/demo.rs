@@ -253,6 +253,10 @@ async fn demo_sip(
         menu: callguard_telephony::sip::ivr::Menu::default(),
         prompts: std::sync::Arc::new(callguard_telephony::media::prompts::PromptSet::builtin()),
         acd: callguard_telephony::sip::acd::AcdSettings::default(),
+        tls_listen: None,
+        tls_config: None,
+        agents_require_tls: false,
+        agents_require_srtp: false,
     });
     let listen = sip.listen;
     match callguard_telephony::sip::bind(sip).await {

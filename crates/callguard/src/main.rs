@@ -384,7 +384,11 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve => {
                 let mut front_ends = Vec::new();
-                if let Some(sip) = sip {
+                if let Some(mut sip) = sip {
+                    if sip.tls_listen.is_some() {
+                        let paths = callguard_server::serve::certificate_paths(&settings)?;
+                        sip.tls_config = Some(callguard_telephony::sip::tls_config(&paths)?);
+                    }
                     let bound = callguard_telephony::sip::bind(sip).await?;
                     front_ends.push(callguard_telephony::front_end(bound));
                 }

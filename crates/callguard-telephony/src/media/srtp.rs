@@ -283,18 +283,17 @@ impl Protect {
         }
     }
 
-    /// Writes the SRTP packet for the RTP packet `rtp` into `out` (cleared first).
-    pub fn protect(&mut self, rtp: &[u8], out: &mut Vec<u8>) -> Result<(), SrtpError> {
-        let header = header_len(rtp)?;
-        let (seq, ssrc) = sequence_and_ssrc(rtp);
+    /// Turns the RTP packet in `packet` into its SRTP packet, in place (the payload is
+    /// encrypted and the 10-byte tag appended).
+    pub fn protect(&mut self, packet: &mut Vec<u8>) -> Result<(), SrtpError> {
+        let header = header_len(packet)?;
+        let (seq, ssrc) = sequence_and_ssrc(packet);
         let roc = self.rollover.guess(seq);
         self.rollover.update(roc, seq);
-        out.clear();
-        out.extend_from_slice(rtp);
         self.keys
-            .crypt(ssrc, Rollover::index(roc, seq), &mut out[header..]);
-        let tag = self.keys.mac(out, roc).finalize().into_bytes();
-        out.extend_from_slice(&tag[..TAG_LEN]);
+            .crypt(ssrc, Rollover::index(roc, seq), &mut packet[header..]);
+        let tag = self.keys.mac(packet, roc).finalize().into_bytes();
+        packet.extend_from_slice(&tag[..TAG_LEN]);
         Ok(())
     }
 }
@@ -323,15 +322,16 @@ impl Unprotect {
         }
     }
 
-    /// Writes the RTP packet carried by the SRTP packet `srtp` into `out` (cleared first).
-    /// A packet whose tag does not match, or one already received, is refused and changes
-    /// nothing.
-    pub fn unprotect(&mut self, srtp: &[u8], out: &mut Vec<u8>) -> Result<(), SrtpError> {
-        let header = header_len(srtp)?;
-        if srtp.len() < header + TAG_LEN {
+    /// Turns the SRTP packet in `packet` back into RTP, in place; returns the RTP packet's
+    /// length (the tag is cut off). A packet whose tag does not match, or one already
+    /// received, is refused and changes nothing.
+    pub fn unprotect(&mut self, packet: &mut [u8]) -> Result<usize, SrtpError> {
+        let header = header_len(packet)?;
+        if packet.len() < header + TAG_LEN {
             return Err(SrtpError::TooShort);
         }
-        let (body, tag) = srtp.split_at(srtp.len() - TAG_LEN);
+        let len = packet.len() - TAG_LEN;
+        let (body, tag) = packet.split_at_mut(len);
         let (seq, ssrc) = sequence_and_ssrc(body);
         let roc = self.rollover.guess(seq);
         let index = Rollover::index(roc, seq);
@@ -358,10 +358,8 @@ impl Unprotect {
             None => self.seen = 1,
         }
         self.rollover.update(roc, seq);
-        out.clear();
-        out.extend_from_slice(body);
-        self.keys.crypt(ssrc, index, &mut out[header..]);
-        Ok(())
+        self.keys.crypt(ssrc, index, &mut body[header..]);
+        Ok(len)
     }
 }
 
@@ -423,19 +421,14 @@ mod tests {
         // libsrtp's own AES_CM_128_HMAC_SHA1_80 test packet (srtp_driver.c), keyed with the
         // RFC 3711 master key and salt.
         let plain = hex("800f1234decafbadcafebabe abababababababababababababababab");
-        let mut out = Vec::new();
-        Protect::new(&rfc_master())
-            .protect(&plain, &mut out)
-            .unwrap();
+        let mut out = plain.clone();
+        Protect::new(&rfc_master()).protect(&mut out).unwrap();
         assert_eq!(
             out,
             hex("800f1234decafbadcafebabe 4e55dc4ce79978d88ca4d215949d2402 b78d6acc99ea179b8dbb")
         );
-        let mut back = Vec::new();
-        Unprotect::new(&rfc_master())
-            .unprotect(&out, &mut back)
-            .unwrap();
-        assert_eq!(back, plain);
+        let n = Unprotect::new(&rfc_master()).unprotect(&mut out).unwrap();
+        assert_eq!(&out[..n], &plain[..]);
     }
 
     fn rtp(seq: u16, payload: &[u8]) -> Vec<u8> {
@@ -454,20 +447,22 @@ mod tests {
     fn a_flipped_bit_or_the_wrong_key_is_refused_and_a_replay_is_refused() {
         let key = MasterKey::random();
         let (mut tx, mut rx) = (Protect::new(&key), Unprotect::new(&key));
-        let (mut srtp, mut out) = (Vec::new(), Vec::new());
-        tx.protect(&rtp(7, &[0x55; 160]), &mut srtp).unwrap();
+        let mut srtp = rtp(7, &[0x55; 160]);
+        tx.protect(&mut srtp).unwrap();
         assert_ne!(&srtp[12..172], &[0x55; 160][..], "the payload is encrypted");
         let mut flipped = srtp.clone();
         flipped[40] ^= 1;
-        assert_eq!(rx.unprotect(&flipped, &mut out), Err(SrtpError::BadTag));
+        assert_eq!(rx.unprotect(&mut flipped), Err(SrtpError::BadTag));
         let other = MasterKey::random();
         assert_eq!(
-            Unprotect::new(&other).unprotect(&srtp, &mut out),
+            Unprotect::new(&other).unprotect(&mut srtp.clone()),
             Err(SrtpError::BadTag)
         );
-        rx.unprotect(&srtp, &mut out).unwrap();
-        assert_eq!(out, rtp(7, &[0x55; 160]));
-        assert_eq!(rx.unprotect(&srtp, &mut out), Err(SrtpError::Replayed));
+        let mut got = srtp.clone();
+        let n = rx.unprotect(&mut got).unwrap();
+        assert_eq!(&got[..n], &rtp(7, &[0x55; 160])[..]);
+        assert_eq!(rx.unprotect(&mut srtp), Err(SrtpError::Replayed));
+        assert_eq!(rx.unprotect(&mut [0x80; 15]), Err(SrtpError::TooShort));
     }
 
     #[test]
@@ -476,8 +471,8 @@ mod tests {
         let (mut tx, mut rx) = (Protect::new(&key), Unprotect::new(&key));
         let mut sent = Vec::new();
         for seq in (65_500u16..=65_535).chain(0..40) {
-            let mut p = Vec::new();
-            tx.protect(&rtp(seq, &[seq as u8; 20]), &mut p).unwrap();
+            let mut p = rtp(seq, &[seq as u8; 20]);
+            tx.protect(&mut p).unwrap();
             sent.push((seq, p));
         }
         // Every third packet lost, neighbours swapped.
@@ -485,14 +480,16 @@ mod tests {
         for pair in order.chunks_mut(2) {
             pair.reverse();
         }
-        let mut out = Vec::new();
         for i in order {
-            let (seq, p) = &sent[i];
-            rx.unprotect(p, &mut out).unwrap();
-            assert_eq!(out, rtp(*seq, &[*seq as u8; 20]), "packet {seq}");
+            let (seq, mut p) = sent[i].clone();
+            let n = rx.unprotect(&mut p).unwrap();
+            assert_eq!(&p[..n], &rtp(seq, &[seq as u8; 20])[..], "packet {seq}");
         }
         // A packet far older than the replay window is refused.
-        assert_eq!(rx.unprotect(&sent[1].1, &mut out), Err(SrtpError::Replayed));
+        assert_eq!(
+            rx.unprotect(&mut sent[1].1.clone()),
+            Err(SrtpError::Replayed)
+        );
     }
 
     #[test]
