@@ -4,16 +4,17 @@
 //! answer within `queues.ring_seconds` → CANCEL, the agent counts as not answering, and the call
 //! is offered again. Past `queues.max_wait_seconds` the call moves to its overflow queue (once),
 //! or ends. Once answered, the caller's media relays to the agent's leg until either hangs up.
-//! A softphone registered over TLS is rung over that connection and offered SRTP (SDES); with
-//! `sip.agents_require_srtp` every agent is offered SRTP only and a plain answer is not bridged.
+//! A softphone registered over TLS is rung over that connection; with
+//! `sip.agents_require_srtp` every agent is offered SRTP (SDES) only and a plain answer is not
+//! bridged.
 
 use super::bridge::{AgentLeg, LegFormat};
 use super::call::rtp_socket;
 use super::ivr::Line;
-use super::sdes::{self, MediaSecurity};
+use super::sdes;
 use super::sdp;
 use super::session::{Command, Heard};
-use super::srtp_leg::SrtpLeg;
+use super::srtp_leg::{negotiate, SrtpLeg};
 use super::Edge;
 use crate::media::prompts::{Digit, Prompt};
 use crate::media::srtp::MasterKey;
@@ -424,9 +425,8 @@ impl Edge {
         let Ok(local) = socket.local_addr() else {
             return Rung::NotReached;
         };
-        // Keys sent in SDP are only as private as the signalling: SRTP goes with TLS.
         let over_tls = self.registrar.registered_over_tls(agent);
-        let key = (over_tls || self.settings.agents_require_srtp).then(MasterKey::random);
+        let key = self.settings.agents_require_srtp.then(MasterKey::random);
         let session = rand::random::<u32>().into();
         let media = Offering {
             offer: match &key {
@@ -502,18 +502,13 @@ impl Edge {
     /// usable key where one is needed.
     fn secure_leg(&self, call: &mut Call<Offering>) -> Result<(), &'static str> {
         let media = call.media();
-        let Some(ours) = &media.key else {
-            return Ok(());
-        };
-        match sdes::read(media.answer.as_deref().unwrap_or_default()) {
-            Ok(MediaSecurity::Srtp(theirs)) => {
-                media.srtp = Some(SrtpLeg::new(ours, &theirs));
-                Ok(())
-            }
-            Ok(MediaSecurity::Plain) if !self.settings.agents_require_srtp => Ok(()),
-            Ok(MediaSecurity::Plain) => Err("plain_rtp"),
-            Err(_) => Err("srtp_key"),
-        }
+        let answer = media.answer.as_deref().unwrap_or_default();
+        media.srtp = negotiate(
+            media.key.as_ref(),
+            answer,
+            self.settings.agents_require_srtp,
+        )?;
+        Ok(())
     }
 
     /// Relays the caller to the agent's leg until either side hangs up; whether the caller did.

@@ -3,7 +3,27 @@
 //! ([`super::sdes`]). A leg without SRTP passes packets through unchanged.
 
 use super::bridge::AgentLeg;
+use super::sdes::{self, MediaSecurity};
 use crate::media::srtp::{MasterKey, Protect, Unprotect};
+
+/// The SRTP of an agent leg from our offer's key (`None`: plain RTP was offered) and the
+/// softphone's `answer`; the reason to refuse the leg when `required` and the answer is plain,
+/// or when it names SRTP without a usable key.
+pub fn negotiate(
+    ours: Option<&MasterKey>,
+    answer: &str,
+    required: bool,
+) -> Result<Option<SrtpLeg>, &'static str> {
+    let Some(ours) = ours else {
+        return if required { Err("plain_rtp") } else { Ok(None) };
+    };
+    match sdes::read(answer) {
+        Ok(MediaSecurity::Srtp(theirs)) => Ok(Some(SrtpLeg::new(ours, &theirs))),
+        Ok(MediaSecurity::Plain) if !required => Ok(None),
+        Ok(MediaSecurity::Plain) => Err("plain_rtp"),
+        Err(_) => Err("srtp_key"),
+    }
+}
 
 /// Both directions of an agent leg's SRTP.
 #[derive(Debug)]
@@ -70,6 +90,32 @@ mod tests {
             .unwrap();
         buf.truncate(n);
         buf
+    }
+
+    const ANSWER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 10002 RTP/SAVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
+
+    #[test]
+    fn a_plain_rtp_answer_is_refused_when_srtp_is_required_and_a_keyed_one_is_bridged() {
+        let ours = MasterKey::random();
+        let keyed = format!(
+            "{ANSWER}a=crypto:{}\r\n",
+            MasterKey::random().crypto_attribute(1)
+        );
+        let plain = ANSWER.replace("RTP/SAVP", "RTP/AVP");
+        assert!(matches!(negotiate(Some(&ours), &keyed, true), Ok(Some(_))));
+        assert_eq!(
+            negotiate(Some(&ours), &plain, true).err(),
+            Some("plain_rtp")
+        );
+        assert_eq!(
+            negotiate(Some(&ours), ANSWER, true).err(),
+            Some("srtp_key"),
+            "SAVP without a key"
+        );
+        assert_eq!(negotiate(None, &plain, true).err(), Some("plain_rtp"));
+        // Not required: a plain answer (or a plain offer) gives a plain leg.
+        assert!(matches!(negotiate(Some(&ours), &plain, false), Ok(None)));
+        assert!(matches!(negotiate(None, &plain, false), Ok(None)));
     }
 
     #[tokio::test]
