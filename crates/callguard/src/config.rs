@@ -1798,6 +1798,50 @@ mod tests {
     }
 
     #[test]
+    fn sip_over_tls_and_the_agents_require_settings_are_read_and_bad_ones_say_why() {
+        let sip = |extra: &[(&'static str, &'static str)]| {
+            let mut vars = vec![("CALLGUARD_SIP_LISTEN", "127.0.0.1:5060")];
+            vars.extend_from_slice(extra);
+            let vars: &'static [(&'static str, &'static str)] = Vec::leak(vars);
+            Raw::load(None, &env_of(vars)).unwrap().sip_settings()
+        };
+        let s = sip(&[]).unwrap().unwrap();
+        assert_eq!(
+            (s.tls_listen, s.agents_require_tls, s.agents_require_srtp),
+            (None, false, false)
+        );
+        let s = sip(&[
+            ("CALLGUARD_SIP_TLS_LISTEN", "127.0.0.1:5061"),
+            ("CALLGUARD_SIP_AGENTS_REQUIRE_TLS", "true"),
+            ("CALLGUARD_SIP_AGENTS_REQUIRE_SRTP", "true"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(s.tls_listen, Some("127.0.0.1:5061".parse().unwrap()));
+        assert!(s.agents_require_tls && s.agents_require_srtp);
+        for (vars, key, says) in [
+            (
+                vec![("CALLGUARD_SIP_TLS_LISTEN", "5061")],
+                "CALLGUARD_SIP_TLS_LISTEN",
+                "address and port",
+            ),
+            (
+                vec![("CALLGUARD_SIP_AGENTS_REQUIRE_SRTP", "yes")],
+                "CALLGUARD_SIP_AGENTS_REQUIRE_SRTP",
+                "true or false",
+            ),
+            (
+                vec![("CALLGUARD_SIP_AGENTS_REQUIRE_TLS", "true")],
+                "CALLGUARD_SIP_AGENTS_REQUIRE_TLS",
+                "needs sip.tls_listen",
+            ),
+        ] {
+            let e = sip(&vars).unwrap_err().0;
+            assert!(e.contains(key) && e.contains(says), "{key}: {e}");
+        }
+    }
+
+    #[test]
     fn sip_is_off_by_default_and_trunks_come_from_a_toml_array_or_a_comma_list() {
         assert!(Raw::load(None, &env_of(&[]))
             .unwrap()
