@@ -232,6 +232,11 @@ pub async fn run(
             address: "127.0.0.1:5060".into(),
         });
     }
+    let mut sip = sip;
+    if let Some(s) = sip.as_mut().filter(|s| s.tls_listen.is_some()) {
+        let paths = callguard_server::serve::certificate_paths(&settings)?;
+        s.tls_config = Some(callguard_telephony::sip::tls_config(&paths)?);
+    }
     let front_ends = demo_sip(sip).await.into_iter().collect();
     callguard_server::serve_with(settings, rt, shutdown, front_ends).await?;
     Ok(())
