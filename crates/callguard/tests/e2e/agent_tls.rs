@@ -197,6 +197,13 @@ async fn an_agent_over_tls_hears_the_caller_through_srtp_and_loopback_shows_no_p
         "{m}"
     );
 
+    // The SRTP keys travel in SDP only: never in the server's log.
+    let logs = server.logs();
+    assert!(
+        !logs.contains("inline:") && !logs.contains("a=crypto"),
+        "SRTP keys in the server's log\n{logs}"
+    );
+
     // What crossed the loopback.
     let all = packets(&cap);
     let tls: Vec<&Packet> = all
