@@ -327,6 +327,155 @@ async fn an_agent_over_tls_hears_the_caller_through_srtp_and_loopback_shows_no_p
     );
 }
 
+/// Registers `user` over UDP from 127.0.0.1:5402 (digest MD5 after the 401), with a Contact at
+/// `contact_port` where another program answers calls.
+fn register_udp(user: &str, password: &str, contact_port: u16) {
+    use callguard_telephony::sip::digest::{ha1, Algorithm};
+    let sock = std::net::UdpSocket::bind("127.0.0.1:5402").unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let send = |cseq: u32, authorization: &str| {
+        let msg = format!(
+            "REGISTER sip:callguard.test SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5402;branch=z9hG4bK-{cseq}-srtp\r\nFrom: <sip:{user}@callguard.test>;tag=s1\r\nTo: <sip:{user}@callguard.test>\r\nCall-ID: reg-srtp@127.0.0.1\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{user}@127.0.0.1:{contact_port}>\r\nExpires: 600\r\nMax-Forwards: 70\r\n{authorization}Content-Length: 0\r\n\r\n"
+        );
+        sock.send_to(msg.as_bytes(), "127.0.0.1:5060").unwrap();
+        let mut buf = [0u8; 4096];
+        let (n, _) = sock.recv_from(&mut buf).expect("an answer");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let challenge = send(1, "");
+    assert!(challenge.starts_with("SIP/2.0 401"), "{challenge}");
+    let nonce = challenge
+        .split("nonce=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let h1 = ha1(Algorithm::Md5, user, "callguard.test", password);
+    let h2 = Algorithm::Md5.hex("REGISTER:sip:callguard.test");
+    let response = Algorithm::Md5.hex(&format!("{h1}:{nonce}:00000001:abc:auth:{h2}"));
+    let ok = send(
+        2,
+        &format!("Authorization: Digest username=\"{user}\", realm=\"callguard.test\", nonce=\"{nonce}\", uri=\"sip:callguard.test\", response=\"{response}\", algorithm=MD5, cnonce=\"abc\", qop=auth, nc=00000001\r\n"),
+    );
+    assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+}
+
+/// A softphone (sipp) that checks the INVITE offers SRTP only, answers it with plain RTP,
+/// and expects the edge's ACK and BYE.
+const PLAIN_ANSWERING_AGENT: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="agent answering plain RTP">
+  <recv request="INVITE">
+    <action>
+      <ereg regexp="m=audio [0-9]+ RTP/SAVP 8 0 101" search_in="body" check_it="true" assign_to="savp"/>
+      <ereg regexp="a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" search_in="body" check_it="true" assign_to="crypto"/>
+    </action>
+  </recv>
+  <send retrans="500"><![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]A[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:agent@[local_ip]:[local_port]>
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+v=0
+o=agent 1 1 IN IP4 [local_ip]
+s=-
+c=IN IP4 [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 8
+a=rtpmap:8 PCMA/8000
+a=sendrecv
+
+  ]]></send>
+  <recv request="ACK"/>
+  <recv request="BYE"/>
+  <send><![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+  ]]></send>
+  <Reference variables="savp,crypto"/>
+</scenario>
+"#;
+
+/// With `sip.agents_require_srtp`, the INVITE to an agent offers SRTP only; a softphone that
+/// answers it with plain RTP is acknowledged and hung up at once, never bridged, and the
+/// refusal is counted.
+async fn a_softphone_answering_plain_rtp_is_hung_up_when_srtp_is_required(backend: Backend) {
+    let server = Server::start_with(
+        Deployment::new(backend),
+        &[
+            ("CALLGUARD_SIP_LISTEN", "127.0.0.1:5060"),
+            ("CALLGUARD_SIP_AGENTS_REQUIRE_SRTP", "true"),
+            ("CALLGUARD_SIP_TRUNKS", "127.0.0.1"),
+            ("CALLGUARD_SIP_REALM", "callguard.test"),
+            ("CALLGUARD_SIP_RTP_PORTS", "20000-20999"),
+            ("CALLGUARD_QUEUES_RING_SECONDS", "4"),
+            ("CALLGUARD_SIP_DIGEST_ALGORITHMS", "MD5"),
+            ("CALLGUARD_LOG_LEVEL", "info"),
+        ],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let dan = agent_with_sip(&server, "dan").await;
+    register_udp(&dan.username, &dan.sip_password, 5401);
+    dan.set_state(&server, serde_json::json!({"state": "ready"}))
+        .await;
+    let scenario = dir.path().join("agent.xml");
+    std::fs::write(&scenario, PLAIN_ANSWERING_AGENT).unwrap();
+    let agent_out = std::fs::File::create(dir.path().join("agent.out")).unwrap();
+    let mut agent = Command::new("sipp")
+        .current_dir(dir.path())
+        .arg("-sf")
+        .arg(&scenario)
+        .args([
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "5401",
+            "-mi",
+            "127.0.0.1",
+            "-mp",
+            "7400",
+        ])
+        .args(["-m", "1", "-nostdin", "-timeout", "60"])
+        .stdout(agent_out.try_clone().unwrap())
+        .stderr(agent_out)
+        .spawn()
+        .expect("sipp (Debian sip-tester) is installed");
+    let (ok, out) = queued_call(dir.path());
+    assert!(ok, "the call completes\n{out}\n{}", server.logs());
+    let status = agent.wait().unwrap();
+    assert!(
+        status.success(),
+        "the agent's softphone was offered SRTP only, then got ACK and BYE\n{}\n{}",
+        std::fs::read_to_string(dir.path().join("agent.out")).unwrap_or_default(),
+        server.logs()
+    );
+    let m = metrics(&server).await;
+    assert!(
+        m.contains("callguard_sip_refused_total{reason=\"plain_rtp\"} 1"),
+        "{m}"
+    );
+    assert!(
+        !m.contains("outcome=\"bridged\""),
+        "the plain leg was never bridged\n{m}"
+    );
+}
+
 in_private_network!(
     an_agent_over_tls_hears_the_caller_through_srtp_and_loopback_shows_no_plain_sip_or_audio,
+    a_softphone_answering_plain_rtp_is_hung_up_when_srtp_is_required,
 );
