@@ -301,6 +301,16 @@ impl Protect {
 /// Checks and decrypts the RTP stream a peer sends (one master key, the peer's).
 pub struct Unprotect {
     keys: SessionKeys,
+    /// Rollover and replay state per synchronisation source, the most recent last.
+    sources: Vec<Source>,
+}
+
+/// Sources tracked at once; a softphone uses one, maybe a new one after a re-INVITE.
+const MAX_SOURCES: usize = 4;
+
+#[derive(Debug, Clone, Copy)]
+struct Source {
+    ssrc: u32,
     rollover: Rollover,
     /// Bit n set: the packet n behind the highest index was received.
     seen: u64,
@@ -317,8 +327,7 @@ impl Unprotect {
     pub fn new(master: &MasterKey) -> Self {
         Self {
             keys: SessionKeys::rtp(master),
-            rollover: Rollover::default(),
-            seen: 0,
+            sources: Vec::with_capacity(MAX_SOURCES),
         }
     }
 
@@ -333,11 +342,23 @@ impl Unprotect {
         let len = packet.len() - TAG_LEN;
         let (body, tag) = packet.split_at_mut(len);
         let (seq, ssrc) = sequence_and_ssrc(body);
-        let roc = self.rollover.guess(seq);
+        let at = self.sources.iter().position(|s| s.ssrc == ssrc);
+        let mut source = at.map_or(
+            Source {
+                ssrc,
+                rollover: Rollover::default(),
+                seen: 0,
+            },
+            |i| self.sources[i],
+        );
+        let roc = source.rollover.guess(seq);
         let index = Rollover::index(roc, seq);
-        let behind = self.rollover.highest_index().map(|h| h.wrapping_sub(index));
+        let behind = source
+            .rollover
+            .highest_index()
+            .map(|h| h.wrapping_sub(index));
         if let Some(b) = behind.filter(|&b| b < (1 << 63)) {
-            if b >= REPLAY_WINDOW || self.seen & (1 << b) != 0 {
+            if b >= REPLAY_WINDOW || source.seen & (1 << b) != 0 {
                 return Err(SrtpError::Replayed);
             }
         }
@@ -346,18 +367,25 @@ impl Unprotect {
             .verify_truncated_left(tag)
             .map_err(|_| SrtpError::BadTag)?;
         match behind {
-            Some(b) if b < (1 << 63) => self.seen |= 1 << b,
+            Some(b) if b < (1 << 63) => source.seen |= 1 << b,
             Some(b) => {
                 let ahead = b.wrapping_neg();
-                self.seen = if ahead >= REPLAY_WINDOW {
+                source.seen = if ahead >= REPLAY_WINDOW {
                     1
                 } else {
-                    (self.seen << ahead) | 1
+                    (source.seen << ahead) | 1
                 };
             }
-            None => self.seen = 1,
+            None => source.seen = 1,
         }
-        self.rollover.update(roc, seq);
+        source.rollover.update(roc, seq);
+        // Only an authentic packet makes its source tracked (or the most recent one).
+        if let Some(i) = at {
+            self.sources.remove(i);
+        } else if self.sources.len() >= MAX_SOURCES {
+            self.sources.remove(0);
+        }
+        self.sources.push(source);
         self.keys.crypt(ssrc, index, &mut body[header..]);
         Ok(len)
     }
@@ -488,6 +516,38 @@ mod tests {
         // A packet far older than the replay window is refused.
         assert_eq!(
             rx.unprotect(&mut sent[1].1.clone()),
+            Err(SrtpError::Replayed)
+        );
+    }
+
+    #[test]
+    fn a_new_source_from_the_same_peer_starts_its_own_stream_and_replay_window() {
+        let key = MasterKey::random();
+        let mut rx = Unprotect::new(&key);
+        let packet = |ssrc: u32, seq: u16| {
+            let mut p = crate::media::rtp::RtpHeader {
+                marker: false,
+                payload_type: 8,
+                sequence: seq,
+                timestamp: 0,
+                ssrc,
+            }
+            .to_packet(&[0x55; 20])
+            .unwrap();
+            Protect::new(&key).protect(&mut p).unwrap();
+            p
+        };
+        for seq in 40_000..40_100 {
+            rx.unprotect(&mut packet(1, seq)).unwrap();
+        }
+        // A new SSRC restarting low is a new stream, not a packet far in the past.
+        rx.unprotect(&mut packet(2, 7)).unwrap();
+        rx.unprotect(&mut packet(2, 8)).unwrap();
+        assert_eq!(rx.unprotect(&mut packet(2, 7)), Err(SrtpError::Replayed));
+        // The first source keeps its own window.
+        rx.unprotect(&mut packet(1, 40_100)).unwrap();
+        assert_eq!(
+            rx.unprotect(&mut packet(1, 40_099)),
             Err(SrtpError::Replayed)
         );
     }
