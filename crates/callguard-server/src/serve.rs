@@ -126,8 +126,9 @@ pub async fn serve_with(
     Ok(())
 }
 
-/// The configured certificate, or a self-signed one for the public host names.
-fn certificate_paths(settings: &Settings) -> Result<tls::CertificatePaths, StartError> {
+/// The configured certificate, or a self-signed one for the public host names (HTTPS, and SIP
+/// over TLS).
+pub fn certificate_paths(settings: &Settings) -> Result<tls::CertificatePaths, StartError> {
     Ok(match (&settings.tls_cert_file, &settings.tls_key_file) {
         (Some(cert), Some(key)) => tls::CertificatePaths {
             cert: cert.clone(),

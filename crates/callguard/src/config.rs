@@ -95,6 +95,9 @@ pub const KEYS: &[Key] = &[
     Key { name: "sip.media_address", secret: false, about: "address written in SDP answers and bound for RTP (default the sip.listen address; required when that is 0.0.0.0 or ::)" },
     Key { name: "sip.ivr_menu", secret: false, about: "IVR choices, key=queue comma-separated (default 1=billing,2=support, as the built-in menu prompt says)" },
     Key { name: "sip.prompts_dir", secret: false, about: "directory of WAV files (8 kHz mono PCM16, A-law or µ-law) named after the prompts they replace, e.g. recording-notice.wav, ivr-menu.wav" },
+    Key { name: "sip.tls_listen", secret: false, about: "address and port of SIP over TLS for agents' softphones, e.g. 0.0.0.0:5061, with the HTTPS certificate (tls.cert_file or the self-signed one); a softphone registered over TLS is called back over its connection and offered SRTP (unset: no SIP over TLS)" },
+    Key { name: "sip.agents_require_tls", secret: false, about: "true: REGISTER over UDP or TCP is refused with 403, softphones must register over sip.tls_listen (default false)" },
+    Key { name: "sip.agents_require_srtp", secret: false, about: "true: every agent leg is offered SRTP only (SDES, AES_CM_128_HMAC_SHA1_80) and a softphone answering plain RTP is not bridged (default false)" },
     Key { name: "sip.rtp_ports", secret: false, about: "RTP port range, one even port per call leg (default 16000-16999)" },
     Key { name: "queues.ring_seconds", secret: false, about: "how long an agent's softphone rings before the call is offered to the next agent (default 15)" },
     Key { name: "queues.max_wait_seconds", secret: false, about: "how long a caller waits in a queue before moving to its overflow queue, or the call ends when it has none (default 600)" },
@@ -707,7 +710,38 @@ impl Raw {
                 .map_err(|e| ConfigError(format!("{}: {e}", self.describe("sip.prompts_dir"))))?,
             None => callguard_telephony::media::prompts::PromptSet::builtin(),
         };
+        let tls_listen = match self.text("sip.tls_listen") {
+            None => None,
+            Some(a) => Some(a.parse::<SocketAddr>().map_err(|_| {
+                ConfigError(format!(
+                    "{} is not an address and port like 127.0.0.1:5061",
+                    self.describe("sip.tls_listen")
+                ))
+            })?),
+        };
+        let flag = |key: &str| -> Result<bool, ConfigError> {
+            match self.text(key).as_deref() {
+                None | Some("false") => Ok(false),
+                Some("true") => Ok(true),
+                Some(_) => Err(ConfigError(format!(
+                    "{} must be true or false",
+                    self.describe(key)
+                ))),
+            }
+        };
+        let agents_require_tls = flag("sip.agents_require_tls")?;
+        if agents_require_tls && tls_listen.is_none() {
+            return Err(ConfigError(format!(
+                "{} needs sip.tls_listen: without it no softphone could register",
+                self.describe("sip.agents_require_tls")
+            )));
+        }
+        let agents_require_srtp = flag("sip.agents_require_srtp")?;
         Ok(Some(callguard_telephony::sip::SipSettings {
+            tls_listen,
+            tls_config: None,
+            agents_require_tls,
+            agents_require_srtp,
             listen,
             trunks,
             realm,
@@ -1760,6 +1794,50 @@ mod tests {
         ] {
             let e = sip(&[(key, value)]).unwrap_err().0;
             assert!(e.contains(key) && e.contains(says), "{key}={value}: {e}");
+        }
+    }
+
+    #[test]
+    fn sip_over_tls_and_the_agents_require_settings_are_read_and_bad_ones_say_why() {
+        let sip = |extra: &[(&'static str, &'static str)]| {
+            let mut vars = vec![("CALLGUARD_SIP_LISTEN", "127.0.0.1:5060")];
+            vars.extend_from_slice(extra);
+            let vars: &'static [(&'static str, &'static str)] = Vec::leak(vars);
+            Raw::load(None, &env_of(vars)).unwrap().sip_settings()
+        };
+        let s = sip(&[]).unwrap().unwrap();
+        assert_eq!(
+            (s.tls_listen, s.agents_require_tls, s.agents_require_srtp),
+            (None, false, false)
+        );
+        let s = sip(&[
+            ("CALLGUARD_SIP_TLS_LISTEN", "127.0.0.1:5061"),
+            ("CALLGUARD_SIP_AGENTS_REQUIRE_TLS", "true"),
+            ("CALLGUARD_SIP_AGENTS_REQUIRE_SRTP", "true"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(s.tls_listen, Some("127.0.0.1:5061".parse().unwrap()));
+        assert!(s.agents_require_tls && s.agents_require_srtp);
+        for (vars, key, says) in [
+            (
+                vec![("CALLGUARD_SIP_TLS_LISTEN", "5061")],
+                "CALLGUARD_SIP_TLS_LISTEN",
+                "address and port",
+            ),
+            (
+                vec![("CALLGUARD_SIP_AGENTS_REQUIRE_SRTP", "yes")],
+                "CALLGUARD_SIP_AGENTS_REQUIRE_SRTP",
+                "true or false",
+            ),
+            (
+                vec![("CALLGUARD_SIP_AGENTS_REQUIRE_TLS", "true")],
+                "CALLGUARD_SIP_AGENTS_REQUIRE_TLS",
+                "needs sip.tls_listen",
+            ),
+        ] {
+            let e = sip(&vars).unwrap_err().0;
+            assert!(e.contains(key) && e.contains(says), "{key}: {e}");
         }
     }
 

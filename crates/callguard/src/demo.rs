@@ -232,6 +232,11 @@ pub async fn run(
             address: "127.0.0.1:5060".into(),
         });
     }
+    let mut sip = sip;
+    if let Some(s) = sip.as_mut().filter(|s| s.tls_listen.is_some()) {
+        let paths = callguard_server::serve::certificate_paths(&settings)?;
+        s.tls_config = Some(callguard_telephony::sip::tls_config(&paths)?);
+    }
     let front_ends = demo_sip(sip).await.into_iter().collect();
     callguard_server::serve_with(settings, rt, shutdown, front_ends).await?;
     Ok(())
@@ -253,6 +258,10 @@ async fn demo_sip(
         menu: callguard_telephony::sip::ivr::Menu::default(),
         prompts: std::sync::Arc::new(callguard_telephony::media::prompts::PromptSet::builtin()),
         acd: callguard_telephony::sip::acd::AcdSettings::default(),
+        tls_listen: None,
+        tls_config: None,
+        agents_require_tls: false,
+        agents_require_srtp: false,
     });
     let listen = sip.listen;
     match callguard_telephony::sip::bind(sip).await {

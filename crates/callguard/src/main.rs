@@ -338,12 +338,15 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
-    // "My account" tells agents where their softphone registers.
+    // "My account" tells agents where their softphone registers (over TLS when required).
     settings.sip_server =
         sip.as_ref().map(
             |s| callguard_server::features::softphones::service::SipServer {
                 realm: s.realm.clone(),
-                address: s.listen.to_string(),
+                address: match s.tls_listen {
+                    Some(tls) if s.agents_require_tls => format!("{tls};transport=tls"),
+                    _ => s.listen.to_string(),
+                },
             },
         );
     // Only `serve` (and `demo`) may start a new installation; every other command that opens
@@ -384,11 +387,17 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve => {
                 let mut front_ends = Vec::new();
-                if let Some(sip) = sip {
+                // The data directory exists once the runtime is open: SIP over TLS may take
+                // its self-signed certificate from there.
+                let rt = callguard_server::Runtime::open(&settings).await?;
+                if let Some(mut sip) = sip {
+                    if sip.tls_listen.is_some() {
+                        let paths = callguard_server::serve::certificate_paths(&settings)?;
+                        sip.tls_config = Some(callguard_telephony::sip::tls_config(&paths)?);
+                    }
                     let bound = callguard_telephony::sip::bind(sip).await?;
                     front_ends.push(callguard_telephony::front_end(bound));
                 }
-                let rt = callguard_server::Runtime::open(&settings).await?;
                 callguard_server::serve_with(settings, rt, shutdown_signal(), front_ends).await?;
                 Ok(())
             }

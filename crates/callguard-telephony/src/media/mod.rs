@@ -8,6 +8,7 @@ pub mod goertzel;
 pub mod prompts;
 pub mod rfc4733;
 pub mod rtp;
+pub mod srtp;
 
 #[cfg(test)]
 pub(crate) mod testutil;

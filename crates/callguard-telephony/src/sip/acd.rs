@@ -4,14 +4,20 @@
 //! answer within `queues.ring_seconds` → CANCEL, the agent counts as not answering, and the call
 //! is offered again. Past `queues.max_wait_seconds` the call moves to its overflow queue (once),
 //! or ends. Once answered, the caller's media relays to the agent's leg until either hangs up.
+//! A softphone registered over TLS is rung over that connection; with
+//! `sip.agents_require_srtp` every agent is offered SRTP (SDES) only and a plain answer is not
+//! bridged.
 
 use super::bridge::{AgentLeg, LegFormat};
 use super::call::rtp_socket;
 use super::ivr::Line;
+use super::sdes;
 use super::sdp;
 use super::session::{Command, Heard};
+use super::srtp_leg::{negotiate, SrtpLeg};
 use super::Edge;
 use crate::media::prompts::{Digit, Prompt};
+use crate::media::srtp::MasterKey;
 use bytesstr::BytesStr;
 use callguard_server::principal::Principal;
 use ezk_sdp_types::SessionDescription;
@@ -189,6 +195,10 @@ impl Drop for Place {
 struct Offering {
     offer: String,
     answer: Option<String>,
+    /// Our SRTP key, when SRTP was offered.
+    key: Option<MasterKey>,
+    /// Both directions' SRTP once the answer accepted it.
+    srtp: Option<SrtpLeg>,
 }
 
 fn parse_sdp(text: &str) -> Result<SessionDescription, io::Error> {
@@ -433,13 +443,25 @@ impl Edge {
         let Ok(local) = socket.local_addr() else {
             return Rung::NotReached;
         };
+        let over_tls = self.registrar.registered_over_tls(agent);
+        let key = self.settings.agents_require_srtp.then(MasterKey::random);
+        let session = rand::random::<u32>().into();
         let media = Offering {
-            offer: sdp::offer(local, rand::random::<u32>().into()),
+            offer: match &key {
+                Some(k) => sdes::offer(local, session, k),
+                None => sdp::offer(local, session),
+            },
             answer: None,
+            key,
+            srtp: None,
         };
         let deadline = Instant::now() + self.settings.acd.ring;
-        let us = NameAddr::uri(self.contact.clone());
-        let contact_header = Contact::new(NameAddr::uri(self.contact.clone()));
+        let ours = match (&self.tls_contact, over_tls) {
+            (Some(tls), true) => tls.clone(),
+            _ => self.contact.clone(),
+        };
+        let us = NameAddr::uri(ours.clone());
+        let contact_header = Contact::new(NameAddr::uri(ours));
         let make = OutboundCall::make(endpoint.clone(), NoAuth, us, contact_header, target, media);
         let mut outbound = tokio::select! {
             made = tokio::time::timeout_at(deadline, make) => match made {
@@ -475,12 +497,36 @@ impl Edge {
             }
         };
         match unacknowledged.finish().await {
-            Ok(call) => Rung::Answered(Box::new(call), socket),
+            Ok(mut call) => match self.secure_leg(&mut call) {
+                Ok(()) => Rung::Answered(Box::new(call), socket),
+                Err(reason) => {
+                    self.metrics.sip_refused(reason);
+                    tracing::info!(
+                        reason,
+                        "the agent's softphone answered without usable SRTP: not bridged"
+                    );
+                    let _ = call.terminate().await;
+                    Rung::NotAnswered
+                }
+            },
             Err(e) => {
                 tracing::info!(error = %e, "the agent's call could not be set up");
                 Rung::NotAnswered
             }
         }
+    }
+
+    /// Sets up the SRTP of an answered agent leg; the reason to refuse a leg whose answer has no
+    /// usable key where one is needed.
+    fn secure_leg(&self, call: &mut Call<Offering>) -> Result<(), &'static str> {
+        let media = call.media();
+        let answer = media.answer.as_deref().unwrap_or_default();
+        media.srtp = negotiate(
+            media.key.as_ref(),
+            answer,
+            self.settings.agents_require_srtp,
+        )?;
+        Ok(())
     }
 
     /// Relays the caller to the agent's leg until either side hangs up; whether the caller did.
@@ -504,13 +550,15 @@ impl Edge {
                 codec: leg.codec,
                 telephone_event: leg.telephone_event,
             },
+            srtp: call.media().srtp.take(),
         };
+        let srtp = agent_leg.srtp.is_some();
         if line.commands.send(Command::Bridge(agent_leg)).is_err() {
             let _ = call.terminate().await;
             return true;
         }
         self.metrics.sip_call("bridged");
-        tracing::info!(codec = leg.codec, "caller and agent bridged");
+        tracing::info!(codec = leg.codec, srtp, "caller and agent bridged");
         let mut agent_media = leg.remote;
         loop {
             tokio::select! {

@@ -28,6 +28,8 @@ pub struct AgentLeg {
     pub socket: UdpSocket,
     pub remote: SocketAddr,
     pub format: LegFormat,
+    /// SRTP keys when the leg negotiated them (`None`: plain RTP).
+    pub srtp: Option<super::srtp_leg::SrtpLeg>,
 }
 
 /// Re-stamps one direction of the relay: packets from any source come out as one continuous

@@ -1,4 +1,4 @@
-//! The SIP endpoint on `sip.listen` (UDP and TCP): INVITEs from the carriers in `sip.trunks`
+//! The SIP endpoint on `sip.listen` (UDP and TCP) and `sip.tls_listen` (TLS): INVITEs from the carriers in `sip.trunks`
 //! are answered, every other INVITE gets 403; REGISTER goes to the registrar for agents'
 //! softphones. The ezk crates stay inside this module: the rest of Callguard sees [`Edge`].
 
@@ -9,8 +9,10 @@ pub mod digest;
 pub mod ivr;
 pub mod presence;
 pub mod registrar;
+pub mod sdes;
 pub mod sdp;
 pub mod session;
+pub mod srtp_leg;
 pub mod trunks;
 
 use crate::media::prompts::PromptSet;
@@ -49,6 +51,26 @@ pub struct SipSettings {
     pub prompts: Arc<PromptSet>,
     /// Queues: ring timeout, maximum wait, overflow, position announcements.
     pub acd: acd::AcdSettings,
+    /// Where SIP over TLS is served for agents' softphones (`sip.tls_listen`), if anywhere.
+    pub tls_listen: Option<SocketAddr>,
+    /// The certificate for `tls_listen` (see [`tls_config`]); required when it is set.
+    pub tls_config: Option<Arc<rustls::ServerConfig>>,
+    /// Only registrations over TLS are accepted (`sip.agents_require_tls`).
+    pub agents_require_tls: bool,
+    /// Agents' legs must be SRTP: a softphone answering plain RTP is not bridged
+    /// (`sip.agents_require_srtp`).
+    pub agents_require_srtp: bool,
+}
+
+/// The server's certificate and key (`tls.*`, or the self-signed one) for SIP over TLS: the
+/// same rustls configuration as HTTPS, without its HTTP protocol negotiation.
+pub fn tls_config(
+    certificate: &callguard_server::http::tls::CertificatePaths,
+) -> Result<Arc<rustls::ServerConfig>, callguard_server::http::tls::TlsError> {
+    let https = callguard_server::http::tls::server_config(certificate)?;
+    let mut config = (*https).clone();
+    config.alpn_protocols.clear();
+    Ok(Arc::new(config))
 }
 
 /// Why the edge could not start.
@@ -58,6 +80,8 @@ pub enum EdgeError {
     Listen(SocketAddr, std::io::Error),
     #[error("the SIP contact address is not valid: {0}")]
     Contact(String),
+    #[error("sip.tls_listen is set but no certificate was loaded for it")]
+    NoCertificate,
 }
 
 /// The running SIP edge.
@@ -69,6 +93,8 @@ pub struct Edge {
     prompts: Arc<PromptSet>,
     registrar: Registrar,
     contact: SipUri,
+    /// Our contact on the TLS listener (for agents reached over TLS).
+    tls_contact: Option<SipUri>,
     agents: Arc<dyn acd::AgentPool>,
     waiting: Arc<acd::Waiting>,
 }
@@ -109,7 +135,7 @@ pub struct Bound {
     settings: SipSettings,
 }
 
-/// Binds UDP and TCP on `settings.listen`.
+/// Binds UDP and TCP on `settings.listen`, and TLS on `settings.tls` when set.
 pub async fn bind(settings: SipSettings) -> Result<Bound, EdgeError> {
     let (tx, intake) = mpsc::channel(1024);
     let mut b = Endpoint::builder();
@@ -123,6 +149,15 @@ pub async fn bind(settings: SipSettings) -> Result<Bound, EdgeError> {
     b.listen_tcp(settings.listen)
         .await
         .map_err(|e| EdgeError::Listen(settings.listen, e))?;
+    if let Some(listen) = settings.tls_listen {
+        let config = settings
+            .tls_config
+            .clone()
+            .ok_or(EdgeError::NoCertificate)?;
+        b.listen_rustls(listen, tokio_rustls::TlsAcceptor::from(config))
+            .await
+            .map_err(|e| EdgeError::Listen(listen, e))?;
+    }
     Ok(Bound {
         endpoint: b.build(),
         intake,
@@ -156,9 +191,22 @@ impl Bound {
                 return;
             }
         };
+        let tls_contact = match settings.tls_listen {
+            Some(tls) => match format!("sip:callguard@{host}:{};transport=tls", tls.port()).parse()
+            {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::error!(error = %EdgeError::Contact(format!("{e:?}")), "SIP edge not started");
+                    return;
+                }
+            },
+            None => None,
+        };
         let edge = Arc::new(Edge {
             registrar: Registrar::new(settings.realm.clone(), accounts, metrics.clone())
-                .with_algorithms(settings.digest_algorithms.clone()),
+                .with_algorithms(settings.digest_algorithms.clone())
+                .requiring_tls(settings.agents_require_tls),
+            tls_contact,
             prompts: settings.prompts.clone(),
             settings,
             interactions,
@@ -172,12 +220,18 @@ impl Bound {
         // now, off the runtime, rather than inside the first call.
         tokio::task::spawn_blocking(|| callguard_core::vault::validate::phone("+48600123456"));
         tracing::info!(listen = %edge.settings.listen, "SIP edge listening (UDP and TCP)");
+        if let Some(tls) = edge.settings.tls_listen {
+            tracing::info!(listen = %tls, require_tls = edge.settings.agents_require_tls, require_srtp = edge.settings.agents_require_srtp, "SIP edge listening (TLS)");
+        }
         while let Some(taken) = intake.recv().await {
             let (edge, endpoint) = (edge.clone(), endpoint.clone());
             tokio::spawn(async move {
                 match taken {
                     Taken::Invite(invite) => edge.invite(endpoint, invite).await,
-                    Taken::Register(r) => edge.registrar.handle(&endpoint, r).await,
+                    Taken::Register(r) => {
+                        let over_tls = edge.over_tls(&r);
+                        edge.registrar.handle(&endpoint, r, over_tls).await;
+                    }
                 }
             });
         }
@@ -185,6 +239,17 @@ impl Bound {
 }
 
 impl Edge {
+    /// Whether `request` came over the TLS listener (a connection accepted on its address).
+    fn over_tls(&self, request: &IncomingRequest) -> bool {
+        let Some(tls) = self.settings.tls_listen else {
+            return false;
+        };
+        let bound = request.tp_info.transport.bound();
+        !request.tp_info.transport.is_udp()
+            && bound.port() == tls.port()
+            && (tls.ip().is_unspecified() || bound.ip() == tls.ip())
+    }
+
     /// A carrier's call is answered; anyone else's is refused with 403 and counted.
     async fn invite(self: Arc<Self>, endpoint: Endpoint, invite: IncomingRequest) {
         let source = invite.tp_info.source.ip();

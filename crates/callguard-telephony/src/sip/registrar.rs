@@ -6,6 +6,10 @@
 //! settled, so a burst of simultaneous REGISTERs cannot have more answers checked than the
 //! limit allows. After the limit, that name (or address) is refused for a while, even with the
 //! right password, and a `sip.register.locked` audit entry raises an alert.
+//!
+//! A softphone registered over TLS is called back over the same connection (its Contact names
+//! a port it may not even listen on); with `sip.agents_require_tls` a REGISTER over UDP or
+//! TCP is refused with 403 before any challenge.
 
 use super::digest::{self, Algorithm, Credentials, NonceCheck, Nonces};
 use callguard_core::secret::Secret;
@@ -14,7 +18,7 @@ use callguard_server::metrics::Metrics;
 use ezk_sip_core::{Endpoint, IncomingRequest};
 use ezk_sip_types::{Name, StatusCode};
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -214,6 +218,8 @@ const MAX_EXPIRES: u64 = 3600;
 
 struct Binding {
     contact: String,
+    /// The TLS connection the softphone registered over: it is called back through it.
+    over_tls: Option<SocketAddr>,
     until: Instant,
     /// When this softphone registered (refreshes keep it).
     since: Instant,
@@ -228,6 +234,7 @@ pub struct Registrar {
     metrics: Arc<Metrics>,
     guesses: Mutex<Guesses>,
     algorithms: Vec<Algorithm>,
+    require_tls: bool,
 }
 
 /// One admitted digest answer; released (as not failed) if dropped unsettled.
@@ -308,6 +315,7 @@ impl Registrar {
                 addresses: HashMap::new(),
             }),
             algorithms: Algorithm::ALL.to_vec(),
+            require_tls: false,
         }
     }
 
@@ -340,13 +348,33 @@ impl Registrar {
         self
     }
 
-    /// The current contact of `username`, when registered.
+    /// Refuses registrations that do not come over TLS (`sip.agents_require_tls`).
+    #[must_use]
+    pub fn requiring_tls(mut self, require: bool) -> Self {
+        self.require_tls = require;
+        self
+    }
+
+    /// Where `username` is called, when registered: its contact, or for a softphone
+    /// registered over TLS the connection it registered over (`;transport=tls`).
     #[must_use]
     pub fn contact_of(&self, username: &str) -> Option<String> {
         let m = self.bindings.lock().ok()?;
         m.get(username)
             .filter(|b| b.until > Instant::now())
-            .map(|b| b.contact.clone())
+            .map(|b| match b.over_tls {
+                Some(addr) => over_connection(&b.contact, addr),
+                None => b.contact.clone(),
+            })
+    }
+
+    /// Whether `username`'s softphone registered over TLS.
+    #[must_use]
+    pub fn registered_over_tls(&self, username: &str) -> bool {
+        self.bindings.lock().is_ok_and(|m| {
+            m.get(username)
+                .is_some_and(|b| b.until > Instant::now() && b.over_tls.is_some())
+        })
     }
 
     /// The usernames with a live registration, the longest registered first.
@@ -369,6 +397,19 @@ impl Registrar {
     pub async fn decide(
         &self,
         source: IpAddr,
+        authorization: Option<&str>,
+        contact: Option<&str>,
+        expires: Option<u64>,
+    ) -> Outcome {
+        self.decide_over(source, None, authorization, contact, expires)
+            .await
+    }
+
+    /// [`Registrar::decide`] for a REGISTER that came over the TLS connection `over_tls`.
+    async fn decide_over(
+        &self,
+        source: IpAddr,
+        over_tls: Option<SocketAddr>,
         authorization: Option<&str>,
         contact: Option<&str>,
         expires: Option<u64>,
@@ -423,6 +464,7 @@ impl Registrar {
                     c.username.clone(),
                     Binding {
                         contact: contact.clone(),
+                        over_tls,
                         until: now + Duration::from_secs(expires),
                         since,
                     },
@@ -434,8 +476,18 @@ impl Registrar {
         Outcome::Registered { contact, expires }
     }
 
-    /// Answers one REGISTER request.
-    pub async fn handle(&self, endpoint: &Endpoint, mut request: IncomingRequest) {
+    /// Answers one REGISTER request; `over_tls` says whether it came over the TLS listener.
+    pub async fn handle(&self, endpoint: &Endpoint, mut request: IncomingRequest, over_tls: bool) {
+        if self.require_tls && !over_tls {
+            self.metrics.sip_refused("plain_sip");
+            tracing::info!(source = %request.tp_info.source, "SIP registration refused: not over TLS (sip.agents_require_tls)");
+            let response = endpoint.create_response(&request, StatusCode::FORBIDDEN, None);
+            let tsx = endpoint.create_server_tsx(&mut request);
+            if let Err(e) = tsx.respond(response).await {
+                tracing::debug!(error = %e, "could not answer a REGISTER");
+            }
+            return;
+        }
         let first = |name: &Name| {
             request
                 .headers
@@ -449,8 +501,9 @@ impl Registrar {
             .and_then(|e| e.trim().parse().ok())
             .or_else(|| contact.as_deref().and_then(contact_expires));
         let outcome = self
-            .decide(
+            .decide_over(
                 request.tp_info.source.ip(),
+                over_tls.then_some(request.tp_info.source),
                 authorization.as_deref(),
                 contact.as_deref(),
                 expires,
@@ -500,6 +553,20 @@ fn contact_uri(value: &str) -> String {
     }
 }
 
+/// The contact URI `contact` reached through the connection from `addr`: its scheme and user
+/// part at `addr`, `;transport=tls`.
+fn over_connection(contact: &str, addr: SocketAddr) -> String {
+    let rest = contact
+        .strip_prefix("sips:")
+        .or_else(|| contact.strip_prefix("sip:"))
+        .unwrap_or(contact);
+    let user = rest
+        .split_once('@')
+        .map(|(u, _)| format!("{u}@"))
+        .unwrap_or_default();
+    format!("sip:{user}{addr};transport=tls")
+}
+
 /// The `expires` parameter of a Contact header value.
 fn contact_expires(value: &str) -> Option<u64> {
     let params = value.rsplit('>').next().unwrap_or(value);
@@ -546,6 +613,19 @@ mod tests {
 
     const CONTACT: &str = "<sip:agent1-0x1@127.0.0.1:5080>;expires=120";
     const SRC: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 1));
+
+    #[test]
+    fn a_softphone_registered_over_tls_is_called_back_over_its_connection() {
+        let from: SocketAddr = "127.0.0.1:40123".parse().unwrap();
+        assert_eq!(
+            over_connection("sip:agent1-0x55d5@127.0.0.1:5081;transport=tls", from),
+            "sip:agent1-0x55d5@127.0.0.1:40123;transport=tls"
+        );
+        assert_eq!(
+            over_connection("sips:agent1@phone.example", from),
+            "sip:agent1@127.0.0.1:40123;transport=tls"
+        );
+    }
 
     #[tokio::test]
     async fn the_right_password_registers_with_either_algorithm() {

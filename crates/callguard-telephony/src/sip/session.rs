@@ -264,7 +264,7 @@ impl Session {
                     counts.received += 1;
                     last_heard = Instant::now();
                     if let Some(b) = &mut bridge {
-                        if b.to_agent.relay(&packet, &mut out) {
+                        if b.to_agent.relay(&packet, &mut out) && b.leg.seal(&mut out) {
                             let _ = b.leg.socket.send_to(&out, b.leg.remote).await;
                         }
                     }
@@ -280,6 +280,7 @@ impl Session {
                 }
                 got = agent_recv(bridge.as_ref(), &mut agent_buf) => {
                     let (Some(b), Ok(n)) = (&mut bridge, got) else { continue };
+                    let Some(n) = b.leg.open(&mut agent_buf[..n]) else { continue };
                     let Ok(packet) = RtpPacket::parse(&agent_buf[..n]) else { continue };
                     if b.to_caller.relay(&packet, &mut out) {
                         let _ = self.socket.send_to(&out, self.remote).await;
@@ -391,6 +392,7 @@ mod tests {
                     codec: 0,
                     telephone_event: None,
                 },
+                srtp: None,
             }))
             .unwrap();
         // One caller packet (A-law) comes out on the agent's leg (µ-law) without waiting for

@@ -116,3 +116,53 @@ pub fn seconds_of_tone(samples: &[i16], hz: f32) -> usize {
         .filter(|b| callguard_telephony::media::goertzel::tone_share(b, hz) > 0.5)
         .count()
 }
+
+impl Softphone {
+    /// Starts baresip in `dir` as `user`, registering over TLS to the edge's `tls_port` and
+    /// trusting `cafile` (the edge's certificate), answering by itself, sending a `hz` tone.
+    /// With `srtp` its account requires SRTP (`mediaenc=srtp-mand`); without, it knows only
+    /// plain RTP.
+    pub fn start_tls(
+        dir: &Path,
+        user: &str,
+        password: &str,
+        port: u16,
+        hz: f64,
+        tls: (u16, &Path),
+        srtp: bool,
+    ) -> Self {
+        let (tls_port, cafile) = tls;
+        std::fs::create_dir_all(dir.join("rec")).unwrap();
+        let voice = dir.join("voice.wav");
+        write_tone_wav(&voice, hz, 120);
+        let config = format!(
+            "poll_method\tepoll\nsip_listen\t127.0.0.1:{port}\nsip_cafile\t{ca}\nnet_interface\t127.0.0.1\naudio_path\t/usr/share/baresip\naudio_player\talsa,null\naudio_source\taufile,{voice}\naudio_alert\talsa,null\naudio_srate\t8000\naudio_channels\t1\nrtp_ports\t{r0}-{r1}\nmodule_path\t/usr/lib/baresip/modules\nmodule\tg711.so\nmodule\taufile.so\nmodule\talsa.so\nmodule\tsndfile.so\nmodule\tsrtp.so\nmodule_app\taccount.so\nmodule_app\tmenu.so\nmodule_app\tctrl_tcp.so\nctrl_tcp_listen\t127.0.0.1:{ctrl}\nsnd_path\t{rec}\n",
+            ca = cafile.display(),
+            voice = voice.display(),
+            r0 = port + 10,
+            r1 = port + 30,
+            ctrl = port + 1000,
+            rec = dir.join("rec").display(),
+        );
+        std::fs::write(dir.join("config"), config).unwrap();
+        let mediaenc = if srtp { ";mediaenc=srtp-mand" } else { "" };
+        std::fs::write(
+            dir.join("accounts"),
+            format!("<sip:{user}@127.0.0.1;transport=tls>;auth_user={user};auth_pass={password};outbound=\"sip:127.0.0.1:{tls_port};transport=tls\";regint=60;answermode=auto;audio_codecs=PCMA,PCMU{mediaenc}\n"),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.join("baresip.log")).unwrap();
+        let child = Command::new("baresip")
+            .arg("-f")
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("baresip (Debian) is installed");
+        Self {
+            child,
+            dir: dir.to_owned(),
+        }
+    }
+}

@@ -31,6 +31,7 @@ macro_rules! both_backends {
 
 mod access;
 mod admin_pages;
+mod agent_tls;
 mod alerts;
 mod api_schema;
 mod audit;
