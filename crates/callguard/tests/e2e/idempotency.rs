@@ -84,7 +84,7 @@ async fn a_retried_note_with_its_key_is_one_note_and_answers_as_the_first(backen
     )
     .await
     .expect(200);
-    assert_eq!(again.header("idempotent-replayed").as_deref(), Some("true"));
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
     assert_eq!(again.json()["kind"], "add_note");
     assert_eq!(again.json()["level"], first.json()["level"]);
     assert_eq!(notes_logged(&api, &compliance).await.len(), 1);
