@@ -505,6 +505,7 @@ mod tests {
                 socket: media_agent,
                 remote: local(&old),
                 format,
+                srtp: None,
             }))
             .unwrap();
         let packet = |ssrc: u32, seq: u16, fill: u8| {
