@@ -183,9 +183,9 @@ impl Drop for Place {
 }
 
 /// The SDP of the agent's leg for ezk: our offer out, the softphone's answer kept.
-struct Offering {
-    offer: String,
-    answer: Option<String>,
+pub(super) struct Offering {
+    pub(super) offer: String,
+    pub(super) answer: Option<String>,
 }
 
 fn parse_sdp(text: &str) -> Result<SessionDescription, io::Error> {
@@ -224,11 +224,11 @@ impl MediaBackend for Offering {
 }
 
 /// Agents' softphones are not asked to authenticate us: a challenge ends the attempt.
-struct NoAuth;
+pub(super) struct NoAuth;
 
 #[derive(Debug, thiserror::Error)]
 #[error("the softphone asked the edge to authenticate")]
-struct ChallengedByPhone;
+pub(super) struct ChallengedByPhone;
 
 impl ezk_sip_auth::ClientAuthenticator for NoAuth {
     type Error = ChallengedByPhone;
@@ -361,8 +361,10 @@ impl Edge {
                                     false
                                 }
                             };
+                            let listed = self.bridges.list(interaction, line.commands.clone());
                             self.agents.answered(&agent, interaction).await;
                             let by_caller = self.bridged(line, *leg, socket).await;
+                            drop(listed);
                             self.agents.call_ended(&agent).await;
                             return Ended::Bridged { by_caller, handed };
                         }

@@ -34,6 +34,10 @@ pub enum Command {
     Record(mpsc::UnboundedSender<StereoFrame>),
     /// Relay between the caller and this agent's leg (prompts stop).
     Bridge(AgentLeg),
+    /// Add a supervisor's leg to the bridge ([`super::monitor`]), replacing any before.
+    Monitor(super::monitor::SupervisorLeg),
+    /// Drop the supervisor's leg.
+    Unmonitor,
     /// End the media (the call is over).
     End,
 }
@@ -216,6 +220,8 @@ impl Session {
             telephone_event: self.telephone_event,
         };
         let mut bridge: Option<Bridged> = None;
+        let mut monitor: Option<super::monitor::Monitoring> = None;
+        let mut supervisor_buf = vec![0u8; 1500];
         let (mut caller_frames, mut agent_frames) = (VecDeque::new(), VecDeque::new());
         let started = Instant::now();
         let mut last_heard = Instant::now();
@@ -242,6 +248,9 @@ impl Session {
                             break;
                         }
                     }
+                    if let Some(m) = &mut monitor {
+                        m.send_tick().await;
+                    }
                     if let Some(r) = &recorder {
                         let caller = caller_frames.pop_front().unwrap_or_default();
                         let agent = agent_frames.pop_front().unwrap_or_default();
@@ -262,6 +271,9 @@ impl Session {
                     last_heard = Instant::now();
                     if let Some(b) = &mut bridge {
                         if b.to_agent.relay(&packet, &mut out) {
+                            if let Some(m) = &mut monitor {
+                                m.to_agent(&mut out, b.leg.format.codec);
+                            }
                             let _ = b.leg.socket.send_to(&out, b.leg.remote).await;
                         }
                     }
@@ -279,11 +291,20 @@ impl Session {
                     let (Some(b), Ok(n)) = (&mut bridge, got) else { continue };
                     let Ok(packet) = RtpPacket::parse(&agent_buf[..n]) else { continue };
                     if b.to_caller.relay(&packet, &mut out) {
+                        if let Some(m) = &mut monitor {
+                            m.to_caller(&mut out, self.codec);
+                        }
                         let _ = self.socket.send_to(&out, self.remote).await;
                         counts.sent += 1;
                     }
                     if packet.payload_type == b.leg.format.codec && recorder.is_some() {
                         keep(&mut agent_frames, b.agent_law, packet.payload);
+                    }
+                }
+                got = super::monitor::supervisor_recv(monitor.as_ref(), &mut supervisor_buf) => {
+                    let (Some(m), Ok(n)) = (&mut monitor, got) else { continue };
+                    if let Ok(packet) = RtpPacket::parse(&supervisor_buf[..n]) {
+                        m.from_supervisor(&packet);
                     }
                 }
                 cmd = commands.recv() => match cmd {
@@ -292,6 +313,8 @@ impl Session {
                     Some(Command::Interrupt) => player.interrupt(),
                     Some(Command::Hold) => player.hold = true,
                     Some(Command::Record(sink)) => recorder = Some(sink),
+                    Some(Command::Monitor(leg)) => monitor = Some(super::monitor::Monitoring::new(leg)),
+                    Some(Command::Unmonitor) => monitor = None,
                     Some(Command::Bridge(leg)) => {
                         player.interrupt();
                         player.hold = false;

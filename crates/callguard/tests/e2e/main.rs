@@ -46,6 +46,7 @@ mod dnc_shared;
 mod duties;
 mod harness;
 mod keys;
+mod monitor;
 mod operations;
 mod payments;
 mod payments_3ds;

@@ -39,10 +39,11 @@ macro_rules! in_private_network {
         }
     )+};
 }
+pub(crate) use in_private_network;
 
 /// Inside the namespace: brings `lo` up and answers true (run the body). Outside: re-runs this
 /// one test inside `unshare -n`, asserts it passed, and answers false.
-fn enter(module: &str, backend: &str) -> bool {
+pub(crate) fn enter(module: &str, backend: &str) -> bool {
     if std::env::var_os(INSIDE).is_some() {
         let up = Command::new("ip")
             .args(["link", "set", "lo", "up"])
@@ -90,7 +91,7 @@ async fn start_with_sip(backend: Backend, port: u16) -> Server {
 }
 
 /// Every audit entry so far, read by a compliance officer.
-async fn audit_entries(server: &Server) -> Vec<Value> {
+pub(crate) async fn audit_entries(server: &Server) -> Vec<Value> {
     let officer = server
         .new_account(
             &format!("officer-{}", crate::harness::suffix()),
@@ -106,7 +107,7 @@ async fn audit_entries(server: &Server) -> Vec<Value> {
     page["entries"].as_array().unwrap().clone()
 }
 
-async fn metrics(server: &Server) -> String {
+pub(crate) async fn metrics(server: &Server) -> String {
     server.api().get("/metrics", None).await.expect(200).text
 }
 
@@ -496,20 +497,20 @@ async fn a_softphone_registers_only_with_its_agents_live_credentials(backend: Ba
 // ---- queues, agents' softphones and the bridge ------------------------------------------------
 
 /// The caller's tone (the pcap's audio) and the agents' (their softphones' voice file).
-const CALLER_HZ: f32 = 440.0;
-const AGENT_HZ: f32 = 1000.0;
+pub(crate) const CALLER_HZ: f32 = 440.0;
+pub(crate) const AGENT_HZ: f32 = 1000.0;
 
 /// A test agent: their username, SIP password and desk session.
-struct Agent {
-    id: String,
-    username: String,
-    sip_password: String,
-    token: String,
+pub(crate) struct Agent {
+    pub(crate) id: String,
+    pub(crate) username: String,
+    pub(crate) sip_password: String,
+    pub(crate) token: String,
 }
 
 impl Agent {
     /// Sets the agent's state on the desk (`ready`, or `not_ready` with a reason).
-    async fn set_state(&self, server: &Server, state: serde_json::Value) {
+    pub(crate) async fn set_state(&self, server: &Server, state: serde_json::Value) {
         server
             .api()
             .call(
@@ -531,7 +532,12 @@ impl Agent {
             .json()
     }
 
-    fn phone(&self, dir: &std::path::Path, port: u16, answers: bool) -> crate::baresip::Softphone {
+    pub(crate) fn phone(
+        &self,
+        dir: &std::path::Path,
+        port: u16,
+        answers: bool,
+    ) -> crate::baresip::Softphone {
         crate::baresip::Softphone::start(
             &dir.join(&self.username),
             &self.username,
@@ -544,7 +550,7 @@ impl Agent {
 }
 
 /// Issues SIP credentials to a new agent.
-async fn agent_with_sip(server: &Server, name: &str) -> Agent {
+pub(crate) async fn agent_with_sip(server: &Server, name: &str) -> Agent {
     let agent = server
         .new_account(&format!("{name}{}", crate::harness::suffix()), "agent")
         .await;
@@ -568,7 +574,7 @@ async fn agent_with_sip(server: &Server, name: &str) -> Agent {
 }
 
 /// Waits until `n` softphones are registered (baresip registers as it starts).
-async fn wait_registered(server: &Server, n: usize, phone: &crate::baresip::Softphone) {
+pub(crate) async fn wait_registered(server: &Server, n: usize, phone: &crate::baresip::Softphone) {
     let want = format!("callguard_sip_registrations {n}\n");
     for _ in 0..100 {
         if metrics(server).await.contains(&want) {
