@@ -227,6 +227,17 @@ mod tests {
     }
 
     #[test]
+    fn only_supervisors_listen_whisper_or_barge_into_calls() {
+        for role in Role::ALL {
+            assert_eq!(
+                role.allows(Permission::CallsMonitor),
+                role == Role::Supervisor,
+                "{role}"
+            );
+        }
+    }
+
+    #[test]
     fn only_supervisors_and_compliance_play_recordings() {
         for role in Role::ALL {
             assert_eq!(

@@ -106,18 +106,21 @@ impl Monitoring {
     }
 
     /// A datagram the relay is about to send to the caller (of `codec`): the agent, tapped;
-    /// in barge the supervisor is mixed in.
-    pub(super) fn to_caller(&mut self, datagram: &mut [u8], codec: u8) {
+    /// in barge the supervisor is mixed in. Whether it was (the recording keeps what the
+    /// caller heard).
+    pub(super) fn to_caller(&mut self, datagram: &mut [u8], codec: u8) -> bool {
         let law = Law::from_payload_type(codec).unwrap_or(Law::Alaw);
         let Some(audio) = audio_of(datagram, codec) else {
-            return;
+            return false;
         };
         self.agent.push(mix::decode(audio, law));
         if self.leg.mode.caller_hears_supervisor() {
             if let Some(s) = self.for_caller.pop() {
                 mix::mix_into_g711(audio, law, &s);
+                return true;
             }
         }
+        false
     }
 
     /// A packet from the supervisor's softphone: audio kept for mixing (dropped in listen;

@@ -290,15 +290,18 @@ impl Session {
                 got = agent_recv(bridge.as_ref(), &mut agent_buf) => {
                     let (Some(b), Ok(n)) = (&mut bridge, got) else { continue };
                     let Ok(packet) = RtpPacket::parse(&agent_buf[..n]) else { continue };
+                    let mut barged = false;
                     if b.to_caller.relay(&packet, &mut out) {
                         if let Some(m) = &mut monitor {
-                            m.to_caller(&mut out, self.codec);
+                            barged = m.to_caller(&mut out, self.codec);
                         }
                         let _ = self.socket.send_to(&out, self.remote).await;
                         counts.sent += 1;
                     }
                     if packet.payload_type == b.leg.format.codec && recorder.is_some() {
-                        keep(&mut agent_frames, b.agent_law, packet.payload);
+                        // A barging supervisor is recorded as the caller heard them.
+                        let (heard_law, heard) = if barged { (law, out.get(12..).unwrap_or_default()) } else { (b.agent_law, packet.payload) };
+                        keep(&mut agent_frames, heard_law, heard);
                     }
                 }
                 got = super::monitor::supervisor_recv(monitor.as_ref(), &mut supervisor_buf) => {
@@ -477,6 +480,110 @@ mod tests {
         assert!(
             next_of_none(&agent).await,
             "no event packet reached the agent"
+        );
+        commands.send(Command::End).unwrap();
+        media.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_barging_supervisor_reaches_the_caller_and_the_recording_keeps_what_the_caller_heard()
+    {
+        use crate::media::goertzel::tone_share;
+        use crate::media::mix::Mode;
+        let local = |s: &UdpSocket| s.local_addr().unwrap();
+        let bind = || UdpSocket::bind("127.0.0.1:0");
+        let (media_caller, media_agent, media_supervisor) = (
+            bind().await.unwrap(),
+            bind().await.unwrap(),
+            bind().await.unwrap(),
+        );
+        let (caller, agent, supervisor) = (
+            bind().await.unwrap(),
+            bind().await.unwrap(),
+            bind().await.unwrap(),
+        );
+        caller.connect(local(&media_caller)).await.unwrap();
+        agent.connect(local(&media_agent)).await.unwrap();
+        supervisor.connect(local(&media_supervisor)).await.unwrap();
+        let session = Session {
+            socket: media_caller,
+            remote: local(&caller),
+            codec: 8,
+            telephone_event: Some(101),
+            prompts: Arc::new(PromptSet::builtin()),
+        };
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let (heard_tx, _heard) = mpsc::unbounded_channel();
+        let media = tokio::spawn(session.run(commands_rx, heard_tx));
+        let (sink, mut recorded) = mpsc::unbounded_channel();
+        commands.send(Command::Record(sink)).unwrap();
+        let format = LegFormat {
+            codec: 8,
+            telephone_event: None,
+        };
+        commands
+            .send(Command::Bridge(AgentLeg {
+                socket: media_agent,
+                remote: local(&agent),
+                format,
+            }))
+            .unwrap();
+        commands
+            .send(Command::Monitor(super::super::monitor::SupervisorLeg {
+                socket: media_supervisor,
+                remote: local(&supervisor),
+                format,
+                mode: Mode::Barge,
+            }))
+            .unwrap();
+        let tone = |hz: f32, f: usize| -> Vec<u8> {
+            (f * FRAME_SAMPLES..(f + 1) * FRAME_SAMPLES)
+                .map(|i| {
+                    let v = 6000.0 * (2.0 * std::f32::consts::PI * hz * i as f32 / 8000.0).sin();
+                    Law::Alaw.encode(v as i16)
+                })
+                .collect()
+        };
+        let header = |seq: u16| RtpHeader {
+            marker: false,
+            payload_type: 8,
+            sequence: seq,
+            timestamp: u32::from(seq) * 160,
+            ssrc: 0x5EE,
+        };
+        // The supervisor speaks (1600 Hz) before each agent frame (1000 Hz): the caller hears
+        // both, and so does the recording's agent channel.
+        let (mut to_caller, mut agent_channel) = (Vec::new(), Vec::new());
+        for f in 0..25u16 {
+            supervisor
+                .send(&header(f).to_packet(&tone(1600.0, f.into())).unwrap())
+                .await
+                .unwrap();
+            // The supervisor's frame is taken in before the agent's goes out.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            agent
+                .send(&header(f).to_packet(&tone(1000.0, f.into())).unwrap())
+                .await
+                .unwrap();
+            let got = next_of(&caller, 8).await;
+            let payload = RtpPacket::parse(&got).unwrap().payload.to_vec();
+            to_caller.extend(payload.iter().map(|&c| Law::Alaw.decode(c)));
+        }
+        while agent_channel.len() < 10 * FRAME_SAMPLES {
+            let (_, a) = tokio::time::timeout(Duration::from_secs(10), recorded.recv())
+                .await
+                .expect("frames")
+                .unwrap();
+            agent_channel.extend(a.iter().map(|&c| Law::Alaw.decode(c)));
+        }
+        assert!(
+            tone_share(&to_caller, 1600.0) > 0.2,
+            "the caller hears the supervisor"
+        );
+        assert!(tone_share(&to_caller, 1000.0) > 0.2, "and the agent");
+        assert!(
+            tone_share(&agent_channel, 1600.0) > 0.1,
+            "the recording holds the barging supervisor"
         );
         commands.send(Command::End).unwrap();
         media.await.unwrap();
