@@ -92,7 +92,7 @@ impl Monitoring {
     /// A datagram the relay is about to send to the agent (of `codec`): its audio is the
     /// caller as the agent gets it (tapped for the supervisor); in whisper and barge the
     /// supervisor is mixed in.
-    pub(super) fn to_agent(&mut self, datagram: &mut [u8], codec: u8) {
+    pub(super) fn sending_to_agent(&mut self, datagram: &mut [u8], codec: u8) {
         let law = Law::from_payload_type(codec).unwrap_or(Law::Alaw);
         let Some(audio) = audio_of(datagram, codec) else {
             return;
@@ -108,7 +108,7 @@ impl Monitoring {
     /// A datagram the relay is about to send to the caller (of `codec`): the agent, tapped;
     /// in barge the supervisor is mixed in. Whether it was (the recording keeps what the
     /// caller heard).
-    pub(super) fn to_caller(&mut self, datagram: &mut [u8], codec: u8) -> bool {
+    pub(super) fn sending_to_caller(&mut self, datagram: &mut [u8], codec: u8) -> bool {
         let law = Law::from_payload_type(codec).unwrap_or(Law::Alaw);
         let Some(audio) = audio_of(datagram, codec) else {
             return false;
@@ -125,7 +125,7 @@ impl Monitoring {
 
     /// A packet from the supervisor's softphone: audio kept for mixing (dropped in listen;
     /// telephone events never go anywhere).
-    pub(super) fn from_supervisor(&mut self, packet: &RtpPacket<'_>) {
+    pub(super) fn heard_supervisor(&mut self, packet: &RtpPacket<'_>) {
         if packet.payload_type != self.leg.format.codec || self.leg.mode == Mode::Listen {
             return;
         }
@@ -413,12 +413,12 @@ mod tests {
             }
             .to_packet(&s)
             .unwrap();
-            m.from_supervisor(&RtpPacket::parse(&p).unwrap());
+            m.heard_supervisor(&RtpPacket::parse(&p).unwrap());
             let mut to_agent = datagram(Law::Alaw, &tone(440.0, FRAME_SAMPLES, from));
-            m.to_agent(&mut to_agent, 8);
+            m.sending_to_agent(&mut to_agent, 8);
             agent.extend(mix::decode(&to_agent[12..], Law::Alaw));
             let mut to_caller = datagram(Law::Alaw, &tone(1000.0, FRAME_SAMPLES, from));
-            m.to_caller(&mut to_caller, 8);
+            m.sending_to_caller(&mut to_caller, 8);
             caller.extend(mix::decode(&to_caller[12..], Law::Alaw));
             let out = m.tick().to_vec();
             supervisor.extend(mix::decode(&out[12..], Law::Ulaw));
@@ -474,8 +474,8 @@ mod tests {
         .to_packet(&[5, 10, 0, 160])
         .unwrap();
         let before = event.clone();
-        m.from_supervisor(&RtpPacket::parse(&datagram(Law::Ulaw, &[3000; 160])).unwrap());
-        m.to_agent(&mut event, 8);
+        m.heard_supervisor(&RtpPacket::parse(&datagram(Law::Ulaw, &[3000; 160])).unwrap());
+        m.sending_to_agent(&mut event, 8);
         assert_eq!(event, before, "an event passes untouched");
         assert!(m.caller.is_empty(), "and is not heard by the supervisor");
     }

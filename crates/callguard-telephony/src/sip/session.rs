@@ -272,7 +272,7 @@ impl Session {
                     if let Some(b) = &mut bridge {
                         if b.to_agent.relay(&packet, &mut out) {
                             if let Some(m) = &mut monitor {
-                                m.to_agent(&mut out, b.leg.format.codec);
+                                m.sending_to_agent(&mut out, b.leg.format.codec);
                             }
                             let _ = b.leg.socket.send_to(&out, b.leg.remote).await;
                         }
@@ -293,7 +293,7 @@ impl Session {
                     let mut barged = false;
                     if b.to_caller.relay(&packet, &mut out) {
                         if let Some(m) = &mut monitor {
-                            barged = m.to_caller(&mut out, self.codec);
+                            barged = m.sending_to_caller(&mut out, self.codec);
                         }
                         let _ = self.socket.send_to(&out, self.remote).await;
                         counts.sent += 1;
@@ -307,7 +307,7 @@ impl Session {
                 got = super::monitor::supervisor_recv(monitor.as_ref(), &mut supervisor_buf) => {
                     let (Some(m), Ok(n)) = (&mut monitor, got) else { continue };
                     if let Ok(packet) = RtpPacket::parse(&supervisor_buf[..n]) {
-                        m.from_supervisor(&packet);
+                        m.heard_supervisor(&packet);
                     }
                 }
                 cmd = commands.recv() => match cmd {
