@@ -199,6 +199,16 @@ async fn a_whispering_supervisor_is_heard_by_the_agent_and_never_by_the_caller(b
         board.contains(&format!("value=\"{interaction}\"")) && board.contains("monitor-whisper"),
         "the wallboard offers Listen / Whisper / Barge on ann's call"
     );
+    let board = server
+        .api()
+        .get("/wallboard", Some(&tom.token))
+        .await
+        .expect(200)
+        .text;
+    assert!(
+        !board.contains("monitor-whisper"),
+        "but not to a supervisor of other queues"
+    );
     let a = start(&server, &sue.token, "no-such-call", "listen").await;
     assert_eq!(a.status.as_u16(), 404, "{}", a.text);
 

@@ -177,12 +177,15 @@ impl Monitoring {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Whether `p` may monitor calls of `queue`.
-    fn may_monitor(&self, p: &Principal, queue: &str) -> bool {
-        self.settings
-            .supervisors
-            .get(queue)
-            .is_none_or(|names| names.iter().any(|n| n == &p.user.username))
+    /// Whether `p` may monitor calls of `queue` (the wallboard offers its buttons only then).
+    #[must_use]
+    pub fn may_monitor(&self, p: &Principal, queue: &str) -> bool {
+        p.user.role.allows(Permission::CallsMonitor)
+            && self
+                .settings
+                .supervisors
+                .get(queue)
+                .is_none_or(|names| names.iter().any(|n| n == &p.user.username))
     }
 
     /// The supervisor `p` joins the call of `interaction` in `mode`: their softphone rings and,

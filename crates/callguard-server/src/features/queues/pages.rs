@@ -51,6 +51,8 @@ pub(crate) struct AgentRow {
     /// How a supervisor is on the call (empty when nobody is), and whether it is me.
     pub(crate) monitored: String,
     pub(crate) monitored_by_me: bool,
+    /// Whether I may join the call (a supervisor of its queue).
+    pub(crate) may_monitor: bool,
 }
 
 fn clock(seconds: u64) -> String {
@@ -78,6 +80,7 @@ fn agent_row(
     a: &AgentView,
     monitors: &[crate::features::monitor::service::MonitorView],
     me: &str,
+    may_monitor: bool,
 ) -> AgentRow {
     let interaction_id = match a.state {
         crate::features::presence::service::StateName::OnCall => {
@@ -104,6 +107,7 @@ fn agent_row(
             .map(|m| m.mode.as_str().to_owned())
             .unwrap_or_default(),
         monitored_by_me: monitor.is_some_and(|m| m.supervisor_id == me),
+        may_monitor,
         interaction_id,
     }
 }
@@ -120,7 +124,10 @@ fn panel(s: &AppState, p: &Principal, csrf: String) -> Panel {
             .presence
             .agents()
             .iter()
-            .map(|a| agent_row(a, &monitors, &p.user.id))
+            .map(|a| {
+                let queue = a.queue.as_deref().unwrap_or_default();
+                agent_row(a, &monitors, &p.user.id, s.monitoring.may_monitor(p, queue))
+            })
             .collect(),
         csrf,
         chart_width: charts::WIDTH,
