@@ -110,6 +110,9 @@ impl Role {
             // queues in the configuration, and see no calls (separation of duties).
             AgentState => self == Role::Agent,
             QueuesRead => self == Role::Supervisor,
+            // Listening in, whispering to the agent or barging into a live call is the queue's
+            // supervisors' alone (which queues is checked by the monitoring service).
+            CallsMonitor => self == Role::Supervisor,
         }
     }
 }
@@ -202,6 +205,8 @@ pub enum Permission {
     AgentState,
     /// Watch the queues and the agents' states (the wallboard).
     QueuesRead,
+    /// Listen to, whisper into or barge into a live call of one's queues from the wallboard.
+    CallsMonitor,
 }
 
 #[cfg(test)]
@@ -218,6 +223,17 @@ mod tests {
             let watches = matches!(role, Role::Supervisor | Role::Compliance);
             assert_eq!(role.allows(Permission::AlertsRead), watches);
             assert_eq!(role.allows(Permission::AlertsManage), watches);
+        }
+    }
+
+    #[test]
+    fn only_supervisors_listen_whisper_or_barge_into_calls() {
+        for role in Role::ALL {
+            assert_eq!(
+                role.allows(Permission::CallsMonitor),
+                role == Role::Supervisor,
+                "{role}"
+            );
         }
     }
 

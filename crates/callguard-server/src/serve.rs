@@ -183,7 +183,17 @@ fn build_state(
     let keypad = Arc::new(crate::features::keypad::service::Keypad::new(
         payments.clone(),
     ));
+    let presence = Arc::new(
+        crate::features::presence::service::Presence::new(settings.presence.clone())
+            .with_sessions(identity.clone(), alerts.stream_check()),
+    );
     Ok(AppState {
+        monitoring: Arc::new(crate::features::monitor::service::Monitoring::new(
+            settings.monitor.clone(),
+            presence.clone(),
+            runtime.audit.clone(),
+        )),
+        presence,
         keypad,
         edge_tokens: Arc::new(crate::features::keypad::token::EdgeTokens::new(
             runtime.store.clone(),
@@ -210,10 +220,6 @@ fn build_state(
                 runtime.kek.clone(),
                 settings.sip_server.clone(),
             ),
-        ),
-        presence: Arc::new(
-            crate::features::presence::service::Presence::new(settings.presence.clone())
-                .with_sessions(identity.clone(), alerts.stream_check()),
         ),
         queues: Arc::new(crate::features::queues::service::QueueFigures::new(
             settings.queues.clone(),

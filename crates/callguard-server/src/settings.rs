@@ -55,6 +55,8 @@ pub struct Settings {
     pub presence: crate::features::presence::service::PresenceSettings,
     /// Queue figures: the service level threshold, the queues shown from the start.
     pub queues: crate::features::queues::service::QueueSettings,
+    /// Supervisor monitoring: who may monitor which queue, whether agents are told.
+    pub monitor: crate::features::monitor::service::MonitorSettings,
 }
 
 /// Settings of the vault, caller verification and one-time code delivery.

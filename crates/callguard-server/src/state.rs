@@ -52,6 +52,8 @@ pub struct AppState {
     pub presence: Arc<crate::features::presence::service::Presence>,
     /// Live queue figures on this node, fed by the telephony edge.
     pub queues: Arc<crate::features::queues::service::QueueFigures>,
+    /// Supervisors listening to, whispering into or barging into calls (the SIP edge attaches).
+    pub monitoring: Arc<crate::features::monitor::service::Monitoring>,
     /// The OpenAPI document, built once from the route table.
     pub openapi: Arc<serde_json::Value>,
 }

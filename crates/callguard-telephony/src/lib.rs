@@ -20,6 +20,7 @@ use std::sync::Arc;
 #[must_use]
 pub fn front_end(bound: sip::Bound) -> FrontEnd {
     Box::new(move |state, tasks| {
+        state.monitoring.attach(bound.monitor());
         let accounts: Arc<dyn SipAccounts> =
             Arc::new(sip::registrar::IssuedCredentials(state.softphones.clone()));
         tasks.spawn(bound.run(

@@ -106,6 +106,8 @@ pub const KEYS: &[Key] = &[
     Key { name: "queues.wrap_up_seconds", secret: false, about: "after a queued call ends the agent is in wrap-up this many seconds, then ready by themselves, 0 to 3600 (default 30)" },
     Key { name: "queues.service_level_seconds", secret: false, about: "a queued call answered within this many seconds counts toward the service level, 1 to 3600 (default 20)" },
     Key { name: "queues.skills", secret: false, about: "which agents (usernames) serve each queue, like \"billing=ann bob; support=carol\"; a queue not listed is served by every agent (default: every agent serves every queue)" },
+    Key { name: "queues.supervisors", secret: false, about: "which supervisors (usernames) may listen to, whisper into or barge into each queue's calls, like \"billing=sue; support=sue tom\"; a queue not listed may be monitored by every supervisor (default: every supervisor, every queue)" },
+    Key { name: "monitor.tell_agents", secret: false, about: "true or false: whether an agent's desk shows that a supervisor is listening to, whispering into or barging into their call (default true)" },
     Key { name: "desk.not_ready_reasons", secret: false, about: "reasons agents choose from when they are not ready, comma-separated, each 1 to 40 of a-z, 0-9, _ (default break, lunch, meeting, training, coaching)" },
     Key { name: "retention.interactions_days", secret: false, about: "interactions that ended longer ago are deleted by the daily retention job (default 730; 0 keeps them)" },
     Key { name: "retention.customers_days", secret: false, about: "customer records unchanged and without an interaction for this long are crypto-shredded (default 1095; 0 keeps them)" },
@@ -414,6 +416,7 @@ impl Raw {
             sip_server: None,
             presence: self.presence_settings()?,
             queues: self.queue_settings()?,
+            monitor: self.monitor_settings()?,
         })
     }
 
@@ -904,6 +907,31 @@ impl Raw {
         Ok(p)
     }
 
+    /// Supervisor monitoring: `queues.supervisors`, `monitor.tell_agents`.
+    fn monitor_settings(
+        &self,
+    ) -> Result<callguard_server::features::monitor::service::MonitorSettings, ConfigError> {
+        let mut m = callguard_server::features::monitor::service::MonitorSettings::default();
+        if let Some(text) = self.text("queues.supervisors") {
+            m.supervisors = parse_skills(&text).map_err(|e| {
+                ConfigError(format!("{}: {e}", self.describe("queues.supervisors")))
+            })?;
+        }
+        if let Some(v) = self.text("monitor.tell_agents") {
+            m.tell_agents = match v.as_str() {
+                "true" => true,
+                "false" => false,
+                _ => {
+                    return Err(ConfigError(format!(
+                        "{} must be true or false",
+                        self.describe("monitor.tell_agents")
+                    )))
+                }
+            };
+        }
+        Ok(m)
+    }
+
     /// Queue figures: `queues.service_level_seconds`; the queues of the IVR menu and of
     /// `queues.skills` are shown from the start.
     fn queue_settings(
@@ -1391,6 +1419,35 @@ mod tests {
                 .find(|(n, _)| *n == k)
                 .map(|(_, v)| (*v).to_owned())
         }
+    }
+
+    #[test]
+    fn monitor_settings_read_the_queues_supervisors_and_whether_agents_are_told() {
+        let raw = Raw::load(
+            None,
+            &env_of(&[
+                (
+                    "CALLGUARD_QUEUES_SUPERVISORS",
+                    "billing=sue; support=sue tom",
+                ),
+                ("CALLGUARD_MONITOR_TELL_AGENTS", "false"),
+            ]),
+        )
+        .unwrap();
+        let m = raw.monitor_settings().unwrap();
+        assert_eq!(m.supervisors["support"], ["sue", "tom"]);
+        assert!(!m.tell_agents);
+        let default = Raw::load(None, &env_of(&[]))
+            .unwrap()
+            .monitor_settings()
+            .unwrap();
+        assert!(default.tell_agents && default.supervisors.is_empty());
+        let bad = Raw::load(None, &env_of(&[("CALLGUARD_MONITOR_TELL_AGENTS", "yes")])).unwrap();
+        assert!(bad
+            .monitor_settings()
+            .unwrap_err()
+            .to_string()
+            .contains("monitor.tell_agents"));
     }
 
     #[test]

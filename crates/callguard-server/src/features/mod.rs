@@ -13,6 +13,7 @@ pub mod gdpr;
 pub mod interactions;
 pub mod keypad;
 pub mod keys;
+pub mod monitor;
 pub mod ops;
 pub mod payments;
 pub mod portal;
@@ -49,6 +50,7 @@ pub fn api_routes() -> Vec<ApiRoute> {
         recordings::api::routes(),
         presence::api::routes(),
         queues::api::routes(),
+        monitor::api::routes(),
     ]
     .into_iter()
     .flatten()
@@ -72,6 +74,7 @@ pub fn page_routes() -> Vec<PageRoute> {
         payments::pages::routes(),
         recordings::pages::routes(),
         queues::pages::routes(),
+        monitor::pages::routes(),
         crate::web::assets::routes(),
     ]
     .into_iter()

@@ -192,13 +192,13 @@ impl Drop for Place {
 }
 
 /// The SDP of the agent's leg for ezk: our offer out, the softphone's answer kept.
-struct Offering {
-    offer: String,
-    answer: Option<String>,
+pub(super) struct Offering {
+    pub(super) offer: String,
+    pub(super) answer: Option<String>,
     /// Our SRTP key, when SRTP was offered.
-    key: Option<MasterKey>,
+    pub(super) key: Option<MasterKey>,
     /// Both directions' SRTP once the answer accepted it.
-    srtp: Option<SrtpLeg>,
+    pub(super) srtp: Option<SrtpLeg>,
 }
 
 fn parse_sdp(text: &str) -> Result<SessionDescription, io::Error> {
@@ -246,11 +246,11 @@ fn moved_media(media: &Offering, current: std::net::SocketAddr) -> Option<std::n
 }
 
 /// Agents' softphones are not asked to authenticate us: a challenge ends the attempt.
-struct NoAuth;
+pub(super) struct NoAuth;
 
 #[derive(Debug, thiserror::Error)]
 #[error("the softphone asked the edge to authenticate")]
-struct ChallengedByPhone;
+pub(super) struct ChallengedByPhone;
 
 impl ezk_sip_auth::ClientAuthenticator for NoAuth {
     type Error = ChallengedByPhone;
@@ -389,8 +389,10 @@ impl Edge {
                                     false
                                 }
                             };
+                            let listed = self.bridges.list(interaction, line.commands.clone());
                             self.agents.answered(&agent, interaction).await;
                             let by_caller = self.bridged(line, *leg, socket).await;
+                            drop(listed);
                             self.agents.call_ended(&agent).await;
                             return Ended::Bridged { by_caller, handed };
                         }

@@ -7,6 +7,7 @@ pub mod bridge;
 pub mod call;
 pub mod digest;
 pub mod ivr;
+pub mod monitor;
 pub mod presence;
 pub mod registrar;
 pub mod sdes;
@@ -97,6 +98,8 @@ pub struct Edge {
     tls_contact: Option<SipUri>,
     agents: Arc<dyn acd::AgentPool>,
     waiting: Arc<acd::Waiting>,
+    /// Bridged calls, where supervisors' legs join.
+    bridges: Arc<monitor::Bridges>,
 }
 
 /// The requests the edge takes from the ezk endpoint (those outside any dialog).
@@ -133,6 +136,7 @@ pub struct Bound {
     endpoint: Endpoint,
     intake: mpsc::Receiver<Taken>,
     settings: SipSettings,
+    monitor: Arc<monitor::EdgeMonitor>,
 }
 
 /// Binds UDP and TCP on `settings.listen`, and TLS on `settings.tls` when set.
@@ -162,10 +166,17 @@ pub async fn bind(settings: SipSettings) -> Result<Bound, EdgeError> {
         endpoint: b.build(),
         intake,
         settings,
+        monitor: Arc::default(),
     })
 }
 
 impl Bound {
+    /// Where supervisors join calls (working once the edge runs).
+    #[must_use]
+    pub fn monitor(&self) -> Arc<monitor::EdgeMonitor> {
+        self.monitor.clone()
+    }
+
     /// Serves calls and registrations until the task is aborted.
     pub async fn run(
         self,
@@ -179,6 +190,7 @@ impl Bound {
             endpoint,
             mut intake,
             settings,
+            monitor,
         } = self;
         let host = match settings.media_ip {
             IpAddr::V6(ip) => format!("[{ip}]"),
@@ -215,7 +227,9 @@ impl Bound {
             contact,
             agents,
             waiting: Arc::default(),
+            bridges: Arc::default(),
         });
+        monitor.attach(edge.clone(), endpoint.clone());
         // Caller IDs are checked against the numbering plan, which loads on first use: load it
         // now, off the runtime, rather than inside the first call.
         tokio::task::spawn_blocking(|| callguard_core::vault::validate::phone("+48600123456"));

@@ -37,6 +37,10 @@ pub enum Command {
     /// The agent's softphone moved its media here (a re-INVITE): the relay sends there and
     /// takes the agent's packets from there only.
     AgentMoved(SocketAddr),
+    /// Add a supervisor's leg to the bridge ([`super::monitor`]), replacing any before.
+    Monitor(super::monitor::SupervisorLeg),
+    /// Drop the supervisor's leg.
+    Unmonitor,
     /// End the media (the call is over).
     End,
 }
@@ -219,6 +223,8 @@ impl Session {
             telephone_event: self.telephone_event,
         };
         let mut bridge: Option<Bridged> = None;
+        let mut monitor: Option<super::monitor::Monitoring> = None;
+        let mut supervisor_buf = vec![0u8; 1500];
         let (mut caller_frames, mut agent_frames) = (VecDeque::new(), VecDeque::new());
         let started = Instant::now();
         let mut last_heard = Instant::now();
@@ -245,6 +251,9 @@ impl Session {
                             break;
                         }
                     }
+                    if let Some(m) = &mut monitor {
+                        m.send_tick().await;
+                    }
                     if let Some(r) = &recorder {
                         let caller = caller_frames.pop_front().unwrap_or_default();
                         let agent = agent_frames.pop_front().unwrap_or_default();
@@ -264,8 +273,15 @@ impl Session {
                     counts.received += 1;
                     last_heard = Instant::now();
                     if let Some(b) = &mut bridge {
-                        if b.to_agent.relay(&packet, &mut out) && b.leg.seal(&mut out) {
-                            let _ = b.leg.socket.send_to(&out, b.leg.remote).await;
+                        if b.to_agent.relay(&packet, &mut out) {
+                            // The supervisor hears (and whispers into) the plain audio; only
+                            // then is it sealed for an SRTP agent leg.
+                            if let Some(m) = &mut monitor {
+                                m.sending_to_agent(&mut out, b.leg.format.codec);
+                            }
+                            if b.leg.seal(&mut out) {
+                                let _ = b.leg.socket.send_to(&out, b.leg.remote).await;
+                            }
                         }
                     }
                     let now_ms = started.elapsed().as_millis() as u64;
@@ -282,12 +298,25 @@ impl Session {
                     let (Some(b), Ok(n)) = (&mut bridge, got) else { continue };
                     let Some(n) = b.leg.open(&mut agent_buf[..n]) else { continue };
                     let Ok(packet) = RtpPacket::parse(&agent_buf[..n]) else { continue };
+                    let mut barged = false;
                     if b.to_caller.relay(&packet, &mut out) {
+                        if let Some(m) = &mut monitor {
+                            barged = m.sending_to_caller(&mut out, self.codec);
+                        }
                         let _ = self.socket.send_to(&out, self.remote).await;
                         counts.sent += 1;
                     }
                     if packet.payload_type == b.leg.format.codec && recorder.is_some() {
-                        keep(&mut agent_frames, b.agent_law, packet.payload);
+                        // A barging supervisor is recorded as the caller heard them.
+                        let (heard_law, heard) = if barged { (law, out.get(12..).unwrap_or_default()) } else { (b.agent_law, packet.payload) };
+                        keep(&mut agent_frames, heard_law, heard);
+                    }
+                }
+                got = super::monitor::supervisor_recv(monitor.as_ref(), &mut supervisor_buf) => {
+                    let (Some(m), Ok(n)) = (&mut monitor, got) else { continue };
+                    let Some(n) = m.open(&mut supervisor_buf[..n]) else { continue };
+                    if let Ok(packet) = RtpPacket::parse(&supervisor_buf[..n]) {
+                        m.heard_supervisor(&packet);
                     }
                 }
                 cmd = commands.recv() => match cmd {
@@ -296,6 +325,8 @@ impl Session {
                     Some(Command::Interrupt) => player.interrupt(),
                     Some(Command::Hold) => player.hold = true,
                     Some(Command::Record(sink)) => recorder = Some(sink),
+                    Some(Command::Monitor(leg)) => monitor = Some(super::monitor::Monitoring::new(leg)),
+                    Some(Command::Unmonitor) => monitor = None,
                     Some(Command::Bridge(leg)) => {
                         player.interrupt();
                         player.hold = false;
@@ -552,6 +583,112 @@ mod tests {
         new.send(&packet(0xA6E7, 2, 0x44)).await.unwrap();
         let got = next_of(&caller, 8).await;
         assert_eq!(RtpPacket::parse(&got).unwrap().payload, &[0x44; 160][..]);
+        commands.send(Command::End).unwrap();
+        media.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_barging_supervisor_reaches_the_caller_and_the_recording_keeps_what_the_caller_heard()
+    {
+        use crate::media::goertzel::tone_share;
+        use crate::media::mix::Mode;
+        let local = |s: &UdpSocket| s.local_addr().unwrap();
+        let bind = || UdpSocket::bind("127.0.0.1:0");
+        let (media_caller, media_agent, media_supervisor) = (
+            bind().await.unwrap(),
+            bind().await.unwrap(),
+            bind().await.unwrap(),
+        );
+        let (caller, agent, supervisor) = (
+            bind().await.unwrap(),
+            bind().await.unwrap(),
+            bind().await.unwrap(),
+        );
+        caller.connect(local(&media_caller)).await.unwrap();
+        agent.connect(local(&media_agent)).await.unwrap();
+        supervisor.connect(local(&media_supervisor)).await.unwrap();
+        let session = Session {
+            socket: media_caller,
+            remote: local(&caller),
+            codec: 8,
+            telephone_event: Some(101),
+            prompts: Arc::new(PromptSet::builtin()),
+        };
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let (heard_tx, _heard) = mpsc::unbounded_channel();
+        let media = tokio::spawn(session.run(commands_rx, heard_tx));
+        let (sink, mut recorded) = mpsc::unbounded_channel();
+        commands.send(Command::Record(sink)).unwrap();
+        let format = LegFormat {
+            codec: 8,
+            telephone_event: None,
+        };
+        commands
+            .send(Command::Bridge(AgentLeg {
+                socket: media_agent,
+                remote: local(&agent),
+                format,
+                srtp: None,
+            }))
+            .unwrap();
+        commands
+            .send(Command::Monitor(super::super::monitor::SupervisorLeg {
+                socket: media_supervisor,
+                remote: local(&supervisor),
+                format,
+                mode: Mode::Barge,
+                srtp: None,
+            }))
+            .unwrap();
+        let tone = |hz: f32, f: usize| -> Vec<u8> {
+            (f * FRAME_SAMPLES..(f + 1) * FRAME_SAMPLES)
+                .map(|i| {
+                    let v = 6000.0 * (2.0 * std::f32::consts::PI * hz * i as f32 / 8000.0).sin();
+                    Law::Alaw.encode(v as i16)
+                })
+                .collect()
+        };
+        let header = |seq: u16| RtpHeader {
+            marker: false,
+            payload_type: 8,
+            sequence: seq,
+            timestamp: u32::from(seq) * 160,
+            ssrc: 0x5EE,
+        };
+        // The supervisor speaks (1600 Hz) before each agent frame (1000 Hz): the caller hears
+        // both, and so does the recording's agent channel.
+        let (mut to_caller, mut agent_channel) = (Vec::new(), Vec::new());
+        for f in 0..25u16 {
+            supervisor
+                .send(&header(f).to_packet(&tone(1600.0, f.into())).unwrap())
+                .await
+                .unwrap();
+            // The supervisor's frame is taken in before the agent's goes out.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            agent
+                .send(&header(f).to_packet(&tone(1000.0, f.into())).unwrap())
+                .await
+                .unwrap();
+            let got = next_of(&caller, 8).await;
+            let payload = RtpPacket::parse(&got).unwrap().payload.to_vec();
+            to_caller.extend(payload.iter().map(|&c| Law::Alaw.decode(c)));
+        }
+        while agent_channel.len() < 10 * FRAME_SAMPLES {
+            let (_, a) = tokio::time::timeout(Duration::from_secs(10), recorded.recv())
+                .await
+                .expect("frames")
+                .unwrap();
+            agent_channel.extend(a.iter().map(|&c| Law::Alaw.decode(c)));
+        }
+        assert!(
+            tone_share(&to_caller, 1600.0) > 0.2,
+            "the caller hears the supervisor"
+        );
+        assert!(tone_share(&to_caller, 1000.0) > 0.2, "and the agent");
+        assert!(
+            tone_share(&agent_channel, 1600.0) > 0.1,
+            "the recording holds the barging supervisor"
+        );
         commands.send(Command::End).unwrap();
         media.await.unwrap();
     }

@@ -43,12 +43,31 @@ impl SrtpLeg {
     }
 }
 
+impl SrtpLeg {
+    /// Protects the RTP packet in `packet` in place; false when it cannot be sent.
+    pub fn seal(&mut self, packet: &mut Vec<u8>) -> bool {
+        self.protect.protect(packet).is_ok()
+    }
+
+    /// Opens a datagram in place: the length of its RTP packet, or `None` when it is refused
+    /// (a wrong tag, a replay, or too short).
+    pub fn open(&mut self, datagram: &mut [u8]) -> Option<usize> {
+        match self.unprotect.unprotect(datagram) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                tracing::debug!(error = %e, "SRTP packet from a softphone dropped");
+                None
+            }
+        }
+    }
+}
+
 impl AgentLeg {
     /// Makes the RTP packet in `packet` ready to send to the softphone (SRTP when negotiated);
     /// false when it cannot be sent.
     pub fn seal(&mut self, packet: &mut Vec<u8>) -> bool {
         match &mut self.srtp {
-            Some(s) => s.protect.protect(packet).is_ok(),
+            Some(s) => s.seal(packet),
             None => true,
         }
     }
@@ -57,13 +76,7 @@ impl AgentLeg {
     /// when it is refused (a wrong tag, a replay, or too short).
     pub fn open(&mut self, datagram: &mut [u8]) -> Option<usize> {
         match &mut self.srtp {
-            Some(s) => match s.unprotect.unprotect(datagram) {
-                Ok(n) => Some(n),
-                Err(e) => {
-                    tracing::debug!(error = %e, "SRTP packet from the agent's leg dropped");
-                    None
-                }
-            },
+            Some(s) => s.open(datagram),
             None => Some(datagram.len()),
         }
     }

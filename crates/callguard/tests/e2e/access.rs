@@ -160,6 +160,14 @@ const MATRIX: &[(&str, &str, Rule)] = &[
     ("GET", "/api/v1/agents", Roles(SUPERVISOR)),
     ("GET", "/api/v1/queues", Roles(SUPERVISOR)),
     ("GET", "/api/v1/queues/stream", Roles(SUPERVISOR)),
+    ("POST", "/api/v1/monitor", Roles(SUPERVISOR)),
+    ("GET", "/api/v1/monitor", Roles(SUPERVISOR)),
+    (
+        "DELETE",
+        "/api/v1/monitor/{interaction_id}",
+        Roles(SUPERVISOR),
+    ),
+    ("GET", "/api/v1/agents/me/monitor", Roles(AGENT)),
 ];
 
 const LOGOUT: (&str, &str) = ("POST", "/api/v1/auth/logout");
@@ -300,6 +308,12 @@ const PAGE_POSTS: &[(&str, &str, &str)] = &[
     ),
     ("/portal/requests", "POST", "/api/v1/portal/requests"),
     ("/desk/state", "PUT", "/api/v1/agents/me/state"),
+    ("/wallboard/monitor", "POST", "/api/v1/monitor"),
+    (
+        "/wallboard/monitor/stop",
+        "DELETE",
+        "/api/v1/monitor/{interaction_id}",
+    ),
 ];
 
 /// Whether an answer is the access check's refusal of the caller's role.

@@ -48,6 +48,7 @@ mod duties;
 mod harness;
 mod idempotency;
 mod keys;
+mod monitor;
 mod operations;
 mod payments;
 mod payments_3ds;

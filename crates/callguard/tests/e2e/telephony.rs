@@ -39,6 +39,7 @@ macro_rules! in_private_network {
         }
     )+};
 }
+pub(crate) use in_private_network;
 
 /// Inside the namespace: brings `lo` up and answers true (run the body). Outside: re-runs this
 /// one test inside `unshare -n`, asserts it passed, and answers false.
@@ -90,7 +91,7 @@ async fn start_with_sip(backend: Backend, port: u16) -> Server {
 }
 
 /// Every audit entry so far, read by a compliance officer.
-async fn audit_entries(server: &Server) -> Vec<Value> {
+pub(crate) async fn audit_entries(server: &Server) -> Vec<Value> {
     let officer = server
         .new_account(
             &format!("officer-{}", crate::harness::suffix()),
@@ -497,14 +498,14 @@ async fn a_softphone_registers_only_with_its_agents_live_credentials(backend: Ba
 
 /// The caller's tone (the pcap's audio) and the agents' (their softphones' voice file).
 pub(crate) const CALLER_HZ: f32 = 440.0;
-const AGENT_HZ: f32 = 1000.0;
+pub(crate) const AGENT_HZ: f32 = 1000.0;
 
 /// A test agent: their username, SIP password and desk session.
 pub(crate) struct Agent {
-    id: String,
+    pub(crate) id: String,
     pub(crate) username: String,
     pub(crate) sip_password: String,
-    token: String,
+    pub(crate) token: String,
 }
 
 impl Agent {
@@ -531,7 +532,12 @@ impl Agent {
             .json()
     }
 
-    fn phone(&self, dir: &std::path::Path, port: u16, answers: bool) -> crate::baresip::Softphone {
+    pub(crate) fn phone(
+        &self,
+        dir: &std::path::Path,
+        port: u16,
+        answers: bool,
+    ) -> crate::baresip::Softphone {
         crate::baresip::Softphone::start(
             &dir.join(&self.username),
             &self.username,

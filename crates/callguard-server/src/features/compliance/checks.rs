@@ -11,7 +11,7 @@ use callguard_store::{AuditFilter, AuditRecord, RetentionCutoffs};
 /// The role table as approved (SPEC's role table). A change to `Role::allows` that is not
 /// also made here fails PCI DSS 7.2.1 and ISO A.5.15 until someone approves it by editing this.
 pub const APPROVED_POLICY: &str = "agent: own_account, dnc_check, dnc_list_manage, consent_manage, customers_create, customers_read, customers_reveal, interactions_handle, customers_operate, payments_start, payments_read, agent_state; \
-supervisor: own_account, alerts_read, alerts_manage, dnc_check, dnc_status, dnc_list_manage, dnc_list_read, consent_read, customers_read, payments_read, payments_refund, recordings_play, queues_read; \
+supervisor: own_account, alerts_read, alerts_manage, dnc_check, dnc_status, dnc_list_manage, dnc_list_read, consent_read, customers_read, payments_read, payments_refund, recordings_play, queues_read, calls_monitor; \
 compliance: own_account, audit_read, alerts_read, alerts_manage, dnc_check, dnc_status, dnc_list_manage, dnc_list_read, consent_manage, consent_read, customers_read, customers_gdpr, officers_confirm, compliance_evidence, recordings_play; \
 admin: own_account, users_read, users_manage; \
 customer: own_account, portal; \

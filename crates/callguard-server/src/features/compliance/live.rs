@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tokio::sync::OnceCell;
 
 /// Every permission, for the role matrix (kept in the order of `callguard_core::Permission`).
-pub const PERMISSIONS: [(Permission, &str); 28] = {
+pub const PERMISSIONS: [(Permission, &str); 29] = {
     use Permission::*;
     [
         (OwnAccount, "own_account"),
@@ -42,6 +42,7 @@ pub const PERMISSIONS: [(Permission, &str); 28] = {
         (RecordingsPlay, "recordings_play"),
         (AgentState, "agent_state"),
         (QueuesRead, "queues_read"),
+        (CallsMonitor, "calls_monitor"),
     ]
 };
 

@@ -181,6 +181,14 @@ impl Presence {
         }
     }
 
+    /// Something about `user_id`'s call changed besides their state (a supervisor joined or
+    /// left it): their desk and the wallboard draw it again.
+    pub fn touch(&self, user_id: &str) {
+        let _ = self.events.send(PresenceEvent::Changed {
+            user_id: user_id.to_owned(),
+        });
+    }
+
     /// Changes of agents' states and offers to their desks.
     #[must_use]
     pub fn subscribe(&self) -> broadcast::Receiver<PresenceEvent> {

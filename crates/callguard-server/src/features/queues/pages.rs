@@ -25,6 +25,8 @@ pub(crate) struct Panel {
     pub(crate) waits: BarChart,
     pub(crate) chart_width: u32,
     pub(crate) chart_height: u32,
+    /// The anti-forgery token of the monitoring buttons.
+    pub(crate) csrf: String,
 }
 
 pub(crate) struct QueueRow {
@@ -44,6 +46,13 @@ pub(crate) struct AgentRow {
     pub(crate) detail: String,
     pub(crate) since: String,
     pub(crate) time_in_state: String,
+    /// The call on the line, which a supervisor may join (empty when none).
+    pub(crate) interaction_id: String,
+    /// How a supervisor is on the call (empty when nobody is), and whether it is me.
+    pub(crate) monitored: String,
+    pub(crate) monitored_by_me: bool,
+    /// Whether I may join the call (a supervisor of its queue).
+    pub(crate) may_monitor: bool,
 }
 
 fn clock(seconds: u64) -> String {
@@ -67,7 +76,21 @@ fn queue_row(q: &QueueView) -> QueueRow {
     }
 }
 
-fn agent_row(a: &AgentView) -> AgentRow {
+fn agent_row(
+    a: &AgentView,
+    monitors: &[crate::features::monitor::service::MonitorView],
+    me: &str,
+    may_monitor: bool,
+) -> AgentRow {
+    let interaction_id = match a.state {
+        crate::features::presence::service::StateName::OnCall => {
+            a.interaction_id.clone().unwrap_or_default()
+        }
+        _ => String::new(),
+    };
+    let monitor = monitors
+        .iter()
+        .find(|m| !interaction_id.is_empty() && m.interaction_id == interaction_id);
     let detail = match (&a.reason, &a.queue) {
         (Some(r), _) => r.replace('_', " "),
         (None, Some(q)) => q.clone(),
@@ -80,17 +103,33 @@ fn agent_row(a: &AgentView) -> AgentRow {
         detail,
         since: a.since.clone(),
         time_in_state: clock(u64::try_from(a.seconds_in_state).unwrap_or(0)),
+        monitored: monitor
+            .map(|m| m.mode.as_str().to_owned())
+            .unwrap_or_default(),
+        monitored_by_me: monitor.is_some_and(|m| m.supervisor_id == me),
+        may_monitor,
+        interaction_id,
     }
 }
 
-fn panel(s: &AppState) -> Panel {
+fn panel(s: &AppState, p: &Principal, csrf: String) -> Panel {
     let board = s.queues.board();
+    let monitors = s.monitoring.active();
     Panel {
         at: board.at.clone(),
         per_hour: charts::calls_per_hour(&board),
         waits: charts::waits(&board),
         queues: board.queues.iter().map(queue_row).collect(),
-        agents: s.presence.agents().iter().map(agent_row).collect(),
+        agents: s
+            .presence
+            .agents()
+            .iter()
+            .map(|a| {
+                let queue = a.queue.as_deref().unwrap_or_default();
+                agent_row(a, &monitors, &p.user.id, s.monitoring.may_monitor(p, queue))
+            })
+            .collect(),
+        csrf,
         chart_width: charts::WIDTH,
         chart_height: charts::HEIGHT,
     }
@@ -115,11 +154,11 @@ struct PanelOnly {
 async fn wallboard_page(State(s): State<AppState>, headers: HeaderMap, p: Principal) -> Response {
     let c = csrf_of(&headers);
     let page = WallboardPage {
-        csrf: c.token,
+        csrf: c.token.clone(),
         who: who(&p),
         error: String::new(),
         notice: String::new(),
-        panel: panel(&s),
+        panel: panel(&s, &p, c.token),
     };
     render(
         StatusCode::OK,
@@ -128,8 +167,15 @@ async fn wallboard_page(State(s): State<AppState>, headers: HeaderMap, p: Princi
     )
 }
 
-async fn panel_fragment(State(s): State<AppState>) -> Response {
-    render(StatusCode::OK, PanelOnly { panel: panel(&s) }, &[])
+async fn panel_fragment(State(s): State<AppState>, headers: HeaderMap, p: Principal) -> Response {
+    let c = csrf_of(&headers);
+    render(
+        StatusCode::OK,
+        PanelOnly {
+            panel: panel(&s, &p, c.token),
+        },
+        &c.new_cookie.into_iter().collect::<Vec<_>>(),
+    )
 }
 
 /// This feature's pages, supervisors only.

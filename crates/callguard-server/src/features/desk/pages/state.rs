@@ -23,6 +23,8 @@ pub(crate) struct DeskPresence {
     pub(crate) signed_in: bool,
     /// The call ringing now: queue, caller id, IVR path, level, masked name.
     pub(crate) offer: Option<OfferRow>,
+    /// How a supervisor is on my call (empty when nobody is, or `monitor.tell_agents` is off).
+    pub(crate) supervisor: String,
 }
 
 pub(crate) struct OfferRow {
@@ -44,6 +46,11 @@ impl DeskPresence {
             reasons: s.presence.settings().not_ready_reasons.clone(),
             ready: v.state == StateName::Ready,
             signed_in: v.state != StateName::LoggedOut,
+            supervisor: s
+                .monitoring
+                .shown_to_agent(&p.user.id)
+                .map(|m| m.as_str().to_owned())
+                .unwrap_or_default(),
             offer: s.presence.ringing_offer(&p.user.id).map(|o| OfferRow {
                 queue: o.queue,
                 caller_id: o
