@@ -451,6 +451,44 @@ pub struct StoredEntry {
     pub leaf_hash: Vec<u8>,
 }
 
+/// Entries read in bulk for verification: one text buffer and flat arrays instead of a
+/// `String` and a `Vec` per entry (reading, not hashing, bounds `audit verify`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EntryBlock {
+    pub indexes: Vec<u64>,
+    /// The entries' texts one after another; entry `i` ends at `ends[i]`.
+    pub texts: String,
+    pub ends: Vec<usize>,
+    /// The stored leaf hashes; `None` where the stored value is not 32 bytes long.
+    pub leaves: Vec<Option<Hash>>,
+}
+
+impl EntryBlock {
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.indexes.len()
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.indexes.is_empty()
+    }
+
+    /// The text of entry `i` of the block.
+    #[must_use]
+    pub fn text(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.texts[start..self.ends[i]]
+    }
+
+    pub fn push(&mut self, index: u64, text: &str, leaf: &[u8]) {
+        self.indexes.push(index);
+        self.texts.push_str(text);
+        self.ends.push(self.texts.len());
+        self.leaves.push(Hash::try_from(leaf).ok());
+    }
+}
+
 /// The audit log (SPEC C5): an RFC 6962 Merkle tree kept in the database. Entries are appended
 /// by the mutations above inside their own transactions, or on their own by [`AuditStore::append`]
 /// for events that change nothing else (a refused sign-in by an unknown name).
@@ -496,6 +534,36 @@ pub trait AuditStore: Send + Sync {
         start: u64,
         limit: u64,
     ) -> StoreResult<Vec<(u64, Vec<u8>)>>;
+    /// Entries `start..start+limit` in index order, packed (see [`EntryBlock`]).
+    async fn audit_entry_block(&self, start: u64, limit: u64) -> StoreResult<EntryBlock> {
+        let mut block = EntryBlock::default();
+        for e in self.audit_entries(start, limit).await? {
+            block.push(e.index, &e.text, &e.leaf_hash);
+        }
+        Ok(block)
+    }
+    /// The stored nodes over the leaves `first..first+count`, for each level `1..=levels`
+    /// (item `level - 1`): at most `count >> level` of them from index `first >> level` on, in
+    /// index order, without an allocation per node; a stored hash that is not 32 bytes long is
+    /// `None`. `first` is a multiple of `2^levels`. For verifying them in bulk.
+    async fn audit_nodes_over(
+        &self,
+        first: u64,
+        count: u64,
+        levels: u32,
+    ) -> StoreResult<Vec<Vec<(u64, Option<Hash>)>>> {
+        let mut out = Vec::with_capacity(levels as usize);
+        for level in 1..=levels {
+            out.push(
+                self.audit_level(level, first >> level, count >> level)
+                    .await?
+                    .into_iter()
+                    .map(|(i, h)| (i, Hash::try_from(h.as_slice()).ok()))
+                    .collect(),
+            );
+        }
+        Ok(out)
+    }
     /// Entries matching `filter`, newest first.
     async fn search_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<StoredEntry>>;
 }

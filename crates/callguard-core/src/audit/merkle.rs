@@ -172,6 +172,35 @@ impl Frontier {
         completed
     }
 
+    /// Appends a whole perfect subtree of `2^level` leaves whose hash is `hash` (a bulk
+    /// verifier hashes those on several cores). The size must be a multiple of `2^level`;
+    /// `None` when it is not. Returns the subtrees above `level` that it completed.
+    pub fn append_subtree(&mut self, level: u32, hash: Hash) -> Option<Vec<(Subtree, Hash)>> {
+        if level >= 63 || !self.size.is_multiple_of(1u64 << level) {
+            return None;
+        }
+        let mut completed = Vec::new();
+        let mut acc = hash;
+        let mut at = level;
+        let mut idx = self.size >> level;
+        while idx & 1 == 1 {
+            let Some(left) = self.hashes.pop() else { break };
+            acc = node_hash(&left, &acc);
+            at += 1;
+            idx >>= 1;
+            completed.push((
+                Subtree {
+                    level: at,
+                    index: idx,
+                },
+                acc,
+            ));
+        }
+        self.hashes.push(acc);
+        self.size += 1u64 << level;
+        Some(completed)
+    }
+
     /// The RFC 6962 root hash of the tree.
     #[must_use]
     pub fn root(&self) -> Hash {
@@ -348,6 +377,39 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn appending_a_perfect_subtree_equals_appending_its_leaves() {
+        let all = leaves(64);
+        for level in 0..=3u32 {
+            let width = 1usize << level;
+            let mut by_leaf = Frontier::default();
+            let mut by_subtree = Frontier::default();
+            for (k, chunk) in all.chunks(width).enumerate() {
+                let mut above = Vec::new();
+                for l in chunk {
+                    above.extend(
+                        by_leaf
+                            .append(*l)
+                            .into_iter()
+                            .filter(|(s, _)| s.level > level),
+                    );
+                }
+                let hash = perfect(
+                    &all,
+                    Subtree {
+                        level,
+                        index: k as u64,
+                    },
+                );
+                assert_eq!(by_subtree.append_subtree(level, hash), Some(above));
+                assert_eq!(by_subtree, by_leaf, "level {level}, subtree {k}");
+            }
+        }
+        let mut f = Frontier::default();
+        f.append(all[0]);
+        assert_eq!(f.append_subtree(1, all[1]), None, "misaligned");
     }
 
     #[test]

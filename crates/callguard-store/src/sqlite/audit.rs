@@ -77,6 +77,59 @@ impl AuditStore for SqliteStore {
         .await
     }
 
+    async fn audit_entry_block(&self, start: u64, limit: u64) -> StoreResult<EntryBlock> {
+        self.read(move |c| {
+            let mut st = c.prepare_cached(sql::AUDIT_ENTRIES.sqlite())?;
+            let mut rows = st.query(params![start as i64, limit as i64])?;
+            let mut block = EntryBlock {
+                indexes: Vec::with_capacity(limit as usize),
+                texts: String::with_capacity(limit as usize * 256),
+                ends: Vec::with_capacity(limit as usize),
+                leaves: Vec::with_capacity(limit as usize),
+            };
+            // Borrowed column values: no String or Vec per row.
+            while let Some(r) = rows.next()? {
+                block.push(
+                    r.get::<_, i64>(0)? as u64,
+                    r.get_ref(1)?.as_str()?,
+                    r.get_ref(2)?.as_blob()?,
+                );
+            }
+            Ok(block)
+        })
+        .await
+    }
+
+    async fn audit_nodes_over(
+        &self,
+        first: u64,
+        count: u64,
+        levels: u32,
+    ) -> StoreResult<Vec<Vec<(u64, Option<Hash>)>>> {
+        // Every level in one job on one connection, so that they are read while the caller
+        // hashes (one blocking thread, not one per level).
+        self.read(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT idx, hash FROM audit_nodes WHERE level = ?1 AND idx >= ?2 ORDER BY idx LIMIT ?3",
+            )?;
+            let mut out = Vec::with_capacity(levels as usize);
+            for level in 1..=levels {
+                let limit = count >> level;
+                let mut rows = st.query(params![level, (first >> level) as i64, limit as i64])?;
+                let mut nodes = Vec::with_capacity(limit as usize);
+                while let Some(r) = rows.next()? {
+                    nodes.push((
+                        r.get::<_, i64>(0)? as u64,
+                        Hash::try_from(r.get_ref(1)?.as_blob()?).ok(),
+                    ));
+                }
+                out.push(nodes);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn search_audit(&self, f: &AuditFilter) -> StoreResult<Vec<StoredEntry>> {
         let f = f.clone();
         self.read(move |c| {

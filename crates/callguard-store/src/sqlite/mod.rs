@@ -14,7 +14,7 @@
 use crate::guarded::Guarded;
 use crate::sql::{MIGRATION_APPLIED, RECORD_MIGRATION};
 use crate::*;
-use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Savepoint};
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -123,14 +123,22 @@ fn writer_loop(mut conn: Connection, jobs: std::sync::mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        // Cached statements: parsing BEGIN and COMMIT afresh cost every group a few µs.
+        let begun = conn
+            .prepare_cached("BEGIN IMMEDIATE")
+            .and_then(|mut st| st.execute([]));
+        if let Err(e) = begun {
             // Dropping the jobs unanswered tells each caller the write did not happen.
             tracing::error!(error = %e, "cannot begin a write transaction");
             drop(group);
             continue;
         }
         let dones: Vec<Done> = group.into_iter().map(|job| job(&mut conn)).collect();
-        let committed = conn.execute_batch("COMMIT").map_err(map_err);
+        let committed = conn
+            .prepare_cached("COMMIT")
+            .and_then(|mut st| st.execute([]))
+            .map(|_| ())
+            .map_err(map_err);
         if committed.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         }
@@ -357,8 +365,53 @@ fn user_error(e: StoreError) -> rusqlite::Error {
 
 /// One write's own all-or-nothing scope inside the group transaction: committing it keeps its
 /// changes, dropping it (an error or an early `Ok(false)`) rolls them back.
-fn begin(c: &mut Connection) -> rusqlite::Result<Savepoint<'_>> {
-    c.savepoint()
+fn begin(c: &mut Connection) -> rusqlite::Result<WriteScope<'_>> {
+    c.prepare_cached("SAVEPOINT callguard_write")?.execute([])?;
+    Ok(WriteScope {
+        conn: c,
+        released: false,
+    })
+}
+
+/// The savepoint of [`begin`]: like rusqlite's `Savepoint`, but its `SAVEPOINT`, `RELEASE`
+/// and `ROLLBACK TO` are cached statements rather than SQL parsed afresh for every write (the
+/// parser was a visible part of a screen-pop's profile).
+struct WriteScope<'c> {
+    conn: &'c Connection,
+    released: bool,
+}
+
+impl WriteScope<'_> {
+    fn commit(mut self) -> rusqlite::Result<()> {
+        self.released = true;
+        self.conn
+            .prepare_cached("RELEASE callguard_write")?
+            .execute([])
+            .map(|_| ())
+    }
+}
+
+impl std::ops::Deref for WriteScope<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
+impl Drop for WriteScope<'_> {
+    fn drop(&mut self) {
+        if !self.released {
+            for undo in ["ROLLBACK TO callguard_write", "RELEASE callguard_write"] {
+                if let Err(e) = self
+                    .conn
+                    .prepare_cached(undo)
+                    .and_then(|mut st| st.execute([]))
+                {
+                    tracing::error!(error = %e, "cannot roll back a write's savepoint");
+                }
+            }
+        }
+    }
 }
 
 #[async_trait]

@@ -7,7 +7,7 @@ use super::service::WitnessLine;
 use callguard_core::audit::jcs;
 use callguard_core::audit::merkle::{self, Frontier, Hash, Subtree};
 use callguard_core::audit::note::{self};
-use callguard_store::Store;
+use callguard_store::{EntryBlock, Store};
 use std::io::Write;
 use std::path::Path;
 
@@ -84,39 +84,7 @@ impl Verifier {
         text: &str,
         stored_leaf: Option<&[u8]>,
     ) -> Result<(), VerifyFailure> {
-        let expected = self.frontier.size;
-        if index > expected {
-            return Err(VerifyFailure::Missing(expected, index));
-        }
-        // Fast path: a text that is already exactly its own canonical form and claims `index`
-        // is checked in one scan, without building a JSON value. It ends as the slow path
-        // below would for such a text; any other text takes the slow path, which names the
-        // problem.
-        if is_canonical_entry(text, index) {
-            let leaf = merkle::leaf_hash(text.as_bytes());
-            if stored_leaf.is_some_and(|s| s != leaf) {
-                return Err(VerifyFailure::Edited(index));
-            }
-            self.append(leaf);
-            if self.sizes.contains(&self.frontier.size) {
-                self.roots.insert(self.frontier.size, self.frontier.root());
-            }
-            return Ok(());
-        }
-        let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|_| VerifyFailure::Malformed(expected))?;
-        let claimed = value.get("index").and_then(serde_json::Value::as_u64);
-        if claimed != Some(index) {
-            return Err(match claimed {
-                Some(c) => VerifyFailure::Reordered(index, c),
-                None => VerifyFailure::Malformed(index),
-            });
-        }
-        let canonical = jcs::canonical(&value).map_err(|_| VerifyFailure::Malformed(index))?;
-        let leaf = merkle::leaf_hash(canonical.as_bytes());
-        if canonical != text || stored_leaf.is_some_and(|s| s != leaf) {
-            return Err(VerifyFailure::Edited(index));
-        }
+        let leaf = entry_leaf(self.frontier.size, index, text, stored_leaf)?;
         self.append(leaf);
         if self.sizes.contains(&self.frontier.size) {
             self.roots.insert(self.frontier.size, self.frontier.root());
@@ -124,28 +92,101 @@ impl Verifier {
         Ok(())
     }
 
-    /// Checks one entry whose text already passed the one-scan canonical check for `index`
-    /// and hashed to `leaf` (see [`fast_leaves`]); ends as [`Verifier::push`] would.
-    fn push_checked(
+    /// Checks one step of entries read from the database: `block` holds the entries from index
+    /// `start` on (a multiple of `2^step_log2`, at most that many). Recomputes every subtree
+    /// inside the step, compares them with `stored` (levels `1..=step_log2`, as
+    /// [`callguard_store::AuditStore::audit_nodes_over`] reads them), keeps the roots at the
+    /// sizes of interest and grows the frontier. Subtrees above the step that it completes are
+    /// left in `self.nodes`, to compare with the store. Fails on the first problem in index
+    /// order, as [`Verifier::push`] entry by entry would.
+    fn check_step(
         &mut self,
-        index: u64,
-        leaf: Hash,
-        stored_leaf: Option<&[u8]>,
+        start: u64,
+        block: &EntryBlock,
+        stored: &[Vec<(u64, Option<Hash>)>],
+        step_log2: u32,
     ) -> Result<(), VerifyFailure> {
-        let expected = self.frontier.size;
-        if index > expected {
-            return Err(VerifyFailure::Missing(expected, index));
+        debug_assert_eq!(self.frontier.size, start);
+        let fast = fast_leaves(block);
+        let mut leaves = Vec::with_capacity(block.len());
+        for (i, fast_leaf) in fast.into_iter().enumerate() {
+            let expected = start + i as u64;
+            let index = block.indexes[i];
+            let stored_leaf = block.leaves[i].as_ref().map_or(&[][..], |h| &h[..]);
+            let leaf = match fast_leaf {
+                Some(leaf) => {
+                    if index > expected {
+                        return Err(VerifyFailure::Missing(expected, index));
+                    }
+                    if index < expected {
+                        // A repeated index: the slow path names it.
+                        return Err(VerifyFailure::Reordered(expected, index));
+                    }
+                    if stored_leaf != leaf {
+                        return Err(VerifyFailure::Edited(index));
+                    }
+                    leaf
+                }
+                None => entry_leaf(expected, index, block.text(i), Some(stored_leaf))?,
+            };
+            leaves.push(leaf);
         }
-        if index < expected {
-            // A repeated index: the slow path names it.
-            return Err(VerifyFailure::Reordered(expected, index));
+        let levels = subtree_levels(leaves, step_log2);
+        // The stored nodes, level by level, as the entries just checked make them.
+        for (level, computed) in levels.iter().enumerate().skip(1) {
+            let first = start >> level;
+            let stored = stored.get(level - 1).map_or(&[][..], Vec::as_slice);
+            for (k, hash) in computed.iter().enumerate() {
+                let index = first + k as u64;
+                let good = stored
+                    .get(k)
+                    .is_some_and(|(i, h)| *i == index && h.as_ref() == Some(hash));
+                if !good {
+                    return Err(VerifyFailure::Node {
+                        level: level as u32,
+                        index,
+                        first_entry: index << level,
+                    });
+                }
+            }
         }
-        if stored_leaf.is_some_and(|s| s != leaf) {
-            return Err(VerifyFailure::Edited(index));
+        let end = start + block.len() as u64;
+        let subtree = |s: &Subtree| {
+            levels
+                .get(s.level as usize)
+                .and_then(|l| l.get((s.index - (start >> s.level)) as usize))
+                .copied()
+        };
+        let wanted: Vec<u64> = self.sizes.range(start + 1..=end).copied().collect();
+        for size in wanted {
+            let mut hashes = self.frontier.hashes.clone();
+            for s in merkle::decompose(start, size) {
+                hashes.push(subtree(&s).ok_or(VerifyFailure::Read("a subtree is missing".into()))?);
+            }
+            self.roots.insert(
+                size,
+                merkle::fold(&hashes).unwrap_or_else(merkle::empty_root),
+            );
         }
-        self.append(leaf);
-        if self.sizes.contains(&self.frontier.size) {
-            self.roots.insert(self.frontier.size, self.frontier.root());
+        if end - start == 1u64 << step_log2 {
+            let top = subtree(&Subtree {
+                level: step_log2,
+                index: start >> step_log2,
+            })
+            .ok_or(VerifyFailure::Read("a subtree is missing".into()))?;
+            let completed = self
+                .frontier
+                .append_subtree(step_log2, top)
+                .ok_or(VerifyFailure::Read("a step is not aligned".into()))?;
+            self.nodes.extend(completed);
+        } else {
+            // A partial (last) step: its perfect subtrees join the frontier as they are; the
+            // size was a multiple of the step, so nothing merges.
+            for s in merkle::decompose(start, end) {
+                let hash = subtree(&s).ok_or(VerifyFailure::Read("a subtree is missing".into()))?;
+                self.frontier.hashes.push(hash);
+            }
+            self.frontier.size = end;
         }
         Ok(())
     }
@@ -171,6 +212,97 @@ impl Verifier {
         }
         Ok(())
     }
+}
+
+/// The leaf hash of the entry stored at `index` with `text`, where the entry numbered `expected`
+/// belongs; fails naming the problem. The stored leaf hash, when given, must match.
+fn entry_leaf(
+    expected: u64,
+    index: u64,
+    text: &str,
+    stored_leaf: Option<&[u8]>,
+) -> Result<Hash, VerifyFailure> {
+    if index > expected {
+        return Err(VerifyFailure::Missing(expected, index));
+    }
+    // Fast path: a text that is already exactly its own canonical form and claims `index`
+    // is checked in one scan, without building a JSON value. It ends as the slow path
+    // below would for such a text; any other text takes the slow path, which names the
+    // problem.
+    if is_canonical_entry(text, index) {
+        let leaf = merkle::leaf_hash(text.as_bytes());
+        if stored_leaf.is_some_and(|s| s != leaf) {
+            return Err(VerifyFailure::Edited(index));
+        }
+        return Ok(leaf);
+    }
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|_| VerifyFailure::Malformed(expected))?;
+    let claimed = value.get("index").and_then(serde_json::Value::as_u64);
+    if claimed != Some(index) {
+        return Err(match claimed {
+            Some(c) => VerifyFailure::Reordered(index, c),
+            None => VerifyFailure::Malformed(index),
+        });
+    }
+    let canonical = jcs::canonical(&value).map_err(|_| VerifyFailure::Malformed(index))?;
+    let leaf = merkle::leaf_hash(canonical.as_bytes());
+    if canonical != text || stored_leaf.is_some_and(|s| s != leaf) {
+        return Err(VerifyFailure::Edited(index));
+    }
+    Ok(leaf)
+}
+
+/// Up to 4 threads for the hashing (the machine's cores).
+fn threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(4)
+}
+
+/// Runs `work` over matching chunks of `input` and `output` on [`threads`] threads (this one
+/// included), or on this thread alone when there is little to do.
+fn parallel<I: Sync, O: Send>(input: &[I], output: &mut [O], work: impl Fn(&[I], &mut [O]) + Sync) {
+    let threads = threads();
+    if threads < 2 || output.len() < 1024 {
+        work(input, output);
+        return;
+    }
+    let per_out = output.len().div_ceil(threads);
+    // Input chunks are a fixed multiple of output chunks (1 leaf per leaf, 2 children per node).
+    let per_in = per_out * (input.len() / output.len().max(1)).max(1);
+    let work = &work;
+    std::thread::scope(|scope| {
+        let mut parts = input.chunks(per_in).zip(output.chunks_mut(per_out));
+        let mine = parts.next();
+        for (i, o) in parts {
+            scope.spawn(move || work(i, o));
+        }
+        // This thread takes the first part rather than waiting idle.
+        if let Some((i, o)) = mine {
+            work(i, o);
+        }
+    });
+}
+
+/// Every perfect subtree inside a run of leaves that starts on a multiple of `2^max_level`:
+/// item `l` holds the subtrees of level `l` in order (item 0: the leaves themselves).
+fn subtree_levels(leaves: Vec<Hash>, max_level: u32) -> Vec<Vec<Hash>> {
+    let mut levels = vec![leaves];
+    for _ in 0..max_level {
+        let Some(below) = levels.last() else { break };
+        if below.len() < 2 {
+            break;
+        }
+        let mut above = vec![[0u8; 32]; below.len() / 2];
+        parallel(below, &mut above, |children, parents| {
+            for (pair, parent) in children.chunks_exact(2).zip(parents.iter_mut()) {
+                *parent = merkle::node_hash(&pair[0], &pair[1]);
+            }
+        });
+        levels.push(above);
+    }
+    levels
 }
 
 pub fn witness_notes(path: &Path) -> Result<Vec<(u64, String)>, VerifyFailure> {
@@ -205,6 +337,20 @@ pub async fn verify_store(
     store: &dyn Store,
     verifier_key: &str,
     witness_file: &Path,
+    progress: impl FnMut(u64),
+) -> Result<VerifyReport, VerifyFailure> {
+    verify_store_in_steps(store, verifier_key, witness_file, STEP_LOG2, progress).await
+}
+
+/// Entries read and checked together by `audit verify`: 2^16, so that a step covers whole
+/// subtrees up to level 16 and the nodes over it are read and compared in bulk.
+const STEP_LOG2: u32 = 16;
+
+async fn verify_store_in_steps(
+    store: &dyn Store,
+    verifier_key: &str,
+    witness_file: &Path,
+    step_log2: u32,
     mut progress: impl FnMut(u64),
 ) -> Result<VerifyReport, VerifyFailure> {
     let read = |e: callguard_store::StoreError| VerifyFailure::Read(e.to_string());
@@ -220,31 +366,35 @@ pub async fn verify_store(
         .collect();
     let witness = witness_notes(witness_file)?;
     let mut v = Verifier::new(checkpoints.iter().chain(witness.iter()).map(|(s, _)| *s));
-    const BATCH: u64 = 20_000;
-    let mut next = store.audit_entries(0, BATCH).await.map_err(read)?;
-    while !next.is_empty() {
-        let batch = std::mem::take(&mut next);
-        let last = (batch.len() as u64) < BATCH;
-        let following = batch.last().map_or(0, |e| e.index + 1);
-        let check = async {
-            let leaves = fast_leaves(&batch);
-            for (e, leaf) in batch.iter().zip(leaves) {
-                match leaf {
-                    Some(leaf) => v.push_checked(e.index, leaf, Some(&e.leaf_hash))?,
-                    None => v.push(e.index, &e.text, Some(&e.leaf_hash))?,
-                }
-            }
-            check_nodes(store, &mut v.nodes).await
-        };
-        if last {
-            check.await?;
-        } else {
-            // The next batch is read on a blocking thread while this one is checked.
-            let (fetched, checked) = tokio::join!(store.audit_entries(following, BATCH), check);
-            checked?;
-            next = fetched.map_err(read)?;
+    let step = 1u64 << step_log2;
+    // A step's entries and the stored nodes over them are read together, on two blocking
+    // threads, while the previous step is hashed and checked here.
+    let read_step = |start: u64| async move {
+        tokio::join!(
+            store.audit_entry_block(start, step),
+            store.audit_nodes_over(start, step, step_log2)
+        )
+    };
+    let mut start = 0u64;
+    let mut next = Some(read_step(0).await);
+    while let Some((block, nodes)) = next.take() {
+        let (block, nodes) = (block.map_err(read)?, nodes.map_err(read)?);
+        if block.is_empty() {
+            break;
         }
-        progress(v.frontier.size);
+        let full = block.len() as u64 == step;
+        let check = async { v.check_step(start, &block, &nodes, step_log2) };
+        if full {
+            let (fetched, checked) = tokio::join!(read_step(start + step), check);
+            checked?;
+            next = Some(fetched);
+        } else {
+            check.await?;
+        }
+        // Subtrees above the step that it completed: a few, read one level at a time.
+        check_nodes(store, &mut v.nodes).await?;
+        start = v.frontier.size;
+        progress(start);
     }
     v.check_checkpoints(&witness, verifier_key)?;
     v.check_checkpoints(&checkpoints, verifier_key)?;
@@ -269,36 +419,18 @@ pub async fn verify_store(
     })
 }
 
-/// The leaf hash of every entry of `batch` whose text is exactly its canonical form claiming its
+/// The leaf hash of every entry of `block` whose text is exactly its canonical form claiming its
 /// index (`None` for the others, which take the slow path that names the problem). This is
 /// most of the work and needs no order, so it is spread over the machine's cores (up to 4);
 /// the tree itself is then grown in order.
-fn fast_leaves(batch: &[callguard_store::StoredEntry]) -> Vec<Option<Hash>> {
-    let one = |e: &callguard_store::StoredEntry| {
-        is_canonical_entry(&e.text, e.index).then(|| merkle::leaf_hash(e.text.as_bytes()))
-    };
-    let threads = std::thread::available_parallelism()
-        .map_or(1, std::num::NonZeroUsize::get)
-        .min(4);
-    if threads < 2 || batch.len() < 1024 {
-        return batch.iter().map(one).collect();
-    }
-    let mut out = vec![None; batch.len()];
-    let chunk = batch.len().div_ceil(threads);
-    let work = |entries: &[callguard_store::StoredEntry], leaves: &mut [Option<Hash>]| {
-        for (e, leaf) in entries.iter().zip(leaves.iter_mut()) {
-            *leaf = one(e);
-        }
-    };
-    std::thread::scope(|scope| {
-        let mut parts = batch.chunks(chunk).zip(out.chunks_mut(chunk));
-        let mine = parts.next();
-        for (entries, leaves) in parts {
-            scope.spawn(move || work(entries, leaves));
-        }
-        // This thread takes the first part rather than waiting idle.
-        if let Some((entries, leaves)) = mine {
-            work(entries, leaves);
+fn fast_leaves(block: &EntryBlock) -> Vec<Option<Hash>> {
+    let positions: Vec<usize> = (0..block.len()).collect();
+    let mut out = vec![None; block.len()];
+    parallel(&positions, &mut out, |positions, leaves| {
+        for (&i, leaf) in positions.iter().zip(leaves.iter_mut()) {
+            let text = block.text(i);
+            *leaf = is_canonical_entry(text, block.indexes[i])
+                .then(|| merkle::leaf_hash(text.as_bytes()));
         }
     });
     out
@@ -482,39 +614,174 @@ pub fn verify_export(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::features::audit::service::{AuditLog, WitnessSettings};
+    use callguard_core::audit::note::NoteSigner;
     use callguard_core::audit::AuditRecord;
-    use callguard_store::StoredEntry;
+    use callguard_store::{AuditStore, SqliteStore};
+    use std::path::PathBuf;
+    use std::sync::Arc;
 
     #[test]
     fn leaves_hashed_on_several_threads_equal_those_hashed_one_by_one() {
-        let mut batch: Vec<StoredEntry> = (0..5000u64)
-            .map(|i| {
-                let (text, leaf) = AuditRecord::new("test.event", "system")
-                    .detail("i", i)
-                    .leaf(i)
-                    .unwrap();
-                StoredEntry {
-                    index: i,
-                    text,
-                    leaf_hash: leaf.to_vec(),
-                }
-            })
-            .collect();
-        // Texts the one-scan check refuses take the slow path: no leaf from the fast one.
-        batch[17].text.push(' ');
-        batch[4321].index = 4322;
-        let leaves = fast_leaves(&batch);
-        assert_eq!(leaves.len(), batch.len());
-        for (i, (e, leaf)) in batch.iter().zip(&leaves).enumerate() {
+        let mut block = EntryBlock::default();
+        for i in 0..5000u64 {
+            let (mut text, leaf) = AuditRecord::new("test.event", "system")
+                .detail("i", i)
+                .leaf(i)
+                .unwrap();
+            // Texts the one-scan check refuses take the slow path: no leaf from the fast one.
+            if i == 17 {
+                text.push(' ');
+            }
+            block.push(if i == 4321 { 4322 } else { i }, &text, &leaf);
+        }
+        let leaves = fast_leaves(&block);
+        assert_eq!(leaves.len(), block.len());
+        for (i, leaf) in leaves.iter().enumerate() {
             if i == 17 || i == 4321 {
                 assert_eq!(*leaf, None, "entry {i}");
             } else {
                 assert_eq!(
                     *leaf,
-                    Some(merkle::leaf_hash(e.text.as_bytes())),
+                    Some(merkle::leaf_hash(block.text(i).as_bytes())),
                     "entry {i}"
                 );
             }
         }
+    }
+
+    /// A real SQLite log of `n` entries appended in uneven calls, with checkpoints signed at
+    /// sizes that fall inside steps and on their ends.
+    struct Log {
+        dir: PathBuf,
+        store: Arc<SqliteStore>,
+        key: String,
+        witness: PathBuf,
+    }
+
+    impl Log {
+        async fn new(n: u64, checkpoint_at: &[u64]) -> Self {
+            let dir =
+                std::env::temp_dir().join(format!("callguard-verify-{}", uuid::Uuid::new_v4()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let store = Arc::new(SqliteStore::open(&dir.join("db.sqlite")).await.unwrap());
+            let settings = WitnessSettings {
+                dir: dir.join("witness"),
+                syslog: None,
+                url: None,
+            };
+            let witness = settings.file();
+            let log = AuditLog::new(
+                store.clone(),
+                NoteSigner::generate("localhost/callguard-audit").unwrap(),
+                settings,
+            )
+            .unwrap();
+            let mut done = 0;
+            while done < n {
+                let count = (done % 7 + 1).min(n - done);
+                let records = (done..done + count)
+                    .map(|i| AuditRecord::new("test.event", "system").detail("i", i))
+                    .collect();
+                store.append(records).await.unwrap();
+                done += count;
+                if checkpoint_at
+                    .iter()
+                    .any(|c| (done - count..done).contains(c))
+                {
+                    log.checkpoint().await.unwrap();
+                }
+            }
+            log.checkpoint().await.unwrap();
+            Self {
+                dir,
+                store,
+                key: log.verifier_key(),
+                witness,
+            }
+        }
+
+        async fn verify(&self, step_log2: u32) -> Result<VerifyReport, VerifyFailure> {
+            verify_store_in_steps(&*self.store, &self.key, &self.witness, step_log2, |_| {}).await
+        }
+
+        fn hex(&self, query: &str) -> String {
+            let c = rusqlite::Connection::open(self.dir.join("db.sqlite")).unwrap();
+            c.query_row(query, [], |r| r.get(0)).unwrap()
+        }
+
+        fn sql(&self, sql: &str) {
+            let c = rusqlite::Connection::open(self.dir.join("db.sqlite")).unwrap();
+            c.execute_batch(sql).unwrap();
+        }
+    }
+
+    impl Drop for Log {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    #[tokio::test]
+    async fn verifying_in_steps_of_any_size_gives_the_root_of_the_log_and_every_checkpoint_matches()
+    {
+        let log = Log::new(300, &[1, 37, 64, 100, 129, 256]).await;
+        let head = log.store.audit_head().await.unwrap();
+        for step_log2 in [0, 1, 2, 3, 5, 8, 9, 16] {
+            let report = log.verify(step_log2).await.unwrap();
+            assert_eq!(report.entries, 300, "step 2^{step_log2}");
+            assert_eq!(report.root, head.root(), "step 2^{step_log2}");
+            assert!(report.checkpoints >= 7, "{report:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_damaged_stored_node_at_any_level_inside_or_above_a_step_is_named() {
+        let log = Log::new(300, &[100]).await;
+        // (level, index): the lowest level, the top of a 2^3 step, above it, and the top of
+        // the tree's largest perfect subtree (256 leaves).
+        for (level, index) in [(1u32, 0u64), (1, 149), (3, 20), (4, 9), (6, 3), (8, 0)] {
+            let node = format!("level = {level} AND idx = {index}");
+            let original = log.hex(&format!("SELECT hex(hash) FROM audit_nodes WHERE {node}"));
+            // Too long, and the right length with the wrong value.
+            for bad in ["randomblob(33)", "zeroblob(32)"] {
+                log.sql(&format!("UPDATE audit_nodes SET hash = {bad} WHERE {node}"));
+                for step_log2 in [3, 16] {
+                    assert_eq!(
+                        log.verify(step_log2).await,
+                        Err(VerifyFailure::Node {
+                            level,
+                            index,
+                            first_entry: index << level
+                        }),
+                        "{bad} at {node}, step 2^{step_log2}"
+                    );
+                }
+                log.sql(&format!(
+                    "UPDATE audit_nodes SET hash = X'{original}' WHERE {node}"
+                ));
+            }
+            log.verify(3).await.unwrap();
+        }
+        // A deleted node is as bad as a damaged one.
+        log.sql("DELETE FROM audit_nodes WHERE level = 2 AND idx = 40");
+        assert_eq!(
+            log.verify(3).await,
+            Err(VerifyFailure::Node {
+                level: 2,
+                index: 40,
+                first_entry: 160
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stored_leaf_hash_damaged_or_cut_short_names_its_entry() {
+        let log = Log::new(100, &[]).await;
+        log.sql("UPDATE audit_entries SET leaf_hash = substr(leaf_hash, 1, 31) WHERE idx = 42");
+        assert_eq!(log.verify(3).await, Err(VerifyFailure::Edited(42)));
+        assert_eq!(log.verify(16).await, Err(VerifyFailure::Edited(42)));
+        log.sql("UPDATE audit_entries SET leaf_hash = zeroblob(32) WHERE idx = 42");
+        assert_eq!(log.verify(3).await, Err(VerifyFailure::Edited(42)));
     }
 }
