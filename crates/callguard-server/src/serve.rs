@@ -182,8 +182,13 @@ fn build_state(
     let keypad = Arc::new(crate::features::keypad::service::Keypad::new(
         payments.clone(),
     ));
+    let live_calls = Arc::new(crate::features::incall::service::LiveCalls::new(
+        payments.clone(),
+        keypad.clone(),
+    ));
     Ok(AppState {
         keypad,
+        live_calls,
         edge_tokens: Arc::new(crate::features::keypad::token::EdgeTokens::new(
             runtime.store.clone(),
         )),

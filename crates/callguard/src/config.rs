@@ -95,6 +95,7 @@ pub const KEYS: &[Key] = &[
     Key { name: "sip.media_address", secret: false, about: "address written in SDP answers and bound for RTP (default the sip.listen address; required when that is 0.0.0.0 or ::)" },
     Key { name: "sip.ivr_menu", secret: false, about: "IVR choices, key=queue comma-separated (default 1=billing,2=support, as the built-in menu prompt says)" },
     Key { name: "sip.prompts_dir", secret: false, about: "directory of WAV files (8 kHz mono PCM16, A-law or µ-law) named after the prompts they replace, e.g. recording-notice.wav, ivr-menu.wav" },
+    Key { name: "sip.dtmf_mask", secret: false, about: "what replaces a caller's key tone in the agent's audio during a keypad payment in a call: tone (one flat tone of the same length for every key) or silence (default tone)" },
     Key { name: "sip.rtp_ports", secret: false, about: "RTP port range, one even port per call leg (default 16000-16999)" },
     Key { name: "queues.ring_seconds", secret: false, about: "how long an agent's softphone rings before the call is offered to the next agent (default 15)" },
     Key { name: "queues.max_wait_seconds", secret: false, about: "how long a caller waits in a queue before moving to its overflow queue, or the call ends when it has none (default 600)" },
@@ -717,6 +718,17 @@ impl Raw {
             menu,
             prompts: std::sync::Arc::new(prompts),
             acd: self.acd_settings()?,
+            dtmf_mask: match self.text("sip.dtmf_mask") {
+                Some(t) => {
+                    callguard_telephony::media::mask::MaskStyle::parse(&t).ok_or_else(|| {
+                        ConfigError(format!(
+                            "{} must be tone or silence",
+                            self.describe("sip.dtmf_mask")
+                        ))
+                    })?
+                }
+                None => callguard_telephony::media::mask::MaskStyle::default(),
+            },
         }))
     }
 

@@ -253,6 +253,7 @@ async fn demo_sip(
         menu: callguard_telephony::sip::ivr::Menu::default(),
         prompts: std::sync::Arc::new(callguard_telephony::media::prompts::PromptSet::builtin()),
         acd: callguard_telephony::sip::acd::AcdSettings::default(),
+        dtmf_mask: callguard_telephony::media::mask::MaskStyle::default(),
     });
     let listen = sip.listen;
     match callguard_telephony::sip::bind(sip).await {

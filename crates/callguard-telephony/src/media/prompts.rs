@@ -29,6 +29,21 @@ pub enum Prompt {
     ComfortTone,
     /// A spoken digit, 0–9.
     Digit(Digit),
+    /// A keypad payment: "Please enter your card number, then press hash."
+    CardNumber,
+    /// "Please enter the expiry date, two digits for the month and two for the year, then
+    /// press hash."
+    CardExpiry,
+    /// "Please enter the security code from the back of your card, then press hash."
+    CardCode,
+    /// "Please enter the digits of your postal code, then press hash."
+    CardPostalCode,
+    /// "That was not accepted. Please enter it again."
+    CardRetry,
+    /// "Thank you. Your payment has been sent. You are back with your agent."
+    CardDone,
+    /// "The card payment was cancelled. You are back with your agent."
+    CardCancelled,
 }
 
 /// A digit 0–9 for [`Prompt::Digit`].
@@ -61,7 +76,7 @@ const DIGITS: [&[u8]; 10] = [
 ];
 
 /// Number of distinct prompts.
-pub const COUNT: usize = 19;
+pub const COUNT: usize = 26;
 
 impl Prompt {
     /// Every prompt, in a fixed order.
@@ -79,6 +94,15 @@ impl Prompt {
         ]
         .into_iter()
         .chain((0..10).map(|n| Prompt::Digit(Digit(n))))
+        .chain([
+            Prompt::CardNumber,
+            Prompt::CardExpiry,
+            Prompt::CardCode,
+            Prompt::CardPostalCode,
+            Prompt::CardRetry,
+            Prompt::CardDone,
+            Prompt::CardCancelled,
+        ])
     }
 
     /// The prompt's name, as in configuration and in the file names under `prompts/`.
@@ -98,6 +122,13 @@ impl Prompt {
             Prompt::CallerNumber => "caller-number",
             Prompt::ComfortTone => "comfort-tone",
             Prompt::Digit(d) => DIGIT_NAMES[usize::from(d.0 % 10)],
+            Prompt::CardNumber => "card-number",
+            Prompt::CardExpiry => "card-expiry",
+            Prompt::CardCode => "card-code",
+            Prompt::CardPostalCode => "card-postal-code",
+            Prompt::CardRetry => "card-retry",
+            Prompt::CardDone => "card-done",
+            Prompt::CardCancelled => "card-cancelled",
         }
     }
 
@@ -118,6 +149,13 @@ impl Prompt {
             Prompt::CallerNumber => 7,
             Prompt::ComfortTone => 8,
             Prompt::Digit(d) => 9 + usize::from(d.0 % 10),
+            Prompt::CardNumber => 19,
+            Prompt::CardExpiry => 20,
+            Prompt::CardCode => 21,
+            Prompt::CardPostalCode => 22,
+            Prompt::CardRetry => 23,
+            Prompt::CardDone => 24,
+            Prompt::CardCancelled => 25,
         }
     }
 
@@ -134,6 +172,13 @@ impl Prompt {
             Prompt::CallerNumber => include_bytes!("../../prompts/caller-number.al"),
             Prompt::ComfortTone => include_bytes!("../../prompts/comfort-tone.al"),
             Prompt::Digit(d) => DIGITS[usize::from(d.0 % 10)],
+            Prompt::CardNumber => include_bytes!("../../prompts/card-number.al"),
+            Prompt::CardExpiry => include_bytes!("../../prompts/card-expiry.al"),
+            Prompt::CardCode => include_bytes!("../../prompts/card-code.al"),
+            Prompt::CardPostalCode => include_bytes!("../../prompts/card-postal-code.al"),
+            Prompt::CardRetry => include_bytes!("../../prompts/card-retry.al"),
+            Prompt::CardDone => include_bytes!("../../prompts/card-done.al"),
+            Prompt::CardCancelled => include_bytes!("../../prompts/card-cancelled.al"),
         }
     }
 }
@@ -394,7 +439,8 @@ mod tests {
             );
             assert_eq!(Prompt::from_name(p.name()), Some(p));
         }
-        assert!(total < 400_000, "prompts take {total} bytes");
+        // About 59 s of speech, 26 prompts with the keypad payment ones.
+        assert!(total < 520_000, "prompts take {total} bytes");
     }
 
     #[test]

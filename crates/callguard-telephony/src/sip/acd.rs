@@ -362,7 +362,8 @@ impl Edge {
                                 }
                             };
                             self.agents.answered(&agent, interaction).await;
-                            let by_caller = self.bridged(line, *leg, socket).await;
+                            let by_caller =
+                                self.bridged(line, *leg, socket, interaction, edge).await;
                             self.agents.call_ended(&agent).await;
                             return Ended::Bridged { by_caller, handed };
                         }
@@ -466,7 +467,14 @@ impl Edge {
     }
 
     /// Relays the caller to the agent's leg until either side hangs up; whether the caller did.
-    async fn bridged(&self, line: &mut Line, mut call: Call<Offering>, socket: UdpSocket) -> bool {
+    async fn bridged(
+        &self,
+        line: &mut Line,
+        mut call: Call<Offering>,
+        socket: UdpSocket,
+        interaction: &str,
+        edge: &Principal,
+    ) -> bool {
         let answer = call.media().answer.clone().unwrap_or_default();
         let leg = match sdp::read_offer(&answer) {
             Ok(a) => a,
@@ -493,6 +501,10 @@ impl Edge {
         }
         self.metrics.sip_call("bridged");
         tracing::info!(codec = leg.codec, "caller and agent bridged");
+        // The agent may take a keypad payment on the call from now on.
+        let live = self.live_calls.attach(interaction);
+        let in_call = super::secure::serve(line, live, self.settings.dtmf_mask, edge.actor());
+        tokio::pin!(in_call);
         loop {
             tokio::select! {
                 ev = call.run() => match ev {
@@ -505,7 +517,7 @@ impl Edge {
                     Ok(CallEvent::Media(never)) => match never {},
                     Ok(CallEvent::Terminated) | Err(_) => return false,
                 },
-                () = caller_gone(&mut line.heard) => {
+                () = &mut in_call => {
                     let _ = call.terminate().await;
                     return true;
                 }

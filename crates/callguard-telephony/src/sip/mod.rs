@@ -10,10 +10,12 @@ pub mod ivr;
 pub mod presence;
 pub mod registrar;
 pub mod sdp;
+pub mod secure;
 pub mod session;
 pub mod trunks;
 
 use crate::media::prompts::PromptSet;
+use callguard_server::features::incall::service::LiveCalls;
 use callguard_server::features::interactions::service::Interactions;
 use callguard_server::features::recordings::service::Recordings;
 use callguard_server::metrics::Metrics;
@@ -49,6 +51,8 @@ pub struct SipSettings {
     pub prompts: Arc<PromptSet>,
     /// Queues: ring timeout, maximum wait, overflow, position announcements.
     pub acd: acd::AcdSettings,
+    /// What replaces a caller's key tone in the agent's audio during a keypad payment.
+    pub dtmf_mask: crate::media::mask::MaskStyle,
 }
 
 /// Why the edge could not start.
@@ -71,6 +75,8 @@ pub struct Edge {
     contact: SipUri,
     agents: Arc<dyn acd::AgentPool>,
     waiting: Arc<acd::Waiting>,
+    /// Bridged calls, for keypad payments inside them ([`secure`]).
+    live_calls: Arc<LiveCalls>,
 }
 
 /// The requests the edge takes from the ezk endpoint (those outside any dialog).
@@ -139,6 +145,7 @@ impl Bound {
         recordings: Arc<Recordings>,
         accounts: Arc<dyn SipAccounts>,
         agents: Arc<dyn acd::AgentPool>,
+        live_calls: Arc<LiveCalls>,
     ) {
         let Bound {
             endpoint,
@@ -167,6 +174,7 @@ impl Bound {
             contact,
             agents,
             waiting: Arc::default(),
+            live_calls,
         });
         // Caller IDs are checked against the numbering plan, which loads on first use: load it
         // now, off the runtime, rather than inside the first call.

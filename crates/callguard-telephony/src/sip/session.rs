@@ -5,13 +5,16 @@
 //! between the caller and the agent's leg ([`super::bridge`]) and records both, one channel each.
 
 use super::bridge::{AgentLeg, LegFormat, Relay, Restamp};
+use super::secure::SecureMedia;
 use crate::media::dtmf::{DtmfMerger, DtmfSource};
 use crate::media::g711::Law;
 use crate::media::goertzel::{ToneDetector, ToneEvent};
+use crate::media::mask::MaskStyle;
 use crate::media::prompts::{Prompt, PromptSet};
 use crate::media::rfc4733::EventReceiver;
 use crate::media::rtp::{RtpHeader, RtpPacket};
 use crate::media::{Key, FRAME_SAMPLES};
+use callguard_core::recording::PauseReason;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,11 +34,27 @@ pub enum Command {
     Hold,
     /// From now on, hand the call's audio to this sink: every 20 ms one frame of each leg
     /// (caller, agent), A-law, silence where a leg sent nothing.
-    Record(mpsc::UnboundedSender<StereoFrame>),
+    Record(mpsc::UnboundedSender<ToRecorder>),
     /// Relay between the caller and this agent's leg (prompts stop).
     Bridge(AgentLeg),
+    /// Secure mode ([`super::secure`]): the caller's telephone events stay here, the audio
+    /// toward the agent is masked, the recording pauses; prompts play to the caller.
+    Secure(MaskStyle),
+    /// Secure mode ends once the line is clear of digits; the recording resumes.
+    Unsecure,
     /// End the media (the call is over).
     End,
+}
+
+/// What the recorder is handed.
+#[derive(Debug)]
+pub enum ToRecorder {
+    /// 20 ms of both legs.
+    Frame(StereoFrame),
+    /// Recording pauses (no frame comes until [`ToRecorder::Resume`]).
+    Pause(PauseReason),
+    /// Recording resumes.
+    Resume,
 }
 
 /// 20 ms of a call for the recorder: the caller's frame and the agent's, A-law.
@@ -100,6 +119,10 @@ impl Player {
         }
         self.playing = Some((prompt, next));
         (frame, false)
+    }
+
+    fn busy(&self) -> bool {
+        self.playing.is_some() || !self.queue.is_empty()
     }
 
     fn interrupt(&mut self) {
@@ -210,7 +233,8 @@ impl Session {
             timestamp: rand::random(),
             ssrc: rand::random(),
         };
-        let mut recorder: Option<mpsc::UnboundedSender<StereoFrame>> = None;
+        let mut recorder: Option<mpsc::UnboundedSender<ToRecorder>> = None;
+        let mut secure: Option<SecureMedia> = None;
         let caller_format = LegFormat {
             codec: self.codec,
             telephone_event: self.telephone_event,
@@ -228,6 +252,21 @@ impl Session {
         loop {
             tokio::select! {
                 _ = tick.tick() => {
+                    if let (Some(b), Some(s)) = (&mut bridge, &mut secure) {
+                        if player.busy() {
+                            let (frame, done) = player.next_frame();
+                            let relayed = s
+                                .prompt_packet(&frame, law, b.leg.format.codec)
+                                .is_some_and(|p| b.to_caller.relay(&p, &mut out));
+                            if relayed {
+                                let _ = self.socket.send_to(&out, self.remote).await;
+                                counts.sent += 1;
+                            }
+                            if done && heard.send(Heard::Played).is_err() {
+                                break;
+                            }
+                        }
+                    }
                     if bridge.is_none() {
                         let (frame, done) = player.next_frame();
                         out.clear();
@@ -242,10 +281,10 @@ impl Session {
                             break;
                         }
                     }
-                    if let Some(r) = &recorder {
+                    if let Some(r) = recorder.as_ref().filter(|_| secure.is_none()) {
                         let caller = caller_frames.pop_front().unwrap_or_default();
                         let agent = agent_frames.pop_front().unwrap_or_default();
-                        let _ = r.send((caller, agent));
+                        let _ = r.send(ToRecorder::Frame((caller, agent)));
                     }
                     if let Some(ev) = keys.events.as_mut() {
                         let _ = ev.poll(started.elapsed().as_millis() as u64);
@@ -261,12 +300,25 @@ impl Session {
                     counts.received += 1;
                     last_heard = Instant::now();
                     if let Some(b) = &mut bridge {
-                        if b.to_agent.relay(&packet, &mut out) {
+                        let relayed = match &mut secure {
+                            None => b.to_agent.relay(&packet, &mut out),
+                            Some(s) => s
+                                .caller_packet(&packet, self.codec)
+                                .is_some_and(|p| b.to_agent.relay(&p, &mut out)),
+                        };
+                        if relayed {
                             let _ = b.leg.socket.send_to(&out, b.leg.remote).await;
                         }
                     }
+                    // Secure mode ends once the line ran clear and the last prompt played.
+                    if secure.as_ref().is_some_and(SecureMedia::done) && !player.busy() {
+                        secure = None;
+                        if let Some(r) = &recorder {
+                            let _ = r.send(ToRecorder::Resume);
+                        }
+                    }
                     let now_ms = started.elapsed().as_millis() as u64;
-                    if packet.payload_type == self.codec && recorder.is_some() {
+                    if packet.payload_type == self.codec && recorder.is_some() && secure.is_none() {
                         keep(&mut caller_frames, law, packet.payload);
                     }
                     for key in keys.hear(&packet, self.codec, law, now_ms) {
@@ -278,11 +330,13 @@ impl Session {
                 got = agent_recv(bridge.as_ref(), &mut agent_buf) => {
                     let (Some(b), Ok(n)) = (&mut bridge, got) else { continue };
                     let Ok(packet) = RtpPacket::parse(&agent_buf[..n]) else { continue };
-                    if b.to_caller.relay(&packet, &mut out) {
+                    // While a payment prompt plays, the caller hears it instead of the agent.
+                    let prompting = secure.is_some() && player.busy();
+                    if !prompting && b.to_caller.relay(&packet, &mut out) {
                         let _ = self.socket.send_to(&out, self.remote).await;
                         counts.sent += 1;
                     }
-                    if packet.payload_type == b.leg.format.codec && recorder.is_some() {
+                    if packet.payload_type == b.leg.format.codec && recorder.is_some() && secure.is_none() {
                         keep(&mut agent_frames, b.agent_law, packet.payload);
                     }
                 }
@@ -291,6 +345,23 @@ impl Session {
                     Some(Command::Play(p)) => player.queue.extend(p),
                     Some(Command::Interrupt) => player.interrupt(),
                     Some(Command::Hold) => player.hold = true,
+                    Some(Command::Secure(style)) => match &mut secure {
+                        // Secure again before the line ran clear: it simply goes on.
+                        Some(s) => s.go_on(),
+                        None => {
+                            secure = Some(SecureMedia::new(style));
+                            caller_frames.clear();
+                            agent_frames.clear();
+                            if let Some(r) = &recorder {
+                                let _ = r.send(ToRecorder::Pause(PauseReason::Payment));
+                            }
+                        }
+                    },
+                    Some(Command::Unsecure) => {
+                        if let Some(s) = &mut secure {
+                            s.end();
+                        }
+                    }
                     Some(Command::Record(sink)) => recorder = Some(sink),
                     Some(Command::Bridge(leg)) => {
                         player.interrupt();
@@ -444,10 +515,14 @@ mod tests {
         // The recorder gets both legs, A-law, the caller in the first channel.
         let (mut heard_caller, mut heard_agent) = (false, false);
         while !(heard_caller && heard_agent) {
-            let (c, a) = tokio::time::timeout(Duration::from_secs(10), recorded.recv())
-                .await
-                .expect("frames")
-                .unwrap();
+            let ToRecorder::Frame((c, a)) =
+                tokio::time::timeout(Duration::from_secs(10), recorded.recv())
+                    .await
+                    .expect("frames")
+                    .unwrap()
+            else {
+                panic!("no pause without secure mode");
+            };
             heard_caller |= c == voice;
             heard_agent |= a == want;
         }

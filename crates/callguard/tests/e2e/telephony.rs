@@ -42,7 +42,7 @@ macro_rules! in_private_network {
 
 /// Inside the namespace: brings `lo` up and answers true (run the body). Outside: re-runs this
 /// one test inside `unshare -n`, asserts it passed, and answers false.
-fn enter(module: &str, backend: &str) -> bool {
+pub(crate) fn enter(module: &str, backend: &str) -> bool {
     if std::env::var_os(INSIDE).is_some() {
         let up = Command::new("ip")
             .args(["link", "set", "lo", "up"])
@@ -90,7 +90,7 @@ async fn start_with_sip(backend: Backend, port: u16) -> Server {
 }
 
 /// Every audit entry so far, read by a compliance officer.
-async fn audit_entries(server: &Server) -> Vec<Value> {
+pub(crate) async fn audit_entries(server: &Server) -> Vec<Value> {
     let officer = server
         .new_account(
             &format!("officer-{}", crate::harness::suffix()),
@@ -106,7 +106,7 @@ async fn audit_entries(server: &Server) -> Vec<Value> {
     page["entries"].as_array().unwrap().clone()
 }
 
-async fn metrics(server: &Server) -> String {
+pub(crate) async fn metrics(server: &Server) -> String {
     server.api().get("/metrics", None).await.expect(200).text
 }
 
@@ -500,16 +500,16 @@ const CALLER_HZ: f32 = 440.0;
 const AGENT_HZ: f32 = 1000.0;
 
 /// A test agent: their username, SIP password and desk session.
-struct Agent {
-    id: String,
-    username: String,
-    sip_password: String,
-    token: String,
+pub(crate) struct Agent {
+    pub id: String,
+    pub username: String,
+    pub sip_password: String,
+    pub token: String,
 }
 
 impl Agent {
     /// Sets the agent's state on the desk (`ready`, or `not_ready` with a reason).
-    async fn set_state(&self, server: &Server, state: serde_json::Value) {
+    pub(crate) async fn set_state(&self, server: &Server, state: serde_json::Value) {
         server
             .api()
             .call(
@@ -522,7 +522,7 @@ impl Agent {
             .expect(200);
     }
 
-    async fn state(&self, server: &Server) -> Value {
+    pub(crate) async fn state(&self, server: &Server) -> Value {
         server
             .api()
             .get("/api/v1/agents/me/state", Some(&self.token))
@@ -531,7 +531,12 @@ impl Agent {
             .json()
     }
 
-    fn phone(&self, dir: &std::path::Path, port: u16, answers: bool) -> crate::baresip::Softphone {
+    pub(crate) fn phone(
+        &self,
+        dir: &std::path::Path,
+        port: u16,
+        answers: bool,
+    ) -> crate::baresip::Softphone {
         crate::baresip::Softphone::start(
             &dir.join(&self.username),
             &self.username,
@@ -544,7 +549,7 @@ impl Agent {
 }
 
 /// Issues SIP credentials to a new agent.
-async fn agent_with_sip(server: &Server, name: &str) -> Agent {
+pub(crate) async fn agent_with_sip(server: &Server, name: &str) -> Agent {
     let agent = server
         .new_account(&format!("{name}{}", crate::harness::suffix()), "agent")
         .await;
@@ -568,7 +573,7 @@ async fn agent_with_sip(server: &Server, name: &str) -> Agent {
 }
 
 /// Waits until `n` softphones are registered (baresip registers as it starts).
-async fn wait_registered(server: &Server, n: usize, phone: &crate::baresip::Softphone) {
+pub(crate) async fn wait_registered(server: &Server, n: usize, phone: &crate::baresip::Softphone) {
     let want = format!("callguard_sip_registrations {n}\n");
     for _ in 0..100 {
         if metrics(server).await.contains(&want) {
@@ -618,7 +623,7 @@ fn queued_call(dir: &std::path::Path) -> (bool, String) {
 
 /// The recording check line of the call's interaction (the last one the edge opened), once
 /// the recording is sealed.
-async fn checked_recording(server: &Server, calls: usize) -> String {
+pub(crate) async fn checked_recording(server: &Server, calls: usize) -> String {
     for _ in 0..100 {
         let log = audit_entries(server).await;
         let ended = log
@@ -648,7 +653,7 @@ async fn checked_recording(server: &Server, calls: usize) -> String {
 }
 
 /// The number before `after` in a recording check line.
-fn number_before(line: &str, after: &str) -> u64 {
+pub(crate) fn number_before(line: &str, after: &str) -> u64 {
     line.split(after)
         .next()
         .unwrap()
