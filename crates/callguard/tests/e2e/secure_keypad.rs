@@ -270,13 +270,25 @@ async fn a_card_keyed_in_a_live_call_is_authorised_while_the_agent_and_the_recor
     api.post(&take_path(&id), Some(&other.token), json!({}))
         .await
         .expect(404);
-    let started = api
-        .post(&take_path(&id), Some(&ann.token), json!({}))
+    // Ann presses "Take card payment by keypad" on the call screen (the desk's form).
+    let csrf = "d".repeat(43);
+    let taken = api
+        .send_raw(
+            "POST /desk/payments/{id}/keypad".into(),
+            api.client
+                .post(api.url(&format!("/desk/payments/{id}/keypad")))
+                .bearer_auth(&ann.token)
+                .header("cookie", format!("__Host-callguard_csrf={csrf}"))
+                .form(&[("csrf", csrf.as_str()), ("interaction", call.as_str())]),
+        )
         .await
-        .expect(201)
-        .json();
-    assert_eq!(started["state"], "collecting");
-    assert_eq!(started["field"], "number");
+        .expect(303);
+    assert_eq!(
+        taken.header("location"),
+        Some(format!("/desk/interactions/{call}#payments").as_str())
+    );
+    assert_eq!(payment(&api, &ann, &id).await["status"], "capturing");
+    // A second take while the capture runs is refused, through the API as well.
     api.post(&take_path(&id), Some(&ann.token), json!({}))
         .await
         .expect_problem(409, "wrong-state");
