@@ -43,7 +43,8 @@ macro_rules! in_private_network {
 }
 
 in_private_network!(
-    a_card_keyed_in_a_live_call_is_authorised_while_the_agent_and_the_recording_get_no_digit
+    a_card_keyed_in_a_live_call_is_authorised_while_the_agent_and_the_recording_get_no_digit,
+    the_agent_cancels_a_capture_from_the_desk_and_the_call_leaves_secure_mode_by_itself,
 );
 
 /// The test card and what the caller keys.
@@ -428,4 +429,128 @@ async fn a_card_keyed_in_a_live_call_is_authorised_while_the_agent_and_the_recor
             f.display()
         );
     }
+}
+
+/// The agent cancels while the caller is keying the card number: the payment is cancelled
+/// (`keypad_cancelled`), the call leaves secure mode by itself (the recording resumes, a key
+/// pressed afterwards reaches the agent again), and the digits keyed before the cancel reached
+/// neither the agent nor the recording.
+async fn the_agent_cancels_a_capture_from_the_desk_and_the_call_leaves_secure_mode_by_itself(
+    backend: Backend,
+) {
+    let peer = StripePeer::start().await;
+    let (server, api) = start(backend, &peer).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ann = agent_with_sip(&server, "ann").await;
+    api.post(
+        "/api/v1/customers",
+        Some(&ann.token),
+        crate::vault::customer_body(),
+    )
+    .await
+    .expect(201);
+    let ann_phone = ann.phone(dir.path(), 5100, true);
+    wait_registered(&server, 1, &ann_phone).await;
+    ann.set_state(&server, json!({"state": "ready"})).await;
+    write_caller_pcap(
+        &dir.path().join("caller.pcap"),
+        &[
+            Part::Audio(5000),
+            Part::Keys("1".into()),
+            Part::Audio(1000),
+            Part::Keys("#".into()),
+            Part::Audio(14_000),
+            Part::Tones("4242".into()),
+            // The agent cancels meanwhile; the closing prompt plays.
+            Part::Audio(9000),
+            Part::Tones("9".into()),
+            Part::Audio(2000),
+        ],
+    );
+    let scenario = caller_scenario(crate::vault::PHONE, "caller.pcap", 33_000);
+    let sipp_dir = dir.path().to_owned();
+    let caller = tokio::task::spawn_blocking(move || {
+        sipp(
+            &sipp_dir,
+            &scenario,
+            &[
+                "127.0.0.1:5060",
+                "-s",
+                "callguard",
+                "-i",
+                "127.0.0.1",
+                "-p",
+                "5070",
+                "-mi",
+                "127.0.0.1",
+                "-mp",
+                "7000",
+            ],
+        )
+    });
+    let mut call = String::new();
+    for _ in 0..300 {
+        if let Some(i) = ann.state(&server).await["agent"]["interaction_id"].as_str() {
+            call = i.to_owned();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!call.is_empty(), "the call reached ann\n{}", server.logs());
+    verify_by_national_id(&api, &ann, &call).await;
+    let id = keypad_payment(&api, &ann, &call).await;
+    api.post(&take_path(&id), Some(&ann.token), json!({}))
+        .await
+        .expect(201);
+    // Once the desk shows four digits keyed, ann cancels with the desk's form.
+    let mut digits = 0;
+    for _ in 0..600 {
+        digits = payment(&api, &ann, &id).await["keypad"]["digit"]
+            .as_u64()
+            .unwrap_or(0);
+        if digits >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(digits, 4, "the desk counted the digits\n{}", server.logs());
+    let csrf = "d".repeat(43);
+    api.send_raw(
+        "POST /desk/payments/{id}/keypad/cancel".into(),
+        api.client
+            .post(api.url(&format!("/desk/payments/{id}/keypad/cancel")))
+            .bearer_auth(&ann.token)
+            .header("cookie", format!("__Host-callguard_csrf={csrf}"))
+            .form(&[("csrf", csrf.as_str()), ("interaction", call.as_str())]),
+    )
+    .await
+    .expect(303);
+    let cancelled = payment(&api, &ann, &id).await;
+    assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
+    assert_eq!(
+        cancelled["decline_reason"], "keypad_cancelled",
+        "{cancelled}"
+    );
+    // Nothing left to cancel.
+    api.post(
+        &format!("/api/v1/payments/{id}/keypad/in-call/cancel"),
+        Some(&ann.token),
+        json!({}),
+    )
+    .await
+    .expect(409);
+
+    let (ok, out) = caller.await.unwrap();
+    assert!(ok, "the call completes\n{out}\n{}", server.logs());
+    assert_eq!(peer.charges(), 0);
+    assert_eq!(
+        keys_in(&ann_phone.heard()),
+        "9",
+        "the digits before the cancel stayed masked; the key after it passes"
+    );
+    let line = checked_recording(&server, 1).await;
+    assert!(
+        line.contains("; paused for payment from") && !line.contains("to the end"),
+        "the recording resumed by itself: {line}"
+    );
 }
