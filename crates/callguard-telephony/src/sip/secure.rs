@@ -149,9 +149,41 @@ fn prompts_after(view: &CaptureView) -> Vec<Prompt> {
     p
 }
 
-/// The capture running on the call: its payment.
+/// The capture running on the call: its payment. Dropped while still armed (the bridge ended
+/// under it: the agent hung up, or the call failed), it cancels the capture in the background, so
+/// no capture outlives its call.
 struct Running {
     payment_id: String,
+    keypad: std::sync::Arc<callguard_server::features::keypad::service::Keypad>,
+    actor: Actor,
+    armed: bool,
+}
+
+impl Running {
+    /// The capture ended by itself: nothing to cancel.
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if !self.armed || !self.keypad.is_capturing(&self.payment_id) {
+            return;
+        }
+        let (keypad, actor, id) = (
+            self.keypad.clone(),
+            self.actor.clone(),
+            std::mem::take(&mut self.payment_id),
+        );
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = keypad.cancel(&actor, &id).await {
+                    tracing::info!(error = %e, "the keypad capture of an ended call could not be cancelled");
+                }
+            });
+        }
+    }
 }
 
 /// The in-call side of a bridged call until the caller's media ends: secure mode on the
@@ -167,6 +199,7 @@ pub async fn serve(line: &mut Line, mut live: LiveLine, style: MaskStyle, actor:
                     if let Some(r) = running.take() {
                         // The caller hung up: the capture is cancelled and its digits dropped.
                         let _ = live.keypad().cancel(&actor, &r.payment_id).await;
+                        r.disarm();
                     }
                     return;
                 }
@@ -183,7 +216,9 @@ pub async fn serve(line: &mut Line, mut live: LiveLine, style: MaskStyle, actor:
                     }
                     if view.state != CaptureState::Collecting {
                         tracing::info!(outcome = ?view.state, "keypad capture in the call ended");
-                        running = None;
+                        if let Some(r) = running.take() {
+                            r.disarm();
+                        }
                         let _ = line.commands.send(Command::Unsecure);
                     }
                 }
@@ -191,7 +226,12 @@ pub async fn serve(line: &mut Line, mut live: LiveLine, style: MaskStyle, actor:
             cmd = live.commands.recv() => match cmd {
                 Some(LiveCommand::Secure { payment_id }) if running.is_none() => {
                     tracing::info!("the call goes secure for a keypad payment");
-                    running = Some(Running { payment_id });
+                    running = Some(Running {
+                        payment_id,
+                        keypad: live.keypad().clone(),
+                        actor: actor.clone(),
+                        armed: true,
+                    });
                     let _ = line.commands.send(Command::Secure(style));
                     let _ = line.commands.send(Command::Play(vec![Prompt::CardNumber]));
                 }
@@ -199,7 +239,9 @@ pub async fn serve(line: &mut Line, mut live: LiveLine, style: MaskStyle, actor:
                     if running.as_ref().is_some_and(|r| r.payment_id == payment_id) =>
                 {
                     tracing::info!("the agent cancelled the keypad capture in the call");
-                    running = None;
+                    if let Some(r) = running.take() {
+                        r.disarm();
+                    }
                     leave(line, Prompt::CardCancelled);
                 }
                 _ => {}
@@ -207,7 +249,9 @@ pub async fn serve(line: &mut Line, mut live: LiveLine, style: MaskStyle, actor:
             _ = check.tick(), if running.is_some() => {
                 if running.as_ref().is_some_and(|r| !live.keypad().is_capturing(&r.payment_id)) {
                     tracing::info!("the keypad capture in the call ended on the server (timeout or cancel)");
-                    running = None;
+                    if let Some(r) = running.take() {
+                        r.disarm();
+                    }
                     leave(line, Prompt::CardCancelled);
                 }
             }
