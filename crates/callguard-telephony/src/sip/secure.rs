@@ -244,6 +244,12 @@ pub async fn serve(line: &mut Line, mut live: LiveLine, style: MaskStyle, actor:
                     }
                     leave(line, Prompt::CardCancelled);
                 }
+                Some(LiveCommand::Secure { payment_id }) => {
+                    // One capture per call at a time: a second one is cancelled at once (the
+                    // agent's desk shows it cancelled), never left running without a line.
+                    tracing::info!("a second keypad capture on a call in secure mode is cancelled");
+                    let _ = live.keypad().cancel(&actor, &payment_id).await;
+                }
                 _ => {}
             },
             _ = check.tick(), if running.is_some() => {
