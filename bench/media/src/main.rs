@@ -11,6 +11,10 @@
 //!    decrypting it back;
 //! 5. the bridge's RTP relay (parse, re-stamp into the other leg, write), per packet, with the
 //!    payload passed through and transcoded A-law → µ-law (building the input packet included).
+//! 6. secure mode's relay toward the agent (issue #13): the same relay with the caller's audio run
+//!    through the masking delay line and its DTMF detector first (`sip::secure::SecureMedia`),
+//!    per packet and as a ratio to the plain relay; the run fails unless no key is detectable in
+//!    the masked audio.
 //!
 //! Each figure is the median of `--rounds` rounds of `--seconds` seconds of audio.
 #![forbid(unsafe_code)]
@@ -176,6 +180,20 @@ fn main() -> Res<()> {
         "bridge relay, A-law → µ-law     {:>8.3} µs CPU per packet",
         transcode_ns / relayed as f64 / 1000.0
     );
+    let (secure_ns, _) = measure(rounds, || secure_relay(&audio, false))?;
+    let (masked_n, leaked) = secure_relay(&audio, true);
+    if masked_n != relayed || leaked != 0 {
+        return Err(format!(
+            "secure relay: {masked_n} of {relayed} packets relayed, {leaked} keys detectable after masking"
+        )
+        .into());
+    }
+    println!(
+        "secure relay (mask + relay)     {:>8.3} µs CPU per packet; {:.1} µs per call-second (50 packets); {:.1}× the plain relay",
+        secure_ns / relayed as f64 / 1000.0,
+        50.0 * secure_ns / relayed as f64 / 1000.0,
+        secure_ns / same_ns
+    );
     println!(
         "\nper bridged, recorded call-second with both legs listened to and relayed both ways: {:.1} µs CPU (no sockets)",
         2.0 * per_second(detect_ns, seconds)
@@ -221,6 +239,60 @@ fn relay(audio: &[u8], to_codec: u8) -> usize {
         black_box(&out);
     }
     n
+}
+
+/// Secure mode's relay toward the agent over the caller's audio (speech and in-band keys): each
+/// packet masked (`SecureMedia::caller_packet`: delay line + detector) then relayed; the number
+/// of packets relayed and, with `check_output`, the keys still detectable in what came out (must
+/// be 0).
+fn secure_relay(audio: &[u8], check_output: bool) -> (usize, usize) {
+    use callguard_telephony::media::mask::MaskStyle;
+    use callguard_telephony::media::rtp::RtpHeader;
+    use callguard_telephony::sip::bridge::{LegFormat, Relay, Restamp};
+    use callguard_telephony::sip::secure::SecureMedia;
+    let leg = LegFormat {
+        codec: 8,
+        telephone_event: Some(101),
+    };
+    let mut r = Relay::new(leg, leg, Restamp::new(7, 0, 0));
+    let mut secure = SecureMedia::new(MaskStyle::Tone);
+    let mut check = ToneDetector::new();
+    let mut events = Vec::new();
+    let (mut input, mut out, mut n) = (Vec::with_capacity(200), Vec::with_capacity(200), 0);
+    for (i, frame) in audio.chunks_exact(FRAME_SAMPLES).enumerate() {
+        input.clear();
+        let h = RtpHeader {
+            marker: false,
+            payload_type: 8,
+            sequence: i as u16,
+            timestamp: (i * FRAME_SAMPLES) as u32,
+            ssrc: 0x1234,
+        };
+        if h.write(frame, &mut input).is_err() {
+            continue;
+        }
+        let Ok(p) = RtpPacket::parse(black_box(&input)) else {
+            continue;
+        };
+        let relayed = secure
+            .caller_packet(&p, 8)
+            .is_some_and(|m| r.relay(&m, &mut out));
+        if relayed {
+            n += 1;
+            // A separate, unmeasured pass checks the output.
+            if check_output {
+                if let Ok(o) = RtpPacket::parse(&out) {
+                    check.push_g711(Law::Alaw, o.payload, &mut events);
+                }
+            }
+        }
+        black_box(&out);
+    }
+    let leaked = events
+        .iter()
+        .filter(|e| matches!(e, ToneEvent::Started { .. }))
+        .count();
+    (n, leaked)
 }
 
 /// CPU per RFC 4733 packet: parse plus receiver, on a stream of presses.

@@ -187,6 +187,10 @@ fn build_state(
         crate::features::presence::service::Presence::new(settings.presence.clone())
             .with_sessions(identity.clone(), alerts.stream_check()),
     );
+    let live_calls = Arc::new(crate::features::incall::service::LiveCalls::new(
+        payments.clone(),
+        keypad.clone(),
+    ));
     Ok(AppState {
         monitoring: Arc::new(crate::features::monitor::service::Monitoring::new(
             settings.monitor.clone(),
@@ -195,6 +199,7 @@ fn build_state(
         )),
         presence,
         keypad,
+        live_calls,
         edge_tokens: Arc::new(crate::features::keypad::token::EdgeTokens::new(
             runtime.store.clone(),
         )),

@@ -46,6 +46,8 @@ pub struct AppState {
     pub payments: Arc<crate::features::payments::service::Payments>,
     /// Keypad card capture for the telephony edge (features/keypad).
     pub keypad: Arc<crate::features::keypad::service::Keypad>,
+    /// The calls this node's SIP edge carries, for keypad payments inside a call.
+    pub live_calls: Arc<crate::features::incall::service::LiveCalls>,
     /// The telephony edge's API token (its service account).
     pub edge_tokens: Arc<crate::features::keypad::token::EdgeTokens>,
     /// Agent states on this node (ready, ringing, on call…), used by the telephony edge.

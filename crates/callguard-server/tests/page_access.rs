@@ -120,6 +120,14 @@ const PAGE_POSTS: &[(&str, Counterpart)] = &[
         Ok(("POST", "/api/v1/payments")),
     ),
     (
+        "/desk/payments/{id}/keypad",
+        Ok(("POST", "/api/v1/payments/{id}/keypad/in-call")),
+    ),
+    (
+        "/desk/payments/{id}/keypad/cancel",
+        Ok(("POST", "/api/v1/payments/{id}/keypad/in-call/cancel")),
+    ),
+    (
         "/desk/interactions/{id}/verify",
         Ok(("POST", "/api/v1/interactions/{id}/verify")),
     ),

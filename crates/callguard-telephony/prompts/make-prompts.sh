@@ -23,6 +23,13 @@ say no-match "That did not match."
 say please-hold "Please hold, an agent will be with you shortly."
 say caller-number "You are caller number"
 say goodbye "We are sorry, no agent is free to take your call. Please call again later. Goodbye."
+say card-number "Please enter your card number, then press hash."
+say card-expiry "Please enter the expiry date, two digits for the month and two for the year, then press hash."
+say card-code "Please enter the security code from the back of your card, then press hash."
+say card-postal-code "Please enter the digits of your postal code, then press hash."
+say card-retry "That was not accepted. Please enter it again."
+say card-done "Thank you. Your payment has been sent. You are back with your agent."
+say card-cancelled "The card payment was cancelled. You are back with your agent."
 n=(zero one two three four five six seven eight nine)
 for i in "${!n[@]}"; do say "digit-$i" "${n[$i]}"; done
 

@@ -32,6 +32,7 @@ pub fn front_end(bound: sip::Bound) -> FrontEnd {
                 presence: state.presence.clone(),
                 queues: state.queues.clone(),
             }),
+            state.live_calls.clone(),
         ));
     })
 }

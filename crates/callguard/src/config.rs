@@ -98,6 +98,7 @@ pub const KEYS: &[Key] = &[
     Key { name: "sip.tls_listen", secret: false, about: "address and port of SIP over TLS for agents' softphones, e.g. 0.0.0.0:5061, with the HTTPS certificate (tls.cert_file or the self-signed one); a softphone registered over TLS is called back over its connection and offered SRTP (unset: no SIP over TLS)" },
     Key { name: "sip.agents_require_tls", secret: false, about: "true: REGISTER over UDP or TCP is refused with 403, softphones must register over sip.tls_listen (default false)" },
     Key { name: "sip.agents_require_srtp", secret: false, about: "true: every agent leg is offered SRTP only (SDES, AES_CM_128_HMAC_SHA1_80) and a softphone answering plain RTP is not bridged (default false)" },
+    Key { name: "sip.dtmf_mask", secret: false, about: "what replaces a caller's key tone in the agent's audio during a keypad payment in a call: tone (one flat tone of the same length for every key) or silence (default tone)" },
     Key { name: "sip.rtp_ports", secret: false, about: "RTP port range, one even port per call leg (default 16000-16999)" },
     Key { name: "queues.ring_seconds", secret: false, about: "how long an agent's softphone rings before the call is offered to the next agent (default 15)" },
     Key { name: "queues.max_wait_seconds", secret: false, about: "how long a caller waits in a queue before moving to its overflow queue, or the call ends when it has none (default 600)" },
@@ -754,6 +755,17 @@ impl Raw {
             menu,
             prompts: std::sync::Arc::new(prompts),
             acd: self.acd_settings()?,
+            dtmf_mask: match self.text("sip.dtmf_mask") {
+                Some(t) => {
+                    callguard_telephony::media::mask::MaskStyle::parse(&t).ok_or_else(|| {
+                        ConfigError(format!(
+                            "{} must be tone or silence",
+                            self.describe("sip.dtmf_mask")
+                        ))
+                    })?
+                }
+                None => callguard_telephony::media::mask::MaskStyle::default(),
+            },
         }))
     }
 

@@ -262,6 +262,7 @@ async fn demo_sip(
         tls_config: None,
         agents_require_tls: false,
         agents_require_srtp: false,
+        dtmf_mask: callguard_telephony::media::mask::MaskStyle::default(),
     });
     let listen = sip.listen;
     match callguard_telephony::sip::bind(sip).await {

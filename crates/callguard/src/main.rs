@@ -436,10 +436,22 @@ fn main() -> ExitCode {
                 let mut failed = false;
                 for r in reports {
                     match r {
-                        Ok(c) => println!(
-                            "recording {}: {} chunks, {} ms of audio, caller audible for {} ms, agent audible for {} ms, complete",
-                            c.id, c.chunks, c.audio_ms, c.caller_audible_ms, c.agent_audible_ms
-                        ),
+                        Ok(c) => {
+                            // Pauses (a keypad payment, a hold) after the verdict, each with
+                            // its span: "; paused for payment from 9000 ms to 16000 ms".
+                            let pauses: String = c
+                                .pauses
+                                .iter()
+                                .map(|(why, from, until)| match until {
+                                    Some(u) => format!("; paused for {why} from {from} ms to {u} ms"),
+                                    None => format!("; paused for {why} from {from} ms to the end"),
+                                })
+                                .collect();
+                            println!(
+                                "recording {}: {} chunks, {} ms of audio, caller audible for {} ms, agent audible for {} ms, complete{pauses}",
+                                c.id, c.chunks, c.audio_ms, c.caller_audible_ms, c.agent_audible_ms
+                            );
+                        }
                         Err(e) => {
                             failed = true;
                             println!("{e}");

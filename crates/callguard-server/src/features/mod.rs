@@ -10,6 +10,7 @@ pub mod compliance;
 pub mod desk;
 pub mod dnc;
 pub mod gdpr;
+pub mod incall;
 pub mod interactions;
 pub mod keypad;
 pub mod keys;
@@ -47,6 +48,7 @@ pub fn api_routes() -> Vec<ApiRoute> {
         compliance::api::routes(),
         payments::api::routes(),
         keypad::api::routes(),
+        incall::api::routes(),
         recordings::api::routes(),
         presence::api::routes(),
         queues::api::routes(),
@@ -72,6 +74,7 @@ pub fn page_routes() -> Vec<PageRoute> {
         gdpr::pages::routes(),
         compliance::pages::routes(),
         payments::pages::routes(),
+        incall::pages::routes(),
         recordings::pages::routes(),
         queues::pages::routes(),
         monitor::pages::routes(),

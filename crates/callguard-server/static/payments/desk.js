@@ -26,7 +26,40 @@
     }
     tr.children[2].dataset.testid = "payment-status";
     tr.children[4].dataset.testid = "payment-note";
+    const action = keypadAction(p);
+    if (action) tr.children[4].append(action);
     return tr;
+  }
+
+  // A keypad payment on the call: "Take card payment by keypad" while it waits, "Cancel card
+  // capture" while the caller types (features/incall). Plain forms with the page's CSRF token.
+  function keypadAction(p) {
+    const panel = document.getElementById("payments");
+    if (p.method !== "keypad" || !panel) return null;
+    let path, label, testid;
+    if (p.status === "created") {
+      path = "/keypad"; label = "Take card payment by keypad"; testid = "take-by-keypad";
+    } else if (p.status === "capturing") {
+      path = "/keypad/cancel"; label = "Cancel card capture"; testid = "cancel-keypad";
+    } else {
+      return null;
+    }
+    const form = document.createElement("form");
+    form.method = "post";
+    form.action = "/desk/payments/" + encodeURIComponent(p.id) + path;
+    for (const [name, value] of [["csrf", panel.dataset.csrf], ["interaction", panel.dataset.interaction]]) {
+      const input = document.createElement("input");
+      input.type = "hidden";
+      input.name = name;
+      input.value = value || "";
+      form.append(input);
+    }
+    const button = document.createElement("button");
+    button.type = "submit";
+    button.textContent = label;
+    button.dataset.testid = testid;
+    form.append(button);
+    return form;
   }
 
   document.addEventListener("DOMContentLoaded", function () {

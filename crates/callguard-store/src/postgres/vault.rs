@@ -118,6 +118,7 @@ async fn apply(tx: &Transaction<'_>, w: &VaultWrite) -> StoreResult<bool> {
                 &[&i.id, &i.version, &i.agent_id, &i.customer_id, &i.channel, &i.direction, &i.from_hash, &i.status, &i.started_at, &i.ended_at, &i.state, &i.disposition],
             ).await,
             Some(v) => tx.execute(
+                // agent_id: the edge hands a call it answered over to the agent.
                 "UPDATE interactions SET version = $2, customer_id = $3, status = $4, ended_at = $5, state = $6, disposition = $8, agent_id = $9 WHERE id = $1 AND version = $7",
                 &[&i.id, &i.version, &i.customer_id, &i.status, &i.ended_at, &i.state, v, &i.disposition, &i.agent_id],
             ).await,

@@ -5,6 +5,7 @@
 pub mod dtmf;
 pub mod g711;
 pub mod goertzel;
+pub mod mask;
 pub mod mix;
 pub mod prompts;
 pub mod rfc4733;

@@ -32,6 +32,21 @@ pub enum Prompt {
     /// "We are sorry, no agent is free to take your call. Please call again later. Goodbye."
     /// (the queue's maximum wait passed with no overflow queue).
     Goodbye,
+    /// A keypad payment: "Please enter your card number, then press hash."
+    CardNumber,
+    /// "Please enter the expiry date, two digits for the month and two for the year, then
+    /// press hash."
+    CardExpiry,
+    /// "Please enter the security code from the back of your card, then press hash."
+    CardCode,
+    /// "Please enter the digits of your postal code, then press hash."
+    CardPostalCode,
+    /// "That was not accepted. Please enter it again."
+    CardRetry,
+    /// "Thank you. Your payment has been sent. You are back with your agent."
+    CardDone,
+    /// "The card payment was cancelled. You are back with your agent."
+    CardCancelled,
 }
 
 /// A digit 0–9 for [`Prompt::Digit`].
@@ -64,7 +79,7 @@ const DIGITS: [&[u8]; 10] = [
 ];
 
 /// Number of distinct prompts.
-pub const COUNT: usize = 20;
+pub const COUNT: usize = 27;
 
 impl Prompt {
     /// Every prompt, in a fixed order.
@@ -82,7 +97,16 @@ impl Prompt {
         ]
         .into_iter()
         .chain((0..10).map(|n| Prompt::Digit(Digit(n))))
-        .chain([Prompt::Goodbye])
+        .chain([
+            Prompt::Goodbye,
+            Prompt::CardNumber,
+            Prompt::CardExpiry,
+            Prompt::CardCode,
+            Prompt::CardPostalCode,
+            Prompt::CardRetry,
+            Prompt::CardDone,
+            Prompt::CardCancelled,
+        ])
     }
 
     /// The prompt's name, as in configuration and in the file names under `prompts/`.
@@ -103,6 +127,13 @@ impl Prompt {
             Prompt::ComfortTone => "comfort-tone",
             Prompt::Digit(d) => DIGIT_NAMES[usize::from(d.0 % 10)],
             Prompt::Goodbye => "goodbye",
+            Prompt::CardNumber => "card-number",
+            Prompt::CardExpiry => "card-expiry",
+            Prompt::CardCode => "card-code",
+            Prompt::CardPostalCode => "card-postal-code",
+            Prompt::CardRetry => "card-retry",
+            Prompt::CardDone => "card-done",
+            Prompt::CardCancelled => "card-cancelled",
         }
     }
 
@@ -124,6 +155,13 @@ impl Prompt {
             Prompt::ComfortTone => 8,
             Prompt::Digit(d) => 9 + usize::from(d.0 % 10),
             Prompt::Goodbye => 19,
+            Prompt::CardNumber => 20,
+            Prompt::CardExpiry => 21,
+            Prompt::CardCode => 22,
+            Prompt::CardPostalCode => 23,
+            Prompt::CardRetry => 24,
+            Prompt::CardDone => 25,
+            Prompt::CardCancelled => 26,
         }
     }
 
@@ -141,6 +179,13 @@ impl Prompt {
             Prompt::ComfortTone => include_bytes!("../../prompts/comfort-tone.al"),
             Prompt::Digit(d) => DIGITS[usize::from(d.0 % 10)],
             Prompt::Goodbye => include_bytes!("../../prompts/goodbye.al"),
+            Prompt::CardNumber => include_bytes!("../../prompts/card-number.al"),
+            Prompt::CardExpiry => include_bytes!("../../prompts/card-expiry.al"),
+            Prompt::CardCode => include_bytes!("../../prompts/card-code.al"),
+            Prompt::CardPostalCode => include_bytes!("../../prompts/card-postal-code.al"),
+            Prompt::CardRetry => include_bytes!("../../prompts/card-retry.al"),
+            Prompt::CardDone => include_bytes!("../../prompts/card-done.al"),
+            Prompt::CardCancelled => include_bytes!("../../prompts/card-cancelled.al"),
         }
     }
 }
@@ -401,7 +446,8 @@ mod tests {
             );
             assert_eq!(Prompt::from_name(p.name()), Some(p));
         }
-        assert!(total < 400_000, "prompts take {total} bytes");
+        // About 59 s of speech, 26 prompts with the keypad payment ones.
+        assert!(total < 520_000, "prompts take {total} bytes");
     }
 
     #[test]

@@ -391,7 +391,8 @@ impl Edge {
                             };
                             let listed = self.bridges.list(interaction, line.commands.clone());
                             self.agents.answered(&agent, interaction).await;
-                            let by_caller = self.bridged(line, *leg, socket).await;
+                            let by_caller =
+                                self.bridged(line, *leg, socket, interaction, edge).await;
                             drop(listed);
                             self.agents.call_ended(&agent).await;
                             return Ended::Bridged { by_caller, handed };
@@ -532,7 +533,14 @@ impl Edge {
     }
 
     /// Relays the caller to the agent's leg until either side hangs up; whether the caller did.
-    async fn bridged(&self, line: &mut Line, mut call: Call<Offering>, socket: UdpSocket) -> bool {
+    async fn bridged(
+        &self,
+        line: &mut Line,
+        mut call: Call<Offering>,
+        socket: UdpSocket,
+        interaction: &str,
+        edge: &Principal,
+    ) -> bool {
         let answer = call.media().answer.clone().unwrap_or_default();
         let leg = match sdp::read_offer(&answer) {
             Ok(a) => a,
@@ -562,6 +570,11 @@ impl Edge {
         self.metrics.sip_call("bridged");
         tracing::info!(codec = leg.codec, srtp, "caller and agent bridged");
         let mut agent_media = leg.remote;
+        // The agent may take a keypad payment on the call from now on.
+        let live = self.live_calls.attach(interaction);
+        let commands = line.commands.clone();
+        let in_call = super::secure::serve(line, live, self.settings.dtmf_mask, edge.actor());
+        tokio::pin!(in_call);
         loop {
             tokio::select! {
                 ev = call.run() => match ev {
@@ -574,7 +587,7 @@ impl Edge {
                         if let Some(to) = moved_media(call.media(), agent_media) {
                             tracing::info!("the agent's softphone moved its media; the relay follows");
                             agent_media = to;
-                            if line.commands.send(Command::AgentMoved(to)).is_err() {
+                            if commands.send(Command::AgentMoved(to)).is_err() {
                                 let _ = call.terminate().await;
                                 return true;
                             }
@@ -583,7 +596,7 @@ impl Edge {
                     Ok(CallEvent::Media(never)) => match never {},
                     Ok(CallEvent::Terminated) | Err(_) => return false,
                 },
-                () = caller_gone(&mut line.heard) => {
+                () = &mut in_call => {
                     let _ = call.terminate().await;
                     return true;
                 }

@@ -4,7 +4,7 @@
 
 use super::ivr::{Flow, Line};
 use super::sdp::{self, Offer};
-use super::session::{Command, Session, StereoFrame};
+use super::session::{Command, Session, ToRecorder};
 use super::Edge;
 use crate::media::g711::ALAW_SILENCE;
 use crate::media::FRAME_SAMPLES;
@@ -328,7 +328,7 @@ impl Edge {
         edge: Principal,
         interaction: String,
         customer: Option<String>,
-        mut frames: mpsc::UnboundedReceiver<StereoFrame>,
+        mut frames: mpsc::UnboundedReceiver<ToRecorder>,
     ) {
         let Some(first) = frames.recv().await else {
             return;
@@ -341,9 +341,17 @@ impl Edge {
             }
         };
         let mut frame = Some(first);
-        while let Some((caller, agent)) = frame {
-            let n = caller.len().max(agent.len()).max(FRAME_SAMPLES);
-            if let Err(e) = rec.writer.push(&pad(&caller, n), &pad(&agent, n)) {
+        while let Some(item) = frame {
+            let written = match item {
+                ToRecorder::Frame((caller, agent)) => {
+                    let n = caller.len().max(agent.len()).max(FRAME_SAMPLES);
+                    rec.writer.push(&pad(&caller, n), &pad(&agent, n))
+                }
+                // Secure mode: a pause chunk, then nothing until it resumes by itself.
+                ToRecorder::Pause(reason) => rec.writer.pause(reason),
+                ToRecorder::Resume => rec.writer.resume_audio(),
+            };
+            if let Err(e) = written {
                 tracing::error!(error = %e, "recording stopped");
                 break;
             }

@@ -12,11 +12,13 @@ pub mod presence;
 pub mod registrar;
 pub mod sdes;
 pub mod sdp;
+pub mod secure;
 pub mod session;
 pub mod srtp_leg;
 pub mod trunks;
 
 use crate::media::prompts::PromptSet;
+use callguard_server::features::incall::service::LiveCalls;
 use callguard_server::features::interactions::service::Interactions;
 use callguard_server::features::recordings::service::Recordings;
 use callguard_server::metrics::Metrics;
@@ -61,6 +63,8 @@ pub struct SipSettings {
     /// Agents' legs must be SRTP: a softphone answering plain RTP is not bridged
     /// (`sip.agents_require_srtp`).
     pub agents_require_srtp: bool,
+    /// What replaces a caller's key tone in the agent's audio during a keypad payment.
+    pub dtmf_mask: crate::media::mask::MaskStyle,
 }
 
 /// The server's certificate and key (`tls.*`, or the self-signed one) for SIP over TLS: the
@@ -100,6 +104,8 @@ pub struct Edge {
     waiting: Arc<acd::Waiting>,
     /// Bridged calls, where supervisors' legs join.
     bridges: Arc<monitor::Bridges>,
+    /// Bridged calls, for keypad payments inside them ([`secure`]).
+    live_calls: Arc<LiveCalls>,
 }
 
 /// The requests the edge takes from the ezk endpoint (those outside any dialog).
@@ -185,6 +191,7 @@ impl Bound {
         recordings: Arc<Recordings>,
         accounts: Arc<dyn SipAccounts>,
         agents: Arc<dyn acd::AgentPool>,
+        live_calls: Arc<LiveCalls>,
     ) {
         let Bound {
             endpoint,
@@ -228,6 +235,7 @@ impl Bound {
             agents,
             waiting: Arc::default(),
             bridges: Arc::default(),
+            live_calls,
         });
         monitor.attach(edge.clone(), endpoint.clone());
         // Caller IDs are checked against the numbering plan, which loads on first use: load it

@@ -5,13 +5,16 @@
 //! between the caller and the agent's leg ([`super::bridge`]) and records both, one channel each.
 
 use super::bridge::{AgentLeg, LegFormat, Relay, Restamp};
+use super::secure::SecureMedia;
 use crate::media::dtmf::{DtmfMerger, DtmfSource};
 use crate::media::g711::Law;
 use crate::media::goertzel::{ToneDetector, ToneEvent};
+use crate::media::mask::MaskStyle;
 use crate::media::prompts::{Prompt, PromptSet};
 use crate::media::rfc4733::EventReceiver;
 use crate::media::rtp::{RtpHeader, RtpPacket};
 use crate::media::{Key, FRAME_SAMPLES};
+use callguard_core::recording::PauseReason;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,7 +34,7 @@ pub enum Command {
     Hold,
     /// From now on, hand the call's audio to this sink: every 20 ms one frame of each leg
     /// (caller, agent), A-law, silence where a leg sent nothing.
-    Record(mpsc::UnboundedSender<StereoFrame>),
+    Record(mpsc::UnboundedSender<ToRecorder>),
     /// Relay between the caller and this agent's leg (prompts stop).
     Bridge(AgentLeg),
     /// The agent's softphone moved its media here (a re-INVITE): the relay sends there and
@@ -41,8 +44,24 @@ pub enum Command {
     Monitor(super::monitor::SupervisorLeg),
     /// Drop the supervisor's leg.
     Unmonitor,
+    /// Secure mode ([`super::secure`]): the caller's telephone events stay here, the audio
+    /// toward the agent is masked, the recording pauses; prompts play to the caller.
+    Secure(MaskStyle),
+    /// Secure mode ends once the line is clear of digits; the recording resumes.
+    Unsecure,
     /// End the media (the call is over).
     End,
+}
+
+/// What the recorder is handed.
+#[derive(Debug)]
+pub enum ToRecorder {
+    /// 20 ms of both legs.
+    Frame(StereoFrame),
+    /// Recording pauses (no frame comes until [`ToRecorder::Resume`]).
+    Pause(PauseReason),
+    /// Recording resumes.
+    Resume,
 }
 
 /// 20 ms of a call for the recorder: the caller's frame and the agent's, A-law.
@@ -107,6 +126,10 @@ impl Player {
         }
         self.playing = Some((prompt, next));
         (frame, false)
+    }
+
+    fn busy(&self) -> bool {
+        self.playing.is_some() || !self.queue.is_empty()
     }
 
     fn interrupt(&mut self) {
@@ -217,7 +240,8 @@ impl Session {
             timestamp: rand::random(),
             ssrc: rand::random(),
         };
-        let mut recorder: Option<mpsc::UnboundedSender<StereoFrame>> = None;
+        let mut recorder: Option<mpsc::UnboundedSender<ToRecorder>> = None;
+        let mut secure: Option<SecureMedia> = None;
         let caller_format = LegFormat {
             codec: self.codec,
             telephone_event: self.telephone_event,
@@ -237,6 +261,21 @@ impl Session {
         loop {
             tokio::select! {
                 _ = tick.tick() => {
+                    if let (Some(b), Some(s)) = (&mut bridge, &mut secure) {
+                        if player.busy() {
+                            let (frame, done) = player.next_frame();
+                            let relayed = s
+                                .prompt_packet(&frame, law, b.leg.format.codec)
+                                .is_some_and(|p| b.to_caller.relay(&p, &mut out));
+                            if relayed {
+                                let _ = self.socket.send_to(&out, self.remote).await;
+                                counts.sent += 1;
+                            }
+                            if done && heard.send(Heard::Played).is_err() {
+                                break;
+                            }
+                        }
+                    }
                     if bridge.is_none() {
                         let (frame, done) = player.next_frame();
                         out.clear();
@@ -254,10 +293,10 @@ impl Session {
                     if let Some(m) = &mut monitor {
                         m.send_tick().await;
                     }
-                    if let Some(r) = &recorder {
+                    if let Some(r) = recorder.as_ref().filter(|_| secure.is_none()) {
                         let caller = caller_frames.pop_front().unwrap_or_default();
                         let agent = agent_frames.pop_front().unwrap_or_default();
-                        let _ = r.send((caller, agent));
+                        let _ = r.send(ToRecorder::Frame((caller, agent)));
                     }
                     if let Some(ev) = keys.events.as_mut() {
                         let _ = ev.poll(started.elapsed().as_millis() as u64);
@@ -273,9 +312,15 @@ impl Session {
                     counts.received += 1;
                     last_heard = Instant::now();
                     if let Some(b) = &mut bridge {
-                        if b.to_agent.relay(&packet, &mut out) {
-                            // The supervisor hears (and whispers into) the plain audio; only
-                            // then is it sealed for an SRTP agent leg.
+                        let relayed = match &mut secure {
+                            None => b.to_agent.relay(&packet, &mut out),
+                            Some(s) => s
+                                .caller_packet(&packet, self.codec)
+                                .is_some_and(|p| b.to_agent.relay(&p, &mut out)),
+                        };
+                        if relayed {
+                            // The supervisor hears (and whispers into) the masked, plain audio;
+                            // only then is it sealed for an SRTP agent leg.
                             if let Some(m) = &mut monitor {
                                 m.sending_to_agent(&mut out, b.leg.format.codec);
                             }
@@ -284,8 +329,15 @@ impl Session {
                             }
                         }
                     }
+                    // Secure mode ends once the line ran clear and the last prompt played.
+                    if secure.as_ref().is_some_and(SecureMedia::done) && !player.busy() {
+                        secure = None;
+                        if let Some(r) = &recorder {
+                            let _ = r.send(ToRecorder::Resume);
+                        }
+                    }
                     let now_ms = started.elapsed().as_millis() as u64;
-                    if packet.payload_type == self.codec && recorder.is_some() {
+                    if packet.payload_type == self.codec && recorder.is_some() && secure.is_none() {
                         keep(&mut caller_frames, law, packet.payload);
                     }
                     for key in keys.hear(&packet, self.codec, law, now_ms) {
@@ -298,15 +350,17 @@ impl Session {
                     let (Some(b), Ok(n)) = (&mut bridge, got) else { continue };
                     let Some(n) = b.leg.open(&mut agent_buf[..n]) else { continue };
                     let Ok(packet) = RtpPacket::parse(&agent_buf[..n]) else { continue };
+                    // While a payment prompt plays, the caller hears it instead of the agent.
+                    let prompting = secure.is_some() && player.busy();
                     let mut barged = false;
-                    if b.to_caller.relay(&packet, &mut out) {
+                    if !prompting && b.to_caller.relay(&packet, &mut out) {
                         if let Some(m) = &mut monitor {
                             barged = m.sending_to_caller(&mut out, self.codec);
                         }
                         let _ = self.socket.send_to(&out, self.remote).await;
                         counts.sent += 1;
                     }
-                    if packet.payload_type == b.leg.format.codec && recorder.is_some() {
+                    if packet.payload_type == b.leg.format.codec && recorder.is_some() && secure.is_none() {
                         // A barging supervisor is recorded as the caller heard them.
                         let (heard_law, heard) = if barged { (law, out.get(12..).unwrap_or_default()) } else { (b.agent_law, packet.payload) };
                         keep(&mut agent_frames, heard_law, heard);
@@ -324,6 +378,23 @@ impl Session {
                     Some(Command::Play(p)) => player.queue.extend(p),
                     Some(Command::Interrupt) => player.interrupt(),
                     Some(Command::Hold) => player.hold = true,
+                    Some(Command::Secure(style)) => match &mut secure {
+                        // Secure again before the line ran clear: it simply goes on.
+                        Some(s) => s.go_on(),
+                        None => {
+                            secure = Some(SecureMedia::new(style));
+                            caller_frames.clear();
+                            agent_frames.clear();
+                            if let Some(r) = &recorder {
+                                let _ = r.send(ToRecorder::Pause(PauseReason::Payment));
+                            }
+                        }
+                    },
+                    Some(Command::Unsecure) => {
+                        if let Some(s) = &mut secure {
+                            s.end();
+                        }
+                    }
                     Some(Command::Record(sink)) => recorder = Some(sink),
                     Some(Command::Monitor(leg)) => monitor = Some(super::monitor::Monitoring::new(leg)),
                     Some(Command::Unmonitor) => monitor = None,
@@ -488,10 +559,14 @@ mod tests {
         // The recorder gets both legs, A-law, the caller in the first channel.
         let (mut heard_caller, mut heard_agent) = (false, false);
         while !(heard_caller && heard_agent) {
-            let (c, a) = tokio::time::timeout(Duration::from_secs(10), recorded.recv())
-                .await
-                .expect("frames")
-                .unwrap();
+            let ToRecorder::Frame((c, a)) =
+                tokio::time::timeout(Duration::from_secs(10), recorded.recv())
+                    .await
+                    .expect("frames")
+                    .unwrap()
+            else {
+                panic!("no pause without secure mode");
+            };
             heard_caller |= c == voice;
             heard_agent |= a == want;
         }

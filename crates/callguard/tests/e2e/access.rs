@@ -146,6 +146,12 @@ const MATRIX: &[(&str, &str, Rule)] = &[
         "/api/v1/payments/{id}/keypad/cancel",
         Roles(TELEPHONY),
     ),
+    ("POST", "/api/v1/payments/{id}/keypad/in-call", Roles(AGENT)),
+    (
+        "POST",
+        "/api/v1/payments/{id}/keypad/in-call/cancel",
+        Roles(AGENT),
+    ),
     ("GET", "/api/v1/portal/payments", Roles(CUSTOMER)),
     ("GET", "/api/v1/recordings", Roles(WATCHERS)),
     ("POST", "/api/v1/recordings/{id}/playback", Roles(WATCHERS)),
@@ -270,6 +276,16 @@ const PAGE_POSTS: &[(&str, &str, &str)] = &[
         "/desk/interactions/{id}/payments",
         "POST",
         "/api/v1/payments",
+    ),
+    (
+        "/desk/payments/{id}/keypad",
+        "POST",
+        "/api/v1/payments/{id}/keypad/in-call",
+    ),
+    (
+        "/desk/payments/{id}/keypad/cancel",
+        "POST",
+        "/api/v1/payments/{id}/keypad/in-call/cancel",
     ),
     (
         "/desk/interactions/{id}/verify",

@@ -63,6 +63,7 @@ mod proxies;
 mod recordings;
 mod registrar_limits;
 mod requests;
+mod secure_keypad;
 mod shared_limits;
 mod signin;
 mod signin_limits;

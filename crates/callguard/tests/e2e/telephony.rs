@@ -523,7 +523,7 @@ impl Agent {
             .expect(200);
     }
 
-    async fn state(&self, server: &Server) -> Value {
+    pub(crate) async fn state(&self, server: &Server) -> Value {
         server
             .api()
             .get("/api/v1/agents/me/state", Some(&self.token))
@@ -624,7 +624,7 @@ pub(crate) fn queued_call(dir: &std::path::Path) -> (bool, String) {
 
 /// The recording check line of the call's interaction (the last one the edge opened), once
 /// the recording is sealed.
-async fn checked_recording(server: &Server, calls: usize) -> String {
+pub(crate) async fn checked_recording(server: &Server, calls: usize) -> String {
     for _ in 0..100 {
         let log = audit_entries(server).await;
         let ended = log
@@ -654,7 +654,7 @@ async fn checked_recording(server: &Server, calls: usize) -> String {
 }
 
 /// The number before `after` in a recording check line.
-fn number_before(line: &str, after: &str) -> u64 {
+pub(crate) fn number_before(line: &str, after: &str) -> u64 {
     line.split(after)
         .next()
         .unwrap()

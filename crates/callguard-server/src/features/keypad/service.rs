@@ -164,6 +164,13 @@ impl Keypad {
         self.captures.lock().ok().and_then(|m| m.get(id).cloned())
     }
 
+    /// Whether a capture of `payment_id` runs on this node (not ended by the caller's last
+    /// field, a cancel, too many rejections or the server's timer).
+    #[must_use]
+    pub fn is_capturing(&self, payment_id: &str) -> bool {
+        self.running(payment_id).is_some()
+    }
+
     fn forget(&self, id: &str) {
         if let Ok(mut m) = self.captures.lock() {
             m.remove(id);

@@ -456,6 +456,9 @@ pub struct Checked {
     pub caller_audible_ms: u64,
     /// Milliseconds in which the agent's channel is not silent (the call was bridged).
     pub agent_audible_ms: u64,
+    /// The pauses, in order: why, and from and until when (media time, ms; until `None`
+    /// when the recording never resumed).
+    pub pauses: Vec<(String, u64, Option<u64>)>,
 }
 
 fn read_through(
@@ -464,8 +467,17 @@ fn read_through(
 ) -> Result<Checked, String> {
     use callguard_core::recording::Chunk;
     let (mut samples, mut audible, mut agent) = (0u64, 0u64, 0u64);
+    let mut pauses: Vec<(String, u64, Option<u64>)> = Vec::new();
     loop {
         match r.next_chunk() {
+            Ok(Some(Chunk::Pause { media_ms, reason })) => {
+                pauses.push((reason.as_str().to_owned(), media_ms, None));
+            }
+            Ok(Some(Chunk::Resume { media_ms })) => {
+                if let Some(p) = pauses.last_mut().filter(|p| p.2.is_none()) {
+                    p.2 = Some(media_ms);
+                }
+            }
             Ok(Some(Chunk::Audio { stereo, .. })) => {
                 samples += stereo.len() as u64 / 2;
                 audible += stereo.chunks(2).filter(|s| s[0] != 0xD5).count() as u64;
@@ -482,6 +494,7 @@ fn read_through(
         audio_ms: samples / 8,
         caller_audible_ms: audible / 8,
         agent_audible_ms: agent / 8,
+        pauses,
     })
 }
 
