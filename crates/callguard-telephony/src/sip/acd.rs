@@ -191,6 +191,10 @@ impl Drop for Place {
     }
 }
 
+/// How long the edge waits after its last prompt before hanging up, so that the prompt's end
+/// is not cut off by the BYE overtaking audio still in the network or a jitter buffer.
+const PLAY_OUT: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// The SDP of the agent's leg for ezk: our offer out, the softphone's answer kept.
 pub(super) struct Offering {
     pub(super) offer: String,
@@ -365,6 +369,9 @@ impl Edge {
                         if line.play_through(vec![Prompt::Goodbye]).await.is_none() {
                             return Ended::ByCaller;
                         }
+                        // The last frames are still in the network and the phone's jitter
+                        // buffer: hang up only once they have played.
+                        tokio::time::sleep(PLAY_OUT).await;
                         return Ended::MaxWait;
                     }
                 }
