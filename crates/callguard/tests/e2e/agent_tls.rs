@@ -13,28 +13,7 @@ use std::process::{Child, Command, Stdio};
 /// The edge's SIP-over-TLS port in the namespace.
 const TLS_PORT: u16 = 5061;
 
-/// `tests!(name)`: `name::sqlite` and `name::postgres`, each re-run inside `unshare -n`.
-macro_rules! in_private_network {
-    ($($test:ident),+ $(,)?) => {$(
-        mod $test {
-            use crate::harness::Backend;
-
-            #[tokio::test]
-            async fn sqlite() {
-                if crate::telephony::enter(module_path!(), "sqlite") {
-                    super::$test(Backend::Sqlite).await;
-                }
-            }
-
-            #[tokio::test]
-            async fn postgres() {
-                if crate::telephony::enter(module_path!(), "postgres") {
-                    super::$test(Backend::Postgres).await;
-                }
-            }
-        }
-    )+};
-}
+use crate::telephony::in_private_network;
 
 /// The real binary with SIP over TLS, both require settings on, and a short ring timeout.
 async fn start_requiring_tls_and_srtp(backend: Backend) -> Server {

@@ -5,8 +5,7 @@
 use crate::harness::{Backend, Deployment, Server};
 use crate::sipp::*;
 use crate::telephony::{
-    agent_with_sip, audit_entries, enter, in_private_network, wait_registered, Agent, AGENT_HZ,
-    CALLER_HZ,
+    agent_with_sip, audit_entries, in_private_network, wait_registered, Agent, AGENT_HZ, CALLER_HZ,
 };
 use callguard_telephony::media::g711::Law;
 use callguard_telephony::media::goertzel::tone_share;

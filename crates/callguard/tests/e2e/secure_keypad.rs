@@ -10,37 +10,14 @@
 
 use crate::harness::{Backend, Server};
 use crate::sipp::*;
-use crate::telephony::{
-    agent_with_sip, audit_entries, checked_recording, enter, wait_registered, Agent,
-};
+use crate::telephony::{agent_with_sip, audit_entries, checked_recording, wait_registered, Agent};
 use callguard_telephony::media::g711::Law;
 use callguard_telephony::media::goertzel::{ToneDetector, ToneEvent};
 use callguard_testkit::StripePeer;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-/// `in_private_network!(name)`: `name::sqlite` and `name::postgres`, each inside `unshare -n`.
-macro_rules! in_private_network {
-    ($($test:ident),+ $(,)?) => {$(
-        mod $test {
-            use crate::harness::Backend;
-
-            #[tokio::test]
-            async fn sqlite() {
-                if super::enter(module_path!(), "sqlite") {
-                    super::$test(Backend::Sqlite).await;
-                }
-            }
-
-            #[tokio::test]
-            async fn postgres() {
-                if super::enter(module_path!(), "postgres") {
-                    super::$test(Backend::Postgres).await;
-                }
-            }
-        }
-    )+};
-}
+use crate::telephony::in_private_network;
 
 in_private_network!(
     a_card_keyed_in_a_live_call_is_authorised_while_the_agent_and_the_recording_get_no_digit,

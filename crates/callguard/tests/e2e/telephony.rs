@@ -25,14 +25,14 @@ macro_rules! in_private_network {
 
             #[tokio::test]
             async fn sqlite() {
-                if super::enter(module_path!(), "sqlite") {
+                if crate::telephony::enter(module_path!(), "sqlite") {
                     super::$test(Backend::Sqlite).await;
                 }
             }
 
             #[tokio::test]
             async fn postgres() {
-                if super::enter(module_path!(), "postgres") {
+                if crate::telephony::enter(module_path!(), "postgres") {
                     super::$test(Backend::Postgres).await;
                 }
             }
