@@ -770,6 +770,150 @@ mod tests {
         media.await.unwrap();
     }
 
+    #[tokio::test]
+    async fn in_secure_mode_neither_the_agent_nor_a_listening_supervisor_hears_a_key() {
+        use crate::media::goertzel::{ToneDetector, ToneEvent};
+        use crate::media::mask::MaskStyle;
+        use crate::media::mix::Mode;
+        let local = |s: &UdpSocket| s.local_addr().unwrap();
+        let bind = || UdpSocket::bind("127.0.0.1:0");
+        let (media_caller, media_agent, media_supervisor) = (
+            bind().await.unwrap(),
+            bind().await.unwrap(),
+            bind().await.unwrap(),
+        );
+        let (caller, agent, supervisor) = (
+            bind().await.unwrap(),
+            bind().await.unwrap(),
+            bind().await.unwrap(),
+        );
+        caller.connect(local(&media_caller)).await.unwrap();
+        agent.connect(local(&media_agent)).await.unwrap();
+        supervisor.connect(local(&media_supervisor)).await.unwrap();
+        let session = Session {
+            socket: media_caller,
+            remote: local(&caller),
+            codec: 8,
+            telephone_event: Some(101),
+            prompts: Arc::new(PromptSet::builtin()),
+        };
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let (heard_tx, _heard) = mpsc::unbounded_channel();
+        let media = tokio::spawn(session.run(commands_rx, heard_tx));
+        let format = LegFormat {
+            codec: 8,
+            telephone_event: None,
+        };
+        commands
+            .send(Command::Bridge(AgentLeg {
+                socket: media_agent,
+                remote: local(&agent),
+                format,
+                srtp: None,
+            }))
+            .unwrap();
+        commands
+            .send(Command::Monitor(super::super::monitor::SupervisorLeg {
+                socket: media_supervisor,
+                remote: local(&supervisor),
+                format,
+                mode: Mode::Listen,
+                srtp: None,
+            }))
+            .unwrap();
+        commands.send(Command::Secure(MaskStyle::Tone)).unwrap();
+
+        // The caller keys 4 1 1 1 in-band (100 ms tone, 100 ms gap), paced as a phone sends.
+        let key = |c: char| -> (f32, f32) {
+            let i = "123A456B789C*0#D".find(c).unwrap();
+            (
+                [697.0, 770.0, 852.0, 941.0][i / 4],
+                [1209.0, 1336.0, 1477.0, 1633.0][i % 4],
+            )
+        };
+        let mut sent: Vec<i16> = Vec::new();
+        for c in "4111".chars() {
+            let (low, high) = key(c);
+            let start = sent.len();
+            for n in 0..800 {
+                let t = (start + n) as f32 / 8000.0;
+                let v = 5000.0 * (2.0 * std::f32::consts::PI * low * t).sin()
+                    + 5000.0 * (2.0 * std::f32::consts::PI * high * t).sin();
+                sent.push(v as i16);
+            }
+            sent.extend(std::iter::repeat_n(0i16, 800));
+        }
+        sent.extend(std::iter::repeat_n(0i16, 8 * FRAME_SAMPLES));
+        let keys_in = |audio: &[i16]| -> Vec<char> {
+            let mut detector = ToneDetector::new();
+            let mut events = Vec::new();
+            detector.push(audio, &mut events);
+            detector.finish(&mut events);
+            events
+                .iter()
+                .filter_map(|e| match e {
+                    ToneEvent::Started { key, .. } => Some(key.as_char()),
+                    ToneEvent::Ended { .. } => None,
+                })
+                .collect()
+        };
+        assert_eq!(
+            keys_in(&sent),
+            vec!['4', '1', '1', '1'],
+            "the caller keys them"
+        );
+
+        // Both legs are heard for as long as the caller sends, and a second more.
+        let until = tokio::time::Instant::now()
+            + Duration::from_millis(20 * (sent.len() / FRAME_SAMPLES) as u64 + 1000);
+        let collect = |sock: UdpSocket| {
+            tokio::spawn(async move {
+                let mut audio = Vec::new();
+                let mut buf = vec![0u8; 1500];
+                while let Ok(Ok(n)) = tokio::time::timeout_at(until, sock.recv(&mut buf)).await {
+                    if let Ok(p) = RtpPacket::parse(&buf[..n]) {
+                        if p.payload_type == 8 {
+                            audio.extend(p.payload.iter().map(|&c| Law::Alaw.decode(c)));
+                        }
+                    }
+                }
+                audio
+            })
+        };
+        let (to_agent, to_supervisor) = (collect(agent), collect(supervisor));
+        for (f, frame) in sent.chunks(FRAME_SAMPLES).enumerate() {
+            let payload: Vec<u8> = frame.iter().map(|&v| Law::Alaw.encode(v)).collect();
+            let seq = f as u16;
+            let packet = RtpHeader {
+                marker: false,
+                payload_type: 8,
+                sequence: seq,
+                timestamp: u32::from(seq) * 160,
+                ssrc: 0xCA11,
+            }
+            .to_packet(&payload)
+            .unwrap();
+            caller.send(&packet).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (agent_heard, supervisor_heard) =
+            (to_agent.await.unwrap(), to_supervisor.await.unwrap());
+        let _ = commands.send(Command::End);
+        media.await.unwrap();
+        assert!(
+            agent_heard.len() > sent.len() / 2 && supervisor_heard.len() > sent.len() / 2,
+            "both legs got the call's audio ({} and {} samples of {})",
+            agent_heard.len(),
+            supervisor_heard.len(),
+            sent.len()
+        );
+        assert!(keys_in(&agent_heard).is_empty(), "the agent hears no key");
+        assert!(
+            keys_in(&supervisor_heard).is_empty(),
+            "the listening supervisor hears no key"
+        );
+    }
+
     /// Whether no more packets are waiting on `sock` (what was sent has been handled: the
     /// recorder saw later packets).
     async fn next_of_none(sock: &UdpSocket) -> bool {
