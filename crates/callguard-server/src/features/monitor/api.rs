@@ -97,7 +97,7 @@ pub fn routes() -> Vec<ApiRoute> {
         route("POST", "/api/v1/monitor", Signed(CallsMonitor), "Joins a call on the line (supervisors of its queue, see `queues.supervisors`): `listen` (hear caller and agent), `whisper` (the agent hears you, the caller does not) or `barge` (three-way). The edge rings your registered softphone; answered, you are on the call. One supervisor per call; audited.", post(start))
             .takes::<StartMonitor>().gives::<MonitorView>(201).may(&[403, 404, 409, 422, 501, 503]),
         route("DELETE", "/api/v1/monitor/{interaction_id}", Signed(CallsMonitor), "Leaves a call I am monitoring (audited).", delete(stop))
-            .may(&[204, 404]),
+            .may(&[404]),
         route("GET", "/api/v1/monitor", Signed(CallsMonitor), "Every supervisor on a call now: the call's interaction, mode, supervisor, agent and queue.", get(list))
             .gives::<MonitorList>(200),
         route("GET", "/api/v1/agents/me/monitor", Signed(AgentState), "Whether a supervisor is on my call and how (shown when `monitor.tell_agents` is true).", get(mine))
