@@ -127,6 +127,13 @@ const PAGE_POSTS: &[(&str, Counterpart)] = &[
         "/desk/payments/{id}/keypad/cancel",
         Ok(("POST", "/api/v1/payments/{id}/keypad/in-call/cancel")),
     ),
+    // Supervisors join and leave calls from the wallboard (the API takes the call in its body
+    // and path alike).
+    ("/wallboard/monitor", Ok(("POST", "/api/v1/monitor"))),
+    (
+        "/wallboard/monitor/stop",
+        Ok(("DELETE", "/api/v1/monitor/{interaction_id}")),
+    ),
     (
         "/desk/interactions/{id}/verify",
         Ok(("POST", "/api/v1/interactions/{id}/verify")),
