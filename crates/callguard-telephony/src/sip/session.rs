@@ -662,11 +662,21 @@ mod tests {
         media.await.unwrap();
     }
 
-    #[tokio::test]
-    async fn a_barging_supervisor_reaches_the_caller_and_the_recording_keeps_what_the_caller_heard()
-    {
-        use crate::media::goertzel::tone_share;
-        use crate::media::mix::Mode;
+    /// A call's media loop bridged to an agent, with a supervisor leg in `mode`, and the
+    /// caller's, agent's and supervisor's sockets talking to it.
+    struct ThreeLegs {
+        media: tokio::task::JoinHandle<Counts>,
+        commands: mpsc::UnboundedSender<Command>,
+        recorded: Option<mpsc::UnboundedReceiver<ToRecorder>>,
+        /// Kept open: the loop ends when nobody hears the caller's keys.
+        _heard: mpsc::UnboundedReceiver<Heard>,
+        caller: UdpSocket,
+        agent: UdpSocket,
+        supervisor: UdpSocket,
+    }
+
+    /// [`ThreeLegs`], with a recorder attached before the bridge when `record`.
+    async fn three_legs(mode: crate::media::mix::Mode, record: bool) -> ThreeLegs {
         let local = |s: &UdpSocket| s.local_addr().unwrap();
         let bind = || UdpSocket::bind("127.0.0.1:0");
         let (media_caller, media_agent, media_supervisor) = (
@@ -690,10 +700,13 @@ mod tests {
             prompts: Arc::new(PromptSet::builtin()),
         };
         let (commands, commands_rx) = mpsc::unbounded_channel();
-        let (heard_tx, _heard) = mpsc::unbounded_channel();
+        let (heard_tx, heard) = mpsc::unbounded_channel();
         let media = tokio::spawn(session.run(commands_rx, heard_tx));
-        let (sink, mut recorded) = mpsc::unbounded_channel();
-        commands.send(Command::Record(sink)).unwrap();
+        let recorded = record.then(|| {
+            let (sink, recorded) = mpsc::unbounded_channel();
+            commands.send(Command::Record(sink)).unwrap();
+            recorded
+        });
         let format = LegFormat {
             codec: 8,
             telephone_event: None,
@@ -711,10 +724,36 @@ mod tests {
                 socket: media_supervisor,
                 remote: local(&supervisor),
                 format,
-                mode: Mode::Barge,
+                mode,
                 srtp: None,
             }))
             .unwrap();
+        ThreeLegs {
+            media,
+            commands,
+            recorded,
+            _heard: heard,
+            caller,
+            agent,
+            supervisor,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_barging_supervisor_reaches_the_caller_and_the_recording_keeps_what_the_caller_heard()
+    {
+        use crate::media::goertzel::tone_share;
+        use crate::media::mix::Mode;
+        let ThreeLegs {
+            media,
+            commands,
+            recorded,
+            caller,
+            agent,
+            supervisor,
+            _heard,
+        } = three_legs(Mode::Barge, true).await;
+        let mut recorded = recorded.unwrap();
         let tone = |hz: f32, f: usize| -> Vec<u8> {
             (f * FRAME_SAMPLES..(f + 1) * FRAME_SAMPLES)
                 .map(|i| {
@@ -775,52 +814,15 @@ mod tests {
         use crate::media::goertzel::{ToneDetector, ToneEvent};
         use crate::media::mask::MaskStyle;
         use crate::media::mix::Mode;
-        let local = |s: &UdpSocket| s.local_addr().unwrap();
-        let bind = || UdpSocket::bind("127.0.0.1:0");
-        let (media_caller, media_agent, media_supervisor) = (
-            bind().await.unwrap(),
-            bind().await.unwrap(),
-            bind().await.unwrap(),
-        );
-        let (caller, agent, supervisor) = (
-            bind().await.unwrap(),
-            bind().await.unwrap(),
-            bind().await.unwrap(),
-        );
-        caller.connect(local(&media_caller)).await.unwrap();
-        agent.connect(local(&media_agent)).await.unwrap();
-        supervisor.connect(local(&media_supervisor)).await.unwrap();
-        let session = Session {
-            socket: media_caller,
-            remote: local(&caller),
-            codec: 8,
-            telephone_event: Some(101),
-            prompts: Arc::new(PromptSet::builtin()),
-        };
-        let (commands, commands_rx) = mpsc::unbounded_channel();
-        let (heard_tx, _heard) = mpsc::unbounded_channel();
-        let media = tokio::spawn(session.run(commands_rx, heard_tx));
-        let format = LegFormat {
-            codec: 8,
-            telephone_event: None,
-        };
-        commands
-            .send(Command::Bridge(AgentLeg {
-                socket: media_agent,
-                remote: local(&agent),
-                format,
-                srtp: None,
-            }))
-            .unwrap();
-        commands
-            .send(Command::Monitor(super::super::monitor::SupervisorLeg {
-                socket: media_supervisor,
-                remote: local(&supervisor),
-                format,
-                mode: Mode::Listen,
-                srtp: None,
-            }))
-            .unwrap();
+        let ThreeLegs {
+            media,
+            commands,
+            caller,
+            agent,
+            supervisor,
+            _heard,
+            ..
+        } = three_legs(Mode::Listen, false).await;
         commands.send(Command::Secure(MaskStyle::Tone)).unwrap();
 
         // The caller keys 4 1 1 1 in-band (100 ms tone, 100 ms gap), paced as a phone sends.
