@@ -18,7 +18,8 @@ use tokio::time::{Instant, Sleep};
 pub struct ConnectionLimits {
     /// A TLS handshake must finish within this.
     pub handshake_timeout: Duration,
-    /// A connection with no request in flight and no response being sent is closed after this.
+    /// A connection with no request in flight and no response being sent is closed after this
+    /// (an HTTP/1 connection sooner: it waits at most 10 s for its next request's headers).
     pub idle_timeout: Duration,
     /// A request body must have arrived whole within this after its headers.
     pub body_timeout: Duration,

@@ -200,6 +200,15 @@ pub async fn serve(
 /// (an HTTP/2 GOAWAY, the answer to the slow request) before it is dropped.
 const CLOSING_GRACE: Duration = Duration::from_secs(1);
 
+/// HTTP/1: a request's headers must arrive within this. hyper starts the clock as soon as the
+/// previous response has been sent, so it is also how long an idle HTTP/1 connection stays open
+/// (the `idle_timeout` bounds HTTP/2 connections).
+const HTTP1_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What HTTP/1 answers say of that: a second less, so that a client that honours it never sends
+/// on a connection the server is closing.
+const HTTP1_KEEP_ALIVE: &str = "timeout=9";
+
 /// Who is at the other end of a connection: its address, and the proxies trusted to name
 /// someone else.
 struct Peer {
@@ -241,9 +250,18 @@ async fn serve_connection(
         let client = proxies.client_of(addr.ip(), req.headers());
         req.extensions_mut()
             .insert(ConnectInfo(SocketAddr::new(client, addr.port())));
+        let http1 = req.version() < hyper::Version::HTTP_2;
         let answer = app.clone().oneshot(req);
         async move {
-            let response = answer.await?;
+            let mut response = answer.await?;
+            if http1 {
+                // Clients that honour it stop reusing the connection before the server
+                // closes it.
+                response.headers_mut().insert(
+                    hyper::header::HeaderName::from_static("keep-alive"),
+                    hyper::header::HeaderValue::from_static(HTTP1_KEEP_ALIVE),
+                );
+            }
             Ok::<_, std::convert::Infallible>(response.map(|inner| {
                 axum::body::Body::new(Counted {
                     inner,
@@ -256,7 +274,7 @@ async fn serve_connection(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(10));
+        .header_read_timeout(HTTP1_HEADER_TIMEOUT);
     builder
         .http2()
         .timer(TokioTimer::new())

@@ -154,6 +154,32 @@ async fn an_idle_http2_connection_is_closed_by_the_server_with_goaway() {
     );
 }
 
+/// An HTTP/1.1 answer tells the client how long the connection may wait for the next request
+/// (a second under the server's header timeout), and a connection left idle after it is closed
+/// by the server: a client that honours the header never sends on a connection being closed.
+#[tokio::test]
+async fn an_idle_http1_connection_is_announced_and_then_closed_by_the_server() {
+    let server = impatient_server().await;
+    let mut conn = connect(&server, b"http/1.1").await.unwrap();
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(CLOSED_WITHIN, conn.read(&mut buf))
+            .await
+            .expect("an answer")
+            .unwrap();
+        assert!(n > 0, "the server closed before answering");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let head = String::from_utf8_lossy(&got).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("\r\nkeep-alive: timeout=9\r\n"), "{head}");
+    read_until_closed(&mut conn, "an idle HTTP/1.1 connection").await;
+}
+
 /// Sends `GET /healthz` on an open HTTP/1.1 connection and answers the status line.
 async fn healthz_on(conn: &mut TlsStream<TcpStream>) -> String {
     conn.write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n")

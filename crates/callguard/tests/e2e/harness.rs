@@ -498,6 +498,9 @@ impl Server {
             .local_address(source)
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(60))
+            // The server closes an HTTP/1 connection that has waited 10 s for its next request;
+            // a client must not reuse one that old (the request would meet a closed socket).
+            .pool_idle_timeout(Duration::from_secs(8))
             .build()
             .expect("HTTPS client");
         Api {
