@@ -327,6 +327,8 @@ async fn three_nodes_behind_haproxy_survive_a_killed_node_and_a_database_restart
         client: reqwest::Client::builder()
             .danger_accept_invalid_certs(true)
             .timeout(Duration::from_secs(20))
+            // Under the server's 10 s wait for the next request (HTTP/1).
+            .pool_idle_timeout(Duration::from_secs(8))
             .build()
             .unwrap(),
         base: format!("https://127.0.0.1:{balancer_port}"),

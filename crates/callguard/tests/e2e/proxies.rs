@@ -215,6 +215,8 @@ async fn haproxy_passes_the_client_address_with_the_proxy_protocol(backend: Back
         .danger_accept_invalid_certs(true)
         .local_address(loopback(9))
         .timeout(Duration::from_secs(30))
+        // Under the server's 10 s wait for the next request (HTTP/1).
+        .pool_idle_timeout(Duration::from_secs(8))
         .build()
         .unwrap();
     let url = format!("https://127.0.0.1:{port}/api/v1/auth/login");
