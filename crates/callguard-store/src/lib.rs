@@ -391,6 +391,12 @@ pub trait UserStore: Send + Sync {
 #[async_trait]
 pub trait SessionStore: Send + Sync {
     async fn session_by_token(&self, token_hash: &str) -> StoreResult<Option<Session>>;
+    /// The session of a token and the account it belongs to (`None` when the account is gone),
+    /// in one read: every authenticated request asks this.
+    async fn session_with_user(
+        &self,
+        token_hash: &str,
+    ) -> StoreResult<Option<(Session, Option<User>)>>;
     /// Bookkeeping of the idle timer: not an action, not audited.
     async fn touch_session(&self, id: &str, now: UnixTime) -> StoreResult<()>;
     /// Ends a session (sign-out, revocation); false when it did not exist.

@@ -245,6 +245,13 @@ pub(crate) static SESSION_BY_TOKEN: Sql = Sql::new(concat!(
     session_columns!(),
     " FROM sessions WHERE token_hash = $1"
 ));
+/// A session and its account in one read (the account's columns are NULL when it is gone).
+pub(crate) static SESSION_WITH_USER: Sql = Sql::new(
+    "SELECT s.id, s.user_id, s.created_at, s.last_seen_at, s.reauth_at, s.source, s.user_agent, \
+     u.id, u.username, u.role, u.status, u.failed_sign_ins, u.locked_until, u.created_at, \
+     u.activated_at, u.last_sign_in_at \
+     FROM sessions s LEFT JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1",
+);
 pub(crate) static SESSIONS_OF: Sql = Sql::new(concat!(
     "SELECT ",
     session_columns!(),

@@ -16,10 +16,15 @@ pub(super) const BATCH: i64 = 20_000;
 /// How long a caller that needs its entry's index waits for it.
 const SEQUENCING_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Writes `records` down inside `tx`, without indexes, as one pending row (so that they get
-/// consecutive indexes, in their order); returns its id. Nothing is locked but the inserted
-/// row: the integrator indexes it once committed.
-pub(super) async fn append_tx(tx: &Transaction<'_>, records: &[AuditRecord]) -> StoreResult<i64> {
+/// The statement that writes entries down without indexes, as one pending row (so that they
+/// get consecutive indexes, in their order), answering its id. Nothing is locked but the
+/// inserted row: the integrator indexes it once committed.
+const INSERT_PENDING: &str =
+    "INSERT INTO audit_pending (heads, tails) VALUES ($1, $2) RETURNING id";
+
+/// The pending row's two columns for `records`: each entry's canonical text before and after
+/// its index.
+fn pending_row(records: &[AuditRecord]) -> StoreResult<(Vec<String>, Vec<String>)> {
     let mut heads = Vec::with_capacity(records.len());
     let mut tails = Vec::with_capacity(records.len());
     for r in records {
@@ -29,15 +34,64 @@ pub(super) async fn append_tx(tx: &Transaction<'_>, records: &[AuditRecord]) -> 
         heads.push(head);
         tails.push(tail);
     }
-    let st = tx
-        .prepare_cached("INSERT INTO audit_pending (heads, tails) VALUES ($1, $2) RETURNING id")
-        .await
-        .map_err(map_err)?;
-    let row = tx
-        .query_one(&st, &[&heads, &tails])
-        .await
-        .map_err(map_err)?;
+    Ok((heads, tails))
+}
+
+/// Writes `records` down on their own: one statement, which PostgreSQL commits by itself (no
+/// transaction around it, so one round trip); answers the pending row's id.
+async fn insert_pending(
+    c: &deadpool_postgres::Object,
+    records: &[AuditRecord],
+) -> StoreResult<i64> {
+    let (heads, tails) = pending_row(records)?;
+    let st = c.prepare_cached(INSERT_PENDING).await.map_err(map_err)?;
+    let row = c.query_one(&st, &[&heads, &tails]).await.map_err(map_err)?;
     Ok(row.get(0))
+}
+
+/// Writes `records` down inside `tx` and commits it, the entries and the `COMMIT` sent together
+/// (one round trip instead of two). The change is never committed without its entries: the
+/// `COMMIT` leaves only once the entries' statement has been sent ahead of it on the same
+/// connection, and when that statement fails PostgreSQL answers the `COMMIT` with a rollback.
+pub(super) async fn commit_with_entries(
+    tx: Transaction<'_>,
+    records: &[AuditRecord],
+) -> StoreResult<()> {
+    let (heads, tails) = pending_row(records)?;
+    let st = tx.prepare_cached(INSERT_PENDING).await.map_err(map_err)?;
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&heads, &tails];
+    let (inserted, committed) = {
+        let mut insert = std::pin::pin!(tx.query_one(&st, &params));
+        // The first poll sends the statement, or fails before anything was sent.
+        let first = std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(std::future::Future::poll(insert.as_mut(), cx))
+        })
+        .await;
+        match first {
+            std::task::Poll::Ready(Err(e)) => return Err(map_err(e)),
+            std::task::Poll::Ready(Ok(_)) => (Ok(()), None),
+            std::task::Poll::Pending => {
+                let commit = tx.client().batch_execute("COMMIT");
+                let (inserted, committed) = futures_util::future::join(insert, commit).await;
+                (inserted.map(drop), Some(committed))
+            }
+        }
+    };
+    match committed {
+        // Answered already (it cannot be, before the server replied): commit the usual way.
+        None => {
+            inserted.map_err(map_err)?;
+            tx.commit().await.map_err(map_err)
+        }
+        Some(committed) => {
+            // The transaction is over (committed or rolled back by the server): forgetting it
+            // keeps its drop from sending a `ROLLBACK` that would find no transaction. It owns
+            // no memory of its own (no savepoint).
+            std::mem::forget(tx);
+            inserted.map_err(map_err)?;
+            committed.map_err(map_err)
+        }
+    }
 }
 
 /// One integration step inside `tx`: locks the head, takes up to `limit` committed pending
@@ -232,23 +286,19 @@ impl AuditStore for PostgresStore {
         if records.is_empty() {
             return Ok(());
         }
-        let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(map_err)?;
-        append_tx(&tx, &records).await?;
-        tx.commit().await.map_err(map_err)?;
+        let c = self.client().await?;
+        insert_pending(&c, &records).await?;
         self.appended.notify_one();
         Ok(())
     }
 
     async fn append_sequenced(&self, records: Vec<AuditRecord>) -> StoreResult<u64> {
         let from = self.audit_head().await?.size as i64;
-        let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(map_err)?;
         if records.is_empty() {
             return Err(StoreError::Backend("nothing to append".into()));
         }
-        let last = append_tx(&tx, &records).await?;
-        tx.commit().await.map_err(map_err)?;
+        let c = self.client().await?;
+        let last = insert_pending(&c, &records).await?;
         drop(c);
         match tokio::time::timeout(SEQUENCING_WAIT, self.sequenced_index(last, from)).await {
             Ok(index) => index,

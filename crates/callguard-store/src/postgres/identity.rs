@@ -13,18 +13,23 @@ use deadpool_postgres::Transaction;
 use tokio_postgres::Row;
 
 fn to_user(r: &Row) -> StoreResult<User> {
-    let role: String = r.get(2);
-    let status: String = r.get(3);
+    to_user_at(r, 0)
+}
+
+/// The account in `USER_COLUMNS` order from column `at` on.
+pub(super) fn to_user_at(r: &Row, at: usize) -> StoreResult<User> {
+    let role: String = r.get(at + 2);
+    let status: String = r.get(at + 3);
     Ok(User {
-        id: r.get(0),
-        username: r.get(1),
+        id: r.get(at),
+        username: r.get(at + 1),
         role: parse_role(&role)?,
         status: parse_status(&status)?,
-        failed_sign_ins: r.get(4),
-        locked_until: r.get(5),
-        created_at: r.get(6),
-        activated_at: r.get(7),
-        last_sign_in_at: r.get(8),
+        failed_sign_ins: r.get(at + 4),
+        locked_until: r.get(at + 5),
+        created_at: r.get(at + 6),
+        activated_at: r.get(at + 7),
+        last_sign_in_at: r.get(at + 8),
     })
 }
 

@@ -258,8 +258,7 @@ impl PostgresStore {
                 if records.is_empty() {
                     tx.commit().await.map_err(map_err)?;
                 } else {
-                    audit::append_tx(&tx, &records).await?;
-                    tx.commit().await.map_err(map_err)?;
+                    audit::commit_with_entries(tx, &records).await?;
                     self.appended.notify_one();
                 }
                 Ok(value)

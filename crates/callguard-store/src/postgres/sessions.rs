@@ -102,6 +102,25 @@ impl SessionStore for PostgresStore {
             .map(to_session))
     }
 
+    async fn session_with_user(
+        &self,
+        token_hash: &str,
+    ) -> StoreResult<Option<(Session, Option<User>)>> {
+        let c = self.client().await?;
+        let st = c
+            .prepare_cached(sql::SESSION_WITH_USER.postgres())
+            .await
+            .map_err(map_err)?;
+        let Some(row) = c.query_opt(&st, &[&token_hash]).await.map_err(map_err)? else {
+            return Ok(None);
+        };
+        let user = match row.get::<_, Option<String>>(7) {
+            Some(_) => Some(super::identity::to_user_at(&row, 7)?),
+            None => None,
+        };
+        Ok(Some((to_session(&row), user)))
+    }
+
     async fn touch_session(&self, id: &str, now: UnixTime) -> StoreResult<()> {
         let c = self.client().await?;
         let st = c

@@ -11,7 +11,7 @@ use crate::*;
 use callguard_core::audit::record::user as user_ref;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-type UserTuple = (
+pub(super) type UserTuple = (
     String,
     String,
     String,
@@ -25,7 +25,7 @@ type UserTuple = (
 
 /// A user row as read (`USER_COLUMNS` from column `at` on), parsed later by [`to_user`]: role
 /// and status parse errors are domain errors, not rusqlite ones.
-fn user_at(r: &Row<'_>, at: usize) -> rusqlite::Result<UserTuple> {
+pub(super) fn user_at(r: &Row<'_>, at: usize) -> rusqlite::Result<UserTuple> {
     Ok((
         r.get(at)?,
         r.get(at + 1)?,
@@ -43,7 +43,7 @@ fn user_row(r: &Row<'_>) -> rusqlite::Result<UserTuple> {
     user_at(r, 0)
 }
 
-fn to_user(t: UserTuple) -> StoreResult<User> {
+pub(super) fn to_user(t: UserTuple) -> StoreResult<User> {
     Ok(User {
         id: t.0,
         username: t.1,

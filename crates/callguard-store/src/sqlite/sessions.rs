@@ -88,6 +88,33 @@ impl SessionStore for SqliteStore {
         .await
     }
 
+    async fn session_with_user(
+        &self,
+        token_hash: &str,
+    ) -> StoreResult<Option<(Session, Option<User>)>> {
+        let h = token_hash.to_owned();
+        let found = self
+            .point_read(move |c| {
+                c.prepare_cached(sql::SESSION_WITH_USER.sqlite())?
+                    .query_row([h], |r| {
+                        let user = match r.get::<_, Option<String>>(7)? {
+                            Some(_) => Some(super::identity::user_at(r, 7)?),
+                            None => None,
+                        };
+                        Ok((session_row(r)?, user))
+                    })
+                    .optional()
+            })
+            .await?;
+        match found {
+            None => Ok(None),
+            Some((session, user)) => Ok(Some((
+                session,
+                user.map(super::identity::to_user).transpose()?,
+            ))),
+        }
+    }
+
     async fn touch_session(&self, id: &str, now: UnixTime) -> StoreResult<()> {
         let id = id.to_owned();
         self.write(move |c| {

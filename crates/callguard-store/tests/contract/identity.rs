@@ -4,7 +4,7 @@
 use super::*;
 use callguard_core::identity::UserStatus;
 
-fn pending(name: &str) -> NewPendingUser {
+pub(crate) fn pending(name: &str) -> NewPendingUser {
     NewPendingUser {
         id: uuid::Uuid::new_v4().to_string(),
         username: name.to_owned(),

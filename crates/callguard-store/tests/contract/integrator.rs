@@ -232,3 +232,54 @@ async fn a_caller_that_needs_its_index_gets_the_index_of_its_last_entry(f: Fixtu
     assert!(e[0].text.contains("test.three"), "{}", e[0].text);
 }
 both_backends!(a_caller_that_needs_its_index_gets_the_index_of_its_last_entry);
+
+/// On PostgreSQL a change's entries and its `COMMIT` travel together. When the entries cannot
+/// be written (here a trigger refuses them), the change is not committed either, nothing is
+/// left half-done on the connection, and once the entries can be written again the same
+/// writes go through with their entries.
+#[tokio::test]
+async fn a_change_whose_entries_cannot_be_written_is_not_committed() {
+    let (f, url) = postgres_at().await;
+    let s = &f.store;
+    let psql = |sql: &str| {
+        let out = std::process::Command::new("psql")
+            .args([url.as_str(), "-qc", sql])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    psql(
+        "CREATE FUNCTION refuse_entries() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'entries refused for the test'; END $$; \
+         CREATE TRIGGER refuse_entries BEFORE INSERT ON audit_pending \
+         FOR EACH ROW EXECUTE FUNCTION refuse_entries();",
+    );
+    // More attempts than the pool has connections, so every connection meets the refusal.
+    for i in 0..40 {
+        let name = format!("refused-{i}");
+        assert!(s
+            .create_pending_user(crate::identity::pending(&name), a("user.create"))
+            .await
+            .is_err());
+        assert!(
+            s.user_by_username(&name).await.unwrap().is_none(),
+            "a change without its entry is not committed"
+        );
+        assert!(s.append(vec![a("test.alone")]).await.is_err());
+    }
+    assert_eq!(size(s).await, 0);
+    psql("DROP TRIGGER refuse_entries ON audit_pending;");
+    for i in 0..40 {
+        let name = format!("kept-{i}");
+        s.create_pending_user(crate::identity::pending(&name), a("user.create"))
+            .await
+            .unwrap();
+        assert!(s.user_by_username(&name).await.unwrap().is_some());
+    }
+    s.append(vec![a("test.alone")]).await.unwrap();
+    assert_eq!(size(s).await, 41);
+}

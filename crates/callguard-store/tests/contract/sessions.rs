@@ -22,6 +22,12 @@ async fn sessions_and_challenges_live_and_die(f: Fixture) {
         .unwrap();
     assert!(done);
     assert_eq!(s.session_by_token("th1").await.unwrap().unwrap(), first);
+    // The one read of every authenticated request: the session with its account.
+    let (with, user) = s.session_with_user("th1").await.unwrap().unwrap();
+    assert_eq!(with, first);
+    assert_eq!(user, s.user_by_id(&id).await.unwrap());
+    assert!(user.is_some());
+    assert!(s.session_with_user("th-unknown").await.unwrap().is_none());
     s.touch_session("s1", 150).await.unwrap();
     s.touch_session("s1", 120).await.unwrap();
     assert_eq!(

@@ -445,16 +445,16 @@ impl Identity {
         source: IpAddr,
     ) -> Result<Principal, Error> {
         let now = now();
-        let session = self
+        let (session, user) = self
             .store
-            .session_by_token(&token::hash(session_token))
+            .session_with_user(&token::hash(session_token))
             .await?
             .ok_or(Error::Unauthenticated)?;
         if !session.is_live(now) {
             self.store.expire_session(&session.id).await?;
             return Err(Error::Unauthenticated);
         }
-        let user = match self.store.user_by_id(&session.user_id).await? {
+        let user = match user {
             Some(u) if u.status == UserStatus::Active => u,
             _ => {
                 self.store.expire_session(&session.id).await?;
