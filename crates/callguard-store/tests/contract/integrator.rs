@@ -239,20 +239,10 @@ both_backends!(a_caller_that_needs_its_index_gets_the_index_of_its_last_entry);
 /// writes go through with their entries.
 #[tokio::test]
 async fn a_change_whose_entries_cannot_be_written_is_not_committed() {
-    let (f, url) = postgres_at().await;
+    let f = postgres().await;
     let s = &f.store;
-    let psql = |sql: &str| {
-        let out = std::process::Command::new("psql")
-            .args([url.as_str(), "-qc", sql])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    psql(
+    crate::vault::raw(
+        &f,
         "CREATE FUNCTION refuse_entries() RETURNS trigger LANGUAGE plpgsql AS \
          $$ BEGIN RAISE EXCEPTION 'entries refused for the test'; END $$; \
          CREATE TRIGGER refuse_entries BEFORE INSERT ON audit_pending \
@@ -272,7 +262,7 @@ async fn a_change_whose_entries_cannot_be_written_is_not_committed() {
         assert!(s.append(vec![a("test.alone")]).await.is_err());
     }
     assert_eq!(size(s).await, 0);
-    psql("DROP TRIGGER refuse_entries ON audit_pending;");
+    crate::vault::raw(&f, "DROP TRIGGER refuse_entries ON audit_pending;");
     for i in 0..40 {
         let name = format!("kept-{i}");
         s.create_pending_user(crate::identity::pending(&name), a("user.create"))
