@@ -85,8 +85,9 @@ pub(crate) static RECORD_MIGRATION: Sql =
 // ---- users --------------------------------------------------------------------------------
 
 pub(crate) static INSERT_PENDING_USER: Sql = Sql::new(concat!(
-    "INSERT INTO users (id, username, role, status, setup_token_hash, setup_expires_at, created_at)
-     VALUES ($1, $2, $3, 'pending', $4, $5, $6) RETURNING ",
+    "INSERT INTO users (id, username, role, status, setup_token_hash, setup_expires_at, created_at,
+                        created_by, confirmed_by, confirmed_at)
+     VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9) RETURNING ",
     user_columns!()
 ));
 pub(crate) static USER_BY_ID: Sql = Sql::new(concat!(

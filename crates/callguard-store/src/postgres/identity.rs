@@ -184,18 +184,13 @@ impl UserStore for PostgresStore {
                             &u.setup_token_hash,
                             &u.setup_expires_at,
                             &u.created_at,
+                            &u.created_by,
+                            &u.confirmed_by,
+                            &u.confirmed_by.as_ref().map(|_| u.created_at),
                         ],
                     )
                     .await
                     .map_err(map_err)?;
-                set_provenance(
-                    &tx,
-                    &u.id,
-                    &u.created_by,
-                    u.confirmed_by.as_deref(),
-                    u.created_at,
-                )
-                .await?;
                 Ok(Guarded::keep(row, audit))
             })
         })

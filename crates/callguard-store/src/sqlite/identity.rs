@@ -193,17 +193,13 @@ impl UserStore for SqliteStore {
                             u.role.as_str(),
                             u.setup_token_hash,
                             u.setup_expires_at,
-                            u.created_at
+                            u.created_at,
+                            u.created_by,
+                            u.confirmed_by,
+                            u.confirmed_by.as_ref().map(|_| u.created_at),
                         ],
                         user_row,
                     )?;
-                set_provenance(
-                    tx,
-                    &u.id,
-                    &u.created_by,
-                    u.confirmed_by.as_deref(),
-                    u.created_at,
-                )?;
                 Ok(Guarded::keep(row, audit))
             })
             .await?;

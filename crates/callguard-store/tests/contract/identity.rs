@@ -641,6 +641,24 @@ async fn a_compliance_account_is_confirmed_once_and_loses_it_with_a_new_role_or_
         "the creator is kept"
     );
     assert_eq!(p.confirmed_at, None);
+    // Created with a second officer's confirmation: kept with the creation time.
+    let mut confirmed = pending("oskar");
+    confirmed.role = Role::Compliance;
+    confirmed.confirmed_by = Some("user:c2".into());
+    let oskar = s
+        .create_pending_user(confirmed, a("user.create"))
+        .await
+        .unwrap()
+        .id;
+    let p = s.provenance(&oskar).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            p.created_by.as_deref(),
+            p.confirmed_by.as_deref(),
+            p.confirmed_at
+        ),
+        (Some("user:admin-1"), Some("user:c2"), Some(1_000))
+    );
     let before = size(s).await;
     assert!(
         !s.confirm_officer(&id, "user:c1", 1_100, a("user.confirm"))
