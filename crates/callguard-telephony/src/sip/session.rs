@@ -49,6 +49,9 @@ pub enum Command {
     Secure(MaskStyle),
     /// Secure mode ends once the line is clear of digits; the recording resumes.
     Unsecure,
+    /// The caller pressed a key by SIP INFO ([`super::info`]): it joins the keys heard by RTP
+    /// (merged, so a press also sent by RTP counts once) and is never relayed.
+    InfoKey(super::info::InfoPress),
     /// End the media (the call is over).
     End,
 }
@@ -393,6 +396,14 @@ impl Session {
                     Some(Command::Unsecure) => {
                         if let Some(s) = &mut secure {
                             s.end();
+                        }
+                    }
+                    Some(Command::InfoKey(press)) => {
+                        let now_ms = started.elapsed().as_millis() as u64;
+                        if keys.merger.offer_lasting(press.key, DtmfSource::SipInfo, now_ms, press.lasts_ms)
+                            && heard.send(Heard::Key(press.key)).is_err()
+                        {
+                            break;
                         }
                     }
                     Some(Command::Record(sink)) => recorder = Some(sink),
