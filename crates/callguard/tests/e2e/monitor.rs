@@ -5,7 +5,8 @@
 use crate::harness::{Backend, Deployment, Server};
 use crate::sipp::*;
 use crate::telephony::{
-    agent_with_sip, audit_entries, in_private_network, wait_registered, Agent, AGENT_HZ, CALLER_HZ,
+    agent_with_sip, audit_entries, in_private_network, sip_password, wait_registered, Agent,
+    AGENT_HZ, CALLER_HZ,
 };
 use callguard_telephony::media::g711::Law;
 use callguard_telephony::media::goertzel::tone_share;
@@ -36,42 +37,31 @@ fn long_call(dir: &std::path::Path) -> (bool, String) {
         ],
     );
     let scenario = caller_scenario(crate::vault::PHONE, "caller.pcap", 38_000);
-    sipp(
-        dir,
-        &scenario,
-        &[
-            "127.0.0.1:5060",
-            "-s",
-            "callguard",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            "5070",
-            "-mi",
-            "127.0.0.1",
-            "-mp",
-            "7000",
-        ],
-    )
+    call_edge(dir, &scenario)
 }
 
-/// SIP credentials for a supervisor's softphone (from the CLI, like agents').
-fn sip_password(server: &Server, username: &str) -> String {
-    let issued = server.cli(&["user", "sip-credentials", username]);
-    assert!(issued.status.success(), "{}", issued.stderr);
-    issued
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("SIP password:"))
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned()
+/// `supervisor`'s softphone (registered from `dir`, answering by itself, sending the
+/// supervisor's tone), once the edge counts `registered` softphones.
+pub(crate) async fn supervisor_phone(
+    server: &Server,
+    dir: &std::path::Path,
+    supervisor: &crate::harness::Account,
+    registered: usize,
+) -> crate::baresip::Softphone {
+    let phone = crate::baresip::Softphone::start(
+        &dir.join(&supervisor.username),
+        &supervisor.username,
+        &sip_password(server, &supervisor.username),
+        5400,
+        true,
+        f64::from(SUPERVISOR_HZ),
+    );
+    wait_registered(server, registered, &phone).await;
+    phone
 }
 
 /// The interaction of `agent`'s call once they are on it (as the wallboard sees it).
-async fn call_of(server: &Server, supervisor: &str, agent: &Agent) -> String {
+pub(crate) async fn call_of(server: &Server, supervisor: &str, agent: &Agent) -> String {
     for _ in 0..300 {
         let agents = server
             .api()
@@ -91,7 +81,8 @@ async fn call_of(server: &Server, supervisor: &str, agent: &Agent) -> String {
     panic!("the agent never got the call\n{}", server.logs());
 }
 
-async fn start(
+/// Asks for `mode` on `interaction`'s call as the holder of `token` (the monitor API).
+pub(crate) async fn start(
     server: &Server,
     token: &str,
     interaction: &str,
@@ -154,15 +145,7 @@ async fn a_whispering_supervisor_is_heard_by_the_agent_and_never_by_the_caller(b
     let ann_phone = ann.phone(dir.path(), 5100, true);
     wait_registered(&server, 1, &ann_phone).await;
     let sue = server.new_account(&sue_name, "supervisor").await;
-    let sue_phone = crate::baresip::Softphone::start(
-        &dir.path().join("sue"),
-        &sue.username,
-        &sip_password(&server, &sue.username),
-        5400,
-        true,
-        f64::from(SUPERVISOR_HZ),
-    );
-    wait_registered(&server, 2, &sue_phone).await;
+    let sue_phone = supervisor_phone(&server, dir.path(), &sue, 2).await;
     let tom = server
         .new_account(&format!("tom{suffix}"), "supervisor")
         .await;
