@@ -44,6 +44,8 @@ pub enum Command {
     Monitor(super::monitor::SupervisorLeg),
     /// Drop the supervisor's leg.
     Unmonitor,
+    /// The supervisor's leg switches to this mode, staying on the call.
+    MonitorMode(crate::media::mix::Mode),
     /// Secure mode ([`super::secure`]): the caller's telephone events stay here, the audio
     /// toward the agent is masked, the recording pauses; prompts play to the caller.
     Secure(MaskStyle),
@@ -409,6 +411,11 @@ impl Session {
                     Some(Command::Record(sink)) => recorder = Some(sink),
                     Some(Command::Monitor(leg)) => monitor = Some(super::monitor::Monitoring::new(leg)),
                     Some(Command::Unmonitor) => monitor = None,
+                    Some(Command::MonitorMode(mode)) => {
+                        if let Some(m) = &mut monitor {
+                            m.set_mode(mode);
+                        }
+                    }
                     Some(Command::Bridge(leg)) => {
                         player.interrupt();
                         player.hold = false;

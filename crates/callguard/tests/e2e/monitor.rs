@@ -118,7 +118,8 @@ async fn wait_unmonitored(server: &Server, token: &str) {
 
 /// While a supervisor whispers (sending tone B), the agent hears tone B over the caller's
 /// tone A and the caller never does; on listen the supervisor hears the caller's tone A.
-/// Another supervisor not listed for the queue, the agent, an admin and a compliance officer
+/// A supervisor on listen switches to whisper and back without leaving the call (audited). Another
+/// supervisor not listed for the queue, the agent, an admin and a compliance officer
 /// are each refused; each start and stop is audited with the mode and the call, no personal
 /// data; the agent's desk says a supervisor is on the call.
 async fn a_whispering_supervisor_is_heard_by_the_agent_and_never_by_the_caller(backend: Backend) {
@@ -284,6 +285,49 @@ async fn a_whispering_supervisor_is_heard_by_the_agent_and_never_by_the_caller(b
     assert_eq!(a.status.as_u16(), 201, "{}\n{}", a.text, server.logs());
     tokio::time::sleep(Duration::from_secs(5)).await;
 
+    // Then she switches to whisper and back without leaving the call (another supervisor cannot switch
+    // her leg; a mode that is none is refused).
+    let mode_path = format!("/api/v1/monitor/{interaction}/mode");
+    let switch = |token: String, mode: &'static str| {
+        let (api, path) = (server.api(), mode_path.clone());
+        async move {
+            api.call(
+                reqwest::Method::POST,
+                &path,
+                Some(&token),
+                Some(&json!({ "mode": mode })),
+            )
+            .await
+        }
+    };
+    let refused = switch(tom.token.clone(), "whisper").await;
+    assert_eq!(refused.status.as_u16(), 404, "{}", refused.text);
+    let refused = switch(sue.token.clone(), "shout").await;
+    assert_eq!(refused.status.as_u16(), 400, "{}", refused.text);
+    let switched = switch(sue.token.clone(), "whisper").await;
+    assert_eq!(
+        switched.status.as_u16(),
+        200,
+        "{}\n{}",
+        switched.text,
+        server.logs()
+    );
+    assert_eq!(switched.json()["mode"], "whisper");
+    let desk = server
+        .api()
+        .get("/api/v1/agents/me/monitor", Some(&ann.token))
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(
+        desk["mode"], "whisper",
+        "ann's desk follows the switch: {desk}"
+    );
+    // And back to listen (ann's audio must keep the caller's tone clear).
+    let switched = switch(sue.token.clone(), "listen").await;
+    assert_eq!(switched.status.as_u16(), 200, "{}", switched.text);
+    assert_eq!(switched.json()["mode"], "listen");
+
     let (ok, out) = caller.await.unwrap();
     assert!(ok, "the call completes\n{out}\n{}", server.logs());
     wait_unmonitored(&server, &sue.token).await;
@@ -363,6 +407,13 @@ async fn a_whispering_supervisor_is_heard_by_the_agent_and_never_by_the_caller(b
         1,
         "{monitor:?}"
     );
+    for mode in ["whisper", "listen"] {
+        assert_eq!(
+            ours("supervisor.monitor_mode_changed", mode),
+            1,
+            "switched to {mode}: {monitor:?}"
+        );
+    }
     assert_eq!(
         ours("supervisor.monitor_started", "listen"),
         1,
