@@ -348,7 +348,6 @@ impl Monitoring {
         if !p.user.role.allows(Permission::CallsMonitor) {
             return Err(MonitorError::NotSupervisor);
         }
-        let edge = self.edge.get().cloned().ok_or(MonitorError::NoEdge)?;
         let (before, view) = {
             let mut active = self.lock();
             let view = active
@@ -359,6 +358,8 @@ impl Monitoring {
             if view.mode == mode {
                 return Ok(view.clone());
             }
+            // Someone on a call means the edge runs.
+            let edge = self.edge.get().ok_or(MonitorError::NoEdge)?;
             edge.switch(interaction, mode).map_err(MonitorError::Edge)?;
             let before = view.mode;
             view.mode = mode;
