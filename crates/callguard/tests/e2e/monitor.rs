@@ -249,6 +249,19 @@ async fn a_whispering_supervisor_is_heard_by_the_agent_and_never_by_the_caller(b
     );
     let board = server
         .api()
+        .get("/wallboard", Some(&sue.token))
+        .await
+        .expect(200)
+        .text;
+    assert!(
+        board.contains("monitor-leave")
+            && board.contains("monitor-switch-listen")
+            && board.contains("monitor-switch-barge")
+            && !board.contains("monitor-switch-whisper"),
+        "sue's wallboard offers the other modes beside Leave"
+    );
+    let board = server
+        .api()
         .get("/wallboard", Some(&tom.token))
         .await
         .expect(200)
