@@ -135,6 +135,10 @@ const PAGE_POSTS: &[(&str, Counterpart)] = &[
         Ok(("DELETE", "/api/v1/monitor/{interaction_id}")),
     ),
     (
+        "/wallboard/monitor/mode",
+        Ok(("POST", "/api/v1/monitor/{interaction_id}/mode")),
+    ),
+    (
         "/desk/interactions/{id}/verify",
         Ok(("POST", "/api/v1/interactions/{id}/verify")),
     ),

@@ -121,6 +121,9 @@ pub async fn answer(edge: Arc<Edge>, endpoint: Endpoint, invite: IncomingRequest
     // first use, which must not delay the provisional answer (the INVITE would be resent).
     let from_user = from_user(&invite);
     let source = invite.tp_info.source.ip();
+    // Key presses by SIP INFO in the caller's dialog go to the call's media.
+    let (commands, commands_rx) = mpsc::unbounded_channel();
+    let _info = edge.info.open(&invite, commands.clone());
     let contact = Contact::new(NameAddr::uri(edge.contact.clone()));
     let inbound = match InboundCall::from_invite(endpoint.clone(), invite, contact) {
         Ok(i) => i,
@@ -148,7 +151,6 @@ pub async fn answer(edge: Arc<Edge>, endpoint: Endpoint, invite: IncomingRequest
         rfc4733 = offer.telephone_event.is_some(),
         "call answered"
     );
-    let (commands, commands_rx) = mpsc::unbounded_channel();
     let (heard_tx, heard) = mpsc::unbounded_channel();
     let session = Session {
         socket,

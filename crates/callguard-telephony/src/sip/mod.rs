@@ -6,6 +6,7 @@ pub mod acd;
 pub mod bridge;
 pub mod call;
 pub mod digest;
+pub mod info;
 pub mod ivr;
 pub mod monitor;
 pub mod presence;
@@ -106,6 +107,8 @@ pub struct Edge {
     bridges: Arc<monitor::Bridges>,
     /// Bridged calls, for keypad payments inside them ([`secure`]).
     live_calls: Arc<LiveCalls>,
+    /// Callers' dialogs whose SIP INFO key presses reach their calls' media.
+    info: Arc<info::InfoRoutes>,
 }
 
 /// The requests the edge takes from the ezk endpoint (those outside any dialog).
@@ -143,6 +146,7 @@ pub struct Bound {
     intake: mpsc::Receiver<Taken>,
     settings: SipSettings,
     monitor: Arc<monitor::EdgeMonitor>,
+    info: Arc<info::InfoRoutes>,
 }
 
 /// Binds UDP and TCP on `settings.listen`, and TLS on `settings.tls` when set.
@@ -150,6 +154,9 @@ pub async fn bind(settings: SipSettings) -> Result<Bound, EdgeError> {
     let (tx, intake) = mpsc::channel(1024);
     let mut b = Endpoint::builder();
     b.user_agent("Callguard");
+    // Before the dialog layer: it sees callers' in-dialog requests first (see [`info`]).
+    let info = Arc::new(info::InfoRoutes::default());
+    b.add_layer(info::InfoTap(info.clone()));
     b.add_layer(DialogLayer::default());
     b.add_layer(InviteLayer::default());
     b.add_layer(Intake(tx));
@@ -173,6 +180,7 @@ pub async fn bind(settings: SipSettings) -> Result<Bound, EdgeError> {
         intake,
         settings,
         monitor: Arc::default(),
+        info,
     })
 }
 
@@ -198,6 +206,7 @@ impl Bound {
             mut intake,
             settings,
             monitor,
+            info,
         } = self;
         let host = match settings.media_ip {
             IpAddr::V6(ip) => format!("[{ip}]"),
@@ -236,6 +245,7 @@ impl Bound {
             waiting: Arc::default(),
             bridges: Arc::default(),
             live_calls,
+            info,
         });
         monitor.attach(edge.clone(), endpoint.clone());
         // Caller IDs are checked against the numbering plan, which loads on first use: load it

@@ -94,6 +94,14 @@ impl Monitoring {
         }
     }
 
+    /// The supervisor switches to `mode` without leaving the call: what they said before the
+    /// switch is dropped, so it cannot reach a leg that no longer hears them.
+    pub(super) fn set_mode(&mut self, mode: Mode) {
+        self.leg.mode = mode;
+        self.for_agent = Frames::new(MIX_DEPTH);
+        self.for_caller = Frames::new(MIX_DEPTH);
+    }
+
     /// A datagram the relay is about to send to the agent (of `codec`): its audio is the
     /// caller as the agent gets it (tapped for the supervisor); in whisper and barge the
     /// supervisor is mixed in.
@@ -262,6 +270,16 @@ impl CallMonitor for EdgeMonitor {
         let (edge, endpoint) = self.running.get().ok_or(JoinError::NotBridged)?;
         edge.join_supervisor(endpoint, interaction, sip_username, mode_of(mode))
             .await
+    }
+
+    fn switch(&self, interaction: &str, mode: MonitorMode) -> Result<(), JoinError> {
+        let (edge, _) = self.running.get().ok_or(JoinError::NotBridged)?;
+        edge.bridges
+            .commands_of(interaction)
+            .and_then(|c| c.send(Command::MonitorMode(mode_of(mode))).ok())
+            .ok_or(JoinError::NotBridged)?;
+        tracing::info!(mode = mode.as_str(), "a supervisor switched mode on a call");
+        Ok(())
     }
 }
 
@@ -516,6 +534,27 @@ mod tests {
         assert!(tone_share(&caller, 1600.0) > 0.3 && tone_share(&caller, 1000.0) > 0.3);
         assert!(tone_share(&supervisor, 440.0) > 0.3 && tone_share(&supervisor, 1000.0) > 0.3);
         assert!(tone_share(&supervisor, 1600.0) < 0.01);
+    }
+
+    #[tokio::test]
+    async fn a_supervisor_switched_from_listen_to_whisper_to_barge_is_heard_as_each_mode_says() {
+        let mut m = monitoring(Mode::Listen).await;
+        let (agent, caller, _) = second(&mut m);
+        assert!(tone_share(&agent, 1600.0) < 0.01 && tone_share(&caller, 1600.0) < 0.01);
+        m.set_mode(Mode::Whisper);
+        let (agent, caller, supervisor) = second(&mut m);
+        assert!(tone_share(&agent, 1600.0) > 0.3, "whisper: the agent hears");
+        assert!(tone_share(&caller, 1600.0) < 0.01, "the caller does not");
+        assert!(tone_share(&supervisor, 440.0) > 0.3, "still listening");
+        m.set_mode(Mode::Barge);
+        let (agent, caller, _) = second(&mut m);
+        assert!(tone_share(&agent, 1600.0) > 0.3 && tone_share(&caller, 1600.0) > 0.3);
+        m.set_mode(Mode::Listen);
+        let (agent, caller, _) = second(&mut m);
+        assert!(
+            tone_share(&agent, 1600.0) < 0.01 && tone_share(&caller, 1600.0) < 0.01,
+            "back on listen nobody hears the supervisor"
+        );
     }
 
     #[tokio::test]

@@ -44,11 +44,16 @@ pub enum Command {
     Monitor(super::monitor::SupervisorLeg),
     /// Drop the supervisor's leg.
     Unmonitor,
+    /// The supervisor's leg switches to this mode, staying on the call.
+    MonitorMode(crate::media::mix::Mode),
     /// Secure mode ([`super::secure`]): the caller's telephone events stay here, the audio
     /// toward the agent is masked, the recording pauses; prompts play to the caller.
     Secure(MaskStyle),
     /// Secure mode ends once the line is clear of digits; the recording resumes.
     Unsecure,
+    /// The caller pressed a key by SIP INFO ([`super::info`]): it joins the keys heard by RTP
+    /// (merged, so a press also sent by RTP counts once) and is never relayed.
+    InfoKey(super::info::InfoPress),
     /// End the media (the call is over).
     End,
 }
@@ -395,9 +400,22 @@ impl Session {
                             s.end();
                         }
                     }
+                    Some(Command::InfoKey(press)) => {
+                        let now_ms = started.elapsed().as_millis() as u64;
+                        if keys.merger.offer_lasting(press.key, DtmfSource::SipInfo, now_ms, press.lasts_ms)
+                            && heard.send(Heard::Key(press.key)).is_err()
+                        {
+                            break;
+                        }
+                    }
                     Some(Command::Record(sink)) => recorder = Some(sink),
                     Some(Command::Monitor(leg)) => monitor = Some(super::monitor::Monitoring::new(leg)),
                     Some(Command::Unmonitor) => monitor = None,
+                    Some(Command::MonitorMode(mode)) => {
+                        if let Some(m) = &mut monitor {
+                            m.set_mode(mode);
+                        }
+                    }
                     Some(Command::Bridge(leg)) => {
                         player.interrupt();
                         player.hold = false;
@@ -914,6 +932,69 @@ mod tests {
             keys_in(&supervisor_heard).is_empty(),
             "the listening supervisor hears no key"
         );
+    }
+
+    #[tokio::test]
+    async fn a_key_by_sip_info_and_its_rfc4733_copy_count_once_and_reach_neither_agent_nor_supervisor(
+    ) {
+        use crate::media::mask::MaskStyle;
+        use crate::media::mix::Mode;
+        use crate::media::rfc4733::EventSender;
+        use crate::sip::info::InfoPress;
+        let ThreeLegs {
+            media,
+            commands,
+            caller,
+            agent,
+            supervisor,
+            mut _heard,
+            ..
+        } = three_legs(Mode::Listen, false).await;
+        commands.send(Command::Secure(MaskStyle::Tone)).unwrap();
+        let key = |c: char| Key::from_char(c).unwrap();
+        // The phone sends the press as an INFO and as RFC 4733 events beside it.
+        commands
+            .send(Command::InfoKey(InfoPress {
+                key: key('5'),
+                lasts_ms: 160,
+            }))
+            .unwrap();
+        let sender = EventSender {
+            payload_type: 101,
+            ssrc: 0xCA11,
+            volume: 10,
+        };
+        let mut seq = 1u16;
+        for p in sender.press(key('5'), 1000, 1280, 160, &mut seq).unwrap() {
+            caller.send(&p).await.unwrap();
+        }
+        // Then another key by INFO alone: the next key heard after the `5` is the `7`.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        commands
+            .send(Command::InfoKey(InfoPress {
+                key: key('7'),
+                lasts_ms: 160,
+            }))
+            .unwrap();
+        let mut heard = Vec::new();
+        while heard.len() < 2 {
+            let got = tokio::time::timeout(Duration::from_secs(10), _heard.recv())
+                .await
+                .expect("keys")
+                .unwrap();
+            if let Heard::Key(k) = got {
+                heard.push(k.as_char());
+            }
+        }
+        assert_eq!(heard, ['5', '7'], "the press sent both ways counts once");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(next_of_none(&agent).await, "no event reached the agent");
+        assert!(
+            next_of_none(&supervisor).await,
+            "no event reached the supervisor"
+        );
+        commands.send(Command::End).unwrap();
+        media.await.unwrap();
     }
 
     /// Whether no more packets are waiting on `sock` (what was sent has been handled: the

@@ -173,6 +173,11 @@ const MATRIX: &[(&str, &str, Rule)] = &[
         "/api/v1/monitor/{interaction_id}",
         Roles(SUPERVISOR),
     ),
+    (
+        "POST",
+        "/api/v1/monitor/{interaction_id}/mode",
+        Roles(SUPERVISOR),
+    ),
     ("GET", "/api/v1/agents/me/monitor", Roles(AGENT)),
 ];
 
@@ -329,6 +334,11 @@ const PAGE_POSTS: &[(&str, &str, &str)] = &[
         "/wallboard/monitor/stop",
         "DELETE",
         "/api/v1/monitor/{interaction_id}",
+    ),
+    (
+        "/wallboard/monitor/mode",
+        "POST",
+        "/api/v1/monitor/{interaction_id}/mode",
     ),
 ];
 

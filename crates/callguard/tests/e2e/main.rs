@@ -64,6 +64,7 @@ mod recordings;
 mod registrar_limits;
 mod requests;
 mod secure_keypad;
+mod secure_keypad_info;
 mod shared_limits;
 mod signin;
 mod signin_limits;

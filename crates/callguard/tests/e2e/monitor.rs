@@ -5,7 +5,8 @@
 use crate::harness::{Backend, Deployment, Server};
 use crate::sipp::*;
 use crate::telephony::{
-    agent_with_sip, audit_entries, in_private_network, wait_registered, Agent, AGENT_HZ, CALLER_HZ,
+    agent_with_sip, audit_entries, in_private_network, sip_password, wait_registered, Agent,
+    AGENT_HZ, CALLER_HZ,
 };
 use callguard_telephony::media::g711::Law;
 use callguard_telephony::media::goertzel::tone_share;
@@ -36,42 +37,31 @@ fn long_call(dir: &std::path::Path) -> (bool, String) {
         ],
     );
     let scenario = caller_scenario(crate::vault::PHONE, "caller.pcap", 38_000);
-    sipp(
-        dir,
-        &scenario,
-        &[
-            "127.0.0.1:5060",
-            "-s",
-            "callguard",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            "5070",
-            "-mi",
-            "127.0.0.1",
-            "-mp",
-            "7000",
-        ],
-    )
+    call_edge(dir, &scenario)
 }
 
-/// SIP credentials for a supervisor's softphone (from the CLI, like agents').
-fn sip_password(server: &Server, username: &str) -> String {
-    let issued = server.cli(&["user", "sip-credentials", username]);
-    assert!(issued.status.success(), "{}", issued.stderr);
-    issued
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("SIP password:"))
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned()
+/// `supervisor`'s softphone (registered from `dir`, answering by itself, sending the
+/// supervisor's tone), once the edge counts `registered` softphones.
+pub(crate) async fn supervisor_phone(
+    server: &Server,
+    dir: &std::path::Path,
+    supervisor: &crate::harness::Account,
+    registered: usize,
+) -> crate::baresip::Softphone {
+    let phone = crate::baresip::Softphone::start(
+        &dir.join(&supervisor.username),
+        &supervisor.username,
+        &sip_password(server, &supervisor.username),
+        5400,
+        true,
+        f64::from(SUPERVISOR_HZ),
+    );
+    wait_registered(server, registered, &phone).await;
+    phone
 }
 
 /// The interaction of `agent`'s call once they are on it (as the wallboard sees it).
-async fn call_of(server: &Server, supervisor: &str, agent: &Agent) -> String {
+pub(crate) async fn call_of(server: &Server, supervisor: &str, agent: &Agent) -> String {
     for _ in 0..300 {
         let agents = server
             .api()
@@ -91,7 +81,8 @@ async fn call_of(server: &Server, supervisor: &str, agent: &Agent) -> String {
     panic!("the agent never got the call\n{}", server.logs());
 }
 
-async fn start(
+/// Asks for `mode` on `interaction`'s call as the holder of `token` (the monitor API).
+pub(crate) async fn start(
     server: &Server,
     token: &str,
     interaction: &str,
@@ -127,7 +118,8 @@ async fn wait_unmonitored(server: &Server, token: &str) {
 
 /// While a supervisor whispers (sending tone B), the agent hears tone B over the caller's
 /// tone A and the caller never does; on listen the supervisor hears the caller's tone A.
-/// Another supervisor not listed for the queue, the agent, an admin and a compliance officer
+/// A supervisor on listen switches to whisper and back without leaving the call (audited). Another
+/// supervisor not listed for the queue, the agent, an admin and a compliance officer
 /// are each refused; each start and stop is audited with the mode and the call, no personal
 /// data; the agent's desk says a supervisor is on the call.
 async fn a_whispering_supervisor_is_heard_by_the_agent_and_never_by_the_caller(backend: Backend) {
@@ -154,15 +146,7 @@ async fn a_whispering_supervisor_is_heard_by_the_agent_and_never_by_the_caller(b
     let ann_phone = ann.phone(dir.path(), 5100, true);
     wait_registered(&server, 1, &ann_phone).await;
     let sue = server.new_account(&sue_name, "supervisor").await;
-    let sue_phone = crate::baresip::Softphone::start(
-        &dir.path().join("sue"),
-        &sue.username,
-        &sip_password(&server, &sue.username),
-        5400,
-        true,
-        f64::from(SUPERVISOR_HZ),
-    );
-    wait_registered(&server, 2, &sue_phone).await;
+    let sue_phone = supervisor_phone(&server, dir.path(), &sue, 2).await;
     let tom = server
         .new_account(&format!("tom{suffix}"), "supervisor")
         .await;
@@ -265,6 +249,19 @@ async fn a_whispering_supervisor_is_heard_by_the_agent_and_never_by_the_caller(b
     );
     let board = server
         .api()
+        .get("/wallboard", Some(&sue.token))
+        .await
+        .expect(200)
+        .text;
+    assert!(
+        board.contains("monitor-leave")
+            && board.contains("monitor-switch-listen")
+            && board.contains("monitor-switch-barge")
+            && !board.contains("monitor-switch-whisper"),
+        "sue's wallboard offers the other modes beside Leave"
+    );
+    let board = server
+        .api()
         .get("/wallboard", Some(&tom.token))
         .await
         .expect(200)
@@ -300,6 +297,49 @@ async fn a_whispering_supervisor_is_heard_by_the_agent_and_never_by_the_caller(b
     let a = start(&server, &sue.token, &interaction, "listen").await;
     assert_eq!(a.status.as_u16(), 201, "{}\n{}", a.text, server.logs());
     tokio::time::sleep(Duration::from_secs(5)).await;
+
+    // Then she switches to whisper and back without leaving the call (another supervisor cannot switch
+    // her leg; a mode that is none is refused).
+    let mode_path = format!("/api/v1/monitor/{interaction}/mode");
+    let switch = |token: String, mode: &'static str| {
+        let (api, path) = (server.api(), mode_path.clone());
+        async move {
+            api.call(
+                reqwest::Method::POST,
+                &path,
+                Some(&token),
+                Some(&json!({ "mode": mode })),
+            )
+            .await
+        }
+    };
+    let refused = switch(tom.token.clone(), "whisper").await;
+    assert_eq!(refused.status.as_u16(), 404, "{}", refused.text);
+    let refused = switch(sue.token.clone(), "shout").await;
+    assert_eq!(refused.status.as_u16(), 400, "{}", refused.text);
+    let switched = switch(sue.token.clone(), "whisper").await;
+    assert_eq!(
+        switched.status.as_u16(),
+        200,
+        "{}\n{}",
+        switched.text,
+        server.logs()
+    );
+    assert_eq!(switched.json()["mode"], "whisper");
+    let desk = server
+        .api()
+        .get("/api/v1/agents/me/monitor", Some(&ann.token))
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(
+        desk["mode"], "whisper",
+        "ann's desk follows the switch: {desk}"
+    );
+    // And back to listen (ann's audio must keep the caller's tone clear).
+    let switched = switch(sue.token.clone(), "listen").await;
+    assert_eq!(switched.status.as_u16(), 200, "{}", switched.text);
+    assert_eq!(switched.json()["mode"], "listen");
 
     let (ok, out) = caller.await.unwrap();
     assert!(ok, "the call completes\n{out}\n{}", server.logs());
@@ -380,6 +420,13 @@ async fn a_whispering_supervisor_is_heard_by_the_agent_and_never_by_the_caller(b
         1,
         "{monitor:?}"
     );
+    for mode in ["whisper", "listen"] {
+        assert_eq!(
+            ours("supervisor.monitor_mode_changed", mode),
+            1,
+            "switched to {mode}: {monitor:?}"
+        );
+    }
     assert_eq!(
         ours("supervisor.monitor_started", "listen"),
         1,

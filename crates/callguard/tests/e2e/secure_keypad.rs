@@ -6,7 +6,8 @@
 //! event and no detectable digit; the recording pauses for the capture and resumes by itself and
 //! holds no digit; no card digit run is anywhere under the data directory, in the logs or the
 //! audit log. After the capture a key of each kind does reach the agent and the recording, which
-//! proves each check can fail.
+//! proves each check can fail. A supervisor listens in from before the capture: her softphone
+//! gets no telephone event of the card and no detectable digit either.
 
 use crate::harness::{Backend, Server};
 use crate::sipp::*;
@@ -31,7 +32,7 @@ const EXPIRY_KEYS: &str = "1230#";
 const CODE_KEYS: &str = "123#";
 
 /// The keys Goertzel finds in `samples` (16-bit linear, 8 kHz), in order.
-fn keys_in(samples: &[i16]) -> String {
+pub(crate) fn keys_in(samples: &[i16]) -> String {
     let mut d = ToneDetector::new();
     let mut ev = Vec::new();
     d.push(samples, &mut ev);
@@ -44,27 +45,34 @@ fn keys_in(samples: &[i16]) -> String {
         .collect()
 }
 
-async fn start(backend: Backend, peer: &StripePeer) -> (Server, crate::harness::Api) {
+/// The real binary with SIP and the local Stripe peer; `supervisor` (a user name), if any,
+/// monitors the billing queue.
+pub(crate) async fn start(
+    backend: Backend,
+    peer: &StripePeer,
+    supervisor: Option<&str>,
+) -> (Server, crate::harness::Api) {
     let url = peer.base_url().to_string();
-    let (server, _sms, _smtp) = crate::payments::start_for_payments(
-        backend,
-        &[
-            ("CALLGUARD_PAYMENTS_GATEWAY", "stripe"),
-            ("CALLGUARD_PAYMENTS_STRIPE_URL", url.as_str()),
-            ("CALLGUARD_PAYMENTS_STRIPE_SECRET_KEY", peer.secret_key()),
-            ("CALLGUARD_VERIFICATION_LEVEL_PAYMENT", "1"),
-            ("CALLGUARD_SIP_LISTEN", "127.0.0.1:5060"),
-            ("CALLGUARD_SIP_TRUNKS", "127.0.0.1"),
-            ("CALLGUARD_SIP_REALM", "callguard.test"),
-            ("CALLGUARD_SIP_RTP_PORTS", "20000-20999"),
-            ("CALLGUARD_SIP_DTMF_MASK", "tone"),
-            ("CALLGUARD_QUEUES_RING_SECONDS", "4"),
-            ("CALLGUARD_QUEUES_WRAP_UP_SECONDS", "1"),
-            ("CALLGUARD_SIP_DIGEST_ALGORITHMS", "MD5"),
-            ("CALLGUARD_LOG_LEVEL", "info"),
-        ],
-    )
-    .await;
+    let supervisors = supervisor.map(|s| format!("billing={s}"));
+    let mut env = vec![
+        ("CALLGUARD_PAYMENTS_GATEWAY", "stripe"),
+        ("CALLGUARD_PAYMENTS_STRIPE_URL", url.as_str()),
+        ("CALLGUARD_PAYMENTS_STRIPE_SECRET_KEY", peer.secret_key()),
+        ("CALLGUARD_VERIFICATION_LEVEL_PAYMENT", "1"),
+        ("CALLGUARD_SIP_LISTEN", "127.0.0.1:5060"),
+        ("CALLGUARD_SIP_TRUNKS", "127.0.0.1"),
+        ("CALLGUARD_SIP_REALM", "callguard.test"),
+        ("CALLGUARD_SIP_RTP_PORTS", "20000-20999"),
+        ("CALLGUARD_SIP_DTMF_MASK", "tone"),
+        ("CALLGUARD_QUEUES_RING_SECONDS", "4"),
+        ("CALLGUARD_QUEUES_WRAP_UP_SECONDS", "1"),
+        ("CALLGUARD_SIP_DIGEST_ALGORITHMS", "MD5"),
+        ("CALLGUARD_LOG_LEVEL", "info"),
+    ];
+    if let Some(s) = &supervisors {
+        env.push(("CALLGUARD_QUEUES_SUPERVISORS", s.as_str()));
+    }
+    let (server, _sms, _smtp) = crate::payments::start_for_payments(backend, &env).await;
     let api = server.api();
     (server, api)
 }
@@ -91,7 +99,7 @@ fn caller_parts() -> Vec<Part> {
     ]
 }
 
-async fn payment(api: &crate::harness::Api, agent: &Agent, id: &str) -> Value {
+pub(crate) async fn payment(api: &crate::harness::Api, agent: &Agent, id: &str) -> Value {
     api.get(&format!("/api/v1/payments/{id}"), Some(&agent.token))
         .await
         .expect(200)
@@ -99,7 +107,7 @@ async fn payment(api: &crate::harness::Api, agent: &Agent, id: &str) -> Value {
 }
 
 /// A keypad payment of 12.50 EUR in `call`: its id.
-async fn keypad_payment(api: &crate::harness::Api, agent: &Agent, call: &str) -> String {
+pub(crate) async fn keypad_payment(api: &crate::harness::Api, agent: &Agent, call: &str) -> String {
     api.post(
         "/api/v1/payments",
         Some(&agent.token),
@@ -112,7 +120,7 @@ async fn keypad_payment(api: &crate::harness::Api, agent: &Agent, call: &str) ->
 }
 
 /// Verifies the caller of `call` by the demo customer's national identifier (level 1).
-async fn verify_by_national_id(api: &crate::harness::Api, agent: &Agent, call: &str) {
+pub(crate) async fn verify_by_national_id(api: &crate::harness::Api, agent: &Agent, call: &str) {
     api.post(
         &format!("/api/v1/interactions/{call}/verify"),
         Some(&agent.token),
@@ -122,13 +130,13 @@ async fn verify_by_national_id(api: &crate::harness::Api, agent: &Agent, call: &
     .expect(200);
 }
 
-fn take_path(id: &str) -> String {
+pub(crate) fn take_path(id: &str) -> String {
     format!("/api/v1/payments/{id}/keypad/in-call")
 }
 
 /// The telephone events baresip logged: (call time in seconds, key), from lines such as
 /// `[0:00:37] audio=63978/68243 (bit/s)    received event: '5' (end=1)`.
-fn received_events(log: &str) -> Vec<(u64, char)> {
+pub(crate) fn received_events(log: &str) -> Vec<(u64, char)> {
     let mut out = Vec::new();
     for (at, _) in log.match_indices("received event: '") {
         let key = log[at + 17..].chars().next().unwrap_or('?');
@@ -148,8 +156,76 @@ fn received_events(log: &str) -> Vec<(u64, char)> {
     out
 }
 
+/// The interaction of the call once it reaches `agent`'s desk.
+pub(crate) async fn call_reaching(server: &Server, agent: &Agent) -> String {
+    for _ in 0..300 {
+        if let Some(i) = agent.state(server).await["agent"]["interaction_id"].as_str() {
+            return i.to_owned();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the call never reached the agent\n{}", server.logs());
+}
+
+/// The keys of the telephone events `log` (baresip's) shows after the call's first two
+/// seconds (the tail of the IVR's `#` may reach the phone as it answers), each press once.
+pub(crate) fn later_events(log: &str) -> String {
+    let mut later: Vec<char> = received_events(log)
+        .iter()
+        .filter(|(seconds, _)| *seconds >= 2)
+        .map(|(_, key)| *key)
+        .collect();
+    // Each press is logged at its start and at its end.
+    later.dedup();
+    later.into_iter().collect()
+}
+
+/// Follows the capture of payment `id` on the desk (as `agent`) until it is no longer
+/// capturing: whether the card number's progress showed, and every view seen.
+pub(crate) async fn follow_capture(
+    api: &crate::harness::Api,
+    agent: &Agent,
+    id: &str,
+) -> (bool, String) {
+    let mut seen_number_progress = false;
+    let mut views = String::new();
+    for _ in 0..1200 {
+        let p = payment(api, agent, id).await;
+        if p["keypad"]["field"] == "card number" && p["keypad"]["of"] == 16 {
+            seen_number_progress = true;
+        }
+        views.push_str(&p.to_string());
+        if p["status"] != "capturing" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (seen_number_progress, views)
+}
+
+/// Asserts that no run of eight of the card's digits (`run`) is in `texts` (what, text) or in
+/// any file under the server's data directory.
+pub(crate) fn assert_no_card_digits(server: &Server, run: &str, texts: &[(&str, &str)]) {
+    for (what, text) in texts {
+        assert!(
+            !text.contains(run),
+            "{what} holds a run of the card's digits"
+        );
+    }
+    let mut files = Vec::new();
+    files_under(&server.data_dir, &mut files);
+    for f in files {
+        let bytes = std::fs::read(&f).unwrap_or_default();
+        assert!(
+            !bytes.windows(run.len()).any(|w| w == run.as_bytes()),
+            "{} holds a run of the card's digits",
+            f.display()
+        );
+    }
+}
+
 /// Every file under `dir`, recursively.
-fn files_under(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+pub(crate) fn files_under(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -167,13 +243,12 @@ async fn a_card_keyed_in_a_live_call_is_authorised_while_the_agent_and_the_recor
     backend: Backend,
 ) {
     let peer = StripePeer::start().await;
-    let (server, api) = start(backend, &peer).await;
+    let sue_name = format!("sue{}", crate::harness::suffix());
+    let (server, api) = start(backend, &peer, Some(&sue_name)).await;
     let dir = tempfile::tempdir().unwrap();
     let ann = agent_with_sip(&server, "ann").await;
     let other = agent_with_sip(&server, "oli").await;
-    let supervisor = server
-        .new_account(&format!("sue-{}", crate::harness::suffix()), "supervisor")
-        .await;
+    let supervisor = server.new_account(&sue_name, "supervisor").await;
     api.post(
         "/api/v1/customers",
         Some(&ann.token),
@@ -199,41 +274,26 @@ async fn a_card_keyed_in_a_live_call_is_authorised_while_the_agent_and_the_recor
         .expect_problem(409, "wrong-state");
     let ann_phone = ann.phone(dir.path(), 5100, true);
     wait_registered(&server, 1, &ann_phone).await;
+    // Sue, the billing queue's supervisor, has her softphone on too.
+    let sue_phone = crate::monitor::supervisor_phone(&server, dir.path(), &supervisor, 2).await;
     ann.set_state(&server, json!({"state": "ready"})).await;
 
     write_caller_pcap(&dir.path().join("caller.pcap"), &caller_parts());
     let scenario = caller_scenario(crate::vault::PHONE, "caller.pcap", 50_000);
     let sipp_dir = dir.path().to_owned();
-    let caller = tokio::task::spawn_blocking(move || {
-        sipp(
-            &sipp_dir,
-            &scenario,
-            &[
-                "127.0.0.1:5060",
-                "-s",
-                "callguard",
-                "-i",
-                "127.0.0.1",
-                "-p",
-                "5070",
-                "-mi",
-                "127.0.0.1",
-                "-mp",
-                "7000",
-            ],
-        )
-    });
+    let caller = tokio::task::spawn_blocking(move || call_edge(&sipp_dir, &scenario));
 
     // Ann's desk gets the call; she verifies the caller and asks for a keypad payment.
-    let mut call = String::new();
-    for _ in 0..300 {
-        if let Some(i) = ann.state(&server).await["agent"]["interaction_id"].as_str() {
-            call = i.to_owned();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(!call.is_empty(), "the call reached ann\n{}", server.logs());
+    let call = call_reaching(&server, &ann).await;
+    // Sue listens in before the payment (her softphone answers the edge's call).
+    let joined = crate::monitor::start(&server, &supervisor.token, &call, "listen").await;
+    assert_eq!(
+        joined.status.as_u16(),
+        201,
+        "{}\n{}",
+        joined.text,
+        server.logs()
+    );
     // The edge handed the call over: it is ann's on her desk.
     api.get(&format!("/api/v1/interactions/{call}"), Some(&ann.token))
         .await
@@ -272,19 +332,7 @@ async fn a_card_keyed_in_a_live_call_is_authorised_while_the_agent_and_the_recor
         .expect_problem(409, "wrong-state");
 
     // The desk follows the capture by counts only.
-    let mut seen_number_progress = false;
-    let mut views = String::new();
-    for _ in 0..1200 {
-        let p = payment(&api, &ann, &id).await;
-        if p["keypad"]["field"] == "card number" && p["keypad"]["of"] == 16 {
-            seen_number_progress = true;
-        }
-        views.push_str(&p.to_string());
-        if p["status"] != "capturing" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (seen_number_progress, views) = follow_capture(&api, &ann, &id).await;
     let (ok, out) = caller.await.unwrap();
     assert!(ok, "the call completes\n{out}\n{}", server.logs());
 
@@ -309,16 +357,9 @@ async fn a_card_keyed_in_a_live_call_is_authorised_while_the_agent_and_the_recor
     let log = ann_phone.log();
     let events = received_events(&log);
     assert!(!events.is_empty(), "baresip logs telephone events\n{log}");
-    // Each press is logged at its start and at its end.
-    let mut later: Vec<char> = events
-        .iter()
-        .filter(|(seconds, _)| *seconds >= 2)
-        .map(|(_, key)| *key)
-        .collect();
-    later.dedup();
-    let later: String = later.into_iter().collect();
     assert_eq!(
-        later, "5",
+        later_events(&log),
+        "5",
         "only the key after the capture reached the agent as an event: {events:?}\n{log}"
     );
     let heard = ann_phone.heard();
@@ -327,6 +368,26 @@ async fn a_card_keyed_in_a_live_call_is_authorised_while_the_agent_and_the_recor
         keys_in(&heard),
         "9",
         "no digit of the card in the agent's audio"
+    );
+
+    // Sue, listening all along: no telephone event of the card on her softphone, and no card
+    // digit in what it received (the `9` keyed after the capture may be heard).
+    let sue_log = sue_phone.log();
+    let sue_events = received_events(&sue_log);
+    assert!(
+        sue_events.iter().all(|(_, key)| *key == '5'),
+        "no card key reached sue as an event: {sue_events:?}"
+    );
+    let sue_heard = sue_phone.heard();
+    assert!(
+        sue_heard.len() > 8000 * 20,
+        "sue heard the call through the capture ({} s)\n{sue_log}",
+        sue_heard.len() / 8000
+    );
+    let sue_keys = keys_in(&sue_heard);
+    assert!(
+        sue_keys.chars().all(|c| c == '9'),
+        "no digit of the card in the supervisor's audio: {sue_keys:?}"
     );
 
     // The caller's own pcap holds every in-band key (the detector finds them).
@@ -389,23 +450,16 @@ async fn a_card_keyed_in_a_live_call_is_authorised_while_the_agent_and_the_recor
     // No run of the card's digits anywhere.
     let audit = serde_json::to_string(&audit_entries(&server).await).unwrap();
     assert!(audit.contains("payment.keypad.start"));
-    for (what, text) in [
-        ("the server's logs", server.logs()),
-        ("the audit log", audit),
-        ("baresip's log", log),
-    ] {
-        assert!(!text.contains(CARD) && !text.contains("42424242"), "{what}");
-    }
-    let mut files = Vec::new();
-    files_under(&server.data_dir, &mut files);
-    for f in files {
-        let bytes = std::fs::read(&f).unwrap_or_default();
-        assert!(
-            !bytes.windows(8).any(|w| w == b"42424242"),
-            "{} holds a run of the card's digits",
-            f.display()
-        );
-    }
+    assert_no_card_digits(
+        &server,
+        &CARD[..8],
+        &[
+            ("the server's logs", &server.logs()),
+            ("the audit log", &audit),
+            ("ann's baresip log", &log),
+            ("sue's baresip log", &sue_log),
+        ],
+    );
 }
 
 /// The agent cancels while the caller is keying the card number: the payment is cancelled
@@ -416,7 +470,7 @@ async fn the_agent_cancels_a_capture_from_the_desk_and_the_call_leaves_secure_mo
     backend: Backend,
 ) {
     let peer = StripePeer::start().await;
-    let (server, api) = start(backend, &peer).await;
+    let (server, api) = start(backend, &peer, None).await;
     let dir = tempfile::tempdir().unwrap();
     let ann = agent_with_sip(&server, "ann").await;
     api.post(
@@ -446,34 +500,8 @@ async fn the_agent_cancels_a_capture_from_the_desk_and_the_call_leaves_secure_mo
     );
     let scenario = caller_scenario(crate::vault::PHONE, "caller.pcap", 33_000);
     let sipp_dir = dir.path().to_owned();
-    let caller = tokio::task::spawn_blocking(move || {
-        sipp(
-            &sipp_dir,
-            &scenario,
-            &[
-                "127.0.0.1:5060",
-                "-s",
-                "callguard",
-                "-i",
-                "127.0.0.1",
-                "-p",
-                "5070",
-                "-mi",
-                "127.0.0.1",
-                "-mp",
-                "7000",
-            ],
-        )
-    });
-    let mut call = String::new();
-    for _ in 0..300 {
-        if let Some(i) = ann.state(&server).await["agent"]["interaction_id"].as_str() {
-            call = i.to_owned();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(!call.is_empty(), "the call reached ann\n{}", server.logs());
+    let caller = tokio::task::spawn_blocking(move || call_edge(&sipp_dir, &scenario));
+    let call = call_reaching(&server, &ann).await;
     verify_by_national_id(&api, &ann, &call).await;
     let id = keypad_payment(&api, &ann, &call).await;
     api.post(&take_path(&id), Some(&ann.token), json!({}))

@@ -226,6 +226,28 @@ pub fn sipp(dir: &Path, scenario: &str, args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// Runs sipp as the carrier's caller (SIP 127.0.0.1:5070, RTP 127.0.0.1:7000) with `scenario`
+/// against the edge on 127.0.0.1:5060.
+pub fn call_edge(dir: &Path, scenario: &str) -> (bool, String) {
+    sipp(
+        dir,
+        scenario,
+        &[
+            "127.0.0.1:5060",
+            "-s",
+            "callguard",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "5070",
+            "-mi",
+            "127.0.0.1",
+            "-mp",
+            "7000",
+        ],
+    )
+}
+
 pub const SDP_OFFER: &str = "v=0
 o=caller 1 1 IN IP[local_ip_type] [local_ip]
 s=-
@@ -242,7 +264,46 @@ a=sendrecv
 
 /// A caller from `from` who plays `pcap`, waits `hold_ms`, and hangs up.
 pub fn caller_scenario(from: &str, pcap: &str, hold_ms: u64) -> String {
-    let dialog = |method: &str, cseq: u32| {
+    scripted_caller_scenario(from, pcap, &[Step::Pause(hold_ms)])
+}
+
+/// What a scripted caller does in the call while its pcap plays.
+pub enum Step {
+    /// Waits this many milliseconds.
+    Pause(u64),
+    /// Sends an INFO in the dialog with this body type and body, and expects this final status.
+    Info {
+        content_type: &'static str,
+        body: String,
+        expect: u16,
+    },
+}
+
+/// INFOs keying `keys` as `application/dtmf-relay` (160 ms presses), each followed by `gap_ms`
+/// of quiet.
+pub fn info_keys(keys: &str, gap_ms: u64) -> Vec<Step> {
+    keys.chars()
+        .flat_map(|c| {
+            [
+                Step::Info {
+                    content_type: "application/dtmf-relay",
+                    body: format!("Signal={c}\nDuration=160\n"),
+                    expect: 200,
+                },
+                Step::Pause(gap_ms),
+            ]
+        })
+        .collect()
+}
+
+/// A caller from `from` who plays `pcap` and meanwhile takes `steps` (INFO requests in the
+/// dialog, pauses), then hangs up.
+pub fn scripted_caller_scenario(from: &str, pcap: &str, steps: &[Step]) -> String {
+    let dialog = |method: &str, cseq: usize, body: Option<(&str, &str)>| {
+        let (ctype, length, body) = match body {
+            Some((t, b)) => (format!("Content-Type: {t}\n      "), "[len]", b),
+            None => (String::new(), "0", ""),
+        };
         format!(
             "{method} sip:[service]@[remote_ip]:[remote_port] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
@@ -252,11 +313,29 @@ pub fn caller_scenario(from: &str, pcap: &str, hold_ms: u64) -> String {
       CSeq: {cseq} {method}
       Contact: <sip:caller@[local_ip]:[local_port];transport=[transport]>
       Max-Forwards: 70
-      Content-Length: 0
+      {ctype}Content-Length: {length}
 
-"
+{body}"
         )
     };
+    let mut cseq = 1;
+    let mut script = String::new();
+    for step in steps {
+        match step {
+            Step::Pause(ms) => script.push_str(&format!("  <pause milliseconds=\"{ms}\"/>\n")),
+            Step::Info {
+                content_type,
+                body,
+                expect,
+            } => {
+                cseq += 1;
+                let info = dialog("INFO", cseq, Some((content_type, body)));
+                script.push_str(&format!(
+                    "  <send retrans=\"500\"><![CDATA[\n      {info}\n  ]]></send>\n  <recv response=\"{expect}\"/>\n"
+                ));
+            }
+        }
+    }
     format!(
         r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
@@ -282,15 +361,14 @@ pub fn caller_scenario(from: &str, pcap: &str, hold_ms: u64) -> String {
       {ack}
   ]]></send>
   <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>
-  <pause milliseconds="{hold_ms}"/>
-  <send retrans="500"><![CDATA[
+{script}  <send retrans="500"><![CDATA[
       {bye}
   ]]></send>
   <recv response="200" crlf="true"/>
 </scenario>
 "#,
-        ack = dialog("ACK", 1),
-        bye = dialog("BYE", 2),
+        ack = dialog("ACK", 1, None),
+        bye = dialog("BYE", cseq + 1, None),
     )
 }
 

@@ -147,23 +147,7 @@ async fn a_caller_verifies_by_keypad_after_the_recording_notice(backend: Backend
     let cap = dir.path().join("lo.pcap");
     let mut tcpdump = capture(&cap);
     let scenario = caller_scenario(crate::vault::PHONE, "caller.pcap", 24_000);
-    let (ok, out) = sipp(
-        dir.path(),
-        &scenario,
-        &[
-            "127.0.0.1:5060",
-            "-s",
-            "callguard",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            "5070",
-            "-mi",
-            "127.0.0.1",
-            "-mp",
-            "7000",
-        ],
-    );
+    let (ok, out) = call_edge(dir.path(), &scenario);
     let _ = tcpdump.kill();
     let _ = tcpdump.wait();
     assert!(ok, "the call completes\n{out}\n{}", server.logs());
@@ -549,14 +533,11 @@ impl Agent {
     }
 }
 
-/// Issues SIP credentials to a new agent.
-pub(crate) async fn agent_with_sip(server: &Server, name: &str) -> Agent {
-    let agent = server
-        .new_account(&format!("{name}{}", crate::harness::suffix()), "agent")
-        .await;
-    let issued = server.cli(&["user", "sip-credentials", &agent.username]);
+/// Issues SIP credentials to `username` (an agent or a supervisor) from the CLI: the password.
+pub(crate) fn sip_password(server: &Server, username: &str) -> String {
+    let issued = server.cli(&["user", "sip-credentials", username]);
     assert!(issued.status.success(), "{}", issued.stderr);
-    let password = issued
+    issued
         .stdout
         .lines()
         .find_map(|l| l.strip_prefix("SIP password:"))
@@ -564,7 +545,15 @@ pub(crate) async fn agent_with_sip(server: &Server, name: &str) -> Agent {
         .split_whitespace()
         .next()
         .unwrap()
-        .to_owned();
+        .to_owned()
+}
+
+/// Issues SIP credentials to a new agent.
+pub(crate) async fn agent_with_sip(server: &Server, name: &str) -> Agent {
+    let agent = server
+        .new_account(&format!("{name}{}", crate::harness::suffix()), "agent")
+        .await;
+    let password = sip_password(server, &agent.username);
     Agent {
         id: agent.id,
         username: agent.username,
@@ -603,23 +592,7 @@ pub(crate) fn queued_call(dir: &std::path::Path) -> (bool, String) {
         ],
     );
     let scenario = caller_scenario(crate::vault::PHONE, "caller.pcap", 24_000);
-    sipp(
-        dir,
-        &scenario,
-        &[
-            "127.0.0.1:5060",
-            "-s",
-            "callguard",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            "5070",
-            "-mi",
-            "127.0.0.1",
-            "-mp",
-            "7000",
-        ],
-    )
+    call_edge(dir, &scenario)
 }
 
 /// The recording check line of the call's interaction (the last one the edge opened), once
@@ -877,23 +850,7 @@ async fn a_caller_past_the_maximum_wait_hears_goodbye_before_the_edge_hangs_up(b
     let cap = dir.path().join("lo.pcap");
     let mut tcpdump = capture(&cap);
     let scenario = hung_up_on_scenario(crate::vault::PHONE, "caller.pcap", 50_000);
-    let (ok, out) = sipp(
-        dir.path(),
-        &scenario,
-        &[
-            "127.0.0.1:5060",
-            "-s",
-            "callguard",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            "5070",
-            "-mi",
-            "127.0.0.1",
-            "-mp",
-            "7000",
-        ],
-    );
+    let (ok, out) = call_edge(dir.path(), &scenario);
     // tcpdump may lag behind on a busy machine: the capture is stopped (gently, so it writes
     // out what it read) once it has stopped growing.
     let (mut seen, mut unchanged) = (0, 0);

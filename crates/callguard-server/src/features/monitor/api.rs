@@ -24,6 +24,13 @@ pub struct StartMonitor {
     pub mode: MonitorMode,
 }
 
+/// `POST /api/v1/monitor/{interaction_id}/mode`.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchMonitor {
+    pub mode: MonitorMode,
+}
+
 /// Every supervisor on a call now.
 #[derive(Serialize, schemars::JsonSchema)]
 pub struct MonitorList {
@@ -65,6 +72,15 @@ async fn start(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
+async fn switch(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(interaction): Path<String>,
+    ApiJson(r): ApiJson<SwitchMonitor>,
+) -> Result<Json<MonitorView>, Error> {
+    Ok(Json(s.monitoring.switch(&p, &interaction, r.mode).await?))
+}
+
 async fn stop(
     State(s): State<AppState>,
     p: Principal,
@@ -96,6 +112,8 @@ pub fn routes() -> Vec<ApiRoute> {
     vec![
         route("POST", "/api/v1/monitor", Signed(CallsMonitor), "Joins a call on the line (supervisors of its queue, see `queues.supervisors`): `listen` (hear caller and agent), `whisper` (the agent hears you, the caller does not) or `barge` (three-way). The edge rings your registered softphone; answered, you are on the call. One supervisor per call; audited.", post(start))
             .takes::<StartMonitor>().gives::<MonitorView>(201).may(&[403, 404, 409, 422, 501, 503]),
+        route("POST", "/api/v1/monitor/{interaction_id}/mode", Signed(CallsMonitor), "Switches my leg on a call I am monitoring to another mode (`listen`, `whisper`, `barge`) without leaving it; audited.", post(switch))
+            .takes::<SwitchMonitor>().gives::<MonitorView>(200).may(&[403, 404]),
         route("DELETE", "/api/v1/monitor/{interaction_id}", Signed(CallsMonitor), "Leaves a call I am monitoring (audited).", delete(stop))
             .may(&[404]),
         route("GET", "/api/v1/monitor", Signed(CallsMonitor), "Every supervisor on a call now: the call's interaction, mode, supervisor, agent and queue.", get(list))

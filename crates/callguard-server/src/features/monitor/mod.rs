@@ -3,3 +3,5 @@
 pub mod api;
 pub mod pages;
 pub mod service;
+#[cfg(test)]
+mod tests;

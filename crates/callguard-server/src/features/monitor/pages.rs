@@ -1,5 +1,6 @@
 //! The wallboard's monitoring buttons: on a call on the line, a supervisor of its queue picks
-//! Listen, Whisper or Barge (their softphone rings and joins the call), then Leave.
+//! Listen, Whisper or Barge (their softphone rings and joins the call), switches between them
+//! while on it, then Leave.
 
 use super::service::MonitorMode;
 use crate::error::Error;
@@ -42,6 +43,22 @@ async fn start(
     }
 }
 
+async fn switch(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    p: Principal,
+    Checked(f): Checked<MonitorForm>,
+) -> Response {
+    let Some(mode) = MonitorMode::parse(&f.mode) else {
+        let e = Error::Validation("choose listen, whisper or barge".into());
+        return error_page(&headers, &e, who(&p));
+    };
+    match s.monitoring.switch(&p, &f.interaction_id, mode).await {
+        Ok(_) => Redirect::to("/wallboard").into_response(),
+        Err(e) => error_page(&headers, &Error::from(e), who(&p)),
+    }
+}
+
 async fn stop(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -62,6 +79,11 @@ pub fn routes() -> Vec<PageRoute> {
             "/wallboard/monitor",
             Signed(Permission::CallsMonitor),
             post(start),
+        ),
+        (
+            "/wallboard/monitor/mode",
+            Signed(Permission::CallsMonitor),
+            post(switch),
         ),
         (
             "/wallboard/monitor/stop",

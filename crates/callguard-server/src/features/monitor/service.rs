@@ -89,6 +89,9 @@ pub trait CallMonitor: Send + Sync {
         sip_username: &str,
         mode: MonitorMode,
     ) -> Result<JoinedLeg, JoinError>;
+
+    /// The supervisor's leg on the call of `interaction` switches to `mode`, staying on it.
+    fn switch(&self, interaction: &str, mode: MonitorMode) -> Result<(), JoinError>;
 }
 
 /// The `monitor.*` settings.
@@ -330,6 +333,52 @@ impl Monitoring {
             let _ = stop.send(());
         }
         Ok(())
+    }
+
+    /// The supervisor `p` switches their leg on the call of `interaction` to `mode` without
+    /// leaving it (listen → whisper → barge, any way round). Audited as
+    /// `supervisor.monitor_mode_changed` with the mode before and after; asking for the mode
+    /// already on changes nothing.
+    pub async fn switch(
+        &self,
+        p: &Principal,
+        interaction: &str,
+        mode: MonitorMode,
+    ) -> Result<MonitorView, MonitorError> {
+        if !p.user.role.allows(Permission::CallsMonitor) {
+            return Err(MonitorError::NotSupervisor);
+        }
+        let (before, view) = {
+            let mut active = self.lock();
+            let view = active
+                .get_mut(interaction)
+                .and_then(|a| a.view.as_mut())
+                .filter(|v| v.supervisor_id == p.user.id)
+                .ok_or(MonitorError::NotMonitoring)?;
+            if view.mode == mode {
+                return Ok(view.clone());
+            }
+            // Someone on a call means the edge runs.
+            let edge = self.edge.get().ok_or(MonitorError::NoEdge)?;
+            edge.switch(interaction, mode).map_err(MonitorError::Edge)?;
+            let before = view.mode;
+            view.mode = mode;
+            (before, view.clone())
+        };
+        let mut changed = p
+            .actor()
+            .record("supervisor.monitor_mode_changed")
+            .target(user_ref(&view.agent_id))
+            .detail("from", before.as_str())
+            .detail("mode", mode.as_str())
+            .detail("queue", view.queue.clone());
+        changed.interaction = Some(interaction.to_owned());
+        if let Err(e) = self.audit.record(changed).await {
+            tracing::error!(error = %e, "a monitoring mode change could not be audited: the leg is ended");
+            self.end_now(interaction);
+        }
+        self.presence.touch(&view.agent_id);
+        Ok(view)
     }
 
     /// Every supervisor on a call now.
