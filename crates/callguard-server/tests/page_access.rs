@@ -127,6 +127,10 @@ const PAGE_POSTS: &[(&str, Counterpart)] = &[
         "/desk/payments/{id}/keypad/cancel",
         Ok(("POST", "/api/v1/payments/{id}/keypad/in-call/cancel")),
     ),
+    (
+        "/desk/interactions/{id}/transfer",
+        Ok(("POST", "/api/v1/interactions/{id}/transfer")),
+    ),
     // Supervisors join and leave calls from the wallboard (the API takes the call in its body
     // and path alike).
     ("/wallboard/monitor", Ok(("POST", "/api/v1/monitor"))),

@@ -15,6 +15,7 @@ pub mod sdp;
 pub mod secure;
 pub mod session;
 pub mod srtp_leg;
+pub mod transfer;
 pub mod trunks;
 
 use crate::media::prompts::PromptSet;
@@ -106,6 +107,8 @@ pub struct Edge {
     bridges: Arc<monitor::Bridges>,
     /// Bridged calls, for keypad payments inside them ([`secure`]).
     live_calls: Arc<LiveCalls>,
+    /// Bridged calls, where transfer orders arrive ([`transfer`]).
+    transfers: Arc<transfer::EdgeTransfers>,
 }
 
 /// The requests the edge takes from the ezk endpoint (those outside any dialog).
@@ -143,6 +146,7 @@ pub struct Bound {
     intake: mpsc::Receiver<Taken>,
     settings: SipSettings,
     monitor: Arc<monitor::EdgeMonitor>,
+    transfers: Arc<transfer::EdgeTransfers>,
 }
 
 /// Binds UDP and TCP on `settings.listen`, and TLS on `settings.tls` when set.
@@ -173,6 +177,7 @@ pub async fn bind(settings: SipSettings) -> Result<Bound, EdgeError> {
         intake,
         settings,
         monitor: Arc::default(),
+        transfers: Arc::default(),
     })
 }
 
@@ -181,6 +186,12 @@ impl Bound {
     #[must_use]
     pub fn monitor(&self) -> Arc<monitor::EdgeMonitor> {
         self.monitor.clone()
+    }
+
+    /// Where the server's transfer orders reach the calls (working once the edge runs).
+    #[must_use]
+    pub fn transfers(&self) -> Arc<transfer::EdgeTransfers> {
+        self.transfers.clone()
     }
 
     /// Serves calls and registrations until the task is aborted.
@@ -198,6 +209,7 @@ impl Bound {
             mut intake,
             settings,
             monitor,
+            transfers,
         } = self;
         let host = match settings.media_ip {
             IpAddr::V6(ip) => format!("[{ip}]"),
@@ -236,6 +248,7 @@ impl Bound {
             waiting: Arc::default(),
             bridges: Arc::default(),
             live_calls,
+            transfers,
         });
         monitor.attach(edge.clone(), endpoint.clone());
         // Caller IDs are checked against the numbering plan, which loads on first use: load it

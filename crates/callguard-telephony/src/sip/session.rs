@@ -37,6 +37,10 @@ pub enum Command {
     Record(mpsc::UnboundedSender<ToRecorder>),
     /// Relay between the caller and this agent's leg (prompts stop).
     Bridge(AgentLeg),
+    /// End the relay (a transfer, [`super::transfer`]): the agent's leg (and any supervisor's)
+    /// leaves the media and is handed back; the caller hears the comfort tone. Secure mode
+    /// ends with it (its capture was cancelled) and the recording goes on.
+    Unbridge(tokio::sync::oneshot::Sender<AgentLeg>),
     /// The agent's softphone moved its media here (a re-INVITE): the relay sends there and
     /// takes the agent's packets from there only.
     AgentMoved(SocketAddr),
@@ -407,6 +411,22 @@ impl Session {
                             agent_law: Law::from_payload_type(leg.format.codec).unwrap_or(Law::Alaw),
                             leg,
                         });
+                    }
+                    Some(Command::Unbridge(back)) => {
+                        monitor = None;
+                        if let Some(b) = bridge.take() {
+                            // The caller's stream goes on where the relay left it.
+                            (header.sequence, header.timestamp) = b.to_caller.next();
+                            header.marker = true;
+                            let _ = back.send(b.leg);
+                        }
+                        if secure.take().is_some() {
+                            if let Some(r) = &recorder {
+                                let _ = r.send(ToRecorder::Resume);
+                            }
+                        }
+                        player.interrupt();
+                        player.hold = true;
                     }
                     Some(Command::AgentMoved(to)) => {
                         if let Some(b) = &mut bridge {
