@@ -303,6 +303,13 @@ pub(super) enum Relayed {
     Over { by_caller: bool },
     /// The agent transferred the call: the caller is on hold, the agent's leg hung up.
     Transfer(TransferOrder),
+    /// The agent asked for an attended transfer: the caller is on hold; the agent's call and
+    /// leg, for the consultation.
+    Consult {
+        order: TransferOrder,
+        call: Box<Call<Offering>>,
+        leg: Box<AgentLeg>,
+    },
 }
 
 /// How a queued call ended.
@@ -319,7 +326,7 @@ pub enum Ended {
 
 /// Resolves when the caller's media has ended (the caller hung up); what it hears meanwhile
 /// (keys, prompts played) is dropped.
-async fn caller_gone(heard: &mut mpsc::UnboundedReceiver<Heard>) {
+pub(super) async fn caller_gone(heard: &mut mpsc::UnboundedReceiver<Heard>) {
     while heard.recv().await.is_some() {}
 }
 
@@ -532,6 +539,31 @@ impl Edge {
         }
     }
 
+    /// The media leg of an answered agent's call on `socket` (connected to the softphone's
+    /// address); `None` (to hang up) when its answer has no usable audio.
+    pub(super) async fn leg_of(call: &mut Call<Offering>, socket: UdpSocket) -> Option<AgentLeg> {
+        let answer = call.media().answer.clone().unwrap_or_default();
+        let leg = match sdp::read_offer(&answer) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::info!(error = %e, "the agent's softphone answered without usable audio");
+                return None;
+            }
+        };
+        if let Err(e) = socket.connect(leg.remote).await {
+            tracing::warn!(error = %e, "the agent's RTP address cannot be reached");
+        }
+        Some(AgentLeg {
+            socket,
+            remote: leg.remote,
+            format: LegFormat {
+                codec: leg.codec,
+                telephone_event: leg.telephone_event,
+            },
+            srtp: call.media().srtp.take(),
+        })
+    }
+
     /// Sets up the SRTP of an answered agent leg; the reason to refuse a leg whose answer has no
     /// usable key where one is needed.
     fn secure_leg(&self, call: &mut Call<Offering>) -> Result<(), &'static str> {
@@ -546,44 +578,25 @@ impl Edge {
     }
 
     /// Relays the caller to the agent's leg until either side hangs up, or the agent transfers
-    /// the call (the caller is then on hold and the agent's leg hung up).
-    pub(super) async fn bridged(
+    /// the call (blind: the caller is then on hold and the agent's leg hung up; attended: the
+    /// caller is on hold and the agent's call and leg are handed back for the consultation).
+    pub(super) async fn relay(
         &self,
         line: &mut Line,
         mut call: Call<Offering>,
-        socket: UdpSocket,
+        agent_leg: AgentLeg,
         interaction: &str,
         edge: &Principal,
     ) -> Relayed {
-        let answer = call.media().answer.clone().unwrap_or_default();
-        let leg = match sdp::read_offer(&answer) {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::info!(error = %e, "the agent's softphone answered without usable audio");
-                let _ = call.terminate().await;
-                return Relayed::Over { by_caller: false };
-            }
-        };
-        if let Err(e) = socket.connect(leg.remote).await {
-            tracing::warn!(error = %e, "the agent's RTP address cannot be reached");
-        }
-        let agent_leg = AgentLeg {
-            socket,
-            remote: leg.remote,
-            format: LegFormat {
-                codec: leg.codec,
-                telephone_event: leg.telephone_event,
-            },
-            srtp: call.media().srtp.take(),
-        };
+        let (remote, codec) = (agent_leg.remote, agent_leg.format.codec);
         let srtp = agent_leg.srtp.is_some();
         if line.commands.send(Command::Bridge(agent_leg)).is_err() {
             let _ = call.terminate().await;
             return Relayed::Over { by_caller: true };
         }
         self.metrics.sip_call("bridged");
-        tracing::info!(codec = leg.codec, srtp, "caller and agent bridged");
-        let mut agent_media = leg.remote;
+        tracing::info!(codec, srtp, "caller and agent bridged");
+        let mut agent_media = remote;
         // The agent may take a keypad payment on the call from now on.
         let live = self.live_calls.attach(interaction);
         // The agent may transfer it.
@@ -613,15 +626,25 @@ impl Edge {
                     Ok(CallEvent::Terminated) | Err(_) => return Relayed::Over { by_caller: false },
                 },
                 Some(order) = orders.recv() => {
-                    // The caller goes on hold (and any keypad capture ends), then the agent's
-                    // leg is hung up.
+                    // The caller goes on hold (and any keypad capture ends); blind, the
+                    // agent's leg is hung up.
+                    let attended = order.consult.is_some();
                     let (back, leg) = tokio::sync::oneshot::channel();
-                    if commands.send(Command::Unbridge(back)).is_ok() {
-                        drop(leg.await);
+                    let leg = match commands.send(Command::Unbridge { back, hold: attended }) {
+                        Ok(()) => leg.await.ok(),
+                        Err(_) => None,
+                    };
+                    match leg {
+                        Some(leg) if attended => {
+                            tracing::info!("the agent consults before transferring the call");
+                            return Relayed::Consult { order, call: Box::new(call), leg: Box::new(leg) };
+                        }
+                        _ => {
+                            let _ = call.terminate().await;
+                            tracing::info!("the agent transferred the call");
+                            return Relayed::Transfer(order);
+                        }
                     }
-                    let _ = call.terminate().await;
-                    tracing::info!("the agent transferred the call");
-                    return Relayed::Transfer(order);
                 }
                 () = &mut in_call => {
                     let _ = call.terminate().await;

@@ -5,6 +5,7 @@
 pub mod acd;
 pub mod bridge;
 pub mod call;
+pub mod consult;
 pub mod digest;
 pub mod ivr;
 pub mod monitor;

@@ -39,8 +39,12 @@ pub enum Command {
     Bridge(AgentLeg),
     /// End the relay (a transfer, [`super::transfer`]): the agent's leg (and any supervisor's)
     /// leaves the media and is handed back; the caller hears the comfort tone. Secure mode
-    /// ends with it (its capture was cancelled) and the recording goes on.
-    Unbridge(tokio::sync::oneshot::Sender<AgentLeg>),
+    /// ends with it (its capture was cancelled). With `hold` the recording pauses (reason
+    /// `hold`) until the next bridge; without, it goes on.
+    Unbridge {
+        back: tokio::sync::oneshot::Sender<AgentLeg>,
+        hold: bool,
+    },
     /// The agent's softphone moved its media here (a re-INVITE): the relay sends there and
     /// takes the agent's packets from there only.
     AgentMoved(SocketAddr),
@@ -246,6 +250,8 @@ impl Session {
         };
         let mut recorder: Option<mpsc::UnboundedSender<ToRecorder>> = None;
         let mut secure: Option<SecureMedia> = None;
+        // The caller is on hold for a consultation: the recording pauses.
+        let mut held = false;
         let caller_format = LegFormat {
             codec: self.codec,
             telephone_event: self.telephone_event,
@@ -297,7 +303,7 @@ impl Session {
                     if let Some(m) = &mut monitor {
                         m.send_tick().await;
                     }
-                    if let Some(r) = recorder.as_ref().filter(|_| secure.is_none()) {
+                    if let Some(r) = recorder.as_ref().filter(|_| secure.is_none() && !held) {
                         let caller = caller_frames.pop_front().unwrap_or_default();
                         let agent = agent_frames.pop_front().unwrap_or_default();
                         let _ = r.send(ToRecorder::Frame((caller, agent)));
@@ -341,7 +347,7 @@ impl Session {
                         }
                     }
                     let now_ms = started.elapsed().as_millis() as u64;
-                    if packet.payload_type == self.codec && recorder.is_some() && secure.is_none() {
+                    if packet.payload_type == self.codec && recorder.is_some() && secure.is_none() && !held {
                         keep(&mut caller_frames, law, packet.payload);
                     }
                     for key in keys.hear(&packet, self.codec, law, now_ms) {
@@ -405,6 +411,11 @@ impl Session {
                     Some(Command::Bridge(leg)) => {
                         player.interrupt();
                         player.hold = false;
+                        if std::mem::take(&mut held) {
+                            if let Some(r) = &recorder {
+                                let _ = r.send(ToRecorder::Resume);
+                            }
+                        }
                         bridge = Some(Bridged {
                             to_agent: Relay::new(caller_format, leg.format, Restamp::new(rand::random(), rand::random(), rand::random())),
                             to_caller: Relay::new(leg.format, caller_format, Restamp::new(header.ssrc, header.sequence, header.timestamp)),
@@ -412,7 +423,7 @@ impl Session {
                             leg,
                         });
                     }
-                    Some(Command::Unbridge(back)) => {
+                    Some(Command::Unbridge { back, hold }) => {
                         monitor = None;
                         if let Some(b) = bridge.take() {
                             // The caller's stream goes on where the relay left it.
@@ -427,6 +438,14 @@ impl Session {
                         }
                         player.interrupt();
                         player.hold = true;
+                        if hold && !held {
+                            if let Some(r) = &recorder {
+                                let _ = r.send(ToRecorder::Pause(PauseReason::Hold));
+                            }
+                            caller_frames.clear();
+                            agent_frames.clear();
+                            held = true;
+                        }
                     }
                     Some(Command::AgentMoved(to)) => {
                         if let Some(b) = &mut bridge {

@@ -20,6 +20,7 @@
 //! Attended transfers (consulting the target first) are not built yet.
 
 use super::acd::{Answered, Ended, QueuedCall, Relayed, Rung, Waited};
+use super::consult::Consulted;
 use super::ivr::Line;
 use super::Edge;
 use callguard_server::features::transfer::service::{
@@ -194,48 +195,134 @@ impl Edge {
                     }
                 }
             };
-            let Answered { agent, leg, socket } = answered;
-            // The call becomes the agent's: their desk opens it.
-            let given = match &holder {
-                None => {
-                    self.interactions
-                        .hand_over(edge, &interaction, &agent.user_id)
-                        .await
-                }
-                Some(from) => {
-                    self.interactions
-                        .hand_on(edge, &interaction, from, &agent.user_id)
-                        .await
-                }
-            };
-            match given {
-                Ok(_) => {
-                    handed = true;
-                    holder = Some(agent.user_id.clone());
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "the call could not be handed to the agent's desk");
-                }
-            }
+            let Answered {
+                agent,
+                leg: mut answered_call,
+                socket,
+            } = answered;
+            self.give(edge, &interaction, &mut holder, &mut handed, &agent.user_id)
+                .await;
             report(
                 &mut pending,
                 TransferOutcome::Completed {
                     agent_id: agent.user_id.clone(),
                 },
             );
-            let listed = self.bridges.list(&interaction, line.commands.clone());
             self.agents.answered(&agent, &interaction).await;
-            let relayed = self.bridged(line, *leg, socket, &interaction, edge).await;
-            drop(listed);
+            let Some(leg) = Edge::leg_of(&mut answered_call, socket).await else {
+                let _ = answered_call.terminate().await;
+                self.agents.call_ended(&agent).await;
+                return Ended::Bridged {
+                    by_caller: false,
+                    handed,
+                };
+            };
+            let (mut agent, mut agent_call, mut leg) = (agent, *answered_call, leg);
+            // Relay to the agent; an attended transfer comes back here with the call still
+            // the first agent's (cancelled) or the consulted agent's (completed).
+            let relayed = loop {
+                let listed = self.bridges.list(&interaction, line.commands.clone());
+                let relayed = self.relay(line, agent_call, leg, &interaction, edge).await;
+                drop(listed);
+                let Relayed::Consult {
+                    mut order,
+                    call: first_call,
+                    leg: first_leg,
+                } = relayed
+                else {
+                    break relayed;
+                };
+                let (mut first_call, mut first_leg) = (*first_call, *first_leg);
+                call.level = order.level;
+                let mut control = order
+                    .consult
+                    .take()
+                    .unwrap_or_else(|| mpsc::unbounded_channel().1);
+                let consulted = self
+                    .consult(
+                        endpoint,
+                        line,
+                        &interaction,
+                        &order.target,
+                        &home,
+                        &call,
+                        (&mut first_call, &mut first_leg),
+                        &mut control,
+                    )
+                    .await;
+                match consulted {
+                    Consulted::Complete {
+                        agent: to,
+                        call: to_call,
+                        leg: to_leg,
+                    } => {
+                        let _ = first_call.terminate().await;
+                        self.agents.call_ended(&agent).await;
+                        self.give(edge, &interaction, &mut holder, &mut handed, &to.user_id)
+                            .await;
+                        let _ = order.outcome.send(TransferOutcome::Completed {
+                            agent_id: to.user_id.clone(),
+                        });
+                        (agent, agent_call, leg) = (to, *to_call, *to_leg);
+                    }
+                    Consulted::Back { reason } => {
+                        let _ = order.outcome.send(TransferOutcome::Cancelled { reason });
+                        (agent_call, leg) = (first_call, first_leg);
+                    }
+                    Consulted::CallerGone => {
+                        let _ = first_call.terminate().await;
+                        self.agents.call_ended(&agent).await;
+                        let _ = order.outcome.send(TransferOutcome::Failed {
+                            reason: "caller_hung_up",
+                        });
+                        return Ended::Bridged {
+                            by_caller: true,
+                            handed,
+                        };
+                    }
+                }
+            };
             // The agent leaves the call either way: wrap-up.
             self.agents.call_ended(&agent).await;
             match relayed {
-                Relayed::Over { by_caller } => return Ended::Bridged { by_caller, handed },
                 Relayed::Transfer(order) => {
                     call.level = order.level;
                     next = next_of(&order.target);
                     pending = Some(order.outcome);
                 }
+                Relayed::Over { by_caller } => return Ended::Bridged { by_caller, handed },
+                // Consultations were handled above.
+                Relayed::Consult { .. } => {
+                    return Ended::Bridged {
+                        by_caller: false,
+                        handed,
+                    }
+                }
+            }
+        }
+    }
+
+    /// The interaction goes to `to` (from the agent who holds it, or from the edge at first);
+    /// a failure is logged and the call goes on (the desk just does not open it).
+    async fn give(
+        &self,
+        edge: &Principal,
+        interaction: &str,
+        holder: &mut Option<String>,
+        handed: &mut bool,
+        to: &str,
+    ) {
+        let given = match holder.as_deref() {
+            None => self.interactions.hand_over(edge, interaction, to).await,
+            Some(from) => self.interactions.hand_on(edge, interaction, from, to).await,
+        };
+        match given {
+            Ok(_) => {
+                *handed = true;
+                *holder = Some(to.to_owned());
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the call could not be handed to the agent's desk");
             }
         }
     }
@@ -287,6 +374,7 @@ mod tests {
                 level: 2,
                 from_agent: "a".into(),
                 outcome,
+                consult: None,
             },
             rx,
         )

@@ -1,7 +1,8 @@
-//! The call screen's transfer form: to a queue or an agent, blind; back to the desk (the call
-//! is no longer the agent's) or to the call screen with the reason it was refused.
+//! The call screen's transfer forms: to a queue or an agent, blind (back to the desk: the call
+//! is no longer the agent's) or attended (back to the call screen, where "Complete transfer" and
+//! "Cancel transfer" finish it); a refusal shows its reason.
 
-use super::service::{TransferMode, TransferTo};
+use super::service::{Consult, TransferMode, TransferTo};
 use crate::http::access::Access;
 use crate::state::AppState;
 use crate::web::{csrf_forms, Checked, PageRoute};
@@ -40,7 +41,54 @@ async fn transfer(
         _ => TransferMode::Blind,
     };
     match s.transfers.transfer(&p, &id, &to, mode).await {
+        Ok(_) if mode == TransferMode::Attended => Redirect::to(&call_screen(&id)).into_response(),
         Ok(_) => Redirect::to("/desk").into_response(),
+        Err(e) => crate::web::error_page(&headers, &e, crate::web::who(&p)),
+    }
+}
+
+/// The call screen of `interaction` when it is an id (letters, digits and `-` only).
+fn call_screen(interaction: &str) -> String {
+    if !interaction.is_empty()
+        && interaction.len() <= 64
+        && interaction
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        format!("/desk/interactions/{interaction}#transfer")
+    } else {
+        "/desk".to_owned()
+    }
+}
+
+#[derive(Deserialize)]
+struct ConsultForm {
+    csrf: String,
+}
+csrf_forms!(ConsultForm);
+
+async fn complete(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    p: crate::principal::Principal,
+    Path(id): Path<String>,
+    Checked(_f): Checked<ConsultForm>,
+) -> Response {
+    match s.transfers.consult(&p, &id, Consult::Complete).await {
+        Ok(()) => Redirect::to("/desk").into_response(),
+        Err(e) => crate::web::error_page(&headers, &e, crate::web::who(&p)),
+    }
+}
+
+async fn cancel(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    p: crate::principal::Principal,
+    Path(id): Path<String>,
+    Checked(_f): Checked<ConsultForm>,
+) -> Response {
+    match s.transfers.consult(&p, &id, Consult::Cancel).await {
+        Ok(()) => Redirect::to(&call_screen(&id)).into_response(),
         Err(e) => crate::web::error_page(&headers, &e, crate::web::who(&p)),
     }
 }
@@ -49,9 +97,21 @@ async fn transfer(
 pub fn routes() -> Vec<PageRoute> {
     use callguard_core::Permission::AgentState;
     use Access::Signed;
-    vec![(
-        "/desk/interactions/{id}/transfer",
-        Signed(AgentState),
-        axum::routing::post(transfer),
-    )]
+    vec![
+        (
+            "/desk/interactions/{id}/transfer",
+            Signed(AgentState),
+            axum::routing::post(transfer),
+        ),
+        (
+            "/desk/interactions/{id}/transfer/complete",
+            Signed(AgentState),
+            axum::routing::post(complete),
+        ),
+        (
+            "/desk/interactions/{id}/transfer/cancel",
+            Signed(AgentState),
+            axum::routing::post(cancel),
+        ),
+    ]
 }

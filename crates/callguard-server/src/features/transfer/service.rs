@@ -1,12 +1,14 @@
-//! Transfers of live calls: the agent whose call it is asks for a blind transfer to another
-//! ready agent or to a queue; the SIP edge carrying the call puts the caller on hold, hangs up
-//! the agent's leg and rings the target (see `callguard-telephony`'s `sip::transfer`).
+//! Transfers of live calls: the agent whose call it is transfers it to another ready agent or
+//! to a queue, blind or attended; the SIP edge carrying the call puts the caller on hold and
+//! rings the target (see `callguard-telephony`'s `sip::transfer` and `sip::consult`). In an
+//! attended transfer the agent talks to the target first, then completes the transfer (the
+//! caller is put through, the agent leaves) or cancels it (the caller is back with the agent).
 //!
 //! Audited as `call.transfer.requested` (the agent; refusals as failures with a reason),
-//! `call.transfer.completed` (the new agent answered) and `call.transfer.failed` (the target did
-//! not answer, the caller hung up), with the mode, the target queue or agent and the call's
-//! interaction, never a caller's data. Attended transfers (consult first) are not built yet:
-//! asked for, they are refused with 501.
+//! `call.transfer.completed` (the new agent has the call), `call.transfer.cancelled` (an
+//! attended transfer given up: by the agent, or the target did not answer or hung up) and
+//! `call.transfer.failed` (the target did not answer, the caller hung up), with the mode, the
+//! target queue or agent and the call's interaction, never a caller's data.
 
 use crate::error::Error;
 use crate::features::audit::service::AuditLog;
@@ -19,9 +21,9 @@ use callguard_core::audit::record::user as user_ref;
 use callguard_core::audit::AuditRecord;
 use callguard_core::role::Role;
 use callguard_store::Store;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 /// Where a call is transferred to, as asked.
 #[derive(
@@ -43,7 +45,7 @@ pub enum TransferTo {
 pub enum TransferMode {
     /// The caller is put through at once; the transferring agent leaves the call.
     Blind,
-    /// The agent talks to the target first (not built yet).
+    /// The agent talks to the target first (the caller on hold), then completes or cancels.
     Attended,
 }
 
@@ -72,6 +74,18 @@ pub enum TransferOutcome {
     /// The transfer did not happen: why (a fixed word: `not_answered`, `caller_hung_up`,
     /// `max_wait`); where the call went then, if anywhere.
     Failed { reason: &'static str },
+    /// An attended transfer was given up: the call is back with the first agent. Why
+    /// (`agent_cancelled`, `not_answered`, `target_hung_up`, `no_agent`).
+    Cancelled { reason: &'static str },
+}
+
+/// The agent's word on an attended transfer while consulting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consult {
+    /// Put the caller through to the target; the agent leaves the call.
+    Complete,
+    /// Drop the target; the caller is back with the agent.
+    Cancel,
 }
 
 /// What the server asks of the edge carrying a call.
@@ -85,6 +99,8 @@ pub struct TransferOrder {
     pub from_agent: String,
     /// Where the edge tells how the transfer ended.
     pub outcome: oneshot::Sender<TransferOutcome>,
+    /// Attended: the agent's complete / cancel (applied once the target answered).
+    pub consult: Option<mpsc::UnboundedReceiver<Consult>>,
 }
 
 /// The SIP edge's side: hand a transfer to the call it carries.
@@ -107,6 +123,9 @@ pub struct TransferView {
     pub state: String,
 }
 
+/// An attended transfer under way: the agent consulting and their line to the edge.
+type Consulting = (String, mpsc::UnboundedSender<Consult>);
+
 /// Call transfers on this node (the edge carrying the calls runs here).
 pub struct Transfers {
     presence: Arc<Presence>,
@@ -117,6 +136,8 @@ pub struct Transfers {
     edge: OnceLock<Arc<dyn CallTransfer>>,
     /// Interactions with a transfer under way.
     pending: Arc<Mutex<HashSet<String>>>,
+    /// Attended transfers under way: interaction → the agent consulting and their line to it.
+    consulting: Mutex<HashMap<String, Consulting>>,
 }
 
 /// Why a target is refused, before any telephony.
@@ -191,6 +212,7 @@ impl Transfers {
             audit,
             edge: OnceLock::new(),
             pending: Arc::default(),
+            consulting: Mutex::default(),
         }
     }
 
@@ -222,11 +244,6 @@ impl Transfers {
             .get()
             .cloned()
             .ok_or(Error::NotConfigured("this server has no SIP edge"))?;
-        if mode == TransferMode::Attended {
-            return Err(Error::NotConfigured(
-                "attended transfers are not available yet: transfer blind",
-            ));
-        }
         let target = match self.target(p, to).await? {
             Ok(t) => t,
             Err(refusal) => {
@@ -246,14 +263,23 @@ impl Transfers {
             .record(with_interaction(requested, interaction))
             .await?;
         let (outcome, ended) = oneshot::channel();
+        let consult = (mode == TransferMode::Attended).then(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            if let Ok(mut c) = self.consulting.lock() {
+                c.insert(interaction.to_owned(), (p.user.id.clone(), tx));
+            }
+            rx
+        });
         let order = TransferOrder {
             target: target.clone(),
             mode,
             level: level_of(&row.state),
             from_agent: p.user.id.clone(),
             outcome,
+            consult,
         };
         if edge.transfer(interaction, order).is_err() {
+            self.stop_consulting(interaction);
             self.failed(&p.actor(), interaction, &target, mode, "not_on_the_line")
                 .await;
             return Err(Error::State(
@@ -266,9 +292,43 @@ impl Transfers {
                 reason: "call_ended",
             });
             drop(pending);
+            me.stop_consulting(&interaction_id);
             me.ended(&interaction_id, &t, mode, outcome).await;
         });
         Ok(view(interaction, &target, mode))
+    }
+
+    /// The agent `p` completes (`Consult::Complete`) or cancels their attended transfer of
+    /// the call of `interaction`. Refused (409) when no attended transfer of theirs is under
+    /// way; the call is not found when it is not theirs.
+    pub async fn consult(
+        &self,
+        p: &Principal,
+        interaction: &str,
+        word: Consult,
+    ) -> Result<(), Error> {
+        if p.user.role != Role::Agent {
+            return Err(Error::Forbidden);
+        }
+        self.interactions.own(p, interaction).await?;
+        let line = self
+            .consulting
+            .lock()
+            .map_err(|_| Error::Internal)?
+            .get(interaction)
+            .filter(|(agent, _)| *agent == p.user.id)
+            .map(|(_, line)| line.clone())
+            .ok_or(Error::State(
+                "no attended transfer of this call is under way",
+            ))?;
+        line.send(word)
+            .map_err(|_| Error::State("the transfer has ended"))
+    }
+
+    fn stop_consulting(&self, interaction: &str) {
+        if let Ok(mut c) = self.consulting.lock() {
+            c.remove(interaction);
+        }
     }
 
     /// The target as checked: a queue that exists, or a ready agent other than `p`.
@@ -342,6 +402,13 @@ impl Transfers {
             }
             TransferOutcome::Failed { reason } => {
                 self.failed(&edge, interaction, target, mode, reason).await;
+            }
+            TransferOutcome::Cancelled { reason } => {
+                let r = described(edge.record("call.transfer.cancelled"), target, mode)
+                    .detail("reason", reason);
+                if let Err(e) = self.audit.record(with_interaction(r, interaction)).await {
+                    tracing::error!(error = %e, "a cancelled transfer could not be audited");
+                }
             }
         }
     }
