@@ -1,7 +1,7 @@
 //! Call transfers end to end (issue #13 item 4), inside `unshare -n`: sipp as the caller, who
 //! reaches level 2 by keypad, baresip as agent ann, who answers, and a second baresip as agent
-//! bob, to whom ann's desk transfers the call (blind). Which tone reached whom is found by
-//! frequency (Goertzel), never by bytes.
+//! bob, to whom ann's desk transfers the call (blind; attended, cancelled then completed).
+//! Which tone reached whom is found by frequency (Goertzel), never by bytes.
 
 use crate::harness::{Backend, Deployment, Server};
 use crate::presence::{open_stream, read_until};
@@ -26,6 +26,24 @@ async fn on_call(server: &Server, agent: &Agent) -> String {
     panic!("{} never got the call\n{}", agent.username, server.logs());
 }
 
+/// The real binary with SIP on, short ring and wrap-up times.
+async fn start(backend: Backend) -> Server {
+    Server::start_with(
+        Deployment::new(backend),
+        &[
+            ("CALLGUARD_SIP_LISTEN", "127.0.0.1:5060"),
+            ("CALLGUARD_SIP_TRUNKS", "127.0.0.1"),
+            ("CALLGUARD_SIP_REALM", "callguard.test"),
+            ("CALLGUARD_SIP_RTP_PORTS", "20000-20999"),
+            ("CALLGUARD_QUEUES_RING_SECONDS", "6"),
+            ("CALLGUARD_QUEUES_WRAP_UP_SECONDS", "1"),
+            ("CALLGUARD_SIP_DIGEST_ALGORITHMS", "MD5"),
+            ("CALLGUARD_LOG_LEVEL", "info"),
+        ],
+    )
+    .await
+}
+
 async fn transfer(
     server: &Server,
     token: &str,
@@ -48,20 +66,7 @@ async fn transfer(
 /// the audit log has the request and the completion (no personal data). Refused: bob
 /// transferring ann's call, a target agent who is not ready, ann herself, an unknown queue.
 async fn a_blind_transfer_hands_the_call_and_its_level_to_the_next_agent(backend: Backend) {
-    let server = Server::start_with(
-        Deployment::new(backend),
-        &[
-            ("CALLGUARD_SIP_LISTEN", "127.0.0.1:5060"),
-            ("CALLGUARD_SIP_TRUNKS", "127.0.0.1"),
-            ("CALLGUARD_SIP_REALM", "callguard.test"),
-            ("CALLGUARD_SIP_RTP_PORTS", "20000-20999"),
-            ("CALLGUARD_QUEUES_RING_SECONDS", "6"),
-            ("CALLGUARD_QUEUES_WRAP_UP_SECONDS", "1"),
-            ("CALLGUARD_SIP_DIGEST_ALGORITHMS", "MD5"),
-            ("CALLGUARD_LOG_LEVEL", "info"),
-        ],
-    )
-    .await;
+    let server = start(backend).await;
     let api = server.api();
     // The caller: the demo customer, with a portal code to key in (level 2).
     let clerk = server
@@ -315,4 +320,214 @@ async fn a_blind_transfer_hands_the_call_and_its_level_to_the_next_agent(backend
     );
 }
 
-in_private_network!(a_blind_transfer_hands_the_call_and_its_level_to_the_next_agent);
+/// Bob's softphone's tone, told apart from ann's.
+const BOB_HZ: f32 = 1600.0;
+
+/// `POST /api/v1/interactions/{id}/transfer/{word}` (complete, cancel) as `token`.
+async fn consult(server: &Server, token: &str, interaction: &str, word: &str) -> u16 {
+    server
+        .api()
+        .post(
+            &format!("/api/v1/interactions/{interaction}/transfer/{word}"),
+            Some(token),
+            json!({}),
+        )
+        .await
+        .status
+        .as_u16()
+}
+
+/// Waits until `agent` is in `state`.
+async fn wait_state(server: &Server, agent: &Agent, state: &str) {
+    for _ in 0..200 {
+        if agent.state(server).await["agent"]["state"] == state {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{} never went {state}\n{}", agent.username, server.logs());
+}
+
+/// Ann consults bob (attended): bob's phone rings and answers, ann and bob hear each other, and
+/// ann cancels: bob's leg is hung up and the call is still ann's. Ann consults again and
+/// completes: the call and its interaction are bob's, bob hears the caller, ann's leg is hung
+/// up. Complete and cancel are refused when no consultation is under way and to another agent;
+/// each end is audited (cancelled with its reason, completed).
+async fn an_attended_transfer_is_cancelled_then_completed(backend: Backend) {
+    let server = start(backend).await;
+    let api = server.api();
+    let dir = tempfile::tempdir().unwrap();
+    let ann = agent_with_sip(&server, "ann").await;
+    let bob = agent_with_sip(&server, "bob").await;
+    let ann_phone = ann.phone(dir.path(), 5100, true);
+    wait_registered(&server, 1, &ann_phone).await;
+    let bob_phone = crate::baresip::Softphone::start(
+        &dir.path().join("bob"),
+        &bob.username,
+        &bob.sip_password,
+        5200,
+        true,
+        f64::from(BOB_HZ),
+    );
+    wait_registered(&server, 2, &bob_phone).await;
+    ann.set_state(&server, json!({"state": "ready"})).await;
+    write_caller_pcap(
+        &dir.path().join("caller.pcap"),
+        &[
+            Part::Audio(5000),
+            Part::Keys("1".into()),
+            Part::Audio(1000),
+            Part::Keys("#".into()),
+            Part::Audio(40_000),
+        ],
+    );
+    let call_dir = dir.path().to_owned();
+    let caller = tokio::task::spawn_blocking(move || {
+        let scenario = caller_scenario(crate::vault::PHONE, "caller.pcap", 48_000);
+        sipp(
+            &call_dir,
+            &scenario,
+            &[
+                "127.0.0.1:5060",
+                "-s",
+                "callguard",
+                "-i",
+                "127.0.0.1",
+                "-p",
+                "5070",
+                "-mi",
+                "127.0.0.1",
+                "-mp",
+                "7000",
+            ],
+        )
+    });
+    let interaction = on_call(&server, &ann).await;
+    bob.set_state(&server, json!({"state": "ready"})).await;
+    assert_eq!(
+        consult(&server, &ann.token, &interaction, "complete").await,
+        409,
+        "no consultation under way yet"
+    );
+    let attended_to_bob = json!({"to": {"agent": bob.username}, "mode": "attended"});
+    let started = transfer(&server, &ann.token, &interaction, attended_to_bob.clone())
+        .await
+        .expect(202)
+        .json();
+    assert_eq!(started["mode"], "attended");
+    assert_eq!(
+        on_call(&server, &bob).await,
+        interaction,
+        "bob is consulted"
+    );
+    // Ann and bob talk for a while.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        consult(&server, &bob.token, &interaction, "cancel").await,
+        404,
+        "not bob's call to cancel"
+    );
+    assert_eq!(
+        consult(&server, &ann.token, &interaction, "cancel").await,
+        204
+    );
+    // Bob's leg is hung up (wrap-up, then ready by himself); the call stays ann's.
+    wait_state(&server, &bob, "ready").await;
+    assert_eq!(ann.state(&server).await["agent"]["state"], "on_call");
+    api.get(
+        &format!("/api/v1/interactions/{interaction}"),
+        Some(&ann.token),
+    )
+    .await
+    .expect(200);
+
+    // Again, and this time ann completes.
+    let mut started = None;
+    for _ in 0..50 {
+        let a = transfer(&server, &ann.token, &interaction, attended_to_bob.clone()).await;
+        if a.status.as_u16() == 202 {
+            started = Some(a);
+            break;
+        }
+        // The cancelled consultation's end may still be on its way.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(started.is_some(), "the second consultation starts");
+    assert_eq!(on_call(&server, &bob).await, interaction);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        consult(&server, &ann.token, &interaction, "complete").await,
+        204
+    );
+    for _ in 0..100 {
+        let a = api
+            .get(
+                &format!("/api/v1/interactions/{interaction}"),
+                Some(&bob.token),
+            )
+            .await;
+        if a.status.as_u16() == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    api.get(
+        &format!("/api/v1/interactions/{interaction}"),
+        Some(&bob.token),
+    )
+    .await
+    .expect(200);
+    let a = api
+        .get(
+            &format!("/api/v1/interactions/{interaction}"),
+            Some(&ann.token),
+        )
+        .await;
+    assert_eq!(a.status.as_u16(), 404, "the call is bob's now");
+
+    let (ok, out) = caller.await.unwrap();
+    assert!(ok, "the call completes\n{out}\n{}", server.logs());
+    let ann_heard = ann_phone.heard();
+    assert!(
+        crate::baresip::seconds_of_tone(&ann_heard, BOB_HZ) >= 2,
+        "ann heard bob while consulting\n{}",
+        server.logs()
+    );
+    let bob_heard = bob_phone.heard();
+    assert!(
+        crate::baresip::seconds_of_tone(&bob_heard, crate::telephony::AGENT_HZ) >= 2,
+        "bob heard ann while consulted"
+    );
+    assert!(
+        crate::baresip::seconds_of_tone(&bob_heard, CALLER_HZ) >= 5,
+        "bob hears the caller once the transfer completed\n{}",
+        server.logs()
+    );
+
+    let log = audit_entries(&server).await;
+    let of = |action: &str| -> Vec<Value> {
+        log.iter()
+            .filter(|e| e["action"] == action && e["interaction"] == interaction.as_str())
+            .cloned()
+            .collect()
+    };
+    let cancelled = of("call.transfer.cancelled");
+    assert!(
+        cancelled
+            .iter()
+            .any(|e| e["details"]["reason"] == "agent_cancelled"
+                && e["details"]["mode"] == "attended"),
+        "{cancelled:?}"
+    );
+    let completed = of("call.transfer.completed");
+    assert!(
+        completed.iter().any(|e| e["details"]["mode"] == "attended"
+            && e["details"]["to_agent"] == format!("user:{}", bob.id).as_str()),
+        "{completed:?}"
+    );
+}
+
+in_private_network!(
+    a_blind_transfer_hands_the_call_and_its_level_to_the_next_agent,
+    an_attended_transfer_is_cancelled_then_completed
+);
