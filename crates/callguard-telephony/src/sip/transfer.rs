@@ -2,7 +2,7 @@
 //! (`features/transfer`) to pass it on, and the server hands the order to the call's relay
 //! through [`EdgeTransfers`].
 //!
-//! A **blind** transfer: the caller hears the comfort tone ([`Command::Unbridge`]), the first
+//! A **blind** transfer: the caller hears the comfort tone (`Command::Unbridge`), the first
 //! agent's leg is hung up (BYE) and the agent goes to wrap-up; then
 //! - to a **queue**: the call waits in that queue like any other (normal ACD: longest-idle ready
 //!   agent, ring timeout, overflow, maximum wait);
@@ -17,7 +17,9 @@
 //! on across the transfer (the hold is in it, as silence from the agent's side). The server is
 //! told how the transfer ended (completed, or failed and why) and audits it.
 //!
-//! Attended transfers (consulting the target first) are not built yet.
+//! An **attended** transfer consults the target first ([`super::consult`]): complete puts the
+//! caller through to the target as above, cancel (or the target not answering or hanging up)
+//! returns the caller to the first agent.
 
 use super::acd::{Answered, Ended, QueuedCall, Relayed, Rung, Waited};
 use super::consult::Consulted;
