@@ -967,6 +967,116 @@ mod tests {
         true
     }
 
+    #[tokio::test]
+    async fn an_unbridged_caller_hears_the_hold_tone_on_their_stream_and_the_agent_leg_comes_back()
+    {
+        let local = |s: &UdpSocket| s.local_addr().unwrap();
+        let media_caller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let media_agent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let caller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let agent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        caller.connect(local(&media_caller)).await.unwrap();
+        agent.connect(local(&media_agent)).await.unwrap();
+        let agent_media = local(&media_agent);
+        let session = Session {
+            socket: media_caller,
+            remote: local(&caller),
+            codec: 8,
+            telephone_event: None,
+            prompts: Arc::new(PromptSet::builtin()),
+        };
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let (heard_tx, _heard) = mpsc::unbounded_channel();
+        let media = tokio::spawn(session.run(commands_rx, heard_tx));
+        let (sink, mut recorded) = mpsc::unbounded_channel();
+        commands.send(Command::Record(sink)).unwrap();
+        let format = LegFormat {
+            codec: 8,
+            telephone_event: None,
+        };
+        commands
+            .send(Command::Bridge(AgentLeg {
+                socket: media_agent,
+                remote: local(&agent),
+                format,
+                srtp: None,
+            }))
+            .unwrap();
+        // The agent talks: the caller gets it on the caller leg's stream.
+        let reply = [0x2Au8; 160];
+        let from_agent = RtpHeader {
+            marker: false,
+            payload_type: 8,
+            sequence: 9,
+            timestamp: 1,
+            ssrc: 0xA6E7,
+        };
+        agent
+            .send(&from_agent.to_packet(&reply).unwrap())
+            .await
+            .unwrap();
+        let mut buf = vec![0u8; 1500];
+        let relayed = loop {
+            let n = tokio::time::timeout(Duration::from_secs(10), caller.recv(&mut buf))
+                .await
+                .expect("a packet")
+                .unwrap();
+            let p = RtpPacket::parse(&buf[..n]).unwrap();
+            if p.payload == &reply[..] {
+                break (p.ssrc, p.sequence);
+            }
+        };
+        // A transfer: the agent's leg comes back, the recording pauses for the hold.
+        let (back, leg) = tokio::sync::oneshot::channel();
+        commands
+            .send(Command::Unbridge { back, hold: true })
+            .unwrap();
+        let leg = tokio::time::timeout(Duration::from_secs(10), leg)
+            .await
+            .expect("the leg")
+            .unwrap();
+        assert_eq!(leg.socket.local_addr().unwrap(), agent_media);
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), recorded.recv())
+                .await
+                .expect("the pause")
+                .unwrap()
+            {
+                ToRecorder::Pause(PauseReason::Hold) => break,
+                ToRecorder::Frame(_) => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        // The caller hears the comfort tone, going on from the relayed stream.
+        let n = tokio::time::timeout(Duration::from_secs(10), caller.recv(&mut buf))
+            .await
+            .expect("the hold tone")
+            .unwrap();
+        let p = RtpPacket::parse(&buf[..n]).unwrap();
+        assert_eq!(p.ssrc, relayed.0, "the same stream");
+        assert_eq!(p.sequence, relayed.1.wrapping_add(1), "no jump in sequence");
+        let mut loud = false;
+        for _ in 0..50 {
+            let n = tokio::time::timeout(Duration::from_secs(10), caller.recv(&mut buf))
+                .await
+                .expect("the hold tone")
+                .unwrap();
+            let p = RtpPacket::parse(&buf[..n]).unwrap();
+            loud |= p.payload.iter().any(|&c| c != Law::Alaw.silence());
+        }
+        assert!(loud, "the comfort tone is sound, not silence");
+        // Bridged again (a cancelled consultation): the recording resumes, and no frame came
+        // while the caller held.
+        commands.send(Command::Bridge(leg)).unwrap();
+        let next = tokio::time::timeout(Duration::from_secs(10), recorded.recv())
+            .await
+            .expect("the resume")
+            .unwrap();
+        assert!(matches!(next, ToRecorder::Resume), "{next:?}");
+        commands.send(Command::End).unwrap();
+        media.await.unwrap();
+    }
+
     #[test]
     fn holding_loops_the_comfort_tone_and_an_interrupt_stops_a_prompt() {
         let prompts = Arc::new(PromptSet::builtin());
