@@ -527,7 +527,114 @@ async fn an_attended_transfer_is_cancelled_then_completed(backend: Backend) {
     );
 }
 
+/// Ann transfers the call to bob, whose softphone never answers: after the ring timeout the
+/// call goes back to its queue (billing), where the ACD gives it to ann again (the only ready
+/// agent), and the failure is audited. Ann then transfers it to the billing queue, where carol,
+/// ready meanwhile, takes it and hears the caller.
+async fn a_missed_transfer_goes_back_to_the_queue_and_a_queue_transfer_waits_there(
+    backend: Backend,
+) {
+    let server = start(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ann = agent_with_sip(&server, "ann").await;
+    let bob = agent_with_sip(&server, "bob").await;
+    let carol = agent_with_sip(&server, "carol").await;
+    let ann_phone = ann.phone(dir.path(), 5100, true);
+    wait_registered(&server, 1, &ann_phone).await;
+    let bob_phone = bob.phone(dir.path(), 5200, false);
+    wait_registered(&server, 2, &bob_phone).await;
+    let carol_phone = carol.phone(dir.path(), 5300, true);
+    wait_registered(&server, 3, &carol_phone).await;
+    ann.set_state(&server, json!({"state": "ready"})).await;
+    write_caller_pcap(
+        &dir.path().join("caller.pcap"),
+        &[
+            Part::Audio(5000),
+            Part::Keys("1".into()),
+            Part::Audio(1000),
+            Part::Keys("#".into()),
+            Part::Audio(45_000),
+        ],
+    );
+    let call_dir = dir.path().to_owned();
+    let caller = tokio::task::spawn_blocking(move || {
+        let scenario = caller_scenario(crate::vault::PHONE, "caller.pcap", 53_000);
+        sipp(
+            &call_dir,
+            &scenario,
+            &[
+                "127.0.0.1:5060",
+                "-s",
+                "callguard",
+                "-i",
+                "127.0.0.1",
+                "-p",
+                "5070",
+                "-mi",
+                "127.0.0.1",
+                "-mp",
+                "7000",
+            ],
+        )
+    });
+    let interaction = on_call(&server, &ann).await;
+    bob.set_state(&server, json!({"state": "ready"})).await;
+    transfer(
+        &server,
+        &ann.token,
+        &interaction,
+        json!({"to": {"agent": bob.username}, "mode": "blind"}),
+    )
+    .await
+    .expect(202);
+    // Bob's phone rings out: he is set not ready (missed call), the call is back in billing
+    // and ann, ready again after her wrap-up, takes it.
+    wait_state(&server, &bob, "not_ready").await;
+    assert_eq!(on_call(&server, &ann).await, interaction);
+    carol.set_state(&server, json!({"state": "ready"})).await;
+    let to_queue = transfer(
+        &server,
+        &ann.token,
+        &interaction,
+        json!({"to": {"queue": "billing"}, "mode": "blind"}),
+    )
+    .await
+    .expect(202)
+    .json();
+    assert_eq!(to_queue["target_kind"], "queue");
+    assert_eq!(on_call(&server, &carol).await, interaction);
+
+    let (ok, out) = caller.await.unwrap();
+    assert!(ok, "the call completes\n{out}\n{}", server.logs());
+    assert!(
+        crate::baresip::seconds_of_tone(&carol_phone.heard(), CALLER_HZ) >= 5,
+        "carol hears the caller\n{}",
+        server.logs()
+    );
+    let log = audit_entries(&server).await;
+    let failed: Vec<&Value> = log
+        .iter()
+        .filter(|e| {
+            e["action"] == "call.transfer.failed" && e["interaction"] == interaction.as_str()
+        })
+        .collect();
+    assert!(
+        failed
+            .iter()
+            .any(|e| e["details"]["reason"] == "not_answered"
+                && e["target"] == format!("user:{}", bob.id).as_str()),
+        "{failed:?}"
+    );
+    assert!(
+        log.iter().any(|e| e["action"] == "call.transfer.completed"
+            && e["details"]["queue"] == "billing"
+            && e["details"]["to_agent"] == format!("user:{}", carol.id).as_str()),
+        "the queue transfer completed with carol"
+    );
+}
+
 in_private_network!(
     a_blind_transfer_hands_the_call_and_its_level_to_the_next_agent,
-    an_attended_transfer_is_cancelled_then_completed
+    an_attended_transfer_is_cancelled_then_completed,
+    a_missed_transfer_goes_back_to_the_queue_and_a_queue_transfer_waits_there
 );
