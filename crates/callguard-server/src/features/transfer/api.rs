@@ -60,7 +60,7 @@ pub fn routes() -> Vec<ApiRoute> {
     use Permission::AgentState;
     vec![
         route("POST", "/api/v1/interactions/{id}/transfer", Signed(AgentState), "Transfers the call I am on. `blind`: the caller hears the comfort tone, my leg is hung up, and the call rings the target agent (who must be ready) or waits in the target queue; if the target agent does not answer the call goes back to its queue. `attended`: the caller is on hold while the target (the agent, or a ready agent of the queue) is rung and I talk to them; then `complete` or `cancel`. The interaction goes with the call, its verification level intact; the new agent's desk pops with it. Only my own call, only while this server's SIP edge carries it; audited (`call.transfer.*`).", post(transfer))
-            .takes::<TransferRequest>().gives::<TransferView>(202).may(&[403, 404, 409, 422, 501]),
+            .takes::<TransferRequest>().gives::<TransferView>(202).may(&[403, 404, 409, 422]),
         route("POST", "/api/v1/interactions/{id}/transfer/complete", Signed(AgentState), "Completes my attended transfer: the caller is put through to the agent I consulted and I leave the call (applied once they answered).", post(complete))
             .may(&[403, 404, 409]),
         route("POST", "/api/v1/interactions/{id}/transfer/cancel", Signed(AgentState), "Cancels my attended transfer: the consulted agent is hung up and the caller is back with me.", post(cancel))

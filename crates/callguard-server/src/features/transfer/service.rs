@@ -140,6 +140,10 @@ pub struct Transfers {
     consulting: Mutex<HashMap<String, Consulting>>,
 }
 
+/// The call is not bridged by this node's SIP edge (or the node has none).
+const NOT_ON_THE_LINE: Error =
+    Error::State("the call is not on a phone line of this server: it cannot be transferred");
+
 /// Why a target is refused, before any telephony.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
@@ -239,11 +243,8 @@ impl Transfers {
         if row.status != "active" {
             return Err(Error::State("the call has ended"));
         }
-        let edge = self
-            .edge
-            .get()
-            .cloned()
-            .ok_or(Error::NotConfigured("this server has no SIP edge"))?;
+        // Without a SIP edge on this node no call is carried here.
+        let edge = self.edge.get().cloned().ok_or(NOT_ON_THE_LINE)?;
         let target = match self.target(p, to).await? {
             Ok(t) => t,
             Err(refusal) => {
@@ -282,9 +283,7 @@ impl Transfers {
             self.stop_consulting(interaction);
             self.failed(&p.actor(), interaction, &target, mode, "not_on_the_line")
                 .await;
-            return Err(Error::State(
-                "the call is not on a phone line of this server: it cannot be transferred",
-            ));
+            return Err(NOT_ON_THE_LINE);
         }
         let (me, interaction_id, t) = (self.clone(), interaction.to_owned(), target.clone());
         tokio::spawn(async move {
