@@ -191,7 +191,17 @@ fn build_state(
         payments.clone(),
         keypad.clone(),
     ));
+    let queues = Arc::new(crate::features::queues::service::QueueFigures::new(
+        settings.queues.clone(),
+    ));
     Ok(AppState {
+        transfers: Arc::new(crate::features::transfer::service::Transfers::new(
+            presence.clone(),
+            queues.clone(),
+            interactions.clone(),
+            runtime.store.clone(),
+            runtime.audit.clone(),
+        )),
         monitoring: Arc::new(crate::features::monitor::service::Monitoring::new(
             settings.monitor.clone(),
             presence.clone(),
@@ -226,9 +236,7 @@ fn build_state(
                 settings.sip_server.clone(),
             ),
         ),
-        queues: Arc::new(crate::features::queues::service::QueueFigures::new(
-            settings.queues.clone(),
-        )),
+        queues,
         identity,
         audit: runtime.audit.clone(),
         dnc: runtime.dnc.clone(),

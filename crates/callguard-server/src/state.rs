@@ -56,6 +56,8 @@ pub struct AppState {
     pub queues: Arc<crate::features::queues::service::QueueFigures>,
     /// Supervisors listening to, whispering into or barging into calls (the SIP edge attaches).
     pub monitoring: Arc<crate::features::monitor::service::Monitoring>,
+    /// Call transfers (the SIP edge attaches itself when it runs).
+    pub transfers: Arc<crate::features::transfer::service::Transfers>,
     /// The OpenAPI document, built once from the route table.
     pub openapi: Arc<serde_json::Value>,
 }

@@ -127,6 +127,18 @@ const PAGE_POSTS: &[(&str, Counterpart)] = &[
         "/desk/payments/{id}/keypad/cancel",
         Ok(("POST", "/api/v1/payments/{id}/keypad/in-call/cancel")),
     ),
+    (
+        "/desk/interactions/{id}/transfer",
+        Ok(("POST", "/api/v1/interactions/{id}/transfer")),
+    ),
+    (
+        "/desk/interactions/{id}/transfer/complete",
+        Ok(("POST", "/api/v1/interactions/{id}/transfer/complete")),
+    ),
+    (
+        "/desk/interactions/{id}/transfer/cancel",
+        Ok(("POST", "/api/v1/interactions/{id}/transfer/cancel")),
+    ),
     // Supervisors join and leave calls from the wallboard (the API takes the call in its body
     // and path alike).
     ("/wallboard/monitor", Ok(("POST", "/api/v1/monitor"))),

@@ -21,6 +21,7 @@ use std::sync::Arc;
 pub fn front_end(bound: sip::Bound) -> FrontEnd {
     Box::new(move |state, tasks| {
         state.monitoring.attach(bound.monitor());
+        state.transfers.attach(bound.transfers());
         let accounts: Arc<dyn SipAccounts> =
             Arc::new(sip::registrar::IssuedCredentials(state.softphones.clone()));
         tasks.spawn(bound.run(

@@ -24,6 +24,7 @@ pub mod recordings;
 pub mod signin;
 pub mod softphones;
 pub mod staff;
+pub mod transfer;
 pub mod vault;
 
 use crate::http::routes::ApiRoute;
@@ -53,6 +54,7 @@ pub fn api_routes() -> Vec<ApiRoute> {
         presence::api::routes(),
         queues::api::routes(),
         monitor::api::routes(),
+        transfer::api::routes(),
     ]
     .into_iter()
     .flatten()
@@ -78,6 +80,7 @@ pub fn page_routes() -> Vec<PageRoute> {
         recordings::pages::routes(),
         queues::pages::routes(),
         monitor::pages::routes(),
+        transfer::pages::routes(),
         crate::web::assets::routes(),
     ]
     .into_iter()

@@ -19,6 +19,7 @@ use super::Edge;
 use crate::media::prompts::{Digit, Prompt};
 use crate::media::srtp::MasterKey;
 use bytesstr::BytesStr;
+use callguard_server::features::transfer::service::TransferOrder;
 use callguard_server::principal::Principal;
 use ezk_sdp_types::SessionDescription;
 use ezk_sip_core::Endpoint;
@@ -125,6 +126,9 @@ pub trait AgentPool: Send + Sync {
     /// The agent to ring for `call` in `queue`, among those whose softphone is `registered`:
     /// the longest-idle ready one, reserved (ringing) at once so no other call gets them.
     async fn pick(&self, queue: &str, call: &QueuedCall, registered: &[String]) -> Option<Picked>;
+    /// The agent `user_id`, ready, for a call transferred to them: reserved (ringing, `call`
+    /// shown on their desk) at once; `None` when they are not ready.
+    async fn reserve(&self, user_id: &str, queue: &str, call: &QueuedCall) -> Option<Picked>;
     /// The agent answered the call.
     async fn answered(&self, agent: &Picked, interaction: &str);
     /// The agent's phone rang out or refused the call.
@@ -271,13 +275,41 @@ impl ezk_sip_auth::ClientAuthenticator for NoAuth {
 }
 
 /// How ringing an agent ended.
-enum Rung {
+pub(super) enum Rung {
     Answered(Box<Call<Offering>>, UdpSocket),
     /// Rang out, or refused.
     NotAnswered,
     /// Could not be rung (no registration, no RTP port, an unusable contact).
     NotReached,
     CallerGone,
+}
+
+/// An agent who answered a queued call, with their leg.
+pub(super) struct Answered {
+    pub(super) agent: Picked,
+    pub(super) leg: Box<Call<Offering>>,
+    pub(super) socket: UdpSocket,
+}
+
+/// How waiting in a queue ended.
+pub(super) enum Waited {
+    Answered(Answered),
+    Over(Ended),
+}
+
+/// How a bridged call's relay ended.
+pub(super) enum Relayed {
+    /// Either side hung up (`by_caller`: the caller did).
+    Over { by_caller: bool },
+    /// The agent transferred the call: the caller is on hold, the agent's leg hung up.
+    Transfer(TransferOrder),
+    /// The agent asked for an attended transfer: the caller is on hold; the agent's call and
+    /// leg, for the consultation.
+    Consult {
+        order: TransferOrder,
+        call: Box<Call<Offering>>,
+        leg: Box<AgentLeg>,
+    },
 }
 
 /// How a queued call ended.
@@ -294,7 +326,7 @@ pub enum Ended {
 
 /// Resolves when the caller's media has ended (the caller hung up); what it hears meanwhile
 /// (keys, prompts played) is dropped.
-async fn caller_gone(heard: &mut mpsc::UnboundedReceiver<Heard>) {
+pub(super) async fn caller_gone(heard: &mut mpsc::UnboundedReceiver<Heard>) {
     while heard.recv().await.is_some() {}
 }
 
@@ -328,16 +360,15 @@ fn cancel(outbound: OutboundCall<Offering>) {
 const PICK_EVERY: Duration = Duration::from_millis(250);
 
 impl Edge {
-    /// Queues the call in `queue`, rings agents until one answers, and relays the call to them
-    /// until either side hangs up.
-    pub(super) async fn queue_and_bridge(
+    /// Queues the call in `queue` and rings agents until one answers (the call then leaves the
+    /// queue: the agent is on it, not yet handed the interaction).
+    pub(super) async fn wait_for_agent(
         &self,
         endpoint: &Endpoint,
         line: &mut Line,
         queue: String,
         call: &QueuedCall,
-        edge: &Principal,
-    ) -> Ended {
+    ) -> Waited {
         let interaction = call.interaction.as_str();
         let settings = &self.settings.acd;
         let mut queue = queue;
@@ -367,12 +398,12 @@ impl Edge {
                         // and any position announcement stop first).
                         let _ = line.commands.send(Command::Interrupt);
                         if line.play_through(vec![Prompt::Goodbye]).await.is_none() {
-                            return Ended::ByCaller;
+                            return Waited::Over(Ended::ByCaller);
                         }
                         // The last frames are still in the network and the phone's jitter
                         // buffer: hang up only once they have played.
                         tokio::time::sleep(PLAY_OUT).await;
-                        return Ended::MaxWait;
+                        return Waited::Over(Ended::MaxWait);
                     }
                 }
             }
@@ -384,25 +415,7 @@ impl Edge {
                         Rung::Answered(leg, socket) => {
                             drop(place);
                             self.agents.queue_answered(&queue, interaction).await;
-                            // The call becomes the agent's: their desk opens it.
-                            let handed = match self
-                                .interactions
-                                .hand_over(edge, interaction, &agent.user_id)
-                                .await
-                            {
-                                Ok(_) => true,
-                                Err(e) => {
-                                    tracing::warn!(error = %e, "the call could not be handed to the agent's desk");
-                                    false
-                                }
-                            };
-                            let listed = self.bridges.list(interaction, line.commands.clone());
-                            self.agents.answered(&agent, interaction).await;
-                            let by_caller =
-                                self.bridged(line, *leg, socket, interaction, edge).await;
-                            drop(listed);
-                            self.agents.call_ended(&agent).await;
-                            return Ended::Bridged { by_caller, handed };
+                            return Waited::Answered(Answered { agent, leg, socket });
                         }
                         Rung::NotAnswered => {
                             self.agents.not_answered(&agent).await;
@@ -414,7 +427,7 @@ impl Edge {
                         Rung::CallerGone => {
                             self.agents.not_reached(&agent).await;
                             self.agents.abandoned(&queue, interaction).await;
-                            return Ended::ByCaller;
+                            return Waited::Over(Ended::ByCaller);
                         }
                     }
                 }
@@ -428,14 +441,14 @@ impl Edge {
                 () = tokio::time::sleep(PICK_EVERY) => {}
                 () = caller_gone(&mut line.heard) => {
                     self.agents.abandoned(&queue, interaction).await;
-                    return Ended::ByCaller;
+                    return Waited::Over(Ended::ByCaller);
                 }
             }
         }
     }
 
     /// Rings `agent`'s registered softphone for at most `queues.ring_seconds`.
-    async fn ring(&self, endpoint: &Endpoint, line: &mut Line, agent: &str) -> Rung {
+    pub(super) async fn ring(&self, endpoint: &Endpoint, line: &mut Line, agent: &str) -> Rung {
         let Some(contact) = self.registrar.contact_of(agent) else {
             return Rung::NotReached;
         };
@@ -526,6 +539,31 @@ impl Edge {
         }
     }
 
+    /// The media leg of an answered agent's call on `socket` (connected to the softphone's
+    /// address); `None` (to hang up) when its answer has no usable audio.
+    pub(super) async fn leg_of(call: &mut Call<Offering>, socket: UdpSocket) -> Option<AgentLeg> {
+        let answer = call.media().answer.clone().unwrap_or_default();
+        let leg = match sdp::read_offer(&answer) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::info!(error = %e, "the agent's softphone answered without usable audio");
+                return None;
+            }
+        };
+        if let Err(e) = socket.connect(leg.remote).await {
+            tracing::warn!(error = %e, "the agent's RTP address cannot be reached");
+        }
+        Some(AgentLeg {
+            socket,
+            remote: leg.remote,
+            format: LegFormat {
+                codec: leg.codec,
+                telephone_event: leg.telephone_event,
+            },
+            srtp: call.media().srtp.take(),
+        })
+    }
+
     /// Sets up the SRTP of an answered agent leg; the reason to refuse a leg whose answer has no
     /// usable key where one is needed.
     fn secure_leg(&self, call: &mut Call<Offering>) -> Result<(), &'static str> {
@@ -539,46 +577,30 @@ impl Edge {
         Ok(())
     }
 
-    /// Relays the caller to the agent's leg until either side hangs up; whether the caller did.
-    async fn bridged(
+    /// Relays the caller to the agent's leg until either side hangs up, or the agent transfers
+    /// the call (blind: the caller is then on hold and the agent's leg hung up; attended: the
+    /// caller is on hold and the agent's call and leg are handed back for the consultation).
+    pub(super) async fn relay(
         &self,
         line: &mut Line,
         mut call: Call<Offering>,
-        socket: UdpSocket,
+        agent_leg: AgentLeg,
         interaction: &str,
         edge: &Principal,
-    ) -> bool {
-        let answer = call.media().answer.clone().unwrap_or_default();
-        let leg = match sdp::read_offer(&answer) {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::info!(error = %e, "the agent's softphone answered without usable audio");
-                let _ = call.terminate().await;
-                return false;
-            }
-        };
-        if let Err(e) = socket.connect(leg.remote).await {
-            tracing::warn!(error = %e, "the agent's RTP address cannot be reached");
-        }
-        let agent_leg = AgentLeg {
-            socket,
-            remote: leg.remote,
-            format: LegFormat {
-                codec: leg.codec,
-                telephone_event: leg.telephone_event,
-            },
-            srtp: call.media().srtp.take(),
-        };
+    ) -> Relayed {
+        let (remote, codec) = (agent_leg.remote, agent_leg.format.codec);
         let srtp = agent_leg.srtp.is_some();
         if line.commands.send(Command::Bridge(agent_leg)).is_err() {
             let _ = call.terminate().await;
-            return true;
+            return Relayed::Over { by_caller: true };
         }
         self.metrics.sip_call("bridged");
-        tracing::info!(codec = leg.codec, srtp, "caller and agent bridged");
-        let mut agent_media = leg.remote;
+        tracing::info!(codec, srtp, "caller and agent bridged");
+        let mut agent_media = remote;
         // The agent may take a keypad payment on the call from now on.
         let live = self.live_calls.attach(interaction);
+        // The agent may transfer it.
+        let (_transferable, mut orders) = self.transfers.list(interaction);
         let commands = line.commands.clone();
         let in_call = super::secure::serve(line, live, self.settings.dtmf_mask, edge.actor());
         tokio::pin!(in_call);
@@ -588,7 +610,7 @@ impl Edge {
                     Ok(CallEvent::Internal(ev)) => {
                         if let Err(e) = call.handle_internal_event(ev).await {
                             tracing::debug!(error = %e, "agent leg event failed");
-                            return false;
+                            return Relayed::Over { by_caller: false };
                         }
                         // A re-INVITE may have moved the softphone's media.
                         if let Some(to) = moved_media(call.media(), agent_media) {
@@ -596,16 +618,37 @@ impl Edge {
                             agent_media = to;
                             if commands.send(Command::AgentMoved(to)).is_err() {
                                 let _ = call.terminate().await;
-                                return true;
+                                return Relayed::Over { by_caller: true };
                             }
                         }
                     }
                     Ok(CallEvent::Media(never)) => match never {},
-                    Ok(CallEvent::Terminated) | Err(_) => return false,
+                    Ok(CallEvent::Terminated) | Err(_) => return Relayed::Over { by_caller: false },
                 },
+                Some(order) = orders.recv() => {
+                    // The caller goes on hold (and any keypad capture ends); blind, the
+                    // agent's leg is hung up.
+                    let attended = order.consult.is_some();
+                    let (back, leg) = tokio::sync::oneshot::channel();
+                    let leg = match commands.send(Command::Unbridge { back, hold: attended }) {
+                        Ok(()) => leg.await.ok(),
+                        Err(_) => None,
+                    };
+                    match leg {
+                        Some(leg) if attended => {
+                            tracing::info!("the agent consults before transferring the call");
+                            return Relayed::Consult { order, call: Box::new(call), leg: Box::new(leg) };
+                        }
+                        _ => {
+                            let _ = call.terminate().await;
+                            tracing::info!("the agent transferred the call");
+                            return Relayed::Transfer(order);
+                        }
+                    }
+                }
                 () = &mut in_call => {
                     let _ = call.terminate().await;
-                    return true;
+                    return Relayed::Over { by_caller: true };
                 }
             }
         }

@@ -116,6 +116,12 @@ impl Relay {
         }
     }
 
+    /// The sequence number and timestamp the next packet of this stream would carry.
+    #[must_use]
+    pub fn next(&self) -> (u16, u32) {
+        (self.stamp.next_sequence, self.stamp.next_timestamp)
+    }
+
     /// The datagram to send for `packet` (written into `out`, cleared first); false when the
     /// packet is not carried (a payload type the other leg did not negotiate).
     pub fn relay(&mut self, packet: &RtpPacket<'_>, out: &mut Vec<u8>) -> bool {

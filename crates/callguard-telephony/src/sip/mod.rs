@@ -5,6 +5,7 @@
 pub mod acd;
 pub mod bridge;
 pub mod call;
+pub mod consult;
 pub mod digest;
 pub mod info;
 pub mod ivr;
@@ -16,6 +17,7 @@ pub mod sdp;
 pub mod secure;
 pub mod session;
 pub mod srtp_leg;
+pub mod transfer;
 pub mod trunks;
 
 use crate::media::prompts::PromptSet;
@@ -109,6 +111,8 @@ pub struct Edge {
     live_calls: Arc<LiveCalls>,
     /// Callers' dialogs whose SIP INFO key presses reach their calls' media.
     info: Arc<info::InfoRoutes>,
+    /// Bridged calls, where transfer orders arrive ([`transfer`]).
+    transfers: Arc<transfer::EdgeTransfers>,
 }
 
 /// The requests the edge takes from the ezk endpoint (those outside any dialog).
@@ -147,6 +151,7 @@ pub struct Bound {
     settings: SipSettings,
     monitor: Arc<monitor::EdgeMonitor>,
     info: Arc<info::InfoRoutes>,
+    transfers: Arc<transfer::EdgeTransfers>,
 }
 
 /// Binds UDP and TCP on `settings.listen`, and TLS on `settings.tls` when set.
@@ -181,6 +186,7 @@ pub async fn bind(settings: SipSettings) -> Result<Bound, EdgeError> {
         settings,
         monitor: Arc::default(),
         info,
+        transfers: Arc::default(),
     })
 }
 
@@ -189,6 +195,12 @@ impl Bound {
     #[must_use]
     pub fn monitor(&self) -> Arc<monitor::EdgeMonitor> {
         self.monitor.clone()
+    }
+
+    /// Where the server's transfer orders reach the calls (working once the edge runs).
+    #[must_use]
+    pub fn transfers(&self) -> Arc<transfer::EdgeTransfers> {
+        self.transfers.clone()
     }
 
     /// Serves calls and registrations until the task is aborted.
@@ -207,6 +219,7 @@ impl Bound {
             settings,
             monitor,
             info,
+            transfers,
         } = self;
         let host = match settings.media_ip {
             IpAddr::V6(ip) => format!("[{ip}]"),
@@ -246,6 +259,7 @@ impl Bound {
             bridges: Arc::default(),
             live_calls,
             info,
+            transfers,
         });
         monitor.attach(edge.clone(), endpoint.clone());
         // Caller IDs are checked against the numbering plan, which loads on first use: load it

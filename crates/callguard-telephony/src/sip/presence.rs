@@ -21,20 +21,35 @@ fn moved_on(what: &str, r: Result<(), PresenceError>) {
     }
 }
 
+/// What an agent's desk is shown while `call` rings them.
+fn offer_of(queue: &str, call: &QueuedCall) -> CallOffer {
+    CallOffer {
+        interaction_id: call.interaction.clone(),
+        queue: queue.to_owned(),
+        caller_id: (!call.caller_id.is_empty()).then(|| CallerId::new(call.caller_id.clone())),
+        ivr_path: call.ivr_path.clone(),
+        level: call.level,
+        screen_pop: call.screen_pop.clone(),
+    }
+}
+
 #[async_trait::async_trait]
 impl AgentPool for DeskAgents {
     async fn pick(&self, queue: &str, call: &QueuedCall, registered: &[String]) -> Option<Picked> {
         let registered: HashSet<&str> = registered.iter().map(String::as_str).collect();
-        let offer = CallOffer {
-            interaction_id: call.interaction.clone(),
-            queue: queue.to_owned(),
-            caller_id: (!call.caller_id.is_empty()).then(|| CallerId::new(call.caller_id.clone())),
-            ivr_path: call.ivr_path.clone(),
-            level: call.level,
-            screen_pop: call.screen_pop.clone(),
-        };
         self.presence
-            .pick_where(queue, Some(offer), |sip| registered.contains(sip))
+            .pick_where(queue, Some(offer_of(queue, call)), |sip| {
+                registered.contains(sip)
+            })
+            .map(|o| Picked {
+                user_id: o.user_id,
+                sip_username: o.sip_username,
+            })
+    }
+
+    async fn reserve(&self, user_id: &str, queue: &str, call: &QueuedCall) -> Option<Picked> {
+        self.presence
+            .pick_agent(user_id, queue, offer_of(queue, call))
             .map(|o| Picked {
                 user_id: o.user_id,
                 sip_username: o.sip_username,

@@ -37,6 +37,14 @@ pub enum Command {
     Record(mpsc::UnboundedSender<ToRecorder>),
     /// Relay between the caller and this agent's leg (prompts stop).
     Bridge(AgentLeg),
+    /// End the relay (a transfer, [`super::transfer`]): the agent's leg (and any supervisor's)
+    /// leaves the media and is handed back; the caller hears the comfort tone. Secure mode
+    /// ends with it (its capture was cancelled). With `hold` the recording pauses (reason
+    /// `hold`) until the next bridge; without, it goes on.
+    Unbridge {
+        back: tokio::sync::oneshot::Sender<AgentLeg>,
+        hold: bool,
+    },
     /// The agent's softphone moved its media here (a re-INVITE): the relay sends there and
     /// takes the agent's packets from there only.
     AgentMoved(SocketAddr),
@@ -247,6 +255,8 @@ impl Session {
         };
         let mut recorder: Option<mpsc::UnboundedSender<ToRecorder>> = None;
         let mut secure: Option<SecureMedia> = None;
+        // The caller is on hold for a consultation: the recording pauses.
+        let mut held = false;
         let caller_format = LegFormat {
             codec: self.codec,
             telephone_event: self.telephone_event,
@@ -298,7 +308,7 @@ impl Session {
                     if let Some(m) = &mut monitor {
                         m.send_tick().await;
                     }
-                    if let Some(r) = recorder.as_ref().filter(|_| secure.is_none()) {
+                    if let Some(r) = recorder.as_ref().filter(|_| secure.is_none() && !held) {
                         let caller = caller_frames.pop_front().unwrap_or_default();
                         let agent = agent_frames.pop_front().unwrap_or_default();
                         let _ = r.send(ToRecorder::Frame((caller, agent)));
@@ -342,7 +352,7 @@ impl Session {
                         }
                     }
                     let now_ms = started.elapsed().as_millis() as u64;
-                    if packet.payload_type == self.codec && recorder.is_some() && secure.is_none() {
+                    if packet.payload_type == self.codec && recorder.is_some() && secure.is_none() && !held {
                         keep(&mut caller_frames, law, packet.payload);
                     }
                     for key in keys.hear(&packet, self.codec, law, now_ms) {
@@ -419,12 +429,41 @@ impl Session {
                     Some(Command::Bridge(leg)) => {
                         player.interrupt();
                         player.hold = false;
+                        if std::mem::take(&mut held) {
+                            if let Some(r) = &recorder {
+                                let _ = r.send(ToRecorder::Resume);
+                            }
+                        }
                         bridge = Some(Bridged {
                             to_agent: Relay::new(caller_format, leg.format, Restamp::new(rand::random(), rand::random(), rand::random())),
                             to_caller: Relay::new(leg.format, caller_format, Restamp::new(header.ssrc, header.sequence, header.timestamp)),
                             agent_law: Law::from_payload_type(leg.format.codec).unwrap_or(Law::Alaw),
                             leg,
                         });
+                    }
+                    Some(Command::Unbridge { back, hold }) => {
+                        monitor = None;
+                        if let Some(b) = bridge.take() {
+                            // The caller's stream goes on where the relay left it.
+                            (header.sequence, header.timestamp) = b.to_caller.next();
+                            header.marker = true;
+                            let _ = back.send(b.leg);
+                        }
+                        if secure.take().is_some() {
+                            if let Some(r) = &recorder {
+                                let _ = r.send(ToRecorder::Resume);
+                            }
+                        }
+                        player.interrupt();
+                        player.hold = true;
+                        if hold && !held {
+                            if let Some(r) = &recorder {
+                                let _ = r.send(ToRecorder::Pause(PauseReason::Hold));
+                            }
+                            caller_frames.clear();
+                            agent_frames.clear();
+                            held = true;
+                        }
                     }
                     Some(Command::AgentMoved(to)) => {
                         if let Some(b) = &mut bridge {
@@ -1007,6 +1046,116 @@ mod tests {
             }
         }
         true
+    }
+
+    #[tokio::test]
+    async fn an_unbridged_caller_hears_the_hold_tone_on_their_stream_and_the_agent_leg_comes_back()
+    {
+        let local = |s: &UdpSocket| s.local_addr().unwrap();
+        let media_caller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let media_agent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let caller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let agent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        caller.connect(local(&media_caller)).await.unwrap();
+        agent.connect(local(&media_agent)).await.unwrap();
+        let agent_media = local(&media_agent);
+        let session = Session {
+            socket: media_caller,
+            remote: local(&caller),
+            codec: 8,
+            telephone_event: None,
+            prompts: Arc::new(PromptSet::builtin()),
+        };
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let (heard_tx, _heard) = mpsc::unbounded_channel();
+        let media = tokio::spawn(session.run(commands_rx, heard_tx));
+        let (sink, mut recorded) = mpsc::unbounded_channel();
+        commands.send(Command::Record(sink)).unwrap();
+        let format = LegFormat {
+            codec: 8,
+            telephone_event: None,
+        };
+        commands
+            .send(Command::Bridge(AgentLeg {
+                socket: media_agent,
+                remote: local(&agent),
+                format,
+                srtp: None,
+            }))
+            .unwrap();
+        // The agent talks: the caller gets it on the caller leg's stream.
+        let reply = [0x2Au8; 160];
+        let from_agent = RtpHeader {
+            marker: false,
+            payload_type: 8,
+            sequence: 9,
+            timestamp: 1,
+            ssrc: 0xA6E7,
+        };
+        agent
+            .send(&from_agent.to_packet(&reply).unwrap())
+            .await
+            .unwrap();
+        let mut buf = vec![0u8; 1500];
+        let relayed = loop {
+            let n = tokio::time::timeout(Duration::from_secs(10), caller.recv(&mut buf))
+                .await
+                .expect("a packet")
+                .unwrap();
+            let p = RtpPacket::parse(&buf[..n]).unwrap();
+            if p.payload == &reply[..] {
+                break (p.ssrc, p.sequence);
+            }
+        };
+        // A transfer: the agent's leg comes back, the recording pauses for the hold.
+        let (back, leg) = tokio::sync::oneshot::channel();
+        commands
+            .send(Command::Unbridge { back, hold: true })
+            .unwrap();
+        let leg = tokio::time::timeout(Duration::from_secs(10), leg)
+            .await
+            .expect("the leg")
+            .unwrap();
+        assert_eq!(leg.socket.local_addr().unwrap(), agent_media);
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), recorded.recv())
+                .await
+                .expect("the pause")
+                .unwrap()
+            {
+                ToRecorder::Pause(PauseReason::Hold) => break,
+                ToRecorder::Frame(_) => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        // The caller hears the comfort tone, going on from the relayed stream.
+        let n = tokio::time::timeout(Duration::from_secs(10), caller.recv(&mut buf))
+            .await
+            .expect("the hold tone")
+            .unwrap();
+        let p = RtpPacket::parse(&buf[..n]).unwrap();
+        assert_eq!(p.ssrc, relayed.0, "the same stream");
+        assert_eq!(p.sequence, relayed.1.wrapping_add(1), "no jump in sequence");
+        let mut loud = false;
+        for _ in 0..50 {
+            let n = tokio::time::timeout(Duration::from_secs(10), caller.recv(&mut buf))
+                .await
+                .expect("the hold tone")
+                .unwrap();
+            let p = RtpPacket::parse(&buf[..n]).unwrap();
+            loud |= p.payload.iter().any(|&c| c != Law::Alaw.silence());
+        }
+        assert!(loud, "the comfort tone is sound, not silence");
+        // Bridged again (a cancelled consultation): the recording resumes, and no frame came
+        // while the caller held.
+        commands.send(Command::Bridge(leg)).unwrap();
+        let next = tokio::time::timeout(Duration::from_secs(10), recorded.recv())
+            .await
+            .expect("the resume")
+            .unwrap();
+        assert!(matches!(next, ToRecorder::Resume), "{next:?}");
+        commands.send(Command::End).unwrap();
+        media.await.unwrap();
     }
 
     #[test]

@@ -179,6 +179,17 @@ const MATRIX: &[(&str, &str, Rule)] = &[
         Roles(SUPERVISOR),
     ),
     ("GET", "/api/v1/agents/me/monitor", Roles(AGENT)),
+    ("POST", "/api/v1/interactions/{id}/transfer", Roles(AGENT)),
+    (
+        "POST",
+        "/api/v1/interactions/{id}/transfer/complete",
+        Roles(AGENT),
+    ),
+    (
+        "POST",
+        "/api/v1/interactions/{id}/transfer/cancel",
+        Roles(AGENT),
+    ),
 ];
 
 const LOGOUT: (&str, &str) = ("POST", "/api/v1/auth/logout");
@@ -330,6 +341,21 @@ const PAGE_POSTS: &[(&str, &str, &str)] = &[
     ("/portal/requests", "POST", "/api/v1/portal/requests"),
     ("/desk/state", "PUT", "/api/v1/agents/me/state"),
     ("/wallboard/monitor", "POST", "/api/v1/monitor"),
+    (
+        "/desk/interactions/{id}/transfer",
+        "POST",
+        "/api/v1/interactions/{id}/transfer",
+    ),
+    (
+        "/desk/interactions/{id}/transfer/complete",
+        "POST",
+        "/api/v1/interactions/{id}/transfer/complete",
+    ),
+    (
+        "/desk/interactions/{id}/transfer/cancel",
+        "POST",
+        "/api/v1/interactions/{id}/transfer/cancel",
+    ),
     (
         "/wallboard/monitor/stop",
         "DELETE",

@@ -71,6 +71,7 @@ mod signin_limits;
 mod sipp;
 mod storage;
 mod telephony;
+mod transfers;
 mod vault;
 mod verification;
 mod wrap_up;

@@ -28,7 +28,7 @@ async fn put_state(api: &Api, token: &str, body: Value) -> crate::harness::Answe
 }
 
 /// Reads an event stream until `done(seen)` holds, within 20 s.
-async fn read_until(
+pub(crate) async fn read_until(
     stream: &mut reqwest::Response,
     seen: &mut String,
     done: impl Fn(&str) -> bool,
@@ -42,7 +42,7 @@ async fn read_until(
     }
 }
 
-async fn open_stream(api: &Api, path: &str, token: &str) -> reqwest::Response {
+pub(crate) async fn open_stream(api: &Api, path: &str, token: &str) -> reqwest::Response {
     let s = api
         .client
         .get(api.url(path))

@@ -301,6 +301,59 @@ impl Interactions {
     }
 }
 
+impl Interactions {
+    /// The telephony edge passes the call it carries from the agent `from` to the agent `to` (a
+    /// transfer): the interaction, its verification level and everything in it, becomes `to`'s.
+    /// Only the edge, only an active interaction still `from`'s, only to an agent.
+    pub async fn hand_on(
+        &self,
+        edge: &Principal,
+        id: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<InteractionView, Error> {
+        if edge.user.id != crate::principal::TELEPHONY_EDGE {
+            return Err(Error::Forbidden);
+        }
+        let i = self
+            .vault
+            .store()
+            .interaction(id)
+            .await?
+            .filter(|i| i.agent_id == from)
+            .ok_or(Error::NotFound)?;
+        if i.status != "active" {
+            return Err(Error::State("the interaction has already ended"));
+        }
+        let agent = self.vault.store().user_by_id(to).await?;
+        if !agent.is_some_and(|u| u.role == callguard_core::Role::Agent) {
+            return Err(Error::State("calls are handed over to agents only"));
+        }
+        let mut next = i.clone();
+        next.agent_id = to.to_owned();
+        next.version += 1;
+        let mut audit = edge
+            .actor()
+            .record("interaction.hand_over")
+            .target(callguard_core::audit::record::user(to))
+            .detail("from", callguard_core::audit::record::user(from));
+        audit.interaction = Some(i.id.clone());
+        if !self
+            .vault
+            .store()
+            .vault_commit(VaultWrite {
+                interaction: Some((next.clone(), Some(i.version))),
+                audit: vec![audit],
+                ..VaultWrite::default()
+            })
+            .await?
+        {
+            return Err(Error::State("the interaction changed meanwhile; try again"));
+        }
+        self.view(&next, 0).await
+    }
+}
+
 /// An interaction's state without the caller's sealed number (once the call is over).
 pub(crate) fn without_caller(state: &str) -> Result<String, Error> {
     let mut st = state_of(state);

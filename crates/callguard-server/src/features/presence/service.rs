@@ -421,6 +421,54 @@ impl Presence {
         Some(offered)
     }
 
+    /// The telephony edge, for a call transferred to one agent: `user_id` if they are ready,
+    /// moved to ringing for `queue` (showing `offer` on their desk) in the same step; `None`
+    /// when they are not ready (signed out, not ready, on another call).
+    pub fn pick_agent(&self, user_id: &str, queue: &str, offer: CallOffer) -> Option<Offered> {
+        let (offered, change) = {
+            let mut b = self.lock();
+            let username = b
+                .agents
+                .get(user_id)
+                .filter(|a| matches!(a.state, State::Ready))?
+                .username
+                .clone();
+            let change = Self::set(
+                &mut b,
+                user_id,
+                &username,
+                State::Ringing {
+                    queue: queue.to_owned(),
+                    offer: Some(offer.clone()),
+                },
+            );
+            (
+                Offered {
+                    user_id: user_id.to_owned(),
+                    sip_username: username.clone(),
+                    username,
+                    queue: queue.to_owned(),
+                },
+                change,
+            )
+        };
+        self.publish(&Actor::telephony_edge(), change);
+        let _ = self.events.send(PresenceEvent::Offer {
+            user_id: offered.user_id.clone(),
+            offer,
+        });
+        Some(offered)
+    }
+
+    /// Whether `user_id` is ready for calls now.
+    #[must_use]
+    pub fn is_ready(&self, user_id: &str) -> bool {
+        self.lock()
+            .agents
+            .get(user_id)
+            .is_some_and(|a| matches!(a.state, State::Ready))
+    }
+
     /// The agent answered the call on their softphone: on call.
     pub fn answered(&self, user_id: &str, interaction_id: &str) -> Result<(), PresenceError> {
         self.edge_move(user_id, |state| match state {

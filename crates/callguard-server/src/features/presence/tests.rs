@@ -281,3 +281,34 @@ async fn a_wrap_up_timer_does_not_end_a_state_the_agent_chose_meanwhile() {
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert_eq!(p.agent("ann", "ann").state, StateName::NotReady);
 }
+
+#[test]
+fn a_transfer_rings_the_named_agent_only_while_they_are_ready_and_offers_them_the_call() {
+    let p = presence();
+    ready(&p, "ann");
+    ready(&p, "bob");
+    let mut events = p.subscribe();
+    let offer = CallOffer {
+        interaction_id: "i1".into(),
+        queue: "billing".into(),
+        caller_id: None,
+        ivr_path: vec!["billing".into()],
+        level: 2,
+        screen_pop: Some("J*** K***".into()),
+    };
+    // Bob, not the longest idle, is the one rung.
+    let got = p.pick_agent("bob", "billing", offer.clone()).unwrap();
+    assert_eq!(got.user_id, "bob");
+    assert!(p.is_ready("ann") && !p.is_ready("bob"));
+    assert!(p.ringing_offer("bob").is_some_and(|o| o.level == 2));
+    let mut offered = false;
+    while let Ok(e) = events.try_recv() {
+        offered |= matches!(e, PresenceEvent::Offer { ref user_id, ref offer } if user_id == "bob" && offer.interaction_id == "i1");
+    }
+    assert!(offered, "bob's desk is offered the call");
+    // Ringing already, signed out, or not ready: not rung.
+    assert_eq!(p.pick_agent("bob", "billing", offer.clone()), None);
+    assert_eq!(p.pick_agent("nobody", "billing", offer.clone()), None);
+    p.set_not_ready(&me("ann"), "ann", "ann", "lunch").unwrap();
+    assert_eq!(p.pick_agent("ann", "billing", offer), None);
+}

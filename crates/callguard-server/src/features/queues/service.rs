@@ -129,6 +129,17 @@ impl QueueFigures {
         }
     }
 
+    /// Whether `queue` is one of this node's queues (the IVR menu's, the skills', or one that
+    /// has had calls).
+    #[must_use]
+    pub fn exists(&self, queue: &str) -> bool {
+        self.settings.known.iter().any(|q| q == queue)
+            || self
+                .queues
+                .lock()
+                .is_ok_and(|q| q.by_name.contains_key(queue))
+    }
+
     /// Ticks whenever a figure changes (for live pages).
     #[must_use]
     pub fn subscribe(&self) -> broadcast::Receiver<()> {
