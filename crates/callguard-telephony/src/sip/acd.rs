@@ -561,6 +561,7 @@ impl Edge {
                 telephone_event: leg.telephone_event,
             },
             srtp: call.media().srtp.take(),
+            sent: None,
         })
     }
 

@@ -30,6 +30,11 @@ pub struct AgentLeg {
     pub format: LegFormat,
     /// SRTP keys when the leg negotiated them (`None`: plain RTP).
     pub srtp: Option<super::srtp_leg::SrtpLeg>,
+    /// The stream already sent on this leg, when it moves from one relay to another (a
+    /// transfer's hold and consultation): the next relay goes on with its SSRC, sequence and
+    /// timestamp, so the softphone hears one continuous stream (a new talkspurt), not a new
+    /// source. `None` for a leg nothing was sent on yet.
+    pub sent: Option<Restamp>,
 }
 
 /// Re-stamps one direction of the relay: packets from any source come out as one continuous
@@ -60,6 +65,18 @@ impl Restamp {
             next_timestamp: timestamp,
             source: None,
         }
+    }
+
+    /// A new stream of ours: random SSRC, sequence and timestamp (RFC 3550 §5.1).
+    #[must_use]
+    pub fn fresh() -> Self {
+        Self::new(rand::random(), rand::random(), rand::random())
+    }
+
+    /// This stream going on after its last packet, whatever source comes next.
+    #[must_use]
+    pub fn continued(&self) -> Self {
+        Self::new(self.ssrc, self.next_sequence, self.next_timestamp)
     }
 
     /// The header to send `packet` with, as payload type `payload_type`; `samples` is the
@@ -114,6 +131,12 @@ impl Relay {
             stamp,
             payload: Vec::with_capacity(160),
         }
+    }
+
+    /// The stream this relay sends, to be continued by the next relay on the same leg.
+    #[must_use]
+    pub fn stream(&self) -> Restamp {
+        self.stamp.continued()
     }
 
     /// The sequence number and timestamp the next packet of this stream would carry.
@@ -236,5 +259,32 @@ mod tests {
         assert!(!r.relay(&RtpPacket::parse(&ev).unwrap(), &mut out));
         let comfort_noise = packet(13, 3, 320, 7, &[40]);
         assert!(!r.relay(&RtpPacket::parse(&comfort_noise).unwrap(), &mut out));
+    }
+
+    /// A leg moved to another relay (a transfer's consultation, back to the caller) goes on
+    /// hearing one stream: the next relay continues the last one's SSRC, sequence and
+    /// timestamp, starting a talkspurt, whoever the new source is.
+    #[test]
+    fn a_relay_that_continues_a_legs_stream_keeps_its_source_and_numbering() {
+        let mut before = Relay::new(ALAW, ALAW, Restamp::new(0xBEEF, 10, 4_000));
+        let mut out = Vec::new();
+        let audio = [0x55u8; 160];
+        for i in 0..3u16 {
+            let p = packet(8, 100 + i, 160 * u32::from(i), 7, &audio);
+            assert!(before.relay(&RtpPacket::parse(&p).unwrap(), &mut out));
+        }
+        let mut after = Relay::new(ULAW, ALAW, before.stream());
+        let p = packet(0, 5_000, 123_456, 99, &audio);
+        assert!(after.relay(&RtpPacket::parse(&p).unwrap(), &mut out));
+        let got = RtpPacket::parse(&out).unwrap();
+        assert_eq!(
+            (got.ssrc, got.sequence, got.timestamp, got.marker),
+            (0xBEEF, 13, 4_480, true)
+        );
+        assert_ne!(
+            Restamp::fresh().ssrc,
+            0xBEEF,
+            "a fresh stream is another source"
+        );
     }
 }

@@ -106,12 +106,22 @@ impl Edge {
             };
         };
         tracing::info!("the consulted agent answered: the agents talk, the caller holds");
-        let stamp = || Restamp::new(rand::random(), rand::random(), rand::random());
-        let mut to_second = Relay::new(first_leg.format, second_leg.format, stamp());
-        let mut to_first = Relay::new(second_leg.format, first_leg.format, stamp());
+        // Each agent goes on hearing the stream they heard before (ann the caller's relay,
+        // bob a fresh one), so neither softphone sees a new source mid-call.
+        let fresh = Restamp::fresh;
+        let mut to_second = Relay::new(
+            first_leg.format,
+            second_leg.format,
+            second_leg.sent.take().unwrap_or_else(fresh),
+        );
+        let mut to_first = Relay::new(
+            second_leg.format,
+            first_leg.format,
+            first_leg.sent.take().unwrap_or_else(fresh),
+        );
         let (mut buf_a, mut buf_b) = (vec![0u8; 1500], vec![0u8; 1500]);
         let mut out = Vec::with_capacity(1500);
-        loop {
+        let ended = loop {
             tokio::select! {
                 got = first_leg.socket.recv(&mut buf_a) => {
                     if let Ok(n) = got {
@@ -126,42 +136,64 @@ impl Edge {
                 ev = first_call.run() => match ev {
                     Ok(CallEvent::Internal(ev)) => {
                         if first_call.handle_internal_event(ev).await.is_err() {
-                            return complete(agent, second, second_leg);
+                            break Ending::Complete;
                         }
                     }
                     Ok(CallEvent::Media(never)) => match never {},
                     // The first agent hung up while consulting: the transfer completes.
-                    Ok(CallEvent::Terminated) | Err(_) => return complete(agent, second, second_leg),
+                    Ok(CallEvent::Terminated) | Err(_) => break Ending::Complete,
                 },
                 ev = second.run() => match ev {
                     Ok(CallEvent::Internal(ev)) => {
                         if second.handle_internal_event(ev).await.is_err() {
-                            self.agents.call_ended(&agent).await;
-                            return Consulted::Back { reason: "target_hung_up" };
+                            break Ending::Back("target_hung_up");
                         }
                     }
                     Ok(CallEvent::Media(never)) => match never {},
-                    Ok(CallEvent::Terminated) | Err(_) => {
-                        self.agents.call_ended(&agent).await;
-                        return Consulted::Back { reason: "target_hung_up" };
-                    }
+                    Ok(CallEvent::Terminated) | Err(_) => break Ending::Back("target_hung_up"),
                 },
                 word = control.recv() => match word {
-                    Some(Consult::Complete) => return complete(agent, second, second_leg),
-                    Some(Consult::Cancel) | None => {
-                        let _ = second.terminate().await;
-                        self.agents.call_ended(&agent).await;
-                        return Consulted::Back { reason: "agent_cancelled" };
-                    }
+                    Some(Consult::Complete) => break Ending::Complete,
+                    Some(Consult::Cancel) | None => break Ending::Cancelled,
                 },
-                () = caller_gone(&mut line.heard) => {
-                    let _ = second.terminate().await;
-                    self.agents.call_ended(&agent).await;
-                    return Consulted::CallerGone;
+                () = caller_gone(&mut line.heard) => break Ending::CallerGone,
+            }
+        };
+        first_leg.sent = Some(to_first.stream());
+        match ended {
+            Ending::Complete => {
+                second_leg.sent = Some(to_second.stream());
+                complete(agent, second, second_leg)
+            }
+            Ending::Back(reason) => {
+                self.agents.call_ended(&agent).await;
+                Consulted::Back { reason }
+            }
+            Ending::Cancelled => {
+                let _ = second.terminate().await;
+                self.agents.call_ended(&agent).await;
+                Consulted::Back {
+                    reason: "agent_cancelled",
                 }
+            }
+            Ending::CallerGone => {
+                let _ = second.terminate().await;
+                self.agents.call_ended(&agent).await;
+                Consulted::CallerGone
             }
         }
     }
+}
+
+/// How the consultation's relay loop ended.
+enum Ending {
+    Complete,
+    /// The consulted agent's leg ended (why).
+    Back(&'static str),
+    /// The first agent cancelled: the consult leg is hung up.
+    Cancelled,
+    /// The caller hung up: the consult leg is hung up.
+    CallerGone,
 }
 
 fn complete(agent: Picked, call: Box<Call<Offering>>, leg: AgentLeg) -> Consulted {

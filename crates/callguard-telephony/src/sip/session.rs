@@ -426,7 +426,7 @@ impl Session {
                             m.set_mode(mode);
                         }
                     }
-                    Some(Command::Bridge(leg)) => {
+                    Some(Command::Bridge(mut leg)) => {
                         player.interrupt();
                         player.hold = false;
                         if std::mem::take(&mut held) {
@@ -435,7 +435,7 @@ impl Session {
                             }
                         }
                         bridge = Some(Bridged {
-                            to_agent: Relay::new(caller_format, leg.format, Restamp::new(rand::random(), rand::random(), rand::random())),
+                            to_agent: Relay::new(caller_format, leg.format, leg.sent.take().unwrap_or_else(Restamp::fresh)),
                             to_caller: Relay::new(leg.format, caller_format, Restamp::new(header.ssrc, header.sequence, header.timestamp)),
                             agent_law: Law::from_payload_type(leg.format.codec).unwrap_or(Law::Alaw),
                             leg,
@@ -443,10 +443,12 @@ impl Session {
                     }
                     Some(Command::Unbridge { back, hold }) => {
                         monitor = None;
-                        if let Some(b) = bridge.take() {
-                            // The caller's stream goes on where the relay left it.
+                        if let Some(mut b) = bridge.take() {
+                            // The caller's stream goes on where the relay left it, and so
+                            // will the agent's wherever their leg goes next.
                             (header.sequence, header.timestamp) = b.to_caller.next();
                             header.marker = true;
+                            b.leg.sent = Some(b.to_agent.stream());
                             let _ = back.send(b.leg);
                         }
                         if secure.take().is_some() {
@@ -552,6 +554,7 @@ mod tests {
                     telephone_event: None,
                 },
                 srtp: None,
+                sent: None,
             }))
             .unwrap();
         // One caller packet (A-law) comes out on the agent's leg (µ-law) without waiting for
@@ -669,6 +672,7 @@ mod tests {
                 remote: local(&old),
                 format,
                 srtp: None,
+                sent: None,
             }))
             .unwrap();
         let packet = |ssrc: u32, seq: u16, fill: u8| {
@@ -774,6 +778,7 @@ mod tests {
                 remote: local(&agent),
                 format,
                 srtp: None,
+                sent: None,
             }))
             .unwrap();
         commands
@@ -1081,6 +1086,7 @@ mod tests {
                 remote: local(&agent),
                 format,
                 srtp: None,
+                sent: None,
             }))
             .unwrap();
         // The agent talks: the caller gets it on the caller leg's stream.

@@ -162,6 +162,7 @@ mod tests {
                 remote: local(&agent),
                 format: alaw,
                 srtp: Some(SrtpLeg::new(&ours, &theirs)),
+                sent: None,
             }))
             .unwrap();
         // The caller's audio reaches the agent encrypted; the agent's key opens it.

@@ -488,9 +488,11 @@ async fn an_attended_transfer_is_cancelled_then_completed(backend: Backend) {
     let (ok, out) = caller.await.unwrap();
     assert!(ok, "the call completes\n{out}\n{}", server.logs());
     let ann_heard = ann_phone.heard();
+    let ann_heard_bob = crate::baresip::seconds_of_tone(&ann_heard, BOB_HZ);
+    eprintln!("ann heard {ann_heard_bob} s of bob's tone while consulting");
     assert!(
-        crate::baresip::seconds_of_tone(&ann_heard, BOB_HZ) >= 2,
-        "ann heard bob while consulting\n{}",
+        ann_heard_bob >= 2,
+        "ann heard bob while consulting (only {ann_heard_bob} s)\n{}",
         server.logs()
     );
     let bob_heard = bob_phone.heard();
