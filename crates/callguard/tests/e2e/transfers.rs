@@ -60,6 +60,30 @@ async fn transfer(
         .await
 }
 
+/// A sipp caller who picks billing and skips identification (`#`), then sends `talk_ms` of
+/// audio; the call lasts `call_ms`. Answers how the call went.
+fn billing_caller(
+    dir: &std::path::Path,
+    talk_ms: u32,
+    call_ms: u64,
+) -> tokio::task::JoinHandle<(bool, String)> {
+    write_caller_pcap(
+        &dir.join("caller.pcap"),
+        &[
+            Part::Audio(5000),
+            Part::Keys("1".into()),
+            Part::Audio(1000),
+            Part::Keys("#".into()),
+            Part::Audio(talk_ms),
+        ],
+    );
+    let call_dir = dir.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let scenario = caller_scenario(crate::vault::PHONE, "caller.pcap", call_ms);
+        call_edge(&call_dir, &scenario)
+    })
+}
+
 /// The caller transferred by ann (blind) to bob: bob's phone rings and answers, bob's desk is
 /// offered the call (level 2, the screen-pop masked) and then has the interaction at level 2,
 /// ann's leg got a BYE and ann's desk no longer has the call, bob hears the caller's tone, and
@@ -103,23 +127,7 @@ async fn a_blind_transfer_hands_the_call_and_its_level_to_the_next_agent(backend
     let call_dir = dir.path().to_owned();
     let caller = tokio::task::spawn_blocking(move || {
         let scenario = caller_scenario(crate::vault::PHONE, "caller.pcap", 46_000);
-        sipp(
-            &call_dir,
-            &scenario,
-            &[
-                "127.0.0.1:5060",
-                "-s",
-                "callguard",
-                "-i",
-                "127.0.0.1",
-                "-p",
-                "5070",
-                "-mi",
-                "127.0.0.1",
-                "-mp",
-                "7000",
-            ],
-        )
+        call_edge(&call_dir, &scenario)
     });
     let interaction = on_call(&server, &ann).await;
     let at_ann = api
@@ -371,37 +379,7 @@ async fn an_attended_transfer_is_cancelled_then_completed(backend: Backend) {
     );
     wait_registered(&server, 2, &bob_phone).await;
     ann.set_state(&server, json!({"state": "ready"})).await;
-    write_caller_pcap(
-        &dir.path().join("caller.pcap"),
-        &[
-            Part::Audio(5000),
-            Part::Keys("1".into()),
-            Part::Audio(1000),
-            Part::Keys("#".into()),
-            Part::Audio(40_000),
-        ],
-    );
-    let call_dir = dir.path().to_owned();
-    let caller = tokio::task::spawn_blocking(move || {
-        let scenario = caller_scenario(crate::vault::PHONE, "caller.pcap", 48_000);
-        sipp(
-            &call_dir,
-            &scenario,
-            &[
-                "127.0.0.1:5060",
-                "-s",
-                "callguard",
-                "-i",
-                "127.0.0.1",
-                "-p",
-                "5070",
-                "-mi",
-                "127.0.0.1",
-                "-mp",
-                "7000",
-            ],
-        )
-    });
+    let caller = billing_caller(dir.path(), 40_000, 48_000);
     let interaction = on_call(&server, &ann).await;
     bob.set_state(&server, json!({"state": "ready"})).await;
     assert_eq!(
@@ -548,37 +526,7 @@ async fn a_missed_transfer_goes_back_to_the_queue_and_a_queue_transfer_waits_the
     let carol_phone = carol.phone(dir.path(), 5300, true);
     wait_registered(&server, 3, &carol_phone).await;
     ann.set_state(&server, json!({"state": "ready"})).await;
-    write_caller_pcap(
-        &dir.path().join("caller.pcap"),
-        &[
-            Part::Audio(5000),
-            Part::Keys("1".into()),
-            Part::Audio(1000),
-            Part::Keys("#".into()),
-            Part::Audio(45_000),
-        ],
-    );
-    let call_dir = dir.path().to_owned();
-    let caller = tokio::task::spawn_blocking(move || {
-        let scenario = caller_scenario(crate::vault::PHONE, "caller.pcap", 53_000);
-        sipp(
-            &call_dir,
-            &scenario,
-            &[
-                "127.0.0.1:5060",
-                "-s",
-                "callguard",
-                "-i",
-                "127.0.0.1",
-                "-p",
-                "5070",
-                "-mi",
-                "127.0.0.1",
-                "-mp",
-                "7000",
-            ],
-        )
-    });
+    let caller = billing_caller(dir.path(), 45_000, 53_000);
     let interaction = on_call(&server, &ann).await;
     bob.set_state(&server, json!({"state": "ready"})).await;
     transfer(
