@@ -270,20 +270,35 @@ impl Interactions {
             return Err(Error::Forbidden);
         }
         let i = self.own(edge, id).await?;
+        self.give(edge, i, agent_id, None).await
+    }
+
+    /// Gives the active interaction `i` to the agent `to` (from `from`, for a transfer), in one
+    /// audited write that fails if the interaction changed meanwhile.
+    async fn give(
+        &self,
+        edge: &Principal,
+        i: InteractionRow,
+        to: &str,
+        from: Option<&str>,
+    ) -> Result<InteractionView, Error> {
         if i.status != "active" {
             return Err(Error::State("the interaction has already ended"));
         }
-        let agent = self.vault.store().user_by_id(agent_id).await?;
+        let agent = self.vault.store().user_by_id(to).await?;
         if !agent.is_some_and(|u| u.role == callguard_core::Role::Agent) {
             return Err(Error::State("calls are handed over to agents only"));
         }
         let mut next = i.clone();
-        next.agent_id = agent_id.to_owned();
+        next.agent_id = to.to_owned();
         next.version += 1;
         let mut audit = edge
             .actor()
             .record("interaction.hand_over")
-            .target(callguard_core::audit::record::user(agent_id));
+            .target(callguard_core::audit::record::user(to));
+        if let Some(from) = from {
+            audit = audit.detail("from", callguard_core::audit::record::user(from));
+        }
         audit.interaction = Some(i.id.clone());
         if !self
             .vault
@@ -322,35 +337,7 @@ impl Interactions {
             .await?
             .filter(|i| i.agent_id == from)
             .ok_or(Error::NotFound)?;
-        if i.status != "active" {
-            return Err(Error::State("the interaction has already ended"));
-        }
-        let agent = self.vault.store().user_by_id(to).await?;
-        if !agent.is_some_and(|u| u.role == callguard_core::Role::Agent) {
-            return Err(Error::State("calls are handed over to agents only"));
-        }
-        let mut next = i.clone();
-        next.agent_id = to.to_owned();
-        next.version += 1;
-        let mut audit = edge
-            .actor()
-            .record("interaction.hand_over")
-            .target(callguard_core::audit::record::user(to))
-            .detail("from", callguard_core::audit::record::user(from));
-        audit.interaction = Some(i.id.clone());
-        if !self
-            .vault
-            .store()
-            .vault_commit(VaultWrite {
-                interaction: Some((next.clone(), Some(i.version))),
-                audit: vec![audit],
-                ..VaultWrite::default()
-            })
-            .await?
-        {
-            return Err(Error::State("the interaction changed meanwhile; try again"));
-        }
-        self.view(&next, 0).await
+        self.give(edge, i, to, Some(from)).await
     }
 }
 
