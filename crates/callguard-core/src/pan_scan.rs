@@ -58,7 +58,8 @@ fn run_has_pan(digits: &[u8]) -> bool {
 /// (8-4-4-4-12 hex digits) or a hex string of 32 or more characters (a hash, a key id). Random
 /// identifiers hold digit runs that pass the Luhn check one time in ten; a card number written
 /// by a person is not glued into one.
-fn inside_an_identifier(bytes: &[u8], start: usize, end: usize) -> bool {
+#[must_use]
+pub fn inside_an_identifier(bytes: &[u8], start: usize, end: usize) -> bool {
     let hexish = |b: u8| b.is_ascii_hexdigit() || b == b'-';
     let mut from = start;
     while from > 0 && hexish(bytes[from - 1]) {

@@ -123,7 +123,12 @@ async fn a_card_typed_on_the_keypad_is_authorised_and_the_desk_sees_only_counts_
     assert_eq!(answer_json["results"][0]["field"], "number");
     assert_eq!(answer_json["results"][0]["result"], "accepted");
     assert_eq!(answer_json["field"], "expiry");
-    assert!(!answer.text.contains("4242"), "{}", answer.text);
+    // The payment's random id may hold "4242" (one UUID in ~2,000 does): it is left out.
+    assert!(
+        !answer.text.replace(&id, "").contains("4242"),
+        "{}",
+        answer.text
+    );
     let seen = payment(&api, &agent, &id).await;
     assert_eq!(seen["keypad"]["field"], "expiry");
     assert_eq!(seen["keypad"]["results"][0], "card number accepted");

@@ -197,16 +197,34 @@ async fn a_blind_transfer_hands_the_call_and_its_level_to_the_next_agent(backend
     .await;
     assert_eq!(a.status.as_u16(), 404, "{}", a.text);
 
-    // Ann transfers the call to bob.
-    let done = transfer(
-        &server,
-        &ann.token,
-        &interaction,
-        blind_to(json!({"agent": bob.username})),
-    )
-    .await
-    .expect(202)
-    .json();
+    // Ann transfers the call to bob, with eight simultaneous requests (a double click, a
+    // retrying client): exactly one transfer starts, the others are refused as under way.
+    let mut burst = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (api, token, id) = (server.api(), ann.token.clone(), interaction.clone());
+        let body = blind_to(json!({"agent": bob.username}));
+        burst.spawn(async move {
+            api.post(
+                &format!("/api/v1/interactions/{id}/transfer"),
+                Some(&token),
+                body,
+            )
+            .await
+        });
+    }
+    let answers = burst.join_all().await;
+    let started: Vec<_> = answers
+        .iter()
+        .filter(|a| a.status.as_u16() == 202)
+        .collect();
+    let refused = answers.iter().filter(|a| a.status.as_u16() == 409).count();
+    assert_eq!(
+        (started.len(), refused),
+        (1, 7),
+        "{:?}",
+        answers.iter().map(|a| &a.text).collect::<Vec<_>>()
+    );
+    let done = started[0].json();
     assert_eq!(
         (&done["target_kind"], &done["mode"]),
         (&json!("agent"), &json!("blind"))
@@ -292,6 +310,14 @@ async fn a_blind_transfer_hands_the_call_and_its_level_to_the_next_agent(backend
             && e["target"] == format!("user:{}", bob.id).as_str()
             && e["details"]["mode"] == "blind"),
         "{requested:?}"
+    );
+    assert_eq!(
+        requested
+            .iter()
+            .filter(|e| e["outcome"] == "success")
+            .count(),
+        1,
+        "one transfer started of the burst: {requested:?}"
     );
     let refused: Vec<&str> = requested
         .iter()
