@@ -194,7 +194,7 @@ fn build_state(
     let queues = Arc::new(crate::features::queues::service::QueueFigures::new(
         settings.queues.clone(),
     ));
-    Ok(AppState {
+    Ok(AppState::new(crate::state::Services {
         transfers: Arc::new(crate::features::transfer::service::Transfers::new(
             presence.clone(),
             queues.clone(),
@@ -250,7 +250,7 @@ fn build_state(
         openapi: Arc::new(crate::http::openapi::document(
             &crate::features::api_routes(),
         )),
-    })
+    }))
 }
 
 /// Runs `every` on a fixed interval until aborted.

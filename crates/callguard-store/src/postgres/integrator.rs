@@ -24,6 +24,11 @@ const POLL: Duration = Duration::from_millis(50);
 const PACE: Duration = Duration::from_millis(20);
 /// How often the holder writes its heartbeat.
 const HEARTBEAT: Duration = Duration::from_secs(1);
+/// How often the holder vacuums `audit_pending`. Every batch deletes the rows it indexed and
+/// the next one scans the table (it has no index, so appends from all nodes never contend on
+/// one): left to autovacuum (a pass a minute at best), the dead rows of a busy minute would be
+/// scanned by every batch of the next. A vacuum of a table of dead rows is quick.
+const VACUUM: Duration = Duration::from_secs(1);
 
 impl PostgresStore {
     /// Starts the integrator task on first call; later calls do nothing.
@@ -66,6 +71,7 @@ impl PostgresStore {
             self.integrating.store(true, Ordering::Release);
             tracing::info!(holder, "this node now integrates the audit log");
             let mut beat_due = Instant::now();
+            let mut vacuum_due = Instant::now() + VACUUM;
             loop {
                 if Instant::now() >= beat_due {
                     client
@@ -78,6 +84,13 @@ impl PostgresStore {
                         .await
                         .map_err(map_err)?;
                     beat_due = Instant::now() + HEARTBEAT;
+                }
+                if Instant::now() >= vacuum_due {
+                    client
+                        .batch_execute("VACUUM audit_pending")
+                        .await
+                        .map_err(map_err)?;
+                    vacuum_due = Instant::now() + VACUUM;
                 }
                 let tx = client.transaction().await.map_err(map_err)?;
                 let n = integrate_batch(&tx, BATCH).await?;

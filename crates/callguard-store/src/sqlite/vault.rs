@@ -5,7 +5,7 @@
 use super::{begin, SqliteStore};
 use crate::guarded::Guarded;
 use crate::vault::*;
-use crate::StoreResult;
+use crate::{StoreError, StoreResult};
 use async_trait::async_trait;
 use callguard_core::UnixTime;
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -160,6 +160,15 @@ fn apply(tx: &Connection, w: &VaultWrite) -> rusqlite::Result<bool> {
     Ok(true)
 }
 
+/// `CUSTOMER_COLUMNS` of the table aliased `c`.
+static JOINED_CUSTOMER_COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    CUSTOMER_COLUMNS
+        .split(", ")
+        .map(|k| format!("c.{k}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+});
+
 #[async_trait]
 impl VaultStore for SqliteStore {
     async fn idempotent_operation(
@@ -262,18 +271,25 @@ impl VaultStore for SqliteStore {
         hash: &str,
         limit: u64,
     ) -> StoreResult<Vec<CustomerRow>> {
+        // The kind is written into the statement, not bound: `customer_index` has a partial
+        // index (`WHERE kind = 'national_id'`), and SQLite decides whether a statement may use
+        // it from the value of a bound `kind`, so a bound kind re-prepares the statement on every
+        // run (`sqlite3Reprepare` was the screen-pop's top SQLite cost). The kinds are the vault's
+        // own names (`IndexKind::as_str`); anything else is refused, never written into SQL.
+        if kind.is_empty() || !kind.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+            return Err(StoreError::Backend(format!(
+                "`{}` is not an index kind",
+                kind.escape_debug()
+            )));
+        }
         let (kind, hash) = (kind.to_owned(), hash.to_owned());
         self.point_read(move |c| {
-            let cols = CUSTOMER_COLUMNS
-                .split(", ")
-                .map(|k| format!("c.{k}"))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let cols = &*JOINED_CUSTOMER_COLUMNS;
             let mut st = c.prepare_cached(&format!(
                 "SELECT {cols} FROM customer_index i JOIN customers c ON c.id = i.customer_id
-                 WHERE i.kind = ?1 AND i.hash = ?2 AND c.status = 'active' ORDER BY c.id LIMIT ?3"
+                 WHERE i.kind = '{kind}' AND i.hash = ?1 AND c.status = 'active' ORDER BY c.id LIMIT ?2"
             ))?;
-            let rows = st.query_map(params![kind, hash, limit as i64], customer_row)?;
+            let rows = st.query_map(params![hash, limit as i64], customer_row)?;
             rows.collect()
         })
         .await
