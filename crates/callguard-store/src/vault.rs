@@ -201,6 +201,21 @@ impl SealedColumn {
     }
 }
 
+/// `kind` when it can be an index name of the vault (`phone`, `national_id`…: lower-case
+/// letters and `_`), which a backend may then write into a statement; an error otherwise.
+pub fn index_kind(kind: &str) -> StoreResult<&str> {
+    if kind.is_empty()
+        || kind.len() > 32
+        || !kind.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+    {
+        return Err(crate::StoreError::Backend(format!(
+            "`{}` is not an index kind",
+            kind.escape_debug()
+        )));
+    }
+    Ok(kind)
+}
+
 /// The vault's storage.
 #[async_trait]
 pub trait VaultStore: Send + Sync {
@@ -217,7 +232,8 @@ pub trait VaultStore: Send + Sync {
         kek_id: &str,
     ) -> StoreResult<bool>;
     async fn customer(&self, id: &str) -> StoreResult<Option<CustomerRow>>;
-    /// Customers with this blind index entry, at most `limit`.
+    /// Customers with this blind index entry, at most `limit`. `kind` is one of the vault's
+    /// index names (lower-case letters and `_`); anything else is refused (see [`index_kind`]).
     async fn customers_by_index(
         &self,
         kind: &str,

@@ -280,6 +280,7 @@ impl VaultStore for PostgresStore {
         hash: &str,
         limit: u64,
     ) -> StoreResult<Vec<CustomerRow>> {
+        index_kind(kind)?;
         let c = self.client().await?;
         let cols = CUSTOMER_COLUMNS
             .split(", ")

@@ -5,7 +5,7 @@
 use super::{begin, SqliteStore};
 use crate::guarded::Guarded;
 use crate::vault::*;
-use crate::{StoreError, StoreResult};
+use crate::StoreResult;
 use async_trait::async_trait;
 use callguard_core::UnixTime;
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -276,13 +276,7 @@ impl VaultStore for SqliteStore {
         // it from the value of a bound `kind`, so a bound kind re-prepares the statement on every
         // run (`sqlite3Reprepare` was the screen-pop's top SQLite cost). The kinds are the vault's
         // own names (`IndexKind::as_str`); anything else is refused, never written into SQL.
-        if kind.is_empty() || !kind.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
-            return Err(StoreError::Backend(format!(
-                "`{}` is not an index kind",
-                kind.escape_debug()
-            )));
-        }
-        let (kind, hash) = (kind.to_owned(), hash.to_owned());
+        let (kind, hash) = (index_kind(kind)?.to_owned(), hash.to_owned());
         self.point_read(move |c| {
             let cols = &*JOINED_CUSTOMER_COLUMNS;
             let mut st = c.prepare_cached(&format!(

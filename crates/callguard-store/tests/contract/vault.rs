@@ -283,6 +283,31 @@ fn new_customer(id: &str, index: Vec<IndexEntry>) -> VaultWrite {
 }
 
 both_backends!(a_national_id_is_held_by_one_customer_at_a_time);
+both_backends!(a_look_up_by_an_unknown_index_kind_is_refused_before_any_statement);
+async fn a_look_up_by_an_unknown_index_kind_is_refused_before_any_statement(f: Fixture) {
+    let s = &f.store;
+    assert!(s
+        .vault_commit(new_customer("c1", vec![phone("h-home")]))
+        .await
+        .unwrap());
+    for kind in ["", "Phone", "phone' OR '1'='1", "phone;", "kind with space"] {
+        assert!(
+            matches!(
+                s.customers_by_index(kind, "h-home", 10).await,
+                Err(StoreError::Backend(_))
+            ),
+            "{kind:?}"
+        );
+    }
+    assert_eq!(
+        s.customers_by_index("phone", "h-home", 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
 async fn a_national_id_is_held_by_one_customer_at_a_time(f: Fixture) {
     let s = &f.store;
     assert!(s
