@@ -1003,9 +1003,10 @@ async fn verify_profile(store: &dyn Store, sample: u64) -> Res<VerifyProfile> {
     // the nodes over them, all levels in one call.
     let t = Instant::now();
     let mut at = 0;
+    let mut block = callguard_store::EntryBlock::default();
     while at < sample {
         let want = 65_536.min(sample - at);
-        let block = store.audit_entry_block(at, want).await?;
+        block = store.audit_entry_block(at, want, block).await?;
         if block.is_empty() {
             break;
         }

@@ -487,6 +487,15 @@ impl EntryBlock {
         &self.texts[start..self.ends[i]]
     }
 
+    /// Empties the block, keeping its memory for the next one (a step of `audit verify` is
+    /// tens of MiB: fresh memory for each would be faulted in and zeroed page by page).
+    pub fn clear(&mut self) {
+        self.indexes.clear();
+        self.texts.clear();
+        self.ends.clear();
+        self.leaves.clear();
+    }
+
     pub fn push(&mut self, index: u64, text: &str, leaf: &[u8]) {
         self.indexes.push(index);
         self.texts.push_str(text);
@@ -540,9 +549,15 @@ pub trait AuditStore: Send + Sync {
         start: u64,
         limit: u64,
     ) -> StoreResult<Vec<(u64, Vec<u8>)>>;
-    /// Entries `start..start+limit` in index order, packed (see [`EntryBlock`]).
-    async fn audit_entry_block(&self, start: u64, limit: u64) -> StoreResult<EntryBlock> {
-        let mut block = EntryBlock::default();
+    /// Entries `start..start+limit` in index order, packed (see [`EntryBlock`]), in `block`:
+    /// emptied first, its memory reused.
+    async fn audit_entry_block(
+        &self,
+        start: u64,
+        limit: u64,
+        mut block: EntryBlock,
+    ) -> StoreResult<EntryBlock> {
+        block.clear();
         for e in self.audit_entries(start, limit).await? {
             block.push(e.index, &e.text, &e.leaf_hash);
         }

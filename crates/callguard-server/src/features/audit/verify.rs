@@ -57,6 +57,17 @@ struct Verifier {
     /// Perfect subtrees above the leaves completed by the entries pushed since the last
     /// [`check_nodes`], to compare with the stored nodes proofs are served from.
     nodes: Vec<(Subtree, Hash)>,
+    /// Memory reused from one step to the next (see [`Verifier::check_step`]).
+    scratch: Scratch,
+}
+
+/// A step's working memory, kept between steps: a step of 2^16 entries needs some MiB of
+/// leaves and subtrees, and fresh memory for each step was faulted in and zeroed page by page
+/// (a tenth of the check's time).
+#[derive(Default)]
+struct Scratch {
+    fast: Vec<Option<Hash>>,
+    levels: Vec<Vec<Hash>>,
 }
 
 impl Verifier {
@@ -74,6 +85,7 @@ impl Verifier {
             sizes: sizes.into_iter().collect(),
             roots: Default::default(),
             nodes: Vec::new(),
+            scratch: Scratch::default(),
         }
     }
 
@@ -107,9 +119,27 @@ impl Verifier {
         step_log2: u32,
     ) -> Result<(), VerifyFailure> {
         debug_assert_eq!(self.frontier.size, start);
-        let fast = fast_leaves(block);
-        let mut leaves = Vec::with_capacity(block.len());
-        for (i, fast_leaf) in fast.into_iter().enumerate() {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let checked = self.check_step_with(start, block, stored, step_log2, &mut scratch);
+        self.scratch = scratch;
+        checked
+    }
+
+    fn check_step_with(
+        &mut self,
+        start: u64,
+        block: &EntryBlock,
+        stored: &[Vec<(u64, Option<Hash>)>],
+        step_log2: u32,
+        scratch: &mut Scratch,
+    ) -> Result<(), VerifyFailure> {
+        fast_leaves_into(block, &mut scratch.fast);
+        let levels = &mut scratch.levels;
+        levels.resize_with(1, Vec::new);
+        let leaves = &mut levels[0];
+        leaves.clear();
+        leaves.reserve(block.len());
+        for (i, &fast_leaf) in scratch.fast.iter().enumerate() {
             let expected = start + i as u64;
             let index = block.indexes[i];
             let stored_leaf = block.leaves[i].as_ref().map_or(&[][..], |h| &h[..]);
@@ -131,7 +161,8 @@ impl Verifier {
             };
             leaves.push(leaf);
         }
-        let levels = subtree_levels(leaves, step_log2);
+        subtree_levels_into(levels, step_log2);
+        let levels = &*levels;
         // The stored nodes, level by level, as the entries just checked make them.
         for (level, computed) in levels.iter().enumerate().skip(1) {
             let first = start >> level;
@@ -260,49 +291,64 @@ fn threads() -> usize {
         .min(4)
 }
 
-/// Runs `work` over matching chunks of `input` and `output` on [`threads`] threads (this one
-/// included), or on this thread alone when there is little to do.
-fn parallel<I: Sync, O: Send>(input: &[I], output: &mut [O], work: impl Fn(&[I], &mut [O]) + Sync) {
+/// Runs `work` over consecutive chunks of `output` on [`threads`] threads (this one
+/// included), or on this thread alone when there is little to do; `work` is told where its
+/// chunk starts.
+fn parallel<O: Send>(output: &mut [O], work: impl Fn(usize, &mut [O]) + Sync) {
     let threads = threads();
     if threads < 2 || output.len() < 1024 {
-        work(input, output);
+        work(0, output);
         return;
     }
-    let per_out = output.len().div_ceil(threads);
-    // Input chunks are a fixed multiple of output chunks (1 leaf per leaf, 2 children per node).
-    let per_in = per_out * (input.len() / output.len().max(1)).max(1);
+    let per = output.len().div_ceil(threads);
     let work = &work;
     std::thread::scope(|scope| {
-        let mut parts = input.chunks(per_in).zip(output.chunks_mut(per_out));
+        let mut parts = output.chunks_mut(per).enumerate();
         let mine = parts.next();
-        for (i, o) in parts {
-            scope.spawn(move || work(i, o));
+        for (k, o) in parts {
+            scope.spawn(move || work(k * per, o));
         }
         // This thread takes the first part rather than waiting idle.
-        if let Some((i, o)) = mine {
-            work(i, o);
+        if let Some((_, o)) = mine {
+            work(0, o);
         }
     });
 }
 
 /// Every perfect subtree inside a run of leaves that starts on a multiple of `2^max_level`:
-/// item `l` holds the subtrees of level `l` in order (item 0: the leaves themselves).
-fn subtree_levels(leaves: Vec<Hash>, max_level: u32) -> Vec<Vec<Hash>> {
-    let mut levels = vec![leaves];
-    for _ in 0..max_level {
-        let Some(below) = levels.last() else { break };
+/// item `l` of `levels` holds the subtrees of level `l` in order; item 0 holds the leaves
+/// themselves on entry, the other items are replaced (their memory reused).
+fn subtree_levels_into(levels: &mut Vec<Vec<Hash>>, max_level: u32) {
+    let mut level = 0;
+    while level < max_level as usize {
+        let Some(below) = levels.get(level) else {
+            break;
+        };
         if below.len() < 2 {
             break;
         }
-        let mut above = vec![[0u8; 32]; below.len() / 2];
-        parallel(below, &mut above, |children, parents| {
+        let count = below.len() / 2;
+        let mut above = levels
+            .get_mut(level + 1)
+            .map(std::mem::take)
+            .unwrap_or_default();
+        above.clear();
+        above.resize(count, [0u8; 32]);
+        let below = &levels[level];
+        parallel(&mut above, |first, parents| {
+            let children = &below[2 * first..2 * (first + parents.len())];
             for (pair, parent) in children.chunks_exact(2).zip(parents.iter_mut()) {
                 *parent = merkle::node_hash(&pair[0], &pair[1]);
             }
         });
-        levels.push(above);
+        if levels.len() == level + 1 {
+            levels.push(above);
+        } else {
+            levels[level + 1] = above;
+        }
+        level += 1;
     }
-    levels
+    levels.truncate(level + 1);
 }
 
 pub fn witness_notes(path: &Path) -> Result<Vec<(u64, String)>, VerifyFailure> {
@@ -368,15 +414,17 @@ async fn verify_store_in_steps(
     let mut v = Verifier::new(checkpoints.iter().chain(witness.iter()).map(|(s, _)| *s));
     let step = 1u64 << step_log2;
     // A step's entries and the stored nodes over them are read together, on two blocking
-    // threads, while the previous step is hashed and checked here.
-    let read_step = |start: u64| async move {
+    // threads, while the previous step is hashed and checked here. Two entry blocks take
+    // turns, so that their memory is reused.
+    let read_step = |start: u64, block: EntryBlock| async move {
         tokio::join!(
-            store.audit_entry_block(start, step),
+            store.audit_entry_block(start, step, block),
             store.audit_nodes_over(start, step, step_log2)
         )
     };
     let mut start = 0u64;
-    let mut next = Some(read_step(0).await);
+    let mut spare = EntryBlock::default();
+    let mut next = Some(read_step(0, EntryBlock::default()).await);
     while let Some((block, nodes)) = next.take() {
         let (block, nodes) = (block.map_err(read)?, nodes.map_err(read)?);
         if block.is_empty() {
@@ -385,12 +433,13 @@ async fn verify_store_in_steps(
         let full = block.len() as u64 == step;
         let check = async { v.check_step(start, &block, &nodes, step_log2) };
         if full {
-            let (fetched, checked) = tokio::join!(read_step(start + step), check);
+            let (fetched, checked) = tokio::join!(read_step(start + step, spare), check);
             checked?;
             next = Some(fetched);
         } else {
             check.await?;
         }
+        spare = block;
         // Subtrees above the step that it completed: a few, read one level at a time.
         check_nodes(store, &mut v.nodes).await?;
         start = v.frontier.size;
@@ -420,20 +469,19 @@ async fn verify_store_in_steps(
 }
 
 /// The leaf hash of every entry of `block` whose text is exactly its canonical form claiming its
-/// index (`None` for the others, which take the slow path that names the problem). This is
-/// most of the work and needs no order, so it is spread over the machine's cores (up to 4);
-/// the tree itself is then grown in order.
-fn fast_leaves(block: &EntryBlock) -> Vec<Option<Hash>> {
-    let positions: Vec<usize> = (0..block.len()).collect();
-    let mut out = vec![None; block.len()];
-    parallel(&positions, &mut out, |positions, leaves| {
-        for (&i, leaf) in positions.iter().zip(leaves.iter_mut()) {
+/// index (`None` for the others, which take the slow path that names the problem), in `out`.
+/// This is most of the work and needs no order, so it is spread over the machine's cores (up
+/// to 4); the tree itself is then grown in order.
+fn fast_leaves_into(block: &EntryBlock, out: &mut Vec<Option<Hash>>) {
+    out.clear();
+    out.resize(block.len(), None);
+    parallel(out, |first, leaves| {
+        for (i, leaf) in (first..).zip(leaves.iter_mut()) {
             let text = block.text(i);
             *leaf = is_canonical_entry(text, block.indexes[i])
                 .then(|| merkle::leaf_hash(text.as_bytes()));
         }
     });
-    out
 }
 
 /// Compares the stored nodes above the leaves with the ones the entries just checked produce.
