@@ -293,25 +293,35 @@ fn threads() -> usize {
 
 /// Runs `work` over consecutive chunks of `output` on [`threads`] threads (this one
 /// included), or on this thread alone when there is little to do; `work` is told where its
-/// chunk starts.
+/// chunk starts. The chunks are small and taken in turn by whichever thread is free: the
+/// store's reader threads share the cores, so halves fixed in advance would leave one thread
+/// waiting for the other.
 fn parallel<O: Send>(output: &mut [O], work: impl Fn(usize, &mut [O]) + Sync) {
+    /// Items per chunk: a few hundred microseconds of hashing.
+    const CHUNK: usize = 2048;
     let threads = threads();
     if threads < 2 || output.len() < 1024 {
         work(0, output);
         return;
     }
-    let per = output.len().div_ceil(threads);
-    let work = &work;
+    let chunks = std::sync::Mutex::new(output.chunks_mut(CHUNK).enumerate());
+    let take = || {
+        chunks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .next()
+    };
+    let run = || {
+        while let Some((k, o)) = take() {
+            work(k * CHUNK, o);
+        }
+    };
     std::thread::scope(|scope| {
-        let mut parts = output.chunks_mut(per).enumerate();
-        let mine = parts.next();
-        for (k, o) in parts {
-            scope.spawn(move || work(k * per, o));
+        for _ in 1..threads {
+            scope.spawn(run);
         }
-        // This thread takes the first part rather than waiting idle.
-        if let Some((_, o)) = mine {
-            work(0, o);
-        }
+        // This thread takes chunks too rather than waiting idle.
+        run();
     });
 }
 

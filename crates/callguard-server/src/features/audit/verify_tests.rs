@@ -171,3 +171,29 @@ async fn a_stored_leaf_hash_damaged_or_cut_short_names_its_entry() {
     log.sql("UPDATE audit_entries SET leaf_hash = zeroblob(32) WHERE idx = 42");
     assert_eq!(log.verify(3).await, Err(VerifyFailure::Edited(42)));
 }
+
+#[test]
+fn subtrees_hashed_in_chunks_on_several_threads_equal_those_hashed_one_by_one() {
+    let mut levels: Vec<Vec<Hash>> = Vec::new();
+    // Twice over the same memory: what the first step left behind must not leak into the next.
+    for (round, count) in [(0u8, 8192usize), (1, 4096 + 6)] {
+        let leaves: Vec<Hash> = (0..count)
+            .map(|i| merkle::leaf_hash(format!("{round}/{i}").as_bytes()))
+            .collect();
+        match levels.first_mut() {
+            Some(first) => *first = leaves.clone(),
+            None => levels.push(leaves.clone()),
+        }
+        subtree_levels_into(&mut levels, 13);
+        let mut expected = vec![leaves];
+        while expected.last().is_some_and(|l| l.len() >= 2) && expected.len() <= 13 {
+            let below = expected.last().unwrap();
+            let above = below
+                .chunks_exact(2)
+                .map(|p| merkle::node_hash(&p[0], &p[1]))
+                .collect();
+            expected.push(above);
+        }
+        assert_eq!(levels, expected, "round {round}");
+    }
+}
