@@ -16,6 +16,11 @@
 //! It builds nothing: it runs the release binary given by `--bin` (see `bench/vault.sh`).
 #![forbid(unsafe_code)]
 
+/// The same allocator as the server's (`callguard`'s main.rs), so that the baseline compares
+/// the work, not the allocators.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod baseline;
 mod crypto;
 mod data;

@@ -7,6 +7,12 @@ mod config;
 mod demo;
 mod dnc_cli;
 
+/// mimalloc rather than the C library's allocator: a request allocates and frees many small
+/// buffers on two worker threads, and glibc's malloc/free were about a tenth of a screen-pop's
+/// CPU (bench/README.md, "Screen-pop costs found by profiling").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use callguard_core::Role;
 use callguard_server::principal::Actor;
 use clap::{Parser, Subcommand};
