@@ -30,14 +30,21 @@ pub(super) fn append_tx(tx: &Connection, records: &[AuditRecord]) -> rusqlite::R
     Ok(planned.frontier.size.saturating_sub(1))
 }
 
-/// Bulk reads of the whole log (`audit verify`) read the database file through a memory map
-/// rather than a `read` call per page: every page of the log is read once, and copying it out
-/// of the kernel was a tenth of the check's time. Only for the duration of such a read, on its
-/// pooled connection: the map is dropped again afterwards, so the server's point reads and
-/// writes keep SQLite's default of reading through its own page cache.
+/// Bulk reads of the whole log (`audit verify`, on the command line and for the compliance
+/// report in the server) read the database file through a memory map rather than a `read` call
+/// per page: every page of the log is read once, and copying it out of the kernel was part of
+/// the check's time (not measured on its own: it went in with the reuse of the blocks' memory,
+/// bench/README.md). Only for the duration of such a read, on its pooled connection: the map is
+/// dropped again afterwards, so the server's point reads and writes keep SQLite's default of
+/// reading through its own page cache (mapping every reader cost more than it saved, same
+/// file). The known cost of SQLite's memory-mapped I/O: a disk error while a mapped page is
+/// read ends the process with SIGBUS instead of failing the read. Nothing is lost by that (the
+/// read changes nothing and the writer does not map), and a node whose disk fails reads of its
+/// own log should stop.
 struct MappedReads<'c>(&'c Connection);
 
-/// Largest map: the log's file, up to 64 GiB (SQLite reads any rest with `read`).
+/// Largest map asked for. SQLite clamps it to its compile-time ceiling, 0x7fff0000 bytes
+/// (2 GiB) in this build, and reads any rest of a larger file with `read` as before.
 const MAPPED_READ_BYTES: i64 = 64 << 30;
 
 impl<'c> MappedReads<'c> {
