@@ -355,6 +355,42 @@ mod tests {
     }
 
     #[test]
+    fn keys_are_ordered_as_the_slow_path_orders_them_prefixes_escapes_and_non_ascii_included() {
+        let keys = [
+            "a",
+            "ab",
+            "abc",
+            "b",
+            "A",
+            "_",
+            "a\"",
+            "a\\",
+            "a\"b",
+            "a\n",
+            "aé",
+            "é",
+            "e",
+            "\u{1F600}",
+            "\u{FB33}",
+            "",
+        ];
+        for k1 in keys {
+            for k2 in keys {
+                let (Ok(e1), Ok(e2)) = (serde_json::to_string(k1), serde_json::to_string(k2))
+                else {
+                    unreachable!()
+                };
+                let text = format!(r#"{{"d":{{{e1}:1,{e2}:2}},"index":5}}"#);
+                assert_eq!(
+                    is_canonical_entry(&text, 5),
+                    slow(&text, 5),
+                    "fast and slow disagree on {text}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn the_fast_check_never_accepts_what_the_slow_path_refuses() {
         let good = r#"{"a":"x","details":{"k":[1,-2,"s"]},"index":5,"z":null}"#;
         assert!(is_canonical_entry(good, 5) && slow(good, 5));
