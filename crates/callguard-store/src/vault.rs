@@ -319,6 +319,16 @@ pub trait KeyShareStore: Send + Sync {
     /// Stores a customer's share durably (before the customer row that needs it).
     async fn put_share(&self, customer_id: &str, share: &[u8]) -> StoreResult<()>;
     async fn share(&self, customer_id: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// The customers of [`VaultStore::customers_by_index`], each with its share ([`None`]
+    /// once erased). On PostgreSQL, where the shares are a table of the same database, one
+    /// statement reads both (a screen-pop's round trip fewer); on SQLite the shares are another
+    /// file, read after the rows.
+    async fn customers_with_shares_by_index(
+        &self,
+        kind: &str,
+        hash: &str,
+        limit: u64,
+    ) -> StoreResult<Vec<(CustomerRow, Option<Vec<u8>>)>>;
     /// Destroys a customer's share; true when it existed.
     async fn destroy_share(&self, customer_id: &str) -> StoreResult<bool>;
 }

@@ -280,26 +280,12 @@ impl VaultStore for PostgresStore {
         hash: &str,
         limit: u64,
     ) -> StoreResult<Vec<CustomerRow>> {
-        index_kind(kind)?;
-        let c = self.client().await?;
-        let cols = CUSTOMER_COLUMNS
-            .split(", ")
-            .map(|k| format!("c.{k}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let limit = limit as i64;
-        let st = c
-            .prepare_cached(&format!(
-                "SELECT {cols} FROM customer_index i JOIN customers c ON c.id = i.customer_id
-                 WHERE i.kind = $1 AND i.hash = $2 AND c.status = 'active' ORDER BY c.id LIMIT $3"
-            ))
-            .await
-            .map_err(map_err)?;
-        let rows = c
-            .query(&st, &[&kind, &hash, &limit])
-            .await
-            .map_err(map_err)?;
-        Ok(rows.iter().map(customer_row).collect())
+        Ok(self
+            .indexed_customers(&BY_INDEX, kind, hash, limit)
+            .await?
+            .iter()
+            .map(customer_row)
+            .collect())
     }
 
     async fn interaction(&self, id: &str) -> StoreResult<Option<InteractionRow>> {
@@ -512,6 +498,21 @@ impl KeyShareStore for PostgresStore {
             .map(|r| r.get(0)))
     }
 
+    async fn customers_with_shares_by_index(
+        &self,
+        kind: &str,
+        hash: &str,
+        limit: u64,
+    ) -> StoreResult<Vec<(CustomerRow, Option<Vec<u8>>)>> {
+        let share_at = CUSTOMER_COLUMNS.split(", ").count();
+        Ok(self
+            .indexed_customers(&BY_INDEX_WITH_SHARES, kind, hash, limit)
+            .await?
+            .iter()
+            .map(|r| (customer_row(r), r.get(share_at)))
+            .collect())
+    }
+
     async fn destroy_share(&self, customer_id: &str) -> StoreResult<bool> {
         let c = self.client().await?;
         let n = c
@@ -525,7 +526,51 @@ impl KeyShareStore for PostgresStore {
     }
 }
 
+/// `CUSTOMER_COLUMNS` of the table aliased `c`.
+fn joined_customer_columns() -> String {
+    CUSTOMER_COLUMNS
+        .split(", ")
+        .map(|k| format!("c.{k}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Active customers with a blind index entry (`$1` kind, `$2` hash), at most `$3`.
+static BY_INDEX: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT {} FROM customer_index i JOIN customers c ON c.id = i.customer_id
+         WHERE i.kind = $1 AND i.hash = $2 AND c.status = 'active' ORDER BY c.id LIMIT $3",
+        joined_customer_columns()
+    )
+});
+
+/// The same, each with its key share after the customer's columns (NULL once erased).
+static BY_INDEX_WITH_SHARES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT {}, s.share FROM customer_index i JOIN customers c ON c.id = i.customer_id
+         LEFT JOIN customer_key_shares s ON s.customer_id = c.id
+         WHERE i.kind = $1 AND i.hash = $2 AND c.status = 'active' ORDER BY c.id LIMIT $3",
+        joined_customer_columns()
+    )
+});
+
 impl PostgresStore {
+    /// Runs one of the index look-ups above ([`BY_INDEX`], [`BY_INDEX_WITH_SHARES`]).
+    async fn indexed_customers(
+        &self,
+        statement: &str,
+        kind: &str,
+        hash: &str,
+        limit: u64,
+    ) -> StoreResult<Vec<Row>> {
+        index_kind(kind)?;
+        let c = self.client().await?;
+        let st = c.prepare_cached(statement).await.map_err(map_err)?;
+        c.query(&st, &[&kind, &hash, &(limit as i64)])
+            .await
+            .map_err(map_err)
+    }
+
     /// Interactions whose `column` (a constant of this file) equals `value`, newest first.
     async fn interactions_where(
         &self,

@@ -553,6 +553,21 @@ impl KeyShareStore for SqliteStore {
         .await
     }
 
+    async fn customers_with_shares_by_index(
+        &self,
+        kind: &str,
+        hash: &str,
+        limit: u64,
+    ) -> StoreResult<Vec<(CustomerRow, Option<Vec<u8>>)>> {
+        let rows = self.customers_by_index(kind, hash, limit).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let share = self.share(&row.id).await?;
+            out.push((row, share));
+        }
+        Ok(out)
+    }
+
     async fn destroy_share(&self, customer_id: &str) -> StoreResult<bool> {
         let id = customer_id.to_owned();
         self.with_shares_blocking(move |c| {

@@ -259,6 +259,76 @@ async fn key_shares_are_stored_once_and_destroyed_for_good(f: Fixture) {
     }
 }
 
+both_backends!(a_look_up_with_shares_answers_each_customer_with_its_own_share_until_erased);
+async fn a_look_up_with_shares_answers_each_customer_with_its_own_share_until_erased(f: Fixture) {
+    let s = &f.store;
+    for (id, byte) in [("c1", 1u8), ("c2", 2u8)] {
+        s.put_share(id, &[byte; 32]).await.unwrap();
+        assert!(s
+            .vault_commit(new_customer(id, vec![phone("h-shared")]))
+            .await
+            .unwrap());
+    }
+    let shares = |rows: Vec<(CustomerRow, Option<Vec<u8>>)>| {
+        rows.into_iter()
+            .map(|(r, share)| (r.id, share))
+            .collect::<Vec<_>>()
+    };
+    let found = s
+        .customers_with_shares_by_index("phone", "h-shared", 10)
+        .await
+        .unwrap();
+    // The same rows as the look-up without shares, in its order.
+    let plain: Vec<String> = s
+        .customers_by_index("phone", "h-shared", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(
+        found.iter().map(|(r, _)| r.id.clone()).collect::<Vec<_>>(),
+        plain
+    );
+    assert_eq!(
+        shares(found),
+        vec![
+            ("c1".to_owned(), Some(vec![1u8; 32])),
+            ("c2".to_owned(), Some(vec![2u8; 32]))
+        ]
+    );
+    // A destroyed share is answered as none; the row is still there (erasure removes it next).
+    assert!(s.destroy_share("c1").await.unwrap());
+    assert_eq!(
+        shares(
+            s.customers_with_shares_by_index("phone", "h-shared", 10)
+                .await
+                .unwrap()
+        ),
+        vec![
+            ("c1".to_owned(), None),
+            ("c2".to_owned(), Some(vec![2u8; 32]))
+        ]
+    );
+    assert_eq!(
+        s.customers_with_shares_by_index("phone", "h-shared", 1)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(matches!(
+        s.customers_with_shares_by_index("phone' OR '1'='1", "h-shared", 10)
+            .await,
+        Err(StoreError::Backend(_))
+    ));
+    assert!(s
+        .customers_with_shares_by_index("phone", "h-unknown", 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
 fn national(hash: &str) -> IndexEntry {
     IndexEntry {
         kind: "national_id".into(),

@@ -162,13 +162,19 @@ impl Vault {
     /// Opens a stored customer: unwraps the data key with the key store's share and opens every
     /// field. An erased customer (no share, no wrapped key) is not found.
     pub async fn open_row(&self, row: CustomerRow) -> Result<Opened, Error> {
+        if row.wrapped_key.is_none() {
+            return Err(Error::NotFound);
+        }
+        let share = self.store.share(&row.id).await?;
+        self.open_with_share(row, share)
+    }
+
+    /// [`Self::open_row`] with the share already read (`None`: the key store has none).
+    fn open_with_share(&self, row: CustomerRow, share: Option<Vec<u8>>) -> Result<Opened, Error> {
         let Some(wrapped) = row.wrapped_key.clone() else {
             return Err(Error::NotFound);
         };
-        let share = self
-            .store
-            .share(&row.id)
-            .await?
+        let share = share
             .and_then(KeyShare::from_bytes)
             // A customer whose share is gone is erased, whatever the row still says.
             .ok_or(Error::NotFound)?;
@@ -426,15 +432,15 @@ impl Vault {
     pub async fn find_by(&self, kind: IndexKind, normalised: &str) -> Result<Vec<Opened>, Error> {
         let rows = self
             .store
-            .customers_by_index(
+            .customers_with_shares_by_index(
                 kind.as_str(),
                 &self.index.blind(kind, normalised),
                 SEARCH_LIMIT,
             )
             .await?;
         let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            match self.open_row(row).await {
+        for (row, share) in rows {
+            match self.open_with_share(row, share) {
                 Ok(o) => out.push(o),
                 Err(Error::NotFound) => {}
                 Err(e) => return Err(e),
