@@ -196,13 +196,24 @@ impl PlainPostgres {
     pub async fn create_pending_user(&self, u: NewPendingUser) -> Res<()> {
         let mut c = self.pool.get().await?;
         let tx = c.transaction().await?;
+        // A prepared statement, kept by the connection, as the store's is.
+        let st = tx
+            .prepare_cached(&format!(
+                "INSERT INTO users (id, username, role, status, setup_token_hash, setup_expires_at, created_at)
+                 VALUES ($1, $2, $3, 'pending', $4, $5, $6) RETURNING {USER_COLUMNS}"
+            ))
+            .await?;
         let row = tx
             .query_one(
-                &format!(
-                    "INSERT INTO users (id, username, role, status, setup_token_hash, setup_expires_at, created_at)
-                     VALUES ($1, $2, $3, 'pending', $4, $5, $6) RETURNING {USER_COLUMNS}"
-                ),
-                &[&u.id, &u.username, &u.role.as_str(), &u.setup_token_hash, &u.setup_expires_at, &u.created_at],
+                &st,
+                &[
+                    &u.id,
+                    &u.username,
+                    &u.role.as_str(),
+                    &u.setup_token_hash,
+                    &u.setup_expires_at,
+                    &u.created_at,
+                ],
             )
             .await?;
         tx.commit().await?;

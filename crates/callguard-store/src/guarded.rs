@@ -19,6 +19,12 @@ impl<R> Guarded<R> {
     pub(crate) fn keep(value: R, audit: AuditRecord) -> Self {
         Self::Keep(value, vec![audit])
     }
+
+    /// Keep the change, whose audit records one of its own statements wrote down in the
+    /// transaction (PostgreSQL's `Tx::query_one_recorded`): nothing more to append.
+    pub(crate) fn recorded(value: R) -> Self {
+        Self::Keep(value, Vec::new())
+    }
 }
 
 impl Guarded<bool> {
@@ -27,6 +33,16 @@ impl Guarded<bool> {
     pub(crate) fn changed(took: bool, audit: AuditRecord) -> Self {
         if took {
             Self::keep(true, audit)
+        } else {
+            Self::Undo(false)
+        }
+    }
+
+    /// [`Self::changed`] for a statement that wrote `audit` itself (see [`Self::recorded`]):
+    /// undone, the transaction takes the entries with it.
+    pub(crate) fn changed_recorded(took: bool) -> Self {
+        if took {
+            Self::recorded(true)
         } else {
             Self::Undo(false)
         }

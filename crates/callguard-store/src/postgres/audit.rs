@@ -94,6 +94,82 @@ pub(super) async fn commit_with_entries(
     }
 }
 
+/// A statement's parameters.
+type Params<'a> = [&'a (dyn tokio_postgres::types::ToSql + Sync)];
+
+impl super::Tx<'_, '_> {
+    /// Runs `statement` (one `INSERT`, `UPDATE`, `DELETE` or `SELECT`, without a `WITH` of its
+    /// own, answering one row) with `records` written down by that same statement: their
+    /// pending row is inserted by a data-modifying `WITH` ahead of it, which PostgreSQL runs
+    /// exactly once, to completion, whatever the statement does with it. The entries are in
+    /// the change's transaction as with [`commit_with_entries`], and cost no statement of their
+    /// own (no bind, execute and sync, no flush, no wake-up on either side): the change then
+    /// commits with [`Guarded::recorded`](crate::guarded::Guarded::recorded), or is undone
+    /// (rolled back, entries included). If the statement fails, so does the transaction. The
+    /// statement is prepared once per connection.
+    pub(super) async fn query_one_recorded(
+        &self,
+        statement: &str,
+        params: &Params<'_>,
+        records: &[AuditRecord],
+    ) -> StoreResult<Row> {
+        let (heads, tails) = pending_row(records)?;
+        let (st, all) = self
+            .recorded_statement(statement, params, &heads, &tails)
+            .await?;
+        let row = self.query_one(&st, &all).await.map_err(map_err)?;
+        self.recorded
+            .store(true, std::sync::atomic::Ordering::Release);
+        Ok(row)
+    }
+
+    /// [`Self::query_one_recorded`] for a statement that answers how many rows it changed (the
+    /// rows of the `WITH` do not count).
+    pub(super) async fn execute_recorded(
+        &self,
+        statement: &str,
+        params: &Params<'_>,
+        records: &[AuditRecord],
+    ) -> StoreResult<u64> {
+        let (heads, tails) = pending_row(records)?;
+        let (st, all) = self
+            .recorded_statement(statement, params, &heads, &tails)
+            .await?;
+        let n = self.execute(&st, &all).await.map_err(map_err)?;
+        self.recorded
+            .store(true, std::sync::atomic::Ordering::Release);
+        Ok(n)
+    }
+
+    /// `statement` behind the `WITH` that inserts the pending row, prepared, and its
+    /// parameters followed by the row's two.
+    async fn recorded_statement<'p>(
+        &self,
+        statement: &str,
+        params: &Params<'p>,
+        heads: &'p Vec<String>,
+        tails: &'p Vec<String>,
+    ) -> StoreResult<(
+        tokio_postgres::Statement,
+        Vec<&'p (dyn tokio_postgres::types::ToSql + Sync)>,
+    )> {
+        if heads.is_empty() {
+            return Err(StoreError::Backend("nothing to append".into()));
+        }
+        let n = params.len();
+        let text = format!(
+            "WITH recorded AS (INSERT INTO audit_pending (heads, tails) VALUES (${}, ${})) {statement}",
+            n + 1,
+            n + 2
+        );
+        let st = self.prepare_cached(&text).await.map_err(map_err)?;
+        let mut all = params.to_vec();
+        all.push(heads);
+        all.push(tails);
+        Ok((st, all))
+    }
+}
+
 /// One integration step inside `tx`: locks the head, takes up to `limit` committed pending
 /// entries in the order of their pending ids, gives them the next indexes, stores them with the
 /// subtrees they complete, moves the head and deletes them from the pending table. Returns how

@@ -175,7 +175,7 @@ impl UserStore for PostgresStore {
         self.guarded(move |tx| {
             Box::pin(async move {
                 let row = tx
-                    .query_one(
+                    .query_one_recorded(
                         sql::INSERT_PENDING_USER.postgres(),
                         &[
                             &u.id,
@@ -188,10 +188,10 @@ impl UserStore for PostgresStore {
                             &u.confirmed_by,
                             &u.confirmed_by.as_ref().map(|_| u.created_at),
                         ],
+                        &[audit],
                     )
-                    .await
-                    .map_err(map_err)?;
-                Ok(Guarded::keep(row, audit))
+                    .await?;
+                Ok(Guarded::recorded(row))
             })
         })
         .await
@@ -606,8 +606,10 @@ impl UserStore for PostgresStore {
     async fn unlock(&self, user_id: &str, audit: AuditRecord) -> StoreResult<bool> {
         self.guarded(move |tx| {
             Box::pin(async move {
-                let n = execute(&tx, sql::UNLOCK.postgres(), &[&user_id]).await?;
-                Ok(Guarded::changed(n == 1, audit))
+                let n = tx
+                    .execute_recorded(sql::UNLOCK.postgres(), &[&user_id], &[audit])
+                    .await?;
+                Ok(Guarded::changed_recorded(n == 1))
             })
         })
         .await
@@ -661,9 +663,14 @@ impl UserStore for PostgresStore {
     ) -> StoreResult<bool> {
         self.guarded(move |tx| {
             Box::pin(async move {
-                let n =
-                    execute(&tx, sql::CONFIRM_OFFICER.postgres(), &[&by, &now, &user_id]).await?;
-                Ok(Guarded::changed(n == 1, audit))
+                let n = tx
+                    .execute_recorded(
+                        sql::CONFIRM_OFFICER.postgres(),
+                        &[&by, &now, &user_id],
+                        &[audit],
+                    )
+                    .await?;
+                Ok(Guarded::changed_recorded(n == 1))
             })
         })
         .await

@@ -222,6 +222,9 @@ impl PostgresStore {
 /// borrow their arguments instead of copying them.
 struct Tx<'t, 'env> {
     tx: &'t Transaction<'t>,
+    /// Set once one of the change's statements wrote audit entries itself
+    /// ([`Tx::query_one_recorded`]).
+    recorded: &'t std::sync::atomic::AtomicBool,
     _env: PhantomData<&'t &'env ()>,
 }
 
@@ -248,8 +251,10 @@ impl PostgresStore {
     {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(map_err)?;
+        let recorded = std::sync::atomic::AtomicBool::new(false);
         let work = Tx {
             tx: &tx,
+            recorded: &recorded,
             _env: PhantomData,
         };
         match change(work).await? {
@@ -257,6 +262,9 @@ impl PostgresStore {
             Guarded::Keep(value, records) => {
                 if records.is_empty() {
                     tx.commit().await.map_err(map_err)?;
+                    if recorded.load(std::sync::atomic::Ordering::Acquire) {
+                        self.appended.notify_one();
+                    }
                 } else {
                     audit::commit_with_entries(tx, &records).await?;
                     self.appended.notify_one();

@@ -135,10 +135,9 @@ impl SessionStore for PostgresStore {
         self.guarded(move |tx| {
             Box::pin(async move {
                 let n = tx
-                    .execute(sql::DELETE_SESSION.postgres(), &[&id])
-                    .await
-                    .map_err(map_err)?;
-                Ok(Guarded::changed(n == 1, audit))
+                    .execute_recorded(sql::DELETE_SESSION.postgres(), &[&id], &[audit])
+                    .await?;
+                Ok(Guarded::changed_recorded(n == 1))
             })
         })
         .await
@@ -221,7 +220,7 @@ impl PasskeyStore for PostgresStore {
     async fn add_passkey(&self, p: &PasskeyRecord, audit: AuditRecord) -> StoreResult<()> {
         self.guarded(move |tx| {
             Box::pin(async move {
-                tx.execute(
+                tx.execute_recorded(
                     sql::INSERT_PASSKEY.postgres(),
                     &[
                         &p.id,
@@ -232,10 +231,10 @@ impl PasskeyStore for PostgresStore {
                         &p.created_at,
                         &p.last_used_at,
                     ],
+                    &[audit],
                 )
-                .await
-                .map_err(map_err)?;
-                Ok(Guarded::keep((), audit))
+                .await?;
+                Ok(Guarded::recorded(()))
             })
         })
         .await
@@ -260,10 +259,9 @@ impl PasskeyStore for PostgresStore {
         self.guarded(move |tx| {
             Box::pin(async move {
                 let n = tx
-                    .execute(sql::DELETE_PASSKEY.postgres(), &[&user_id, &id])
-                    .await
-                    .map_err(map_err)?;
-                Ok(Guarded::changed(n == 1, audit))
+                    .execute_recorded(sql::DELETE_PASSKEY.postgres(), &[&user_id, &id], &[audit])
+                    .await?;
+                Ok(Guarded::changed_recorded(n == 1))
             })
         })
         .await

@@ -233,10 +233,26 @@ async fn a_caller_that_needs_its_index_gets_the_index_of_its_last_entry(f: Fixtu
 }
 both_backends!(a_caller_that_needs_its_index_gets_the_index_of_its_last_entry);
 
-/// On PostgreSQL a change's entries and its `COMMIT` travel together. When the entries cannot
+fn active(name: &str) -> NewActiveUser {
+    NewActiveUser {
+        id: uuid::Uuid::new_v4().to_string(),
+        username: name.to_owned(),
+        role: Role::Agent,
+        password_hash: "$argon2id$x".into(),
+        totp_sealed: vec![9],
+        recovery_code_hashes: vec![],
+        created_at: 1_000,
+        created_by: "cli".into(),
+        confirmed_by: None,
+    }
+}
+
+/// On PostgreSQL a change's entries are written either by the change's own statement (a
+/// data-modifying `WITH`: `create_pending_user`, `delete_session`) or by a statement sent with
+/// its `COMMIT` (`create_active_user`, which writes several tables). When the entries cannot
 /// be written (here a trigger refuses them), the change is not committed either, nothing is
 /// left half-done on the connection, and once the entries can be written again the same
-/// writes go through with their entries.
+/// writes go through with their entries, each once.
 #[tokio::test]
 async fn a_change_whose_entries_cannot_be_written_is_not_committed() {
     let f = postgres().await;
@@ -246,6 +262,26 @@ async fn a_change_whose_entries_cannot_be_written_is_not_committed() {
         "CREATE FUNCTION refuse_entries() RETURNS trigger LANGUAGE plpgsql AS \
          $$ BEGIN RAISE EXCEPTION 'entries refused for the test'; END $$; \
          CREATE TRIGGER refuse_entries BEFORE INSERT ON audit_pending \
+         FOR EACH ROW EXECUTE FUNCTION refuse_entries();",
+    );
+    let holder = s
+        .create_active_user(active("holder"), a("user.create"))
+        .await
+        .map(|u| u.id);
+    assert!(holder.is_err(), "the entry is refused, so is the change");
+    crate::vault::raw(&f, "DROP TRIGGER refuse_entries ON audit_pending;");
+    let holder = s
+        .create_active_user(active("holder"), a("user.create"))
+        .await
+        .unwrap()
+        .id;
+    s.add_passkey(&passkey("kept-key", &holder), a("passkey.add"))
+        .await
+        .unwrap();
+    assert_eq!(size(s).await, 2);
+    crate::vault::raw(
+        &f,
+        "CREATE TRIGGER refuse_entries BEFORE INSERT ON audit_pending \
          FOR EACH ROW EXECUTE FUNCTION refuse_entries();",
     );
     // More attempts than the pool has connections, so every connection meets the refusal.
@@ -259,9 +295,31 @@ async fn a_change_whose_entries_cannot_be_written_is_not_committed() {
             s.user_by_username(&name).await.unwrap().is_none(),
             "a change without its entry is not committed"
         );
+        assert!(s
+            .create_active_user(active(&format!("refused-active-{i}")), a("user.create"))
+            .await
+            .is_err());
+        assert!(s
+            .user_by_username(&format!("refused-active-{i}"))
+            .await
+            .unwrap()
+            .is_none());
         assert!(s.append(vec![a("test.alone")]).await.is_err());
     }
-    assert_eq!(size(s).await, 0);
+    assert!(s
+        .add_passkey(&passkey("refused-key", &holder), a("passkey.add"))
+        .await
+        .is_err());
+    assert!(s
+        .delete_passkey(&holder, "kept-key", a("passkey.delete"))
+        .await
+        .is_err());
+    assert_eq!(
+        keys(s, &holder).await,
+        vec!["kept-key".to_owned()],
+        "neither the refused addition nor the refused removal took"
+    );
+    assert_eq!(size(s).await, 2);
     crate::vault::raw(&f, "DROP TRIGGER refuse_entries ON audit_pending;");
     for i in 0..40 {
         let name = format!("kept-{i}");
@@ -269,7 +327,55 @@ async fn a_change_whose_entries_cannot_be_written_is_not_committed() {
             .await
             .unwrap();
         assert!(s.user_by_username(&name).await.unwrap().is_some());
+        s.create_active_user(active(&format!("kept-active-{i}")), a("user.create"))
+            .await
+            .unwrap();
     }
     s.append(vec![a("test.alone")]).await.unwrap();
-    assert_eq!(size(s).await, 41);
+    assert!(s
+        .delete_passkey(&holder, "kept-key", a("passkey.delete"))
+        .await
+        .unwrap());
+    // Undone (no such passkey): rolled back, its entry with it.
+    assert!(!s
+        .delete_passkey(&holder, "kept-key", a("passkey.delete"))
+        .await
+        .unwrap());
+    assert!(keys(s, &holder).await.is_empty());
+    assert_eq!(size(s).await, 2 + 80 + 1 + 1);
+    let log = whole_log(s).await;
+    for (action, n) in [
+        ("passkey.add", 1),
+        ("passkey.delete", 1),
+        ("user.create", 81),
+    ] {
+        assert_eq!(
+            log.iter()
+                .filter(|e| e.contains(&format!("\"{action}\"")))
+                .count(),
+            n,
+            "{action}: logged once per change kept"
+        );
+    }
+}
+
+async fn keys(s: &Arc<dyn Store>, holder: &str) -> Vec<String> {
+    s.passkeys_of(holder)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.id)
+        .collect()
+}
+
+fn passkey(id: &str, user_id: &str) -> PasskeyRecord {
+    PasskeyRecord {
+        id: id.into(),
+        user_id: user_id.into(),
+        credential_id: format!("credential-{id}"),
+        name: "key".into(),
+        passkey: "{}".into(),
+        created_at: 1_000,
+        last_used_at: None,
+    }
 }
