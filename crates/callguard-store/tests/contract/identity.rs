@@ -17,6 +17,21 @@ pub(crate) fn pending(name: &str) -> NewPendingUser {
     }
 }
 
+/// An agent created active (by the CLI), with no recovery codes.
+pub(crate) fn active(name: &str) -> NewActiveUser {
+    NewActiveUser {
+        id: uuid::Uuid::new_v4().to_string(),
+        username: name.to_owned(),
+        role: Role::Agent,
+        password_hash: "$argon2id$x".into(),
+        totp_sealed: vec![9],
+        recovery_code_hashes: vec![],
+        created_at: 1_000,
+        created_by: "cli".into(),
+        confirmed_by: None,
+    }
+}
+
 async fn setup_activates_once_and_usernames_are_unique(f: Fixture) {
     let s = &f.store;
     let u = s
@@ -674,15 +689,8 @@ async fn a_compliance_account_is_confirmed_once_and_loses_it_with_a_new_role_or_
     let officer = s
         .create_active_user(
             NewActiveUser {
-                id: uuid::Uuid::new_v4().to_string(),
-                username: "olga3".into(),
                 role: Role::Compliance,
-                password_hash: "$argon2id$x".into(),
-                totp_sealed: vec![9],
-                recovery_code_hashes: vec![],
-                created_at: 1_000,
-                created_by: "cli".into(),
-                confirmed_by: None,
+                ..active("olga3")
             },
             a("user.create"),
         )
@@ -716,15 +724,9 @@ async fn a_compliance_account_is_confirmed_once_and_loses_it_with_a_new_role_or_
     let ready = s
         .create_active_user(
             NewActiveUser {
-                id: uuid::Uuid::new_v4().to_string(),
-                username: "olga4".into(),
                 role: Role::Compliance,
-                password_hash: "$argon2id$x".into(),
-                totp_sealed: vec![9],
-                recovery_code_hashes: vec![],
-                created_at: 1_000,
-                created_by: "cli".into(),
                 confirmed_by: Some("cli".into()),
+                ..active("olga4")
             },
             a("user.create"),
         )

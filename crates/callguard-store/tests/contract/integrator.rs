@@ -233,20 +233,6 @@ async fn a_caller_that_needs_its_index_gets_the_index_of_its_last_entry(f: Fixtu
 }
 both_backends!(a_caller_that_needs_its_index_gets_the_index_of_its_last_entry);
 
-fn active(name: &str) -> NewActiveUser {
-    NewActiveUser {
-        id: uuid::Uuid::new_v4().to_string(),
-        username: name.to_owned(),
-        role: Role::Agent,
-        password_hash: "$argon2id$x".into(),
-        totp_sealed: vec![9],
-        recovery_code_hashes: vec![],
-        created_at: 1_000,
-        created_by: "cli".into(),
-        confirmed_by: None,
-    }
-}
-
 /// On PostgreSQL a change's entries are written either by the change's own statement (a
 /// data-modifying `WITH`: `create_pending_user`, `delete_session`) or by a statement sent with
 /// its `COMMIT` (`create_active_user`, which writes several tables). When the entries cannot
@@ -265,13 +251,13 @@ async fn a_change_whose_entries_cannot_be_written_is_not_committed() {
          FOR EACH ROW EXECUTE FUNCTION refuse_entries();",
     );
     let holder = s
-        .create_active_user(active("holder"), a("user.create"))
+        .create_active_user(crate::identity::active("holder"), a("user.create"))
         .await
         .map(|u| u.id);
     assert!(holder.is_err(), "the entry is refused, so is the change");
     crate::vault::raw(&f, "DROP TRIGGER refuse_entries ON audit_pending;");
     let holder = s
-        .create_active_user(active("holder"), a("user.create"))
+        .create_active_user(crate::identity::active("holder"), a("user.create"))
         .await
         .unwrap()
         .id;
@@ -296,7 +282,10 @@ async fn a_change_whose_entries_cannot_be_written_is_not_committed() {
             "a change without its entry is not committed"
         );
         assert!(s
-            .create_active_user(active(&format!("refused-active-{i}")), a("user.create"))
+            .create_active_user(
+                crate::identity::active(&format!("refused-active-{i}")),
+                a("user.create")
+            )
             .await
             .is_err());
         assert!(s
@@ -327,9 +316,12 @@ async fn a_change_whose_entries_cannot_be_written_is_not_committed() {
             .await
             .unwrap();
         assert!(s.user_by_username(&name).await.unwrap().is_some());
-        s.create_active_user(active(&format!("kept-active-{i}")), a("user.create"))
-            .await
-            .unwrap();
+        s.create_active_user(
+            crate::identity::active(&format!("kept-active-{i}")),
+            a("user.create"),
+        )
+        .await
+        .unwrap();
     }
     s.append(vec![a("test.alone")]).await.unwrap();
     assert!(s
