@@ -111,10 +111,9 @@ impl AlertStore for PostgresStore {
         self.guarded(move |tx| {
             Box::pin(async move {
                 let n = tx
-                    .execute(&statement, &[&to, &by, &at, &comment, &id])
-                    .await
-                    .map_err(map_err)?;
-                Ok(Guarded::changed(n == 1, audit))
+                    .execute_recorded(&statement, &[&to, &by, &at, &comment, &id], &[audit])
+                    .await?;
+                Ok(Guarded::changed_recorded(n == 1))
             })
         })
         .await

@@ -150,13 +150,13 @@ impl DncListStore for PostgresStore {
         self.guarded(move |tx| {
             Box::pin(async move {
                 let n = tx
-                    .execute(
+                    .execute_recorded(
                         "UPDATE consent_ledger SET revoked_at = $1, revoked_by = $2 WHERE id = $3 AND revoked_at IS NULL",
                         &[&at, &by, &id],
+                        &[audit],
                     )
-                    .await
-                    .map_err(map_err)?;
-                Ok(Guarded::changed(n == 1, audit))
+                    .await?;
+                Ok(Guarded::changed_recorded(n == 1))
             })
         })
         .await

@@ -37,13 +37,13 @@ impl RecordingStore for PostgresStore {
     async fn start_recording(&self, r: &RecordingRow, audit: AuditRecord) -> StoreResult<()> {
         self.guarded(move |tx| {
             Box::pin(async move {
-                tx.execute(
+                tx.execute_recorded(
                     &format!("INSERT INTO recordings ({RECORDING_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"),
                     &[&r.id, &r.interaction_id, &r.customer_id, &r.file_name, &r.key_share, &r.started_at, &r.ended_at, &r.queue],
+                    &[audit],
                 )
-                .await
-                .map_err(map_err)?;
-                Ok(Guarded::keep((), audit))
+                .await?;
+                Ok(Guarded::recorded(()))
             })
         })
         .await
@@ -53,17 +53,13 @@ impl RecordingStore for PostgresStore {
         self.guarded(move |tx| {
             Box::pin(async move {
                 let n = tx
-                    .execute(
+                    .execute_recorded(
                         "UPDATE recordings SET ended_at = $2 WHERE id = $1 AND ended_at IS NULL",
                         &[&id, &at],
+                        &[audit],
                     )
-                    .await
-                    .map_err(map_err)?;
-                Ok(if n == 0 {
-                    Guarded::Undo(false)
-                } else {
-                    Guarded::keep(true, audit)
-                })
+                    .await?;
+                Ok(Guarded::changed_recorded(n != 0))
             })
         })
         .await
