@@ -113,13 +113,17 @@ async fn insert_codes(tx: &Transaction<'_>, user_id: &str, hashes: &[String]) ->
     Ok(())
 }
 
-/// Rows `tx.execute` touched, as a store result.
+/// Rows a statement touched in `tx`, as a store result.
 async fn execute(
     tx: &Transaction<'_>,
-    statement: &str,
+    statement: &'static str,
     params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
 ) -> StoreResult<u64> {
-    tx.execute(statement, params).await.map_err(map_err)
+    // One of the store's constant statements (hence `'static`: the connection's cache of
+    // prepared statements stays bounded), prepared once per connection: no parse round trip
+    // after the first run.
+    let st = tx.prepare_cached(statement).await.map_err(map_err)?;
+    tx.execute(&st, params).await.map_err(map_err)
 }
 
 /// Takes one attempt against account `id` inside `tx` (see [`UserStore::admit_attempt`]). A
