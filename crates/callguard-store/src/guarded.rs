@@ -1,8 +1,9 @@
 //! The shape every audited write shares on both backends. A write is a closure run by its
 //! backend's guarded-write helper (`SqliteStore::guarded`, `PostgresStore::guarded`) inside one
 //! transaction; the closure answers with a [`Guarded`]: keep the change together with the audit
-//! records that describe it, or undo it and log nothing. The helper appends the records in the
-//! same transaction and only then commits, so no change is committed without its entries.
+//! records that describe it, keep a change whose own statement wrote them (PostgreSQL), or undo
+//! it and log nothing. The helper appends the records in the same transaction and only then
+//! commits, so no change is committed without its entries.
 
 use callguard_core::audit::AuditRecord;
 
@@ -10,6 +11,11 @@ use callguard_core::audit::AuditRecord;
 pub(crate) enum Guarded<R> {
     /// Commit the change with these audit records (appended in the same transaction); answer `R`.
     Keep(R, Vec<AuditRecord>),
+    /// Commit the change, one of whose statements wrote its audit records itself (PostgreSQL's
+    /// `Tx::query_one_recorded` / `execute_recorded`); answer `R`. The backend checks that one
+    /// did: a change that says so without having done it is rolled back with an error, never
+    /// committed without its entries.
+    Recorded(R),
     /// Roll the change back, append nothing; answer `R` (e.g. `false`).
     Undo(R),
 }
@@ -21,9 +27,9 @@ impl<R> Guarded<R> {
     }
 
     /// Keep the change, whose audit records one of its own statements wrote down in the
-    /// transaction (PostgreSQL's `Tx::query_one_recorded`): nothing more to append.
+    /// transaction (see [`Self::Recorded`]).
     pub(crate) fn recorded(value: R) -> Self {
-        Self::Keep(value, Vec::new())
+        Self::Recorded(value)
     }
 }
 
@@ -47,4 +53,10 @@ impl Guarded<bool> {
             Self::Undo(false)
         }
     }
+}
+
+/// The error of a change that said its statements wrote its audit entries when none did: a
+/// defect of the store, refused (the change rolled back) rather than committed without entries.
+pub(crate) fn unrecorded() -> crate::StoreError {
+    crate::StoreError::Backend("a change said its entries were written, and none were".into())
 }

@@ -367,6 +367,7 @@ impl UserStore for PostgresStore {
                 });
                 Ok(match keep {
                     Guarded::Keep(..) => Guarded::Keep(found, Vec::new()),
+                    Guarded::Recorded(()) => Guarded::Recorded(found),
                     Guarded::Undo(()) => Guarded::Undo(found),
                 })
             })

@@ -271,6 +271,15 @@ impl PostgresStore {
                 }
                 Ok(value)
             }
+            Guarded::Recorded(value) => {
+                if !recorded.load(std::sync::atomic::Ordering::Acquire) {
+                    // Dropping the transaction rolls the change back.
+                    return Err(crate::guarded::unrecorded());
+                }
+                tx.commit().await.map_err(map_err)?;
+                self.appended.notify_one();
+                Ok(value)
+            }
         }
     }
 }
@@ -289,5 +298,94 @@ impl Health for PostgresStore {
 
     fn backend_name(&self) -> &'static str {
         "postgres"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh database on the test server (as the contract tests make them), its store, and
+    /// the command that drops it.
+    async fn fresh() -> (PostgresStore, String, String) {
+        let admin = std::env::var("CALLGUARD_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        let db = format!("callguard_guarded_{}", uuid::Uuid::new_v4().simple());
+        let psql = |sql: String| {
+            let out = std::process::Command::new("psql")
+                .args([admin.as_str(), "-qc", &sql])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        psql(format!("CREATE DATABASE {db}"));
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        let store = PostgresStore::connect(&format!("{base}/{db}"))
+            .await
+            .unwrap();
+        (store, admin.clone(), db)
+    }
+
+    async fn probes(s: &PostgresStore) -> i64 {
+        let c = s.client().await.unwrap();
+        c.query_one("SELECT count(*) FROM probe", &[])
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    #[tokio::test]
+    async fn a_change_that_says_it_wrote_its_own_entries_must_have_written_them() {
+        let (s, admin, db) = fresh().await;
+        s.client()
+            .await
+            .unwrap()
+            .batch_execute("CREATE TABLE probe (x INTEGER)")
+            .await
+            .unwrap();
+        // Said, not done: refused and rolled back, never committed without its entry.
+        let claimed = s
+            .guarded(|tx| {
+                Box::pin(async move {
+                    tx.execute("INSERT INTO probe VALUES (1)", &[])
+                        .await
+                        .map_err(map_err)?;
+                    Ok(Guarded::recorded(()))
+                })
+            })
+            .await;
+        assert!(matches!(claimed, Err(StoreError::Backend(_))));
+        assert_eq!(probes(&s).await, 0);
+        // Done: the entry rides in the statement, and both are committed.
+        s.guarded(|tx| {
+            Box::pin(async move {
+                tx.execute_recorded(
+                    "INSERT INTO probe VALUES (1)",
+                    &[],
+                    &[AuditRecord::new("test.probe", "system")],
+                )
+                .await?;
+                Ok(Guarded::recorded(()))
+            })
+        })
+        .await
+        .unwrap();
+        assert_eq!(probes(&s).await, 1);
+        s.integrate().await.unwrap();
+        assert_eq!(s.audit_head().await.unwrap().size, 1);
+        drop(s);
+        let out = std::process::Command::new("psql")
+            .args([
+                admin.as_str(),
+                "-qc",
+                &format!("DROP DATABASE {db} WITH (FORCE)"),
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
     }
 }

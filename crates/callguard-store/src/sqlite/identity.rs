@@ -356,6 +356,7 @@ impl UserStore for SqliteStore {
                 let found = Some((ch, user, creds, admission));
                 Ok(match keep {
                     Guarded::Keep(..) => Guarded::Keep(found, Vec::new()),
+                    Guarded::Recorded(()) => Guarded::Recorded(found),
                     Guarded::Undo(()) => Guarded::Undo(found),
                 })
             })

@@ -314,6 +314,8 @@ impl SqliteStore {
                     tx.commit()?;
                     Ok(value)
                 }
+                // SQLite writes entries only as above: nothing here writes them itself.
+                Guarded::Recorded(_) => Err(user_error(crate::guarded::unrecorded())),
             }
         })
         .await
@@ -426,5 +428,54 @@ impl Health for SqliteStore {
 
     fn backend_name(&self) -> &'static str {
         "sqlite"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether the throw-away table `probe` exists.
+    async fn probe_exists(s: &SqliteStore) -> bool {
+        s.read(|c| {
+            c.query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'probe'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+        })
+        .await
+        .unwrap()
+            == 1
+    }
+
+    #[tokio::test]
+    async fn a_change_that_says_it_wrote_its_own_entries_is_rolled_back_on_sqlite() {
+        let dir = std::env::temp_dir().join(format!(
+            "callguard-guarded-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let s = SqliteStore::open(&dir.join("callguard.db")).await.unwrap();
+        // Nothing on SQLite writes entries itself: a change that says so is a defect, refused.
+        let claimed = s
+            .guarded(|c| {
+                c.execute_batch("CREATE TABLE probe (x INTEGER); INSERT INTO probe VALUES (1);")?;
+                Ok(Guarded::Recorded(()))
+            })
+            .await;
+        assert!(matches!(claimed, Err(StoreError::Backend(_))));
+        assert!(!probe_exists(&s).await, "rolled back");
+        // The same change kept with its entry is committed with it.
+        s.guarded(|c| {
+            c.execute_batch("CREATE TABLE probe (x INTEGER); INSERT INTO probe VALUES (1);")?;
+            Ok(Guarded::keep((), AuditRecord::new("test.probe", "system")))
+        })
+        .await
+        .unwrap();
+        assert!(probe_exists(&s).await);
+        assert_eq!(s.audit_head().await.unwrap().size, 1);
+        drop(s);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
