@@ -61,6 +61,8 @@ usage: callguard-bench-audit [options]
   --only LIST           phases to run, comma-separated: throughput,latency,proofs (default all)
   --dir DIR             where the temporary SQLite databases go (default: the system temp dir)
   --keep                keep the temporary databases (SQLite files and PostgreSQL databases)
+  --without-integrator  diagnosis: run PostgreSQL's audited-write phase with no integrator (the
+                        entries stay pending), to show what the integrator costs of its rate
 ";
 
 /// The actor of the user-creation entries (an admin's id).
@@ -91,6 +93,7 @@ struct Options {
     proofs_phase: bool,
     dir: PathBuf,
     keep: bool,
+    without_integrator: bool,
 }
 
 fn parse_args() -> Res<Option<Options>> {
@@ -117,6 +120,7 @@ fn parse_args() -> Res<Option<Options>> {
         proofs_phase: true,
         dir: std::env::temp_dir(),
         keep: false,
+        without_integrator: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -160,6 +164,7 @@ fn parse_args() -> Res<Option<Options>> {
             }
             "--dir" => o.dir = PathBuf::from(value()?),
             "--keep" => o.keep = true,
+            "--without-integrator" => o.without_integrator = true,
             other => return Err(format!("unknown option {other:?} (see --help)").into()),
         }
     }
@@ -555,8 +560,13 @@ async fn throughput_pg(opts: &Options, scratch: &mut Scratch) -> Res<Throughput>
     .await?;
     let store: Arc<dyn Store> =
         Arc::new(PostgresStore::connect(&scratch.pg_db("audited").await?).await?);
-    // The integrator runs beside the load, as on a node, so its work counts against the rate.
-    store.start_integrator("bench");
+    // The integrator runs beside the load, as on a node, so its work counts against the rate
+    // (unless left out on purpose, to measure that share).
+    if opts.without_integrator {
+        println!("  (without the integrator: --without-integrator; the entries stay pending)");
+    } else {
+        store.start_integrator("bench");
+    }
     let s = store.clone();
     let with = load(opts, None, move |i| {
         let s = s.clone();
@@ -1323,10 +1333,15 @@ async fn run(opts: &Options, scratch: &mut Scratch, summary: &mut Summary) -> Re
             summary.add(
                 "PostgreSQL: durable audited actions/s",
                 format!(
-                    "{} /s (without the entry {} /s, ratio {:.2})",
+                    "{} /s (without the entry {} /s, ratio {:.2}){}",
                     n(rate(t.with.ops, t.with.secs)),
                     n(rate(t.without.ops, t.without.secs)),
-                    t.ratio()
+                    t.ratio(),
+                    if opts.without_integrator {
+                        ", integrator NOT running"
+                    } else {
+                        ""
+                    }
                 ),
                 "(no goal)",
                 None,
